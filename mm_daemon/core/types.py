@@ -1,0 +1,247 @@
+"""Domain types shared by every layer: instruments, sides, orders, and market/execution events.
+
+Prices are integer ticks and sizes integer lots; the adapters convert at the edge with the
+instrument's tick and lot. Every event carries the exchange's timestamp and ours, in ns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+__all__ = [
+    "BookDelta",
+    "BookLevels",
+    "BookSnapshot",
+    "CancelRequest",
+    "Event",
+    "ExecutionEvent",
+    "Fill",
+    "Instrument",
+    "InstrumentKind",
+    "Liquidity",
+    "MarketEvent",
+    "MarketStatus",
+    "OrderRequest",
+    "OrderStatus",
+    "OrderType",
+    "OrderUpdate",
+    "Side",
+    "Trade",
+]
+
+
+class Side(IntEnum):
+    """Order or aggressor side; the value is the sign of the position change."""
+
+    BUY = 1
+    SELL = -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class InstrumentKind(StrEnum):
+    SPOT = "spot"
+    PERPETUAL = "perpetual"
+
+
+class Liquidity(StrEnum):
+    MAKER = "maker"
+    TAKER = "taker"
+
+
+class OrderType(StrEnum):
+    LIMIT = "limit"
+    LIMIT_MAKER = "limit_maker"  # post-only: rejected if it would cross
+    IOC = "ioc"
+    MARKET = "market"
+
+
+class OrderStatus(StrEnum):
+    PENDING_NEW = "pending_new"
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    PENDING_CANCEL = "pending_cancel"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL_STATUSES
+
+
+_TERMINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """A tradable market on one venue, with the filters an order must pass."""
+
+    venue: str
+    symbol: str  # unified ccxt symbol, e.g. "BTC/USDT" or "BTC/USDT:USDT"
+    exchange_symbol: str  # the venue's own id, e.g. "BTCUSDT"
+    kind: InstrumentKind
+    base: str
+    quote: str
+    tick_size: float
+    lot_size: float
+    min_notional_quote: float = 0.0
+    min_size_lots: int = 1
+    contract_size_base: float = 1.0  # base units per contract (1 for spot and Binance linear)
+    maker_fee_rate: float = 0.001  # fraction of notional; negative means a rebate
+    taker_fee_rate: float = 0.001
+
+    def price_to_ticks(self, price: float) -> int:
+        return round(price / self.tick_size)
+
+    def ticks_to_price(self, ticks: int) -> float:
+        # Round to the tick's decimals so 65000.01 prints as such, not 65000.010000000002.
+        return round(ticks * self.tick_size, self.price_decimals)
+
+    def size_to_lots(self, size: float) -> int:
+        return round(size / self.lot_size)
+
+    def lots_to_size(self, lots: int) -> float:
+        return round(lots * self.lot_size, self.size_decimals)
+
+    def lots_to_base(self, lots: int) -> float:
+        """Base-currency amount of `lots` (contracts times contract size for derivatives)."""
+        return lots * self.lot_size * self.contract_size_base
+
+    def notional_quote(self, price_ticks: int, size_lots: int) -> float:
+        return self.ticks_to_price(price_ticks) * self.lots_to_base(size_lots)
+
+    @property
+    def price_decimals(self) -> int:
+        return _decimals(self.tick_size)
+
+    @property
+    def size_decimals(self) -> int:
+        return _decimals(self.lot_size)
+
+
+def _decimals(step: float) -> int:
+    if step >= 1:
+        return 0
+    return max(0, math.ceil(-math.log10(step) - 1e-9))
+
+
+BookLevels = tuple[tuple[int, int], ...]
+"""(price_ticks, size_lots) pairs; bids best first (descending), asks best first (ascending)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    venue: str
+    symbol: str
+    ts_exchange_ns: int
+    ts_local_ns: int
+    update_id: int
+    bids: BookLevels
+    asks: BookLevels
+
+
+@dataclass(frozen=True, slots=True)
+class BookDelta:
+    """Absolute sizes per level: 0 deletes the level.
+
+    first_update_id/last_update_id are Binance's U/u; prev_update_id is USD-M's `pu`
+    (-1 where the venue sends none).
+    """
+
+    venue: str
+    symbol: str
+    ts_exchange_ns: int
+    ts_local_ns: int
+    first_update_id: int
+    last_update_id: int
+    prev_update_id: int
+    bids: BookLevels
+    asks: BookLevels
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    venue: str
+    symbol: str
+    ts_exchange_ns: int
+    ts_local_ns: int
+    trade_id: int
+    price_ticks: int
+    size_lots: int
+    aggressor: Side
+
+
+@dataclass(frozen=True, slots=True)
+class MarketStatus:
+    """Raised by the runtime when a market goes stale or recovers, or its book resyncs."""
+
+    venue: str
+    symbol: str
+    ts_local_ns: int
+    stale: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    venue: str
+    symbol: str
+    client_order_id: str
+    side: Side
+    price_ticks: int
+    size_lots: int
+    order_type: OrderType = OrderType.LIMIT_MAKER
+    reduce_only: bool = False
+    ts_decided_ns: int = 0  # when the core decided it (tick-to-quote starts at the event)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    venue: str
+    symbol: str
+    client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    venue: str
+    symbol: str
+    ts_exchange_ns: int
+    ts_local_ns: int
+    client_order_id: str
+    exchange_order_id: str
+    status: OrderStatus
+    side: Side
+    price_ticks: int
+    size_lots: int
+    filled_lots: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    venue: str
+    symbol: str
+    ts_exchange_ns: int
+    ts_local_ns: int
+    client_order_id: str
+    exchange_order_id: str
+    trade_id: str
+    side: Side
+    price_ticks: int
+    size_lots: int
+    fee_quote: float  # positive is a cost, negative a rebate, in the quote currency
+    liquidity: Liquidity
+
+
+MarketEvent = BookSnapshot | BookDelta | Trade | MarketStatus
+ExecutionEvent = OrderUpdate | Fill
+Event = MarketEvent | ExecutionEvent
