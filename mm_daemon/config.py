@@ -92,13 +92,11 @@ class VenueConfig(_Model):
     )
     api_key: SecretStr | None = Field(
         default=None,
-        description="API key. Only from the environment (MMD_VENUES__<ROLE>__API_KEY) or api_key_file.",
+        description="API key: only from MMD_VENUES__<ROLE>__API_KEY or api_key_file.",
     )
     api_secret: SecretStr | None = Field(
         default=None,
-        description=(
-            "API secret. Only from the environment (MMD_VENUES__<ROLE>__API_SECRET) or api_secret_file."
-        ),
+        description=("API secret: only from MMD_VENUES__<ROLE>__API_SECRET or api_secret_file."),
     )
     api_key_file: Path | None = Field(
         default=None, description="File holding the API key (container secrets)."
@@ -175,7 +173,7 @@ class MarketDataConfig(_Model):
     )
     fair_value: FairValueModel = Field(
         default=FairValueModel.MICROPRICE,
-        description="mid, microprice (size-weighted touch) or cross_venue (hedge mid + EWMA basis).",
+        description="mid, microprice (size-weighted touch), cross_venue (hedge mid + EWMA basis).",
     )
     basis_halflife_seconds: PositiveFloat = Field(
         default=60.0, description="Half-life of the EWMA of the cross-venue basis."
@@ -406,7 +404,7 @@ class SimConfig(_Model):
     start_price_quote: PositiveFloat = Field(default=60_000.0, description="Initial fair price.")
     replay_data_dir: Path | None = Field(
         default=None,
-        description="Folder of recorded Binance captures (default: $MMD_DATA_DIR or shared/data/binance).",
+        description="Folder of recorded Binance captures (default: $MMD_DATA_DIR).",
     )
     replay_speed: NonNegativeFloat = Field(
         default=1.0, description="Replay pace: 1 recorded, 10 ten times faster, 0 as fast as read."
