@@ -1,0 +1,212 @@
+"""Every Prometheus metric the daemon exports, in one registry, and the /metrics server.
+
+Names follow Prometheus conventions: prefix `mm_`, base units, `_total` for counters, few labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    start_http_server,
+)
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from mm_daemon import __version__
+
+if TYPE_CHECKING:
+    from threading import Thread
+    from wsgiref.simple_server import WSGIServer
+
+__all__ = ["LATENCY_BUCKETS_SECONDS", "Metrics", "MetricsServer"]
+
+# From 10 us to 5 s: tick-to-quote lives in the tens of microseconds, network in milliseconds.
+LATENCY_BUCKETS_SECONDS = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+MARKOUT_BUCKETS_BPS = (-50.0, -20.0, -10.0, -5.0, -2.0, -1.0, 0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
+SLIPPAGE_BUCKETS_BPS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
+
+_MV = ("venue",)
+_MVS = ("venue", "symbol")
+
+
+def _new_registry() -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+@dataclass
+class Metrics:
+    """The daemon's metrics. One instance per daemon; tests build their own."""
+
+    registry: CollectorRegistry = field(default_factory=_new_registry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.build_info = Info("mm_build", "Build of the running daemon.", registry=r)
+        self.build_info.info({"version": __version__})
+        self.up = Gauge(
+            "mm_daemon_running", "1 while the daemon runs its trading loop.", registry=r
+        )
+        self.quoting_paused = Gauge(
+            "mm_quoting_paused", "1 while quoting is paused by risk or stale data.", registry=r
+        )
+        self.risk_state = Gauge(
+            "mm_risk_state",
+            "Risk state: 0 ACTIVE, 1 REDUCING, 2 HALTED.",
+            registry=r,
+        )
+        # Market data
+        self.book_best_bid = Gauge(
+            "mm_book_best_bid", "Best bid of the local book, quote units.", _MVS, registry=r
+        )
+        self.book_best_ask = Gauge(
+            "mm_book_best_ask", "Best ask of the local book, quote units.", _MVS, registry=r
+        )
+        self.fair_value = Gauge("mm_fair_value", "Fair value, quote units.", _MVS, registry=r)
+        self.volatility = Gauge(
+            "mm_volatility",
+            "EWMA volatility of fair-value returns, fraction per sqrt(second).",
+            _MVS,
+            registry=r,
+        )
+        self.book_updates = Counter(
+            "mm_book_updates", "Book snapshots and deltas applied.", _MVS, registry=r
+        )
+        self.book_resyncs = Counter(
+            "mm_book_resyncs", "Local book resyncs (gap, crossed book).", _MVS, registry=r
+        )
+        self.ws_reconnects = Counter(
+            "mm_ws_reconnects", "Websocket stream reconnects.", _MVS, registry=r
+        )
+        self.market_stale = Gauge(
+            "mm_market_stale", "1 while the market's data is stale.", _MVS, registry=r
+        )
+        self.md_latency = Histogram(
+            "mm_md_latency_seconds",
+            "Local receipt time minus exchange time of market data events.",
+            _MVS,
+            buckets=LATENCY_BUCKETS_SECONDS,
+            registry=r,
+        )
+        self.malformed_frames = Counter(
+            "mm_malformed_frames", "Frames that could not be parsed.", _MV, registry=r
+        )
+        self.trades = Counter("mm_trades", "Public trades seen.", _MVS, registry=r)
+        # Quoting and orders
+        self.quote_price = Gauge(
+            "mm_quote_price", "Desired quote price, quote units.", ("side", "level"), registry=r
+        )
+        self.quoted_spread_bps = Gauge(
+            "mm_quoted_spread_bps", "Spread between our best bid and ask quotes.", registry=r
+        )
+        self.orders = Counter("mm_orders", "Order actions sent.", ("venue", "action"), registry=r)
+        self.order_rejects = Counter(
+            "mm_order_rejects", "Orders rejected.", ("venue", "reason"), registry=r
+        )
+        self.fills = Counter(
+            "mm_fills", "Fills received.", ("venue", "side", "liquidity"), registry=r
+        )
+        self.fill_volume_base = Counter(
+            "mm_fill_volume_base", "Filled size in base units.", ("venue", "side"), registry=r
+        )
+        self.open_orders = Gauge(
+            "mm_open_orders", "Live orders on the venue.", ("venue", "side"), registry=r
+        )
+        self.tick_to_quote = Histogram(
+            "mm_tick_to_quote_seconds",
+            "Market event receipt to order request sent.",
+            buckets=LATENCY_BUCKETS_SECONDS,
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "mm_rate_limited", "Order actions delayed by the rate limiter.", _MV, registry=r
+        )
+        # Inventory, P&L, hedging
+        self.inventory_base = Gauge(
+            "mm_inventory_base", "Position in base units per venue.", _MV, registry=r
+        )
+        self.net_exposure_base = Gauge(
+            "mm_net_exposure_base", "Net exposure across venues, base units.", registry=r
+        )
+        self.inventory_limit_base = Gauge(
+            "mm_inventory_limit_base", "Configured |net exposure| limit, base units.", registry=r
+        )
+        self.pnl_quote = Gauge(
+            "mm_pnl_quote", "P&L by component, quote units.", ("component",), registry=r
+        )
+        self.markout_bps = Histogram(
+            "mm_markout_bps",
+            "Fair value move after maker fills, signed: positive is good for us.",
+            ("horizon",),
+            buckets=MARKOUT_BUCKETS_BPS,
+            registry=r,
+        )
+        self.hedge_orders = Counter("mm_hedge_orders", "Hedge orders sent.", ("venue",), registry=r)
+        self.hedge_slippage_bps = Histogram(
+            "mm_hedge_slippage_bps",
+            "Hedge fill price against the hedge fair value at decision, bps.",
+            buckets=SLIPPAGE_BUCKETS_BPS,
+            registry=r,
+        )
+        self.unhedged_exposure_seconds = Counter(
+            "mm_unhedged_exposure_seconds",
+            "Time spent with |net exposure| above the hedge threshold.",
+            registry=r,
+        )
+
+
+class MetricsServer:
+    """Serves a registry on /metrics from a background thread (prometheus-client's server)."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        self._registry = registry
+        self._host = host
+        self._port = port
+        self._server: WSGIServer | None = None
+        self._thread: Thread | None = None
+
+    def start(self) -> str:
+        """Start serving; return the URL of /metrics (the real port when 0 was asked)."""
+        self._server, self._thread = start_http_server(
+            self._port, addr=self._host, registry=self._registry
+        )
+        port = self._server.server_port
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{port}/metrics"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
