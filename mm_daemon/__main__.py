@@ -1,0 +1,5 @@
+"""`python -m mm_daemon` is the `mm-daemon` command."""
+
+from mm_daemon.cli import main
+
+main()

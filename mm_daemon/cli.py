@@ -1,0 +1,119 @@
+"""Command line: run | sim | check-config | schema | --version.
+
+Errors a user can cause (config, keys, symbols) end in one clear line per problem on stderr and
+exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mm_daemon import __version__
+from mm_daemon.config import Config, ConfigError, config_summary, load_config
+
+__all__ = ["app", "main"]
+
+EXIT_USAGE = 2
+
+app = typer.Typer(
+    name="mm-daemon",
+    help="Market-maker daemon: quotes, hedges and reports, on paper or live.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option("--config", "-c", help="The YAML config file.", dir_okay=False),
+]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"mm-daemon {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            callback=_version_callback,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Market-maker daemon."""
+
+
+def _fail(problems: list[str]) -> typer.Exit:
+    for problem in problems:
+        typer.echo(problem, err=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise _fail(exc.problems) from None
+
+
+@app.command("check-config")
+def check_config(
+    path: Annotated[Path, typer.Argument(help="The YAML config file.", dir_okay=False)],
+) -> None:
+    """Validate a config file: one summary line, or one line per problem and exit 2."""
+    config = _load(path)
+    typer.echo(config_summary(config))
+
+
+@app.command()
+def schema() -> None:
+    """Print the config's JSON Schema (shipped as config/schema.json)."""
+    typer.echo(json.dumps(config_json_schema(), indent=2))
+
+
+def config_json_schema() -> dict[str, object]:
+    document = Config.model_json_schema(mode="validation")
+    document["title"] = "mm-daemon config"
+    # Editors accept a `$schema` key at the top of the YAML; allow it.
+    properties = document.setdefault("properties", {})
+    assert isinstance(properties, dict)  # noqa: S101  pydantic always emits a mapping here
+    properties["$schema"] = {"type": "string", "description": "Path or URL of this schema."}
+    return document
+
+
+@app.command()
+def run(
+    config_path: ConfigOption,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", help="Stop by itself after this many seconds.", min=0),
+    ] = None,
+) -> None:
+    """Run the daemon until SIGINT or SIGTERM (or --duration), then cancel orders and exit."""
+    config = _load(config_path)
+    from mm_daemon.engine.daemon import run_daemon  # noqa: PLC0415  heavy imports only for `run`
+
+    try:
+        code = run_daemon(config, duration_seconds=duration)
+    except ConfigError as exc:
+        raise _fail(exc.problems) from None
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
