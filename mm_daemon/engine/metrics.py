@@ -159,6 +159,11 @@ class Metrics:
         self.inventory_limit_base = Gauge(
             "mm_inventory_limit_base", "Configured |net exposure| limit, base units.", registry=r
         )
+        self.max_drawdown_quote = Gauge(
+            "mm_max_drawdown_quote",
+            "Configured P&L drawdown from peak that halts quoting, quote units.",
+            registry=r,
+        )
         self.pnl_quote = Gauge(
             "mm_pnl_quote", "P&L by component, quote units.", ("component",), registry=r
         )
