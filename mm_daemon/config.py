@@ -341,6 +341,9 @@ class RiskConfig(_Model):
     halt_on_drawdown: bool = Field(
         default=True, description="Cancel everything and stop quoting past max_drawdown_quote."
     )
+    price_band_bps: PositiveFloat = Field(
+        default=200.0, description="Refuse an order priced further than this from fair value."
+    )
 
 
 class FillModel(StrEnum):

@@ -1,0 +1,402 @@
+"""Quote models: the prices and sizes we want resting on the book, from fair value and inventory.
+
+Pure and deterministic: market inputs, net exposure and time come in as arguments.
+
+Units. Prices are (fractional) ticks of the quoted instrument; time is seconds; sizes are lots.
+- `sigma_ticks`: volatility of fair value in ticks per sqrt(second) (`MarketInputs.from_relative`
+  converts a relative volatility, a fraction per sqrt(second), into it);
+- `intensity_a`: trade arrivals per second at zero distance from fair value, `intensity_k`: decay
+  per tick of distance (arrival rate `A * exp(-k * delta)`, delta in ticks);
+- inventory `q`: `linear_skew` reads net exposure in base units (its skew is bps per base unit);
+  `avellaneda_stoikov` and `glft` count it in lots, as the papers count shares, so `gamma` and
+  `xi` are per tick (the `gamma / k` of both papers is then dimensionless).
+
+Models (each returns a reservation price `r` and a half spread `h`; bid = r - h, ask = r + h):
+- `fixed`: r = fair, h = spread_bps / 2 of fair.
+- `linear_skew`: r = fair - skew_bps_per_base * q_base (in bps of fair), h as fixed; optional size
+  skew: bid sizes times (1 - x), ask sizes times (1 + x), x = clip((q - target) / limit, -1, 1).
+- `avellaneda_stoikov` (Avellaneda & Stoikov 2008, with a rolling horizon tau = T - t):
+  r = s - q * gamma * sigma^2 * tau;
+  total spread = gamma * sigma^2 * tau + (2 / gamma) ln(1 + gamma / k).
+- `glft` (Gueant, Lehalle & Fernandez-Tapia 2013; Gueant 2017 asymptotic quotes with order size D):
+  c1 = ln(1 + xi D / k) / (xi D), c2 = sqrt(gamma / (2 A D k) * (1 + xi D / k)^(k / (xi D) + 1)),
+  h = c1 + D / 2 * sigma * c2, r = fair - sigma * c2 * q.
+
+Then, for every model: optional alpha skew of fair value by order-flow imbalance, volatility
+widening, the spread clamped into [min spread, max spread] (the min not below the round-trip maker
+fee unless allowed), levels spaced outward, prices rounded outward (bids down, asks up) and kept
+off the opposite touch (post-only), sizes in lots at least the minimum size and notional, and the
+side that grows inventory dropped past the inventory limit, in REDUCING, or when the hedge venue
+is down with the reduce-only reaction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mm_daemon.core.risk import RiskState
+from mm_daemon.core.types import Side
+
+if TYPE_CHECKING:
+    from mm_daemon.config import HedgingConfig, InventoryConfig, QuotingConfig
+    from mm_daemon.core.types import Instrument
+
+__all__ = [
+    "HedgeDown",
+    "MarketInputs",
+    "Quote",
+    "QuoteParams",
+    "Quoter",
+    "Quotes",
+    "as_quotes",
+    "glft_quotes",
+]
+
+FIXED = "fixed"
+LINEAR_SKEW = "linear_skew"
+AVELLANEDA_STOIKOV = "avellaneda_stoikov"
+GLFT = "glft"
+_MODELS = frozenset({FIXED, LINEAR_SKEW, AVELLANEDA_STOIKOV, GLFT})
+
+# Reactions to a hedge venue that is down (the values of config.HedgeVenueDownReaction).
+HEDGE_DOWN_WIDEN = "widen"
+HEDGE_DOWN_REDUCE_ONLY = "reduce_only"
+HEDGE_DOWN_STOP = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class MarketInputs:
+    """What the quoter needs to know about the market at one instant."""
+
+    fair_ticks: float
+    best_bid_ticks: int | None
+    best_ask_ticks: int | None
+    sigma_ticks: float = 0.0  # ticks per sqrt(second)
+    intensity_a: float = 0.0  # arrivals per second
+    intensity_k: float = 0.0  # per tick
+    imbalance: float = 0.0  # order-flow imbalance in [-1, 1], positive: buyers dominate
+    stale: bool = False
+
+    @staticmethod
+    def from_relative(
+        fair_ticks: float,
+        best_bid_ticks: int | None,
+        best_ask_ticks: int | None,
+        *,
+        sigma_relative: float,
+        intensity_a: float = 0.0,
+        intensity_k: float = 0.0,
+        imbalance: float = 0.0,
+        stale: bool = False,
+    ) -> MarketInputs:
+        """Build inputs from a relative volatility (fraction of price per sqrt(second))."""
+        return MarketInputs(
+            fair_ticks,
+            best_bid_ticks,
+            best_ask_ticks,
+            sigma_relative * fair_ticks,
+            intensity_a,
+            intensity_k,
+            imbalance,
+            stale,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    side: Side
+    level: int  # 0 is nearest the touch
+    price_ticks: int
+    size_lots: int
+
+
+@dataclass(frozen=True, slots=True)
+class Quotes:
+    """The desired quotes at one instant; `reason` says why a side or all is empty."""
+
+    bids: tuple[Quote, ...]
+    asks: tuple[Quote, ...]
+    ts_ns: int
+    reason: str = ""
+    reservation_ticks: float = 0.0
+    half_spread_ticks: float = 0.0
+
+    @property
+    def empty(self) -> bool:
+        return not self.bids and not self.asks
+
+    def all(self) -> tuple[Quote, ...]:
+        return self.bids + self.asks
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeDown:
+    """The hedge venue is down: how the quoter reacts (`widen`, `reduce_only`, `stop`)."""
+
+    reaction: str
+    widen_bps: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteParams:
+    """Every quoting parameter, in plain values (see the module doc for units)."""
+
+    model: str
+    order_size_base: float
+    lot_base: float  # base units per lot
+    min_size_lots: int = 1
+    min_notional_quote: float = 0.0
+    tick_size: float = 1.0  # quote units per tick (for min notional)
+    levels: int = 1
+    level_spacing_bps: float = 0.0
+    level_size_multiplier: float = 1.0
+    spread_bps: float = 4.0
+    min_spread_bps: float = 0.0
+    max_spread_bps: float = 1000.0
+    round_trip_fee_bps: float = 0.0
+    allow_spread_below_fees: bool = False
+    skew_bps_per_base: float = 0.0
+    size_skew: bool = False
+    gamma: float = 0.1
+    horizon_seconds: float = 60.0
+    xi: float = 0.0  # 0: use gamma
+    volatility_widening: float = 0.0
+    pull_volatility_bps: float | None = None
+    alpha_skew_bps: float = 0.0
+    inventory_target_base: float = 0.0
+    inventory_limit_base: float = math.inf
+
+    def __post_init__(self) -> None:
+        if self.model not in _MODELS:
+            raise ValueError(f"unknown quote model {self.model!r}")
+
+    @classmethod
+    def from_config(
+        cls, quoting: QuotingConfig, inventory: InventoryConfig, instrument: Instrument
+    ) -> QuoteParams:
+        return cls(
+            model=str(quoting.model.value),
+            order_size_base=quoting.order_size_base,
+            lot_base=instrument.lot_size * instrument.contract_size_base,
+            min_size_lots=instrument.min_size_lots,
+            min_notional_quote=instrument.min_notional_quote,
+            tick_size=instrument.tick_size,
+            levels=quoting.levels,
+            level_spacing_bps=quoting.level_spacing_bps,
+            level_size_multiplier=quoting.level_size_multiplier,
+            spread_bps=quoting.spread_bps,
+            min_spread_bps=quoting.min_spread_bps,
+            max_spread_bps=quoting.max_spread_bps,
+            round_trip_fee_bps=2.0 * instrument.maker_fee_rate * 1e4,
+            allow_spread_below_fees=quoting.allow_spread_below_fees,
+            skew_bps_per_base=quoting.skew_bps_per_base,
+            size_skew=quoting.size_skew,
+            gamma=quoting.gamma,
+            horizon_seconds=quoting.horizon_seconds,
+            xi=quoting.xi,
+            volatility_widening=quoting.volatility_widening,
+            pull_volatility_bps=quoting.pull_volatility_bps,
+            alpha_skew_bps=quoting.alpha_skew_bps,
+            inventory_target_base=inventory.target_base,
+            inventory_limit_base=inventory.limit_base,
+        )
+
+
+def hedge_down_from_config(hedging: HedgingConfig) -> HedgeDown:
+    return HedgeDown(str(hedging.on_hedge_venue_down.value), hedging.down_widen_bps)
+
+
+# -- the models' formulas (exposed for tests and for anyone checking them by hand) ---------------
+
+
+def as_quotes(
+    fair_ticks: float, *, q_lots: float, gamma: float, sigma_ticks: float, tau_s: float, k: float
+) -> tuple[float, float]:
+    """Avellaneda-Stoikov: (reservation price, half spread) in ticks."""
+    var_tau = sigma_ticks * sigma_ticks * tau_s
+    reservation = fair_ticks - q_lots * gamma * var_tau
+    spread = gamma * var_tau + (2.0 / gamma) * math.log1p(gamma / k)
+    return reservation, spread / 2.0
+
+
+def glft_coefficients(
+    *, gamma: float, xi: float, a: float, k: float, d_lots: float
+) -> tuple[float, float]:
+    """Gueant-Lehalle-Fernandez-Tapia: (c1, c2) for order size `d_lots`."""
+    xd = xi * d_lots
+    c1 = math.log1p(xd / k) / xd
+    c2 = math.sqrt(gamma / (2.0 * a * d_lots * k) * (1.0 + xd / k) ** (k / xd + 1.0))
+    return c1, c2
+
+
+def glft_quotes(
+    fair_ticks: float,
+    *,
+    q_lots: float,
+    gamma: float,
+    xi: float,
+    sigma_ticks: float,
+    a: float,
+    k: float,
+    d_lots: float,
+) -> tuple[float, float]:
+    """GLFT asymptotic quotes: (reservation price, half spread) in ticks."""
+    c1, c2 = glft_coefficients(gamma=gamma, xi=xi, a=a, k=k, d_lots=d_lots)
+    half_spread = c1 + d_lots / 2.0 * sigma_ticks * c2
+    skew = sigma_ticks * c2
+    return fair_ticks - skew * q_lots, half_spread
+
+
+class Quoter:
+    """Turns market inputs and inventory into desired quotes; one per quoted instrument."""
+
+    __slots__ = ("_base_sizes_lots", "params")
+
+    def __init__(self, params: QuoteParams) -> None:
+        self.params = params
+        self._base_sizes_lots = tuple(
+            params.order_size_base * params.level_size_multiplier**i / params.lot_base
+            for i in range(params.levels)
+        )
+
+    def quote(
+        self,
+        market: MarketInputs,
+        net_exposure_base: float,
+        now_ns: int,
+        risk_state: RiskState = RiskState.ACTIVE,
+        hedge_down: HedgeDown | None = None,
+    ) -> Quotes:
+        p = self.params
+        if market.stale:
+            return Quotes((), (), now_ns, "stale")
+        if risk_state is RiskState.HALTED:
+            return Quotes((), (), now_ns, "halted")
+        if hedge_down is not None and hedge_down.reaction == HEDGE_DOWN_STOP:
+            return Quotes((), (), now_ns, "hedge_down")
+        fair = market.fair_ticks
+        if not fair > 0 or not math.isfinite(fair):
+            return Quotes((), (), now_ns, "no_fair_value")
+        bps = fair * 1e-4  # ticks per bps of fair value
+        sigma_bps = market.sigma_ticks / bps
+        if p.pull_volatility_bps is not None and sigma_bps > p.pull_volatility_bps:
+            return Quotes((), (), now_ns, "volatility")
+        if p.alpha_skew_bps:
+            imbalance = min(1.0, max(-1.0, market.imbalance))
+            fair += p.alpha_skew_bps * imbalance * bps
+
+        model = p.model
+        q_base = net_exposure_base
+        if model == FIXED:
+            reservation, half = fair, p.spread_bps * bps / 2.0
+        elif model == LINEAR_SKEW:
+            reservation = fair - p.skew_bps_per_base * q_base * bps
+            half = p.spread_bps * bps / 2.0
+        elif model == AVELLANEDA_STOIKOV:
+            if not market.intensity_k > 0:
+                return Quotes((), (), now_ns, "estimators_not_ready")
+            reservation, half = as_quotes(
+                fair,
+                q_lots=q_base / p.lot_base,
+                gamma=p.gamma,
+                sigma_ticks=market.sigma_ticks,
+                tau_s=p.horizon_seconds,
+                k=market.intensity_k,
+            )
+        else:  # GLFT
+            if not (market.intensity_k > 0 and market.intensity_a > 0):
+                return Quotes((), (), now_ns, "estimators_not_ready")
+            reservation, half = glft_quotes(
+                fair,
+                q_lots=q_base / p.lot_base,
+                gamma=p.gamma,
+                xi=p.xi or p.gamma,
+                sigma_ticks=market.sigma_ticks,
+                a=market.intensity_a,
+                k=market.intensity_k,
+                d_lots=self._base_sizes_lots[0],
+            )
+
+        # Spread: widen for volatility and a down hedge venue, then clamp.
+        spread = 2.0 * half
+        widen_bps = p.volatility_widening * sigma_bps
+        if hedge_down is not None and hedge_down.reaction == HEDGE_DOWN_WIDEN:
+            widen_bps += hedge_down.widen_bps
+        spread += widen_bps * bps
+        min_spread_bps = p.min_spread_bps
+        if not p.allow_spread_below_fees:
+            min_spread_bps = max(min_spread_bps, p.round_trip_fee_bps)
+        spread = min(max(spread, min_spread_bps * bps), p.max_spread_bps * bps)
+        half = spread / 2.0
+
+        # Which sides may be quoted.
+        limit = p.inventory_limit_base
+        reduce_only = risk_state is RiskState.REDUCING or (
+            hedge_down is not None and hedge_down.reaction == HEDGE_DOWN_REDUCE_ONLY
+        )
+        allow_bid = q_base < limit and not (reduce_only and q_base >= 0)
+        allow_ask = q_base > -limit and not (reduce_only and q_base <= 0)
+        reason = ""
+        if not (allow_bid and allow_ask):
+            reason = "reduce_only" if reduce_only else "inventory_limit"
+
+        bid_mult = ask_mult = 1.0
+        if p.size_skew and model == LINEAR_SKEW:
+            x = (q_base - p.inventory_target_base) / limit if math.isfinite(limit) else 0.0
+            x = min(1.0, max(-1.0, x))
+            bid_mult, ask_mult = 1.0 - x, 1.0 + x
+
+        spacing = p.level_spacing_bps * bps
+        bids = (
+            self._side(Side.BUY, reservation - half, spacing, bid_mult, market.best_ask_ticks)
+            if allow_bid
+            else ()
+        )
+        asks = (
+            self._side(Side.SELL, reservation + half, spacing, ask_mult, market.best_bid_ticks)
+            if allow_ask
+            else ()
+        )
+        return Quotes(bids, asks, now_ns, reason, reservation, half)
+
+    def _side(
+        self,
+        side: Side,
+        first_price: float,
+        spacing_ticks: float,
+        size_mult: float,
+        opposite_touch: int | None,
+    ) -> tuple[Quote, ...]:
+        p = self.params
+        quotes: list[Quote] = []
+        prev: int | None = None
+        is_bid = side is Side.BUY
+        for level, base_lots in enumerate(self._base_sizes_lots):
+            raw_size = base_lots * size_mult
+            lots = int(raw_size + 1e-9)  # to the lot, never above what was asked
+            if lots <= 0:
+                continue
+            if is_bid:
+                price = math.floor(first_price - level * spacing_ticks + 1e-9)
+                if opposite_touch is not None and price >= opposite_touch:
+                    price = opposite_touch - 1  # post-only: never at or above the best ask
+                if prev is not None and price >= prev:
+                    price = prev - 1
+            else:
+                price = math.ceil(first_price + level * spacing_ticks - 1e-9)
+                if opposite_touch is not None and price <= opposite_touch:
+                    price = opposite_touch + 1  # post-only: never at or below the best bid
+                if prev is not None and price <= prev:
+                    price = prev + 1
+            if price <= 0:
+                break
+            lots = max(lots, p.min_size_lots)
+            if p.min_notional_quote > 0:
+                notional = price * p.tick_size * lots * p.lot_base
+                if notional < p.min_notional_quote:
+                    lots = math.ceil(p.min_notional_quote / (price * p.tick_size * p.lot_base))
+            quotes.append(Quote(side, level, price, lots))
+            prev = price
+        return tuple(quotes)

@@ -1,0 +1,157 @@
+"""Risk limits: the ACTIVE / REDUCING / HALTED state and pre-trade checks on each order.
+
+Pure: P&L, exposure and fair value come in as arguments.
+
+- ACTIVE: quote both sides.
+- REDUCING: |net exposure| is at or past the inventory limit: quote only the side that
+  brings it back (the quoter reads the state).
+- HALTED: P&L fell more than `max_drawdown_quote` below its running peak (when
+  `halt_on_drawdown`): cancel everything, quote nothing. A halt latches until `reset()`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+from mm_daemon.core.types import OrderRequest, Side
+
+if TYPE_CHECKING:
+    from mm_daemon.config import InventoryConfig, QuotingConfig, RiskConfig
+    from mm_daemon.core.types import Instrument
+
+__all__ = ["RiskGate", "RiskLimits", "RiskState"]
+
+
+class RiskState(IntEnum):
+    """The value is what the `mm_risk_state` gauge shows."""
+
+    ACTIVE = 0
+    REDUCING = 1
+    HALTED = 2
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    max_open_orders_per_side: int
+    max_order_size_lots: int
+    price_band_bps: float  # an order price further than this from fair value is refused
+    inventory_limit_base: float
+    max_drawdown_quote: float
+    halt_on_drawdown: bool = True
+
+    @classmethod
+    def from_config(
+        cls,
+        risk: RiskConfig,
+        inventory: InventoryConfig,
+        quoting: QuotingConfig,
+        instrument: Instrument,
+    ) -> RiskLimits:
+        """Limits from the config; the largest order the quoter can ask for sets the size cap.
+
+        The largest quote is the last level's size, doubled by size skew at most.
+        """
+        largest_base = quoting.order_size_base * quoting.level_size_multiplier ** (
+            quoting.levels - 1
+        )
+        if quoting.size_skew:
+            largest_base *= 2.0
+        lot_base = instrument.lot_size * instrument.contract_size_base
+        max_lots = max(instrument.min_size_lots, math.ceil(largest_base / lot_base - 1e-9))
+        return cls(
+            max_open_orders_per_side=risk.max_open_orders_per_side,
+            # Room for min-notional bumps of the smallest quotes.
+            max_order_size_lots=max_lots * 2,
+            price_band_bps=risk.price_band_bps,
+            inventory_limit_base=inventory.limit_base,
+            max_drawdown_quote=risk.max_drawdown_quote,
+            halt_on_drawdown=risk.halt_on_drawdown,
+        )
+
+
+class RiskGate:
+    """Tracks the risk state from exposure and P&L; checks each order before it is sent."""
+
+    __slots__ = ("_peak_pnl_quote", "_state", "halted_reason", "limits")
+
+    def __init__(self, limits: RiskLimits) -> None:
+        self.limits = limits
+        self._state = RiskState.ACTIVE
+        self._peak_pnl_quote: float | None = None
+        self.halted_reason = ""
+
+    @property
+    def state(self) -> RiskState:
+        return self._state
+
+    @property
+    def peak_pnl_quote(self) -> float | None:
+        return self._peak_pnl_quote
+
+    def update(self, net_exposure_base: float, pnl_quote: float) -> RiskState:
+        """Re-evaluate the state from the latest net exposure and total P&L."""
+        if self._peak_pnl_quote is None or pnl_quote > self._peak_pnl_quote:
+            self._peak_pnl_quote = pnl_quote
+        if self._state is RiskState.HALTED:
+            return self._state
+        drawdown = self._peak_pnl_quote - pnl_quote
+        if self.limits.halt_on_drawdown and drawdown > self.limits.max_drawdown_quote:
+            self.halt(
+                f"drawdown {drawdown:.2f} beyond max_drawdown_quote "
+                f"{self.limits.max_drawdown_quote:g}"
+            )
+        elif abs(net_exposure_base) >= self.limits.inventory_limit_base:
+            self._state = RiskState.REDUCING
+        else:
+            self._state = RiskState.ACTIVE
+        return self._state
+
+    def halt(self, reason: str) -> None:
+        """Stop quoting until `reset()` (a drawdown, or an operator's kill switch)."""
+        self._state = RiskState.HALTED
+        self.halted_reason = reason
+
+    def reset(self) -> None:
+        """Leave HALTED (the next `update` decides between ACTIVE and REDUCING)."""
+        self._state = RiskState.ACTIVE
+        self.halted_reason = ""
+        self._peak_pnl_quote = None
+
+    def check(
+        self,
+        request: OrderRequest,
+        fair_ticks: float,
+        open_orders_same_side: int,
+        net_exposure_base: float = 0.0,
+    ) -> str | None:
+        """None when `request` may be sent, else a short reject reason (a metric label).
+
+        `open_orders_same_side` counts live orders on the request's side, excluding any order
+        this request replaces. In REDUCING only an order that reduces `net_exposure_base`
+        passes.
+        """
+        limits = self.limits
+        if self._state is RiskState.HALTED:
+            return "halted"
+        if request.size_lots <= 0 or request.price_ticks <= 0:
+            return "invalid"
+        if request.size_lots > limits.max_order_size_lots:
+            return "size"
+        if open_orders_same_side >= limits.max_open_orders_per_side:
+            return "max_open_orders"
+        if fair_ticks > 0:
+            band = fair_ticks * limits.price_band_bps * 1e-4
+            if abs(request.price_ticks - fair_ticks) > band:
+                return "price_band"
+        if self._state is RiskState.REDUCING and not _reduces(request.side, net_exposure_base):
+            return "reducing"
+        return None
+
+
+def _reduces(side: Side, net_exposure_base: float) -> bool:
+    return (side is Side.SELL and net_exposure_base > 0) or (
+        side is Side.BUY and net_exposure_base < 0
+    )
