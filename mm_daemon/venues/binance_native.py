@@ -1,0 +1,485 @@
+"""Native Binance market data beside ccxt: frame parsing, book sync and the websocket reader.
+
+ccxt.pro's `watch_order_book` parses every level into floats, keeps its own book and resolves a
+future per message; about 49 us a message. Here a frame goes from the socket through orjson
+straight into integer ticks and lots and into the core `Book` (`mm_daemon.core.book`), which
+checks Binance's own sequence rules. ccxt still loads markets and serves the REST snapshot
+(its sandbox URLs, rate limiter and signing stay in one place).
+
+Book sync (Binance's documented procedure, spot and USD-M):
+1. subscribe to `<symbol>@depth@100ms` and buffer the diffs;
+2. fetch the REST snapshot `depth?limit=1000` (lastUpdateId `L`);
+3. drop buffered diffs with `u <= L` (spot) / `u < L` (USD-M); the first kept one straddles `L`;
+4. then every diff continues the previous one (`U == prev_u + 1` spot, `pu == prev_u` USD-M).
+A gap or a crossed book starts over at 2 (buffering again) and is counted as a resync.
+
+`BinanceDepthSync` is that state machine for one symbol, with no I/O: it is handed frames and
+snapshots and says what to emit. `NativeStream` is one websocket (one symbol, one stream kind:
+depth or trades) read with aiohttp; the caller (`ccxt_venue.CcxtMarketData`) supervises it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import aiohttp
+import orjson
+import structlog
+
+from mm_daemon.core.book import ApplyResult, Book, SequenceRule
+from mm_daemon.core.types import (
+    BookDelta,
+    BookLevels,
+    BookSnapshot,
+    Instrument,
+    MarketEvent,
+    Side,
+    Trade,
+)
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter, Histogram
+
+__all__ = [
+    "DEPTH_RATE",
+    "BinanceDepthSync",
+    "FrameError",
+    "NativeStream",
+    "StreamKind",
+    "parse_depth_event",
+    "parse_levels",
+    "parse_snapshot",
+    "parse_trade_event",
+    "stream_name",
+]
+
+log = structlog.get_logger(__name__)
+
+DEPTH_RATE = "100ms"
+"""Diff-depth stream rate, the one ccxt subscribes to (both spot and USD-M serve it)."""
+
+StreamKind = Literal["depth", "trade"]
+SnapshotFetcher = Callable[[str], Awaitable[Any]]
+"""Fetches the raw REST depth snapshot (`{"lastUpdateId":..,"bids":..,"asks":..}`) of a venue id."""
+
+_NS_PER_MS = 1_000_000
+_loads = orjson.loads
+_BUY = Side.BUY
+_SELL = Side.SELL
+
+
+class FrameError(ValueError):
+    """A frame that is not valid JSON or misses what its kind must carry."""
+
+
+def stream_name(instrument: Instrument, kind: StreamKind) -> str:
+    lower = instrument.exchange_symbol.lower()
+    return f"{lower}@depth@{DEPTH_RATE}" if kind == "depth" else f"{lower}@trade"
+
+
+def parse_levels(raw: list[list[str]], tick: float, lot: float) -> BookLevels:
+    """Binance `[["price","qty"], ...]` into (ticks, lots) pairs, order kept."""
+    return tuple((round(float(p) / tick), round(float(q) / lot)) for p, q in raw)
+
+
+def parse_snapshot(raw: Any, instrument: Instrument) -> tuple[int, BookLevels, BookLevels]:
+    """(lastUpdateId, bids, asks) of a REST depth snapshot."""
+    try:
+        tick = instrument.tick_size
+        lot = instrument.lot_size
+        return (
+            int(raw["lastUpdateId"]),
+            parse_levels(raw["bids"], tick, lot),
+            parse_levels(raw["asks"], tick, lot),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FrameError(f"malformed depth snapshot: {exc!r}") from None
+
+
+def parse_depth_event(data: Any, instrument: Instrument, venue: str, ts_local_ns: int) -> BookDelta:
+    """A `depthUpdate` payload (spot or USD-M) as a BookDelta; USD-M's `pu` kept, else -1."""
+    try:
+        tick = instrument.tick_size
+        lot = instrument.lot_size
+        return BookDelta(
+            venue,
+            instrument.symbol,
+            data["E"] * _NS_PER_MS,
+            ts_local_ns,
+            data["U"],
+            data["u"],
+            data.get("pu", -1),
+            tuple((round(float(p) / tick), round(float(q) / lot)) for p, q in data["b"]),
+            tuple((round(float(p) / tick), round(float(q) / lot)) for p, q in data["a"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FrameError(f"malformed depthUpdate: {exc!r}") from None
+
+
+def parse_trade_event(data: Any, instrument: Instrument, venue: str, ts_local_ns: int) -> Trade:
+    """A `trade` payload as a Trade; `m` (buyer is maker) means the aggressor sold."""
+    try:
+        return Trade(
+            venue,
+            instrument.symbol,
+            data["T"] * _NS_PER_MS,
+            ts_local_ns,
+            int(data["t"]),
+            round(float(data["p"]) / instrument.tick_size),
+            round(float(data["q"]) / instrument.lot_size),
+            _SELL if data["m"] else _BUY,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FrameError(f"malformed trade: {exc!r}") from None
+
+
+class BinanceDepthSync:
+    """Binance's book-sync procedure for one symbol; pure (no I/O, no clock).
+
+    `on_delta` returns what the caller should do with a parsed diff:
+    - `ApplyResult.APPLIED`: applied to `book`; emit it;
+    - `ApplyResult.SKIPPED`: buffered (awaiting a snapshot) or older than the book; emit nothing;
+    - `GAP` / `CROSSED`: the book is out of sync; the diff is kept in the buffer and the caller
+      must fetch a new snapshot (`awaiting_snapshot` is now true).
+    `on_snapshot` loads a REST snapshot and replays the buffer; it returns APPLIED when the book
+    is in sync (emit `snapshot_event`), or GAP/CROSSED when the snapshot does not join the
+    buffered diffs (fetch again).
+    """
+
+    __slots__ = ("_buffer", "awaiting_snapshot", "book", "instrument", "usdm", "venue")
+
+    MAX_BUFFER = 10_000
+
+    def __init__(self, instrument: Instrument, venue: str, *, usdm: bool) -> None:
+        self.instrument = instrument
+        self.venue = venue
+        self.usdm = usdm
+        self.book = Book(SequenceRule.BINANCE_USDM if usdm else SequenceRule.BINANCE_SPOT)
+        self._buffer: list[BookDelta] = []
+        self.awaiting_snapshot = True
+
+    def reset(self) -> None:
+        """Forget the book (e.g. the connection dropped): buffer until the next snapshot."""
+        self.book.invalidate()
+        self._buffer.clear()
+        self.awaiting_snapshot = True
+
+    def on_delta(self, delta: BookDelta) -> ApplyResult:
+        if self.awaiting_snapshot:
+            buf = self._buffer
+            buf.append(delta)
+            if len(buf) > self.MAX_BUFFER:
+                del buf[: len(buf) // 2]
+            return ApplyResult.SKIPPED
+        result = self.book.update(
+            delta.first_update_id,
+            delta.last_update_id,
+            delta.prev_update_id,
+            delta.bids,
+            delta.asks,
+        )
+        if result >= ApplyResult.GAP:
+            self.awaiting_snapshot = True
+            self._buffer.clear()
+            if result == ApplyResult.GAP:
+                self._buffer.append(delta)
+        return result
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def first_buffered_id(self) -> int | None:
+        return self._buffer[0].first_update_id if self._buffer else None
+
+    def on_snapshot(self, last_update_id: int, bids: BookLevels, asks: BookLevels) -> ApplyResult:
+        book = self.book
+        result = book.load(last_update_id, bids, asks)
+        if result:
+            return result
+        for delta in self._buffer:
+            result = book.update(
+                delta.first_update_id,
+                delta.last_update_id,
+                delta.prev_update_id,
+                delta.bids,
+                delta.asks,
+            )
+            if result >= ApplyResult.GAP:
+                # The snapshot does not join the buffered diffs: keep buffering, fetch again.
+                book.invalidate()
+                return result
+        self._buffer.clear()
+        self.awaiting_snapshot = False
+        return ApplyResult.APPLIED
+
+    def snapshot_event(self, ts_exchange_ns: int, ts_local_ns: int) -> BookSnapshot:
+        """The synced book as a BookSnapshot (emitted after a (re)sync)."""
+        book = self.book
+        return BookSnapshot(
+            self.venue,
+            self.instrument.symbol,
+            ts_exchange_ns,
+            ts_local_ns,
+            book.update_id,
+            book.bids(),
+            book.asks(),
+        )
+
+
+@dataclass(slots=True)
+class StreamStats:
+    """Counters a supervisor reads (and the staleness watchdog)."""
+
+    last_rx_ns: int = 0  # time.monotonic_ns() of the last frame
+    frames: int = 0
+    malformed: int = 0
+    unknown_symbol: int = 0
+    resyncs: int = 0
+    connects: int = 0
+    synced_once: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class NativeStream:
+    """One Binance websocket: one symbol, one stream kind; emits core events into `sink`.
+
+    `run_once` connects, subscribes, (for depth) syncs the book and reads until the socket fails;
+    it raises `ConnectionError` (or aiohttp's errors) when the connection ends. The supervisor
+    calls it again with backoff.
+    """
+
+    def __init__(
+        self,
+        *,
+        venue: str,
+        ws_url: str,
+        instrument: Instrument,
+        kind: StreamKind,
+        usdm: bool,
+        sink: Callable[[MarketEvent], None],
+        fetch_snapshot: SnapshotFetcher | None = None,
+        on_sync_change: Callable[[bool, str], None] | None = None,
+        malformed_counter: Counter | None = None,
+        latency_histogram: Histogram | None = None,
+        resync_counter: Counter | None = None,
+        update_counter: Counter | None = None,
+        max_snapshot_attempts: int = 5,
+    ) -> None:
+        if kind == "depth" and fetch_snapshot is None:
+            raise ValueError("a depth stream needs fetch_snapshot")
+        self.venue = venue
+        self.ws_url = ws_url
+        self.instrument = instrument
+        self.kind = kind
+        self.usdm = usdm
+        self.sink = sink
+        self.stream = stream_name(instrument, kind)
+        self.stats = StreamStats()
+        self.sync = BinanceDepthSync(instrument, venue, usdm=usdm)
+        self._fetch_snapshot = fetch_snapshot
+        self._on_sync_change = on_sync_change
+        self._malformed = malformed_counter
+        self._latency = latency_histogram
+        self._resyncs = resync_counter
+        self._updates = update_counter
+        self._max_snapshot_attempts = max_snapshot_attempts
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._expected_symbol = instrument.exchange_symbol
+
+    @property
+    def book(self) -> Book:
+        return self.sync.book
+
+    async def run_once(self, session: aiohttp.ClientSession) -> None:
+        self.sync.reset()
+        try:
+            async with session.ws_connect(
+                self.ws_url, autoping=True, max_msg_size=0, compress=0
+            ) as ws:
+                self._ws = ws
+                self.stats.connects += 1
+                request = {"method": "SUBSCRIBE", "params": [self.stream], "id": 1}
+                await ws.send_bytes(orjson.dumps(request))
+                if self.kind == "depth":
+                    self._start_snapshot()
+                await self._read(ws)
+        finally:
+            self._ws = None
+            self._cancel_snapshot()
+            if self.kind == "depth":
+                self._sync_changed(synced=False, reason="disconnected")
+
+    async def close(self) -> None:
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        text = aiohttp.WSMsgType.TEXT
+        binary = aiohttp.WSMsgType.BINARY
+        on_frame = self.on_frame
+        stats = self.stats
+        monotonic_ns = time.monotonic_ns
+        time_ns = time.time_ns
+        while True:
+            msg = await ws.receive()
+            ts = time_ns()
+            stats.last_rx_ns = monotonic_ns()
+            kind = msg.type
+            if kind is text or kind is binary:
+                on_frame(msg.data, ts)
+            elif kind in (aiohttp.WSMsgType.PING, aiohttp.WSMsgType.PONG):
+                continue
+            else:
+                raise ConnectionError(f"{self.venue} {self.stream}: websocket {kind.name}")
+
+    # -- frames -----------------------------------------------------------------------------
+
+    def on_frame(self, raw: str | bytes, ts_local_ns: int) -> None:
+        """Parse and handle one frame; malformed frames are counted and logged, never raised."""
+        self.stats.frames += 1
+        try:
+            msg = _loads(raw)
+            data = msg["data"] if "stream" in msg else msg
+            event = data.get("e")
+        except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
+            self._bad_frame(raw, "not a JSON object")
+            return
+        if event is None:
+            if "result" in data or "id" in data:
+                return  # subscription acknowledgement
+            self._bad_frame(raw, "no event type")
+            return
+        if data.get("s") != self._expected_symbol:
+            self.stats.unknown_symbol += 1
+            if self._malformed is not None:
+                self._malformed.inc()
+            log.warning(
+                "unknown symbol in frame", venue=self.venue, symbol=data.get("s"), event=event
+            )
+            return
+        try:
+            if event == "depthUpdate" and self.kind == "depth":
+                self._on_depth(parse_depth_event(data, self.instrument, self.venue, ts_local_ns))
+            elif event == "trade" and self.kind == "trade":
+                if data.get("X", "MARKET") != "MARKET":
+                    return  # USD-M insurance-fund / ADL prints are not market trades
+                trade = parse_trade_event(data, self.instrument, self.venue, ts_local_ns)
+                self._observe_latency(trade.ts_local_ns - trade.ts_exchange_ns)
+                self.sink(trade)
+        except FrameError as exc:
+            self._bad_frame(raw, str(exc))
+
+    def _on_depth(self, delta: BookDelta) -> None:
+        result = self.sync.on_delta(delta)
+        if result is ApplyResult.APPLIED:
+            if self._updates is not None:
+                self._updates.inc()
+            self._observe_latency(delta.ts_local_ns - delta.ts_exchange_ns)
+            self.sink(delta)
+        elif result >= ApplyResult.GAP:
+            self.stats.resyncs += 1
+            if self._resyncs is not None:
+                self._resyncs.inc()
+            log.warning(
+                "book out of sync, resyncing",
+                venue=self.venue,
+                symbol=self.instrument.symbol,
+                cause=result.name.lower(),
+                book_update_id=self.book.update_id,
+                first_update_id=delta.first_update_id,
+                last_update_id=delta.last_update_id,
+                prev_update_id=delta.prev_update_id,
+            )
+            self._sync_changed(synced=False, reason=result.name.lower())
+            self._start_snapshot()
+
+    def _observe_latency(self, ns: int) -> None:
+        if self._latency is not None:
+            self._latency.observe(ns / 1e9)
+
+    def _bad_frame(self, raw: str | bytes, why: str) -> None:
+        self.stats.malformed += 1
+        if self._malformed is not None:
+            self._malformed.inc()
+        preview = raw[:120] if isinstance(raw, str) else raw[:120].decode("utf-8", "replace")
+        log.warning("malformed frame", venue=self.venue, stream=self.stream, why=why, frame=preview)
+
+    def _sync_changed(self, *, synced: bool, reason: str) -> None:
+        if self._on_sync_change is not None:
+            self._on_sync_change(synced, reason)
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    def _start_snapshot(self) -> None:
+        if self._snapshot_task is None or self._snapshot_task.done():
+            self._snapshot_task = asyncio.get_running_loop().create_task(self._resync())
+
+    def _cancel_snapshot(self) -> None:
+        task = self._snapshot_task
+        if task is not None and not task.done():
+            task.cancel()
+        self._snapshot_task = None
+
+    async def _resync(self) -> None:
+        fetch = self._fetch_snapshot
+        assert fetch is not None  # noqa: S101  checked in __init__ for depth streams
+        sync = self.sync
+        for attempt in range(1, self._max_snapshot_attempts + 1):
+            try:
+                raw = await fetch(self.instrument.exchange_symbol)
+                last_id, bids, asks = parse_snapshot(raw, self.instrument)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001  any REST failure: retry, then reconnect
+                log.warning(
+                    "depth snapshot failed",
+                    venue=self.venue,
+                    symbol=self.instrument.symbol,
+                    attempt=attempt,
+                    error=repr(exc),
+                )
+                await asyncio.sleep(0.05 * 2**attempt)
+                continue
+            first = sync.first_buffered_id()
+            if first is not None and last_id + 1 < first:
+                # The snapshot is older than the first buffered diff: it cannot join; refetch.
+                log.info(
+                    "depth snapshot older than the stream, refetching",
+                    venue=self.venue,
+                    symbol=self.instrument.symbol,
+                    snapshot_id=last_id,
+                    first_buffered_id=first,
+                )
+                await asyncio.sleep(0.05 * attempt)
+                continue
+            result = sync.on_snapshot(last_id, bids, asks)
+            if result is ApplyResult.APPLIED:
+                now = time.time_ns()
+                self.sink(sync.snapshot_event(now, now))
+                self._sync_changed(synced=True, reason="synced")
+                self.stats.synced_once.set()
+                log.info(
+                    "book synced",
+                    venue=self.venue,
+                    symbol=self.instrument.symbol,
+                    update_id=sync.book.update_id,
+                    levels=sync.book.level_count(),
+                )
+                return
+            log.warning(
+                "depth snapshot does not join the stream, refetching",
+                venue=self.venue,
+                symbol=self.instrument.symbol,
+                cause=result.name.lower(),
+                snapshot_id=last_id,
+            )
+        # Give up on this connection: the supervisor reconnects with backoff.
+        ws = self._ws
+        if ws is not None:
+            await ws.close()

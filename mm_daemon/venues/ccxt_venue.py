@@ -1,0 +1,691 @@
+"""ccxt.pro venues: one factory for every endpoint, instruments from ccxt's markets, market data.
+
+`create_exchange(venue)` builds a ccxt.pro exchange for `endpoint: sim | testnet | mainnet |
+<url>`. The embedded simulator and a standalone `mm-daemon sim` URL are reached exactly like a
+testnet: loopback URLs in `urls["test"]` and `set_sandbox_mode(True)`
+(`mm_daemon.venues.endpoints`). Testnet means ccxt's own sandbox URLs (Binance spot:
+testnet.binance.vision; Bybit: its testnet); for Binance USD-M, whose testnet ccxt refuses in
+sandbox mode, it means Binance demo trading (`enable_demo_trading(True)`, demo-fapi.binance.com).
+
+`CcxtMarketData` implements `mm_daemon.venues.base.MarketData`:
+- `connect()` loads markets once and builds each `Instrument` (tick, lot, min notional,
+  contract size, fees); an unknown symbol raises `VenueError` naming the symbol and the venue.
+- `run(sink)` starts one task per stream (book and trades per symbol) and a staleness watchdog.
+  Binance spot and USD-M streams are read natively (`binance_native`: aiohttp, orjson, integer
+  ticks, Binance's sync rules), about 4x the throughput of ccxt's `watch_order_book`, with ccxt
+  still serving markets and the REST snapshot. Other exchanges use ccxt's `watch_order_book` /
+  `watch_trades`, emitting a BookSnapshot per book update; for bybit the `u` continuity that
+  ccxt does not check is checked on the raw messages, and a gap resubscribes.
+- A failing stream retries with exponential backoff and jitter and never ends `run`; every
+  reconnect and resync is counted (`Metrics`) and logged.
+- A book stream silent for `stale_after_seconds`, or out of sync, emits
+  `MarketStatus(stale=True)`; the first synced data after that emits `MarketStatus(stale=False)`.
+- `book(symbol)` is the sequence-checked local book the adapter keeps; a `MarketState` can share
+  it (`book_is_shared=True`) instead of applying every delta a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import structlog
+
+from mm_daemon.core.book import Book, SequenceRule
+from mm_daemon.core.types import (
+    BookSnapshot,
+    Instrument,
+    InstrumentKind,
+    MarketEvent,
+    MarketStatus,
+    Side,
+    Trade,
+)
+from mm_daemon.venues.base import MarketSink
+from mm_daemon.venues.binance_native import NativeStream
+from mm_daemon.venues.endpoints import Dialect, make_ccxt_exchange
+
+if TYPE_CHECKING:
+    from mm_daemon.config import MarketDataConfig, VenueConfig
+    from mm_daemon.engine.metrics import Metrics
+
+__all__ = [
+    "NATIVE_EXCHANGES",
+    "CcxtMarketData",
+    "VenueError",
+    "build_instrument",
+    "create_exchange",
+    "http_to_ws",
+]
+
+log = structlog.get_logger(__name__)
+
+NATIVE_EXCHANGES: dict[str, Dialect] = {"binance": "binance-spot", "binanceusdm": "binance-usdm"}
+"""ccxt ids whose market data is read natively (and which the simulator speaks)."""
+
+_LIVE_OPTIONS: dict[str, dict[str, Any]] = {
+    "binance": {
+        "fetchMarkets": {"types": ["spot"]},
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        "defaultType": "spot",
+    },
+    "binanceusdm": {
+        "fetchMarkets": {"types": ["linear"]},
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        "defaultType": "swap",
+    },
+    "bybit": {"defaultType": "swap", "fetchCurrencies": False},
+}
+
+
+class VenueError(Exception):
+    """A venue problem the user must fix (unknown symbol, unsupported exchange/endpoint)."""
+
+
+def http_to_ws(url: str) -> str:
+    """http://host:port -> ws://host:port (https -> wss)."""
+    if url.startswith("https://"):
+        return "wss://" + url[len("https://") :]
+    if url.startswith("http://"):
+        return "ws://" + url[len("http://") :]
+    raise VenueError(f"endpoint {url!r}: expected an http:// or https:// URL")
+
+
+def _secret(value: Any) -> str | None:
+    return None if value is None else str(value.get_secret_value())
+
+
+def create_exchange(
+    venue: VenueConfig, *, sim_base_url: str | None = None, rate_limit: bool | None = None
+) -> Any:
+    """A ccxt.pro exchange for `venue` (markets not loaded yet; the caller closes it).
+
+    `sim_base_url` (e.g. "http://127.0.0.1:8101") is where the embedded simulator serves this
+    venue; it is required for `endpoint: sim`. ccxt's rate limiter stays on except against a
+    simulator (override with `rate_limit`).
+    """
+    endpoint = venue.endpoint
+    key, secret = _secret(venue.api_key), _secret(venue.api_secret)
+    if endpoint == "sim" or endpoint.startswith(("http://", "https://")):
+        base = sim_base_url if endpoint == "sim" else endpoint
+        if base is None:
+            raise VenueError(f"venue {venue.name}: endpoint sim needs the simulator's URL")
+        dialect = NATIVE_EXCHANGES.get(venue.exchange)
+        if dialect is None:
+            raise VenueError(
+                f"venue {venue.name}: the simulator speaks binance and binanceusdm, "
+                f"not {venue.exchange!r}"
+            )
+        return make_ccxt_exchange(
+            dialect,
+            base,
+            http_to_ws(base),
+            key,
+            secret,
+            rate_limit=bool(rate_limit),
+        )
+    import ccxt.pro as ccxtpro  # noqa: PLC0415  heavy import (~0.6 s), only when a venue is made
+
+    cls = getattr(ccxtpro, venue.exchange, None)
+    if cls is None:
+        raise VenueError(f"venue {venue.name}: ccxt.pro has no exchange {venue.exchange!r}")
+    params: dict[str, Any] = {
+        "enableRateLimit": True if rate_limit is None else rate_limit,
+        "options": dict(_LIVE_OPTIONS.get(venue.exchange, {})),
+    }
+    if key is not None:
+        params["apiKey"] = key
+    if secret is not None:
+        params["secret"] = secret
+    exchange = cls(params)
+    if endpoint == "testnet":
+        if venue.exchange == "binanceusdm":
+            # ccxt refuses Binance's futures testnet in sandbox mode; demo trading replaces it.
+            exchange.enable_demo_trading(True)  # noqa: FBT003  ccxt's API takes a positional flag
+        else:
+            exchange.set_sandbox_mode(True)
+    return exchange
+
+
+def _float(value: Any, default: float) -> float:
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return default
+    return result if math.isfinite(result) else default
+
+
+def build_instrument(
+    venue_name: str,
+    market: Mapping[str, Any],
+    *,
+    fees_bps: tuple[float, float] | None = None,
+) -> Instrument:
+    """An Instrument from a ccxt market (ccxt's TICK_SIZE precision: precision = step size)."""
+    precision = market.get("precision") or {}
+    limits = market.get("limits") or {}
+    tick = _float(precision.get("price"), 0.0)
+    lot = _float(precision.get("amount"), 0.0)
+    if tick <= 0 or lot <= 0:
+        raise VenueError(
+            f"venue {venue_name}: market {market.get('symbol')} has no tick/lot size in ccxt's data"
+        )
+    min_amount = _float((limits.get("amount") or {}).get("min"), 0.0)
+    min_cost = _float((limits.get("cost") or {}).get("min"), 0.0)
+    if fees_bps is None:
+        maker = _float(market.get("maker"), 0.001)
+        taker = _float(market.get("taker"), 0.001)
+    else:
+        maker, taker = fees_bps[0] / 1e4, fees_bps[1] / 1e4
+    is_spot = bool(market.get("spot"))
+    return Instrument(
+        venue=venue_name,
+        symbol=str(market["symbol"]),
+        exchange_symbol=str(market["id"]),
+        kind=InstrumentKind.SPOT if is_spot else InstrumentKind.PERPETUAL,
+        base=str(market.get("base", "")),
+        quote=str(market.get("quote", "")),
+        tick_size=tick,
+        lot_size=lot,
+        min_notional_quote=min_cost,
+        min_size_lots=max(1, math.ceil(min_amount / lot - 1e-9)) if min_amount > 0 else 1,
+        contract_size_base=_float(market.get("contractSize"), 1.0) if not is_spot else 1.0,
+        maker_fee_rate=maker,
+        taker_fee_rate=taker,
+    )
+
+
+_RETRYABLE_NAMES = ("NetworkError", "ChecksumError", "RequestTimeout", "ExchangeNotAvailable")
+
+
+@dataclass(slots=True)
+class _StreamState:
+    """What the watchdog knows about one book stream."""
+
+    symbol: str
+    last_rx_ns: int = 0  # monotonic
+    synced: bool = False
+    stale: bool = True  # until the first sync
+    reason: str = "starting"
+    attempts: int = 0
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class CcxtMarketData:
+    """Public market data of one venue (book + trades per symbol), see the module docstring."""
+
+    def __init__(
+        self,
+        venue: VenueConfig,
+        market_data: MarketDataConfig,
+        *,
+        symbols: Sequence[str] | None = None,
+        exchange: Any | None = None,
+        sim_base_url: str | None = None,
+        metrics: Metrics | None = None,
+        fees_bps: tuple[float, float] | None = None,
+        native: bool = True,
+        rate_limit: bool | None = None,
+    ) -> None:
+        self._config = venue
+        self._md = market_data
+        self._symbols = tuple(symbols) if symbols else (venue.symbol,)
+        self._exchange = (
+            exchange
+            if exchange is not None
+            else create_exchange(venue, sim_base_url=sim_base_url, rate_limit=rate_limit)
+        )
+        self._metrics = metrics
+        self._fees_bps = fees_bps if fees_bps is not None else _configured_fees(venue)
+        self._native = native and venue.exchange in NATIVE_EXCHANGES
+        self._instruments: dict[str, Instrument] = {}
+        self._books: dict[str, Book] = {}
+        self._streams: dict[str, _StreamState] = {}
+        self._rx_sources: dict[str, Callable[[], int]] = {}
+        self._native_streams: list[NativeStream] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._sink: MarketSink | None = None
+        self.reconnects = 0
+        self.resyncs = 0
+        self.malformed = 0
+
+    # -- MarketData protocol ----------------------------------------------------------------
+
+    @property
+    def venue(self) -> str:
+        return self._config.name
+
+    @property
+    def exchange(self) -> Any:
+        """The underlying ccxt.pro exchange (markets, REST)."""
+        return self._exchange
+
+    @property
+    def instruments(self) -> Mapping[str, Instrument]:
+        return self._instruments
+
+    def book(self, symbol: str) -> Book:
+        """The adapter's sequence-checked local book of `symbol` (after `connect`)."""
+        return self._books[symbol]
+
+    async def connect(self) -> None:
+        markets = await self._exchange.load_markets()
+        for symbol in self._symbols:
+            market = markets.get(symbol)
+            if market is None:
+                near = sorted(s for s in markets if s.split("/")[0] == symbol.split("/")[0])[:5]
+                hint = f"; listed with that base: {', '.join(near)}" if near else ""
+                raise VenueError(
+                    f"venue {self.venue} ({self._config.exchange}, {self._config.endpoint}): "
+                    f"unknown symbol {symbol!r}{hint}"
+                )
+            self._instruments[symbol] = build_instrument(
+                self.venue, market, fees_bps=self._fees_bps
+            )
+
+    async def run(self, sink: MarketSink) -> None:
+        if not self._instruments:
+            await self.connect()
+        self._sink = sink
+        self._session = aiohttp.ClientSession()
+        tasks: list[asyncio.Task[None]] = []
+        loop = asyncio.get_running_loop()
+        try:
+            for symbol, instrument in self._instruments.items():
+                state = _StreamState(symbol, last_rx_ns=time.monotonic_ns())
+                self._streams[symbol] = state
+                if self._native:
+                    tasks.extend(self._start_native(loop, instrument, state, sink))
+                else:
+                    tasks.extend(self._start_ccxt(loop, instrument, state, sink))
+            tasks.append(loop.create_task(self._watchdog(sink), name=f"{self.venue}:watchdog"))
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._session.close()
+            self._session = None
+
+    async def close(self) -> None:
+        for stream in self._native_streams:
+            await stream.close()
+        await self._exchange.close()
+
+    # -- test and operations hooks ----------------------------------------------------------
+
+    def native_streams(self) -> Sequence[NativeStream]:
+        return tuple(self._native_streams)
+
+    def is_stale(self, symbol: str) -> bool:
+        return self._streams[symbol].stale
+
+    async def wait_synced(self, symbol: str, timeout_s: float) -> None:
+        """Wait until the book of `symbol` has synced at least once (native streams)."""
+        for stream in self._native_streams:
+            if stream.instrument.symbol == symbol and stream.kind == "depth":
+                await asyncio.wait_for(stream.stats.synced_once.wait(), timeout_s)
+                return
+        raise VenueError(f"{symbol}: no native depth stream")
+
+    # -- native Binance streams -------------------------------------------------------------
+
+    def _ws_url(self, instrument: Instrument, index: int) -> str:
+        ex = self._exchange
+        kind = "spot" if instrument.kind is InstrumentKind.SPOT else "linear"
+        base: str = ex.get_ws_url(kind, ex.get_future_ws_category("depth"))
+        return f"{base}/{index}"
+
+    def _start_native(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        instrument: Instrument,
+        state: _StreamState,
+        sink: MarketSink,
+    ) -> list[asyncio.Task[None]]:
+        usdm = instrument.kind is not InstrumentKind.SPOT
+        symbol = instrument.symbol
+        m = self._metrics
+        labels = (self.venue, symbol)
+        fetch = self._fetch_usdm_depth if usdm else self._fetch_spot_depth
+
+        def on_sync_change(synced: bool, reason: str) -> None:
+            state.synced = synced
+            state.reason = reason
+            if synced:
+                self._mark(sink, state, stale=False, reason=reason)
+            else:
+                if reason not in {"disconnected", "starting"}:
+                    self.resyncs += 1
+                self._mark(sink, state, stale=True, reason=reason)
+
+        index = len(self._native_streams)
+        depth = NativeStream(
+            venue=self.venue,
+            ws_url=self._ws_url(instrument, index),
+            instrument=instrument,
+            kind="depth",
+            usdm=usdm,
+            sink=sink,
+            fetch_snapshot=fetch,
+            on_sync_change=on_sync_change,
+            malformed_counter=m.malformed_frames.labels(self.venue) if m else None,
+            latency_histogram=m.md_latency.labels(*labels) if m else None,
+            resync_counter=m.book_resyncs.labels(*labels) if m else None,
+            update_counter=m.book_updates.labels(*labels) if m else None,
+        )
+        trades = NativeStream(
+            venue=self.venue,
+            ws_url=self._ws_url(instrument, index + 1),
+            instrument=instrument,
+            kind="trade",
+            usdm=usdm,
+            sink=self._counting_trade_sink(sink, symbol),
+            malformed_counter=m.malformed_frames.labels(self.venue) if m else None,
+            latency_histogram=m.md_latency.labels(*labels) if m else None,
+        )
+        self._native_streams.extend((depth, trades))
+        self._books[symbol] = depth.book
+
+        self._rx_sources[symbol] = lambda: depth.stats.last_rx_ns
+        return [
+            loop.create_task(
+                self._supervise(f"{symbol} depth", symbol, self._native_once(depth)),
+                name=f"{self.venue}:{symbol}:depth",
+            ),
+            loop.create_task(
+                self._supervise(f"{symbol} trades", symbol, self._native_once(trades)),
+                name=f"{self.venue}:{symbol}:trades",
+            ),
+        ]
+
+    def _native_once(self, stream: NativeStream) -> Callable[[], Awaitable[None]]:
+        async def once() -> None:
+            session = self._session
+            if session is None:
+                raise ConnectionError("session closed")
+            await stream.run_once(session)
+
+        return once
+
+    async def _fetch_spot_depth(self, exchange_symbol: str) -> Any:
+        return await self._exchange.publicGetDepth({"symbol": exchange_symbol, "limit": 1000})
+
+    async def _fetch_usdm_depth(self, exchange_symbol: str) -> Any:
+        return await self._exchange.fapiPublicGetDepth({"symbol": exchange_symbol, "limit": 1000})
+
+    def _counting_trade_sink(self, sink: MarketSink, symbol: str) -> MarketSink:
+        m = self._metrics
+        if m is None:
+            return sink
+        counter = m.trades.labels(self.venue, symbol)
+
+        def counted(event: MarketEvent) -> None:
+            counter.inc()
+            sink(event)
+
+        return counted
+
+    # -- ccxt streams (non-Binance venues) --------------------------------------------------
+
+    def _start_ccxt(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        instrument: Instrument,
+        state: _StreamState,
+        sink: MarketSink,
+    ) -> list[asyncio.Task[None]]:
+        symbol = instrument.symbol
+        book = Book(SequenceRule.NONE)
+        self._books[symbol] = book
+        self._rx_sources[symbol] = lambda: state.last_rx_ns
+        gap_flag = self._hook_sequence_check(symbol)
+        trade_sink = self._counting_trade_sink(sink, symbol)
+        return [
+            loop.create_task(
+                self._supervise(
+                    f"{symbol} book",
+                    symbol,
+                    lambda: self._ccxt_book_loop(instrument, book, state, sink, gap_flag),
+                ),
+                name=f"{self.venue}:{symbol}:book",
+            ),
+            loop.create_task(
+                self._supervise(
+                    f"{symbol} trades",
+                    symbol,
+                    lambda: self._ccxt_trades_loop(instrument, trade_sink),
+                ),
+                name=f"{self.venue}:{symbol}:trades",
+            ),
+        ]
+
+    def _hook_sequence_check(self, symbol: str) -> list[bool]:
+        """For bybit: check `u` continuity of raw book messages ccxt does not check.
+
+        Returns a one-element flag list set to True when a gap was seen.
+        """
+        flag = [False]
+        ex = self._exchange
+        if getattr(ex, "id", "") != "bybit":
+            return flag
+        market_id = self._instruments[symbol].exchange_symbol
+        original = ex.handle_order_book
+        last_u: dict[str, int] = {}
+
+        def checked(client: Any, message: Any) -> Any:
+            try:
+                data = message.get("data") or {}
+                if data.get("s") == market_id:
+                    u = int(data.get("u", -1))
+                    if message.get("type") == "snapshot" or u == 1:
+                        last_u[market_id] = u
+                    else:
+                        prev = last_u.get(market_id)
+                        if prev is not None and u != prev + 1:
+                            flag[0] = True
+                        last_u[market_id] = u
+            except (TypeError, ValueError, AttributeError):
+                self._count_malformed()
+            return original(client, message)
+
+        ex.handle_order_book = checked
+        return flag
+
+    async def _ccxt_book_loop(
+        self,
+        instrument: Instrument,
+        book: Book,
+        state: _StreamState,
+        sink: MarketSink,
+        gap_flag: list[bool],
+    ) -> None:
+        ex = self._exchange
+        symbol = instrument.symbol
+        tick, lot = instrument.tick_size, instrument.lot_size
+        depth = min(self._md.book_depth_levels, 200)
+        m = self._metrics
+        labels = (self.venue, symbol)
+        try:
+            while True:
+                ob = await ex.watch_order_book(symbol)
+                now = time.time_ns()
+                state.last_rx_ns = time.monotonic_ns()
+                if gap_flag[0]:
+                    gap_flag[0] = False
+                    self._count_resync(symbol, "gap")
+                    state.synced = False
+                    self._mark(sink, state, stale=True, reason="gap")
+                    with contextlib.suppress(Exception):
+                        await ex.un_watch_order_book(symbol)
+                    continue
+                try:
+                    bids = tuple(
+                        (round(p / tick), round(q / lot)) for p, q, *_ in ob["bids"][:depth]
+                    )
+                    asks = tuple(
+                        (round(p / tick), round(q / lot)) for p, q, *_ in ob["asks"][:depth]
+                    )
+                except (TypeError, ValueError, KeyError):
+                    self._count_malformed()
+                    continue
+                ts_ms = ob.get("timestamp")
+                ts_ex = int(ts_ms) * 1_000_000 if ts_ms else now
+                nonce = ob.get("nonce")
+                update_id = int(nonce) if nonce is not None else -1
+                snapshot = BookSnapshot(self.venue, symbol, ts_ex, now, update_id, bids, asks)
+                if book.apply_snapshot(snapshot):
+                    self._count_resync(symbol, "crossed")
+                    self._mark(sink, state, stale=True, reason="crossed")
+                    with contextlib.suppress(Exception):
+                        await ex.un_watch_order_book(symbol)
+                    continue
+                if m is not None:
+                    m.book_updates.labels(*labels).inc()
+                    m.md_latency.labels(*labels).observe(max(0, now - ts_ex) / 1e9)
+                state.synced = True
+                if state.stale:
+                    self._mark(sink, state, stale=False, reason="synced")
+                sink(snapshot)
+        finally:
+            state.synced = False
+
+    async def _ccxt_trades_loop(self, instrument: Instrument, sink: MarketSink) -> None:
+        ex = self._exchange
+        symbol = instrument.symbol
+        tick, lot = instrument.tick_size, instrument.lot_size
+        last_id = ""
+        while True:
+            trades = await ex.watch_trades(symbol)
+            now = time.time_ns()
+            for t in trades:
+                try:
+                    tid = str(t["id"])
+                    if tid == last_id:
+                        continue
+                    last_id = tid
+                    trade = Trade(
+                        self.venue,
+                        symbol,
+                        int(t["timestamp"]) * 1_000_000,
+                        now,
+                        int(tid) if tid.isdigit() else hash(tid) & 0x7FFFFFFFFFFFFFFF,
+                        round(float(t["price"]) / tick),
+                        round(float(t["amount"]) / lot),
+                        Side.BUY if t["side"] == "buy" else Side.SELL,
+                    )
+                except (KeyError, TypeError, ValueError):
+                    self._count_malformed()
+                    continue
+                sink(trade)
+
+    # -- supervision, staleness, counting ---------------------------------------------------
+
+    async def _supervise(
+        self, name: str, symbol: str, run_once: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run a stream forever: retry with exponential backoff and jitter; never raise."""
+        md = self._md
+        backoff = md.reconnect_initial_backoff_seconds
+        first = True
+        while True:
+            started = time.monotonic()
+            if not first:
+                self.reconnects += 1
+                if self._metrics is not None:
+                    self._metrics.ws_reconnects.labels(self.venue, symbol).inc()
+            first = False
+            try:
+                await run_once()
+                error: str = "stream ended"
+                level = "warning"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001  a stream never takes the daemon down
+                error = repr(exc)
+                level = "warning" if _retryable(exc) else "error"
+            if time.monotonic() - started > 10 * md.reconnect_max_backoff_seconds:
+                backoff = md.reconnect_initial_backoff_seconds  # it had been healthy
+            delay = backoff * (0.5 + random.random() * 0.5)
+            log.log(
+                40 if level == "error" else 30,
+                "stream failed, reconnecting",
+                venue=self.venue,
+                stream=name,
+                error=error,
+                retry_in_s=round(delay, 3),
+            )
+            await asyncio.sleep(delay)
+            backoff = min(backoff * 2, md.reconnect_max_backoff_seconds)
+
+    async def _watchdog(self, sink: MarketSink) -> None:
+        """Mark a market stale when its book stream is silent past the limit; un-stale on data."""
+        limit_ns = int(self._md.stale_after_seconds * 1e9)
+        interval = min(self._md.stale_after_seconds / 10, 0.5)
+        m = self._metrics
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic_ns()
+            for symbol, state in self._streams.items():
+                rx = self._rx_sources[symbol]()
+                silent = now - rx > limit_ns
+                if silent and not state.stale:
+                    self._mark(sink, state, stale=True, reason="silent")
+                elif not silent and state.stale and state.synced:
+                    self._mark(sink, state, stale=False, reason="data resumed")
+                if m is not None:
+                    book = self._books.get(symbol)
+                    inst = self._instruments[symbol]
+                    if book is not None and book.synced:
+                        bid = book.best_bid_ticks
+                        ask = book.best_ask_ticks
+                        if bid is not None:
+                            m.book_best_bid.labels(self.venue, symbol).set(inst.ticks_to_price(bid))
+                        if ask is not None:
+                            m.book_best_ask.labels(self.venue, symbol).set(inst.ticks_to_price(ask))
+
+    def _mark(self, sink: MarketSink, state: _StreamState, *, stale: bool, reason: str) -> None:
+        if state.stale == stale:
+            return
+        state.stale = stale
+        if self._metrics is not None:
+            self._metrics.market_stale.labels(self.venue, state.symbol).set(1 if stale else 0)
+        log.info(
+            "market stale" if stale else "market fresh",
+            venue=self.venue,
+            symbol=state.symbol,
+            reason=reason,
+        )
+        sink(MarketStatus(self.venue, state.symbol, time.time_ns(), stale, reason))
+
+    def _count_resync(self, symbol: str, cause: str) -> None:
+        self.resyncs += 1
+        if self._metrics is not None:
+            self._metrics.book_resyncs.labels(self.venue, symbol).inc()
+        log.warning("book out of sync, resyncing", venue=self.venue, symbol=symbol, cause=cause)
+
+    def _count_malformed(self) -> None:
+        self.malformed += 1
+        if self._metrics is not None:
+            self._metrics.malformed_frames.labels(self.venue).inc()
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, (ConnectionError, OSError, aiohttp.ClientError, TimeoutError)):
+        return True
+    return any(cls.__name__ in _RETRYABLE_NAMES for cls in type(exc).__mro__)
+
+
+def _configured_fees(venue: VenueConfig) -> tuple[float, float] | None:
+    if venue.maker_fee_bps is None and venue.taker_fee_bps is None:
+        return None
+    return venue.fees_bps((0.0, 0.0))
