@@ -3,7 +3,7 @@
 Money is kept as `fractions.Fraction` in quote units, so the components add up to the total
 exactly, not merely to within rounding. Prices come from integer ticks times the tick size read
 as its decimal (0.01 is exactly 1/100); sizes from integer lots times the lot (and contract)
-size read the same way; fair values and fees are taken at their exact binary value. Fractions
+size read the same way; fair values and fees as the decimals they print as. Fractions
 are only computed on fills and when the P&L is read, never on a book update.
 
 Definitions (a fill i: side s_i = +1 buy / -1 sell, base quantity x_i, price p_i, fee f_i
@@ -62,8 +62,8 @@ def decimal_fraction(value: float) -> Fraction:
 
 
 def to_fraction(value: float) -> Fraction:
-    """The exact binary value of a float (fair values and fees)."""
-    return Fraction(value)
+    """A fair value or fee as the decimal it prints as (101.2 -> 506/5), exactly."""
+    return Fraction(repr(float(value)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,224 @@
+"""Positions, netting across venues, average cost and realized/unrealized P&L."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from mm_daemon.core.inventory import Ledger
+from mm_daemon.core.types import Fill, Instrument, InstrumentKind, Liquidity, Side
+
+SPOT = Instrument(
+    venue="sim-spot",
+    symbol="BTC/USDT",
+    exchange_symbol="BTCUSDT",
+    kind=InstrumentKind.SPOT,
+    base="BTC",
+    quote="USDT",
+    tick_size=0.01,
+    lot_size=0.00001,
+)
+PERP = Instrument(
+    venue="sim-perp",
+    symbol="BTC/USDT:USDT",
+    exchange_symbol="BTCUSDT",
+    kind=InstrumentKind.PERPETUAL,
+    base="BTC",
+    quote="USDT",
+    tick_size=0.1,
+    lot_size=0.001,
+)
+COIN_PERP = Instrument(
+    venue="sim-coin",
+    symbol="BTC/USD:BTC",
+    exchange_symbol="BTCUSD_PERP",
+    kind=InstrumentKind.PERPETUAL,
+    base="BTC",
+    quote="USD",
+    tick_size=0.1,
+    lot_size=1.0,
+    contract_size_base=0.01,
+)
+
+_seq = iter(range(1, 1_000_000))
+
+
+def fill(
+    instrument: Instrument,
+    side: Side,
+    price: float,
+    size: float,
+    *,
+    fee: float = 0.0,
+    client_order_id: str = "q-1",
+    liquidity: Liquidity = Liquidity.MAKER,
+) -> Fill:
+    n = next(_seq)
+    return Fill(
+        venue=instrument.venue,
+        symbol=instrument.symbol,
+        ts_exchange_ns=n,
+        ts_local_ns=n,
+        client_order_id=client_order_id,
+        exchange_order_id=str(n),
+        trade_id=str(n),
+        side=side,
+        price_ticks=instrument.price_to_ticks(price),
+        size_lots=instrument.size_to_lots(size),
+        fee_quote=fee,
+        liquidity=liquidity,
+    )
+
+
+def ledger(weights: dict[str, float] | None = None) -> Ledger:
+    book = Ledger(SPOT, netting_weights=weights)
+    book.add_instrument(PERP)
+    return book
+
+
+def test_spot_long_and_perp_short_net_to_zero_with_weight_one() -> None:
+    book = ledger()
+    book.on_fill(fill(SPOT, Side.BUY, 60_000, 0.05))
+    book.on_fill(fill(PERP, Side.SELL, 60_010, 0.05, client_order_id="hdg-1"))
+    assert book.position("sim-spot", "BTC/USDT").base == pytest.approx(0.05)
+    assert book.position("sim-perp", "BTC/USDT:USDT").base == pytest.approx(-0.05)
+    assert book.net_exposure_base == pytest.approx(0.0, abs=1e-12)
+
+
+def test_netting_weight_scales_the_hedge_venue_position() -> None:
+    book = ledger({"sim-perp": 0.5})
+    book.on_fill(fill(SPOT, Side.BUY, 60_000, 0.05))
+    book.on_fill(fill(PERP, Side.SELL, 60_000, 0.05))
+    assert book.net_exposure_base == pytest.approx(0.025)
+
+
+def test_hedge_sized_by_the_inverse_weight_nets_to_zero() -> None:
+    book = ledger({"sim-perp": 2.0})
+    book.on_fill(fill(SPOT, Side.BUY, 60_000, 0.1))
+    book.on_fill(fill(PERP, Side.SELL, 60_000, 0.05))
+    assert book.net_exposure_base == pytest.approx(0.0, abs=1e-12)
+
+
+def test_changing_the_netting_weight_updates_net_exposure() -> None:
+    book = ledger()
+    book.on_fill(fill(PERP, Side.SELL, 60_000, 0.1))
+    book.set_netting_weight("sim-perp", 0.8)
+    assert book.net_exposure_base == pytest.approx(-0.08)
+
+
+def test_perp_position_is_contracts_times_contract_size() -> None:
+    book = Ledger(SPOT)
+    book.add_instrument(COIN_PERP)
+    book.on_fill(fill(COIN_PERP, Side.BUY, 60_000, 5))
+    position = book.position("sim-coin", "BTC/USD:BTC")
+    assert position.lots == 5
+    assert position.base == pytest.approx(0.05)
+    assert book.net_exposure_base == pytest.approx(0.05)
+
+
+def test_inventory_by_venue_reports_base_per_venue() -> None:
+    book = ledger()
+    book.on_fill(fill(SPOT, Side.SELL, 60_000, 0.02))
+    book.on_fill(fill(PERP, Side.BUY, 60_000, 0.03))
+    assert book.inventory_by_venue() == pytest.approx({"sim-spot": -0.02, "sim-perp": 0.03})
+
+
+def test_average_cost_of_adds_is_size_weighted() -> None:
+    book = ledger()
+    book.on_fill(fill(SPOT, Side.BUY, 100, 1))
+    book.on_fill(fill(SPOT, Side.BUY, 110, 3))
+    assert book.position("sim-spot", "BTC/USDT").avg_cost == pytest.approx(107.5)
+
+
+def test_partial_close_realizes_against_average_cost_and_keeps_it() -> None:
+    book = ledger()
+    book.on_fill(fill(SPOT, Side.BUY, 100, 1))
+    book.on_fill(fill(SPOT, Side.BUY, 110, 1))
+    book.on_fill(fill(SPOT, Side.SELL, 120, 0.5))
+    position = book.position("sim-spot", "BTC/USDT")
+    assert position.realized == Fraction(15, 2)
+    assert position.avg_cost == pytest.approx(105)
+    assert position.base == pytest.approx(1.5)
+
+
+def test_short_partial_close_realizes_the_drop() -> None:
+    book = ledger()
+    book.on_fill(fill(PERP, Side.SELL, 200, 2))
+    book.on_fill(fill(PERP, Side.BUY, 190, 1))
+    position = book.position("sim-perp", "BTC/USDT:USDT")
+    assert position.realized == 10
+    assert position.avg_cost == pytest.approx(200)
+
+
+def test_flip_closes_the_position_and_opens_the_rest_at_the_fill_price() -> None:
+    book = ledger()
+    book.on_fill(fill(SPOT, Side.BUY, 100, 1))
+    book.on_fill(fill(SPOT, Side.SELL, 110, 3))
+    position = book.position("sim-spot", "BTC/USDT")
+    assert position.realized == 10
+    assert position.base == pytest.approx(-2)
+    assert position.avg_cost == pytest.approx(110)
+
+
+def test_closing_exactly_leaves_a_flat_position_without_cost() -> None:
+    book = ledger()
+    book.on_fill(fill(SPOT, Side.BUY, 100, 1))
+    book.on_fill(fill(SPOT, Side.SELL, 101, 1))
+    position = book.position("sim-spot", "BTC/USDT")
+    assert position.lots == 0
+    assert position.avg_cost is None
+    assert position.cost_basis == 0
+    assert position.realized == 1
+
+
+def test_unrealized_marks_the_open_position_to_fair_value() -> None:
+    book = ledger()
+    book.on_fill(fill(SPOT, Side.BUY, 100, 2))
+    assert book.position("sim-spot", "BTC/USDT").unrealized(103.5) == 7
+
+
+def test_spot_quote_balance_change_includes_the_fee() -> None:
+    book = ledger()
+    book.on_fill(fill(SPOT, Side.BUY, 100, 2, fee=0.25))
+    position = book.position("sim-spot", "BTC/USDT")
+    assert position.quote_flow == Fraction(-20025, 100)
+    assert position.fees == Fraction(1, 4)
+
+
+def test_realized_plus_unrealized_minus_fees_is_total_pnl() -> None:
+    book = ledger()
+    book.on_fair_value("sim-spot", "BTC/USDT", 100.0)
+    book.on_fair_value("sim-perp", "BTC/USDT:USDT", 100.5)
+    book.on_fill(fill(SPOT, Side.BUY, 99.99, 1, fee=-0.01))
+    book.on_fill(fill(PERP, Side.SELL, 100.4, 0.7, fee=0.03, client_order_id="hdg-1"))
+    book.on_fill(fill(SPOT, Side.SELL, 100.02, 0.4, fee=-0.004))
+    book.on_fair_value("sim-spot", "BTC/USDT", 101.25)
+    book.on_fair_value("sim-perp", "BTC/USDT:USDT", 101.5)
+    assert book.realized() + book.unrealized() - book.fees() == book.pnl().total
+
+
+def test_max_abs_net_exposure_keeps_the_peak() -> None:
+    book = ledger()
+    book.on_fill(fill(SPOT, Side.SELL, 100, 0.3))
+    book.on_fill(fill(SPOT, Side.BUY, 100, 0.5))
+    assert book.net_exposure_base == pytest.approx(0.2)
+    assert book.max_abs_net_exposure_base == pytest.approx(0.3)
+
+
+def test_fill_stats_split_quoting_and_hedge_fills() -> None:
+    book = ledger()
+    book.on_fill(fill(SPOT, Side.BUY, 100, 1))
+    book.on_fill(fill(SPOT, Side.SELL, 101, 1, liquidity=Liquidity.TAKER))
+    book.on_fill(fill(PERP, Side.SELL, 100, 0.5, client_order_id="hdg-3"))
+    assert (book.quote_stats.buys, book.quote_stats.sells) == (1, 1)
+    assert (book.quote_stats.maker, book.quote_stats.taker) == (1, 1)
+    assert book.quote_stats.volume_quote == pytest.approx(201)
+    assert book.hedge_stats.count == 1
+    assert book.hedge_stats.volume_base == pytest.approx(0.5)
+
+
+def test_fill_on_an_unregistered_instrument_is_refused() -> None:
+    book = Ledger(SPOT)
+    with pytest.raises(KeyError, match="sim-perp"):
+        book.on_fill(fill(PERP, Side.BUY, 100, 1))
