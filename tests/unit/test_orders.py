@@ -1,0 +1,366 @@
+"""The order manager: churn control, in-flight states, limits, reconciliation, shutdown."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pytest
+
+from mm_daemon.config import QuotingConfig, RiskConfig, VenueConfig
+from mm_daemon.core.quoting import MarketInputs, QuoteParams, Quoter, Quotes
+from mm_daemon.core.risk import RiskGate, RiskLimits
+from mm_daemon.core.types import (
+    Fill,
+    Instrument,
+    InstrumentKind,
+    Liquidity,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    Side,
+)
+from mm_daemon.engine.metrics import Metrics
+from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
+from mm_daemon.venues.base import ExecutionSink
+
+NS = 1_000_000_000
+INSTRUMENT = Instrument(
+    "paper", "BTC/USDT", "BTCUSDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 0.001
+)
+SETTINGS = OrderManagerSettings(
+    price_tolerance_ticks=5,
+    price_tolerance_bps=0.0,
+    size_tolerance_fraction=0.2,
+    max_order_age_ns=60 * NS,
+    order_timeout_ns=2 * NS,
+    max_open_orders_per_side=2,
+    rate_limit_orders_per_second=10.0,
+    rate_limit_burst_orders=4,
+)
+
+
+@dataclass
+class FakeExecution:
+    """Records every call; answers open_orders from what the test says is open."""
+
+    venue: str = "paper"
+    calls: list[tuple[str, object]] = field(default_factory=list)
+    open: list[OrderUpdate] = field(default_factory=list)
+    fail_places: bool = False
+
+    async def connect(self) -> None:
+        return None
+
+    async def run(self, sink: ExecutionSink) -> None:
+        self.calls.append(("run", sink))
+
+    async def place(self, request: OrderRequest) -> None:
+        self.calls.append(("place", request))
+        if self.fail_places:
+            raise ConnectionError("socket closed")
+
+    async def replace(self, old_client_order_id: str, request: OrderRequest) -> None:
+        self.calls.append(("replace", (old_client_order_id, request)))
+
+    async def cancel(self, symbol: str, client_order_id: str) -> None:
+        assert symbol == "BTC/USDT"
+        self.calls.append(("cancel", client_order_id))
+
+    async def cancel_all(self, symbol: str) -> None:
+        self.calls.append(("cancel_all", symbol))
+        self.open.clear()
+
+    async def open_orders(self, symbol: str) -> list[OrderUpdate]:
+        self.calls.append(("open_orders", symbol))
+        return list(self.open)
+
+    async def close(self) -> None:
+        return None
+
+    def actions(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000 * NS
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def quotes_at(fair: float, size_base: float = 0.01) -> Quotes:
+    quoter = Quoter(
+        QuoteParams(model="fixed", order_size_base=size_base, lot_base=0.001, spread_bps=4.0)
+    )
+    return quoter.quote(MarketInputs(fair, None, None), 0.0, 0)
+
+
+def manager(
+    execution: FakeExecution,
+    clock: Clock,
+    settings: OrderManagerSettings = SETTINGS,
+    **kwargs: object,
+) -> OrderManager:
+    return OrderManager(
+        execution,
+        INSTRUMENT,
+        settings,
+        clock=clock,
+        client_id_prefix="mmtest",
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def ack_all(om: OrderManager) -> None:
+    for order in om.live_orders():
+        if order.status is OrderStatus.PENDING_NEW:
+            om.on_execution_event(update(order.client_order_id, OrderStatus.OPEN, order.side))
+
+
+def update(
+    client_id: str, status: OrderStatus, side: Side = Side.BUY, filled: int = 0, reason: str = ""
+) -> OrderUpdate:
+    return OrderUpdate(
+        "paper", "BTC/USDT", 0, 0, client_id, "x" + client_id, status, side, 1, 10, filled, reason
+    )
+
+
+async def settled(om: OrderManager, execution: FakeExecution) -> list[str]:
+    await om.drain()
+    return execution.actions()
+
+
+async def test_first_desired_quotes_place_one_order_per_quote() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    assert await settled(om, execution) == ["place", "place"]
+    sides = sorted(o.side for o in om.live_orders())
+    assert sides == [Side.SELL, Side.BUY]
+
+
+async def test_fair_value_move_below_tolerance_leaves_orders_alone() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    ack_all(om)
+    # 3 ticks of fair value; rounded outward the quotes move 1 and 4 ticks, below 5.
+    om.set_desired(quotes_at(6_000_003.0), fair_ticks=6_000_003.0)
+    assert await settled(om, execution) == ["place", "place"]
+
+
+async def test_fair_value_move_past_tolerance_replaces_both_orders() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    ack_all(om)
+    old_ids = {o.client_order_id for o in om.live_orders()}
+    om.set_desired(quotes_at(6_000_006.0), fair_ticks=6_000_006.0)  # 6 ticks >= 5
+    assert await settled(om, execution) == ["place", "place", "replace", "replace"]
+    replaced = {call[1][0] for call in execution.calls if call[0] == "replace"}  # type: ignore[index]
+    assert replaced == old_ids
+
+
+async def test_size_change_beyond_tolerance_replaces_and_within_does_not() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0, 0.010), fair_ticks=6_000_000.0)
+    ack_all(om)
+    om.set_desired(quotes_at(6_000_000.0, 0.011), fair_ticks=6_000_000.0)  # 10 %
+    assert (await settled(om, execution)).count("replace") == 0
+    om.set_desired(quotes_at(6_000_000.0, 0.013), fair_ticks=6_000_000.0)  # 30 %
+    assert (await settled(om, execution)).count("replace") == 2
+
+
+async def test_order_older_than_max_age_is_replaced() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    ack_all(om)
+    clock.now += 61 * NS
+    om.sync()
+    assert (await settled(om, execution)).count("replace") == 2
+
+
+async def test_side_no_longer_desired_is_cancelled() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    ack_all(om)
+    full = quotes_at(6_000_000.0)
+    om.set_desired(Quotes(full.bids, (), 0), fair_ticks=6_000_000.0)
+    assert (await settled(om, execution))[-1] == "cancel"
+    pending = [o for o in om.live_orders() if o.status is OrderStatus.PENDING_CANCEL]
+    assert [o.side for o in pending] == [Side.SELL]
+
+
+async def test_pending_new_order_is_not_replaced_before_its_ack() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    om.set_desired(quotes_at(6_000_100.0), fair_ticks=6_000_100.0)
+    assert await settled(om, execution) == ["place", "place"]
+
+
+async def test_never_more_live_orders_per_side_than_configured() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    three_levels = Quoter(
+        QuoteParams(
+            model="fixed",
+            order_size_base=0.01,
+            lot_base=0.001,
+            levels=3,
+            level_spacing_bps=1.0,
+        )
+    ).quote(MarketInputs(6_000_000.0, None, None), 0.0, 0)
+    om.set_desired(three_levels, fair_ticks=6_000_000.0)
+    await om.drain()
+    assert len(om.live_orders(Side.BUY)) == 2
+    assert len(om.live_orders(Side.SELL)) == 2
+
+
+async def test_rate_limit_holds_under_a_burst_and_the_latest_desired_state_wins() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    start = clock.now
+    for i in range(1_000):  # 1000 events in 0.1 s, each moving fair value by 10 ticks
+        clock.now = start + i * 100_000
+        om.set_desired(quotes_at(6_000_000.0 + 10 * i), fair_ticks=6_000_000.0 + 10 * i)
+        ack_all(om)
+        for order in list(om.live_orders()):
+            if order.status is OrderStatus.PENDING_CANCEL:
+                om.on_execution_event(update(order.client_order_id, OrderStatus.CANCELLED))
+    await om.drain()
+    sent = [a for a in execution.actions() if a in {"place", "replace", "cancel"}]
+    # Burst of 4 plus 10/s over 0.1 s: at most 5 actions.
+    assert len(sent) <= 5
+    assert om.rate_limited_count > 0
+    clock.now += NS  # tokens refill
+    om.sync()
+    await om.drain()
+    last = quotes_at(6_000_000.0 + 10 * 999)
+    live = {o.side: o.price_ticks for o in om.live_orders() if o.status is OrderStatus.PENDING_NEW}
+    assert live == {Side.BUY: last.bids[0].price_ticks, Side.SELL: last.asks[0].price_ticks}
+
+
+async def test_filled_order_leaves_its_level_to_a_new_order() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    ack_all(om)
+    bid = om.live_orders(Side.BUY)[0]
+    om.on_execution_event(
+        Fill("paper", "BTC/USDT", 0, 0, bid.client_order_id, "", "t1", Side.BUY,
+             bid.price_ticks, bid.size_lots, 0.0, Liquidity.MAKER)
+    )  # fmt: skip
+    assert om.get(bid.client_order_id).status is OrderStatus.FILLED  # type: ignore[union-attr]
+    om.sync()
+    assert (await settled(om, execution)).count("place") == 3
+
+
+async def test_partial_fill_marks_the_order_partially_filled() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    ack_all(om)
+    bid = om.live_orders(Side.BUY)[0]
+    om.on_execution_event(update(bid.client_order_id, OrderStatus.PARTIALLY_FILLED, filled=3))
+    assert bid.status is OrderStatus.PARTIALLY_FILLED
+    assert bid.remaining_lots == bid.size_lots - 3
+    await om.drain()
+
+
+async def test_rejected_order_is_counted_and_forgotten() -> None:
+    execution, clock, metrics = FakeExecution(), Clock(), Metrics()
+    om = manager(execution, clock, metrics=metrics)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    bid = om.live_orders(Side.BUY)[0]
+    om.on_execution_event(
+        update(bid.client_order_id, OrderStatus.REJECTED, reason="Order would immediately match")
+    )
+    assert bid.client_order_id not in {o.client_order_id for o in om.live_orders()}
+    value = metrics.registry.get_sample_value(
+        "mm_order_rejects_total", {"venue": "paper", "reason": "post_only"}
+    )
+    assert value == 1.0
+    await om.drain()
+
+
+async def test_failed_send_rejects_the_order() -> None:
+    execution, clock = FakeExecution(fail_places=True), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    await om.drain()
+    assert om.live_orders() == []
+
+
+async def test_in_flight_timeout_reconciles_with_the_venue() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    bid, ask = om.live_orders(Side.BUY)[0], om.live_orders(Side.SELL)[0]
+    execution.open = [update(bid.client_order_id, OrderStatus.OPEN)]  # the ask never arrived
+    clock.now += 3 * NS
+    om.sync()
+    await om.drain()
+    assert "open_orders" in execution.actions()
+    assert bid.status is OrderStatus.OPEN
+    assert om.get(ask.client_order_id).status is OrderStatus.CANCELLED  # type: ignore[union-attr]
+
+
+async def test_risk_gate_blocks_an_order_outside_the_price_band() -> None:
+    execution, clock = FakeExecution(), Clock()
+    gate = RiskGate(RiskLimits(5, 1000, 1.0, 1.0, 100.0))  # 1 bps band
+    om = manager(execution, clock, risk=gate)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_010_000.0)  # quotes ~16 bps away
+    assert await settled(om, execution) == []
+
+
+async def test_shutdown_cancels_every_order_and_reports_none_left() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    ack_all(om)
+    execution.open = [update(o.client_order_id, OrderStatus.OPEN) for o in om.live_orders()]
+    assert await om.shutdown() == 0
+    assert "cancel_all" in execution.actions()
+    assert om.live_orders() == []
+    om.set_desired(quotes_at(6_100_000.0), fair_ticks=6_100_000.0)
+    assert execution.actions().count("place") == 2  # nothing new after shutdown
+
+
+async def test_client_order_ids_are_unique_and_venue_legal() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = OrderManager(execution, INSTRUMENT, SETTINGS, clock=clock)
+    for i in range(50):
+        om.set_desired(quotes_at(6_000_000.0 + 100 * i), fair_ticks=6_000_000.0 + 100 * i)
+        ack_all(om)
+        clock.now += NS
+    await om.drain()
+    ids = [c[1].client_order_id for c in execution.calls if c[0] == "place"]  # type: ignore[attr-defined]
+    ids += [c[1][1].client_order_id for c in execution.calls if c[0] == "replace"]  # type: ignore[index]
+    assert len(ids) == len(set(ids)) > 10
+    assert all(re.fullmatch(r"[.A-Z:/a-z0-9_-]{1,36}", i) for i in ids)
+
+
+async def test_tick_to_quote_is_measured_from_the_event_receipt() -> None:
+    execution, clock, metrics = FakeExecution(), Clock(), Metrics()
+    om = manager(execution, clock, metrics=metrics)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0, event_ts_ns=clock.now - 40_000)
+    count = metrics.registry.get_sample_value("mm_tick_to_quote_seconds_count")
+    total = metrics.registry.get_sample_value("mm_tick_to_quote_seconds_sum")
+    assert count == 1.0
+    assert total == pytest.approx(40e-6)
+    await om.drain()
+
+
+def test_settings_from_config_convert_seconds_to_ns() -> None:
+    settings = OrderManagerSettings.from_config(
+        QuotingConfig(max_order_age_seconds=2.5),
+        RiskConfig(),
+        VenueConfig(name="v", exchange="binance", symbol="BTC/USDT"),
+    )
+    assert settings.max_order_age_ns == 2_500_000_000
