@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 from mm_daemon.config import HedgeMode, HedgeRatioMode, HedgeVenueDownReaction, HedgingConfig
 from mm_daemon.core.pnl import decimal_fraction
+from mm_daemon.core.quoting import HedgeDown, hedge_down_from_config
 from mm_daemon.core.types import (
     Fill,
     Instrument,
@@ -90,7 +91,7 @@ class HedgeIntent:
     request: OrderRequest
     fair_value: float  # the hedge instrument's fair value at decision
     reference_fair_value: float  # the quoted instrument's fair value at decision
-    exposure_base: float  # exposure the order removes when filled (signed, exposure units)
+    exposure_change_base: float  # change of net exposure once filled (a sell is negative)
 
 
 @dataclass(slots=True)
@@ -338,6 +339,12 @@ class Hedger:
             return QuoteConstraint(reduce_only=True, reason=reason)
         return QuoteConstraint(stop=True, reason=reason)
 
+    def hedge_down(self, now_ns: int) -> HedgeDown | None:
+        """The same reaction in the quote engine's own form (`QuoteEngine(..., hedge_down=)`)."""
+        if self.config.mode is HedgeMode.OFF or self._down_reason(now_ns) is None:
+            return None
+        return hedge_down_from_config(self.config)
+
     def decide(self, now_ns: int, net_exposure_base: float) -> HedgeIntent | None:
         """The hedge to send now for `net_exposure_base` (the ledger's), or None."""
         self._expire(now_ns)
@@ -401,7 +408,7 @@ class Hedger:
             self._decision_fair.popitem(last=False)
         self._last_slice_ns = now_ns
         self.stats.orders += 1
-        exposure = -side * float(lots * self._base_per_lot) * self.netting_weight
+        exposure = side * float(lots * self._base_per_lot) * self.netting_weight
         return HedgeIntent(request, fair, reference, exposure)
 
     def _limit_price_ticks(self, side: Side) -> int | None:
