@@ -1,0 +1,238 @@
+"""What Binance spot and USD-M share on the wire: number formatting, request signatures,
+error codes and JSON, and the time checks of signed requests.
+
+Numbers go out as strings with the venue's decimals (spot prints 8, "64012.34000000"; USD-M
+prints the instrument's price and quantity precision, "61800.30" / "0.006"), exactly as the
+recorded real frames do. Prices and sizes are integer ticks and lots inside; the formatters turn
+them into strings without floats (and cache them: the same prices recur on every depth message).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from mm_daemon.core.types import Instrument
+
+__all__ = [
+    "DEFAULT_RECV_WINDOW_MS",
+    "MAX_RECV_WINDOW_MS",
+    "BinanceError",
+    "NumberFormat",
+    "check_timestamp",
+    "dumps",
+    "error_body",
+    "expected_secret",
+    "sign",
+    "signature_payload",
+    "verify_signature",
+]
+
+DEFAULT_RECV_WINDOW_MS = 5_000
+MAX_RECV_WINDOW_MS = 60_000
+_CACHE_LIMIT = 200_000
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+class BinanceError(Exception):
+    """An error answered the Binance way: HTTP status plus `{"code": ..., "msg": ...}`."""
+
+    def __init__(
+        self, code: int, msg: str, http_status: int = 400, data: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.http_status = http_status
+        self.data = data
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "msg": self.msg}
+        if self.data is not None:
+            body["data"] = self.data
+        return body
+
+
+def error_body(code: int, msg: str) -> bytes:
+    return orjson.dumps({"code": code, "msg": msg})
+
+
+# Binance's own error codes and messages (the ones the simulator answers with).
+def bad_signature() -> BinanceError:
+    return BinanceError(-1022, "Signature for this request is not valid.")
+
+
+def bad_api_key() -> BinanceError:
+    return BinanceError(-2014, "API-key format invalid.", 401)
+
+
+def bad_timestamp() -> BinanceError:
+    return BinanceError(
+        -1021, "Timestamp for this request is outside of the recvWindow.", http_status=400
+    )
+
+
+def missing_param(name: str) -> BinanceError:
+    return BinanceError(
+        -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+    )
+
+
+def bad_symbol() -> BinanceError:
+    return BinanceError(-1121, "Invalid symbol.")
+
+
+def unknown_order_cancel() -> BinanceError:
+    return BinanceError(-2011, "Unknown order sent.")
+
+
+def no_such_order() -> BinanceError:
+    return BinanceError(-2013, "Order does not exist.")
+
+
+def expected_secret(api_key: str) -> str:
+    """The secret the simulator expects for `api_key`.
+
+    Any API key is accepted and gets its own account; its secret is the key itself, so a client
+    configured with (key, key) signs correctly and any other secret is refused with -1022.
+    """
+    return api_key
+
+
+_SIGNATURE_RE = re.compile(r"(?:^|&)signature=([0-9a-fA-F]*)")
+
+
+def signature_payload(query_string: str, body: str) -> tuple[str, str | None]:
+    """(the signed payload, the signature sent) of a request, Binance's rule:
+
+    the payload is the query string concatenated with the body, without the signature itself.
+    """
+    signature: str | None = None
+    parts: list[str] = []
+    for raw in (query_string, body):
+        text = raw
+        match = _SIGNATURE_RE.search(text)
+        if match is not None:
+            signature = match.group(1)
+            text = text[: match.start()] + text[match.end() :]
+            if match.start() == 0 and text.startswith("&"):
+                text = text[1:]
+        parts.append(text)
+    return "".join(parts), signature
+
+
+def sign(secret: str, payload: str) -> str:
+    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str, payload: str, signature: str | None) -> bool:
+    if not signature:
+        return False
+    return hmac.compare_digest(sign(secret, payload), signature.lower())
+
+
+def check_timestamp(params: dict[str, str], now_ms: int) -> None:
+    """Binance's rule: timestamp < now + 1000 and now - timestamp <= recvWindow (max 60000)."""
+    raw = params.get("timestamp")
+    if raw is None:
+        raise missing_param("timestamp")
+    try:
+        timestamp = int(raw)
+        recv_window = int(params.get("recvWindow", DEFAULT_RECV_WINDOW_MS))
+    except ValueError:
+        raise BinanceError(-1100, "Illegal characters found in a parameter.") from None
+    if recv_window <= 0 or recv_window > MAX_RECV_WINDOW_MS:
+        raise BinanceError(-1131, "recvWindow must be less than 60000")
+    if timestamp >= now_ms + 1000 or now_ms - timestamp > recv_window:
+        raise bad_timestamp()
+
+
+def _step_digits(step: float, decimals: int) -> int:
+    return round(step * 10.0**decimals)
+
+
+@dataclass(slots=True)
+class NumberFormat:
+    """Prints ticks and lots as Binance does, with fixed decimals, without going through floats."""
+
+    price_step: int  # one tick in units of 10**-price_decimals
+    price_decimals: int
+    size_step: int
+    size_decimals: int
+    _px: dict[int, str]
+    _qty: dict[int, str]
+
+    @classmethod
+    def for_instrument(
+        cls, instrument: Instrument, price_decimals: int, size_decimals: int
+    ) -> NumberFormat:
+        return cls(
+            _step_digits(instrument.tick_size, price_decimals),
+            price_decimals,
+            _step_digits(instrument.lot_size, size_decimals),
+            size_decimals,
+            {},
+            {},
+        )
+
+    @staticmethod
+    def _fmt(units: int, decimals: int) -> str:
+        if decimals == 0:
+            return str(units)
+        sign_text = "-" if units < 0 else ""
+        whole, frac = divmod(abs(units), 10**decimals)
+        return f"{sign_text}{whole}.{frac:0{decimals}d}"
+
+    def px(self, ticks: int) -> str:
+        text = self._px.get(ticks)
+        if text is None:
+            text = self._fmt(ticks * self.price_step, self.price_decimals)
+            if len(self._px) < _CACHE_LIMIT:
+                self._px[ticks] = text
+        return text
+
+    def qty(self, lots: int) -> str:
+        text = self._qty.get(lots)
+        if text is None:
+            text = self._fmt(lots * self.size_step, self.size_decimals)
+            if len(self._qty) < _CACHE_LIMIT:
+                self._qty[lots] = text
+        return text
+
+    def amount(self, value: float, decimals: int = 8) -> str:
+        """A balance or fee (not on a tick grid), with `decimals` decimals."""
+        return f"{value:.{decimals}f}"
+
+    def parse_px(self, text: str) -> int | None:
+        """Ticks of a price string; None when it is not on the tick grid."""
+        return _parse_units(text, self.price_decimals, self.price_step)
+
+    def parse_qty(self, text: str) -> int | None:
+        """Lots of a quantity string; None when it is not on the lot grid."""
+        return _parse_units(text, self.size_decimals, self.size_step)
+
+
+_NUMBER_RE = re.compile(r"^\d+(?:\.\d*)?$|^\.\d+$")
+
+
+def _parse_units(text: str, decimals: int, step: int) -> int | None:
+    text = text.strip()
+    if not _NUMBER_RE.match(text):
+        return None
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0")
+    if len(frac) > decimals:
+        return None
+    scale: int = 10**decimals
+    units = int(whole or "0") * scale + int(frac.ljust(decimals, "0") or "0")
+    if step <= 0 or units % step:
+        return None
+    return units // step

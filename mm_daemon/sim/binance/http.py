@@ -1,0 +1,270 @@
+"""The HTTP side shared by both dialects: request parameters, signed-request checks, Binance
+error answers, fault-driven REST errors, market-stream websockets and the admin endpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from mm_daemon.sim.binance.common import (
+    BinanceError,
+    check_timestamp,
+    expected_secret,
+    signature_payload,
+    verify_signature,
+)
+from mm_daemon.sim.binance.streams import Connection
+from mm_daemon.sim.faults import FaultSpec
+from mm_daemon.sim.venue import SimVenue
+
+__all__ = [
+    "Handler",
+    "Params",
+    "add_admin_routes",
+    "add_stream_routes",
+    "json_response",
+    "rest",
+    "ws_api_params",
+]
+
+Params = dict[str, str]
+Handler = Callable[[SimVenue, Params, str | None], Awaitable[Any] | Any]
+VENUE_KEY: web.AppKey[SimVenue] = web.AppKey("venue", SimVenue)
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def error_response(exc: BinanceError) -> web.Response:
+    return json_response(exc.body(), status=exc.http_status)
+
+
+async def _params(request: web.Request) -> tuple[Params, str, str]:
+    query = request.rel_url.raw_query_string
+    body = ""
+    if request.can_read_body:
+        body = await request.text()
+    params: Params = {}
+    for raw in (query, body):
+        if raw:
+            try:
+                params.update(parse_qsl(raw, keep_blank_values=True, strict_parsing=True))
+            except ValueError:
+                raise BinanceError(-1100, "Illegal characters found in a parameter.") from None
+    return params, query, body
+
+
+def rest(handler: Handler, *, signed: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Wrap a handler: faults, parameters, API key and signature, Binance error answers."""
+
+    async def wrapped(request: web.Request) -> web.Response:
+        venue = request.app[VENUE_KEY]
+        now = time.time_ns()
+        failing = venue.faults.http_error(now)
+        if failing is not None:
+            status, retry_after = failing
+            if status == 429:
+                return json_response(
+                    {
+                        "code": -1003,
+                        "msg": "Too many requests; current limit of IP is 6000 requests per "
+                        "minute. Please use WebSocket Streams for live updates to avoid bans.",
+                    },
+                    status=429,
+                    headers={"Retry-After": str(max(1, round(retry_after)))},
+                )
+            return json_response(
+                {"code": -1001, "msg": "Internal error; unable to process your request."},
+                status=status,
+            )
+        try:
+            params, query, body = await _params(request)
+            api_key: str | None = None
+            if signed:
+                api_key = _authenticate(request, params, query, body, now)
+            result = handler(venue, params, api_key)
+            if isinstance(result, Awaitable):
+                result = await result
+        except BinanceError as exc:
+            return error_response(exc)
+        except (ValueError, KeyError, TypeError):
+            return error_response(
+                BinanceError(
+                    -1102, "A mandatory parameter was not sent, was empty/null, or malformed."
+                )
+            )
+        return json_response(result)
+
+    return wrapped
+
+
+def _authenticate(request: web.Request, params: Params, query: str, body: str, now_ns: int) -> str:
+    """The API key of a signed REST request, after its signature and timestamp checks."""
+    api_key = request.headers.get("X-MBX-APIKEY")
+    if not api_key:
+        raise BinanceError(-2014, "API-key format invalid.", 401)
+    payload, signature = signature_payload(query, body)
+    if not verify_signature(expected_secret(api_key), payload, signature):
+        raise BinanceError(-1022, "Signature for this request is not valid.")
+    check_timestamp(params, now_ns // 1_000_000)
+    return api_key
+
+
+def ws_api_params(venue: SimVenue, raw: Any, *, signed: bool) -> tuple[Params, str | None]:
+    """Parameters of a WS-API request; checks the signature of signed ones (Binance's rule:
+    every parameter but `signature`, sorted by name, as `k=v&...`)."""
+    if not isinstance(raw, dict):
+        raise BinanceError(
+            -1102, "Mandatory parameter 'params' was not sent, was empty/null, or malformed."
+        )
+    params: Params = {}
+    for key, value in raw.items():
+        if isinstance(value, bool):
+            params[str(key)] = "true" if value else "false"
+        else:
+            params[str(key)] = str(value)
+    if not signed:
+        return params, None
+    api_key = params.get("apiKey")
+    if not api_key:
+        raise BinanceError(-2014, "API-key format invalid.", 401)
+    payload = "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "signature")
+    if not verify_signature(expected_secret(api_key), payload, params.get("signature")):
+        raise BinanceError(-1022, "Signature for this request is not valid.")
+    check_timestamp(params, time.time_ns() // 1_000_000)
+    del venue
+    return params, api_key
+
+
+async def _market_ws(request: web.Request) -> web.StreamResponse:
+    """Market streams: `/ws`, `/ws/<n>`, `/stream`, `/public/ws`, `/market/stream?streams=...`."""
+    venue = request.app[VENUE_KEY]
+    combined = "/stream" in request.path
+    ws = web.WebSocketResponse(compress=False, autoping=True, heartbeat=None)
+    await ws.prepare(request)
+    conn = Connection(ws, combined=combined, faults=venue.faults)
+    venue.register(conn)
+    conn.start()
+    initial = request.query.get("streams")
+    if initial:
+        venue.streams.subscribe(conn, initial.split("/"))
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            _handle_stream_request(venue, conn, msg.data)
+    finally:
+        venue.streams.drop(conn)
+        with contextlib.suppress(Exception):
+            await conn.close()
+    return ws
+
+
+def _handle_stream_request(venue: SimVenue, conn: Connection, text: str) -> None:
+    now = time.time_ns()
+    try:
+        request = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        conn.send(orjson.dumps({"error": {"code": 3, "msg": "Invalid JSON: expected value"}}), now)
+        return
+    if not isinstance(request, dict):
+        conn.send(orjson.dumps({"error": {"code": 3, "msg": "Invalid request"}}), now)
+        return
+    method = request.get("method")
+    req_id = request.get("id")
+    params = request.get("params", [])
+    if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            conn.send(
+                orjson.dumps(
+                    {
+                        "error": {
+                            "code": 2,
+                            "msg": "Invalid request: 'params' must be an array of strings",
+                        },
+                        "id": req_id,
+                    }
+                ),
+                now,
+            )
+            return
+        if method == "SUBSCRIBE":
+            unknown = venue.streams.subscribe(conn, params)
+            if unknown:
+                conn.send(
+                    orjson.dumps(
+                        {
+                            "error": {
+                                "code": 2,
+                                "msg": f"Invalid request: unknown stream {unknown[0]}",
+                            },
+                            "id": req_id,
+                        }
+                    ),
+                    now,
+                )
+                return
+        else:
+            venue.streams.unsubscribe(conn, params)
+        conn.send(orjson.dumps({"result": None, "id": req_id}), now)
+    elif method == "LIST_SUBSCRIPTIONS":
+        conn.send(orjson.dumps({"result": sorted(conn.streams), "id": req_id}), now)
+    else:
+        conn.send(
+            orjson.dumps(
+                {
+                    "error": {"code": 2, "msg": f"Invalid request: unknown method {method}"},
+                    "id": req_id,
+                }
+            ),
+            now,
+        )
+
+
+def add_stream_routes(app: web.Application, prefixes: tuple[str, ...]) -> None:
+    for prefix in prefixes:
+        for kind in ("ws", "stream"):
+            app.router.add_get(f"{prefix}/{kind}", _market_ws)
+            app.router.add_get(f"{prefix}/{kind}/{{index}}", _market_ws)
+
+
+async def _admin_faults(request: web.Request) -> web.Response:
+    venue = request.app[VENUE_KEY]
+    try:
+        spec = FaultSpec.parse(await request.json(loads=orjson.loads))
+    except (ValueError, TypeError) as exc:
+        return json_response({"error": str(exc)}, status=400)
+    await venue.apply_fault(spec)
+    return json_response({"ok": True, "kind": spec.kind})
+
+
+async def _admin_state(request: web.Request) -> web.Response:
+    venue = request.app[VENUE_KEY]
+    depth = int(request.query.get("depth", "1000"))
+    return json_response(venue.state(depth))
+
+
+def add_admin_routes(app: web.Application) -> None:
+    app.router.add_post("/admin/faults", _admin_faults)
+    app.router.add_get("/admin/state", _admin_state)
+
+
+def make_base_app(venue: SimVenue) -> web.Application:
+    app = web.Application()
+    app[VENUE_KEY] = venue
+    add_admin_routes(app)
+    return app

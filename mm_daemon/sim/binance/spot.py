@@ -1,0 +1,759 @@
+"""Binance spot wire protocol: REST under /api/v3, market streams at /ws and /stream, and the
+WS-API at /ws-api/v3 (user data by signature subscription, order entry)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from mm_daemon.core.types import Side
+from mm_daemon.sim.binance.common import BinanceError
+from mm_daemon.sim.binance.http import (
+    VENUE_KEY,
+    Params,
+    add_stream_routes,
+    make_base_app,
+    rest,
+    ws_api_params,
+)
+from mm_daemon.sim.binance.orders import binance_type, order_ref, parse_order, side_text
+from mm_daemon.sim.binance.streams import Connection
+from mm_daemon.sim.matching import ExecType, ExecutionReport, MatchResult, OrderView
+from mm_daemon.sim.venue import SimVenue, UserSink, VenueSymbol
+
+__all__ = ["exchange_info", "make_spot_app"]
+
+_MS = 1_000_000
+
+
+def _d8(value: float) -> str:
+    return f"{value:.8f}"
+
+
+def _filters(sym: VenueSymbol) -> list[dict[str, Any]]:
+    inst = sym.instrument
+    fmt = sym.fmt
+    return [
+        {
+            "filterType": "PRICE_FILTER",
+            "minPrice": fmt.px(1),
+            "maxPrice": _d8(1_000_000.0),
+            "tickSize": fmt.px(1),
+        },
+        {
+            "filterType": "LOT_SIZE",
+            "minQty": fmt.qty(max(1, inst.min_size_lots)),
+            "maxQty": _d8(9000.0),
+            "stepSize": fmt.qty(1),
+        },
+        {"filterType": "ICEBERG_PARTS", "limit": 10},
+        {
+            "filterType": "MARKET_LOT_SIZE",
+            "minQty": _d8(0.0),
+            "maxQty": _d8(100.0),
+            "stepSize": _d8(0.0),
+        },
+        {
+            "filterType": "TRAILING_DELTA",
+            "minTrailingAboveDelta": 10,
+            "maxTrailingAboveDelta": 2000,
+            "minTrailingBelowDelta": 10,
+            "maxTrailingBelowDelta": 2000,
+        },
+        {
+            "filterType": "PERCENT_PRICE_BY_SIDE",
+            "bidMultiplierUp": "5",
+            "bidMultiplierDown": "0.2",
+            "askMultiplierUp": "5",
+            "askMultiplierDown": "0.2",
+            "avgPriceMins": 5,
+        },
+        {
+            "filterType": "NOTIONAL",
+            "minNotional": _d8(inst.min_notional_quote),
+            "applyMinToMarket": True,
+            "maxNotional": _d8(9000000.0),
+            "applyMaxToMarket": False,
+            "avgPriceMins": 5,
+        },
+        {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
+        {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
+    ]
+
+
+def exchange_info(venue: SimVenue, now_ms: int) -> dict[str, Any]:
+    symbols = []
+    for name, sym in venue.symbols.items():
+        inst = sym.instrument
+        symbols.append(
+            {
+                "symbol": name,
+                "status": "BREAK" if venue.faults.halted(now_ms * _MS) else "TRADING",
+                "baseAsset": inst.base,
+                "baseAssetPrecision": 8,
+                "quoteAsset": inst.quote,
+                "quotePrecision": 8,
+                "quoteAssetPrecision": 8,
+                "baseCommissionPrecision": 8,
+                "quoteCommissionPrecision": 8,
+                "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+                "icebergAllowed": False,
+                "ocoAllowed": False,
+                "otoAllowed": False,
+                "quoteOrderQtyMarketAllowed": False,
+                "allowTrailingStop": False,
+                "cancelReplaceAllowed": True,
+                "amendAllowed": False,
+                "isSpotTradingAllowed": True,
+                "isMarginTradingAllowed": False,
+                "filters": _filters(sym),
+                "permissions": [],
+                "permissionSets": [["SPOT"]],
+                "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+                "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_MAKER"],
+            }
+        )
+    return {
+        "timezone": "UTC",
+        "serverTime": now_ms,
+        "rateLimits": [
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": 6000,
+            },
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+        ],
+        "exchangeFilters": [],
+        "symbols": symbols,
+    }
+
+
+# -- order formatting --------------------------------------------------------------------------
+
+
+def order_view(sym: VenueSymbol, view: OrderView) -> dict[str, Any]:
+    """GET /api/v3/order and openOrders element."""
+    fmt = sym.fmt
+    order_type, tif = binance_type(view.order_type, spot=True)
+    return {
+        "symbol": sym.instrument.exchange_symbol,
+        "orderId": view.order_id,
+        "orderListId": -1,
+        "clientOrderId": view.client_order_id,
+        "price": fmt.px(view.price_ticks),
+        "origQty": fmt.qty(view.orig_lots),
+        "executedQty": fmt.qty(view.executed_lots),
+        "cummulativeQuoteQty": _d8(view.cum_quote),
+        "status": view.status.value,
+        "timeInForce": tif,
+        "type": order_type,
+        "side": side_text(view.side),
+        "stopPrice": _d8(0.0),
+        "icebergQty": _d8(0.0),
+        "time": view.ts_ns // _MS,
+        "updateTime": view.update_ts_ns // _MS,
+        "isWorking": True,
+        "workingTime": view.ts_ns // _MS,
+        "origQuoteOrderQty": _d8(0.0),
+        "selfTradePreventionMode": "EXPIRE_MAKER",
+    }
+
+
+def new_order_response(
+    sym: VenueSymbol, result: MatchResult, resp_type: str, now_ms: int
+) -> dict[str, Any]:
+    view = result.order
+    assert view is not None  # noqa: S101  a successful client submit always carries its order
+    base: dict[str, Any] = {
+        "symbol": sym.instrument.exchange_symbol,
+        "orderId": view.order_id,
+        "orderListId": -1,
+        "clientOrderId": view.client_order_id,
+        "transactTime": now_ms,
+    }
+    if resp_type == "ACK":
+        return base
+    fmt = sym.fmt
+    order_type, tif = binance_type(view.order_type, spot=True)
+    base.update(
+        {
+            "price": fmt.px(view.price_ticks),
+            "origQty": fmt.qty(view.orig_lots),
+            "executedQty": fmt.qty(view.executed_lots),
+            "origQuoteOrderQty": _d8(0.0),
+            "cummulativeQuoteQty": _d8(view.cum_quote),
+            "status": view.status.value,
+            "timeInForce": tif,
+            "type": order_type,
+            "side": side_text(view.side),
+            "workingTime": now_ms,
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+        }
+    )
+    if resp_type == "FULL":
+        base["fills"] = [
+            {
+                "price": fmt.px(r.last_price_ticks),
+                "qty": fmt.qty(r.last_lots),
+                "commission": _d8(r.fee),
+                "commissionAsset": r.fee_asset,
+                "tradeId": r.trade_id,
+            }
+            for r in result.reports
+            if r.exec_type is ExecType.TRADE and r.order_id == view.order_id
+        ]
+    return base
+
+
+def cancel_response(sym: VenueSymbol, view: OrderView, orig_client_id: str) -> dict[str, Any]:
+    fmt = sym.fmt
+    order_type, tif = binance_type(view.order_type, spot=True)
+    return {
+        "symbol": sym.instrument.exchange_symbol,
+        "origClientOrderId": orig_client_id,
+        "orderId": view.order_id,
+        "orderListId": -1,
+        "clientOrderId": orig_client_id,
+        "transactTime": view.update_ts_ns // _MS,
+        "price": fmt.px(view.price_ticks),
+        "origQty": fmt.qty(view.orig_lots),
+        "executedQty": fmt.qty(view.executed_lots),
+        "origQuoteOrderQty": _d8(0.0),
+        "cummulativeQuoteQty": _d8(view.cum_quote),
+        "status": view.status.value,
+        "timeInForce": tif,
+        "type": order_type,
+        "side": side_text(view.side),
+        "selfTradePreventionMode": "EXPIRE_MAKER",
+    }
+
+
+def execution_report(sym: VenueSymbol, r: ExecutionReport, now_ms: int) -> dict[str, Any]:
+    fmt = sym.fmt
+    order_type, tif = binance_type(r.order_type, spot=True)
+    trade = r.exec_type is ExecType.TRADE
+    return {
+        "e": "executionReport",
+        "E": now_ms,
+        "s": sym.instrument.exchange_symbol,
+        "c": r.client_order_id,
+        "S": side_text(r.side),
+        "o": order_type,
+        "f": tif,
+        "q": fmt.qty(r.orig_lots),
+        "p": fmt.px(r.price_ticks),
+        "P": _d8(0.0),
+        "F": _d8(0.0),
+        "g": -1,
+        "C": "",
+        "x": r.exec_type.value,
+        "X": r.status.value,
+        "r": "NONE",
+        "i": r.order_id,
+        "l": fmt.qty(r.last_lots),
+        "z": fmt.qty(r.cum_lots),
+        "L": fmt.px(r.last_price_ticks),
+        "n": _d8(r.fee),
+        "N": r.fee_asset if trade else None,
+        "T": r.ts_ns // _MS,
+        "t": r.trade_id,
+        "v": 0,
+        "I": r.order_id * 2 + (1 if trade else 0),
+        "w": r.status.is_open,
+        "m": bool(trade and r.liquidity is not None and r.liquidity.value == "maker"),
+        "M": trade,
+        "O": r.order_ts_ns // _MS,
+        "Z": _d8(r.cum_quote),
+        "Y": _d8(r.last_price_ticks * r.last_lots * _unit(sym)),
+        "Q": _d8(0.0),
+        "W": r.order_ts_ns // _MS,
+        "V": "EXPIRE_MAKER",
+    }
+
+
+def _unit(sym: VenueSymbol) -> float:
+    inst = sym.instrument
+    return inst.tick_size * inst.lot_size * inst.contract_size_base
+
+
+def account_balances(venue: SimVenue, api_key: str) -> list[dict[str, str]]:
+    account = venue.accounts.get(api_key)
+    return [
+        {"asset": asset, "free": _d8(bal.free), "locked": _d8(bal.locked)}
+        for asset, bal in sorted(account.balances.items())
+    ]
+
+
+def account_position(venue: SimVenue, api_key: str, now_ms: int) -> dict[str, Any]:
+    return {
+        "e": "outboundAccountPosition",
+        "E": now_ms,
+        "u": now_ms,
+        "B": [
+            {"a": b["asset"], "f": b["free"], "l": b["locked"]}
+            for b in account_balances(venue, api_key)
+        ],
+    }
+
+
+# -- REST handlers -----------------------------------------------------------------------------
+
+
+def _now_ms() -> int:
+    return time.time_ns() // _MS
+
+
+def _ping(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
+    del venue, params, api_key
+    return {}
+
+
+def _time(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
+    del venue, params, api_key
+    return {"serverTime": _now_ms()}
+
+
+def _exchange_info(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
+    del params, api_key
+    return exchange_info(venue, _now_ms())
+
+
+def depth(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
+    del api_key
+    sym = venue.symbol(params.get("symbol"))
+    try:
+        limit = int(params.get("limit", "100"))
+    except ValueError:
+        raise BinanceError(-1100, "Illegal characters found in parameter 'limit'.") from None
+    limit = max(1, min(limit, 5000))
+    bids, asks, update_id = sym.engine.depth(limit)
+    px = sym.fmt.px
+    qty = sym.fmt.qty
+    body: dict[str, Any] = {"lastUpdateId": update_id}
+    if not venue.is_spot:
+        now = _now_ms()
+        body["E"] = now
+        body["T"] = now
+    body["bids"] = [[px(p), qty(s)] for p, s in bids]
+    body["asks"] = [[px(p), qty(s)] for p, s in asks]
+    return body
+
+
+def place(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
+    sym = venue.symbol(params.get("symbol"))
+    order = parse_order(params, sym, spot=True)
+    result = venue.submit(
+        sym,
+        api_key,
+        side=order.side,
+        order_type=order.order_type,
+        size_lots=order.size_lots,
+        price_ticks=order.price_ticks,
+        client_order_id=order.client_order_id,
+        reduce_only=order.reduce_only,
+    )
+    return new_order_response(sym, result, order.resp_type, _now_ms())
+
+
+def _post_order(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
+    assert api_key is not None  # noqa: S101  signed endpoint
+    return place(venue, params, api_key)
+
+
+def _get_order(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
+    assert api_key is not None  # noqa: S101  signed endpoint
+    sym = venue.symbol(params.get("symbol"))
+    order_id, client_id = order_ref(params)
+    view = sym.engine.query(api_key, order_id=order_id, client_order_id=client_id)
+    if not isinstance(view, OrderView):
+        raise BinanceError(view.code, view.msg)
+    return order_view(sym, view)
+
+
+def cancel(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
+    sym = venue.symbol(params.get("symbol"))
+    order_id, client_id = order_ref(params)
+    result = venue.cancel(sym, api_key, order_id, client_id)
+    assert result.order is not None  # noqa: S101  a successful client cancel carries its order
+    return cancel_response(sym, result.order, result.order.client_order_id)
+
+
+def _delete_order(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
+    assert api_key is not None  # noqa: S101  signed endpoint
+    return cancel(venue, params, api_key)
+
+
+def _open_orders(venue: SimVenue, params: Params, api_key: str | None) -> list[dict[str, Any]]:
+    assert api_key is not None  # noqa: S101  signed endpoint
+    names = [params["symbol"]] if params.get("symbol") else list(venue.symbols)
+    out: list[dict[str, Any]] = []
+    for name in names:
+        sym = venue.symbol(name)
+        out.extend(order_view(sym, v) for v in sym.engine.open_orders(api_key))
+    return out
+
+
+def cancel_all(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
+    sym = venue.symbol(params.get("symbol"))
+    views = venue.cancel_all(sym, api_key)
+    return [cancel_response(sym, v, v.client_order_id) for v in views]
+
+
+def _delete_open_orders(
+    venue: SimVenue, params: Params, api_key: str | None
+) -> list[dict[str, Any]]:
+    assert api_key is not None  # noqa: S101  signed endpoint
+    return cancel_all(venue, params, api_key)
+
+
+def account(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
+    del params
+    maker_bps = 0
+    taker_bps = 0
+    for sym in venue.symbols.values():
+        maker_bps = round(sym.instrument.maker_fee_rate * 10_000)
+        taker_bps = round(sym.instrument.taker_fee_rate * 10_000)
+    now = _now_ms()
+    return {
+        "makerCommission": maker_bps,
+        "takerCommission": taker_bps,
+        "buyerCommission": 0,
+        "sellerCommission": 0,
+        "commissionRates": {
+            "maker": _d8(maker_bps / 10_000),
+            "taker": _d8(taker_bps / 10_000),
+            "buyer": _d8(0.0),
+            "seller": _d8(0.0),
+        },
+        "canTrade": True,
+        "canWithdraw": False,
+        "canDeposit": False,
+        "brokered": False,
+        "requireSelfTradePrevention": False,
+        "preventSor": False,
+        "updateTime": now,
+        "accountType": "SPOT",
+        "balances": account_balances(venue, api_key),
+        "permissions": ["SPOT"],
+        "uid": abs(hash(api_key)) % 10**9,
+    }
+
+
+def _account(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
+    assert api_key is not None  # noqa: S101  signed endpoint
+    return account(venue, params, api_key)
+
+
+def my_trades(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
+    sym = venue.symbol(params.get("symbol"))
+    limit = max(1, min(int(params.get("limit", "500")), 1000))
+    from_id = int(params["fromId"]) if params.get("fromId") else None
+    trades = sym.engine.account_trades(api_key, from_id=from_id, limit=limit)
+    order_id = int(params["orderId"]) if params.get("orderId") else None
+    fmt = sym.fmt
+    return [
+        {
+            "symbol": sym.instrument.exchange_symbol,
+            "id": t.trade_id,
+            "orderId": t.order_id,
+            "orderListId": -1,
+            "price": fmt.px(t.price_ticks),
+            "qty": fmt.qty(t.size_lots),
+            "quoteQty": _d8(t.quote_qty),
+            "commission": _d8(t.fee),
+            "commissionAsset": t.fee_asset,
+            "time": t.ts_ns // _MS,
+            "isBuyer": t.side is Side.BUY,
+            "isMaker": t.is_maker,
+            "isBestMatch": True,
+        }
+        for t in trades
+        if order_id is None or t.order_id == order_id
+    ]
+
+
+def _my_trades(venue: SimVenue, params: Params, api_key: str | None) -> list[dict[str, Any]]:
+    assert api_key is not None  # noqa: S101  signed endpoint
+    return my_trades(venue, params, api_key)
+
+
+def cancel_replace(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
+    sym = venue.symbol(params.get("symbol"))
+    mode = params.get("cancelReplaceMode", "").upper()
+    if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
+        raise BinanceError(
+            -1102,
+            "Mandatory parameter 'cancelReplaceMode' was not sent, was empty/null, or malformed.",
+        )
+    order = parse_order(params, sym, spot=True)
+    cancel_id, cancel_client = order_ref(
+        params, id_key="cancelOrderId", client_key="cancelOrigClientOrderId"
+    )
+    cancelled, new = venue.cancel_replace(
+        sym,
+        api_key,
+        side=order.side,
+        order_type=order.order_type,
+        size_lots=order.size_lots,
+        price_ticks=order.price_ticks,
+        cancel_order_id=cancel_id,
+        cancel_client_order_id=cancel_client,
+        client_order_id=order.client_order_id,
+        allow_failure=mode == "ALLOW_FAILURE",
+    )
+    now = _now_ms()
+    cancel_part: dict[str, Any]
+    if cancelled.error is None and cancelled.order is not None:
+        cancel_part = cancel_response(sym, cancelled.order, cancelled.order.client_order_id)
+        cancel_result = "SUCCESS"
+    else:
+        err = cancelled.error
+        cancel_part = {
+            "code": err.code if err else -2011,
+            "msg": err.msg if err else "Unknown order sent.",
+        }
+        cancel_result = "FAILURE"
+    if new is None:
+        new_part: dict[str, Any] | None = None
+        new_result = "NOT_ATTEMPTED"
+    elif new.error is None:
+        new_part = new_order_response(sym, new, order.resp_type, now)
+        new_result = "SUCCESS"
+    else:
+        new_part = {"code": new.error.code, "msg": new.error.msg}
+        new_result = "FAILURE"
+    body = {
+        "cancelResult": cancel_result,
+        "newOrderResult": new_result,
+        "cancelResponse": cancel_part,
+        "newOrderResponse": new_part,
+    }
+    if cancel_result != "SUCCESS" or new_result != "SUCCESS":
+        # Binance answers a partial failure with -2021 and both halves in `data`.
+        code = -2021 if cancel_result == "SUCCESS" or new_result == "SUCCESS" else -2022
+        msg = (
+            "Order cancel-replace partially failed."
+            if code == -2021
+            else "Order cancel-replace failed."
+        )
+        raise BinanceError(code, msg, data=body)
+    return body
+
+
+def _cancel_replace(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
+    assert api_key is not None  # noqa: S101  signed endpoint
+    return cancel_replace(venue, params, api_key)
+
+
+def _listen_key(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
+    del params
+    return {"listenKey": venue.new_listen_key(api_key or "")}
+
+
+async def _api_key_only(request: web.Request) -> web.Response:
+    venue = request.app[VENUE_KEY]
+    api_key = request.headers.get("X-MBX-APIKEY")
+    if not api_key:
+        return web.json_response({"code": -2014, "msg": "API-key format invalid."}, status=401)
+    if request.method == "POST":
+        return web.json_response({"listenKey": venue.new_listen_key(api_key)})
+    return web.json_response({})
+
+
+# -- WS-API ------------------------------------------------------------------------------------
+
+
+class _WsApiSession:
+    """One WS-API connection: requests answered in order; user-data events pushed."""
+
+    def __init__(self, venue: SimVenue, ws: web.WebSocketResponse) -> None:
+        self.venue = venue
+        self.ws = ws
+        self.conn = Connection(ws, combined=False, faults=venue.faults)
+        self.user_streams: dict[int, int] = {}  # subscriptionId -> venue user stream id
+        self._next_sub = 0
+
+    def reply(self, req_id: Any, result: Any) -> None:
+        self.conn.send(
+            orjson.dumps({"id": req_id, "status": 200, "result": result, "rateLimits": []}),
+            time.time_ns(),
+        )
+
+    def error(self, req_id: Any, exc: BinanceError) -> None:
+        self.conn.send(
+            orjson.dumps(
+                {
+                    "id": req_id,
+                    "status": exc.http_status,
+                    "error": exc.body(),
+                    "rateLimits": [],
+                }
+            ),
+            time.time_ns(),
+        )
+
+    def user_sink(self, sub_id: int, api_key: str) -> UserSink:
+        venue = self.venue
+
+        def sink(
+            sym: VenueSymbol, reports: list[ExecutionReport], changed: list[str], now_ns: int
+        ) -> None:
+            now_ms = now_ns // _MS
+            for report in reports:
+                event = execution_report(sym, report, now_ms)
+                self.conn.send(orjson.dumps({"subscriptionId": sub_id, "event": event}), now_ns)
+            if changed:
+                self.conn.send(
+                    orjson.dumps(
+                        {
+                            "subscriptionId": sub_id,
+                            "event": account_position(venue, api_key, now_ms),
+                        }
+                    ),
+                    now_ns,
+                )
+
+        return sink
+
+    def handle(self, text: str) -> None:
+        try:
+            request = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            self.error(None, BinanceError(-1102, "Malformed request: invalid JSON."))
+            return
+        if not isinstance(request, dict):
+            self.error(None, BinanceError(-1102, "Malformed request."))
+            return
+        req_id = request.get("id")
+        method = request.get("method")
+        venue = self.venue
+        try:
+            if method == "ping":
+                self.reply(req_id, {})
+                return
+            if method == "time":
+                self.reply(req_id, {"serverTime": _now_ms()})
+                return
+            signed = method in _SIGNED_METHODS
+            if not signed and method not in ("depth", "exchangeInfo"):
+                self.error(req_id, BinanceError(-1102, f"Unknown method '{method}'."))
+                return
+            params, api_key = ws_api_params(venue, request.get("params", {}), signed=signed)
+            if method == "depth":
+                self.reply(req_id, depth(venue, params, None))
+            elif method == "exchangeInfo":
+                self.reply(req_id, exchange_info(venue, _now_ms()))
+            else:
+                assert api_key is not None  # noqa: S101  signed methods carry a key
+                self.reply(req_id, self._signed(str(method), params, api_key))
+        except BinanceError as exc:
+            self.error(req_id, exc)
+        except (ValueError, KeyError, TypeError):
+            self.error(
+                req_id,
+                BinanceError(
+                    -1102, "A mandatory parameter was not sent, was empty/null, or malformed."
+                ),
+            )
+
+    def _signed(self, method: str, params: Params, api_key: str) -> Any:
+        venue = self.venue
+        if method == "userDataStream.subscribe.signature":
+            sub_id = self._next_sub
+            self._next_sub += 1
+            self.user_streams[sub_id] = venue.add_user_stream(
+                api_key, self.user_sink(sub_id, api_key)
+            )
+            return {"subscriptionId": sub_id}
+        if method == "userDataStream.unsubscribe":
+            sub = int(params.get("subscriptionId", "-1"))
+            stream_id = self.user_streams.pop(sub, None)
+            if stream_id is not None:
+                venue.remove_user_stream(stream_id)
+            return {}
+        if method == "order.place":
+            return place(venue, params, api_key)
+        if method == "order.cancel":
+            return cancel(venue, params, api_key)
+        if method == "order.status":
+            return _get_order(venue, params, api_key)
+        if method == "order.cancelReplace":
+            return cancel_replace(venue, params, api_key)
+        if method == "openOrders.status":
+            return _open_orders(venue, params, api_key)
+        if method == "openOrders.cancelAll":
+            return cancel_all(venue, params, api_key)
+        if method == "account.status":
+            return account(venue, params, api_key)
+        if method == "myTrades":
+            return my_trades(venue, params, api_key)
+        raise BinanceError(-1102, f"Unknown method '{method}'.")
+
+    def close(self) -> None:
+        for stream_id in self.user_streams.values():
+            self.venue.remove_user_stream(stream_id)
+        self.user_streams.clear()
+
+
+_SIGNED_METHODS = frozenset(
+    {
+        "userDataStream.subscribe.signature",
+        "userDataStream.unsubscribe",
+        "order.place",
+        "order.cancel",
+        "order.status",
+        "order.cancelReplace",
+        "openOrders.status",
+        "openOrders.cancelAll",
+        "account.status",
+        "myTrades",
+    }
+)
+
+
+async def _ws_api(request: web.Request) -> web.StreamResponse:
+    venue = request.app[VENUE_KEY]
+    ws = web.WebSocketResponse(compress=False, heartbeat=None)
+    await ws.prepare(request)
+    session = _WsApiSession(venue, ws)
+    venue.register(session.conn)
+    session.conn.start()
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                session.handle(msg.data)
+    finally:
+        session.close()
+        venue.streams.drop(session.conn)
+        with contextlib.suppress(Exception):
+            await session.conn.close()
+    return ws
+
+
+def make_spot_app(venue: SimVenue) -> web.Application:
+    app = make_base_app(venue)
+    r = app.router
+    r.add_get("/api/v3/ping", rest(_ping, signed=False))
+    r.add_get("/api/v3/time", rest(_time, signed=False))
+    r.add_get("/api/v3/exchangeInfo", rest(_exchange_info, signed=False))
+    r.add_get("/api/v3/depth", rest(depth, signed=False))
+    r.add_post("/api/v3/order", rest(_post_order, signed=True))
+    r.add_get("/api/v3/order", rest(_get_order, signed=True))
+    r.add_delete("/api/v3/order", rest(_delete_order, signed=True))
+    r.add_post("/api/v3/order/cancelReplace", rest(_cancel_replace, signed=True))
+    r.add_get("/api/v3/openOrders", rest(_open_orders, signed=True))
+    r.add_delete("/api/v3/openOrders", rest(_delete_open_orders, signed=True))
+    r.add_get("/api/v3/account", rest(_account, signed=True))
+    r.add_get("/api/v3/myTrades", rest(_my_trades, signed=True))
+    for method in ("POST", "PUT", "DELETE"):
+        r.add_route(method, "/api/v3/userDataStream", _api_key_only)
+    r.add_get("/ws-api/v3", _ws_api)
+    add_stream_routes(app, ("",))
+    return app

@@ -1,0 +1,387 @@
+"""Market-data publishing of one venue: websocket connections, subscriptions, depth batching.
+
+Every depth stream (`<sym>@depth`, `@depth@100ms`, `@depth@0ms`, ...) keeps its own
+accumulator of level changes; a message carries U = previous u + 1 and u = the book's update id
+at flush time, so every update id is accounted for. Rate 0 flushes after every book mutation
+batch, the others on their interval. Frames are serialized once with orjson and written to
+each subscribed connection's queue; combined-stream connections (`/stream`) get the envelope
+`{"stream": ..., "data": ...}` by byte concatenation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aiohttp import WSMsgType, web
+
+from mm_daemon.core.types import Instrument
+from mm_daemon.sim.binance.common import NumberFormat, dumps
+from mm_daemon.sim.faults import FaultState
+
+__all__ = ["BookSide", "Connection", "DepthStream", "MarketStreams", "SymbolFeed"]
+
+Dialect = Literal["binance-spot", "binance-usdm"]
+BookSide = Callable[[], tuple[int, list[tuple[int, int]], list[tuple[int, int]]]]
+_NS_PER_MS = 1_000_000
+
+
+class Connection:
+    """One websocket client: a queue of frames written by its own task, in order."""
+
+    __slots__ = (
+        "_queue",
+        "_task",
+        "_wake",
+        "closed",
+        "combined",
+        "faults",
+        "streams",
+        "ws",
+    )
+
+    def __init__(self, ws: web.WebSocketResponse, *, combined: bool, faults: FaultState) -> None:
+        self.ws = ws
+        self.combined = combined
+        self.faults = faults
+        self.streams: set[str] = set()
+        self._queue: deque[tuple[int, bytes]] = deque()
+        self._wake = asyncio.Event()
+        self.closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._writer())
+
+    def send(self, frame: bytes, now_ns: int) -> None:
+        if self.closed:
+            return
+        self._queue.append((now_ns, frame))
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def send_stream(self, stream: bytes, payload: bytes, now_ns: int) -> None:
+        if self.combined:
+            self.send(b'{"stream":"' + stream + b'","data":' + payload + b"}", now_ns)
+        else:
+            self.send(payload, now_ns)
+
+    async def _writer(self) -> None:
+        ws = self.ws
+        queue = self._queue
+        faults = self.faults
+        try:
+            while not self.closed:
+                if not queue:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                now = time.time_ns()
+                if faults.delayed(now) or faults.delay_ns:
+                    due = queue[0][0] + faults.delay_ns if faults.delayed(now) else 0
+                    if due > now:
+                        await asyncio.sleep((due - now) / 1e9)
+                        continue
+                while queue:
+                    _, frame = queue.popleft()
+                    await ws.send_frame(frame, WSMsgType.TEXT)
+        except (ConnectionError, RuntimeError):
+            self.closed = True
+        finally:
+            queue.clear()
+
+    async def close(self) -> None:
+        self.closed = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
+                await self._task
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.close()
+
+
+@dataclass(slots=True)
+class DepthStream:
+    """Pending level changes of one depth stream (one symbol, one rate)."""
+
+    name: bytes
+    rate_ms: int
+    last_u: int  # u of the last message (sent or skipped by a gap fault)
+    bids: dict[int, int] = field(default_factory=dict)
+    asks: dict[int, int] = field(default_factory=dict)
+    next_flush_ns: int = 0
+    subscribers: set[Connection] = field(default_factory=set)
+
+
+class SymbolFeed:
+    """Streams of one symbol: depth at each subscribed rate, trades, bookTicker."""
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        instrument: Instrument,
+        fmt: NumberFormat,
+        book: BookSide,
+        faults: FaultState,
+    ) -> None:
+        self.dialect = dialect
+        self.instrument = instrument
+        self.fmt = fmt
+        self.book = book
+        self.faults = faults
+        self.lower = instrument.exchange_symbol.lower()
+        self.depth: dict[int, DepthStream] = {}
+        self.trade_subs: set[Connection] = set()
+        self.ticker_subs: set[Connection] = set()
+        self._trade_name = f"{self.lower}@trade".encode()
+        self._ticker_name = f"{self.lower}@bookTicker".encode()
+        self._best: tuple[int, int, int, int] = (0, 0, 0, 0)
+        self._symbol = instrument.exchange_symbol
+
+    # subscriptions --------------------------------------------------------------------
+    def subscribe(self, conn: Connection, kind: str, rate_ms: int) -> None:
+        if kind == "depth":
+            stream = self.depth.get(rate_ms)
+            if stream is None:
+                # spot's plain `@depth` is the 1000 ms stream; every other rate names itself
+                plain = rate_ms == 1000 and self.dialect == "binance-spot"
+                name = f"{self.lower}@depth" + ("" if plain else f"@{rate_ms}ms")
+                update_id, _, _ = self.book()
+                stream = DepthStream(name.encode(), rate_ms, update_id)
+                self.depth[rate_ms] = stream
+            stream.subscribers.add(conn)
+        elif kind == "trade":
+            self.trade_subs.add(conn)
+        elif kind == "bookTicker":
+            self.ticker_subs.add(conn)
+
+    def unsubscribe(self, conn: Connection, kind: str | None = None, rate_ms: int = -1) -> None:
+        if kind in (None, "depth"):
+            for rate, stream in list(self.depth.items()):
+                if rate_ms in (-1, rate):
+                    stream.subscribers.discard(conn)
+                    if not stream.subscribers:
+                        del self.depth[rate]
+        if kind in (None, "trade"):
+            self.trade_subs.discard(conn)
+        if kind in (None, "bookTicker"):
+            self.ticker_subs.discard(conn)
+
+    # publishing -----------------------------------------------------------------------
+    def on_levels(self, changes: Iterable[tuple[int, int, int]]) -> None:
+        """Record level changes (side +1 bid / -1 ask, price ticks, new size lots)."""
+        if not self.depth:
+            return
+        changes = tuple(changes)
+        for stream in self.depth.values():
+            bids = stream.bids
+            asks = stream.asks
+            for side, px, size in changes:
+                if side > 0:
+                    bids[px] = size
+                else:
+                    asks[px] = size
+
+    def flush(self, now_ns: int, force_all: bool = False) -> None:
+        """Send due depth messages, and a bookTicker if the touch moved."""
+        if self.depth:
+            update_id = -1
+            for stream in self.depth.values():
+                if not force_all and stream.rate_ms and now_ns < stream.next_flush_ns:
+                    continue
+                if stream.rate_ms:
+                    stream.next_flush_ns = now_ns + stream.rate_ms * _NS_PER_MS
+                if update_id < 0:
+                    update_id = self.book()[0]
+                if update_id <= stream.last_u:
+                    continue
+                self._send_depth(stream, update_id, now_ns)
+        if self.ticker_subs:
+            self._maybe_ticker(now_ns)
+
+    def _send_depth(self, stream: DepthStream, update_id: int, now_ns: int) -> None:
+        first = stream.last_u + 1
+        prev = stream.last_u
+        stream.last_u = update_id
+        bids = stream.bids
+        asks = stream.asks
+        stream.bids = {}
+        stream.asks = {}
+        if self.faults.take_gap() or self.faults.stalled(now_ns):
+            return
+        px = self.fmt.px
+        qty = self.fmt.qty
+        b = [(px(p), qty(s)) for p, s in sorted(bids.items(), reverse=True)]
+        a = [(px(p), qty(s)) for p, s in sorted(asks.items())]
+        ms = now_ns // _NS_PER_MS
+        if self.dialect == "binance-spot":
+            payload = dumps(
+                {
+                    "e": "depthUpdate",
+                    "E": ms,
+                    "s": self._symbol,
+                    "U": first,
+                    "u": update_id,
+                    "b": b,
+                    "a": a,
+                }
+            )
+        else:
+            payload = dumps(
+                {
+                    "e": "depthUpdate",
+                    "E": ms,
+                    "T": ms,
+                    "s": self._symbol,
+                    "U": first,
+                    "u": update_id,
+                    "pu": prev,
+                    "b": b,
+                    "a": a,
+                }
+            )
+        name = stream.name
+        for conn in stream.subscribers:
+            conn.send_stream(name, payload, now_ns)
+
+    def _maybe_ticker(self, now_ns: int) -> None:
+        update_id, bids, asks = self.book()
+        bid_px, bid_sz = bids[0] if bids else (0, 0)
+        ask_px, ask_sz = asks[0] if asks else (0, 0)
+        best = (bid_px, bid_sz, ask_px, ask_sz)
+        if best == self._best:
+            return
+        self._best = best
+        if self.faults.stalled(now_ns):
+            return
+        px = self.fmt.px
+        qty = self.fmt.qty
+        if self.dialect == "binance-spot":
+            data: dict[str, object] = {
+                "u": update_id,
+                "s": self._symbol,
+                "b": px(bid_px),
+                "B": qty(bid_sz),
+                "a": px(ask_px),
+                "A": qty(ask_sz),
+            }
+        else:
+            ms = now_ns // _NS_PER_MS
+            data = {
+                "e": "bookTicker",
+                "u": update_id,
+                "s": self._symbol,
+                "b": px(bid_px),
+                "B": qty(bid_sz),
+                "a": px(ask_px),
+                "A": qty(ask_sz),
+                "T": ms,
+                "E": ms,
+            }
+        payload = dumps(data)
+        for conn in self.ticker_subs:
+            conn.send_stream(self._ticker_name, payload, now_ns)
+
+    def on_trade(
+        self, trade_id: int, price_ticks: int, size_lots: int, buyer_is_maker: bool, now_ns: int
+    ) -> None:
+        if not self.trade_subs or self.faults.stalled(now_ns):
+            return
+        ms = now_ns // _NS_PER_MS
+        if self.dialect == "binance-spot":
+            data: dict[str, object] = {
+                "e": "trade",
+                "E": ms,
+                "s": self._symbol,
+                "t": trade_id,
+                "p": self.fmt.px(price_ticks),
+                "q": self.fmt.qty(size_lots),
+                "T": ms,
+                "m": buyer_is_maker,
+                "M": True,
+            }
+        else:
+            data = {
+                "e": "trade",
+                "E": ms,
+                "T": ms,
+                "s": self._symbol,
+                "t": trade_id,
+                "p": self.fmt.px(price_ticks),
+                "q": self.fmt.qty(size_lots),
+                "X": "MARKET",
+                "m": buyer_is_maker,
+            }
+        payload = dumps(data)
+        for conn in self.trade_subs:
+            conn.send_stream(self._trade_name, payload, now_ns)
+
+
+class MarketStreams:
+    """All public streams of one venue, by lower-case symbol."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.feeds: dict[str, SymbolFeed] = {}
+        self.connections: set[Connection] = set()
+
+    def add_feed(self, feed: SymbolFeed) -> None:
+        self.feeds[feed.lower] = feed
+
+    def parse_stream(self, name: str) -> tuple[SymbolFeed, str, int] | None:
+        """(feed, kind, rate ms) of a stream name like `btcusdt@depth@100ms`; None if unknown."""
+        parts = name.split("@")
+        feed = self.feeds.get(parts[0].lower())
+        if feed is None or len(parts) < 2:
+            return None
+        kind = parts[1]
+        if kind == "depth":
+            if len(parts) == 2:
+                rate = 1000 if self.dialect == "binance-spot" else 250
+            elif len(parts) == 3 and parts[2].endswith("ms") and parts[2][:-2].isdigit():
+                rate = int(parts[2][:-2])
+            else:
+                return None
+            if rate not in (0, 100, 250, 500, 1000):
+                return None
+            return feed, kind, rate
+        if kind in ("trade", "bookTicker") and len(parts) == 2:
+            return feed, kind, 0
+        return None
+
+    def subscribe(self, conn: Connection, names: list[str]) -> list[str]:
+        """Subscribe; returns the names that are not known streams."""
+        unknown = []
+        for name in names:
+            parsed = self.parse_stream(name)
+            if parsed is None:
+                unknown.append(name)
+                continue
+            feed, kind, rate = parsed
+            feed.subscribe(conn, kind, rate)
+            conn.streams.add(name)
+        return unknown
+
+    def unsubscribe(self, conn: Connection, names: list[str]) -> None:
+        for name in names:
+            parsed = self.parse_stream(name)
+            if parsed is None:
+                continue
+            feed, kind, rate = parsed
+            feed.unsubscribe(conn, kind, rate)
+            conn.streams.discard(name)
+
+    def drop(self, conn: Connection) -> None:
+        for feed in self.feeds.values():
+            feed.unsubscribe(conn)
+        self.connections.discard(conn)
+
+    def flush(self, now_ns: int) -> None:
+        for feed in self.feeds.values():
+            feed.flush(now_ns)

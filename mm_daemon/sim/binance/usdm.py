@@ -1,0 +1,702 @@
+"""Binance USD-M futures wire protocol: REST under /fapi/v1 (and v2/v3 account and positions),
+market streams at /public/ws, /market/ws, /ws and /stream, user data at /private/ws?listenKey=,
+and the WS-API at /ws-fapi/v1 (order.place, order.modify, order.cancel, order.status)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from mm_daemon.core.types import Side
+from mm_daemon.sim.binance.common import BinanceError
+from mm_daemon.sim.binance.http import (
+    VENUE_KEY,
+    Params,
+    add_stream_routes,
+    make_base_app,
+    rest,
+    ws_api_params,
+)
+from mm_daemon.sim.binance.orders import binance_type, order_ref, parse_order, side_text
+from mm_daemon.sim.binance.spot import depth
+from mm_daemon.sim.binance.streams import Connection
+from mm_daemon.sim.matching import ExecType, ExecutionReport, OrderView
+from mm_daemon.sim.venue import SimVenue, VenueSymbol
+
+__all__ = ["exchange_info", "make_usdm_app"]
+
+_MS = 1_000_000
+
+
+def _d(value: float, decimals: int = 8) -> str:
+    return f"{value:.{decimals}f}"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // _MS
+
+
+def exchange_info(venue: SimVenue, now_ms: int) -> dict[str, Any]:
+    symbols = []
+    assets: set[str] = set()
+    for name, sym in venue.symbols.items():
+        inst = sym.instrument
+        fmt = sym.fmt
+        assets.add(inst.quote)
+        lot = fmt.qty(1)
+        symbols.append(
+            {
+                "symbol": name,
+                "pair": name,
+                "contractType": "PERPETUAL",
+                "deliveryDate": 4133404800000,
+                "onboardDate": 1569398400000,
+                "status": "TRADING",
+                "maintMarginPercent": "2.5000",
+                "requiredMarginPercent": "5.0000",
+                "baseAsset": inst.base,
+                "quoteAsset": inst.quote,
+                "marginAsset": inst.quote,
+                "pricePrecision": fmt.price_decimals,
+                "quantityPrecision": fmt.size_decimals,
+                "baseAssetPrecision": 8,
+                "quotePrecision": 8,
+                "underlyingType": "COIN",
+                "underlyingSubType": ["PoW"],
+                "triggerProtect": "0.0500",
+                "liquidationFee": "0.012500",
+                "marketTakeBound": "0.05",
+                "maxMoveOrderLimit": 10000,
+                "filters": [
+                    {
+                        "minPrice": fmt.px(1),
+                        "maxPrice": "4529764",
+                        "filterType": "PRICE_FILTER",
+                        "tickSize": fmt.px(1),
+                    },
+                    {
+                        "maxQty": "1000",
+                        "minQty": fmt.qty(max(1, inst.min_size_lots)),
+                        "stepSize": lot,
+                        "filterType": "LOT_SIZE",
+                    },
+                    {
+                        "maxQty": "120",
+                        "minQty": lot,
+                        "stepSize": lot,
+                        "filterType": "MARKET_LOT_SIZE",
+                    },
+                    {"limit": 200, "filterType": "MAX_NUM_ORDERS"},
+                    {"limit": 10, "filterType": "MAX_NUM_ALGO_ORDERS"},
+                    {"notional": f"{inst.min_notional_quote:g}", "filterType": "MIN_NOTIONAL"},
+                    {
+                        "multiplierDown": "0.9500",
+                        "multiplierUp": "1.0500",
+                        "multiplierDecimal": "4",
+                        "filterType": "PERCENT_PRICE",
+                    },
+                ],
+                "orderTypes": ["LIMIT", "MARKET"],
+                "timeInForce": ["GTC", "IOC", "GTX"],
+                "permissionSets": ["GRID", "COPY"],
+            }
+        )
+    return {
+        "timezone": "UTC",
+        "serverTime": now_ms,
+        "futuresType": "U_MARGINED",
+        "rateLimits": [
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": 2400,
+            },
+            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+        ],
+        "exchangeFilters": [],
+        "assets": [
+            {"asset": a, "marginAvailable": True, "autoAssetExchange": "-10000"}
+            for a in sorted(assets)
+        ],
+        "symbols": symbols,
+    }
+
+
+# -- orders ------------------------------------------------------------------------------------
+
+
+def _avg(sym: VenueSymbol, view_cum_quote: float, lots: int) -> str:
+    if not lots:
+        return "0.00"
+    base = lots * sym.instrument.lot_size * sym.instrument.contract_size_base
+    return _d(view_cum_quote / base, max(2, sym.fmt.price_decimals))
+
+
+def order_json(sym: VenueSymbol, view: OrderView) -> dict[str, Any]:
+    fmt = sym.fmt
+    order_type, tif = binance_type(view.order_type, spot=False)
+    return {
+        "orderId": view.order_id,
+        "symbol": sym.instrument.exchange_symbol,
+        "status": view.status.value,
+        "clientOrderId": view.client_order_id,
+        "price": fmt.px(view.price_ticks),
+        "avgPrice": _avg(sym, view.cum_quote, view.executed_lots),
+        "origQty": fmt.qty(view.orig_lots),
+        "executedQty": fmt.qty(view.executed_lots),
+        "cumQty": fmt.qty(view.executed_lots),
+        "cumQuote": _d(view.cum_quote, 5),
+        "timeInForce": tif,
+        "type": order_type,
+        "reduceOnly": view.reduce_only,
+        "closePosition": False,
+        "side": side_text(view.side),
+        "positionSide": "BOTH",
+        "stopPrice": "0.00",
+        "workingType": "CONTRACT_PRICE",
+        "priceProtect": False,
+        "origType": order_type,
+        "priceMatch": "NONE",
+        "selfTradePreventionMode": "EXPIRE_MAKER",
+        "goodTillDate": 0,
+        "time": view.ts_ns // _MS,
+        "updateTime": view.update_ts_ns // _MS,
+    }
+
+
+def order_trade_update(sym: VenueSymbol, r: ExecutionReport, now_ms: int) -> dict[str, Any]:
+    fmt = sym.fmt
+    order_type, tif = binance_type(r.order_type, spot=False)
+    trade = r.exec_type is ExecType.TRADE
+    exec_type = "AMENDMENT" if r.exec_type is ExecType.AMENDMENT else r.exec_type.value
+    return {
+        "e": "ORDER_TRADE_UPDATE",
+        "E": now_ms,
+        "T": r.ts_ns // _MS,
+        "o": {
+            "s": sym.instrument.exchange_symbol,
+            "c": r.client_order_id,
+            "S": side_text(r.side),
+            "o": order_type,
+            "f": tif,
+            "q": fmt.qty(r.orig_lots),
+            "p": fmt.px(r.price_ticks),
+            "ap": _avg(sym, r.cum_quote, r.cum_lots),
+            "sp": "0.00",
+            "x": exec_type,
+            "X": r.status.value,
+            "i": r.order_id,
+            "l": fmt.qty(r.last_lots),
+            "z": fmt.qty(r.cum_lots),
+            "L": fmt.px(r.last_price_ticks),
+            "N": r.fee_asset,
+            "n": _d(r.fee),
+            "T": r.ts_ns // _MS,
+            "t": r.trade_id if trade else 0,
+            "b": "0",
+            "a": "0",
+            "m": bool(trade and r.liquidity is not None and r.liquidity.value == "maker"),
+            "R": r.reduce_only,
+            "wt": "CONTRACT_PRICE",
+            "ot": order_type,
+            "ps": "BOTH",
+            "cp": False,
+            "rp": _d(r.realized_pnl),
+            "pP": False,
+            "si": 0,
+            "ss": 0,
+            "V": "EXPIRE_MAKER",
+            "pm": "NONE",
+            "gtd": 0,
+        },
+    }
+
+
+def _mark(sym: VenueSymbol) -> float:
+    bid = sym.engine.best_bid()
+    ask = sym.engine.best_ask()
+    tick = sym.instrument.tick_size
+    if bid and ask:
+        return (bid[0] + ask[0]) * tick / 2
+    if bid:
+        return bid[0] * tick
+    if ask:
+        return ask[0] * tick
+    return 0.0
+
+
+def _positions(venue: SimVenue, api_key: str) -> list[tuple[VenueSymbol, int, float, float]]:
+    """(symbol, signed lots, entry price, unrealized P&L) for every symbol of the venue."""
+    account = venue.accounts.get(api_key)
+    out = []
+    for name, sym in venue.symbols.items():
+        pos = account.positions.get(name)
+        lots = pos.size_lots if pos else 0
+        entry = pos.entry_price if pos else 0.0
+        base = lots * sym.instrument.lot_size * sym.instrument.contract_size_base
+        upnl = base * (_mark(sym) - entry) if lots else 0.0
+        out.append((sym, lots, entry, upnl))
+    return out
+
+
+def account_update(venue: SimVenue, api_key: str, now_ms: int) -> dict[str, Any]:
+    account = venue.accounts.get(api_key)
+    balances = [
+        {"a": asset, "wb": _d(bal.total), "cw": _d(bal.total), "bc": "0"}
+        for asset, bal in sorted(account.balances.items())
+    ]
+    positions = [
+        {
+            "s": sym.instrument.exchange_symbol,
+            "pa": sym.fmt.qty(lots) if lots >= 0 else "-" + sym.fmt.qty(-lots),
+            "ep": _d(entry),
+            "bep": _d(entry),
+            "cr": "0",
+            "up": _d(upnl),
+            "mt": "cross",
+            "iw": "0",
+            "ps": "BOTH",
+        }
+        for sym, lots, entry, upnl in _positions(venue, api_key)
+    ]
+    return {
+        "e": "ACCOUNT_UPDATE",
+        "E": now_ms,
+        "T": now_ms,
+        "a": {"m": "ORDER", "B": balances, "P": positions},
+    }
+
+
+def _signed_qty(sym: VenueSymbol, lots: int) -> str:
+    return sym.fmt.qty(lots) if lots >= 0 else "-" + sym.fmt.qty(-lots)
+
+
+def account(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
+    del params
+    acct = venue.accounts.get(api_key)
+    now = _now_ms()
+    positions = _positions(venue, api_key)
+    upnl_total = sum(p[3] for p in positions)
+    assets = []
+    total_wallet = 0.0
+    total_available = 0.0
+    for asset, bal in sorted(acct.balances.items()):
+        wallet = bal.total
+        total_wallet += wallet
+        total_available += bal.free
+        assets.append(
+            {
+                "asset": asset,
+                "walletBalance": _d(wallet),
+                "unrealizedProfit": _d(upnl_total),
+                "marginBalance": _d(wallet + upnl_total),
+                "maintMargin": "0.00000000",
+                "initialMargin": _d(bal.locked),
+                "positionInitialMargin": "0.00000000",
+                "openOrderInitialMargin": _d(bal.locked),
+                "crossWalletBalance": _d(wallet),
+                "crossUnPnl": _d(upnl_total),
+                "availableBalance": _d(bal.free),
+                "maxWithdrawAmount": _d(bal.free),
+                "updateTime": now,
+            }
+        )
+    return {
+        "totalInitialMargin": _d(sum(b.locked for b in acct.balances.values())),
+        "totalMaintMargin": "0.00000000",
+        "totalWalletBalance": _d(total_wallet),
+        "totalUnrealizedProfit": _d(upnl_total),
+        "totalMarginBalance": _d(total_wallet + upnl_total),
+        "totalPositionInitialMargin": "0.00000000",
+        "totalOpenOrderInitialMargin": _d(sum(b.locked for b in acct.balances.values())),
+        "totalCrossWalletBalance": _d(total_wallet),
+        "totalCrossUnPnl": _d(upnl_total),
+        "availableBalance": _d(total_available),
+        "maxWithdrawAmount": _d(total_available),
+        "assets": assets,
+        "positions": [
+            {
+                "symbol": sym.instrument.exchange_symbol,
+                "positionSide": "BOTH",
+                "positionAmt": _signed_qty(sym, lots),
+                "unrealizedProfit": _d(upnl),
+                "isolatedMargin": "0",
+                "notional": _d(lots * sym.instrument.lot_size * _mark(sym)),
+                "isolatedWallet": "0",
+                "initialMargin": "0",
+                "maintMargin": "0",
+                "updateTime": now,
+            }
+            for sym, lots, _entry, upnl in positions
+            if lots
+        ],
+    }
+
+
+def position_risk(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
+    wanted = params.get("symbol")
+    now = _now_ms()
+    leverage = venue.accounts.leverage
+    out = []
+    for sym, lots, entry, upnl in _positions(venue, api_key):
+        if wanted and sym.instrument.exchange_symbol != wanted.upper():
+            continue
+        mark = _mark(sym)
+        notional = lots * sym.instrument.lot_size * mark
+        out.append(
+            {
+                "symbol": sym.instrument.exchange_symbol,
+                "positionSide": "BOTH",
+                "positionAmt": _signed_qty(sym, lots),
+                "entryPrice": _d(entry),
+                "breakEvenPrice": _d(entry),
+                "markPrice": _d(mark),
+                "unRealizedProfit": _d(upnl),
+                "liquidationPrice": "0",
+                "leverage": str(leverage),
+                "maxNotionalValue": "1000000",
+                "marginType": "cross",
+                "isAutoAddMargin": "false",
+                "isolatedMargin": "0.00000000",
+                "notional": _d(notional),
+                "marginAsset": sym.instrument.quote,
+                "isolatedWallet": "0",
+                "initialMargin": _d(abs(notional) / leverage),
+                "maintMargin": "0",
+                "positionInitialMargin": _d(abs(notional) / leverage),
+                "openOrderInitialMargin": "0",
+                "adl": 0,
+                "bidNotional": "0",
+                "askNotional": "0",
+                "updateTime": now,
+            }
+        )
+    return out
+
+
+def place(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
+    sym = venue.symbol(params.get("symbol"))
+    order = parse_order(params, sym, spot=False)
+    result = venue.submit(
+        sym,
+        api_key,
+        side=order.side,
+        order_type=order.order_type,
+        size_lots=order.size_lots,
+        price_ticks=order.price_ticks,
+        client_order_id=order.client_order_id,
+        reduce_only=order.reduce_only,
+    )
+    assert result.order is not None  # noqa: S101  a successful client submit carries its order
+    return order_json(sym, result.order)
+
+
+def get_order(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
+    sym = venue.symbol(params.get("symbol"))
+    order_id, client_id = order_ref(params)
+    view = sym.engine.query(api_key, order_id=order_id, client_order_id=client_id)
+    if not isinstance(view, OrderView):
+        raise BinanceError(view.code, view.msg)
+    return order_json(sym, view)
+
+
+def cancel(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
+    sym = venue.symbol(params.get("symbol"))
+    order_id, client_id = order_ref(params)
+    result = venue.cancel(sym, api_key, order_id, client_id)
+    assert result.order is not None  # noqa: S101  a successful client cancel carries its order
+    return order_json(sym, result.order)
+
+
+def modify(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
+    sym = venue.symbol(params.get("symbol"))
+    order_id, client_id = order_ref(params)
+    qty = sym.fmt.parse_qty(params.get("quantity", ""))
+    px = sym.fmt.parse_px(params.get("price", ""))
+    if qty is None or qty <= 0:
+        raise BinanceError(-1013, "Filter failure: LOT_SIZE")
+    if px is None or px <= 0:
+        raise BinanceError(-1013, "Filter failure: PRICE_FILTER")
+    result = venue.modify(
+        sym, api_key, price_ticks=px, size_lots=qty, order_id=order_id, client_order_id=client_id
+    )
+    assert result.order is not None  # noqa: S101  a successful modify carries its order
+    return order_json(sym, result.order)
+
+
+def open_orders(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
+    names = [params["symbol"]] if params.get("symbol") else list(venue.symbols)
+    out: list[dict[str, Any]] = []
+    for name in names:
+        sym = venue.symbol(name)
+        out.extend(order_json(sym, v) for v in sym.engine.open_orders(api_key))
+    return out
+
+
+def cancel_all(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
+    sym = venue.symbol(params.get("symbol"))
+    venue.cancel_all(sym, api_key)
+    return {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+
+def user_trades(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
+    sym = venue.symbol(params.get("symbol"))
+    limit = max(1, min(int(params.get("limit", "500")), 1000))
+    from_id = int(params["fromId"]) if params.get("fromId") else None
+    trades = sym.engine.account_trades(api_key, from_id=from_id, limit=limit)
+    order_id = int(params["orderId"]) if params.get("orderId") else None
+    fmt = sym.fmt
+    return [
+        {
+            "buyer": t.side is Side.BUY,
+            "commission": _d(t.fee),
+            "commissionAsset": t.fee_asset,
+            "id": t.trade_id,
+            "maker": t.is_maker,
+            "orderId": t.order_id,
+            "price": fmt.px(t.price_ticks),
+            "qty": fmt.qty(t.size_lots),
+            "quoteQty": _d(t.quote_qty),
+            "realizedPnl": _d(t.realized_pnl),
+            "side": side_text(t.side),
+            "positionSide": "BOTH",
+            "symbol": sym.instrument.exchange_symbol,
+            "time": t.ts_ns // _MS,
+        }
+        for t in trades
+        if order_id is None or t.order_id == order_id
+    ]
+
+
+def _leverage(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
+    del api_key
+    sym = venue.symbol(params.get("symbol"))
+    return {
+        "leverage": venue.accounts.leverage,
+        "maxNotionalValue": "1000000",
+        "symbol": sym.instrument.exchange_symbol,
+    }
+
+
+def _commission(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
+    del api_key
+    sym = venue.symbol(params.get("symbol"))
+    return {
+        "symbol": sym.instrument.exchange_symbol,
+        "makerCommissionRate": f"{sym.instrument.maker_fee_rate:.6f}",
+        "takerCommissionRate": f"{sym.instrument.taker_fee_rate:.6f}",
+    }
+
+
+def _ping(venue: SimVenue, params: Params) -> dict[str, Any]:
+    del venue, params
+    return {}
+
+
+def _time(venue: SimVenue, params: Params) -> dict[str, Any]:
+    del venue, params
+    return {"serverTime": _now_ms()}
+
+
+def _exchange_info(venue: SimVenue, params: Params) -> dict[str, Any]:
+    del params
+    return exchange_info(venue, _now_ms())
+
+
+def _public(fn: Any) -> Any:
+    def handler(venue: SimVenue, params: Params, api_key: str | None) -> Any:
+        del api_key
+        return fn(venue, params)
+
+    return handler
+
+
+def _private(fn: Any) -> Any:
+    def handler(venue: SimVenue, params: Params, api_key: str | None) -> Any:
+        if api_key is None:
+            raise BinanceError(-2014, "API-key format invalid.", 401)
+        return fn(venue, params, api_key)
+
+    return handler
+
+
+async def _listen_key(request: web.Request) -> web.Response:
+    venue = request.app[VENUE_KEY]
+    api_key = request.headers.get("X-MBX-APIKEY")
+    if not api_key:
+        return web.json_response({"code": -2014, "msg": "API-key format invalid."}, status=401)
+    if request.method in ("POST", "PUT"):
+        return web.json_response({"listenKey": venue.new_listen_key(api_key)})
+    return web.json_response({})
+
+
+# -- user data and WS-API ----------------------------------------------------------------------
+
+
+async def _private_ws(request: web.Request) -> web.StreamResponse:
+    venue = request.app[VENUE_KEY]
+    listen_key = request.query.get("listenKey") or request.match_info.get("listen_key", "")
+    api_key = venue.listen_keys.get(listen_key)
+    if api_key is None:
+        return web.json_response(
+            {"code": -1125, "msg": "This listenKey does not exist."}, status=400
+        )
+    ws = web.WebSocketResponse(compress=False, heartbeat=None)
+    await ws.prepare(request)
+    conn = Connection(ws, combined="/stream" in request.path, faults=venue.faults)
+    venue.register(conn)
+    conn.start()
+
+    def sink(
+        sym: VenueSymbol, reports: list[ExecutionReport], changed: list[str], now_ns: int
+    ) -> None:
+        now_ms = now_ns // _MS
+        for report in reports:
+            conn.send(orjson.dumps(order_trade_update(sym, report, now_ms)), now_ns)
+        if changed:
+            conn.send(orjson.dumps(account_update(venue, api_key, now_ms)), now_ns)
+
+    stream_id = venue.add_user_stream(api_key, sink)
+    try:
+        async for _msg in ws:
+            pass
+    finally:
+        venue.remove_user_stream(stream_id)
+        venue.streams.drop(conn)
+        with contextlib.suppress(Exception):
+            await conn.close()
+    return ws
+
+
+_WS_SIGNED = {
+    "order.place": place,
+    "order.cancel": cancel,
+    "order.modify": modify,
+    "order.status": get_order,
+    "openOrders.status": open_orders,
+    "account.status": account,
+    "account.position": position_risk,
+}
+
+
+async def _ws_api(request: web.Request) -> web.StreamResponse:
+    venue = request.app[VENUE_KEY]
+    ws = web.WebSocketResponse(compress=False, heartbeat=None)
+    await ws.prepare(request)
+    conn = Connection(ws, combined=False, faults=venue.faults)
+    venue.register(conn)
+    conn.start()
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                _ws_api_request(venue, conn, msg.data)
+    finally:
+        venue.streams.drop(conn)
+        with contextlib.suppress(Exception):
+            await conn.close()
+    return ws
+
+
+def _ws_api_result(venue: SimVenue, request: Any, now_ns: int) -> Any:
+    if not isinstance(request, dict):
+        raise BinanceError(-1102, "Malformed request.")
+    method = request.get("method")
+    if method == "ping":
+        return {}
+    if method == "time":
+        return {"serverTime": now_ns // _MS}
+    if method == "depth":
+        params, _ = ws_api_params(venue, request.get("params", {}), signed=False)
+        return depth(venue, params, None)
+    handler = _WS_SIGNED.get(str(method))
+    if handler is None:
+        raise BinanceError(-1102, f"Unknown method '{method}'.")
+    params, api_key = ws_api_params(venue, request.get("params", {}), signed=True)
+    assert api_key is not None  # noqa: S101  signed requests carry a key
+    return handler(venue, params, api_key)
+
+
+def _ws_api_request(venue: SimVenue, conn: Connection, text: str) -> None:
+    now = time.time_ns()
+    req_id: Any = None
+    body: dict[str, Any]
+    try:
+        request = orjson.loads(text)
+        req_id = request.get("id") if isinstance(request, dict) else None
+        result = _ws_api_result(venue, request, now)
+        body = {"id": req_id, "status": 200, "result": result, "rateLimits": []}
+    except orjson.JSONDecodeError:
+        body = {"id": None, "status": 400, "error": {"code": -1102, "msg": "Malformed request."}}
+    except BinanceError as exc:
+        body = {"id": req_id, "status": exc.http_status, "error": exc.body()}
+    except (ValueError, KeyError, TypeError):
+        body = {
+            "id": req_id,
+            "status": 400,
+            "error": {
+                "code": -1102,
+                "msg": "A mandatory parameter was not sent, was empty/null, or malformed.",
+            },
+        }
+    conn.send(orjson.dumps(body), now)
+
+
+def make_usdm_app(venue: SimVenue) -> web.Application:
+    app = make_base_app(venue)
+    r = app.router
+
+    def get(path: str, fn: Any, *, signed: bool) -> None:
+        r.add_get(path, rest(fn, signed=signed))
+
+    get("/fapi/v1/ping", _public(_ping), signed=False)
+    get("/fapi/v1/time", _public(_time), signed=False)
+    get("/fapi/v1/exchangeInfo", _public(_exchange_info), signed=False)
+    get("/fapi/v1/depth", rest_depth, signed=False)
+    r.add_post("/fapi/v1/order", rest(_private(place), signed=True))
+    r.add_put("/fapi/v1/order", rest(_private(modify), signed=True))
+    get("/fapi/v1/order", _private(get_order), signed=True)
+    r.add_delete("/fapi/v1/order", rest(_private(cancel), signed=True))
+    get("/fapi/v1/openOrders", _private(open_orders), signed=True)
+    r.add_delete("/fapi/v1/allOpenOrders", rest(_private(cancel_all), signed=True))
+    get("/fapi/v1/userTrades", _private(user_trades), signed=True)
+    get("/fapi/v1/commissionRate", _private(_commission), signed=True)
+    r.add_post("/fapi/v1/leverage", rest(_private(_leverage), signed=True))
+    for version in ("v2", "v3"):
+        get(f"/fapi/{version}/account", _private(account), signed=True)
+        get(f"/fapi/{version}/positionRisk", _private(position_risk), signed=True)
+        get(f"/fapi/{version}/balance", _private(_balances), signed=True)
+    for method in ("POST", "PUT", "DELETE"):
+        r.add_route(method, "/fapi/v1/listenKey", _listen_key)
+    r.add_get("/ws-fapi/v1", _ws_api)
+    r.add_get("/private/ws", _private_ws)
+    r.add_get("/private/stream", _private_ws)
+    add_stream_routes(app, ("", "/public", "/market"))
+    return app
+
+
+def rest_depth(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
+    return depth(venue, params, api_key)
+
+
+def _balances(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
+    body = account(venue, params, api_key)
+    return [
+        {
+            "accountAlias": "SgsR",
+            "asset": a["asset"],
+            "balance": a["walletBalance"],
+            "crossWalletBalance": a["crossWalletBalance"],
+            "crossUnPnl": a["crossUnPnl"],
+            "availableBalance": a["availableBalance"],
+            "maxWithdrawAmount": a["maxWithdrawAmount"],
+            "marginAvailable": True,
+            "updateTime": a["updateTime"],
+        }
+        for a in body["assets"]
+    ]

@@ -1,0 +1,194 @@
+"""Start the simulator: one Binance-protocol server per venue on 127.0.0.1, driven by the
+synthetic market (default) or by recorded captures.
+
+`start_simulator(config)` returns a handle with each venue's endpoints and `stop()`;
+`serve_forever(config)` prints one JSON line per venue and `{"ready": true}`, then runs until
+cancelled (the `mm-daemon sim` command and the daemon's embedded simulator use it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+from aiohttp import web
+
+from mm_daemon.config import SimConfig, SimFault
+from mm_daemon.core.types import Instrument, InstrumentKind
+from mm_daemon.sim.binance.spot import make_spot_app
+from mm_daemon.sim.binance.usdm import make_usdm_app
+from mm_daemon.sim.faults import FaultSpec
+from mm_daemon.sim.market import (
+    SyntheticMarket,
+    build_engines,
+    default_instruments,
+    params_from_config,
+)
+from mm_daemon.sim.matching import MatchingEngine
+from mm_daemon.sim.venue import SimVenue
+
+__all__ = [
+    "SimulatorHandle",
+    "VenueEndpoint",
+    "serve_forever",
+    "start_simulator",
+]
+
+Dialect = Literal["binance-spot", "binance-usdm"]
+
+
+@dataclass(frozen=True, slots=True)
+class VenueEndpoint:
+    """Where one simulator venue listens."""
+
+    venue: str
+    dialect: Dialect
+    rest: str  # http://127.0.0.1:PORT
+    ws: str  # ws://127.0.0.1:PORT
+    admin: str  # http://127.0.0.1:PORT/admin
+    symbols: tuple[str, ...]  # unified ccxt symbols
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "venue": self.venue,
+            "dialect": self.dialect,
+            "rest": self.rest,
+            "ws": self.ws,
+            "admin": self.admin,
+            "symbols": list(self.symbols),
+        }
+
+
+@dataclass(slots=True)
+class SimulatorHandle:
+    """A running simulator: endpoints per venue name, the venues themselves, and `stop()`."""
+
+    endpoints: dict[str, VenueEndpoint]
+    venues: dict[str, SimVenue]
+    _runners: list[web.AppRunner] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def endpoint(self, venue: str) -> VenueEndpoint:
+        return self.endpoints[venue]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for venue in self.venues.values():
+            await venue.disconnect_all()
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()
+
+
+def _build_venue(name: str, engine: MatchingEngine) -> SimVenue:
+    dialect: Dialect = (
+        "binance-spot" if engine.instrument.kind is InstrumentKind.SPOT else "binance-usdm"
+    )
+    return SimVenue.create(name, dialect, [engine], engine.accounts)
+
+
+async def _drive_synthetic(
+    market: SyntheticMarket,
+    engines: dict[str, MatchingEngine],
+    venues: dict[str, SimVenue],
+    interval_s: float,
+) -> None:
+    """Advance the synthetic market to the wall clock and publish every engine call."""
+    while True:
+        now = time.time_ns()
+        for venue_name, result in market.advance(engines, now):
+            venue = venues[venue_name]
+            venue.publish_source(result, now)
+        for venue in venues.values():
+            venue.flush(now)
+        await asyncio.sleep(interval_s)
+
+
+async def _serve(venue: SimVenue, host: str, port: int) -> tuple[web.AppRunner, int]:
+    app = make_spot_app(venue) if venue.is_spot else make_usdm_app(venue)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    server = site._server
+    assert server is not None  # noqa: S101  started just above
+    sockets = getattr(server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return runner, int(bound)
+
+
+async def _scheduled_faults(venues: dict[str, SimVenue], faults: tuple[SimFault, ...]) -> None:
+    start = time.monotonic()
+    for fault in sorted(faults, key=lambda f: f.at_seconds):
+        delay = fault.at_seconds - (time.monotonic() - start)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        venue = venues.get(fault.venue)
+        if venue is not None:
+            await venue.apply_fault(FaultSpec(fault.kind, fault.seconds, fault.count))
+
+
+async def start_simulator(
+    config: SimConfig,
+    instruments: Mapping[str, Instrument] | None = None,
+    *,
+    drive_interval_s: float = 0.005,
+) -> SimulatorHandle:
+    """Build both venues, start their servers and market drivers; returns the handle."""
+    insts = instruments if instruments is not None else default_instruments(config)
+    engines = build_engines(
+        insts, starting_base=config.starting_base, starting_quote=config.starting_quote
+    )
+    venues = {name: _build_venue(name, engine) for name, engine in engines.items()}
+    handle = SimulatorHandle(endpoints={}, venues=venues)
+    try:
+        for name, venue in venues.items():
+            port = config.spot_port if venue.is_spot else config.perp_port
+            runner, bound = await _serve(venue, config.host, port)
+            handle._runners.append(runner)
+            base = f"{config.host}:{bound}"
+            handle.endpoints[name] = VenueEndpoint(
+                venue=name,
+                dialect=venue.dialect,
+                rest=f"http://{base}",
+                ws=f"ws://{base}",
+                admin=f"http://{base}/admin",
+                symbols=tuple(s.instrument.symbol for s in venue.symbols.values()),
+            )
+        loop = asyncio.get_running_loop()
+        market = SyntheticMarket(
+            params_from_config(config), insts, config.seed, start_ns=time.time_ns()
+        )
+        handle._tasks.append(
+            loop.create_task(_drive_synthetic(market, engines, venues, drive_interval_s))
+        )
+        if config.faults:
+            handle._tasks.append(loop.create_task(_scheduled_faults(venues, config.faults)))
+    except BaseException:
+        await handle.stop()
+        raise
+    return handle
+
+
+async def serve_forever(config: SimConfig) -> None:
+    """Start the simulator, print its endpoints as JSON lines, run until cancelled."""
+    handle = await start_simulator(config)
+    try:
+        for endpoint in handle.endpoints.values():
+            sys.stdout.write(orjson.dumps(endpoint.as_json()).decode() + "\n")
+        sys.stdout.write('{"ready": true}\n')
+        sys.stdout.flush()
+        await asyncio.Event().wait()
+    finally:
+        await handle.stop()
