@@ -21,9 +21,12 @@ depth or trades) read with aiohttp; the caller (`ccxt_venue.CcxtMarketData`) sup
 from __future__ import annotations
 
 import asyncio
+import gzip
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
@@ -54,6 +57,8 @@ __all__ = [
     "parse_levels",
     "parse_snapshot",
     "parse_trade_event",
+    "read_capture",
+    "recorded_data_dir",
     "stream_name",
 ]
 
@@ -360,7 +365,7 @@ class NativeStream:
             if self._malformed is not None:
                 self._malformed.inc()
             log.warning(
-                "unknown symbol in frame", venue=self.venue, symbol=data.get("s"), event=event
+                "unknown symbol in frame", venue=self.venue, symbol=data.get("s"), kind=event
             )
             return
         try:
@@ -483,3 +488,24 @@ class NativeStream:
         ws = self._ws
         if ws is not None:
             await ws.close()
+
+
+def recorded_data_dir() -> Path | None:
+    """Folder of the recorded Binance captures: $MMD_DATA_DIR, else `shared/data/binance` beside
+    the repository; None when neither exists."""
+    env = os.environ.get("MMD_DATA_DIR")
+    if env:
+        path = Path(env)
+        return path if path.is_dir() else None
+    repo_root = Path(__file__).resolve().parents[2]
+    path = repo_root.parent / "shared" / "data" / "binance"
+    return path if path.is_dir() else None
+
+
+def read_capture(*paths: Path) -> Iterator[tuple[int, bytes]]:
+    """(local receive ns, raw JSON bytes) of each line of gzip captures, files chained in order."""
+    for path in paths:
+        with gzip.open(path, "rb") as fh:
+            for line in fh:
+                ts, _, raw = line.partition(b" ")
+                yield int(ts), raw.rstrip(b"\n")
