@@ -140,7 +140,8 @@ class LiveOrder:
     status: OrderStatus
     created_ns: int
     status_ns: int  # when the status last changed (in-flight timeouts run from here)
-    filled_lots: int = 0
+    filled_lots: int = 0  # cumulative, the larger of what updates and fills say
+    fills_lots: int = 0  # sum of the Fill events seen
     exchange_order_id: str = ""
     reason: str = ""
 
@@ -515,7 +516,9 @@ class OrderManager:
             )
         if not order.live:
             return
-        order.filled_lots += fill.size_lots
+        # Fills and cumulative order updates may arrive in either order: take the larger.
+        order.fills_lots += fill.size_lots
+        order.filled_lots = max(order.filled_lots, order.fills_lots)
         now = self.clock()
         if order.filled_lots >= order.size_lots:
             self._finish(order, OrderStatus.FILLED, now, "")

@@ -1,0 +1,527 @@
+"""Paper execution: orders filled from a venue's public stream, honestly.
+
+`PaperMatcher` is the pure part (explicit times, no I/O): it keeps its own view of the displayed
+book from the venue's BookSnapshot/BookDelta events, rests our orders in the queue-position fill
+model (`mm_daemon.core.queue`), and fills them from public trades. It also rejects post-only
+orders that would cross, fills crossing limit/IOC/market orders against the displayed book as
+taker, charges the instrument's maker and taker fees, and keeps balances.
+
+`PaperExecution` implements the `Execution` protocol around it with the configured latencies,
+applied with the event loop's timers:
+- a new order reaches the matcher `order_entry_latency_seconds` after `place()`;
+- a cancel takes effect `cancel_latency_seconds` after `cancel()` (fills may still happen before);
+- acknowledgements (open, cancelled, rejected) reach the sink `ack_latency_seconds` after the
+  matcher produced them; fills reach it when the public trade that caused them is fed in (the
+  trade itself already arrived with the market-data latency).
+
+The daemon feeds every market event of the venue into `on_market_event`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mm_daemon.core.book import Book
+from mm_daemon.core.queue import QueueFill, QueueFillModel
+from mm_daemon.core.types import (
+    BookDelta,
+    BookSnapshot,
+    ExecutionEvent,
+    Fill,
+    InstrumentKind,
+    Liquidity,
+    MarketEvent,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+    Trade,
+)
+
+if TYPE_CHECKING:
+    from mm_daemon.config import PaperConfig
+    from mm_daemon.core.types import Instrument
+    from mm_daemon.venues.base import ExecutionSink
+
+__all__ = ["PaperExecution", "PaperMatcher"]
+
+_NS = 1_000_000_000
+POST_ONLY_REJECT = "Order would immediately match and take."
+INSUFFICIENT_BALANCE = "Account has insufficient balance for requested action."
+DUPLICATE_ORDER = "Duplicate client order id."
+
+
+@dataclass(slots=True)
+class _PaperOrder:
+    request: OrderRequest
+    exchange_order_id: str
+    filled_lots: int = 0
+    status: OrderStatus = OrderStatus.OPEN
+
+
+class PaperMatcher:
+    """The pure paper venue for one instrument; every method returns the events it caused."""
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        *,
+        size_decrease_queue_share: float = 0.5,
+        touch: bool = False,
+        starting_base: float = 0.0,
+        starting_quote: float = 0.0,
+        venue: str | None = None,
+    ) -> None:
+        self.instrument = instrument
+        self.venue = venue or instrument.venue
+        self.symbol = instrument.symbol
+        self.book = Book()
+        self.model = QueueFillModel(
+            size_decrease_queue_share=size_decrease_queue_share, touch=touch
+        )
+        self.base_balance = starting_base
+        self.quote_balance = starting_quote
+        self.fees_paid_quote = 0.0
+        self._orders: dict[str, _PaperOrder] = {}
+        self._next_order_id = 0
+        self._next_trade_id = 0
+        self._spot = instrument.kind is InstrumentKind.SPOT
+
+    # -- orders --------------------------------------------------------------------------------
+
+    def accept(self, request: OrderRequest, now_ns: int) -> list[ExecutionEvent]:
+        """The order reaches the venue at `now_ns`: reject, fill as taker, and/or rest it."""
+        cid = request.client_order_id
+        self._next_order_id += 1
+        oid = str(self._next_order_id)
+        if cid in self._orders:
+            return [self._reject(request, oid, now_ns, DUPLICATE_ORDER)]
+        side = request.side
+        best_opposite = self.book.best_ask_ticks if side is Side.BUY else self.book.best_bid_ticks
+        crosses = best_opposite is not None and (
+            request.price_ticks >= best_opposite
+            if side is Side.BUY
+            else request.price_ticks <= best_opposite
+        )
+        order_type = request.order_type
+        if order_type is OrderType.LIMIT_MAKER and crosses:
+            return [self._reject(request, oid, now_ns, POST_ONLY_REJECT)]
+        if not self._can_afford(request):
+            return [self._reject(request, oid, now_ns, INSUFFICIENT_BALANCE)]
+        order = _PaperOrder(request, oid)
+        events: list[ExecutionEvent] = []
+        if crosses or order_type is OrderType.MARKET:
+            events.extend(self._take(order, now_ns))
+        remaining = request.size_lots - order.filled_lots
+        if remaining <= 0:
+            return events
+        if order_type in {OrderType.IOC, OrderType.MARKET}:
+            order.status = OrderStatus.EXPIRED
+            events.append(self._order_update(order, now_ns, "IOC remainder expired"))
+            return events
+        self._orders[cid] = order
+        level = (
+            self.book.bid_size_at(request.price_ticks)
+            if side is Side.BUY
+            else self.book.ask_size_at(request.price_ticks)
+        )
+        self.model.on_place(cid, side, request.price_ticks, remaining, level)
+        order.status = OrderStatus.PARTIALLY_FILLED if order.filled_lots else OrderStatus.OPEN
+        if not events:
+            events.append(self._order_update(order, now_ns))
+        return events
+
+    def cancel(self, client_order_id: str, now_ns: int) -> list[ExecutionEvent]:
+        """The cancel reaches the venue; nothing happens if the order already finished."""
+        order = self._orders.pop(client_order_id, None)
+        if order is None:
+            return []
+        self.model.on_cancel(client_order_id)
+        order.status = OrderStatus.CANCELLED
+        return [self._order_update(order, now_ns)]
+
+    def cancel_all(self, now_ns: int) -> list[ExecutionEvent]:
+        events: list[ExecutionEvent] = []
+        for cid in list(self._orders):
+            events.extend(self.cancel(cid, now_ns))
+        return events
+
+    def open_orders(self, now_ns: int) -> list[OrderUpdate]:
+        return [self._order_update(o, now_ns) for o in self._orders.values()]
+
+    # -- market events -------------------------------------------------------------------------
+
+    def on_market_event(self, event: MarketEvent, now_ns: int) -> list[ExecutionEvent]:
+        """Update the displayed book or match a public trade; returns our fills and updates."""
+        if event.symbol != self.symbol:
+            return []
+        if isinstance(event, Trade):
+            if not self._orders:
+                return []
+            fills = self.model.on_trade(event.price_ticks, event.size_lots, event.aggressor)
+            return self._apply_fills(fills, now_ns) if fills else []
+        if isinstance(event, BookDelta):
+            self.book.update(0, 0, -1, event.bids, event.asks)
+            if self._orders:
+                model = self.model
+                for px, sz in event.bids:
+                    model.on_level_change(Side.BUY, px, sz)
+                for px, sz in event.asks:
+                    model.on_level_change(Side.SELL, px, sz)
+                return self._touch(now_ns)
+            return []
+        if isinstance(event, BookSnapshot):
+            self.book.apply_snapshot(event)
+            for side, px in self.model.tracked_levels():
+                size = self.book.bid_size_at(px) if side is Side.BUY else self.book.ask_size_at(px)
+                self.model.on_level_change(side, px, size)
+            return self._touch(now_ns)
+        return []  # MarketStatus: nothing to match
+
+    def _touch(self, now_ns: int) -> list[ExecutionEvent]:
+        if not self.model.touch:
+            return []
+        fills = self.model.on_touch(self.book.best_bid_ticks, self.book.best_ask_ticks)
+        return self._apply_fills(fills, now_ns) if fills else []
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _apply_fills(self, fills: list[QueueFill], now_ns: int) -> list[ExecutionEvent]:
+        events: list[ExecutionEvent] = []
+        for qf in fills:
+            order = self._orders.get(qf.order_id)
+            if order is None:
+                continue
+            events.append(self._fill(order, qf.price_ticks, qf.size_lots, Liquidity.MAKER, now_ns))
+            if order.filled_lots >= order.request.size_lots:
+                order.status = OrderStatus.FILLED
+                del self._orders[qf.order_id]
+            else:
+                order.status = OrderStatus.PARTIALLY_FILLED
+            events.append(self._order_update(order, now_ns))
+        return events
+
+    def _take(self, order: _PaperOrder, now_ns: int) -> list[ExecutionEvent]:
+        """Fill a crossing order against the displayed book, best level first, as taker."""
+        request = order.request
+        is_buy = request.side is Side.BUY
+        levels = self.book.asks() if is_buy else self.book.bids()
+        market = request.order_type is OrderType.MARKET
+        events: list[ExecutionEvent] = []
+        for px, size in levels:
+            if not market and (px > request.price_ticks if is_buy else px < request.price_ticks):
+                break
+            qty = min(size, request.size_lots - order.filled_lots)
+            if qty <= 0:
+                break
+            events.append(self._fill(order, px, qty, Liquidity.TAKER, now_ns))
+        if events:
+            done = order.filled_lots >= request.size_lots
+            order.status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
+            events.append(self._order_update(order, now_ns))
+        return events
+
+    def _fill(
+        self, order: _PaperOrder, price_ticks: int, qty: int, liquidity: Liquidity, now_ns: int
+    ) -> Fill:
+        inst = self.instrument
+        request = order.request
+        notional = inst.ticks_to_price(price_ticks) * inst.lots_to_base(qty)
+        rate = inst.maker_fee_rate if liquidity is Liquidity.MAKER else inst.taker_fee_rate
+        fee = notional * rate
+        base = inst.lots_to_base(qty)
+        if request.side is Side.BUY:
+            self.base_balance += base
+            self.quote_balance -= notional + fee
+        else:
+            self.base_balance -= base
+            self.quote_balance += notional - fee
+        self.fees_paid_quote += fee
+        order.filled_lots += qty
+        self._next_trade_id += 1
+        return Fill(
+            self.venue,
+            self.symbol,
+            now_ns,
+            now_ns,
+            request.client_order_id,
+            order.exchange_order_id,
+            str(self._next_trade_id),
+            request.side,
+            price_ticks,
+            qty,
+            fee,
+            liquidity,
+        )
+
+    def _can_afford(self, request: OrderRequest) -> bool:
+        if not self._spot:
+            return True  # derivatives: margin is not modelled
+        inst = self.instrument
+        if request.side is Side.BUY:
+            committed = sum(
+                inst.notional_quote(o.request.price_ticks, o.request.size_lots - o.filled_lots)
+                for o in self._orders.values()
+                if o.request.side is Side.BUY
+            )
+            price = request.price_ticks
+            if request.order_type is OrderType.MARKET:
+                price = self.book.best_ask_ticks or request.price_ticks
+            need = inst.notional_quote(price, request.size_lots) * (1 + inst.taker_fee_rate)
+            return committed + need <= self.quote_balance + 1e-9
+        committed_lots = sum(
+            o.request.size_lots - o.filled_lots
+            for o in self._orders.values()
+            if o.request.side is Side.SELL
+        )
+        need_base = inst.lots_to_base(committed_lots + request.size_lots)
+        return need_base <= self.base_balance + 1e-12
+
+    def _order_update(self, order: _PaperOrder, now_ns: int, reason: str = "") -> OrderUpdate:
+        r = order.request
+        return OrderUpdate(
+            self.venue,
+            self.symbol,
+            now_ns,
+            now_ns,
+            r.client_order_id,
+            order.exchange_order_id,
+            order.status,
+            r.side,
+            r.price_ticks,
+            r.size_lots,
+            order.filled_lots,
+            reason,
+        )
+
+    def _reject(
+        self, request: OrderRequest, exchange_order_id: str, now_ns: int, reason: str
+    ) -> OrderUpdate:
+        return OrderUpdate(
+            self.venue,
+            self.symbol,
+            now_ns,
+            now_ns,
+            request.client_order_id,
+            exchange_order_id,
+            OrderStatus.REJECTED,
+            request.side,
+            request.price_ticks,
+            request.size_lots,
+            0,
+            reason,
+        )
+
+
+class PaperExecution:
+    """`Execution` for paper trading: the matcher behind the configured latencies."""
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        config: PaperConfig,
+        *,
+        venue: str | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.matcher = PaperMatcher(
+            instrument,
+            size_decrease_queue_share=config.size_decrease_queue_share,
+            touch=config.fill_model.value == "touch",
+            starting_base=config.starting_base,
+            starting_quote=config.starting_quote,
+            venue=venue,
+        )
+        self._venue = self.matcher.venue
+        self._symbol = instrument.symbol
+        self._entry_s = config.order_entry_latency_seconds
+        self._ack_s = config.ack_latency_seconds
+        self._cancel_s = config.cancel_latency_seconds
+        self._clock = clock
+        self._sink: ExecutionSink | None = None
+        self._backlog: list[ExecutionEvent] = []
+        self._closed: asyncio.Event | None = None
+        self._timers: dict[asyncio.TimerHandle, asyncio.Future[None]] = {}
+        self._in_transit: set[str] = set()  # sent, not yet at the matcher
+        self._cancelled_in_transit: set[str] = set()  # their cancel arrived first
+
+    @property
+    def venue(self) -> str:
+        return self._venue
+
+    @property
+    def balances(self) -> tuple[float, float]:
+        """(base, quote) balances now."""
+        return self.matcher.base_balance, self.matcher.quote_balance
+
+    async def connect(self) -> None:
+        self._closed = asyncio.Event()
+
+    async def run(self, sink: ExecutionSink) -> None:
+        """Deliver events into `sink` until cancelled or closed."""
+        self._sink = sink
+        backlog, self._backlog = self._backlog, []
+        for event in backlog:
+            sink(event)
+        if self._closed is None:
+            self._closed = asyncio.Event()
+        try:
+            await self._closed.wait()
+        finally:
+            self._sink = None
+
+    def on_market_event(self, event: MarketEvent) -> None:
+        """Feed every market event of the venue (synchronously, from the market sink)."""
+        events = self.matcher.on_market_event(event, self._clock())
+        if events:
+            self._deliver(events)
+
+    # Each call returns once its action has taken effect at the paper venue, as a venue's
+    # response would; the acknowledgement event follows `ack_latency_seconds` later.
+
+    async def place(self, request: OrderRequest) -> None:
+        self._in_transit.add(request.client_order_id)
+        await self._later(self._entry_s, self._arrive, request)
+
+    async def replace(self, old_client_order_id: str, request: OrderRequest) -> None:
+        cancelled = self._later(self._cancel_s, self._cancel_effect, old_client_order_id)
+        self._in_transit.add(request.client_order_id)
+        await self._later(self._entry_s, self._arrive, request)
+        await cancelled
+
+    async def cancel(self, symbol: str, client_order_id: str) -> None:
+        if symbol == self._symbol:
+            await self._later(self._cancel_s, self._cancel_effect, client_order_id)
+
+    async def cancel_all(self, symbol: str) -> None:
+        if symbol == self._symbol:
+            await self._later(self._cancel_s, self._cancel_all_effect)
+
+    async def open_orders(self, symbol: str) -> list[OrderUpdate]:
+        if symbol != self._symbol:
+            return []
+        return self.matcher.open_orders(self._clock())
+
+    async def close(self) -> None:
+        for timer, done in self._timers.items():
+            timer.cancel()
+            done.cancel()
+        self._timers.clear()
+        if self._closed is not None:
+            self._closed.set()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _later(
+        self, delay_s: float, callback: Callable[..., None], *args: object
+    ) -> asyncio.Future[None]:
+        """Run `callback(*args)` after `delay_s` on the loop's timer; the future says when."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        handle: asyncio.TimerHandle
+
+        def fire() -> None:
+            self._timers.pop(handle, None)
+            try:
+                callback(*args)
+            finally:
+                if not done.done():
+                    done.set_result(None)
+
+        handle = loop.call_later(delay_s, fire)
+        self._timers[handle] = done
+        return done
+
+    def _cancel_all_effect(self) -> None:
+        self._ack(self.matcher.cancel_all(self._clock()))
+
+    def _arrive(self, request: OrderRequest) -> None:
+        cid = request.client_order_id
+        self._in_transit.discard(cid)
+        now = self._clock()
+        if cid in self._cancelled_in_transit:  # its cancel overtook it: it never rests
+            self._cancelled_in_transit.discard(cid)
+            self._ack([_cancelled_on_arrival(self._venue, request, now)])
+            return
+        self._ack(self.matcher.accept(request, now))
+
+    def _cancel_effect(self, client_order_id: str) -> None:
+        if client_order_id in self._in_transit:
+            self._cancelled_in_transit.add(client_order_id)
+            return
+        self._ack(self.matcher.cancel(client_order_id, self._clock()))
+
+    def _ack(self, events: list[ExecutionEvent]) -> None:
+        if not events:
+            return
+        # Taker fills happen at arrival and are reported with the acknowledgement.
+        if self._ack_s > 0:
+            self._later(self._ack_s, self._deliver, events)
+        else:
+            self._deliver(events)
+
+    def _deliver(self, events: list[ExecutionEvent]) -> None:
+        sink = self._sink
+        if sink is None:
+            self._backlog.extend(events)
+            return
+        now = self._clock()
+        for event in events:
+            sink(_received(event, now))
+
+
+def _cancelled_on_arrival(venue: str, request: OrderRequest, now_ns: int) -> OrderUpdate:
+    return OrderUpdate(
+        venue,
+        request.symbol,
+        now_ns,
+        now_ns,
+        request.client_order_id,
+        "",
+        OrderStatus.CANCELLED,
+        request.side,
+        request.price_ticks,
+        request.size_lots,
+        0,
+        "cancelled before it reached the venue",
+    )
+
+
+def _received(event: ExecutionEvent, now_ns: int) -> ExecutionEvent:
+    """The event as we receive it: our local timestamp set to `now_ns`."""
+    if event.ts_local_ns == now_ns:
+        return event
+    if isinstance(event, Fill):
+        return Fill(
+            event.venue,
+            event.symbol,
+            event.ts_exchange_ns,
+            now_ns,
+            event.client_order_id,
+            event.exchange_order_id,
+            event.trade_id,
+            event.side,
+            event.price_ticks,
+            event.size_lots,
+            event.fee_quote,
+            event.liquidity,
+        )
+    return OrderUpdate(
+        event.venue,
+        event.symbol,
+        event.ts_exchange_ns,
+        now_ns,
+        event.client_order_id,
+        event.exchange_order_id,
+        event.status,
+        event.side,
+        event.price_ticks,
+        event.size_lots,
+        event.filled_lots,
+        event.reason,
+    )
