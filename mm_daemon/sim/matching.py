@@ -602,6 +602,16 @@ class MatchingEngine:
         level = book.levels.get(price_ticks)
         return 0 if level is None else level.total
 
+    def iter_levels(self, side: Side) -> Iterator[tuple[int, int]]:
+        """(price_ticks, size_lots) of one side's levels, best first; do not mutate meanwhile."""
+        book = self._bids if side is Side.BUY else self._asks
+        keys = book.keys
+        levels = book.levels
+        sign = book.sign
+        for i in range(len(keys) - 1, -1, -1):
+            price = keys[i] * sign
+            yield price, levels[price].total
+
     def level_count(self, side: Side) -> int:
         return len((self._bids if side is Side.BUY else self._asks).keys)
 
