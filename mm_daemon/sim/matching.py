@@ -557,7 +557,7 @@ class MatchingEngine:
                 else {instrument.quote: 0.0},
             )
         self.accounts = accounts
-        self.update_id = first_update_id - 1
+        self._update_id = first_update_id - 1
         self._next_trade_id = first_trade_id
         self._next_order_id = first_order_id
         self._bids = _BookSide(Side.BUY)
@@ -577,6 +577,11 @@ class MatchingEngine:
         self.halted = False
 
     # -- public queries --------------------------------------------------------------------
+
+    @property
+    def update_id(self) -> int:
+        """Book update id: advanced by one by every call that changed the book."""
+        return self._update_id
 
     @property
     def last_trade_id(self) -> int:
@@ -678,9 +683,7 @@ class MatchingEngine:
         if client_order_id is not None and (api_key, client_order_id) in self._open_by_client:
             result.error = ERR_DUPLICATE_ORDER
             return result
-        opposite = self._asks if side is Side.BUY else self._bids
-        limit_key = -(1 << 62) if is_market else price_ticks * opposite.sign
-        if order_type is OrderType.LIMIT_MAKER and opposite.crosses(limit_key):
+        if order_type is OrderType.LIMIT_MAKER and self._would_cross(side, price_ticks):
             result.error = ERR_WOULD_MATCH
             return result
         if account is not None and not self._is_spot and reduce_only:
@@ -703,7 +706,7 @@ class MatchingEngine:
             reduce_only=reduce_only,
         )
         if account is not None:
-            lock_error = self._lock(account, order, opposite, limit_key)
+            lock_error = self._lock(account, order)
             if lock_error is not None:
                 result.error = lock_error
                 return result
@@ -712,15 +715,7 @@ class MatchingEngine:
         touched: dict[tuple[Side, int], None] = {}
         if not background:
             self._report(result, order, ExecType.NEW, ts_ns)
-        if opposite.crosses(limit_key):
-            self._match(
-                order,
-                opposite=opposite,
-                limit_key=limit_key,
-                ts_ns=ts_ns,
-                result=result,
-                touched=touched,
-            )
+        self._take(order, ts_ns, result, touched)
         if order.remaining > 0:
             if order_type is OrderType.LIMIT or order_type is OrderType.LIMIT_MAKER:
                 self._rest(order, touched)
@@ -844,9 +839,7 @@ class MatchingEngine:
         if error is not None:
             result.error = error
             return result
-        opposite = self._asks if order.side is Side.BUY else self._bids
-        limit_key = price_ticks * opposite.sign
-        if order.order_type is OrderType.LIMIT_MAKER and opposite.crosses(limit_key):
+        if order.order_type is OrderType.LIMIT_MAKER and self._would_cross(order.side, price_ticks):
             result.error = ERR_WOULD_MATCH
             return result
         account = order.account
@@ -858,7 +851,7 @@ class MatchingEngine:
         order.price = price_ticks
         order.orig = size_lots
         if account is not None:
-            lock_error = self._lock(account, order, opposite, limit_key)
+            lock_error = self._lock(account, order)
             if lock_error is not None:
                 order.price, order.orig = old_price, old_orig
                 self._relock(account, order, old_locked)
@@ -870,15 +863,7 @@ class MatchingEngine:
         order.update_ts_ns = ts_ns
         if api_key != BACKGROUND_API_KEY:
             self._report(result, order, ExecType.AMENDMENT, ts_ns)
-        if opposite.crosses(limit_key):
-            self._match(
-                order,
-                opposite=opposite,
-                limit_key=limit_key,
-                ts_ns=ts_ns,
-                result=result,
-                touched=touched,
-            )
+        self._take(order, ts_ns, result, touched)
         if order.remaining > 0:
             self._rest(order, touched)
         else:
@@ -889,6 +874,46 @@ class MatchingEngine:
         if api_key != BACKGROUND_API_KEY:
             result.order = order.view()
         return result
+
+    # -- hooks (the replay engine overrides these) ------------------------------------------
+
+    def _would_cross(self, side: Side, price_ticks: int) -> bool:
+        """Whether a limit order at this price would take liquidity."""
+        opposite = self._asks if side is Side.BUY else self._bids
+        return opposite.crosses(price_ticks * opposite.sign)
+
+    def _market_units(self, side: Side, lots: int) -> int:
+        """Price x lots a market order of `lots` would pay sweeping the book."""
+        return self._sweep_units(self._asks if side is Side.BUY else self._bids, -(1 << 62), lots)
+
+    def _take(
+        self,
+        order: _Order,
+        ts_ns: int,
+        result: MatchResult,
+        touched: dict[tuple[Side, int], None],
+    ) -> None:
+        """Match an incoming order against the resting book as far as its limit allows."""
+        opposite = self._asks if order.side is Side.BUY else self._bids
+        if order.order_type is OrderType.MARKET:
+            limit_key = -(1 << 62)
+        else:
+            limit_key = order.price * opposite.sign
+        if opposite.crosses(limit_key):
+            self._match(
+                order,
+                opposite=opposite,
+                limit_key=limit_key,
+                ts_ns=ts_ns,
+                result=result,
+                touched=touched,
+            )
+
+    def _on_rest(self, order: _Order) -> None:
+        """Called when an order starts resting."""
+
+    def _on_unrest(self, order: _Order) -> None:
+        """Called when a resting order leaves the book other than by a complete fill."""
 
     # -- internals -------------------------------------------------------------------------
 
@@ -930,9 +955,7 @@ class MatchingEngine:
             return None
         return order
 
-    def _lock(
-        self, account: Account, order: _Order, opposite: _BookSide, limit_key: int
-    ) -> SimError | None:
+    def _lock(self, account: Account, order: _Order) -> SimError | None:
         """Reserve what the order may spend; returns the refusal if the account cannot."""
         inst = self.instrument
         fee_rate = max(inst.maker_fee_rate, inst.taker_fee_rate, 0.0)
@@ -943,7 +966,7 @@ class MatchingEngine:
             else:
                 bal = account.balance(inst.quote)
                 if order.order_type is OrderType.MARKET:
-                    units = self._sweep_units(opposite, limit_key, order.orig)
+                    units = self._market_units(order.side, order.orig)
                 else:
                     units = order.price * order.orig
                 need = units * self._unit * (1.0 + fee_rate)
@@ -952,7 +975,7 @@ class MatchingEngine:
             if self._reduces_position(account, order):
                 return None
             if order.order_type is OrderType.MARKET:
-                units = self._sweep_units(opposite, limit_key, order.orig)
+                units = self._market_units(order.side, order.orig)
             else:
                 units = order.price * order.orig
             need = units * self._unit / account.leverage
@@ -1036,9 +1059,11 @@ class MatchingEngine:
             per_account = self._open_per_account[order.api_key] = {}
         per_account[order.order_id] = order
         touched[(order.side, order.price)] = None
+        self._on_rest(order)
 
     def _unrest(self, order: _Order, touched: dict[tuple[Side, int], None]) -> None:
         """Take an open order out of its level (lazily) and out of the open indexes."""
+        self._on_unrest(order)
         book = self._bids if order.side is Side.BUY else self._asks
         level = book.levels[order.price]
         level.total -= order.remaining
@@ -1140,17 +1165,21 @@ class MatchingEngine:
                 if maker.remaining == 0:
                     orders.popleft()
                     maker.dead = True
-                    del self._open[maker.order_id]
-                    del self._open_by_client[(maker.api_key, maker.client_order_id)]
-                    per_account = self._open_per_account[maker.api_key]
-                    del per_account[maker.order_id]
-                    if not per_account:
-                        del self._open_per_account[maker.api_key]
-                    self._finish(maker)
+                    self._drop_filled(maker)
             touched[(maker_side, price)] = None
             if level.total == 0:
                 del levels[price]
                 keys.pop()
+
+    def _drop_filled(self, order: _Order) -> None:
+        """Forget a completely filled resting order (already out of its level's queue)."""
+        del self._open[order.order_id]
+        del self._open_by_client[(order.api_key, order.client_order_id)]
+        per_account = self._open_per_account[order.api_key]
+        del per_account[order.order_id]
+        if not per_account:
+            del self._open_per_account[order.api_key]
+        self._finish(order)
 
     def _fill(
         self,
@@ -1311,5 +1340,5 @@ class MatchingEngine:
             for side, price in touched:
                 level = (bids if side is Side.BUY else asks).get(price)
                 changes.append(LevelChange(side, price, 0 if level is None else level.total))
-            self.update_id += 1
-        result.update_id = self.update_id
+            self._update_id += 1
+        result.update_id = self._update_id
