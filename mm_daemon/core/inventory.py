@@ -25,7 +25,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from mm_daemon.core.pnl import Attribution, PnlBreakdown, decimal_fraction, to_fraction
+from mm_daemon.core.pnl import (
+    ATOMS_PER_QUOTE,
+    Attribution,
+    InstrumentScale,
+    PnlBreakdown,
+    atoms_to_fraction,
+    decimal_fraction,
+    fair_nanos,
+    to_atoms,
+)
 from mm_daemon.core.types import Fill, Instrument, Liquidity, Side
 
 if TYPE_CHECKING:
@@ -35,42 +44,75 @@ __all__ = ["FillStats", "Ledger", "Position"]
 
 _ZERO = Fraction(0)
 _HEDGE_DECISIONS_KEPT = 4096
+_NANOS = 1_000_000_000
 
 
 class Position:
-    """One instrument's position on one venue, with average cost and exact P&L in quote units."""
+    """One instrument's position on one venue, with average cost and exact P&L.
+
+    Cost and realized P&L are integers of the instrument's money unit (one tick times one lot:
+    the smallest amount a price times a size can be). Reducing a position keeps the average
+    cost, with the remaining cost rounded to that unit; realized P&L takes whatever the rounding
+    leaves, so realized + unrealized stays exact.
+    """
 
     __slots__ = (
-        "_base_per_lot",
-        "_tick",
-        "cost_basis",
-        "fees",
+        "_cost_units",
+        "_fee_atoms",
+        "_quote_flow_atoms",
+        "_realized_units",
+        "base_per_lot",
+        "base_per_lot_float",
         "instrument",
         "lots",
-        "quote_flow",
-        "realized",
+        "scale",
+        "tick",
     )
 
     def __init__(self, instrument: Instrument) -> None:
         self.instrument = instrument
         self.lots = 0  # signed: long > 0
-        self.cost_basis = _ZERO  # signed base held times its average cost
-        self.realized = _ZERO  # price P&L of closed quantity, fees excluded
-        self.fees = _ZERO  # fees paid (negative: rebates received)
-        self.quote_flow = _ZERO  # change of the quote balance: -(s * x * p) - fee
-        self._tick = decimal_fraction(instrument.tick_size)
-        self._base_per_lot = decimal_fraction(instrument.lot_size) * decimal_fraction(
+        self.tick = decimal_fraction(instrument.tick_size)  # quote per tick
+        self.base_per_lot = decimal_fraction(instrument.lot_size) * decimal_fraction(
             instrument.contract_size_base
         )
+        self.base_per_lot_float = float(self.base_per_lot)
+        self.scale = InstrumentScale.of(
+            instrument.tick_size, instrument.lot_size, instrument.contract_size_base
+        )
+        self._cost_units = 0  # signed lots held times their average cost in ticks
+        self._realized_units = 0  # lots x ticks
+        self._fee_atoms = 0
+        self._quote_flow_atoms = 0
 
     @property
     def base_exact(self) -> Fraction:
-        return self.lots * self._base_per_lot
+        return self.lots * self.base_per_lot
 
     @property
     def base(self) -> float:
         """Base-currency position (spot: base balance change; perp: contracts * size)."""
-        return float(self.lots * self._base_per_lot)
+        return float(self.lots * self.base_per_lot)
+
+    @property
+    def cost_basis(self) -> Fraction:
+        """Signed base held times its average cost, in quote."""
+        return atoms_to_fraction(self._cost_units * self.scale.atoms_per_lot_tick)
+
+    @property
+    def realized(self) -> Fraction:
+        """Price P&L of the closed quantity, in quote; fees excluded."""
+        return atoms_to_fraction(self._realized_units * self.scale.atoms_per_lot_tick)
+
+    @property
+    def fees(self) -> Fraction:
+        """Fees paid, in quote (negative: rebates received)."""
+        return atoms_to_fraction(self._fee_atoms)
+
+    @property
+    def quote_flow(self) -> Fraction:
+        """Change of the quote balance: -(s * x * p) - fee over all fills, in quote."""
+        return atoms_to_fraction(self._quote_flow_atoms)
 
     @property
     def avg_cost(self) -> float | None:
@@ -80,34 +122,46 @@ class Position:
         return float(self.cost_basis / self.base_exact)
 
     def unrealized(self, fair_value: float) -> Fraction:
-        """Open position marked at `fair_value`, against its average cost."""
-        return self.base_exact * to_fraction(fair_value) - self.cost_basis
+        """Open position marked at `fair_value` (to 1e-9), against its average cost."""
+        return self.unrealized_at_nanos(fair_nanos(fair_value))
 
-    def price_of(self, price_ticks: int) -> Fraction:
-        return price_ticks * self._tick
+    def unrealized_at_nanos(self, mark_nanos: int) -> Fraction:
+        scale = self.scale
+        atoms = (
+            self.lots * mark_nanos * scale.atoms_per_lot_nano
+            - self._cost_units * scale.atoms_per_lot_tick
+        )
+        return atoms_to_fraction(atoms)
 
-    def base_of(self, lots: int) -> Fraction:
-        return lots * self._base_per_lot
-
-    def apply(self, side: Side, price_ticks: int, size_lots: int, fee: Fraction) -> None:
-        price = price_ticks * self._tick
-        held = self.base_exact
-        delta = side * size_lots * self._base_per_lot
-        self.fees += fee
-        self.quote_flow -= delta * price + fee
+    def apply(self, side: Side, price_ticks: int, size_lots: int, fee_atoms: int) -> None:
+        held = self.lots
+        delta = side * size_lots
+        flow_units = delta * price_ticks
+        self._fee_atoms += fee_atoms
+        self._quote_flow_atoms -= flow_units * self.scale.atoms_per_lot_tick + fee_atoms
+        cost = self._cost_units
         if held == 0 or (held > 0) == (delta > 0):
-            self.cost_basis += delta * price
+            new_cost = cost + flow_units
+        elif abs(delta) <= abs(held):
+            # Reduce: keep the average cost on what remains (rounded to the money unit).
+            new_cost = _div_round(cost * (held + delta), held)
         else:
-            avg = self.cost_basis / held
-            if abs(delta) <= abs(held):
-                # Reduce: -delta of the position is closed at `price`.
-                self.realized -= delta * (price - avg)
-                self.cost_basis += delta * avg
-            else:
-                # Flip: close everything, open the remainder at `price`.
-                self.realized += held * (price - avg)
-                self.cost_basis = (held + delta) * price
-        self.lots += side * size_lots
+            # Flip: close everything, open the remainder at this price.
+            new_cost = (held + delta) * price_ticks
+        # Cash paid minus cost added is what the fill realized (zero when adding).
+        self._realized_units += new_cost - cost - flow_units
+        self._cost_units = new_cost
+        self.lots = held + delta
+
+
+def _div_round(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded to the nearest integer, halves away from zero."""
+    if denominator < 0:
+        numerator, denominator = -numerator, -denominator
+    quotient, remainder = divmod(numerator, denominator)
+    if 2 * remainder >= denominator:
+        quotient += 1
+    return quotient
 
 
 @dataclass(slots=True)
@@ -145,6 +199,7 @@ class Ledger:
         "_hedge_decisions",
         "_hedge_prefix",
         "_positions",
+        "_reference_key",
         "_weights",
         "hedge_stats",
         "max_abs_net_exposure_base",
@@ -160,6 +215,7 @@ class Ledger:
         hedge_client_id_prefix: str = "hdg-",
     ) -> None:
         self.reference = reference
+        self._reference_key = (reference.venue, reference.symbol)
         self._weights: dict[str, float] = dict(netting_weights or {})
         self._hedge_prefix = hedge_client_id_prefix
         self._positions: dict[tuple[str, str], Position] = {}
@@ -180,6 +236,7 @@ class Ledger:
         position = self._positions.get(key)
         if position is None:
             position = self._positions[key] = Position(instrument)
+            self._attribution.add_instrument(key, position.scale)
         return position
 
     def set_netting_weight(self, venue: str, weight: float) -> None:
@@ -204,35 +261,39 @@ class Ledger:
         if len(decisions) > _HEDGE_DECISIONS_KEPT:
             decisions.popitem(last=False)
 
-    def on_fill(self, fill: Fill) -> Fraction:
+    def on_fill(self, fill: Fill) -> float:
         """Book a fill; return its edge against its entry mark, s * x * (E - p), in quote."""
         key = (fill.venue, fill.symbol)
         position = self._positions.get(key)
         if position is None:
             raise KeyError(f"fill on an unregistered instrument {fill.venue} {fill.symbol}")
-        price = position.price_of(fill.price_ticks)
         decision = self._hedge_decisions.get(fill.client_order_id)
         hedge = decision is not None or fill.client_order_id.startswith(self._hedge_prefix)
         if decision is not None:
-            entry = to_fraction(decision.fair_value)
-            entry_reference = to_fraction(decision.reference_fair_value)
+            entry = fair_nanos(decision.fair_value)
+            entry_reference = fair_nanos(decision.reference_fair_value)
         else:
             fair = self._fair.get(key)
-            entry = price if fair is None else to_fraction(fair)
-            reference_fair = self._fair.get((self.reference.venue, self.reference.symbol))
-            entry_reference = entry if reference_fair is None else to_fraction(reference_fair)
-        if key == (self.reference.venue, self.reference.symbol):
+            if fair is None:
+                entry = _div_round(
+                    fill.price_ticks * position.tick.numerator * _NANOS, position.tick.denominator
+                )
+            else:
+                entry = fair_nanos(fair)
+            reference_fair = self._fair.get(self._reference_key)
+            entry_reference = entry if reference_fair is None else fair_nanos(reference_fair)
+        if key == self._reference_key:
             entry_reference = entry
-        fee = to_fraction(fill.fee_quote)
-        signed_base = fill.side * position.base_of(fill.size_lots)
-        position.apply(fill.side, fill.price_ticks, fill.size_lots, fee)
+        fee_atoms = to_atoms(fill.fee_quote)
+        signed_lots = fill.side * fill.size_lots
+        position.apply(fill.side, fill.price_ticks, fill.size_lots, fee_atoms)
         edge = self._attribution.add_fill(
             key,
-            signed_base=signed_base,
-            price=price,
-            fee=fee,
-            entry_mark=entry,
-            entry_reference=entry_reference,
+            signed_lots=signed_lots,
+            price_ticks=fill.price_ticks,
+            fee_atoms=fee_atoms,
+            entry_nanos=entry,
+            entry_reference_nanos=entry_reference,
             hedge=hedge,
         )
         stats = self.hedge_stats if hedge else self.quote_stats
@@ -244,11 +305,11 @@ class Ledger:
             stats.maker += 1
         else:
             stats.taker += 1
-        base = float(abs(signed_base))
+        base = fill.size_lots * position.instrument.lots_to_base(1)
         stats.volume_base += base
-        stats.volume_quote += base * float(price)
+        stats.volume_quote += base * position.instrument.ticks_to_price(fill.price_ticks)
         self._update_net_exposure()
-        return edge
+        return edge / ATOMS_PER_QUOTE
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -265,21 +326,24 @@ class Ledger:
             result[venue] = result.get(venue, 0.0) + position.base
         return result
 
-    def mark(self, venue: str, symbol: str) -> Fraction:
-        """Current mark of an instrument: its fair value, else its last fill price, else 0."""
+    def mark_nanos(self, venue: str, symbol: str) -> int:
+        """Current mark in 1e-9 quote: the fair value, else the average cost, else 0."""
         fair = self._fair.get((venue, symbol))
         if fair is not None:
-            return to_fraction(fair)
+            return fair_nanos(fair)
         position = self._positions[(venue, symbol)]
-        if position.lots != 0 and position.cost_basis != 0:
-            return position.cost_basis / position.base_exact
-        return _ZERO
+        if position.lots != 0:
+            return round(position.cost_basis / position.base_exact * _NANOS)
+        return 0
+
+    def mark(self, venue: str, symbol: str) -> Fraction:
+        """Current mark in quote per base (see `mark_nanos`)."""
+        return Fraction(self.mark_nanos(venue, symbol), _NANOS)
 
     def pnl(self) -> PnlBreakdown:
         """The exact P&L attribution at the latest fair values."""
-        marks = {key: self.mark(*key) for key in self._positions}
-        reference_now = marks[(self.reference.venue, self.reference.symbol)]
-        return self._attribution.breakdown(marks, reference_now)
+        marks = {key: self.mark_nanos(*key) for key in self._positions}
+        return self._attribution.breakdown(marks, marks[self._reference_key])
 
     def realized(self) -> Fraction:
         return sum((p.realized for p in self._positions.values()), _ZERO)
@@ -287,7 +351,7 @@ class Ledger:
     def unrealized(self) -> Fraction:
         total = _ZERO
         for key, position in self._positions.items():
-            total += position.base_exact * self.mark(*key) - position.cost_basis
+            total += position.unrealized_at_nanos(self.mark_nanos(*key))
         return total
 
     def fees(self) -> Fraction:
@@ -297,6 +361,6 @@ class Ledger:
         net = 0.0
         for (venue, _), position in self._positions.items():
             if position.lots:
-                net += position.base * self._weights.get(venue, 1.0)
+                net += position.lots * position.base_per_lot_float * self._weights.get(venue, 1.0)
         self.net_exposure_base = net
         self.max_abs_net_exposure_base = max(self.max_abs_net_exposure_base, abs(net))

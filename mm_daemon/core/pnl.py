@@ -1,10 +1,11 @@
 """Exact P&L attribution: where every unit of quote currency came from.
 
-Money is kept as `fractions.Fraction` in quote units, so the components add up to the total
-exactly, not merely to within rounding. Prices come from integer ticks times the tick size read
-as its decimal (0.01 is exactly 1/100); sizes from integer lots times the lot (and contract)
-size read the same way; fair values and fees as the decimals they print as. Fractions
-are only computed on fills and when the P&L is read, never on a book update.
+Money is kept as integers of one atom, 1e-18 of the quote currency, so the components add up
+to the total exactly, not merely to within rounding. Prices are integer ticks times the tick
+size read as its decimal (0.01 is exactly 1/100); sizes integer lots times the lot (and
+contract) size read the same way; fair values are taken to 1e-9 quote (`fair_nanos`), fees to
+one atom. With tick and lot sizes of at most 9 decimals every product is a whole number of
+atoms. Reads convert to `Fraction` (exact) or float; nothing here runs on a book update.
 
 Definitions (a fill i: side s_i = +1 buy / -1 sell, base quantity x_i, price p_i, fee f_i
 (positive a cost, negative a rebate), on instrument v; F_v(t) the fair value of v at time t;
@@ -40,20 +41,29 @@ Funding payments on perpetuals are not included.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
 __all__ = [
+    "ATOMS_PER_QUOTE",
+    "ATOM_DECIMALS",
     "COMPONENTS",
     "Attribution",
+    "InstrumentScale",
     "PnlBreakdown",
+    "atoms_to_fraction",
     "decimal_fraction",
-    "to_fraction",
+    "fair_nanos",
+    "to_atoms",
 ]
 
 COMPONENTS = ("spread_capture", "fees", "inventory", "hedge_cost", "basis")
 """The attribution components, in display order (metric label values of mm_pnl_quote)."""
 
-_ZERO = Fraction(0)
+ATOM_DECIMALS = 18
+ATOMS_PER_QUOTE = 1_000_000_000_000_000_000  # 10**ATOM_DECIMALS
+FAIR_DECIMALS = 9
+_NANOS = 1_000_000_000  # 10**FAIR_DECIMALS
 
 
 def decimal_fraction(value: float) -> Fraction:
@@ -61,107 +71,182 @@ def decimal_fraction(value: float) -> Fraction:
     return Fraction(repr(float(value)))
 
 
-def to_fraction(value: float) -> Fraction:
-    """A fair value or fee as the decimal it prints as (101.2 -> 506/5), exactly."""
-    return Fraction(repr(float(value)))
+def fair_nanos(fair_value: float) -> int:
+    """A fair value in 1e-9 quote per base, the precision the attribution works at."""
+    return round(fair_value * _NANOS)
+
+
+def to_atoms(amount_quote: float) -> int:
+    """A quote amount (a fee) as the decimal it prints as, in atoms."""
+    scaled = Decimal(repr(float(amount_quote))).scaleb(ATOM_DECIMALS)
+    return int(scaled.to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentScale:
+    """Integer conversions of one instrument: atoms per (lot x tick) and per (lot x 1e-9)."""
+
+    atoms_per_lot_tick: int
+    atoms_per_lot_nano: int
+
+    @classmethod
+    def of(
+        cls, tick_size: float, lot_size: float, contract_size_base: float = 1.0
+    ) -> InstrumentScale:
+        base_per_lot = decimal_fraction(lot_size) * decimal_fraction(contract_size_base)
+        per_tick = decimal_fraction(tick_size) * base_per_lot * ATOMS_PER_QUOTE
+        per_nano = base_per_lot * ATOMS_PER_QUOTE / _NANOS
+        if per_tick.denominator != 1 or per_nano.denominator != 1:
+            raise ValueError(
+                f"tick {tick_size} and lot {lot_size} x contract size {contract_size_base} "
+                f"need more than {ATOM_DECIMALS} decimals of quote"
+            )
+        return cls(int(per_tick), int(per_nano))
+
+
+def atoms_to_fraction(atoms: int) -> Fraction:
+    return Fraction(atoms, ATOMS_PER_QUOTE)
 
 
 @dataclass(frozen=True, slots=True)
 class PnlBreakdown:
-    """P&L by component, exact, in quote units. `total` equals the sum of the components."""
+    """P&L by component, exact, in atoms (1e-18 quote). `total` is the components' sum."""
 
-    spread_capture: Fraction
-    fees: Fraction
-    inventory: Fraction
-    hedge_cost: Fraction
-    basis: Fraction
-    total: Fraction
+    spread_capture_atoms: int
+    fees_atoms: int
+    inventory_atoms: int
+    hedge_cost_atoms: int
+    basis_atoms: int
+    total_atoms: int
+
+    @property
+    def spread_capture(self) -> Fraction:
+        return atoms_to_fraction(self.spread_capture_atoms)
+
+    @property
+    def fees(self) -> Fraction:
+        return atoms_to_fraction(self.fees_atoms)
+
+    @property
+    def inventory(self) -> Fraction:
+        return atoms_to_fraction(self.inventory_atoms)
+
+    @property
+    def hedge_cost(self) -> Fraction:
+        return atoms_to_fraction(self.hedge_cost_atoms)
+
+    @property
+    def basis(self) -> Fraction:
+        return atoms_to_fraction(self.basis_atoms)
+
+    @property
+    def total(self) -> Fraction:
+        return atoms_to_fraction(self.total_atoms)
+
+    def components_sum_atoms(self) -> int:
+        return (
+            self.spread_capture_atoms
+            + self.fees_atoms
+            + self.inventory_atoms
+            + self.hedge_cost_atoms
+            + self.basis_atoms
+        )
 
     def components_sum(self) -> Fraction:
-        return self.spread_capture + self.fees + self.inventory + self.hedge_cost + self.basis
+        return atoms_to_fraction(self.components_sum_atoms())
 
     def as_floats(self) -> dict[str, float]:
-        """Components and "total" as floats, keyed by the mm_pnl_quote component label."""
+        """Components and "total" in quote, keyed by the mm_pnl_quote component label."""
+        scale = ATOMS_PER_QUOTE
         return {
-            "spread_capture": float(self.spread_capture),
-            "fees": float(self.fees),
-            "inventory": float(self.inventory),
-            "hedge_cost": float(self.hedge_cost),
-            "basis": float(self.basis),
-            "total": float(self.total),
+            "spread_capture": self.spread_capture_atoms / scale,
+            "fees": self.fees_atoms / scale,
+            "inventory": self.inventory_atoms / scale,
+            "hedge_cost": self.hedge_cost_atoms / scale,
+            "basis": self.basis_atoms / scale,
+            "total": self.total_atoms / scale,
         }
 
 
 class _Marks:
     """Per-instrument sums that let inventory and basis P&L be evaluated at any later time."""
 
-    __slots__ = ("cash", "entry", "entry_reference", "quantity")
+    __slots__ = ("cash", "entry", "entry_reference", "lots", "scale")
 
-    def __init__(self) -> None:
-        self.quantity = _ZERO  # signed base units held: sum of s * x
-        self.cash = _ZERO  # sum of -s * x * p - f
-        self.entry = _ZERO  # sum of s * x * E
-        self.entry_reference = _ZERO  # sum of s * x * R_i
+    def __init__(self, scale: InstrumentScale) -> None:
+        self.scale = scale
+        self.lots = 0  # signed lots held: sum of s * x
+        self.cash = 0  # atoms: sum of -s * x * p - f
+        self.entry = 0  # lots x nanos: sum of s * x * E
+        self.entry_reference = 0  # lots x nanos: sum of s * x * R_i
 
 
 class Attribution:
     """Accumulates fills into the attribution components; evaluates them at given fair values.
 
-    Instruments are keys chosen by the caller (the ledger uses (venue, symbol)).
+    Instruments are keys chosen by the caller (the ledger uses (venue, symbol)), registered
+    with their scale before their first fill.
     """
 
     __slots__ = ("_fees", "_hedge_cost", "_marks", "_spread_capture")
 
     def __init__(self) -> None:
         self._marks: dict[tuple[str, str], _Marks] = {}
-        self._spread_capture = _ZERO
-        self._fees = _ZERO
-        self._hedge_cost = _ZERO
+        self._spread_capture = 0
+        self._fees = 0
+        self._hedge_cost = 0
+
+    def add_instrument(self, key: tuple[str, str], scale: InstrumentScale) -> None:
+        if key not in self._marks:
+            self._marks[key] = _Marks(scale)
 
     def add_fill(
         self,
         key: tuple[str, str],
         *,
-        signed_base: Fraction,
-        price: Fraction,
-        fee: Fraction,
-        entry_mark: Fraction,
-        entry_reference: Fraction,
+        signed_lots: int,
+        price_ticks: int,
+        fee_atoms: int,
+        entry_nanos: int,
+        entry_reference_nanos: int,
         hedge: bool,
-    ) -> Fraction:
-        """Book one fill; return its own edge, s * x * (E - p), before fees."""
-        marks = self._marks.get(key)
-        if marks is None:
-            marks = self._marks[key] = _Marks()
-        edge = signed_base * (entry_mark - price)
+    ) -> int:
+        """Book one fill; return its own edge, s * x * (E - p) before fees, in atoms."""
+        marks = self._marks[key]
+        scale = marks.scale
+        paid = signed_lots * price_ticks * scale.atoms_per_lot_tick
+        edge = signed_lots * entry_nanos * scale.atoms_per_lot_nano - paid
         if hedge:
-            self._hedge_cost += edge - fee
+            self._hedge_cost += edge - fee_atoms
         else:
             self._spread_capture += edge
-            self._fees -= fee
-        marks.quantity += signed_base
-        marks.cash -= signed_base * price + fee
-        marks.entry += signed_base * entry_mark
-        marks.entry_reference += signed_base * entry_reference
+            self._fees -= fee_atoms
+        marks.lots += signed_lots
+        marks.cash -= paid + fee_atoms
+        marks.entry += signed_lots * entry_nanos
+        marks.entry_reference += signed_lots * entry_reference_nanos
         return edge
 
     def breakdown(
-        self, marks_now: dict[tuple[str, str], Fraction], reference_now: Fraction
+        self, marks_nanos: dict[tuple[str, str], int], reference_nanos: int
     ) -> PnlBreakdown:
-        """The components at current fair values `marks_now` (one per instrument with fills)."""
-        inventory = _ZERO
-        basis = _ZERO
-        total = _ZERO
+        """The components at current fair values (in nanos, one per registered instrument)."""
+        inventory = 0
+        basis = 0
+        total = 0
         for key, marks in self._marks.items():
-            mark = marks_now[key]
-            inventory += marks.quantity * reference_now - marks.entry_reference
-            basis += marks.quantity * (mark - reference_now) - (marks.entry - marks.entry_reference)
-            total += marks.cash + marks.quantity * mark
+            mark = marks_nanos[key]
+            per_nano = marks.scale.atoms_per_lot_nano
+            inventory += (marks.lots * reference_nanos - marks.entry_reference) * per_nano
+            basis += (
+                marks.lots * (mark - reference_nanos) - (marks.entry - marks.entry_reference)
+            ) * per_nano
+            total += marks.cash + marks.lots * mark * per_nano
         return PnlBreakdown(
-            spread_capture=self._spread_capture,
-            fees=self._fees,
-            inventory=inventory,
-            hedge_cost=self._hedge_cost,
-            basis=basis,
-            total=total,
+            spread_capture_atoms=self._spread_capture,
+            fees_atoms=self._fees,
+            inventory_atoms=inventory,
+            hedge_cost_atoms=self._hedge_cost,
+            basis_atoms=basis,
+            total_atoms=total,
         )
