@@ -34,8 +34,12 @@ R(t) the reference fair value: the quoted instrument's):
 Identity (by construction, term by term): for each fill,
   -s x p - f + s x F(now) = [s x (E - p)] + [-f] + [s x (R(now) - R_i)]
                             + [s x ((F(now) - R(now)) - (E - R_i))]
-so spread capture + fees + hedge cost + inventory P&L + basis P&L = total, exactly.
-Funding payments on perpetuals are not included.
+where the first two brackets are spread capture and fees for a quoting fill and together the
+hedge cost for a hedge fill; so spread capture + fees + hedge cost + inventory P&L + basis P&L
+= total, exactly. Inventory P&L counts base units as held on every venue (the hedge ratio is a
+risk weight, not a P&L one): a hedge that moves less than one-to-one shows up as basis P&L.
+A venue with no fair value yet is marked at its position's average cost. Funding payments on
+perpetuals are not included.
 """
 
 from __future__ import annotations
