@@ -1,0 +1,442 @@
+"""Live order entry through ccxt.pro (`endpoint: sim`, a standalone simulator URL, `testnet`).
+
+Order entry goes over the exchange's WS-API where ccxt supports it, one message per action:
+`create_order_ws` (place), `edit_order_ws` (spot `order.cancelReplace`: cancel and place in one
+message), `cancel_order_ws`, `cancel_all_orders_ws` (spot). REST (`create_order`, `cancel_order`,
+`cancel_all_orders`) is the fallback when a WS-API call is not supported for the market or its
+socket fails. USD-M has no cancel-replace (its `order.modify` keeps the old client id), so a
+replace there is a cancel and a place sent together.
+
+Order updates and fills come from `watch_orders` and `watch_my_trades`, each on its own task that
+is always waiting (ccxt returns an event that arrives while no call is pending only with the next
+one) and retries with backoff when the socket drops. A venue refusal (post-only would cross,
+balance, filters) is reported as a REJECTED OrderUpdate carrying the venue's message; only
+transport failures raise.
+
+Mainnet is refused unless the config says `allow_mainnet: true` and the environment has
+`MMD_CONFIRM_MAINNET=yes` (`check_mainnet_allowed`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from mm_daemon.core.types import (
+    Fill,
+    Instrument,
+    InstrumentKind,
+    Liquidity,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+)
+
+if TYPE_CHECKING:
+    from mm_daemon.config import VenueConfig
+    from mm_daemon.venues.base import ExecutionSink
+
+__all__ = [
+    "CONFIRM_MAINNET_ENV",
+    "CcxtExecution",
+    "MainnetRefusedError",
+    "check_mainnet_allowed",
+    "fill_from_ccxt",
+    "order_update_from_ccxt",
+]
+
+log = structlog.get_logger(__name__)
+
+CONFIRM_MAINNET_ENV = "MMD_CONFIRM_MAINNET"
+_MS_TO_NS = 1_000_000
+
+_STATUS = {
+    "open": OrderStatus.OPEN,
+    "closed": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELLED,
+    "cancelled": OrderStatus.CANCELLED,
+    "rejected": OrderStatus.REJECTED,
+    "expired": OrderStatus.EXPIRED,
+}
+
+
+class MainnetRefusedError(Exception):
+    """Live orders on mainnet without both confirmations."""
+
+
+def check_mainnet_allowed(
+    venue: VenueConfig, *, allow_mainnet: bool, environ: Mapping[str, str] | None = None
+) -> None:
+    """Raise MainnetRefusedError (one clear line) unless mainnet orders are confirmed twice."""
+    if not venue.is_mainnet:
+        return
+    env = os.environ if environ is None else environ
+    if not allow_mainnet:
+        raise MainnetRefusedError(
+            f"venues: {venue.name} points at mainnet with live orders; set allow_mainnet: true "
+            f"in the config and {CONFIRM_MAINNET_ENV}=yes in the environment to trade real money"
+        )
+    if env.get(CONFIRM_MAINNET_ENV, "").strip().lower() != "yes":
+        raise MainnetRefusedError(
+            f"venues: {venue.name} points at mainnet and allow_mainnet is true, but "
+            f"{CONFIRM_MAINNET_ENV}=yes is not set in the environment; set it to trade real money"
+        )
+
+
+def _f(value: Any) -> float:
+    try:
+        return float(value) if value is not None else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _ns(ms: Any, default_ns: int) -> int:
+    try:
+        return int(ms) * _MS_TO_NS if ms is not None else default_ns
+    except (TypeError, ValueError):
+        return default_ns
+
+
+def _side(value: Any) -> Side:
+    return Side.BUY if str(value).lower() == "buy" else Side.SELL
+
+
+def order_update_from_ccxt(
+    order: Mapping[str, Any], instrument: Instrument, venue: str, now_ns: int
+) -> OrderUpdate | None:
+    """An OrderUpdate from a ccxt order structure; None when it names no client order id."""
+    client_id = order.get("clientOrderId")
+    if not client_id:
+        return None
+    filled = instrument.size_to_lots(_f(order.get("filled")))
+    status = _STATUS.get(str(order.get("status")), OrderStatus.OPEN)
+    if status is OrderStatus.OPEN and filled > 0:
+        status = OrderStatus.PARTIALLY_FILLED
+    info = order.get("info") or {}
+    reason = ""
+    if status is OrderStatus.REJECTED and isinstance(info, Mapping):
+        reason = str(info.get("r") or info.get("rejectReason") or "")
+    ts = order.get("lastUpdateTimestamp") or order.get("timestamp")
+    return OrderUpdate(
+        venue,
+        instrument.symbol,
+        _ns(ts, now_ns),
+        now_ns,
+        str(client_id),
+        str(order.get("id") or ""),
+        status,
+        _side(order.get("side")),
+        instrument.price_to_ticks(_f(order.get("price"))),
+        instrument.size_to_lots(_f(order.get("amount"))),
+        filled,
+        reason,
+    )
+
+
+def fill_from_ccxt(
+    trade: Mapping[str, Any], instrument: Instrument, venue: str, now_ns: int
+) -> Fill | None:
+    """A Fill from a ccxt trade of ours (watch_my_trades); None without a client order id."""
+    info = trade.get("info") or {}
+    client_id = ""
+    if isinstance(info, Mapping):
+        client_id = str(info.get("c") or info.get("clientOrderId") or "")
+    client_id = client_id or str(trade.get("clientOrderId") or "")
+    if not client_id:
+        return None
+    price = _f(trade.get("price"))
+    amount = _f(trade.get("amount"))
+    fee = trade.get("fee") or {}
+    fee_cost = _f(fee.get("cost")) if isinstance(fee, Mapping) else 0.0
+    fee_currency = fee.get("currency") if isinstance(fee, Mapping) else None
+    liquidity = Liquidity.MAKER if trade.get("takerOrMaker") == "maker" else Liquidity.TAKER
+    if fee_currency == instrument.base:
+        fee_quote = fee_cost * price  # Binance spot charges a buy's fee in the base asset
+    elif fee_currency in {instrument.quote, None} or not fee_cost:
+        fee_quote = fee_cost
+    else:  # a third currency (BNB): estimate from the instrument's rate
+        rate = (
+            instrument.maker_fee_rate if liquidity is Liquidity.MAKER else instrument.taker_fee_rate
+        )
+        fee_quote = price * amount * instrument.contract_size_base * rate
+    return Fill(
+        venue,
+        instrument.symbol,
+        _ns(trade.get("timestamp"), now_ns),
+        now_ns,
+        client_id,
+        str(trade.get("order") or ""),
+        str(trade.get("id") or ""),
+        _side(trade.get("side")),
+        instrument.price_to_ticks(price),
+        instrument.size_to_lots(amount),
+        fee_quote,
+        liquidity,
+    )
+
+
+class CcxtExecution:
+    """`Execution` over a ccxt.pro exchange (markets loaded by `connect`)."""
+
+    def __init__(
+        self,
+        exchange: Any,
+        instrument: Instrument,
+        *,
+        venue: str | None = None,
+        use_ws_api: bool = True,
+        initial_backoff_s: float = 0.1,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self.exchange = exchange
+        self.instrument = instrument
+        self._venue = venue or instrument.venue
+        self._symbol = instrument.symbol
+        self._spot = instrument.kind is InstrumentKind.SPOT
+        self.use_ws_api = use_ws_api
+        self._initial_backoff_s = initial_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._sink: ExecutionSink | None = None
+        self._errors: Any = None
+        self.ws_fallbacks = 0  # WS-API calls that fell back to REST
+        self.stream_restarts = 0
+
+    @property
+    def venue(self) -> str:
+        return self._venue
+
+    async def connect(self) -> None:
+        import ccxt  # noqa: PLC0415  heavy import, only when a live venue is used
+
+        self._errors = ccxt
+        await self.exchange.load_markets()
+
+    async def run(self, sink: ExecutionSink) -> None:
+        """Stream order updates and fills into `sink` until cancelled (two always-waiting tasks)."""
+        self._sink = sink
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._stream("watch_orders", self._on_orders))
+                group.create_task(self._stream("watch_my_trades", self._on_trades))
+        finally:
+            self._sink = None
+
+    async def _stream(self, method: str, handle: Any) -> None:
+        backoff = self._initial_backoff_s
+        watch = getattr(self.exchange, method)
+        while True:
+            try:
+                items = await watch(self._symbol)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001  a stream retries forever; the loop lives on
+                self.stream_restarts += 1
+                log.warning(
+                    "private stream failed", venue=self._venue, stream=method, error=str(exc)
+                )
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(self._max_backoff_s, backoff * 2)
+                continue
+            backoff = self._initial_backoff_s
+            handle(items)
+
+    def _emit(self, event: OrderUpdate | Fill | None) -> None:
+        if event is not None and self._sink is not None:
+            self._sink(event)
+
+    def _on_orders(self, orders: list[Mapping[str, Any]]) -> None:
+        now = time.time_ns()
+        for order in orders:
+            if order.get("symbol") == self._symbol:
+                self._emit(order_update_from_ccxt(order, self.instrument, self._venue, now))
+
+    def _on_trades(self, trades: list[Mapping[str, Any]]) -> None:
+        now = time.time_ns()
+        for trade in trades:
+            if trade.get("symbol") == self._symbol:
+                self._emit(fill_from_ccxt(trade, self.instrument, self._venue, now))
+
+    # -- order entry ---------------------------------------------------------------------------
+
+    def _order_args(
+        self, request: OrderRequest
+    ) -> tuple[str, str, float, float | None, dict[str, Any]]:
+        inst = self.instrument
+        side = "buy" if request.side is Side.BUY else "sell"
+        amount = inst.lots_to_size(request.size_lots)
+        price: float | None = inst.ticks_to_price(request.price_ticks)
+        params: dict[str, Any] = {"newClientOrderId": request.client_order_id}
+        order_type = "limit"
+        if request.order_type is OrderType.LIMIT_MAKER:
+            params["postOnly"] = True
+        elif request.order_type is OrderType.IOC:
+            params["timeInForce"] = "IOC"
+        elif request.order_type is OrderType.MARKET:
+            order_type = "market"
+            price = None
+        if request.reduce_only and not self._spot:
+            params["reduceOnly"] = True
+        return order_type, side, amount, price, params
+
+    def _is_refusal(self, exc: BaseException) -> bool:
+        """The venue answered and said no (not a transport problem)."""
+        errors = self._errors
+        if errors is None:
+            return False
+        return isinstance(exc, errors.ExchangeError) and not isinstance(
+            exc, errors.NotSupported | errors.BadRequest
+        )
+
+    def _can_fall_back(self, exc: BaseException) -> bool:
+        errors = self._errors
+        if errors is None:
+            return False
+        return isinstance(exc, errors.NetworkError | errors.NotSupported | errors.BadRequest) or (
+            isinstance(exc, errors.ExchangeError) and "websocket url" in str(exc)
+        )
+
+    def _reject(self, request: OrderRequest, exc: BaseException) -> None:
+        now = time.time_ns()
+        message = str(exc)
+        # ccxt prefixes the exchange id and appends the raw JSON: keep the venue's own words.
+        if '"msg"' in message:
+            message = message.split('"msg":', 1)[1].strip(' "}')
+        self._emit(
+            OrderUpdate(
+                self._venue,
+                self._symbol,
+                now,
+                now,
+                request.client_order_id,
+                "",
+                OrderStatus.REJECTED,
+                request.side,
+                request.price_ticks,
+                request.size_lots,
+                0,
+                message,
+            )
+        )
+
+    def _ack(self, result: Any) -> None:
+        if isinstance(result, Mapping):
+            self._emit(order_update_from_ccxt(result, self.instrument, self._venue, time.time_ns()))
+
+    async def place(self, request: OrderRequest) -> None:
+        order_type, side, amount, price, params = self._order_args(request)
+        ex = self.exchange
+        try:
+            if self.use_ws_api:
+                try:
+                    result = await ex.create_order_ws(
+                        self._symbol, order_type, side, amount, price, params
+                    )
+                except Exception as exc:
+                    if not self._can_fall_back(exc):
+                        raise
+                    self.ws_fallbacks += 1
+                    result = await ex.create_order(
+                        self._symbol, order_type, side, amount, price, params
+                    )
+            else:
+                result = await ex.create_order(
+                    self._symbol, order_type, side, amount, price, params
+                )
+        except Exception as exc:
+            if not self._is_refusal(exc):
+                raise
+            self._reject(request, exc)
+            return
+        self._ack(result)
+
+    async def replace(self, old_client_order_id: str, request: OrderRequest) -> None:
+        if not (self._spot and self.use_ws_api):
+            await asyncio.gather(
+                self.cancel(self._symbol, old_client_order_id), self.place(request)
+            )
+            return
+        order_type, side, amount, price, params = self._order_args(request)
+        params["cancelOrigClientOrderId"] = old_client_order_id
+        try:
+            result = await self.exchange.edit_order_ws(
+                "", self._symbol, order_type, side, amount, price, params
+            )
+        except Exception as exc:
+            if self._can_fall_back(exc):
+                self.ws_fallbacks += 1
+                await asyncio.gather(
+                    self.cancel(self._symbol, old_client_order_id), self.place(request)
+                )
+                return
+            if not self._is_refusal(exc):
+                raise
+            # cancelReplace with STOP_ON_FAILURE: a failed cancel (the old order already
+            # filled or gone) means the new order was not placed either.
+            self._reject(request, exc)
+            return
+        self._ack(result)
+
+    async def cancel(self, symbol: str, client_order_id: str) -> None:
+        ex = self.exchange
+        params = {"origClientOrderId": client_order_id}
+        try:
+            if self.use_ws_api:
+                try:
+                    result = await ex.cancel_order_ws("", symbol, params)
+                except Exception as exc:
+                    if not self._can_fall_back(exc):
+                        raise
+                    self.ws_fallbacks += 1
+                    result = await ex.cancel_order("", symbol, params)
+            else:
+                result = await ex.cancel_order("", symbol, params)
+        except Exception as exc:
+            if self._errors is not None and isinstance(exc, self._errors.OrderNotFound):
+                return  # already finished: its final update comes through watch_orders
+            raise
+        self._ack(result)
+
+    async def cancel_all(self, symbol: str) -> None:
+        ex = self.exchange
+        if self.use_ws_api and self._spot:
+            try:
+                await ex.cancel_all_orders_ws(symbol)
+            except Exception as exc:
+                if self._errors is not None and isinstance(exc, self._errors.OrderNotFound):
+                    return
+                if not self._can_fall_back(exc):
+                    raise
+                self.ws_fallbacks += 1
+            else:
+                return
+        with contextlib.suppress(Exception if self._errors is None else self._errors.OrderNotFound):
+            await ex.cancel_all_orders(symbol)
+
+    async def open_orders(self, symbol: str) -> list[OrderUpdate]:
+        ex = self.exchange
+        orders: list[Mapping[str, Any]]
+        if self.use_ws_api:
+            try:
+                orders = await ex.fetch_open_orders_ws(symbol)
+            except Exception as exc:
+                if not self._can_fall_back(exc):
+                    raise
+                self.ws_fallbacks += 1
+                orders = await ex.fetch_open_orders(symbol)
+        else:
+            orders = await ex.fetch_open_orders(symbol)
+        now = time.time_ns()
+        updates = [order_update_from_ccxt(o, self.instrument, self._venue, now) for o in orders]
+        return [u for u in updates if u is not None]
+
+    async def close(self) -> None:
+        await self.exchange.close()

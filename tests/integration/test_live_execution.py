@@ -1,0 +1,271 @@
+"""Live execution through real ccxt.pro against the simulator over loopback: WS-API order entry,
+order updates and fills from the private streams, cancel-all, and the mainnet guard."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from mm_daemon.config import VenueConfig
+from mm_daemon.core.quoting import Quote, Quotes
+from mm_daemon.core.types import (
+    ExecutionEvent,
+    Fill,
+    Instrument,
+    InstrumentKind,
+    Liquidity,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    Side,
+)
+from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
+from mm_daemon.sim.runner import SimulatorHandle
+from mm_daemon.venues.ccxt_execution import (
+    CcxtExecution,
+    MainnetRefusedError,
+    check_mainnet_allowed,
+    fill_from_ccxt,
+    order_update_from_ccxt,
+)
+from mm_daemon.venues.ccxt_venue import build_instrument
+
+SPOT = "sim-spot"
+SYMBOL = "BTC/USDT"
+KEY = "live-execution-test-key"
+
+
+@pytest.fixture
+def market_speed() -> float:
+    return 20.0
+
+
+class Events:
+    """Collects execution events; waits on a condition with a deadline."""
+
+    def __init__(self) -> None:
+        self.items: list[ExecutionEvent] = []
+        self.listeners: list[Callable[[ExecutionEvent], None]] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, event: ExecutionEvent) -> None:
+        self.items.append(event)
+        for listener in self.listeners:
+            listener(event)
+        self._changed.set()
+
+    def updates(self, client_id: str) -> list[OrderStatus]:
+        return [
+            e.status
+            for e in self.items
+            if isinstance(e, OrderUpdate) and e.client_order_id == client_id
+        ]
+
+    async def wait_update(self, client_id: str, status: OrderStatus) -> OrderUpdate:
+        async with asyncio.timeout(10):
+            while True:
+                for event in self.items:
+                    if (
+                        isinstance(event, OrderUpdate)
+                        and event.client_order_id == client_id
+                        and event.status is status
+                    ):
+                        return event
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@pytest.fixture
+async def live(
+    sim: SimulatorHandle, make_exchange: Any
+) -> AsyncIterator[tuple[CcxtExecution, Events]]:
+    exchange = make_exchange(SPOT, api_key=KEY)
+    await exchange.load_markets()
+    instrument = build_instrument(SPOT, exchange.market(SYMBOL))
+    execution = CcxtExecution(exchange, instrument, venue=SPOT)
+    await execution.connect()
+    events = Events()
+    task = asyncio.create_task(execution.run(events))
+    try:
+        yield execution, events
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def engine(sim: SimulatorHandle) -> Any:
+    return sim.venues[SPOT].symbols["BTCUSDT"].engine
+
+
+def request(cid: str, side: Side, price_ticks: int, size_lots: int = 100) -> OrderRequest:
+    return OrderRequest(SPOT, SYMBOL, cid, side, price_ticks, size_lots)
+
+
+def open_client_ids(sim: SimulatorHandle) -> list[str]:
+    state = sim.venues[SPOT].state(depth=1)
+    return [o["clientOrderId"] for o in state["open_orders"].get(KEY, [])]
+
+
+async def test_placed_order_rests_in_the_simulator_book(
+    sim: SimulatorHandle, live: tuple[CcxtExecution, Events]
+) -> None:
+    execution, events = live
+    best_bid = engine(sim).best_bid()[0]
+    price = best_bid - 5_000  # 50 USDT below the touch: nothing trades there in this test
+    await execution.place(request("t-rest-1", Side.BUY, price))
+    ack = await events.wait_update("t-rest-1", OrderStatus.OPEN)
+    assert ack.price_ticks == price
+    assert "t-rest-1" in open_client_ids(sim)
+    assert engine(sim).level_size(Side.BUY, price) >= 100
+
+
+async def test_post_only_order_that_would_cross_is_rejected(
+    sim: SimulatorHandle, live: tuple[CcxtExecution, Events]
+) -> None:
+    execution, events = live
+    best_ask = engine(sim).best_ask()[0]
+    await execution.place(request("t-cross-1", Side.BUY, best_ask + 100))
+    rejected = await events.wait_update("t-cross-1", OrderStatus.REJECTED)
+    assert rejected.reason
+    assert "t-cross-1" not in open_client_ids(sim)
+
+
+async def test_replace_swaps_the_order_in_one_cancel_replace(
+    sim: SimulatorHandle, live: tuple[CcxtExecution, Events]
+) -> None:
+    execution, events = live
+    price = engine(sim).best_bid()[0] - 5_000
+    await execution.place(request("t-repl-1", Side.BUY, price))
+    await events.wait_update("t-repl-1", OrderStatus.OPEN)
+    await execution.replace("t-repl-1", request("t-repl-2", Side.BUY, price - 10))
+    await events.wait_update("t-repl-2", OrderStatus.OPEN)
+    await events.wait_update("t-repl-1", OrderStatus.CANCELLED)
+    assert open_client_ids(sim) == ["t-repl-2"]
+    assert execution.ws_fallbacks == 0
+
+
+async def test_cancel_all_leaves_no_open_order_of_the_account(
+    sim: SimulatorHandle, live: tuple[CcxtExecution, Events]
+) -> None:
+    execution, events = live
+    price = engine(sim).best_bid()[0] - 5_000
+    for i in range(3):
+        await execution.place(request(f"t-all-{i}", Side.BUY, price - i))
+    await events.wait_update("t-all-2", OrderStatus.OPEN)
+    assert len(open_client_ids(sim)) == 3
+    await execution.cancel_all(SYMBOL)
+    assert open_client_ids(sim) == []
+    assert await execution.open_orders(SYMBOL) == []
+
+
+async def test_open_orders_lists_what_rests(
+    sim: SimulatorHandle, live: tuple[CcxtExecution, Events]
+) -> None:
+    execution, events = live
+    price = engine(sim).best_bid()[0] - 5_000
+    await execution.place(request("t-open-1", Side.BUY, price))
+    await events.wait_update("t-open-1", OrderStatus.OPEN)
+    listed = await execution.open_orders(SYMBOL)
+    assert [(u.client_order_id, u.price_ticks, u.size_lots) for u in listed] == [
+        ("t-open-1", price, 100)
+    ]
+
+
+async def test_quotes_at_the_touch_get_filled_and_fills_arrive_through_watch_my_trades(
+    sim: SimulatorHandle, live: tuple[CcxtExecution, Events]
+) -> None:
+    execution, events = live
+    om = OrderManager(
+        execution,
+        execution.instrument,
+        OrderManagerSettings(price_tolerance_ticks=1, order_timeout_ns=5_000_000_000),
+    )
+    moved = asyncio.Event()
+    sim.venues[SPOT].book_observers.append(lambda _sym, _result: moved.set())
+    events.listeners.append(om.on_execution_event)  # as the daemon routes the streams
+    async with asyncio.timeout(60):
+        while not any(isinstance(e, Fill) for e in events.items):
+            bid, ask = engine(sim).best_bid()[0], engine(sim).best_ask()[0]
+            quotes = Quotes((Quote(Side.BUY, 0, bid, 50),), (Quote(Side.SELL, 0, ask, 50),), 0)
+            om.set_desired(quotes, fair_ticks=(bid + ask) / 2)
+            moved.clear()
+            await moved.wait()
+    fill = next(e for e in events.items if isinstance(e, Fill))
+    assert fill.liquidity is Liquidity.MAKER
+    assert fill.client_order_id.startswith(om.client_id_prefix)
+    assert await om.shutdown() == 0
+    assert open_client_ids(sim) == []
+
+
+# -- mapping and the mainnet guard (no simulator needed) ----------------------------------------
+
+INSTRUMENT = Instrument("v", "BTC/USDT", "BTCUSDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 1e-5)
+
+
+def test_ccxt_order_maps_to_ticks_lots_and_status() -> None:
+    order = {
+        "clientOrderId": "mm1-a",
+        "id": "42",
+        "status": "open",
+        "side": "sell",
+        "price": 60000.01,
+        "amount": 0.001,
+        "filled": 0.0004,
+        "timestamp": 1_700_000_000_000,
+    }
+    update = order_update_from_ccxt(order, INSTRUMENT, "v", 5)
+    assert update is not None
+    assert (update.status, update.side, update.price_ticks, update.size_lots) == (
+        OrderStatus.PARTIALLY_FILLED,
+        Side.SELL,
+        6_000_001,
+        100,
+    )
+    assert update.filled_lots == 40
+    assert update.ts_exchange_ns == 1_700_000_000_000_000_000
+
+
+def test_fee_charged_in_base_is_converted_to_quote() -> None:
+    trade = {
+        "info": {"c": "mm1-b"},
+        "id": "7",
+        "order": "42",
+        "side": "buy",
+        "price": 60000.0,
+        "amount": 0.001,
+        "fee": {"cost": 0.000001, "currency": "BTC"},
+        "takerOrMaker": "maker",
+    }
+    fill = fill_from_ccxt(trade, INSTRUMENT, "v", 5)
+    assert fill is not None
+    assert fill.fee_quote == pytest.approx(0.06)
+    assert (fill.client_order_id, fill.liquidity, fill.size_lots) == ("mm1-b", Liquidity.MAKER, 100)
+
+
+def mainnet_venue() -> VenueConfig:
+    return VenueConfig(name="binance-spot", exchange="binance", symbol=SYMBOL, endpoint="mainnet")
+
+
+def test_mainnet_is_refused_without_allow_mainnet() -> None:
+    with pytest.raises(MainnetRefusedError, match="allow_mainnet: true"):
+        check_mainnet_allowed(mainnet_venue(), allow_mainnet=False, environ={})
+
+
+def test_mainnet_is_refused_without_the_environment_confirmation() -> None:
+    with pytest.raises(MainnetRefusedError, match="MMD_CONFIRM_MAINNET=yes"):
+        check_mainnet_allowed(mainnet_venue(), allow_mainnet=True, environ={})
+
+
+def test_mainnet_is_allowed_with_both_confirmations() -> None:
+    env = {"MMD_CONFIRM_MAINNET": "yes"}
+    check_mainnet_allowed(mainnet_venue(), allow_mainnet=True, environ=env)
+
+
+def test_sim_and_testnet_need_no_confirmation() -> None:
+    for endpoint in ("sim", "testnet"):
+        venue = VenueConfig(name="v", exchange="binance", symbol=SYMBOL, endpoint=endpoint)
+        check_mainnet_allowed(venue, allow_mainnet=False, environ={})
