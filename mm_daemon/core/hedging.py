@@ -28,10 +28,10 @@ whole lots (never beyond the target); a hedge below the venue's minimum size or 
 Prices: an IOC limit at most max_slippage_bps through the touch: a buy at best ask * (1 + s)
 rounded down to a tick, a sell at best bid * (1 - s) rounded up, computed exactly.
 
-Hedge venue down (stale, no book, a hedge rejected or unanswered within the timeout, for
-hedge_timeout_seconds after it): no hedges are sent and `quote_constraint` applies the
-configured reaction: widen quotes by down_widen_bps, quote only the side that reduces exposure,
-or stop quoting.
+Hedge venue down (a source reported down through `on_venue_status`, no valid touch yet, or
+a hedge rejected or unanswered within the timeout, for hedge_timeout_seconds after it): no
+hedges are sent and `quote_constraint` applies the configured reaction: widen quotes by
+down_widen_bps, quote only the side that reduces exposure, or stop quoting.
 """
 
 from __future__ import annotations
@@ -222,8 +222,7 @@ class Hedger:
         )
         self._bid: int | None = None
         self._ask: int | None = None
-        self._stale = True  # until the first touch
-        self._stale_reason = "no hedge venue book yet"
+        self._down_sources: dict[str, str] = {}  # source -> reason, while it reports down
         self._failed_until_ns = 0
         self._failed_reason = ""
         self._hedge_fair: float | None = None
@@ -242,14 +241,16 @@ class Hedger:
         """The hedge venue's best bid and ask, in its ticks (None: that side is empty)."""
         self._bid = best_bid_ticks
         self._ask = best_ask_ticks
-        if self._stale and self._stale_reason == "no hedge venue book yet":
-            self._stale = False
-            self._stale_reason = ""
 
-    def on_venue_status(self, stale: bool, reason: str = "") -> None:
-        """The hedge venue's market data or order entry went stale/down (True) or recovered."""
-        self._stale = stale
-        self._stale_reason = reason or ("hedge venue stale" if stale else "")
+    def on_venue_status(self, stale: bool, reason: str = "", source: str = "market_data") -> None:
+        """A part of the hedge venue (`source`: market data, order entry...) went down or up.
+
+        The venue counts as down while any source reports it down.
+        """
+        if stale:
+            self._down_sources[source] = reason or f"hedge venue {source} down"
+        else:
+            self._down_sources.pop(source, None)
 
     def on_fair_values(self, ts_ns: int, reference_fair: float, hedge_fair: float) -> None:
         """Latest fair values of the quoted and the hedge instrument (also feeds the beta)."""
@@ -420,8 +421,8 @@ class Hedger:
         return max(1, math.ceil(bid * (1 - self._slippage)))
 
     def _down_reason(self, now_ns: int) -> str | None:
-        if self._stale:
-            return self._stale_reason
+        if self._down_sources:
+            return next(iter(self._down_sources.values()))
         if self._bid is None or self._ask is None or self._bid >= self._ask:
             return "hedge venue book has no valid touch"
         if now_ns < self._failed_until_ns:

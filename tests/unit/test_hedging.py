@@ -330,6 +330,16 @@ def test_recovered_hedge_venue_lifts_the_constraint_and_hedges_again() -> None:
     assert h.decide(T0, 0.05) is not None
 
 
+def test_hedge_venue_stays_down_until_every_source_recovers() -> None:
+    h = hedger()
+    h.on_venue_status(stale=True, source="market_data")
+    h.on_venue_status(stale=True, reason="order entry disconnected", source="orders")
+    h.on_venue_status(stale=False, source="market_data")
+    assert h.quote_constraint(T0).reason == "order entry disconnected"
+    h.on_venue_status(stale=False, source="orders")
+    assert not h.quote_constraint(T0).active
+
+
 def test_hedge_venue_without_a_book_counts_as_down() -> None:
     h = Hedger(HedgingConfig(on_hedge_venue_down=HedgeVenueDownReaction.STOP), PERP)
     assert h.quote_constraint(T0).stop
