@@ -86,8 +86,16 @@ class LogReader:
     raw: list[str] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
+    _thread: threading.Thread | None = None
+
     def start(self) -> None:
-        threading.Thread(target=self._run, name="log-reader", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="log-reader", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        """Wait for the end of the stream (the process has exited)."""
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         for text in self.stream:
@@ -133,6 +141,10 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
             raise
+        finally:
+            self.log.join()
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
 
 
 def start_daemon(config: Path, metrics_port: int) -> Daemon:

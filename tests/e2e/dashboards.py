@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.e2e.conftest import DEPLOY
 
 DASHBOARDS_DIR = DEPLOY / "grafana" / "dashboards"
+ALL = "$__all"  # Grafana's "All" option; the dashboards' variables send ".*" for it
 _LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.*),\s*(?P<label>[a-zA-Z_]\w*)\)$")
 
 
@@ -75,6 +76,9 @@ def substitute(expr: str, values: dict[str, list[str]], builtins: dict[str, str]
     for name, value in builtins.items():
         expr = expr.replace(f"${name}", value)
     for name in sorted(values, key=len, reverse=True):
+        if values[name] == [ALL]:
+            expr = expr.replace(f"${name}", ".*")
+            continue
         joined = "|".join(escape_regex(v) for v in values[name])
         expr = expr.replace(f"${name}", f"({joined})" if len(values[name]) > 1 else joined)
     return expr

@@ -1,0 +1,237 @@
+"""A real Prometheus scrapes a real daemon at 1 s; every dashboard query returns data.
+
+The daemon is `mm-daemon run --config config/default.yaml` (the embedded simulator, paper fills)
+on a free metrics port; Prometheus is the Debian package's binary, run with the deploy config
+pointed at that port and the deploy alert rules loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import (
+    DEPLOY,
+    Daemon,
+    free_port,
+    http_get,
+    poll,
+    require_tool,
+    try_http_get,
+)
+from tests.e2e.dashboards import ALL, PanelQuery, dashboard_files, queries, substitute, variables
+
+pytestmark = pytest.mark.e2e
+
+READY_DEADLINE_SECONDS = 30.0
+# Prometheus picks up new targets on a 5 s cycle, then needs two 1 s scrapes for a rate().
+TARGET_DEADLINE_SECONDS = 30.0
+DATA_DEADLINE_SECONDS = 60.0
+# What Grafana substitutes for its built-in variables, for a 1 s scrape interval and the
+# dashboards' default 1 h range.
+BUILTINS = {"__rate_interval": "10s", "__interval": "5s", "__range": "1h"}
+
+
+@dataclass(frozen=True, slots=True)
+class Prometheus:
+    url: str
+
+    def api(self, path: str, **params: str) -> dict[str, object]:
+        query = urllib.parse.urlencode(params)
+        body = json.loads(http_get(f"{self.url}/api/v1/{path}?{query}"))
+        assert body["status"] == "success", body
+        data = body["data"]
+        return data if isinstance(data, dict) else {"items": data}
+
+    def query(self, expr: str) -> list[dict[str, object]]:
+        data = self.api("query", query=expr)
+        result = data["result"]
+        assert isinstance(result, list)
+        return result
+
+
+def _scrape_config(daemon: Daemon, work: Path) -> Path:
+    """The deploy config with the daemon's port as target, 1 s scrapes, the deploy rules."""
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    config["global"]["scrape_interval"] = "1s"
+    config["global"]["evaluation_interval"] = "1s"
+    config["rule_files"] = [str(DEPLOY / "prometheus" / "alerts.yml")]
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "mm-daemon"
+    job["scrape_interval"] = "1s"
+    job["scrape_timeout"] = "1s"
+    job["static_configs"][0]["targets"] = [f"127.0.0.1:{daemon.metrics_port}"]
+    path = work / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def prometheus(daemon: Daemon, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    binary = require_tool("prometheus")
+    work = tmp_path_factory.mktemp("prometheus")
+    port = free_port()
+    log = (work / "prometheus.log").open("w", encoding="utf-8")
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={_scrape_config(daemon, work)}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        poll(
+            lambda: try_http_get(f"{url}/-/ready"),
+            deadline_seconds=READY_DEADLINE_SECONDS,
+            interval_seconds=0.2,
+            what="Prometheus ready",
+        )
+        yield Prometheus(url)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _target_up(prom: Prometheus) -> dict[str, object] | None:
+    targets = prom.api("targets", state="active")["activeTargets"]
+    assert isinstance(targets, list)
+    return next((t for t in targets if t["health"] == "up"), None)
+
+
+def test_promtool_check_metrics_accepts_the_daemons_metrics(daemon: Daemon) -> None:
+    promtool = require_tool("promtool")
+    exposition = http_get(daemon.metrics_url)
+    assert b"mm_build_info" in exposition
+    result = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr).decode()
+
+
+def test_prometheus_scrapes_the_daemon(prometheus: Prometheus) -> None:
+    target = poll(
+        lambda: _target_up(prometheus),
+        deadline_seconds=TARGET_DEADLINE_SECONDS,
+        interval_seconds=0.5,
+        what="the daemon target up",
+    )
+    assert target["labels"]["job"] == "mm-daemon"  # type: ignore[index]
+    assert target["scrapeInterval"] == "1s"
+
+
+def test_prometheus_evaluates_every_alert_rule_without_error(prometheus: Prometheus) -> None:
+    poll(
+        lambda: _target_up(prometheus),
+        deadline_seconds=TARGET_DEADLINE_SECONDS,
+        interval_seconds=0.5,
+        what="the daemon target up",
+    )
+
+    def evaluated() -> list[dict[str, object]] | None:
+        groups = prometheus.api("rules", type="alert")["groups"]
+        assert isinstance(groups, list)
+        rules = [rule for group in groups for rule in group["rules"]]
+        return (
+            rules
+            if rules and all(r.get("lastEvaluation", "0001") > "0001" for r in rules)
+            else None
+        )
+
+    rules = poll(evaluated, deadline_seconds=20, interval_seconds=0.5, what="rules evaluated")
+    broken = {str(r["name"]): r.get("lastError") for r in rules if r["health"] != "ok"}
+    assert not broken
+
+
+def _resolve_variables(prom: Prometheus, path: Path) -> dict[str, list[str]]:
+    """Each variable's values from Prometheus, as Grafana's label_values() would list them."""
+    values: dict[str, list[str]] = {}
+    for var in variables(path):
+        selector = substitute(var.selector, values, BUILTINS)
+        found = prom.api("series", **{"match[]": selector})["items"]
+        assert isinstance(found, list)
+        values[var.name] = sorted({s[var.label] for s in found if var.label in s})
+    return values
+
+
+def test_every_dashboard_variable_lists_values(prometheus: Prometheus) -> None:
+    poll(
+        lambda: _target_up(prometheus),
+        deadline_seconds=TARGET_DEADLINE_SECONDS,
+        interval_seconds=0.5,
+        what="the daemon target up",
+    )
+    for path in dashboard_files():
+        last: dict[str, list[str]] = {}
+
+        def listed(p: Path = path, last: dict[str, list[str]] = last) -> bool | None:
+            last.update(_resolve_variables(prometheus, p))
+            return True if all(last.values()) else None
+
+        try:
+            poll(
+                listed,
+                deadline_seconds=TARGET_DEADLINE_SECONDS,
+                interval_seconds=0.5,
+                what="every variable listing values",
+            )
+        except pytest.fail.Exception:
+            empty = [name for name, found in last.items() if not found]
+            pytest.fail(f"{path.name}: variables without values: {empty}")
+
+
+def test_every_dashboard_query_returns_data(prometheus: Prometheus) -> None:
+    poll(
+        lambda: _target_up(prometheus),
+        deadline_seconds=TARGET_DEADLINE_SECONDS,
+        interval_seconds=0.5,
+        what="the daemon target up",
+    )
+    pending: list[tuple[PanelQuery, str]] = []
+    problems: list[str] = []
+    for path in dashboard_files():
+        values = _resolve_variables(prometheus, path)
+        for name, found in values.items():
+            if not found:
+                # Still run the queries with Grafana's "All" value, to report them all at once.
+                problems.append(f"{path.name}: variable ${name} lists no values")
+                values[name] = [ALL]
+        pending.extend((query, substitute(query.expr, values, BUILTINS)) for query in queries(path))
+    assert pending
+
+    def all_answered() -> bool | None:
+        pending[:] = [(q, expr) for q, expr in pending if not prometheus.query(expr)]
+        return True if not pending else None
+
+    try:
+        poll(
+            all_answered,
+            deadline_seconds=DATA_DEADLINE_SECONDS,
+            interval_seconds=1.0,
+            what="every dashboard query returning data",
+        )
+    except pytest.fail.Exception:
+        problems.append(f"{len(pending)} dashboard queries returned no data:")
+        problems.extend(f"  {q.dashboard} / {q.panel} [{q.ref}]: {expr}" for q, expr in pending)
+    assert not problems, "\n".join(problems)
