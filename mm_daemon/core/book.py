@@ -9,7 +9,8 @@ Sequence rules (`SequenceRule`), checked on every delta after a snapshot with id
 - BINANCE_SPOT: deltas with `u <= L` are skipped; the first kept one must straddle
   (`U <= L + 1 <= u`); then every delta must have `U == prev_u + 1`.
 - BINANCE_USDM: deltas with `u < L` are skipped; the first kept one must straddle
-  (`U <= L <= u`); then every delta must have `pu == prev_u`.
+  (`U <= L <= u`, or link to the snapshot through `pu == L`); then every delta must have
+  `pu == prev_u`.
 - CONSECUTIVE: generic venues (bybit's `u`, ...): deltas with `u <= L` are skipped, then each
   delta must start at `prev_u + 1` (`first_update_id == prev_last + 1`).
 - NONE: no check (the source guarantees continuity itself).
@@ -131,7 +132,8 @@ class Book:
             if self._first_pending:
                 if last_id < last:
                     return _SKIPPED
-                ok = first_id <= last
+                # Straddles the snapshot id, or links to it exactly through `pu`.
+                ok = first_id <= last or prev_id == last
             else:
                 if last_id <= last:
                     return _SKIPPED

@@ -309,7 +309,7 @@ class NativeStream:
                 self._ws = ws
                 self.stats.connects += 1
                 request = {"method": "SUBSCRIBE", "params": [self.stream], "id": 1}
-                await ws.send_bytes(orjson.dumps(request))
+                await ws.send_str(orjson.dumps(request).decode())
                 if self.kind == "depth":
                     self._start_snapshot()
                 await self._read(ws)

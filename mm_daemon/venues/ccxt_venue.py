@@ -254,6 +254,7 @@ class CcxtMarketData:
         self._native_streams: list[NativeStream] = []
         self._session: aiohttp.ClientSession | None = None
         self._sink: MarketSink | None = None
+        self._started = asyncio.Event()
         self.reconnects = 0
         self.resyncs = 0
         self.malformed = 0
@@ -308,6 +309,7 @@ class CcxtMarketData:
                 else:
                     tasks.extend(self._start_ccxt(loop, instrument, state, sink))
             tasks.append(loop.create_task(self._watchdog(sink), name=f"{self.venue}:watchdog"))
+            self._started.set()
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
@@ -331,6 +333,7 @@ class CcxtMarketData:
 
     async def wait_synced(self, symbol: str, timeout_s: float) -> None:
         """Wait until the book of `symbol` has synced at least once (native streams)."""
+        await asyncio.wait_for(self._started.wait(), timeout_s)
         for stream in self._native_streams:
             if stream.instrument.symbol == symbol and stream.kind == "depth":
                 await asyncio.wait_for(stream.stats.synced_once.wait(), timeout_s)

@@ -151,6 +151,11 @@ class TestBinanceUsdmRule:
         book.apply_snapshot(snap(100))
         assert book.apply_delta(delta(95, 100, 94)) is ApplyResult.APPLIED
 
+    def test_first_delta_linked_to_the_snapshot_by_pu_is_applied(self) -> None:
+        book = Book(SequenceRule.BINANCE_USDM)
+        book.apply_snapshot(snap(100))
+        assert book.apply_delta(delta(101, 101, 100)) is ApplyResult.APPLIED
+
     def test_then_pu_must_equal_previous_u(self) -> None:
         book = Book(SequenceRule.BINANCE_USDM)
         book.apply_snapshot(snap(100))
