@@ -962,22 +962,22 @@ class MatchingEngine:
         if self._is_spot:
             if order.side is Side.SELL:
                 bal = account.balance(inst.base)
-                need = inst.lots_to_base(order.orig)
+                need = inst.lots_to_base(order.remaining)
             else:
                 bal = account.balance(inst.quote)
                 if order.order_type is OrderType.MARKET:
-                    units = self._market_units(order.side, order.orig)
+                    units = self._market_units(order.side, order.remaining)
                 else:
-                    units = order.price * order.orig
+                    units = order.price * order.remaining
                 need = units * self._unit * (1.0 + fee_rate)
         else:
             bal = account.balance(inst.quote)
             if self._reduces_position(account, order):
                 return None
             if order.order_type is OrderType.MARKET:
-                units = self._market_units(order.side, order.orig)
+                units = self._market_units(order.side, order.remaining)
             else:
-                units = order.price * order.orig
+                units = order.price * order.remaining
             need = units * self._unit / account.leverage
             if bal.free - self._position_margin(account) + 1e-9 < need:
                 return ERR_INSUFFICIENT_BALANCE
@@ -1016,7 +1016,7 @@ class MatchingEngine:
 
     def _reduces_position(self, account: Account, order: _Order) -> bool:
         pos = account.position(self.instrument.exchange_symbol).size_lots
-        return pos != 0 and (pos > 0) != (order.side is Side.BUY) and order.orig <= abs(pos)
+        return pos != 0 and (pos > 0) != (order.side is Side.BUY) and order.remaining <= abs(pos)
 
     def _position_margin(self, account: Account) -> float:
         pos = account.position(self.instrument.exchange_symbol)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mm_daemon.core.types import Instrument, InstrumentKind, Liquidity, OrderType, Side
 from mm_daemon.sim.matching import (
@@ -407,3 +409,54 @@ def test_modify_changes_price_and_loses_queue_priority() -> None:
     assert eng.best_bid() == (600_000, 30)
     hit = eng.submit(BG, Side.SELL, OrderType.MARKET, 10, 4)
     assert hit.trades[0].maker_order_id == other.order_id
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["k", "j", BG]),
+            st.sampled_from([Side.BUY, Side.SELL]),
+            st.sampled_from(list(OrderType)),
+            st.integers(min_value=-5, max_value=5),
+            st.integers(min_value=10, max_value=3000),
+            st.booleans(),
+        ),
+        max_size=60,
+    )
+)
+def test_spot_balances_change_by_exactly_the_fills_and_fees(
+    ops: list[tuple[str, Side, OrderType, int, int, bool]],
+) -> None:
+    eng = spot_engine(base=0.5, quote=50_000.0)
+    for i, (key, side, order_type, offset, size, cancel_first) in enumerate(ops):
+        if cancel_first and key != BG:
+            for view in eng.open_orders(key)[:1]:
+                assert eng.cancel(key, i, order_id=view.order_id).ok
+        eng.submit(key, side, order_type, size, i, price_ticks=PX + offset)
+    for key in ("k", "j"):
+        if eng.open_orders(key):
+            eng.cancel_all(key, len(ops))
+        acct = eng.accounts.get(key)
+        base = 0.5
+        quote = 50_000.0
+        for t in eng.account_trades(key):
+            sign = int(t.side)
+            base += sign * t.size_lots * SPOT.lot_size
+            quote -= sign * t.quote_qty + t.fee
+        assert acct.balance("BTC").locked == pytest.approx(0.0, abs=1e-9)
+        assert acct.balance("USDT").locked == pytest.approx(0.0, abs=1e-6)
+        assert acct.balance("BTC").free == pytest.approx(base, abs=1e-9)
+        assert acct.balance("USDT").free == pytest.approx(quote, abs=1e-6)
+        assert acct.balance("BTC").free >= -1e-9
+
+
+def test_modify_of_a_partly_filled_order_locks_only_what_is_left() -> None:
+    eng = perp_engine(margin=1_000.0)
+    mine = eng.submit("k", Side.BUY, OrderType.LIMIT, 100, 1, price_ticks=600_000)
+    eng.submit(BG, Side.SELL, OrderType.MARKET, 40, 2)
+    usdt = eng.accounts.get("k").balance("USDT")
+    res = eng.modify("k", 3, order_id=mine.order_id, price_ticks=600_000, size_lots=100)
+    assert res.ok
+    # 60 lots left open at 60,000 with 10x leverage: 0.06 BTC x 60,000 / 10.
+    assert usdt.locked == pytest.approx(360.0)
