@@ -112,6 +112,15 @@ def run(
     raise typer.Exit(code)
 
 
+@app.command()
+def sim(config_path: ConfigOption) -> None:
+    """Run the exchange simulator standalone (prints one JSON line per venue, then ready)."""
+    config = _load(config_path)
+    from mm_daemon.engine.daemon import run_simulator  # noqa: PLC0415  heavy imports only for `sim`
+
+    raise typer.Exit(run_simulator(config))
+
+
 def main() -> None:
     try:
         app()

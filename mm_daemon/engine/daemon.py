@@ -3,47 +3,51 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import random
 import signal
+import sys
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from typing import Any
 
 import uvloop
+from pydantic import SecretStr
 
-from mm_daemon.config import Config, ConfigError
+from mm_daemon.config import Config, ConfigError, FairValueModel, Mode, VenueConfig
+from mm_daemon.core.hedging import Hedger
+from mm_daemon.core.inventory import Ledger
+from mm_daemon.core.market_state import MarketState
+from mm_daemon.core.markouts import MarkoutTracker
+from mm_daemon.core.quoting import QuoteParams, Quoter
+from mm_daemon.core.risk import RiskGate, RiskLimits
+from mm_daemon.core.summary import RunSummary, build_run_summary, render_summary, summary_to_dict
+from mm_daemon.core.types import Instrument, MarketEvent
 from mm_daemon.engine.metrics import Metrics, MetricsServer
+from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
+from mm_daemon.engine.trader import HedgeLeg, Trader
 from mm_daemon.log import configure_logging, get_logger, register_secret
+from mm_daemon.sim.runner import SimulatorHandle, serve_forever, start_simulator
+from mm_daemon.venues.base import Execution
+from mm_daemon.venues.ccxt_execution import (
+    CcxtExecution,
+    MainnetRefusedError,
+    check_mainnet_allowed,
+)
+from mm_daemon.venues.ccxt_venue import (
+    NATIVE_EXCHANGES,
+    CcxtMarketData,
+    VenueError,
+    create_exchange,
+)
+from mm_daemon.venues.paper import PaperExecution
 
-__all__ = ["Daemon", "check_mainnet_allowed", "run_daemon"]
+__all__ = ["Daemon", "run_daemon", "run_simulator"]
 
 log = get_logger(__name__)
 
-MAINNET_CONFIRM_ENV = "MMD_CONFIRM_MAINNET"
-
-
-def check_mainnet_allowed(config: Config, environ: dict[str, str] | None = None) -> None:
-    """Refuse live orders on mainnet unless both the config and the environment say so."""
-    env = os.environ if environ is None else environ
-    if config.mode.value != "live":
-        return
-    venues = [config.venues.maker, *([config.venues.hedge] if config.venues.hedge else [])]
-    for role, venue in zip(("maker", "hedge"), venues, strict=False):
-        if not venue.is_mainnet:
-            continue
-        if not config.allow_mainnet:
-            raise ConfigError(
-                [
-                    f"venues.{role}.endpoint: live orders on mainnet need allow_mainnet: true "
-                    f"and {MAINNET_CONFIRM_ENV}=yes in the environment"
-                ]
-            )
-        if env.get(MAINNET_CONFIRM_ENV, "").lower() != "yes":
-            raise ConfigError(
-                [
-                    f"venues.{role}.endpoint: mainnet is allowed in the config; confirm it by "
-                    f"setting {MAINNET_CONFIRM_ENV}=yes in the environment"
-                ]
-            )
+TIMER_INTERVAL_SECONDS = 0.2  # markouts, hedge slices and timeouts, risk, gauges
+SHUTDOWN_CANCEL_SECONDS = 1.2  # leaves room to exit within 2 s of SIGTERM
 
 
 def _register_config_secrets(config: Config) -> None:
@@ -65,6 +69,13 @@ class Daemon:
         self._stop_reason = ""
         self._metrics_server: MetricsServer | None = None
         self.metrics_url: str | None = None
+        self.simulator: SimulatorHandle | None = None
+        self.trader: Trader | None = None
+        self.summary: RunSummary | None = None
+        self._market_data: list[CcxtMarketData] = []
+        self._executions: list[Execution] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started_ns = 0
 
     def request_stop(self, reason: str) -> None:
         if not self._stop.is_set():
@@ -76,21 +87,33 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
         started = time.monotonic()
+        self._started_ns = time.monotonic_ns()
         try:
             self._start_metrics()
-            log.info(
-                "daemon_started",
-                mode=self.config.mode.value,
-                maker=self.config.venues.maker.name,
-                symbol=self.config.venues.maker.symbol,
-            )
-            self.metrics.up.set(1)
             if duration_seconds is not None:
                 loop.call_later(duration_seconds, self.request_stop, "duration")
-            await self._stop.wait()
+            starting = loop.create_task(self._start())
+            stopping = loop.create_task(self._stop.wait())
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                starting.cancel()
+                with suppress(asyncio.CancelledError):
+                    await starting
+            else:
+                starting.result()  # a user error (unknown symbol, keys) ends the run here
+                log.info(
+                    "daemon_started",
+                    mode=self.config.mode.value,
+                    maker=self.config.venues.maker.name,
+                    symbol=self.config.venues.maker.symbol,
+                )
+                self.metrics.up.set(1)
+                await self._stop.wait()
+            stopping.cancel()
             log.info("shutdown_started", reason=self._stop_reason)
         finally:
             self.metrics.up.set(0)
+            await self._shutdown()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with suppress(Exception):
                     loop.remove_signal_handler(sig)
@@ -98,6 +121,248 @@ class Daemon:
                 self._metrics_server.stop()
         log.info("shutdown_complete", uptime_seconds=round(time.monotonic() - started, 3))
         return 0
+
+    # -- start ----------------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        cfg = self.config
+        venues = [cfg.venues.maker, *([cfg.venues.hedge] if cfg.venues.hedge else [])]
+        if any(v.endpoint == "sim" for v in venues):
+            self.simulator = await start_simulator(cfg.sim)
+            for endpoint in self.simulator.endpoints.values():
+                log.info("simulator_started", **endpoint.as_json())
+        sim_fees = {
+            "binance": (cfg.sim.spot_maker_fee_bps, cfg.sim.spot_taker_fee_bps),
+            "binanceusdm": (cfg.sim.perp_maker_fee_bps, cfg.sim.perp_taker_fee_bps),
+        }
+        feeds = []
+        for venue in venues:
+            sim_url = self._sim_url(venue) if venue.endpoint == "sim" else None
+            fees = venue.fees_bps(sim_fees.get(venue.exchange, (0.0, 0.0)))
+            md = CcxtMarketData(
+                venue,
+                cfg.market_data,
+                sim_base_url=sim_url,
+                metrics=self.metrics,
+                fees_bps=fees,
+                rate_limit=False if sim_url else None,
+            )
+            self._market_data.append(md)
+            try:
+                await self._retry(f"{venue.name}:connect", md.connect)
+            except VenueError as exc:
+                raise ConfigError([f"venues: {exc}"]) from None
+            feeds.append((venue, md, sim_url))
+        self.trader = self._build_trader(feeds)
+        trader = self.trader
+        loop = asyncio.get_running_loop()
+        for md in self._market_data:
+            self._tasks.append(
+                loop.create_task(
+                    self._supervise(f"{md.venue}:market_data", md.run, trader.on_market_event)
+                )
+            )
+        sinks = [trader.on_maker_execution, trader.on_hedge_execution]
+        for execution, sink in zip(self._executions, sinks, strict=False):
+            self._tasks.append(
+                loop.create_task(
+                    self._supervise(f"{execution.venue}:execution", execution.run, sink)
+                )
+            )
+        self._tasks.append(loop.create_task(self._timer(trader)))
+        if cfg.mode is Mode.LIVE:
+            await trader.orders.reconcile()
+
+    def _sim_url(self, venue: VenueConfig) -> str:
+        assert self.simulator is not None  # noqa: S101  started before any sim venue is built
+        dialect = NATIVE_EXCHANGES.get(venue.exchange)
+        for endpoint in self.simulator.endpoints.values():
+            if endpoint.dialect == dialect:
+                return endpoint.rest
+        raise ConfigError([f"venues: {venue.name}: the simulator has no {venue.exchange} venue"])
+
+    def _build_trader(self, feeds: list[tuple[VenueConfig, CcxtMarketData, str | None]]) -> Trader:
+        cfg = self.config
+        maker_cfg, maker_md, maker_url = feeds[0]
+        maker_inst = maker_md.instruments[maker_cfg.symbol]
+        hedge_state: MarketState | None = None
+        hedge_leg: HedgeLeg | None = None
+        paper_feeds: dict[str, Callable[[MarketEvent], None]] = {}
+        if len(feeds) > 1:
+            hedge_cfg, hedge_md, hedge_url = feeds[1]
+            hedge_inst = hedge_md.instruments[hedge_cfg.symbol]
+            hedge_state = MarketState.from_config(
+                hedge_inst,
+                cfg.market_data.model_copy(update={"fair_value": FairValueModel.MID}),
+            )
+        cross = cfg.market_data.fair_value is FairValueModel.CROSS_VENUE
+        if cross and hedge_state is None:
+            raise ConfigError(["market_data.fair_value: cross_venue needs venues.hedge"])
+        maker_state = MarketState.from_config(
+            maker_inst,
+            cfg.market_data,
+            reference=hedge_state if cross else None,
+        )
+        maker_exec = self._execution(maker_cfg, maker_inst, maker_url, paper_feeds)
+        risk = RiskGate(RiskLimits.from_config(cfg.risk, cfg.inventory, cfg.quoting, maker_inst))
+        orders = OrderManager(
+            maker_exec,
+            maker_inst,
+            OrderManagerSettings.from_config(cfg.quoting, cfg.risk, maker_cfg),
+            risk=risk,
+            metrics=self.metrics,
+        )
+        ledger = Ledger(maker_inst, {maker_cfg.name: maker_cfg.hedge_ratio})
+        if len(feeds) > 1 and hedge_state is not None:
+            hedge_cfg, hedge_md, hedge_url = feeds[1]
+            hedge_inst = hedge_state.instrument
+            hedger = Hedger(cfg.hedging, hedge_inst)
+            ledger.add_instrument(hedge_inst)
+            ledger.set_netting_weight(hedge_cfg.name, hedger.netting_weight)
+            hedge_exec = self._execution(hedge_cfg, hedge_inst, hedge_url, paper_feeds)
+            hedge_leg = HedgeLeg(hedge_state, hedge_exec, hedger)
+        quoter = Quoter(QuoteParams.from_config(cfg.quoting, cfg.inventory, maker_inst))
+        log.info(
+            "instruments",
+            maker=_describe(maker_inst),
+            hedge=_describe(hedge_state.instrument) if hedge_state else None,
+        )
+        return Trader(
+            maker_state=maker_state,
+            quoter=quoter,
+            orders=orders,
+            ledger=ledger,
+            markouts=MarkoutTracker(),
+            risk=risk,
+            metrics=self.metrics,
+            hedge=hedge_leg,
+            paper_feeds=paper_feeds,
+        )
+
+    def _execution(
+        self,
+        venue: VenueConfig,
+        instrument: Instrument,
+        sim_url: str | None,
+        paper_feeds: dict[str, Callable[[MarketEvent], None]],
+    ) -> Execution:
+        execution: Execution
+        if self.config.mode is Mode.PAPER:
+            paper = PaperExecution(instrument, self.config.paper, venue=venue.name)
+            paper_feeds[venue.name] = paper.on_market_event
+            execution = paper
+        else:
+            if sim_url is not None and venue.api_key is None:
+                # The simulator accepts any key (signatures are still checked).
+                venue = venue.model_copy(
+                    update={
+                        "api_key": SecretStr(f"mmd-{venue.name}-key"),
+                        "api_secret": SecretStr(f"mmd-{venue.name}-secret"),
+                    }
+                )
+            if venue.api_key is None or venue.api_secret is None:
+                raise ConfigError(
+                    [
+                        f"venues: {venue.name}: live mode needs an API key and secret "
+                        f"(MMD_VENUES__<ROLE>__API_KEY / __API_SECRET or api_*_file)"
+                    ]
+                )
+            exchange = create_exchange(
+                venue, sim_base_url=sim_url, rate_limit=False if sim_url else None
+            )
+            execution = CcxtExecution(exchange, instrument, venue=venue.name)
+        self._executions.append(execution)
+        return execution
+
+    # -- supervision ----------------------------------------------------------------------------
+
+    async def _retry(self, name: str, action: Callable[[], Awaitable[None]]) -> None:
+        backoff = self.config.market_data.reconnect_initial_backoff_seconds
+        cap = self.config.market_data.reconnect_max_backoff_seconds
+        while True:
+            try:
+                await action()
+            except (VenueError, ConfigError):
+                raise
+            except Exception as exc:  # noqa: BLE001  any other failure is retried with backoff
+                log.warning("retrying", task=name, error=repr(exc), in_seconds=round(backoff, 3))
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(cap, backoff * 2)
+            else:
+                return
+
+    async def _supervise(
+        self,
+        name: str,
+        run: Callable[[Callable[[Any], None]], Awaitable[None]],
+        sink: Callable[[Any], None],
+    ) -> None:
+        """Run a stream for the whole run; if it ever ends or fails, log and start it again."""
+        backoff = self.config.market_data.reconnect_initial_backoff_seconds
+        cap = self.config.market_data.reconnect_max_backoff_seconds
+        while True:
+            try:
+                await run(sink)
+                log.warning("task_ended", task=name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("task_failed", task=name, error=repr(exc))
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(cap, backoff * 2)
+
+    async def _timer(self, trader: Trader) -> None:
+        interval = TIMER_INTERVAL_SECONDS
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                trader.on_timer()
+            except Exception as exc:
+                log.exception("timer_failed", error=repr(exc))
+
+    # -- stop -----------------------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        trader = self.trader
+        if trader is not None:
+            try:
+                left = await asyncio.wait_for(
+                    trader.orders.shutdown(timeout_s=SHUTDOWN_CANCEL_SECONDS),
+                    SHUTDOWN_CANCEL_SECONDS + 0.5,
+                )
+                log.info("orders_cancelled", still_open=left)
+            except Exception as exc:  # noqa: BLE001  shutdown goes on whatever the venue says
+                log.warning("cancel_all_failed", error=repr(exc))
+            if trader.hedge is not None and self.config.mode is Mode.LIVE:
+                with suppress(Exception):
+                    await asyncio.wait_for(
+                        trader.hedge.execution.cancel_all(trader.hedge.state.instrument.symbol),
+                        SHUTDOWN_CANCEL_SECONDS,
+                    )
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for closer in [*(e.close for e in self._executions), *(m.close for m in self._market_data)]:
+            try:
+                await asyncio.wait_for(closer(), 1.0)
+            except Exception as exc:  # noqa: BLE001  closing is best effort
+                log.debug("close_failed", error=repr(exc))
+        if self.simulator is not None:
+            await self.simulator.stop()
+            self.simulator = None
+        if trader is not None:
+            trader.on_timer()  # mark P&L at the latest fair values
+            elapsed = (time.monotonic_ns() - self._started_ns) / 1e9
+            self.summary = build_run_summary(
+                trader.ledger,
+                trader.markouts,
+                trader.hedge.hedger if trader.hedge else None,
+                elapsed,
+            )
+            log.info("run_summary", **summary_to_dict(self.summary))
+            sys.stdout.write(render_summary(self.summary) + "\n")
+            sys.stdout.flush()
 
     def _start_metrics(self) -> None:
         cfg = self.config.metrics
@@ -111,12 +376,48 @@ class Daemon:
                 [f"metrics.port: cannot serve on {cfg.host}:{cfg.port}: {exc.strerror}"]
             ) from None
         self.metrics.inventory_limit_base.set(self.config.inventory.limit_base)
+        self.metrics.max_drawdown_quote.set(self.config.risk.max_drawdown_quote)
         log.info("metrics_serving", url=self.metrics_url)
+
+
+def _describe(instrument: Instrument) -> dict[str, object]:
+    return {
+        "venue": instrument.venue,
+        "symbol": instrument.symbol,
+        "tick": instrument.tick_size,
+        "lot": instrument.lot_size,
+        "min_notional": instrument.min_notional_quote,
+        "maker_fee_bps": round(instrument.maker_fee_rate * 1e4, 4),
+        "taker_fee_bps": round(instrument.taker_fee_rate * 1e4, 4),
+    }
 
 
 def run_daemon(config: Config, duration_seconds: float | None = None) -> int:
     """Entry point of `mm-daemon run`: logging, safety checks, then the event loop."""
     configure_logging(config.logging.level.value, config.logging.format)
     _register_config_secrets(config)
-    check_mainnet_allowed(config)
+    if config.mode is Mode.LIVE:
+        for venue in (config.venues.maker, config.venues.hedge):
+            if venue is not None:
+                try:
+                    check_mainnet_allowed(venue, allow_mainnet=config.allow_mainnet)
+                except MainnetRefusedError as exc:
+                    raise ConfigError([str(exc)]) from None
     return uvloop.run(Daemon(config).run(duration_seconds))
+
+
+def run_simulator(config: Config) -> int:
+    """Entry point of `mm-daemon sim`: the standalone simulator until SIGINT/SIGTERM."""
+    configure_logging(config.logging.level.value, config.logging.format)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        serving = loop.create_task(serve_forever(config.sim))
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, serving.cancel)
+        with suppress(asyncio.CancelledError):
+            await serving
+        log.info("simulator_stopped")
+
+    uvloop.run(main())
+    return 0
