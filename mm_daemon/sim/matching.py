@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from typing import NamedTuple
 
 from mm_daemon.core.types import (
     BookLevels,
@@ -117,17 +118,20 @@ class ExecType(StrEnum):
 # -- result objects ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LevelChange:
-    """A book level's new absolute size after a call; 0 means the level is gone."""
+class LevelChange(NamedTuple):
+    """A book level's new absolute size after a call; 0 means the level is gone.
+
+    A NamedTuple rather than a frozen dataclass: one is built per changed level on the hot
+    path, and a tuple is about twice as cheap to create."""
 
     side: Side  # BUY: a bid level, SELL: an ask level
     price_ticks: int
     size_lots: int
 
 
-@dataclass(frozen=True, slots=True)
-class PublicTrade:
+class PublicTrade(NamedTuple):
+    """A public trade (a NamedTuple for the same reason as `LevelChange`)."""
+
     trade_id: int
     price_ticks: int
     size_lots: int
@@ -219,7 +223,6 @@ class AccountTrade:
     realized_pnl: float = 0.0
 
 
-@dataclass(slots=True)
 class MatchResult:
     """What one engine call did.
 
@@ -229,19 +232,43 @@ class MatchResult:
     background orders and for cancel_all), `level_changes` the book levels it changed (absolute
     sizes, first-touched order), `trades` the public trades, `reports` the execution reports of
     the client accounts involved (in event order), `accounts_changed` the client API keys whose
-    balances or positions changed. `update_id` is the engine's book update id after the call;
-    it advanced by exactly one when `level_changes` is non-empty.
+    balances or positions changed, `cancelled` every order cancel_all cancelled. `update_id` is
+    the engine's book update id after the call; it advanced by exactly one when
+    `level_changes` is non-empty.
+
+    A plain slots class with a hand-written __init__: one is built per engine call, and this
+    is several times cheaper than a dataclass with list default factories.
     """
 
-    update_id: int
-    error: SimError | None = None
-    order: OrderView | None = None
-    order_id: int = -1
-    level_changes: list[LevelChange] = field(default_factory=list)
-    trades: list[PublicTrade] = field(default_factory=list)
-    reports: list[ExecutionReport] = field(default_factory=list)
-    accounts_changed: list[str] = field(default_factory=list)
-    cancelled: list[OrderView] = field(default_factory=list)  # cancel_all: every order cancelled
+    __slots__ = (
+        "accounts_changed",
+        "cancelled",
+        "error",
+        "level_changes",
+        "order",
+        "order_id",
+        "reports",
+        "trades",
+        "update_id",
+    )
+
+    def __init__(self, update_id: int, error: SimError | None = None) -> None:
+        self.update_id = update_id
+        self.error = error
+        self.order: OrderView | None = None
+        self.order_id = -1
+        self.level_changes: list[LevelChange] = []
+        self.trades: list[PublicTrade] = []
+        self.reports: list[ExecutionReport] = []
+        self.accounts_changed: list[str] = []
+        self.cancelled: list[OrderView] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"MatchResult(update_id={self.update_id}, error={self.error}, "
+            f"order_id={self.order_id}, level_changes={self.level_changes}, "
+            f"trades={self.trades}, reports={len(self.reports)})"
+        )
 
     @property
     def ok(self) -> bool:
