@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mm_daemon.core.risk import RiskState
 from mm_daemon.core.types import Side
@@ -51,7 +51,9 @@ __all__ = [
     "Quoter",
     "Quotes",
     "as_quotes",
+    "glft_coefficients",
     "glft_quotes",
+    "hedge_down_from_config",
 ]
 
 FIXED = "fixed"
@@ -66,9 +68,12 @@ HEDGE_DOWN_REDUCE_ONLY = "reduce_only"
 HEDGE_DOWN_STOP = "stop"
 
 
-@dataclass(frozen=True, slots=True)
-class MarketInputs:
-    """What the quoter needs to know about the market at one instant."""
+class MarketInputs(NamedTuple):
+    """What the quoter needs to know about the market at one instant.
+
+    Built on every event, so a named tuple: immutable and about 5x cheaper to create than a
+    frozen dataclass.
+    """
 
     fair_ticks: float
     best_bid_ticks: int | None
@@ -104,16 +109,14 @@ class MarketInputs:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
+class Quote(NamedTuple):
     side: Side
     level: int  # 0 is nearest the touch
     price_ticks: int
     size_lots: int
 
 
-@dataclass(frozen=True, slots=True)
-class Quotes:
+class Quotes(NamedTuple):
     """The desired quotes at one instant; `reason` says why a side or all is empty."""
 
     bids: tuple[Quote, ...]
@@ -249,10 +252,32 @@ def glft_quotes(
     return fair_ticks - skew * q_lots, half_spread
 
 
-class Quoter:
-    """Turns market inputs and inventory into desired quotes; one per quoted instrument."""
+_ACTIVE = RiskState.ACTIVE
+_REDUCING = RiskState.REDUCING
+_HALTED = RiskState.HALTED
+_BUY = Side.BUY
+_SELL = Side.SELL
+_MODEL_CODES = {FIXED: 0, LINEAR_SKEW: 1, AVELLANEDA_STOIKOV: 2, GLFT: 3}
 
-    __slots__ = ("_base_sizes_lots", "params")
+
+class Quoter:
+    """Turns market inputs and inventory into desired quotes; one per quoted instrument.
+
+    Runs on every market event: the parameters are folded into plain attributes once, here.
+    """
+
+    __slots__ = (
+        "_base_sizes_lots",
+        "_half_spread_bps",
+        "_limit",
+        "_max_spread_bps",
+        "_min_notional",
+        "_min_size_lots",
+        "_min_spread_bps",
+        "_model",
+        "_notional_per_tick_lot",
+        "params",
+    )
 
     def __init__(self, params: QuoteParams) -> None:
         self.params = params
@@ -260,52 +285,67 @@ class Quoter:
             params.order_size_base * params.level_size_multiplier**i / params.lot_base
             for i in range(params.levels)
         )
+        self._model = _MODEL_CODES[params.model]
+        self._half_spread_bps = params.spread_bps / 2.0
+        min_spread = params.min_spread_bps
+        if not params.allow_spread_below_fees:
+            min_spread = max(min_spread, params.round_trip_fee_bps)
+        self._min_spread_bps = min_spread
+        self._max_spread_bps = params.max_spread_bps
+        self._limit = params.inventory_limit_base
+        self._min_size_lots = params.min_size_lots
+        self._min_notional = params.min_notional_quote
+        self._notional_per_tick_lot = params.tick_size * params.lot_base
 
     def quote(
         self,
         market: MarketInputs,
         net_exposure_base: float,
         now_ns: int,
-        risk_state: RiskState = RiskState.ACTIVE,
+        risk_state: RiskState = _ACTIVE,
         hedge_down: HedgeDown | None = None,
     ) -> Quotes:
-        p = self.params
+        """The desired quotes for `market` with `net_exposure_base` of inventory at `now_ns`."""
         if market.stale:
             return Quotes((), (), now_ns, "stale")
-        if risk_state is RiskState.HALTED:
+        if risk_state is _HALTED:
             return Quotes((), (), now_ns, "halted")
-        if hedge_down is not None and hedge_down.reaction == HEDGE_DOWN_STOP:
+        hedge_reaction = "" if hedge_down is None else hedge_down.reaction
+        if hedge_reaction == HEDGE_DOWN_STOP:
             return Quotes((), (), now_ns, "hedge_down")
         fair = market.fair_ticks
         if not fair > 0 or not math.isfinite(fair):
             return Quotes((), (), now_ns, "no_fair_value")
+        p = self.params
         bps = fair * 1e-4  # ticks per bps of fair value
-        sigma_bps = market.sigma_ticks / bps
-        if p.pull_volatility_bps is not None and sigma_bps > p.pull_volatility_bps:
+        sigma_ticks = market.sigma_ticks
+        sigma_bps = sigma_ticks / bps
+        pull = p.pull_volatility_bps
+        if pull is not None and sigma_bps > pull:
             return Quotes((), (), now_ns, "volatility")
         if p.alpha_skew_bps:
             imbalance = min(1.0, max(-1.0, market.imbalance))
             fair += p.alpha_skew_bps * imbalance * bps
 
-        model = p.model
+        model = self._model
         q_base = net_exposure_base
-        if model == FIXED:
-            reservation, half = fair, p.spread_bps * bps / 2.0
-        elif model == LINEAR_SKEW:
+        if model == 0:  # fixed
+            reservation, half = fair, self._half_spread_bps * bps
+        elif model == 1:  # linear_skew
             reservation = fair - p.skew_bps_per_base * q_base * bps
-            half = p.spread_bps * bps / 2.0
-        elif model == AVELLANEDA_STOIKOV:
+            half = self._half_spread_bps * bps
+        elif model == 2:  # avellaneda_stoikov
             if not market.intensity_k > 0:
                 return Quotes((), (), now_ns, "estimators_not_ready")
             reservation, half = as_quotes(
                 fair,
                 q_lots=q_base / p.lot_base,
                 gamma=p.gamma,
-                sigma_ticks=market.sigma_ticks,
+                sigma_ticks=sigma_ticks,
                 tau_s=p.horizon_seconds,
                 k=market.intensity_k,
             )
-        else:  # GLFT
+        else:  # glft
             if not (market.intensity_k > 0 and market.intensity_a > 0):
                 return Quotes((), (), now_ns, "estimators_not_ready")
             reservation, half = glft_quotes(
@@ -313,29 +353,28 @@ class Quoter:
                 q_lots=q_base / p.lot_base,
                 gamma=p.gamma,
                 xi=p.xi or p.gamma,
-                sigma_ticks=market.sigma_ticks,
+                sigma_ticks=sigma_ticks,
                 a=market.intensity_a,
                 k=market.intensity_k,
                 d_lots=self._base_sizes_lots[0],
             )
 
         # Spread: widen for volatility and a down hedge venue, then clamp.
-        spread = 2.0 * half
         widen_bps = p.volatility_widening * sigma_bps
-        if hedge_down is not None and hedge_down.reaction == HEDGE_DOWN_WIDEN:
+        if hedge_reaction == HEDGE_DOWN_WIDEN and hedge_down is not None:
             widen_bps += hedge_down.widen_bps
-        spread += widen_bps * bps
-        min_spread_bps = p.min_spread_bps
-        if not p.allow_spread_below_fees:
-            min_spread_bps = max(min_spread_bps, p.round_trip_fee_bps)
-        spread = min(max(spread, min_spread_bps * bps), p.max_spread_bps * bps)
+        spread = 2.0 * half + widen_bps * bps
+        low = self._min_spread_bps * bps
+        high = self._max_spread_bps * bps
+        if spread < low:
+            spread = low
+        elif spread > high:
+            spread = high
         half = spread / 2.0
 
         # Which sides may be quoted.
-        limit = p.inventory_limit_base
-        reduce_only = risk_state is RiskState.REDUCING or (
-            hedge_down is not None and hedge_down.reaction == HEDGE_DOWN_REDUCE_ONLY
-        )
+        limit = self._limit
+        reduce_only = risk_state is _REDUCING or hedge_reaction == HEDGE_DOWN_REDUCE_ONLY
         allow_bid = q_base < limit and not (reduce_only and q_base >= 0)
         allow_ask = q_base > -limit and not (reduce_only and q_base <= 0)
         reason = ""
@@ -343,19 +382,19 @@ class Quoter:
             reason = "reduce_only" if reduce_only else "inventory_limit"
 
         bid_mult = ask_mult = 1.0
-        if p.size_skew and model == LINEAR_SKEW:
+        if p.size_skew and model == 1:
             x = (q_base - p.inventory_target_base) / limit if math.isfinite(limit) else 0.0
             x = min(1.0, max(-1.0, x))
             bid_mult, ask_mult = 1.0 - x, 1.0 + x
 
         spacing = p.level_spacing_bps * bps
         bids = (
-            self._side(Side.BUY, reservation - half, spacing, bid_mult, market.best_ask_ticks)
+            self._side(_BUY, reservation - half, spacing, bid_mult, market.best_ask_ticks)
             if allow_bid
             else ()
         )
         asks = (
-            self._side(Side.SELL, reservation + half, spacing, ask_mult, market.best_bid_ticks)
+            self._side(_SELL, reservation + half, spacing, ask_mult, market.best_bid_ticks)
             if allow_ask
             else ()
         )
@@ -369,34 +408,35 @@ class Quoter:
         size_mult: float,
         opposite_touch: int | None,
     ) -> tuple[Quote, ...]:
-        p = self.params
         quotes: list[Quote] = []
-        prev: int | None = None
-        is_bid = side is Side.BUY
+        prev = 0
+        is_bid = side is _BUY
+        min_lots = self._min_size_lots
+        min_notional = self._min_notional
+        per_tick_lot = self._notional_per_tick_lot
+        floor = math.floor
+        ceil = math.ceil
         for level, base_lots in enumerate(self._base_sizes_lots):
-            raw_size = base_lots * size_mult
-            lots = int(raw_size + 1e-9)  # to the lot, never above what was asked
+            lots = int(base_lots * size_mult + 1e-9)  # to the lot, never above what was asked
             if lots <= 0:
                 continue
             if is_bid:
-                price = math.floor(first_price - level * spacing_ticks + 1e-9)
+                price = floor(first_price - level * spacing_ticks + 1e-9)
                 if opposite_touch is not None and price >= opposite_touch:
                     price = opposite_touch - 1  # post-only: never at or above the best ask
-                if prev is not None and price >= prev:
+                if prev and price >= prev:
                     price = prev - 1
             else:
-                price = math.ceil(first_price + level * spacing_ticks - 1e-9)
+                price = ceil(first_price + level * spacing_ticks - 1e-9)
                 if opposite_touch is not None and price <= opposite_touch:
                     price = opposite_touch + 1  # post-only: never at or below the best bid
-                if prev is not None and price <= prev:
+                if prev and price <= prev:
                     price = prev + 1
             if price <= 0:
                 break
-            lots = max(lots, p.min_size_lots)
-            if p.min_notional_quote > 0:
-                notional = price * p.tick_size * lots * p.lot_base
-                if notional < p.min_notional_quote:
-                    lots = math.ceil(p.min_notional_quote / (price * p.tick_size * p.lot_base))
+            lots = max(lots, min_lots)
+            if min_notional > 0 and price * per_tick_lot * lots < min_notional:
+                lots = ceil(min_notional / (price * per_tick_lot))
             quotes.append(Quote(side, level, price, lots))
             prev = price
         return tuple(quotes)

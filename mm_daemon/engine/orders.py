@@ -151,7 +151,8 @@ class LiveOrder:
 
     @property
     def in_flight(self) -> bool:
-        return self.status in {OrderStatus.PENDING_NEW, OrderStatus.PENDING_CANCEL}
+        status = self.status
+        return status is OrderStatus.PENDING_NEW or status is OrderStatus.PENDING_CANCEL
 
     @property
     def live(self) -> bool:
@@ -202,12 +203,16 @@ class OrderManager:
         self._stopped = False
         self.rate_limited_count = 0
         self._quote_gauges: dict[tuple[Side, int], Any] = {}
+        self._tick_size = instrument.tick_size
+        self._price_decimals = instrument.price_decimals
         if metrics is not None:
             self._m_place = metrics.orders.labels(self.venue, "place")
             self._m_replace = metrics.orders.labels(self.venue, "replace")
             self._m_cancel = metrics.orders.labels(self.venue, "cancel")
             self._m_t2q = metrics.tick_to_quote
             self._m_rate_limited = metrics.rate_limited.labels(self.venue)
+            self._m_open_buy = metrics.open_orders.labels(self.venue, "buy")
+            self._m_open_sell = metrics.open_orders.labels(self.venue, "sell")
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -242,14 +247,14 @@ class OrderManager:
         self._net_exposure_base = net_exposure_base
         if event_ts_ns and not self._event_ts_ns:
             self._event_ts_ns = event_ts_ns  # the oldest event still waiting for an action
-        if self.metrics is not None:
-            self._publish_quotes(quotes)
         now = self.clock()
         debounce = self.settings.debounce_ns
         if debounce and now - self._last_sync_ns < debounce:
             self._wake_at(self._last_sync_ns + debounce)
-            return
-        self.sync(now)
+        else:
+            self.sync(now)
+        if self.metrics is not None:  # after the requests: off the tick-to-quote path
+            self._publish_quotes(quotes)
 
     def sync(self, now_ns: int | None = None) -> None:
         """Diff the desired quotes against live orders and send what the rate limit allows."""
@@ -319,38 +324,42 @@ class OrderManager:
         replaces: list[tuple[LiveOrder, Quote]],
         places: list[Quote],
     ) -> None:
+        pending_new = OrderStatus.PENDING_NEW
+        pending_cancel = OrderStatus.PENDING_CANCEL
         by_level: dict[int, LiveOrder] = {}
+        live_count = 0
+        cancels_before = len(cancels)
         for order in self._orders.values():
-            if order.side is not side or order.status is OrderStatus.PENDING_CANCEL:
+            if order.side is not side:
                 continue
-            if order.level in by_level:  # two orders on one level: keep the newer one
-                older = by_level[order.level]
-                if older.created_ns <= order.created_ns:
-                    if not older.in_flight:
-                        cancels.append(older)
-                    by_level[order.level] = order
-                    continue
-                if not order.in_flight:
-                    cancels.append(order)
+            live_count += 1  # an order being cancelled still counts against the cap
+            if order.status is pending_cancel:
                 continue
-            by_level[order.level] = order
-        wanted = {q.level: q for q in quotes}
+            other = by_level.get(order.level)
+            if other is None:
+                by_level[order.level] = order
+                continue
+            # Two orders on one level (a replace raced an ack): keep the newer one.
+            keep, drop = (order, other) if other.created_ns <= order.created_ns else (other, order)
+            by_level[order.level] = keep
+            if drop.status is not pending_new:
+                cancels.append(drop)
+        n_quotes = len(quotes)
         for level, order in by_level.items():
-            if level not in wanted and not order.in_flight:
+            # The quoter numbers levels 0..n-1 and may skip one (a size rounded to zero).
+            if order.status is pending_new or (level < n_quotes and quotes[level].level == level):
+                continue
+            if not any(q.level == level for q in quotes):
                 cancels.append(order)
-        live_count = sum(1 for o in self._orders.values() if o.side is side)
-        room = (
-            self.settings.max_open_orders_per_side
-            - live_count
-            + sum(1 for o in cancels if o.side is side)
-        )
+        room = self.settings.max_open_orders_per_side - live_count
+        room += len(cancels) - cancels_before
         for quote in quotes:
             current = by_level.get(quote.level)
             if current is None:
                 if room > 0:
                     places.append(quote)
                     room -= 1
-            elif not current.in_flight and self._needs_replace(current, quote, now):
+            elif current.status is not pending_new and self._needs_replace(current, quote, now):
                 replaces.append((current, quote))
 
     def _needs_replace(self, order: LiveOrder, quote: Quote, now: int) -> bool:
@@ -369,7 +378,7 @@ class OrderManager:
 
     def _new_id(self) -> str:
         self._next_id += 1
-        return f"{self._prefix}-{_base36(self._next_id)}"
+        return f"{self._prefix}-{self._next_id:x}"
 
     def _request(self, quote: Quote, now: int) -> OrderRequest:
         return OrderRequest(
@@ -419,10 +428,11 @@ class OrderManager:
         request = self._request(quote, now)
         if not self._risk_ok(request, None):
             return False
+        # Hand the request over first: the bookkeeping below happens before the coroutine runs.
+        self._spawn(self._call(self.execution.place(request), request.client_order_id))
         self._track(request, quote.level, now)
         if self.metrics is not None:
             self._m_place.inc()
-        self._spawn(self._call(self.execution.place(request), request.client_order_id))
         return True
 
     def _send_replace(self, order: LiveOrder, quote: Quote, now: int) -> bool:
@@ -431,13 +441,13 @@ class OrderManager:
             # The old order no longer matches what we want: take it off the book.
             self._send_cancel(order, now)
             return True
+        coro = self.execution.replace(order.client_order_id, request)
+        self._spawn(self._call(coro, request.client_order_id))
         order.status = OrderStatus.PENDING_CANCEL
         order.status_ns = now
         self._track(request, quote.level, now)
         if self.metrics is not None:
             self._m_replace.inc()
-        coro = self.execution.replace(order.client_order_id, request)
-        self._spawn(self._call(coro, request.client_order_id))
         return True
 
     def _send_cancel(self, order: LiveOrder, now: int) -> None:
@@ -665,7 +675,7 @@ class OrderManager:
             if gauge is None:
                 gauge = self.metrics.quote_price.labels(quote.side.name.lower(), str(quote.level))
                 self._quote_gauges[key] = gauge
-            gauge.set(self.instrument.ticks_to_price(quote.price_ticks))
+            gauge.set(round(quote.price_ticks * self._tick_size, self._price_decimals))
         if quotes.bids and quotes.asks:
             bid = quotes.bids[0].price_ticks
             ask = quotes.asks[0].price_ticks
@@ -675,8 +685,8 @@ class OrderManager:
     def _publish_open_orders(self) -> None:
         assert self.metrics is not None  # noqa: S101  only called when metrics are set
         bids = sum(1 for o in self._orders.values() if o.side is Side.BUY)
-        self.metrics.open_orders.labels(self.venue, "buy").set(bids)
-        self.metrics.open_orders.labels(self.venue, "sell").set(len(self._orders) - bids)
+        self._m_open_buy.set(bids)
+        self._m_open_sell.set(len(self._orders) - bids)
 
 
 def _reason_label(reason: str) -> str:

@@ -24,7 +24,7 @@ from mm_daemon.core.types import Side
 FAIR = 100_000.0
 MARKET = MarketInputs(fair_ticks=FAIR, best_bid_ticks=99_999, best_ask_ticks=100_001)
 # The same fair value with the touch far away, so post-only never moves a quote.
-WIDE = replace(MARKET, best_bid_ticks=99_000, best_ask_ticks=101_000)
+WIDE = MARKET._replace(best_bid_ticks=99_000, best_ask_ticks=101_000)
 
 
 def params(**overrides: object) -> QuoteParams:
@@ -61,7 +61,7 @@ def test_fixed_quotes_symmetrically_around_fair_value() -> None:
 
 
 def test_prices_round_outward_bids_down_asks_up() -> None:
-    market = replace(MARKET, fair_ticks=100_000.5)
+    market = MARKET._replace(fair_ticks=100_000.5)
     # half spread 2 bps of 100_000.5 = 20.0001 ticks: bid 99_980.4999 -> 99_980, ask 100_020.5001
     # -> 100_021.
     assert prices(quote(params(), market)) == ([99_980], [100_021])
@@ -99,13 +99,13 @@ def test_avellaneda_stoikov_quoter_places_quotes_around_reservation() -> None:
     # lot_base 1: q = 2 lots; r = 99_952, half 12.645 -> bid floor(99_939.35) = 99_939, ask
     # ceil(99_964.65) = 99_965 (spread 2.53 bps, inside the caps).
     p = params(model="avellaneda_stoikov", gamma=0.1, horizon_seconds=60.0, lot_base=1.0)
-    market = replace(MARKET, sigma_ticks=2.0, intensity_k=1.5, best_bid_ticks=None)
+    market = MARKET._replace(sigma_ticks=2.0, intensity_k=1.5, best_bid_ticks=None)
     assert prices(quote(p, market, q_base=2.0)) == ([99_939], [99_965])
 
 
 def test_avellaneda_stoikov_without_intensity_quotes_nothing() -> None:
     p = params(model="avellaneda_stoikov")
-    quotes = quote(p, replace(MARKET, intensity_k=0.0))
+    quotes = quote(p, MARKET._replace(intensity_k=0.0))
     assert quotes.empty
     assert quotes.reason == "estimators_not_ready"
 
@@ -135,7 +135,7 @@ def test_glft_quotes_match_hand_computation() -> None:
 
 def test_glft_quoter_uses_gamma_when_xi_is_zero() -> None:
     p = params(model="glft", gamma=0.1, xi=0.0, lot_base=1.0, order_size_base=1.0)
-    market = replace(MARKET, sigma_ticks=2.0, intensity_a=2.0, intensity_k=1.5)
+    market = MARKET._replace(sigma_ticks=2.0, intensity_a=2.0, intensity_k=1.5)
     quotes = Quoter(p).quote(market, 3.0, 1)
     assert quotes.reservation_ticks == pytest.approx(FAIR - 1.2980918, abs=1e-6)
 
@@ -163,12 +163,12 @@ def test_spread_never_below_round_trip_fees_unless_allowed() -> None:
 def test_volatility_widens_the_spread() -> None:
     # sigma 10 ticks/sqrt(s) = 1 bps; widening 2 bps per bps: 4 + 2 = 6 bps total.
     p = params(volatility_widening=2.0)
-    assert prices(quote(p, replace(MARKET, sigma_ticks=10.0))) == ([99_970], [100_030])
+    assert prices(quote(p, MARKET._replace(sigma_ticks=10.0))) == ([99_970], [100_030])
 
 
 def test_volatility_above_threshold_pulls_all_quotes() -> None:
     p = params(pull_volatility_bps=5.0)
-    quotes = quote(p, replace(MARKET, sigma_ticks=60.0))  # 6 bps/sqrt(s)
+    quotes = quote(p, MARKET._replace(sigma_ticks=60.0))  # 6 bps/sqrt(s)
     assert quotes.empty
     assert quotes.reason == "volatility"
 
@@ -176,7 +176,7 @@ def test_volatility_above_threshold_pulls_all_quotes() -> None:
 def test_alpha_skew_leans_fair_value_toward_order_flow() -> None:
     # imbalance +0.5 at 4 bps per unit: fair up 2 bps = 20 ticks.
     p = params(alpha_skew_bps=4.0)
-    assert prices(quote(p, replace(WIDE, imbalance=0.5))) == ([100_000], [100_040])
+    assert prices(quote(p, WIDE._replace(imbalance=0.5))) == ([100_000], [100_040])
 
 
 # -- levels, sizes and post-only ------------------------------------------------------------------
@@ -204,14 +204,14 @@ def test_min_notional_raises_a_small_size() -> None:
 
 def test_bid_never_at_or_above_best_ask() -> None:
     # A fair value far above the book (say, a cross-venue reference) would cross the ask.
-    market = replace(MARKET, fair_ticks=100_100.0, best_ask_ticks=100_001)
+    market = MARKET._replace(fair_ticks=100_100.0, best_ask_ticks=100_001)
     bids, _ = prices(quote(params(levels=2), market))
     assert bids[0] == 100_000
     assert bids[1] < bids[0]
 
 
 def test_ask_never_at_or_below_best_bid() -> None:
-    market = replace(MARKET, fair_ticks=99_900.0, best_bid_ticks=99_999)
+    market = MARKET._replace(fair_ticks=99_900.0, best_bid_ticks=99_999)
     _, asks = prices(quote(params(), market))
     assert asks == [100_000]
 
@@ -239,7 +239,7 @@ def test_halted_state_quotes_nothing() -> None:
 
 
 def test_stale_market_quotes_nothing() -> None:
-    quotes = quote(params(), replace(MARKET, stale=True))
+    quotes = quote(params(), MARKET._replace(stale=True))
     assert quotes.empty
     assert quotes.reason == "stale"
 
