@@ -117,21 +117,21 @@ class TimingExecution:
         self.requests.append(request)
         return _noop()
 
-    def cancel(self, symbol: str, client_order_id: str) -> Coroutine[Any, Any, None]:
+    def cancel(self, _symbol: str, client_order_id: str) -> Coroutine[Any, Any, None]:
         self._mark()
         self.cancels.append(client_order_id)
         return _noop()
 
-    async def cancel_all(self, symbol: str) -> None:
+    async def cancel_all(self, _symbol: str) -> None:
         return None
 
-    async def open_orders(self, symbol: str) -> list[OrderUpdate]:
+    async def open_orders(self, _symbol: str) -> list[OrderUpdate]:
         return []
 
     async def connect(self) -> None:
         return None
 
-    async def run(self, sink: Any) -> None:
+    async def run(self, _sink: Any) -> None:
         return None
 
     async def close(self) -> None:
@@ -380,9 +380,7 @@ async def main_async(n_events: int, runs: int) -> dict[str, Any]:
         )
     results: dict[str, Any] = {}
     for name, events in streams.items():
-        per_run = []
-        for _ in range(runs):
-            per_run.append(await run_stream(events, tolerance_bps=0.0))
+        per_run = [await run_stream(events, tolerance_bps=0.0) for _ in range(runs)]
         # The median run by p50 of the main metric (runs are noisy on a shared machine).
         per_run.sort(key=lambda r: statistics.median(r["to_request_us"] or [0.0]))
         chosen = per_run[len(per_run) // 2]
