@@ -252,3 +252,14 @@ def test_default_instruments_carry_the_configured_fees() -> None:
     assert instruments[PERP_VENUE].maker_fee_rate == pytest.approx(-0.5e-4)
     assert instruments[SPOT_VENUE].tick_size == 0.01
     assert instruments[PERP_VENUE].lot_size == 0.001
+
+
+def test_mixed_regime_switches_between_regimes() -> None:
+    instruments = default_instruments()
+    engines = build_engines(instruments)
+    market = SyntheticMarket(MarketParams(regime="mixed", mixed_dwell_s=1.0), instruments, 2)
+    seen = set()
+    for k in range(1, 41):
+        market.advance(engines, k * 250_000_000)
+        seen.add(market.regime)
+    assert len(seen) >= 3
