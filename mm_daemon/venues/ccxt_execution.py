@@ -310,6 +310,9 @@ class CcxtExecution:
         # ccxt prefixes the exchange id and appends the raw JSON: keep the venue's own words.
         if '"msg"' in message:
             message = message.split('"msg":', 1)[1].strip(' "}')
+        prefix = f"{getattr(self.exchange, 'id', '')} "
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
         self._emit(
             OrderUpdate(
                 self._venue,

@@ -130,7 +130,7 @@ async def test_post_only_order_that_would_cross_is_rejected(
     best_ask = engine(sim).best_ask()[0]
     await execution.place(request("t-cross-1", Side.BUY, best_ask + 100))
     rejected = await events.wait_update("t-cross-1", OrderStatus.REJECTED)
-    assert rejected.reason
+    assert rejected.reason == "Order would immediately match and take."
     assert "t-cross-1" not in open_client_ids(sim)
 
 
