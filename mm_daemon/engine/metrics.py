@@ -120,6 +120,9 @@ class Metrics:
             "mm_malformed_frames", "Frames that could not be parsed.", _MV, registry=r
         )
         self.trades = Counter("mm_trades", "Public trades seen.", _MVS, registry=r)
+        self.event_errors = Counter(
+            "mm_event_errors", "Events whose handling failed (logged and skipped).", _MV, registry=r
+        )
         # Quoting and orders
         self.quote_price = Gauge(
             "mm_quote_price", "Desired quote price, quote units.", ("side", "level"), registry=r

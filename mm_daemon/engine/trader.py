@@ -107,6 +107,28 @@ class Trader:
     # -- market events ------------------------------------------------------------------------
 
     def on_market_event(self, event: MarketEvent) -> None:
+        try:
+            self._on_market_event(event)
+        except Exception:  # noqa: BLE001  one bad event is logged and skipped, never fatal
+            self._event_failed(event)
+
+    def on_maker_execution(self, event: ExecutionEvent) -> None:
+        try:
+            self._on_maker_execution(event)
+        except Exception:  # noqa: BLE001  one bad event is logged and skipped, never fatal
+            self._event_failed(event)
+
+    def on_hedge_execution(self, event: ExecutionEvent) -> None:
+        try:
+            self._on_hedge_execution(event)
+        except Exception:  # noqa: BLE001  one bad event is logged and skipped, never fatal
+            self._event_failed(event)
+
+    def _event_failed(self, event: MarketEvent | ExecutionEvent) -> None:
+        self.metrics.event_errors.labels(event.venue).inc()
+        log.exception("event_failed", venue=event.venue, kind=type(event).__name__)  # noqa: LOG004  called from the handlers' except blocks
+
+    def _on_market_event(self, event: MarketEvent) -> None:
         self.market_events += 1
         feed = self._paper_feeds.get(event.venue)
         if feed is not None:
@@ -165,7 +187,7 @@ class Trader:
 
     # -- execution events -----------------------------------------------------------------------
 
-    def on_maker_execution(self, event: ExecutionEvent) -> None:
+    def _on_maker_execution(self, event: ExecutionEvent) -> None:
         self.orders.on_execution_event(event)
         if type(event) is Fill:
             self._book_fill(event)
@@ -173,7 +195,7 @@ class Trader:
             self.maybe_hedge()
             self.requote(event.ts_local_ns)
 
-    def on_hedge_execution(self, event: ExecutionEvent) -> None:
+    def _on_hedge_execution(self, event: ExecutionEvent) -> None:
         leg = self.hedge
         if leg is None:
             return

@@ -1,0 +1,312 @@
+"""The trader: every market event may move the quotes; fills move inventory, skew and hedges."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from mm_daemon.config import (
+    HedgingConfig,
+    InventoryConfig,
+    MarketDataConfig,
+    QuotingConfig,
+    RiskConfig,
+)
+from mm_daemon.core.hedging import Hedger
+from mm_daemon.core.inventory import Ledger
+from mm_daemon.core.market_state import MarketState
+from mm_daemon.core.markouts import MarkoutTracker
+from mm_daemon.core.quoting import QuoteParams, Quoter
+from mm_daemon.core.risk import RiskGate, RiskLimits
+from mm_daemon.core.types import (
+    BookSnapshot,
+    Fill,
+    Instrument,
+    InstrumentKind,
+    Liquidity,
+    MarketStatus,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+)
+from mm_daemon.engine.metrics import Metrics
+from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
+from mm_daemon.engine.trader import HedgeLeg, Trader
+
+SPOT = Instrument(
+    venue="spot",
+    symbol="BTC/USDT",
+    exchange_symbol="BTCUSDT",
+    kind=InstrumentKind.SPOT,
+    base="BTC",
+    quote="USDT",
+    tick_size=0.01,
+    lot_size=0.00001,
+    min_notional_quote=5.0,
+    maker_fee_rate=0.0,
+    taker_fee_rate=0.0004,
+)
+PERP = Instrument(
+    venue="perp",
+    symbol="BTC/USDT:USDT",
+    exchange_symbol="BTCUSDT",
+    kind=InstrumentKind.PERPETUAL,
+    base="BTC",
+    quote="USDT",
+    tick_size=0.1,
+    lot_size=0.001,
+    min_notional_quote=100.0,
+    maker_fee_rate=0.0,
+    taker_fee_rate=0.0002,
+)
+NOW = 1_700_000_000_000_000_000
+
+
+class RecordingExecution:
+    """An Execution that records what it is asked to do and answers nothing."""
+
+    def __init__(self, venue: str) -> None:
+        self._venue = venue
+        self.placed: list[OrderRequest] = []
+        self.replaced: list[tuple[str, OrderRequest]] = []
+        self.cancelled: list[str] = []
+
+    @property
+    def venue(self) -> str:
+        return self._venue
+
+    async def connect(self) -> None:
+        return None
+
+    async def run(self, sink: object) -> None:  # noqa: ARG002  nothing to deliver
+        await asyncio.Event().wait()
+
+    async def place(self, request: OrderRequest) -> None:
+        self.placed.append(request)
+
+    async def replace(self, old_client_order_id: str, request: OrderRequest) -> None:
+        self.replaced.append((old_client_order_id, request))
+
+    async def cancel(self, symbol: str, client_order_id: str) -> None:  # noqa: ARG002
+        self.cancelled.append(client_order_id)
+
+    async def cancel_all(self, symbol: str) -> None:  # noqa: ARG002  one symbol only
+        return None
+
+    async def open_orders(self, symbol: str) -> list[OrderUpdate]:  # noqa: ARG002  one symbol
+        return []
+
+    async def close(self) -> None:
+        return None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def _symbol(venue: str) -> str:
+    return SPOT.symbol if venue == "spot" else PERP.symbol
+
+
+def _snapshot(venue: str, bid: int, ask: int, ts: int = NOW, size: int = 100_000) -> BookSnapshot:
+    return BookSnapshot(
+        venue,
+        _symbol(venue),
+        ts,
+        ts,
+        1,
+        ((bid, size), (bid - 1, size)),
+        ((ask, size), (ask + 1, size)),
+    )
+
+
+def _fill(venue: str, side: Side, price: int, lots: int, cid: str = "x-1") -> Fill:
+    return Fill(
+        venue, _symbol(venue), NOW, NOW, cid, "1", "t1", side, price, lots, 0.0, Liquidity.MAKER
+    )
+
+
+def _build(
+    *,
+    hedge: bool = False,
+    quoting: QuotingConfig | None = None,
+    hedging: HedgingConfig | None = None,
+) -> tuple[Trader, RecordingExecution, RecordingExecution | None, Clock]:
+    clock = Clock()
+    quoting = quoting or QuotingConfig(model="fixed", spread_bps=2.0, min_spread_bps=0.5, levels=1)
+    inventory = InventoryConfig(limit_base=0.1)
+    maker_state = MarketState.from_config(SPOT, MarketDataConfig(fair_value="mid"))
+    maker_exec = RecordingExecution("spot")
+    metrics = Metrics()
+    risk = RiskGate(RiskLimits.from_config(RiskConfig(), inventory, quoting, SPOT))
+    orders = OrderManager(
+        maker_exec,
+        SPOT,
+        OrderManagerSettings(price_tolerance_ticks=1, rate_limit_burst_orders=100),
+        risk=risk,
+        metrics=metrics,
+        clock=clock,
+    )
+    ledger = Ledger(SPOT, {"spot": 1.0})
+    leg = None
+    hedge_exec = None
+    if hedge:
+        hedge_exec = RecordingExecution("perp")
+        hedger = Hedger(hedging or HedgingConfig(threshold_base=0.02), PERP)
+        ledger.add_instrument(PERP)
+        ledger.set_netting_weight("perp", hedger.netting_weight)
+        hedge_state = MarketState.from_config(PERP, MarketDataConfig(fair_value="mid"))
+        leg = HedgeLeg(hedge_state, hedge_exec, hedger)
+    trader = Trader(
+        maker_state=maker_state,
+        quoter=Quoter(QuoteParams.from_config(quoting, inventory, SPOT)),
+        orders=orders,
+        ledger=ledger,
+        markouts=MarkoutTracker(),
+        risk=risk,
+        metrics=metrics,
+        hedge=leg,
+        clock=clock,
+    )
+    return trader, maker_exec, hedge_exec, clock
+
+
+def _half_spread_ticks(fair: float, bps: float) -> float:
+    return fair * bps * 1e-4 / 2
+
+
+def _ack_all(trader: Trader, execution: RecordingExecution) -> None:
+    requests = [*execution.placed, *(r for _, r in execution.replaced)]
+    for request in requests:
+        trader.on_maker_execution(
+            OrderUpdate(
+                "spot",
+                SPOT.symbol,
+                NOW,
+                NOW,
+                request.client_order_id,
+                "1",
+                OrderStatus.OPEN,
+                request.side,
+                request.price_ticks,
+                request.size_lots,
+                0,
+            )
+        )
+
+
+async def _settle() -> None:
+    # Order actions run as tasks; let every ready task run once.
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_book_event_puts_quotes_on_both_sides_around_fair_value() -> None:
+    trader, execution, _, _ = _build()
+    trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
+    await _settle()
+    sides = {r.side: r for r in execution.placed}
+    assert set(sides) == {Side.BUY, Side.SELL}
+    # Fair 6_000_001 ticks, 2 bps wide: 600.0001 ticks each side, rounded outward.
+    half = _half_spread_ticks(6_000_001, 2.0)
+    assert sides[Side.BUY].price_ticks == math.floor(6_000_001 - half) == 5_999_400
+    assert sides[Side.SELL].price_ticks == math.ceil(6_000_001 + half) == 6_000_602
+    assert all(r.order_type is OrderType.LIMIT_MAKER for r in execution.placed)
+
+
+async def test_a_move_beyond_tolerance_replaces_the_quotes() -> None:
+    trader, execution, _, _ = _build()
+    trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
+    await _settle()
+    _ack_all(trader, execution)
+    trader.on_market_event(_snapshot("spot", 6_000_100, 6_000_102))
+    await _settle()
+    half = _half_spread_ticks(6_000_101, 2.0)
+    assert {r.price_ticks for _, r in execution.replaced} == {
+        math.floor(6_000_101 - half),
+        math.ceil(6_000_101 + half),
+    }
+
+
+async def test_a_stale_market_pulls_every_quote() -> None:
+    trader, execution, _, _ = _build()
+    trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
+    await _settle()
+    _ack_all(trader, execution)
+    trader.on_market_event(MarketStatus("spot", SPOT.symbol, NOW, stale=True, reason="silent"))
+    await _settle()
+    assert sorted(execution.cancelled) == sorted(r.client_order_id for r in execution.placed)
+
+
+async def test_a_fill_moves_inventory_and_skews_quotes_down() -> None:
+    quoting = QuotingConfig(
+        model="linear_skew", spread_bps=2.0, min_spread_bps=0.5, skew_bps_per_base=10.0, levels=1
+    )
+    trader, execution, _, _ = _build(quoting=quoting)
+    trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
+    await _settle()
+    _ack_all(trader, execution)
+    bid = next(r for r in execution.placed if r.side is Side.BUY)
+    trader.on_maker_execution(_fill("spot", Side.BUY, bid.price_ticks, 1000, bid.client_order_id))
+    await _settle()
+    assert trader.ledger.net_exposure_base == pytest.approx(0.01)
+    # Long 0.01 BTC at 10 bps per BTC: reservation 0.1 bp (60 ticks) lower.
+    replaced_asks = [r for _, r in execution.replaced if r.side is Side.SELL]
+    assert replaced_asks
+    skew = 6_000_001 * 0.1 * 1e-4
+    expected = math.ceil(6_000_001 - skew + _half_spread_ticks(6_000_001, 2.0))
+    assert replaced_asks[-1].price_ticks == expected
+
+
+async def test_exposure_past_threshold_sends_one_ioc_hedge_and_not_twice() -> None:
+    trader, _, hedge_exec, _ = _build(hedge=True)
+    assert hedge_exec is not None
+    trader.on_market_event(_snapshot("perp", 600_000, 600_001))
+    trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
+    trader.on_maker_execution(_fill("spot", Side.BUY, 5_999_500, 3000))  # 0.03 BTC long
+    trader.on_maker_execution(_fill("spot", Side.BUY, 5_999_500, 100))
+    await _settle()
+    (hedge,) = hedge_exec.placed
+    assert hedge.side is Side.SELL
+    assert hedge.order_type is OrderType.IOC
+    # 0.03 BTC down to target 0 in 0.001 lots; the next 0.001 BTC stays under the threshold
+    # once the in-flight hedge is counted, so no second hedge.
+    assert hedge.size_lots == 30
+    assert hedge.client_order_id.startswith("hdg-")
+
+
+async def test_a_failed_hedge_order_counts_as_rejected_and_releases_the_exposure() -> None:
+    trader, _, hedge_exec, clock = _build(hedge=True)
+    assert hedge_exec is not None
+
+    async def failing_place(request: OrderRequest) -> None:
+        raise ConnectionError("venue unreachable")
+
+    hedge_exec.place = failing_place  # type: ignore[method-assign]
+    trader.on_market_event(_snapshot("perp", 600_000, 600_001))
+    trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
+    trader.on_maker_execution(_fill("spot", Side.BUY, 5_999_500, 3000))
+    await _settle()
+    assert trader.hedge is not None
+    hedger = trader.hedge.hedger
+    assert hedger.stats.rejects == 1
+    assert hedger.in_flight_orders == 0
+    assert hedger.is_down(clock.now)
+
+
+async def test_an_event_that_fails_is_counted_and_skipped_not_fatal() -> None:
+    trader, execution, _, _ = _build()
+    stray = Fill("spot", "DOGE/USDT", NOW, NOW, "x", "1", "t", Side.BUY, 1, 1, 0.0, Liquidity.MAKER)
+    trader.on_maker_execution(stray)
+    trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
+    await _settle()
+    assert trader.metrics.event_errors.labels("spot")._value.get() == 1
+    assert len(execution.placed) == 2
