@@ -100,12 +100,14 @@ class TimingExecution:
 
     def __init__(self) -> None:
         self.first_request_ns = 0
+        self.first_request_cpu_ns = 0
         self.requests: list[OrderRequest] = []
         self.cancels: list[str] = []
 
     def _mark(self) -> None:
         if not self.first_request_ns:
             self.first_request_ns = time.perf_counter_ns()
+            self.first_request_cpu_ns = time.thread_time_ns()
 
     def place(self, request: OrderRequest) -> Coroutine[Any, Any, None]:
         self._mark()
@@ -301,15 +303,18 @@ async def run_stream(events: list[MarketEvent], tolerance_bps: float) -> dict[st
         client_id_prefix="bench",
     )
     to_request: list[float] = []
+    to_request_cpu: list[float] = []  # CPU time of this thread: the same path without preemption
     no_request: list[float] = []
     book_part: list[float] = []  # event applied, fair value and volatility updated
     quote_part: list[float] = []  # the quote model
     manager_part: list[float] = []  # order manager to the first request handed
     perf = time.perf_counter_ns
     wall = time.time_ns
+    cpu = time.thread_time_ns
     for event in events:
         execution.first_request_ns = 0
         received_wall = wall()
+        cpu0 = cpu()
         t0 = perf()
         state.on_event(event)
         t_book = perf()
@@ -333,6 +338,7 @@ async def run_stream(events: list[MarketEvent], tolerance_bps: float) -> dict[st
         t1 = perf()
         if execution.first_request_ns:
             to_request.append((execution.first_request_ns - t0) / 1000.0)
+            to_request_cpu.append((execution.first_request_cpu_ns - cpu0) / 1000.0)
             book_part.append((t_book - t0) / 1000.0)
             quote_part.append((t_quote - t_book) / 1000.0)
             manager_part.append((execution.first_request_ns - t_quote) / 1000.0)
@@ -350,6 +356,7 @@ async def run_stream(events: list[MarketEvent], tolerance_bps: float) -> dict[st
         await asyncio.sleep(0)
     return {
         "to_request_us": to_request,
+        "to_request_cpu_us": to_request_cpu,
         "no_request_us": no_request,
         "book_us": book_part,
         "quote_us": quote_part,
@@ -363,7 +370,7 @@ def _update(cid: str, status: OrderStatus, side: Side) -> OrderUpdate:
 
 def summarize(samples: list[float]) -> dict[str, float]:
     if not samples:
-        return {"count": 0, "p50_us": float("nan"), "p99_us": float("nan"), "mean_us": float("nan")}
+        return {"count": 0, "p50_us": 0.0, "p99_us": 0.0, "mean_us": 0.0}
     return {
         "count": len(samples),
         "p50_us": round(statistics.median(samples), 2),
@@ -397,12 +404,11 @@ async def main_async(n_events: int, runs: int) -> dict[str, Any]:
             "events": len(events),
             # Each statistic is the median over runs of that run's statistic.
             "to_request": _median_of_runs([summarize(r["to_request_us"]) for r in per_run]),
+            "to_request_cpu": _median_of_runs([summarize(r["to_request_cpu_us"]) for r in per_run]),
             "no_request": _median_of_runs([summarize(r["no_request_us"]) for r in per_run]),
             "to_request_parts_p50_us": {
                 part: round(
-                    statistics.median(
-                        statistics.median(r[f"{part}_us"] or [float("nan")]) for r in per_run
-                    ),
+                    statistics.median(statistics.median(r[f"{part}_us"] or [0.0]) for r in per_run),
                     2,
                 )
                 for part in ("book", "quote", "manager")
@@ -430,9 +436,12 @@ def main() -> int:
     for name, r in results.items():
         for label, key in (
             ("event -> request", "to_request"),
+            ("  same, thread CPU", "to_request_cpu"),
             ("event -> no action", "no_request"),
         ):
             s = r[key]
+            if not s["count"]:
+                continue
             rows.append((name, label, s["count"], s["p50_us"], s["p99_us"], s["mean_us"]))
     print(f"{'stream':24} {'path':20} {'count':>8} {'p50 us':>8} {'p99 us':>8} {'mean us':>8}")
     for row in rows:
