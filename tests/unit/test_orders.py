@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -48,6 +49,7 @@ class FakeExecution:
     calls: list[tuple[str, object]] = field(default_factory=list)
     open: list[OrderUpdate] = field(default_factory=list)
     fail_places: bool = False
+    replaced: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def connect(self) -> None:
         return None
@@ -62,6 +64,7 @@ class FakeExecution:
 
     async def replace(self, old_client_order_id: str, request: OrderRequest) -> None:
         self.calls.append(("replace", (old_client_order_id, request)))
+        self.replaced.set()
 
     async def cancel(self, symbol: str, client_order_id: str) -> None:
         assert symbol == "BTC/USDT"
@@ -364,3 +367,20 @@ def test_settings_from_config_convert_seconds_to_ns() -> None:
         VenueConfig(name="v", exchange="binance", symbol="BTC/USDT"),
     )
     assert settings.max_order_age_ns == 2_500_000_000
+
+
+async def test_debounce_defers_a_requote_to_the_end_of_the_window() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock, replace(SETTINGS, debounce_ns=20_000_000))  # 20 ms
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    ack_all(om)
+    await om.drain()
+    clock.now += 1_000_000  # 1 ms later: inside the window
+    om.set_desired(quotes_at(6_000_100.0), fair_ticks=6_000_100.0)
+    await om.drain()
+    assert "replace" not in execution.actions()
+    clock.now += 20_000_000  # the window has passed when its timer fires
+    async with asyncio.timeout(2):
+        await execution.replaced.wait()
+    await om.drain()
+    assert execution.actions().count("replace") == 2

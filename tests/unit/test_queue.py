@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mm_daemon.core.queue import QueueFillModel
 from mm_daemon.core.types import Side
@@ -156,3 +158,51 @@ def test_queue_model_ignores_touches_without_trades() -> None:
     model = queue_model()
     model.on_place("b1", BID, 100, 2, level_size_lots=5)
     assert model.on_touch(99, 100) == []
+
+
+# -- properties over random event sequences ----------------------------------------------------
+
+trade_events = st.tuples(
+    st.just("trade"),
+    st.integers(95, 105),  # price
+    st.integers(1, 20),  # size
+    st.sampled_from([Side.BUY, Side.SELL]),
+)
+level_events = st.tuples(
+    st.just("level"),
+    st.integers(95, 105),
+    st.integers(0, 60),
+    st.sampled_from([Side.BUY, Side.SELL]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    size=st.integers(1, 30),
+    level_size=st.integers(0, 50),
+    share=st.floats(0.0, 1.0),
+    events=st.lists(st.one_of(trade_events, level_events), max_size=40),
+)
+def test_queue_fills_never_exceed_the_order_the_prints_or_the_touch_model(
+    size: int,
+    level_size: int,
+    share: float,
+    events: list[tuple[str, int, int, Side]],
+) -> None:
+    queue = QueueFillModel(size_decrease_queue_share=share)
+    touch = QueueFillModel(touch=True)
+    queue.on_place("b", BID, 100, size, level_size)
+    touch.on_place("b", BID, 100, size, level_size)
+    queue_filled = touch_filled = eligible_volume = 0
+    for kind, price, amount, side in events:
+        if kind == "trade":
+            queue_filled += sum(f.size_lots for f in queue.on_trade(price, amount, side))
+            touch_filled += sum(f.size_lots for f in touch.on_trade(price, amount, side))
+            if side is Side.SELL and price <= 100:
+                eligible_volume += amount
+        else:
+            queue.on_level_change(side, price, amount)
+            touch.on_level_change(side, price, amount)
+        assert queue_filled <= size
+        assert queue_filled <= eligible_volume
+        assert queue_filled <= touch_filled
