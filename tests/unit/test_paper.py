@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import pytest
 
 from mm_daemon.config import FillModel, PaperConfig
@@ -16,6 +17,7 @@ from mm_daemon.core.types import (
     Instrument,
     InstrumentKind,
     Liquidity,
+    MarketEvent,
     OrderRequest,
     OrderStatus,
     OrderType,
@@ -24,6 +26,13 @@ from mm_daemon.core.types import (
     Trade,
 )
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
+from mm_daemon.venues.binance_native import (
+    parse_depth_event,
+    parse_snapshot,
+    parse_trade_event,
+    read_capture,
+    recorded_data_dir,
+)
 from mm_daemon.venues.paper import POST_ONLY_REJECT, PaperExecution, PaperMatcher
 
 # 1000.00 USDT with a 0.01 tick = 100_000 ticks; lot 0.001 base; maker 10 bps, taker 20 bps.
@@ -272,3 +281,68 @@ async def test_order_manager_quotes_rest_in_paper_and_shutdown_leaves_none() -> 
     assert await execution.open_orders("BTC/USDT") == []
     await stopped(execution, task)
     assert recorder.events
+
+
+# -- recorded Binance data: the queue model against the touch model ------------------------------
+
+RECORDED = Instrument(
+    "paper", "BTC/USDT", "BTCUSDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 0.00001
+)
+
+
+def recorded_spot_events(seconds: float) -> list[MarketEvent]:
+    """The first `seconds` of recorded BTCUSDT spot after its REST snapshot, as core events."""
+    data = recorded_data_dir()
+    if data is None:
+        pytest.skip("recorded Binance captures not found (set MMD_DATA_DIR)")
+    events: list[MarketEvent] = []
+    snapshot_id: int | None = None
+    start = 0
+    for ts, raw in read_capture(data / "spot" / "btcusdt_20240808.gz"):
+        msg = orjson.loads(raw)
+        if "lastUpdateId" in msg:
+            snapshot_id, bids, asks = parse_snapshot(msg, RECORDED)
+            events.append(BookSnapshot("paper", "BTC/USDT", ts, ts, snapshot_id, bids, asks))
+            start = ts
+            continue
+        if snapshot_id is None:
+            continue
+        if ts - start > seconds * 1e9:
+            break
+        payload = msg.get("data") or {}
+        if payload.get("e") == "depthUpdate" and payload["u"] > snapshot_id:
+            events.append(parse_depth_event(payload, RECORDED, "paper", ts))
+        elif payload.get("e") == "trade":
+            events.append(parse_trade_event(payload, RECORDED, "paper", ts))
+    return events
+
+
+def join_the_touch(events: list[MarketEvent], touch: bool) -> int:
+    """Keep a 100-lot bid at the best bid and ask at the best ask; return the lots filled."""
+    m = PaperMatcher(RECORDED, touch=touch, starting_base=100.0, starting_quote=1e9)
+    resting: dict[Side, str] = {}
+    filled = 0
+    for n, event in enumerate(events):
+        now = event.ts_local_ns
+        filled += sum(e.size_lots for e in m.on_market_event(event, now) if isinstance(e, Fill))
+        if isinstance(event, Trade):
+            continue
+        live = {u.client_order_id: u.price_ticks for u in m.open_orders(now)}
+        for side, best in ((Side.BUY, m.book.best_bid_ticks), (Side.SELL, m.book.best_ask_ticks)):
+            current = resting.get(side)
+            if best is None or (current in live and live[current] == best):
+                continue
+            if current in live:
+                m.cancel(current, now)
+            resting[side] = f"{side.name}-{n}"
+            m.accept(order(resting[side], side, best, 100), now)
+    return filled
+
+
+@pytest.mark.data
+def test_on_recorded_binance_data_the_queue_model_fills_far_less_than_the_touch_model() -> None:
+    events = recorded_spot_events(seconds=120)
+    queue_lots = join_the_touch(events, touch=False)
+    touch_lots = join_the_touch(events, touch=True)
+    # Joining the back of a real BTCUSDT touch queue fills, but far less than "fill on touch".
+    assert 0 < queue_lots < touch_lots / 2
