@@ -218,6 +218,14 @@ class CcxtExecution:
         import ccxt  # noqa: PLC0415  heavy import, only when a live venue is used
 
         self._errors = ccxt
+        # Inventory comes from our fills: ccxt's position snapshot on the first USD-M private
+        # stream (a REST fetch_positions, leverage brackets and all) is not needed.
+        options = self.exchange.options
+        watch_positions = options.get("watchPositions")
+        if not isinstance(watch_positions, dict):
+            watch_positions = {}
+            options["watchPositions"] = watch_positions
+        watch_positions["fetchPositionsSnapshot"] = False
         await self.exchange.load_markets()
 
     async def run(self, sink: ExecutionSink) -> None:
@@ -288,20 +296,25 @@ class CcxtExecution:
         return order_type, side, amount, price, params
 
     def _is_refusal(self, exc: BaseException) -> bool:
-        """The venue answered and said no (not a transport problem)."""
+        """The venue answered and said no (post-only would cross, a filter, the balance...)."""
         errors = self._errors
         if errors is None:
             return False
-        return isinstance(exc, errors.ExchangeError) and not isinstance(
-            exc, errors.NotSupported | errors.BadRequest
-        )
+        return isinstance(exc, errors.ExchangeError) and not self._can_fall_back(exc)
 
     def _can_fall_back(self, exc: BaseException) -> bool:
+        """REST may do what the WS-API call could not: the socket failed, or ccxt itself refused
+        the WS-API call for this market before sending anything (no venue error code)."""
         errors = self._errors
         if errors is None:
             return False
-        return isinstance(exc, errors.NetworkError | errors.NotSupported | errors.BadRequest) or (
-            isinstance(exc, errors.ExchangeError) and "websocket url" in str(exc)
+        if isinstance(exc, errors.NetworkError | errors.NotSupported):
+            return True
+        text = str(exc)
+        return (
+            isinstance(exc, errors.ExchangeError)
+            and '"code"' not in text
+            and ("websocket" in text or "Ws only supports" in text)
         )
 
     def _reject(self, request: OrderRequest, exc: BaseException) -> None:

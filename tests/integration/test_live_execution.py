@@ -19,6 +19,7 @@ from mm_daemon.core.types import (
     Liquidity,
     OrderRequest,
     OrderStatus,
+    OrderType,
     OrderUpdate,
     Side,
 )
@@ -63,6 +64,15 @@ class Events:
             for e in self.items
             if isinstance(e, OrderUpdate) and e.client_order_id == client_id
         ]
+
+    async def wait_fill(self) -> Fill:
+        async with asyncio.timeout(10):
+            while True:
+                for event in self.items:
+                    if isinstance(event, Fill):
+                        return event
+                self._changed.clear()
+                await self._changed.wait()
 
     async def wait_update(self, client_id: str, status: OrderStatus) -> OrderUpdate:
         async with asyncio.timeout(10):
@@ -132,6 +142,17 @@ async def test_post_only_order_that_would_cross_is_rejected(
     rejected = await events.wait_update("t-cross-1", OrderStatus.REJECTED)
     assert rejected.reason == "Order would immediately match and take."
     assert "t-cross-1" not in open_client_ids(sim)
+
+
+async def test_order_failing_a_venue_filter_is_rejected_without_a_rest_retry(
+    sim: SimulatorHandle, live: tuple[CcxtExecution, Events]
+) -> None:
+    execution, events = live
+    price = engine(sim).best_bid()[0] - 5_000
+    await execution.place(request("t-tiny-1", Side.BUY, price, size_lots=1))  # ~0.6 USDT
+    rejected = await events.wait_update("t-tiny-1", OrderStatus.REJECTED)
+    assert "NOTIONAL" in rejected.reason
+    assert execution.ws_fallbacks == 0
 
 
 async def test_replace_swaps_the_order_in_one_cancel_replace(
@@ -269,3 +290,61 @@ def test_sim_and_testnet_need_no_confirmation() -> None:
     for endpoint in ("sim", "testnet"):
         venue = VenueConfig(name="v", exchange="binance", symbol=SYMBOL, endpoint=endpoint)
         check_mainnet_allowed(venue, allow_mainnet=False, environ={})
+
+
+# -- USD-M (the hedge venue): WS-API order entry and the private streams ------------------------
+
+PERP = "sim-perp"
+PERP_SYMBOL = "BTC/USDT:USDT"
+
+
+@pytest.fixture
+async def live_perp(
+    sim: SimulatorHandle, make_exchange: Any
+) -> AsyncIterator[tuple[CcxtExecution, Events]]:
+    exchange = make_exchange(PERP, api_key=KEY)
+    await exchange.load_markets()
+    instrument = build_instrument(PERP, exchange.market(PERP_SYMBOL))
+    execution = CcxtExecution(exchange, instrument, venue=PERP)
+    await execution.connect()
+    events = Events()
+    task = asyncio.create_task(execution.run(events))
+    try:
+        yield execution, events
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def perp_engine(sim: SimulatorHandle) -> Any:
+    return sim.venues[PERP].symbols["BTCUSDT"].engine
+
+
+async def test_usdm_post_only_order_rests_and_cancels(
+    sim: SimulatorHandle, live_perp: tuple[CcxtExecution, Events]
+) -> None:
+    execution, events = live_perp
+    price = perp_engine(sim).best_bid()[0] - 500  # 50 USDT below the touch (tick 0.1)
+    await execution.place(OrderRequest(PERP, PERP_SYMBOL, "p-rest-1", Side.BUY, price, 5))
+    await events.wait_update("p-rest-1", OrderStatus.OPEN)
+    assert [u.client_order_id for u in await execution.open_orders(PERP_SYMBOL)] == ["p-rest-1"]
+    await execution.cancel(PERP_SYMBOL, "p-rest-1")
+    await events.wait_update("p-rest-1", OrderStatus.CANCELLED)
+    assert await execution.open_orders(PERP_SYMBOL) == []
+
+
+async def test_usdm_ioc_hedge_order_fills_and_the_fill_arrives_through_watch_my_trades(
+    sim: SimulatorHandle, live_perp: tuple[CcxtExecution, Events]
+) -> None:
+    execution, events = live_perp
+    best_ask = perp_engine(sim).best_ask()[0]
+    hedge = OrderRequest(PERP, PERP_SYMBOL, "p-ioc-1", Side.BUY, best_ask + 50, 5, OrderType.IOC)
+    await execution.place(hedge)
+    fill = await events.wait_fill()
+    assert (fill.client_order_id, fill.side, fill.liquidity) == (
+        "p-ioc-1",
+        Side.BUY,
+        Liquidity.TAKER,
+    )
+    assert 0 < fill.size_lots <= 5
