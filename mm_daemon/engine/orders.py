@@ -279,12 +279,14 @@ class OrderManager:
         places.sort(key=lambda q: q.level)
         sent = 0
         blocked = False
+        first_sent_ns = 0
         for order in cancels:
             if not self._bucket.try_take(now):
                 blocked = True
                 break
             self._send_cancel(order, now)
             sent += 1
+            first_sent_ns = first_sent_ns or self.clock()
         if not blocked:
             for order, quote in replaces:
                 if not self._bucket.try_take(now):
@@ -292,6 +294,7 @@ class OrderManager:
                     break
                 if self._send_replace(order, quote, now):
                     sent += 1
+                    first_sent_ns = first_sent_ns or self.clock()
         if not blocked:
             for quote in places:
                 if not self._bucket.try_take(now):
@@ -299,9 +302,11 @@ class OrderManager:
                     break
                 if self._send_place(quote, now):
                     sent += 1
+                    first_sent_ns = first_sent_ns or self.clock()
         if sent and self._event_ts_ns:
+            # Tick-to-quote: the event's receipt to the first request handed to the venue.
             if self.metrics is not None:
-                self._m_t2q.observe(max(0, self.clock() - self._event_ts_ns) / _NS)
+                self._m_t2q.observe(max(0, first_sent_ns - self._event_ts_ns) / _NS)
             self._event_ts_ns = 0
         elif not (cancels or replaces or places):
             self._event_ts_ns = 0  # nothing to do for that event
