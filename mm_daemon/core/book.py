@@ -15,16 +15,18 @@ Sequence rules (`SequenceRule`), checked on every delta after a snapshot with id
   delta must start at `prev_u + 1` (`first_update_id == prev_last + 1`).
 - NONE: no check (the source guarantees continuity itself).
 
-Layout for speed: one dict price->size per side plus a sorted list of the side's keys (asks
-ascending, bids stored negated so both lists are best-first). A size change on an existing level
-touches only the dict; a new or removed level costs one bisect and one list memmove. Nothing is
-sorted per update.
+Layout for speed: one dict price->size per side plus a heap of the side's prices (asks as
+they are, bids negated, so both heaps hold the best price on top). A size change touches only
+the dict; a new level is one heappush; a removed level is only a dict delete: its heap entry is
+dropped lazily when it reaches the top (and the heap is rebuilt from the dict when stale entries
+outnumber live ones). The best price of each side is kept after every update, so touch queries
+are attribute reads. Nothing is sorted per update; sorted depth is computed on demand.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from enum import IntEnum
+from heapq import heapify, heappop, heappush, nlargest, nsmallest
 
 from mm_daemon.core.types import BookDelta, BookLevels, BookSnapshot
 
@@ -61,9 +63,11 @@ class Book:
     """An L2 book for one symbol; prices in ticks, sizes in lots."""
 
     __slots__ = (
-        "_ask_keys",
+        "_ask_heap",
         "_asks",
-        "_bid_keys",
+        "_best_ask",
+        "_best_bid",
+        "_bid_heap",
         "_bids",
         "_first_pending",
         "_last_update_id",
@@ -75,8 +79,10 @@ class Book:
         self.rule = rule
         self._bids: dict[int, int] = {}
         self._asks: dict[int, int] = {}
-        self._bid_keys: list[int] = []  # negated prices, ascending: best bid first
-        self._ask_keys: list[int] = []  # prices, ascending: best ask first
+        self._bid_heap: list[int] = []  # negated prices: -heap[0] is the best bid (or stale)
+        self._ask_heap: list[int] = []  # prices: heap[0] is the best ask (or stale)
+        self._best_bid: int | None = None
+        self._best_ask: int | None = None
         self._last_update_id = -1
         self._synced = False
         self._first_pending = False  # next kept delta is the first after the snapshot
@@ -91,11 +97,16 @@ class Book:
         """Replace the book with these levels (sizes of 0 are ignored)."""
         self._bids = {px: sz for px, sz in bids if sz > 0}
         self._asks = {px: sz for px, sz in asks if sz > 0}
-        self._bid_keys = sorted(-px for px in self._bids)
-        self._ask_keys = sorted(self._asks)
+        self._bid_heap = [-px for px in self._bids]
+        self._ask_heap = list(self._asks)
+        heapify(self._bid_heap)
+        heapify(self._ask_heap)
         self._last_update_id = update_id
         self._first_pending = True
-        if self._bid_keys and self._ask_keys and -self._bid_keys[0] >= self._ask_keys[0]:
+        self._refresh_best()
+        bb = self._best_bid
+        ba = self._best_ask
+        if bb is not None and ba is not None and bb >= ba:
             self._synced = False
             return _CROSSED
         self._synced = True
@@ -120,6 +131,35 @@ class Book:
         asks: BookLevels,
     ) -> ApplyResult:
         """Apply one diff given as ids and levels (the allocation-free form of apply_delta)."""
+        result = self.begin_update(first_id, last_id, prev_id)
+        if result:
+            return result
+        if bids:
+            book = self._bids
+            heap = self._bid_heap
+            for px, sz in bids:
+                if sz:
+                    if px not in book:
+                        heappush(heap, -px)
+                    book[px] = sz
+                else:
+                    book.pop(px, None)
+        if asks:
+            book = self._asks
+            heap = self._ask_heap
+            for px, sz in asks:
+                if sz:
+                    if px not in book:
+                        heappush(heap, px)
+                    book[px] = sz
+                else:
+                    book.pop(px, None)
+        return self.finish_update()
+
+    def begin_update(self, first_id: int, last_id: int, prev_id: int) -> ApplyResult:
+        """Sequence check of a diff. On APPLIED the ids have advanced: write the levels (as
+        `update` does, through `sides()`), then call `finish_update`. Parsers that apply levels
+        while parsing them use this pair to avoid a second pass over the levels."""
         if not self._synced:
             return _NOT_SYNCED
         rule = self.rule
@@ -149,32 +189,50 @@ class Book:
             return _GAP
         self._first_pending = False
         self._last_update_id = last_id
-        if bids:
-            book = self._bids
-            keys = self._bid_keys
-            for px, sz in bids:
-                if sz:
-                    if px not in book:
-                        insort(keys, -px)
-                    book[px] = sz
-                elif book.pop(px, 0):
-                    del keys[bisect_left(keys, -px)]
-        if asks:
-            book = self._asks
-            keys = self._ask_keys
-            for px, sz in asks:
-                if sz:
-                    if px not in book:
-                        insort(keys, px)
-                    book[px] = sz
-                elif book.pop(px, 0):
-                    del keys[bisect_left(keys, px)]
-        bk = self._bid_keys
-        ak = self._ask_keys
-        if bk and ak and -bk[0] >= ak[0]:
+        return _APPLIED
+
+    def sides(self) -> tuple[dict[int, int], list[int], dict[int, int], list[int]]:
+        """(bids, bid heap, asks, ask heap) for writing levels between begin/finish_update.
+
+        A level write is: size > 0: push the price (bids negated) on the heap if it is not in
+        the dict, then set it; size 0: pop it from the dict (the heap entry goes lazily).
+        """
+        return self._bids, self._bid_heap, self._asks, self._ask_heap
+
+    def finish_update(self) -> ApplyResult:
+        """Trim stale heap tops, refresh the touch, check for a crossed book."""
+        book = self._bids
+        heap = self._bid_heap
+        if len(heap) > 2 * len(book) + 256:
+            heap = self._bid_heap = [-px for px in book]
+            heapify(heap)
+        while heap and -heap[0] not in book:
+            heappop(heap)
+        bb = self._best_bid = -heap[0] if heap else None
+        book = self._asks
+        heap = self._ask_heap
+        if len(heap) > 2 * len(book) + 256:
+            heap = self._ask_heap = list(book)
+            heapify(heap)
+        while heap and heap[0] not in book:
+            heappop(heap)
+        ba = self._best_ask = heap[0] if heap else None
+        if bb is not None and ba is not None and bb >= ba:
             self._synced = False
             return _CROSSED
         return _APPLIED
+
+    def _refresh_best(self) -> None:
+        bheap = self._bid_heap
+        bids = self._bids
+        while bheap and -bheap[0] not in bids:
+            heappop(bheap)
+        self._best_bid = -bheap[0] if bheap else None
+        aheap = self._ask_heap
+        asks = self._asks
+        while aheap and aheap[0] not in asks:
+            heappop(aheap)
+        self._best_ask = aheap[0] if aheap else None
 
     def invalidate(self) -> None:
         """Mark the book out of sync (e.g. the stream dropped); the next snapshot restores it."""
@@ -197,51 +255,45 @@ class Book:
 
     @property
     def best_bid_ticks(self) -> int | None:
-        return -self._bid_keys[0] if self._bid_keys else None
+        return self._best_bid
 
     @property
     def best_ask_ticks(self) -> int | None:
-        return self._ask_keys[0] if self._ask_keys else None
+        return self._best_ask
 
     def best_bid(self) -> tuple[int, int] | None:
         """(price_ticks, size_lots) of the best bid, or None on an empty side."""
-        if not self._bid_keys:
-            return None
-        px = -self._bid_keys[0]
-        return px, self._bids[px]
+        px = self._best_bid
+        return None if px is None else (px, self._bids[px])
 
     def best_ask(self) -> tuple[int, int] | None:
-        if not self._ask_keys:
-            return None
-        px = self._ask_keys[0]
-        return px, self._asks[px]
+        px = self._best_ask
+        return None if px is None else (px, self._asks[px])
 
     def mid_ticks(self) -> float | None:
         """Mid in (fractional) ticks, or None while a side is empty."""
-        bk = self._bid_keys
-        ak = self._ask_keys
-        if not bk or not ak:
+        bid = self._best_bid
+        ask = self._best_ask
+        if bid is None or ask is None:
             return None
-        return (ak[0] - bk[0]) * 0.5
+        return (bid + ask) * 0.5
 
     def microprice_ticks(self) -> float | None:
         """Touch prices weighted by the opposite side's size: leans toward the thinner side."""
-        bk = self._bid_keys
-        ak = self._ask_keys
-        if not bk or not ak:
+        bid = self._best_bid
+        ask = self._best_ask
+        if bid is None or ask is None:
             return None
-        bid = -bk[0]
-        ask = ak[0]
         bid_sz = self._bids[bid]
         ask_sz = self._asks[ask]
         return (bid * ask_sz + ask * bid_sz) / (bid_sz + ask_sz)
 
     def spread_ticks(self) -> int | None:
-        bk = self._bid_keys
-        ak = self._ask_keys
-        if not bk or not ak:
+        bid = self._best_bid
+        ask = self._best_ask
+        if bid is None or ask is None:
             return None
-        return ak[0] + bk[0]
+        return ask - bid
 
     def size_at(self, price_ticks: int) -> int:
         """Resting size at a price on either side (0 when no level)."""
@@ -254,24 +306,24 @@ class Book:
         return self._asks.get(price_ticks, 0)
 
     def bids(self, n: int | None = None) -> BookLevels:
-        """Up to n bid levels, best first (all when n is None)."""
-        keys = self._bid_keys if n is None else self._bid_keys[:n]
+        """Up to n bid levels, best first (all when n is None); O(levels) per call."""
         book = self._bids
-        return tuple((-k, book[-k]) for k in keys)
+        prices = sorted(book, reverse=True) if n is None else nlargest(n, book)
+        return tuple((px, book[px]) for px in prices)
 
     def asks(self, n: int | None = None) -> BookLevels:
-        keys = self._ask_keys if n is None else self._ask_keys[:n]
         book = self._asks
-        return tuple((k, book[k]) for k in keys)
+        prices = sorted(book) if n is None else nsmallest(n, book)
+        return tuple((px, book[px]) for px in prices)
 
     def depth(self, n: int) -> tuple[BookLevels, BookLevels]:
         """(bids, asks), n levels each, best first."""
         return self.bids(n), self.asks(n)
 
     def level_count(self) -> tuple[int, int]:
-        return len(self._bid_keys), len(self._ask_keys)
+        return len(self._bids), len(self._asks)
 
     def is_crossed(self) -> bool:
-        bk = self._bid_keys
-        ak = self._ask_keys
-        return bool(bk and ak and -bk[0] >= ak[0])
+        bid = self._best_bid
+        ask = self._best_ask
+        return bid is not None and ask is not None and bid >= ask

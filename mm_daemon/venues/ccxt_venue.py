@@ -251,6 +251,7 @@ class CcxtMarketData:
         self._books: dict[str, Book] = {}
         self._streams: dict[str, _StreamState] = {}
         self._rx_sources: dict[str, Callable[[], int]] = {}
+        self._flushed_updates: dict[int, int] = {}
         self._native_streams: list[NativeStream] = []
         self._session: aiohttp.ClientSession | None = None
         self._sink: MarketSink | None = None
@@ -275,7 +276,8 @@ class CcxtMarketData:
         return self._instruments
 
     def book(self, symbol: str) -> Book:
-        """The adapter's sequence-checked local book of `symbol` (after `connect`)."""
+        """The adapter's sequence-checked local book of `symbol` (exists after `connect`; the
+        adapter applies every snapshot and delta to it before emitting the event)."""
         return self._books[symbol]
 
     async def connect(self) -> None:
@@ -292,6 +294,8 @@ class CcxtMarketData:
             self._instruments[symbol] = build_instrument(
                 self.venue, market, fees_bps=self._fees_bps
             )
+            if symbol not in self._books:
+                self._books[symbol] = Book(SequenceRule.NONE)
 
     async def run(self, sink: MarketSink) -> None:
         if not self._instruments:
@@ -381,10 +385,10 @@ class CcxtMarketData:
             sink=sink,
             fetch_snapshot=fetch,
             on_sync_change=on_sync_change,
+            book=self._books[symbol],
             malformed_counter=m.malformed_frames.labels(self.venue) if m else None,
             latency_histogram=m.md_latency.labels(*labels) if m else None,
             resync_counter=m.book_resyncs.labels(*labels) if m else None,
-            update_counter=m.book_updates.labels(*labels) if m else None,
         )
         trades = NativeStream(
             venue=self.venue,
@@ -397,7 +401,6 @@ class CcxtMarketData:
             latency_histogram=m.md_latency.labels(*labels) if m else None,
         )
         self._native_streams.extend((depth, trades))
-        self._books[symbol] = depth.book
 
         self._rx_sources[symbol] = lambda: depth.stats.last_rx_ns
         return [
@@ -448,8 +451,7 @@ class CcxtMarketData:
         sink: MarketSink,
     ) -> list[asyncio.Task[None]]:
         symbol = instrument.symbol
-        book = Book(SequenceRule.NONE)
-        self._books[symbol] = book
+        book = self._books[symbol]
         self._rx_sources[symbol] = lambda: state.last_rx_ns
         gap_flag = self._hook_sequence_check(symbol)
         trade_sink = self._counting_trade_sink(sink, symbol)
@@ -646,6 +648,7 @@ class CcxtMarketData:
                 elif not silent and state.stale and state.synced:
                     self._mark(sink, state, stale=False, reason="data resumed")
                 if m is not None:
+                    self._flush_update_counts(symbol)
                     book = self._books.get(symbol)
                     inst = self._instruments[symbol]
                     if book is not None and book.synced:
@@ -655,6 +658,18 @@ class CcxtMarketData:
                             m.book_best_bid.labels(self.venue, symbol).set(inst.ticks_to_price(bid))
                         if ask is not None:
                             m.book_best_ask.labels(self.venue, symbol).set(inst.ticks_to_price(ask))
+
+    def _flush_update_counts(self, symbol: str) -> None:
+        """Move the native streams' applied-delta counts into mm_book_updates_total."""
+        m = self._metrics
+        if m is None:
+            return
+        for stream in self._native_streams:
+            if stream.kind == "depth" and stream.instrument.symbol == symbol:
+                pending = stream.applied - self._flushed_updates.get(id(stream), 0)
+                if pending > 0:
+                    m.book_updates.labels(self.venue, symbol).inc(pending)
+                    self._flushed_updates[id(stream)] = stream.applied
 
     def _mark(self, sink: MarketSink, state: _StreamState, *, stale: bool, reason: str) -> None:
         if state.stale == stale:
