@@ -23,18 +23,20 @@ from __future__ import annotations
 
 import bisect
 import gzip
+import heapq
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from mm_daemon.core.queue import QueueFillModel
 from mm_daemon.core.types import BookLevels, Instrument, InstrumentKind, Liquidity, OrderType, Side
+from mm_daemon.sim.market import PERP_VENUE, SPOT_VENUE
 from mm_daemon.sim.matching import (
     Accounts,
     LevelChange,
@@ -44,6 +46,9 @@ from mm_daemon.sim.matching import (
     _Order,
 )
 
+if TYPE_CHECKING:
+    from mm_daemon.config import SimConfig
+
 __all__ = [
     "DATA_DIR_ENV",
     "Dialect",
@@ -52,10 +57,13 @@ __all__ = [
     "ReplayBook",
     "ReplayClock",
     "ReplayEngine",
+    "ReplayFeed",
     "ReplayGapError",
     "capture_files",
     "default_data_dir",
     "iter_frames",
+    "merge_feeds",
+    "open_replay",
     "read_frames",
     "replay_instrument",
 ]
@@ -580,3 +588,56 @@ class ReplayEngine(MatchingEngine):
 
     def _on_unrest(self, order: _Order) -> None:
         self.queue.on_cancel(str(order.order_id))
+
+
+@dataclass(slots=True)
+class ReplayFeed:
+    """One replayed venue: its engine and the recorded frames still to feed it."""
+
+    venue: str
+    engine: ReplayEngine
+    frames: Iterator[RecordedFrame]
+
+
+def open_replay(
+    cfg: SimConfig, *, symbol: str = "btcusdt", data_dir: Path | None = None
+) -> dict[str, ReplayFeed]:
+    """The recorded spot market on sim-spot and the USD-M one on sim-perp, with the config's
+    fees and starting balances. `data_dir` defaults to `cfg.replay_data_dir`, then
+    `default_data_dir()`; raises FileNotFoundError when a capture is missing."""
+    folder = data_dir or cfg.replay_data_dir or default_data_dir()
+    feeds: dict[str, ReplayFeed] = {}
+    plan: tuple[tuple[str, Dialect, float, float], ...] = (
+        (SPOT_VENUE, "spot", cfg.spot_maker_fee_bps, cfg.spot_taker_fee_bps),
+        (PERP_VENUE, "usdm", cfg.perp_maker_fee_bps, cfg.perp_taker_fee_bps),
+    )
+    for venue, dialect, maker_bps, taker_bps in plan:
+        inst = replay_instrument(
+            dialect,
+            symbol,
+            venue,
+            maker_fee_rate=maker_bps * 1e-4,
+            taker_fee_rate=taker_bps * 1e-4,
+        )
+        balances = (
+            {inst.base: cfg.starting_base, inst.quote: cfg.starting_quote}
+            if dialect == "spot"
+            else {inst.quote: cfg.starting_quote}
+        )
+        engine = ReplayEngine(inst, Accounts(inst.kind, balances), dialect=dialect)
+        feeds[venue] = ReplayFeed(venue, engine, iter_frames(folder, dialect, symbol))
+    return feeds
+
+
+def merge_feeds(feeds: Mapping[str, ReplayFeed]) -> Iterator[tuple[str, RecordedFrame]]:
+    """(venue, frame) across feeds in recorded receive order (one collector clock)."""
+    streams = [_tagged(venue, feed.frames) for venue, feed in feeds.items()]
+    for _ns, venue, frame in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+        yield venue, frame
+
+
+def _tagged(
+    venue: str, frames: Iterator[RecordedFrame]
+) -> Iterator[tuple[int, str, RecordedFrame]]:
+    for frame in frames:
+        yield frame.local_ns, venue, frame

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from mm_daemon.config import SimConfig
 from mm_daemon.core.types import Instrument, InstrumentKind, Liquidity, OrderType, Side
 from mm_daemon.sim.matching import ERR_WOULD_MATCH, Accounts, ExecType, OrderView, SimOrderStatus
 from mm_daemon.sim.replay import (
@@ -22,6 +23,8 @@ from mm_daemon.sim.replay import (
     capture_files,
     default_data_dir,
     iter_frames,
+    merge_feeds,
+    open_replay,
     replay_instrument,
 )
 
@@ -306,3 +309,17 @@ def test_passive_order_on_real_flow_fills_only_from_trades_at_or_through_its_pri
 def test_missing_capture_raises_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no spot capture of btcusdt"):
         iter_frames(tmp_path, "spot", "btcusdt")
+
+
+@needs_data
+def test_open_replay_serves_spot_and_usdm_merged_in_receive_order() -> None:
+    cfg = SimConfig(source="replay", starting_quote=5_000.0, perp_taker_fee_bps=3.0)
+    feeds = open_replay(cfg, data_dir=DATA_DIR)
+    assert feeds["sim-spot"].engine.instrument.kind is InstrumentKind.SPOT
+    perp = feeds["sim-perp"].engine
+    assert perp.instrument.taker_fee_rate == pytest.approx(3e-4)
+    assert perp.accounts.get("k").balance("USDT").free == 5_000.0
+    merged = list(itertools.islice(merge_feeds(feeds), 5_000))
+    times = [f.local_ns for _v, f in merged]
+    assert times == sorted(times)
+    assert {v for v, _f in merged} == {"sim-spot", "sim-perp"}
