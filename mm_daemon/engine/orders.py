@@ -203,6 +203,10 @@ class OrderManager:
         self._stopped = False
         self.rate_limited_count = 0
         self._quote_gauges: dict[tuple[Side, int], Any] = {}
+        self._published: object = None
+        self._synced_key: object = None  # (bids, asks) as last diffed
+        self._dirty = True  # something besides the quotes changed since the last diff
+        self._published_counts: tuple[int, int] | None = None
         self._tick_size = instrument.tick_size
         self._price_decimals = instrument.price_decimals
         if metrics is not None:
@@ -245,6 +249,9 @@ class OrderManager:
         self._desired = quotes
         self._fair_ticks = fair_ticks
         self._net_exposure_base = net_exposure_base
+        key = (quotes.bids, quotes.asks)
+        if key == self._synced_key and not self._dirty:
+            return  # the same quotes as last time and nothing happened since: nothing to do
         if event_ts_ns and not self._event_ts_ns:
             self._event_ts_ns = event_ts_ns  # the oldest event still waiting for an action
         now = self.clock()
@@ -266,6 +273,8 @@ class OrderManager:
         desired = self._desired
         if desired is None:
             return
+        self._synced_key = (desired.bids, desired.asks)
+        self._dirty = False
         cancels: list[LiveOrder] = []
         replaces: list[tuple[LiveOrder, Quote]] = []
         places: list[Quote] = []
@@ -311,6 +320,7 @@ class OrderManager:
         elif not (cancels or replaces or places):
             self._event_ts_ns = 0  # nothing to do for that event
         if blocked:
+            self._dirty = True  # the rest waits for tokens
             self.rate_limited_count += 1
             if self.metrics is not None:
                 self._m_rate_limited.inc()
@@ -553,6 +563,7 @@ class OrderManager:
 
     def _poke(self) -> None:
         """Something changed on the venue: diff again (a filled level gets a new order)."""
+        self._dirty = True
         if not self._stopped and self._desired is not None:
             self._wake_at(self.clock())
 
@@ -573,6 +584,7 @@ class OrderManager:
 
     def _on_timer(self) -> None:
         self._timer = None
+        self._dirty = True
         self.sync()
 
     def _schedule_deadlines(self, now: int) -> None:
@@ -673,7 +685,12 @@ class OrderManager:
     # -- metrics -------------------------------------------------------------------------------
 
     def _publish_quotes(self, quotes: Quotes) -> None:
+        """Quote gauges, set only when a quoted price changed (most events change none)."""
         assert self.metrics is not None  # noqa: S101  only called when metrics are set
+        published = (quotes.bids, quotes.asks)
+        if published == self._published:
+            return
+        self._published = published
         for quote in quotes.bids + quotes.asks:
             key = (quote.side, quote.level)
             gauge = self._quote_gauges.get(key)
@@ -688,10 +705,15 @@ class OrderManager:
             self.metrics.quoted_spread_bps.set((ask - bid) / mid * 1e4)
 
     def _publish_open_orders(self) -> None:
+        """Open-order gauges, set only when a count changed."""
         assert self.metrics is not None  # noqa: S101  only called when metrics are set
         bids = sum(1 for o in self._orders.values() if o.side is Side.BUY)
-        self._m_open_buy.set(bids)
-        self._m_open_sell.set(len(self._orders) - bids)
+        counts = (bids, len(self._orders) - bids)
+        if counts == self._published_counts:
+            return
+        self._published_counts = counts
+        self._m_open_buy.set(counts[0])
+        self._m_open_sell.set(counts[1])
 
 
 def _reason_label(reason: str) -> str:
