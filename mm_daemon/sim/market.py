@@ -11,16 +11,18 @@ The model, per step of `step_ns`:
   The OU speed is chosen so that 1 s returns of two venues correlate as configured:
   corr = var_x / (var_x + var_b1s), with var_b1s = 2 V (1 - exp(-theta)) and V the stationary
   basis variance (half of the configured perp-minus-spot basis variance per venue). When the
-  regime's volatility is too high for the basis to decorrelate that much, the basis is left
-  white (theta large) and the realised correlation is higher than configured.
+  regime is too volatile for that basis variance to decorrelate the venues enough, the basis
+  speed is capped and its variance grows instead: the correlation target wins, and the basis
+  widens in volatile markets.
 - Informed flow knows the venue's fair `informed_lead_s` ahead and sends IOC orders toward it
   when the touch is on the wrong side of it.
 - Uninformed market orders arrive per side as a Poisson process of intensity
   lambda = A exp(-k delta), delta the distance (bps) of that side's touch from the venue fair,
   with Pareto-distributed sizes.
-- Background quotes on the wrong side of the fair are cancelled; random background orders are
-  cancelled at a constant hazard; new ones are added at exponentially distributed distances
-  from the touch with sizes growing with distance; an empty touch level is refilled.
+- Background quotes on the wrong side of the fair are requoted behind the new touch; random
+  background orders are cancelled at a constant hazard; new ones are added at exponentially
+  distributed distances from the touch with sizes growing with distance; when the touch moves
+  away from the fair price, the order at the old touch is requoted at the new one.
 All of it goes through `MatchingEngine` with the background account, so client orders resting
 in the same book are filled by this flow in queue order.
 """
@@ -74,7 +76,7 @@ class VenueFlowParams:
     depth_mean_ticks: float = 40.0  # mean distance of new orders behind the touch
     add_rate_per_s: float = 60.0  # new background limit orders, both sides together
     cancel_rate_per_s: float = 0.25  # hazard of each background order being cancelled
-    refill_prob: float = 0.95  # chance per step that an empty touch level is refilled
+    refill_prob: float = 0.98  # chance per step that an empty touch level is refilled
     trade_rate_per_s: float = 6.0  # A: market orders per second per side at delta = 0
     trade_decay_per_bps: float = 1.0  # k: intensity falls as exp(-k * delta_bps)
     trade_size_min_base: float = 0.0005  # Pareto scale of market order sizes
@@ -87,14 +89,21 @@ class VenueFlowParams:
 def _default_venues() -> Mapping[str, VenueFlowParams]:
     return MappingProxyType(
         {
+            # Calibrated on the recorded BTCUSDT books: 20 levels span about 700 ticks on spot
+            # and 80 on the perpetual; the spread is one tick most of the time.
             SPOT_VENUE: VenueFlowParams(
-                basis_mean_bps=0.0, depth_mean_ticks=300.0, size_growth_ticks=100.0
+                basis_mean_bps=0.0,
+                touch_size_base=0.15,
+                size_sigma=1.3,
+                size_growth_ticks=1000.0,
+                depth_mean_ticks=700.0,
             ),
             PERP_VENUE: VenueFlowParams(
                 basis_mean_bps=-3.7,
-                touch_size_base=1.0,
-                size_growth_ticks=10.0,
-                depth_mean_ticks=30.0,
+                touch_size_base=0.3,
+                size_sigma=1.3,
+                size_growth_ticks=60.0,
+                depth_mean_ticks=80.0,
                 trade_size_min_base=0.002,
                 trade_rate_per_s=12.0,
             ),
@@ -467,10 +476,31 @@ class SyntheticMarket:
             self._add(s, eng, side=side, price=price, distance=d, ts=ts, out=out)
         best_bid = eng.best_bid()
         if (best_bid is None or best_bid[0] < bid1) and rng.random() < flow.refill_prob:
-            self._add(s, eng, side=Side.BUY, price=bid1, distance=0, ts=ts, out=out)
+            self._refill(s, eng, side=Side.BUY, target=bid1, best=best_bid, ts=ts, out=out)
         best_ask = eng.best_ask()
         if (best_ask is None or best_ask[0] > ask1) and rng.random() < flow.refill_prob:
-            self._add(s, eng, side=Side.SELL, price=ask1, distance=0, ts=ts, out=out)
+            self._refill(s, eng, side=Side.SELL, target=ask1, best=best_ask, ts=ts, out=out)
+
+    def _refill(
+        self,
+        s: _VenueState,
+        eng: MatchingEngine,
+        *,
+        side: Side,
+        target: int,
+        best: tuple[int, int] | None,
+        ts: int,
+        out: list[tuple[str, MatchResult]],
+    ) -> None:
+        """Bring the touch up to `target`: the market maker quoting the old touch requotes
+        there (its order moves up), so the book does not pile up orders where the price was;
+        with no background order at the old touch a new one is placed."""
+        if best is not None:
+            ids = s.by_level.get((side, best[0]))
+            if ids and self._cancel(s, eng, ids[0], ts, out):
+                self._add(s, eng, side=side, price=target, distance=0, ts=ts, out=out)
+                return
+        self._add(s, eng, side=side, price=target, distance=0, ts=ts, out=out)
 
     def _seed_book(
         self,
