@@ -62,6 +62,8 @@ class SimVenue:
     streams: MarketStreams = field(init=False)
     user_streams: dict[int, _UserStream] = field(default_factory=dict)
     listen_keys: dict[str, str] = field(default_factory=dict)
+    book_observers: list[Callable[[VenueSymbol, MatchResult], None]] = field(default_factory=list)
+    """Called with every engine result that changed a book, in update-id order."""
     _next_user_id: int = 0
     started_ns: int = field(default_factory=time.time_ns)
 
@@ -119,7 +121,12 @@ class SimVenue:
         """Feed one engine result to the streams and the user-data subscribers."""
         feed = sym.feed
         if result.level_changes:
-            feed.on_levels((int(c.side), c.price_ticks, c.size_lots) for c in result.level_changes)
+            feed.on_levels(
+                [(int(c.side), c.price_ticks, c.size_lots) for c in result.level_changes],
+                result.update_id,
+            )
+            for observer in self.book_observers:
+                observer(sym, result)
         for trade in result.trades:
             feed.on_trade(
                 trade.trade_id, trade.price_ticks, trade.size_lots, trade.buyer_is_maker, now_ns
@@ -305,7 +312,7 @@ class SimVenue:
         if sym is None:
             raise ValueError(f"{self.name}: a market source needs a single-symbol venue")
         self.publish(sym, result, now_ns)
-        sym.feed.flush(now_ns)
+        sym.feed.flush_depth(now_ns)
 
     @property
     def _only(self) -> VenueSymbol | None:
@@ -322,13 +329,17 @@ class SimVenue:
         if spec.kind == "disconnect":
             await self.disconnect_all()
 
-    async def disconnect_all(self) -> None:
+    async def disconnect_all(self, *, abort: bool = True) -> None:
+        """Drop every websocket: abruptly (a network failure) or with a close handshake."""
         conns = list(self.streams.connections)
         for conn in conns:
             self.streams.drop(conn)
         for conn in conns:
-            with contextlib.suppress(Exception):
-                await conn.close()
+            if abort:
+                conn.abort()
+            else:
+                with contextlib.suppress(Exception):
+                    await conn.close()
 
     def register(self, conn: Connection) -> None:
         self.streams.connections.add(conn)

@@ -19,7 +19,10 @@ import aiohttp
 import pytest
 
 from mm_daemon.config import SimConfig
+from mm_daemon.core.types import BookLevels, Side
+from mm_daemon.sim.matching import MatchResult
 from mm_daemon.sim.runner import SimulatorHandle, VenueEndpoint, start_simulator
+from mm_daemon.sim.venue import SimVenue, VenueSymbol
 from mm_daemon.venues.endpoints import make_ccxt_exchange
 
 SPOT = "sim-spot"
@@ -40,8 +43,14 @@ def sim_config() -> SimConfig:
 
 
 @pytest.fixture
-async def sim(sim_config: SimConfig) -> AsyncIterator[SimulatorHandle]:
-    handle = await start_simulator(sim_config)
+def market_speed() -> float:
+    """How much faster than the wall clock the synthetic market runs (override per module)."""
+    return 1.0
+
+
+@pytest.fixture
+async def sim(sim_config: SimConfig, market_speed: float) -> AsyncIterator[SimulatorHandle]:
+    handle = await start_simulator(sim_config, market_speed=market_speed)
     try:
         yield handle
     finally:
@@ -84,6 +93,60 @@ async def make_exchange(sim: SimulatorHandle) -> AsyncIterator[ExchangeFactory]:
     finally:
         for exchange in made:
             await exchange.close()
+
+
+class BookHistory:
+    """The simulator's own book (top `depth` levels as ticks and lots) after every update id,
+    rebuilt from the engine's level changes as they are published, starting from the engine's
+    book when recording starts (`check_engine` compares the rebuilt book with the engine)."""
+
+    def __init__(self, venue: SimVenue, depth: int = 100) -> None:
+        self.depth = depth
+        self.sym = next(iter(venue.symbols.values()))
+        bids, asks, update_id = self.sym.engine.depth(1_000_000)
+        self._bids = dict(bids)
+        self._asks = dict(asks)
+        self.books: dict[int, tuple[BookLevels, BookLevels]] = {update_id: self._top()}
+        venue.book_observers.append(self._record)
+
+    def _top(self) -> tuple[BookLevels, BookLevels]:
+        bids = tuple(sorted(self._bids.items(), reverse=True)[: self.depth])
+        asks = tuple(sorted(self._asks.items())[: self.depth])
+        return bids, asks
+
+    def _record(self, sym: VenueSymbol, result: MatchResult) -> None:
+        del sym  # one symbol per venue
+        for change in result.level_changes:
+            side = self._bids if change.side is Side.BUY else self._asks
+            if change.size_lots:
+                side[change.price_ticks] = change.size_lots
+            else:
+                side.pop(change.price_ticks, None)
+        self.books[result.update_id] = self._top()
+
+    def check_engine(self) -> None:
+        bids, asks, update_id = self.sym.engine.depth(self.depth)
+        assert self.books[update_id] == (bids, asks)
+
+
+def ccxt_levels(levels: list[list[float]], tick: float, lot: float, depth: int) -> BookLevels:
+    """A ccxt book side as (ticks, lots) pairs, top `depth`."""
+    return tuple((round(p / tick), round(a / lot)) for p, a in levels[:depth])
+
+
+@pytest.fixture
+def book_history(sim: SimulatorHandle) -> Callable[[str], BookHistory]:
+    """Start recording a venue's own book after every update id."""
+
+    def start(venue: str, depth: int = 100) -> BookHistory:
+        return BookHistory(sim.venues[venue], depth)
+
+    return start
+
+
+@pytest.fixture
+def to_levels() -> Callable[[list[list[float]], float, float, int], BookLevels]:
+    return ccxt_levels
 
 
 class Admin:

@@ -156,7 +156,7 @@ async def _market_ws(request: web.Request) -> web.StreamResponse:
     combined = "/stream" in request.path
     ws = web.WebSocketResponse(compress=False, autoping=True, heartbeat=None)
     await ws.prepare(request)
-    conn = Connection(ws, combined=combined, faults=venue.faults)
+    conn = Connection(ws, request.transport, combined=combined, faults=venue.faults)
     venue.register(conn)
     conn.start()
     initial = request.query.get("streams")

@@ -3,6 +3,7 @@ WS-API at /ws-api/v3 (user data by signature subscription, order entry)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from typing import Any
@@ -573,10 +574,12 @@ async def _api_key_only(request: web.Request) -> web.Response:
 class _WsApiSession:
     """One WS-API connection: requests answered in order; user-data events pushed."""
 
-    def __init__(self, venue: SimVenue, ws: web.WebSocketResponse) -> None:
+    def __init__(
+        self, venue: SimVenue, ws: web.WebSocketResponse, transport: asyncio.Transport | None
+    ) -> None:
         self.venue = venue
         self.ws = ws
-        self.conn = Connection(ws, combined=False, faults=venue.faults)
+        self.conn = Connection(ws, transport, combined=False, faults=venue.faults)
         self.user_streams: dict[int, int] = {}  # subscriptionId -> venue user stream id
         self._next_sub = 0
 
@@ -722,7 +725,7 @@ async def _ws_api(request: web.Request) -> web.StreamResponse:
     venue = request.app[VENUE_KEY]
     ws = web.WebSocketResponse(compress=False, heartbeat=None)
     await ws.prepare(request)
-    session = _WsApiSession(venue, ws)
+    session = _WsApiSession(venue, ws, request.transport)
     venue.register(session.conn)
     session.conn.start()
     try:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -42,11 +42,20 @@ class Connection:
         "combined",
         "faults",
         "streams",
+        "transport",
         "ws",
     )
 
-    def __init__(self, ws: web.WebSocketResponse, *, combined: bool, faults: FaultState) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport | None,
+        *,
+        combined: bool,
+        faults: FaultState,
+    ) -> None:
         self.ws = ws
+        self.transport = transport
         self.combined = combined
         self.faults = faults
         self.streams: set[str] = set()
@@ -94,6 +103,15 @@ class Connection:
             self.closed = True
         finally:
             queue.clear()
+
+    def abort(self) -> None:
+        """Drop the connection at once, as a network failure would (no close handshake)."""
+        self.closed = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+        if self.transport is not None:
+            self.transport.abort()
 
     async def close(self) -> None:
         self.closed = True
@@ -143,6 +161,7 @@ class SymbolFeed:
         self._ticker_name = f"{self.lower}@bookTicker".encode()
         self._best: tuple[int, int, int, int] = (0, 0, 0, 0)
         self._symbol = instrument.exchange_symbol
+        self.update_id = book()[0]  # the update id the published changes have reached
 
     # subscriptions --------------------------------------------------------------------
     def subscribe(self, conn: Connection, kind: str, rate_ms: int) -> None:
@@ -152,8 +171,7 @@ class SymbolFeed:
                 # spot's plain `@depth` is the 1000 ms stream; every other rate names itself
                 plain = rate_ms == 1000 and self.dialect == "binance-spot"
                 name = f"{self.lower}@depth" + ("" if plain else f"@{rate_ms}ms")
-                update_id, _, _ = self.book()
-                stream = DepthStream(name.encode(), rate_ms, update_id)
+                stream = DepthStream(name.encode(), rate_ms, self.update_id)
                 self.depth[rate_ms] = stream
             stream.subscribers.add(conn)
         elif kind == "trade":
@@ -174,11 +192,12 @@ class SymbolFeed:
             self.ticker_subs.discard(conn)
 
     # publishing -----------------------------------------------------------------------
-    def on_levels(self, changes: Iterable[tuple[int, int, int]]) -> None:
-        """Record level changes (side +1 bid / -1 ask, price ticks, new size lots)."""
+    def on_levels(self, changes: list[tuple[int, int, int]], update_id: int) -> None:
+        """Record the level changes (side +1 bid / -1 ask, price ticks, new size lots) that
+        brought the book to `update_id`."""
+        self.update_id = update_id
         if not self.depth:
             return
-        changes = tuple(changes)
         for stream in self.depth.values():
             bids = stream.bids
             asks = stream.asks
@@ -188,20 +207,24 @@ class SymbolFeed:
                 else:
                     asks[px] = size
 
-    def flush(self, now_ns: int, force_all: bool = False) -> None:
-        """Send due depth messages, and a bookTicker if the touch moved."""
-        if self.depth:
-            update_id = -1
-            for stream in self.depth.values():
-                if not force_all and stream.rate_ms and now_ns < stream.next_flush_ns:
+    def flush_depth(self, now_ns: int) -> None:
+        """Send the due depth messages (rate 0: always), up to the published update id."""
+        update_id = self.update_id
+        for stream in self.depth.values():
+            if stream.rate_ms:
+                if now_ns < stream.next_flush_ns:
                     continue
-                if stream.rate_ms:
-                    stream.next_flush_ns = now_ns + stream.rate_ms * _NS_PER_MS
-                if update_id < 0:
-                    update_id = self.book()[0]
-                if update_id <= stream.last_u:
-                    continue
+                stream.next_flush_ns = now_ns + stream.rate_ms * _NS_PER_MS
+            if update_id > stream.last_u:
                 self._send_depth(stream, update_id, now_ns)
+
+    def flush(self, now_ns: int) -> None:
+        """Send due depth messages, and a bookTicker if the touch moved.
+
+        Call only when every engine result has been published (the ticker reads the book).
+        """
+        if self.depth:
+            self.flush_depth(now_ns)
         if self.ticker_subs:
             self._maybe_ticker(now_ns)
 

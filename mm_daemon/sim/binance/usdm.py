@@ -549,7 +549,9 @@ async def _private_ws(request: web.Request) -> web.StreamResponse:
         )
     ws = web.WebSocketResponse(compress=False, heartbeat=None)
     await ws.prepare(request)
-    conn = Connection(ws, combined="/stream" in request.path, faults=venue.faults)
+    conn = Connection(
+        ws, request.transport, combined="/stream" in request.path, faults=venue.faults
+    )
     venue.register(conn)
     conn.start()
 
@@ -589,7 +591,7 @@ async def _ws_api(request: web.Request) -> web.StreamResponse:
     venue = request.app[VENUE_KEY]
     ws = web.WebSocketResponse(compress=False, heartbeat=None)
     await ws.prepare(request)
-    conn = Connection(ws, combined=False, faults=venue.faults)
+    conn = Connection(ws, request.transport, combined=False, faults=venue.faults)
     venue.register(conn)
     conn.start()
     try:
