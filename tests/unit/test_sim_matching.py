@@ -460,3 +460,64 @@ def test_modify_of_a_partly_filled_order_locks_only_what_is_left() -> None:
     assert res.ok
     # 60 lots left open at 60,000 with 10x leverage: 0.06 BTC x 60,000 / 10.
     assert usdt.locked == pytest.approx(360.0)
+
+
+def test_cancel_replace_allow_failure_places_the_new_order_anyway() -> None:
+    eng = spot_engine()
+    res = eng.cancel_replace(
+        "k",
+        1,
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        size_lots=100,
+        price_ticks=PX,
+        cancel_order_id=999,
+        allow_failure=True,
+    )
+    assert res.cancel.error == ERR_UNKNOWN_ORDER
+    assert res.new is not None
+    assert res.new.ok
+    assert eng.best_bid() == (PX, 100)
+
+
+def test_call_that_leaves_the_book_unchanged_keeps_the_update_id() -> None:
+    eng = spot_engine()
+    eng.submit(BG, Side.BUY, OrderType.LIMIT, 100, 1, price_ticks=PX)
+    before = eng.update_id
+    res = eng.submit("k", Side.BUY, OrderType.IOC, 100, 2, price_ticks=PX + 1)
+    assert res.ok
+    assert res.trades == []
+    assert res.level_changes == []
+    assert eng.update_id == before
+
+
+def test_halted_engine_refuses_new_orders() -> None:
+    eng = spot_engine()
+    eng.halted = True
+    res = eng.submit("k", Side.BUY, OrderType.LIMIT, 100, 1, price_ticks=PX)
+    assert res.error is not None
+    assert res.error.code == -2010
+
+
+def test_account_trades_from_id_lists_later_fills_only() -> None:
+    eng = spot_engine()
+    for i in range(3):
+        eng.submit("k", Side.SELL, OrderType.LIMIT, 100, i, price_ticks=PX)
+        eng.submit(BG, Side.BUY, OrderType.MARKET, 100, i)
+    trades = eng.account_trades("k")
+    assert len(trades) == 3
+    later = eng.account_trades("k", from_id=trades[1].trade_id)
+    assert [t.trade_id for t in later] == [t.trade_id for t in trades[1:]]
+
+
+def test_finished_orders_stay_queryable_up_to_the_configured_count() -> None:
+    eng = MatchingEngine(
+        SPOT, Accounts(InstrumentKind.SPOT, {"BTC": 1.0, "USDT": 1e6}), done_orders_kept=2
+    )
+    ids = []
+    for i in range(3):
+        res = eng.submit("k", Side.BUY, OrderType.LIMIT, 100, i, price_ticks=PX)
+        eng.cancel("k", i, order_id=res.order_id)
+        ids.append(res.order_id)
+    assert eng.query("k", order_id=ids[0]) == ERR_ORDER_NOT_EXIST
+    assert isinstance(eng.query("k", order_id=ids[2]), OrderView)
