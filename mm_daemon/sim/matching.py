@@ -562,6 +562,8 @@ class MatchingEngine:
     `accounts` holds the client accounts (created on first use with the starting balances);
     the background account (`BACKGROUND_API_KEY`) is never balance-checked and never reported.
     Self-trades are allowed. `done_orders_kept` bounds how many finished orders stay queryable.
+    Background orders are addressed by exchange id only: they are not listed by `open_orders`,
+    `cancel_all` or client id, and are not kept once done.
     """
 
     def __init__(
@@ -724,7 +726,9 @@ class MatchingEngine:
             order_id=order_id,
             api_key=api_key,
             account=account,
-            client_order_id=client_order_id if client_order_id is not None else f"sim{order_id}",
+            client_order_id=client_order_id
+            if client_order_id is not None
+            else ("" if background else f"sim{order_id}"),
             side=side,
             order_type=order_type,
             price=0 if is_market else price_ticks,
@@ -1080,13 +1084,26 @@ class MatchingEngine:
         level.total += order.remaining
         order.dead = False
         self._open[order.order_id] = order
-        self._open_by_client[(order.api_key, order.client_order_id)] = order
-        per_account = self._open_per_account.get(order.api_key)
-        if per_account is None:
-            per_account = self._open_per_account[order.api_key] = {}
-        per_account[order.order_id] = order
+        if order.account is not None:
+            # Client orders only: background orders are found by id, never listed.
+            self._open_by_client[(order.api_key, order.client_order_id)] = order
+            per_account = self._open_per_account.get(order.api_key)
+            if per_account is None:
+                per_account = self._open_per_account[order.api_key] = {}
+            per_account[order.order_id] = order
         touched[(order.side, order.price)] = None
         self._on_rest(order)
+
+    def _unindex(self, order: _Order) -> None:
+        """Remove an order from the open-order indexes."""
+        del self._open[order.order_id]
+        if order.account is None:
+            return
+        del self._open_by_client[(order.api_key, order.client_order_id)]
+        per_account = self._open_per_account[order.api_key]
+        del per_account[order.order_id]
+        if not per_account:
+            del self._open_per_account[order.api_key]
 
     def _unrest(self, order: _Order, touched: dict[tuple[Side, int], None]) -> None:
         """Take an open order out of its level (lazily) and out of the open indexes."""
@@ -1101,12 +1118,7 @@ class MatchingEngine:
         elif level.dead > 16 and level.dead * 2 > len(level.orders):
             level.compact()
         touched[(order.side, order.price)] = None
-        del self._open[order.order_id]
-        del self._open_by_client[(order.api_key, order.client_order_id)]
-        per_account = self._open_per_account[order.api_key]
-        del per_account[order.order_id]
-        if not per_account:
-            del self._open_per_account[order.api_key]
+        self._unindex(order)
 
     def _cancel_order(
         self,
@@ -1200,12 +1212,7 @@ class MatchingEngine:
 
     def _drop_filled(self, order: _Order) -> None:
         """Forget a completely filled resting order (already out of its level's queue)."""
-        del self._open[order.order_id]
-        del self._open_by_client[(order.api_key, order.client_order_id)]
-        per_account = self._open_per_account[order.api_key]
-        del per_account[order.order_id]
-        if not per_account:
-            del self._open_per_account[order.api_key]
+        self._unindex(order)
         self._finish(order)
 
     def _fill(
