@@ -199,11 +199,6 @@ class OrderView:
     update_ts_ns: int
     reduce_only: bool
 
-    @property
-    def avg_price(self) -> float:
-        """Average fill price in quote per lot-size unit (0 when nothing filled)."""
-        return self.cum_quote / self.executed_lots if self.executed_lots else 0.0
-
 
 @dataclass(frozen=True, slots=True)
 class AccountTrade:
