@@ -521,3 +521,72 @@ def test_finished_orders_stay_queryable_up_to_the_configured_count() -> None:
         ids.append(res.order_id)
     assert eng.query("k", order_id=ids[0]) == ERR_ORDER_NOT_EXIST
     assert isinstance(eng.query("k", order_id=ids[2]), OrderView)
+
+
+def _aggregate_open(eng: MatchingEngine, keys: tuple[str, ...]) -> dict[tuple[Side, int], int]:
+    levels: dict[tuple[Side, int], int] = {}
+    for key in keys:
+        for view in eng.open_orders(key):
+            k = (view.side, view.price_ticks)
+            levels[k] = levels.get(k, 0) + view.orig_lots - view.executed_lots
+    return levels
+
+
+def _book_levels(eng: MatchingEngine) -> dict[tuple[Side, int], int]:
+    bids, asks, _ = eng.depth(0)
+    out = {(Side.BUY, p): s for p, s in bids}
+    out.update({(Side.SELL, p): s for p, s in asks})
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("submit"),
+                st.sampled_from(["k", "j"]),
+                st.sampled_from([Side.BUY, Side.SELL]),
+                st.sampled_from(list(OrderType)),
+                st.integers(min_value=-6, max_value=6),
+                st.integers(min_value=9, max_value=400),
+            ),
+            st.tuples(
+                st.just("cancel"),
+                st.sampled_from(["k", "j"]),
+                st.just(Side.BUY),
+                st.just(OrderType.LIMIT),
+                st.integers(min_value=0, max_value=10),
+                st.just(0),
+            ),
+        ),
+        max_size=80,
+    )
+)
+def test_level_changes_and_update_ids_describe_the_book_exactly(
+    ops: list[tuple[str, str, Side, OrderType, int, int]],
+) -> None:
+    eng = spot_engine(base=1_000.0, quote=1e9)
+    keys = ("k", "j")
+    mirror: dict[tuple[Side, int], int] = {}
+    for ts, (op, key, side, order_type, a, b) in enumerate(ops):
+        before = eng.update_id
+        if op == "submit":
+            res = eng.submit(key, side, order_type, b, ts, price_ticks=PX + a)
+        else:
+            views = eng.open_orders(key)
+            if not views:
+                continue
+            res = eng.cancel(key, ts, order_id=views[a % len(views)].order_id)
+        # One update id per call that changed the book, none otherwise.
+        assert eng.update_id == before + (1 if res.level_changes else 0)
+        for change in res.level_changes:
+            if change.size_lots:
+                mirror[(change.side, change.price_ticks)] = change.size_lots
+            else:
+                mirror.pop((change.side, change.price_ticks), None)
+        # Replaying the level changes gives the book; the book is the open orders.
+        assert mirror == _book_levels(eng)
+        assert mirror == _aggregate_open(eng, keys)
+        bid, ask = eng.best_bid(), eng.best_ask()
+        assert bid is None or ask is None or bid[0] < ask[0]
