@@ -484,6 +484,28 @@ def _leverage(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
     }
 
 
+def _leverage_bracket(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
+    del api_key
+    wanted = params.get("symbol")
+    return [
+        {
+            "symbol": name,
+            "brackets": [
+                {
+                    "bracket": 1,
+                    "initialLeverage": 125,
+                    "notionalCap": 50_000_000,
+                    "notionalFloor": 0,
+                    "maintMarginRatio": 0.004,
+                    "cum": 0.0,
+                }
+            ],
+        }
+        for name in venue.symbols
+        if not wanted or wanted.upper() == name
+    ]
+
+
 def _commission(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
     del api_key
     sym = venue.symbol(params.get("symbol"))
@@ -668,6 +690,7 @@ def make_usdm_app(venue: SimVenue) -> web.Application:
     r.add_delete("/fapi/v1/allOpenOrders", rest(_private(cancel_all), signed=True))
     get("/fapi/v1/userTrades", _private(user_trades), signed=True)
     get("/fapi/v1/commissionRate", _private(_commission), signed=True)
+    get("/fapi/v1/leverageBracket", _private(_leverage_bracket), signed=True)
     r.add_post("/fapi/v1/leverage", rest(_private(_leverage), signed=True))
     for version in ("v2", "v3"):
         get(f"/fapi/{version}/account", _private(account), signed=True)
