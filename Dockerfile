@@ -9,13 +9,14 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 # ---- build: wheels for the project and every dependency ---------------------------------------
 FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python3 -m venv /opt/build
 COPY pyproject.toml README.md ./
 COPY mm_daemon ./mm_daemon
-RUN /opt/build/bin/pip wheel --wheel-dir /wheels .
+# The pip cache lives in a build cache mount: rebuilds after a source change download nothing.
+RUN --mount=type=cache,target=/root/.cache/pip \
+    /opt/build/bin/pip wheel --wheel-dir /wheels .
 
 # ---- runtime: the prebuilt wheels only, no compilers, no sources --------------------------------
 FROM ${BASE_IMAGE} AS runtime
