@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,6 +31,14 @@ from mm_daemon.sim.market import (
     params_from_config,
 )
 from mm_daemon.sim.matching import MatchingEngine
+from mm_daemon.sim.replay import (
+    FrameKind,
+    RecordedFrame,
+    ReplayClock,
+    ReplayFeed,
+    merge_feeds,
+    open_replay,
+)
 from mm_daemon.sim.venue import SimVenue
 
 __all__ = [
@@ -42,6 +50,8 @@ __all__ = [
 
 Dialect = Literal["binance-spot", "binance-usdm"]
 _MAX_CATCH_UP_NS = 200_000_000
+_REPLAY_BATCH = 5_000  # frames per driver turn at most
+_REPLAY_BACKLOG = 2_000  # speed 0: wait while a client has this many frames unread
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +133,73 @@ async def _drive_synthetic(
         await asyncio.sleep(interval_s)
 
 
+def _replay_kind(frame: RecordedFrame) -> str | None:
+    if frame.kind is FrameKind.DEPTH:
+        return "depth"
+    if frame.kind is FrameKind.TRADE:
+        return "trade"
+    if frame.kind is FrameKind.BOOK_TICKER:
+        return "bookTicker"
+    return None
+
+
+def _prime_replay(
+    feeds: Mapping[str, ReplayFeed], frames: Iterator[tuple[str, RecordedFrame]]
+) -> RecordedFrame | None:
+    """Feed frames until every venue's book holds its snapshot (nothing is served before:
+    a client could not sync a book with no snapshot); returns the first frame left to serve."""
+    start = time.time_ns()
+    for venue_name, frame in frames:
+        feeds[venue_name].engine.on_frame(frame, start)
+        if all(feed.engine.book.ready for feed in feeds.values()):
+            return frame
+    return None
+
+
+async def _drive_replay(
+    feeds: Mapping[str, ReplayFeed],
+    venues: dict[str, SimVenue],
+    speed: float,
+    interval_s: float,
+) -> None:
+    """Serve the recorded frames at recorded pace times `speed` (0: as fast as the clients
+    read), each to its stream as recorded, applying it to the venue's replayed book first."""
+    frames = merge_feeds(feeds)
+    first = _prime_replay(feeds, frames)
+    if first is None:
+        return
+    clock = ReplayClock(first.local_ns, time.time_ns(), speed)
+    pending: tuple[str, RecordedFrame] | None = None
+    while True:
+        if speed <= 0:
+            while any(
+                conn.backlog > _REPLAY_BACKLOG
+                for venue in venues.values()
+                for conn in venue.streams.connections
+            ):
+                await asyncio.sleep(interval_s)
+        now = time.time_ns()
+        sent = 0
+        while sent < _REPLAY_BATCH:
+            if pending is None:
+                pending = next(frames, None)
+                if pending is None:
+                    return
+            venue_name, frame = pending
+            if clock.due_ns(frame.local_ns) > now:
+                break
+            pending = None
+            sent += 1
+            venue = venues[venue_name]
+            sym = venue.only_symbol()
+            result = feeds[venue_name].engine.on_frame(frame, now)
+            venue.publish(sym, result, now)
+            kind = _replay_kind(frame)
+            if kind is not None:
+                sym.feed.send_raw(kind, frame.payload_raw, now)
+        await asyncio.sleep(interval_s if sent < _REPLAY_BATCH else 0)
+
+
 async def _serve(venue: SimVenue, host: str, port: int) -> tuple[web.AppRunner, int]:
     app = make_spot_app(venue) if venue.is_spot else make_usdm_app(venue)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -154,12 +231,30 @@ async def start_simulator(
     drive_interval_s: float = 0.005,
     market_speed: float = 1.0,
 ) -> SimulatorHandle:
-    """Build both venues, start their servers and market drivers; returns the handle."""
-    insts = instruments if instruments is not None else default_instruments(config)
-    engines = build_engines(
-        insts, starting_base=config.starting_base, starting_quote=config.starting_quote
-    )
-    venues = {name: _build_venue(name, engine) for name, engine in engines.items()}
+    """Build both venues, start their servers and market drivers; returns the handle.
+
+    `config.source` picks the synthetic market (seeded; `market_speed` runs it faster than
+    the wall clock, 0 freezes it after seeding the books) or the replay of the recorded
+    captures (`config.replay_speed`; data from `config.replay_data_dir` or $MMD_DATA_DIR).
+    """
+    loop = asyncio.get_running_loop()
+    driver: Coroutine[Any, Any, None]
+    if config.source == "replay":
+        feeds = open_replay(config, data_dir=config.replay_data_dir)
+        venues = {name: _build_venue(name, feed.engine) for name, feed in feeds.items()}
+        for venue in venues.values():
+            venue.only_symbol().feed.raw = True
+        driver = _drive_replay(feeds, venues, config.replay_speed, drive_interval_s)
+    else:
+        insts = instruments if instruments is not None else default_instruments(config)
+        engines = build_engines(
+            insts, starting_base=config.starting_base, starting_quote=config.starting_quote
+        )
+        venues = {name: _build_venue(name, engine) for name, engine in engines.items()}
+        market = SyntheticMarket(
+            params_from_config(config), insts, config.seed, start_ns=time.time_ns()
+        )
+        driver = _drive_synthetic(market, engines, venues, drive_interval_s, market_speed)
     handle = SimulatorHandle(endpoints={}, venues=venues)
     try:
         for name, venue in venues.items():
@@ -175,18 +270,11 @@ async def start_simulator(
                 admin=f"http://{base}/admin",
                 symbols=tuple(s.instrument.symbol for s in venue.symbols.values()),
             )
-        loop = asyncio.get_running_loop()
-        market = SyntheticMarket(
-            params_from_config(config), insts, config.seed, start_ns=time.time_ns()
-        )
-        handle._tasks.append(
-            loop.create_task(
-                _drive_synthetic(market, engines, venues, drive_interval_s, market_speed)
-            )
-        )
+        handle._tasks.append(loop.create_task(driver))
         if config.faults:
             handle._tasks.append(loop.create_task(_scheduled_faults(venues, config.faults)))
     except BaseException:
+        driver.close()
         await handle.stop()
         raise
     return handle

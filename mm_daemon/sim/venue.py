@@ -320,6 +320,13 @@ class SimVenue:
             return None
         return next(iter(self.symbols.values()))
 
+    def only_symbol(self) -> VenueSymbol:
+        """The symbol of a single-symbol venue (market sources drive one engine per venue)."""
+        sym = self._only
+        if sym is None:
+            raise ValueError(f"{self.name}: a market source needs a single-symbol venue")
+        return sym
+
     # -- faults ----------------------------------------------------------------------------
     async def apply_fault(self, spec: FaultSpec) -> None:
         now = time.time_ns()

@@ -64,6 +64,11 @@ class Connection:
         self.closed = False
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def backlog(self) -> int:
+        """Frames queued and not yet written."""
+        return len(self._queue)
+
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._writer())
 
@@ -162,6 +167,7 @@ class SymbolFeed:
         self._best: tuple[int, int, int, int] = (0, 0, 0, 0)
         self._symbol = instrument.exchange_symbol
         self.update_id = book()[0]  # the update id the published changes have reached
+        self.raw = False  # replay: recorded frames are sent as they are (`send_raw`)
 
     # subscriptions --------------------------------------------------------------------
     def subscribe(self, conn: Connection, kind: str, rate_ms: int) -> None:
@@ -196,7 +202,7 @@ class SymbolFeed:
         """Record the level changes (side +1 bid / -1 ask, price ticks, new size lots) that
         brought the book to `update_id`."""
         self.update_id = update_id
-        if not self.depth:
+        if not self.depth or self.raw:
             return
         for stream in self.depth.values():
             bids = stream.bids
@@ -206,6 +212,25 @@ class SymbolFeed:
                     bids[px] = size
                 else:
                     asks[px] = size
+
+    def send_raw(self, kind: str, payload: bytes, now_ns: int) -> None:
+        """Send a recorded payload (`depth`, `trade` or `bookTicker`) to its subscribers as is;
+        depth goes to every depth subscription of the symbol whatever its rate."""
+        if self.faults.stalled(now_ns):
+            return
+        if kind == "depth":
+            if self.depth and self.faults.take_gap():
+                return
+            for stream in self.depth.values():
+                name = stream.name
+                for conn in stream.subscribers:
+                    conn.send_stream(name, payload, now_ns)
+        elif kind == "trade":
+            for conn in self.trade_subs:
+                conn.send_stream(self._trade_name, payload, now_ns)
+        elif kind == "bookTicker":
+            for conn in self.ticker_subs:
+                conn.send_stream(self._ticker_name, payload, now_ns)
 
     def flush_depth(self, now_ns: int) -> None:
         """Send the due depth messages (rate 0: always), up to the published update id."""
@@ -223,6 +248,8 @@ class SymbolFeed:
 
         Call only when every engine result has been published (the ticker reads the book).
         """
+        if self.raw:
+            return
         if self.depth:
             self.flush_depth(now_ns)
         if self.ticker_subs:
@@ -314,7 +341,7 @@ class SymbolFeed:
     def on_trade(
         self, trade_id: int, price_ticks: int, size_lots: int, buyer_is_maker: bool, now_ns: int
     ) -> None:
-        if not self.trade_subs or self.faults.stalled(now_ns):
+        if not self.trade_subs or self.raw or self.faults.stalled(now_ns):
             return
         ms = now_ns // _NS_PER_MS
         if self.dialect == "binance-spot":
