@@ -15,22 +15,27 @@ A gap or a crossed book starts over at 2 (buffering again) and is counted as a r
 
 `BinanceDepthSync` is that state machine for one symbol, with no I/O: it is handed frames and
 snapshots and says what to emit. `NativeStream` is one websocket (one symbol, one stream kind:
-depth or trades) read with aiohttp; the caller (`ccxt_venue.CcxtMarketData`) supervises it.
+depth or trades) read with a minimal websocket client on a bare asyncio transport
+(`WsClientProtocol`); the caller (`ccxt_venue.CcxtMarketData`) supervises it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import gzip
+import hashlib
 import os
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from heapq import heappush
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 import structlog
 
@@ -55,6 +60,8 @@ __all__ = [
     "LevelParser",
     "NativeStream",
     "StreamKind",
+    "WebSocketError",
+    "WsClientProtocol",
     "parse_depth_event",
     "parse_levels",
     "parse_snapshot",
@@ -63,6 +70,7 @@ __all__ = [
     "recorded_data_dir",
     "shared_parser",
     "stream_name",
+    "ws_connect",
 ]
 
 log = structlog.get_logger(__name__)
@@ -330,12 +338,204 @@ class StreamStats:
     synced_once: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+# -- a minimal websocket client ---------------------------------------------------------------
+
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_OP_CONT, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+_MAX_HANDSHAKE_BYTES = 65_536
+
+
+class WebSocketError(ConnectionError):
+    """The websocket handshake failed, the server broke the protocol, or the socket closed."""
+
+
+def _client_frame(opcode: int, payload: bytes) -> bytes:
+    """A masked client frame (RFC 6455 section 5.3: clients mask every frame)."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65_536:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i & 3] for i, b in enumerate(payload))
+    return head + mask + masked
+
+
+class WsClientProtocol(asyncio.Protocol):
+    """A websocket client on a bare asyncio transport: frames are cut out of each received chunk
+    in one loop and handed to `on_message(payload, ts_ns)` synchronously.
+
+    Why not aiohttp's websocket: it wraps every message in an object, a queue and an awaited
+    future, about 6 us a message here; this reader hands a whole TCP chunk's frames to the
+    parser with no await in between. `ts_ns` is `time.time_ns()` when the chunk arrived.
+    Handles ping (answers pong), close, fragmented messages; no extensions are negotiated.
+    """
+
+    def __init__(self, host: str, path: str, on_message: Callable[[bytes, int], None]) -> None:
+        self._host = host
+        self._path = path
+        self._on_message = on_message
+        self._key = base64.b64encode(os.urandom(16))
+        self._buf = bytearray()
+        self._open = False
+        self._fragments: list[bytes] = []
+        self._transport: asyncio.Transport | None = None
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.last_rx_ns = 0  # time.monotonic_ns() of the last received chunk
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TCP transports are not asyncio.Transport subclasses: cast, not isinstance.
+        self._transport = cast("asyncio.Transport", transport)
+        transport = self._transport
+        transport.write(
+            f"GET {self._path} HTTP/1.1\r\nHost: {self._host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {self._key.decode()}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        error = WebSocketError(f"connection lost: {exc!r}" if exc else "connection closed")
+        if not self.opened.done():
+            self.opened.set_exception(error)
+        if not self.closed.done():
+            self.closed.set_exception(error)
+
+    def send(self, opcode: int, payload: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(_client_frame(opcode, payload))
+
+    def send_text(self, text: str) -> None:
+        self.send(_OP_TEXT, text.encode())
+
+    def close(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            with contextlib.suppress(Exception):
+                transport.write(_client_frame(_OP_CLOSE, (1000).to_bytes(2, "big")))
+            transport.close()
+
+    def _fail(self, why: str) -> None:
+        error = WebSocketError(why)
+        if not self.opened.done():
+            self.opened.set_exception(error)
+        if not self.closed.done():
+            self.closed.set_exception(error)
+        if self._transport is not None:
+            self._transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        ts = time.time_ns()
+        self.last_rx_ns = time.monotonic_ns()
+        buf = self._buf
+        buf += data
+        if not self._open:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > _MAX_HANDSHAKE_BYTES:
+                    self._fail("handshake response too long")
+                return
+            head = bytes(buf[:end]).decode("latin-1")
+            del buf[: end + 4]
+            lines = head.split("\r\n")
+            status = lines[0].split(" ", 2)
+            headers = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (line.partition(":") for line in lines[1:])
+            }
+            accept = base64.b64encode(hashlib.sha1(self._key + _WS_GUID).digest()).decode()  # noqa: S324  RFC 6455 defines the accept key with SHA-1
+            if len(status) < 2 or status[1] != "101":
+                self._fail(f"handshake refused: {lines[0]}")
+                return
+            if headers.get("sec-websocket-accept") != accept:
+                self._fail("handshake: wrong Sec-WebSocket-Accept")
+                return
+            self._open = True
+            self.opened.set_result(None)
+        pos = 0
+        size = len(buf)
+        on_message = self._on_message
+        while size - pos >= 2:
+            b0 = buf[pos]
+            b1 = buf[pos + 1]
+            n = b1 & 0x7F
+            hlen = 2
+            if n == 126:
+                if size - pos < 4:
+                    break
+                n = (buf[pos + 2] << 8) | buf[pos + 3]
+                hlen = 4
+            elif n == 127:
+                if size - pos < 10:
+                    break
+                n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                hlen = 10
+            if b1 & 0x80:
+                self._fail("server sent a masked frame")
+                return
+            end = pos + hlen + n
+            if end > size:
+                break
+            payload = bytes(buf[pos + hlen : end])
+            pos = end
+            opcode = b0 & 0x0F
+            if opcode in (_OP_TEXT, _OP_BINARY):
+                if b0 & 0x80:
+                    on_message(payload, ts)
+                else:
+                    self._fragments = [payload]
+            elif opcode == _OP_CONT:
+                self._fragments.append(payload)
+                if b0 & 0x80:
+                    whole = b"".join(self._fragments)
+                    self._fragments = []
+                    on_message(whole, ts)
+            elif opcode == _OP_PING:
+                self.send(_OP_PONG, payload)
+            elif opcode == _OP_CLOSE:
+                self.close()
+                if not self.closed.done():
+                    self.closed.set_exception(WebSocketError("closed by the server"))
+                return
+        if pos:
+            del buf[:pos]
+
+
+async def ws_connect(url: str, on_message: Callable[[bytes, int], None]) -> WsClientProtocol:
+    """Open a websocket to `url` (ws:// or wss://) and complete the handshake."""
+    parsed = urlsplit(url)
+    secure = parsed.scheme == "wss"
+    if parsed.scheme not in {"ws", "wss"} or not parsed.hostname:
+        raise WebSocketError(f"not a websocket URL: {url}")
+    port = parsed.port or (443 if secure else 80)
+    path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+    host_header = parsed.netloc.rsplit("@", 1)[-1]
+    loop = asyncio.get_running_loop()
+    ssl_context = ssl.create_default_context() if secure else None
+    _, protocol = await loop.create_connection(
+        lambda: WsClientProtocol(host_header, path, on_message),
+        parsed.hostname,
+        port,
+        ssl=ssl_context,
+        server_hostname=parsed.hostname if secure else None,
+    )
+    try:
+        await asyncio.wait_for(protocol.opened, 10.0)
+    except BaseException:
+        protocol.close()
+        raise
+    return protocol
+
+
 class NativeStream:
     """One Binance websocket: one symbol, one stream kind; emits core events into `sink`.
 
-    `run_once` connects, subscribes, (for depth) syncs the book and reads until the socket fails;
-    it raises `ConnectionError` (or aiohttp's errors) when the connection ends. The supervisor
-    calls it again with backoff.
+    `run_once` connects, subscribes, (for depth) syncs the book and reads until the socket
+    fails; it raises `WebSocketError` (a ConnectionError) or `OSError` when the connection ends.
+    The supervisor calls it again with backoff.
     """
 
     def __init__(
@@ -373,7 +573,7 @@ class NativeStream:
         self._resyncs = resync_counter
         self._max_snapshot_attempts = max_snapshot_attempts
         self._snapshot_task: asyncio.Task[None] | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ws: WsClientProtocol | None = None
         self._expected_symbol = instrument.exchange_symbol
         self._parser = shared_parser(instrument.tick_size, instrument.lot_size)
         self._prices, self._sizes = self._parser.memos()
@@ -389,21 +589,26 @@ class NativeStream:
     def book(self) -> Book:
         return self.sync.book
 
-    async def run_once(self, session: aiohttp.ClientSession) -> None:
+    async def run_once(self, session: Any = None) -> None:
+        """Connect, subscribe, (depth) sync, and read until the connection ends (raises
+        `WebSocketError`/`OSError`). `session` is unused (kept for callers that pass one)."""
+        del session
         self.sync.reset()
         try:
-            async with session.ws_connect(
-                self.ws_url, autoping=True, max_msg_size=0, compress=0
-            ) as ws:
-                self._ws = ws
-                self.stats.connects += 1
-                request = {"method": "SUBSCRIBE", "params": [self.stream], "id": 1}
-                await ws.send_str(orjson.dumps(request).decode())
-                if self.kind == "depth":
-                    self._start_snapshot()
-                await self._read(ws)
+            ws = await ws_connect(self.ws_url, self.on_frame)
+            self._ws = ws
+            self.stats.connects += 1
+            self.stats.last_rx_ns = time.monotonic_ns()
+            request = {"method": "SUBSCRIBE", "params": [self.stream], "id": 1}
+            ws.send_text(orjson.dumps(request).decode())
+            if self.kind == "depth":
+                self._start_snapshot()
+            await ws.closed
         finally:
+            ws_open = self._ws
             self._ws = None
+            if ws_open is not None:
+                ws_open.close()
             self._cancel_snapshot()
             if self.kind == "depth":
                 self._sync_changed(synced=False, reason="disconnected")
@@ -411,26 +616,15 @@ class NativeStream:
     async def close(self) -> None:
         ws = self._ws
         if ws is not None:
-            await ws.close()
+            ws.close()
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        text = aiohttp.WSMsgType.TEXT
-        binary = aiohttp.WSMsgType.BINARY
-        on_frame = self.on_frame
-        stats = self.stats
-        monotonic_ns = time.monotonic_ns
-        time_ns = time.time_ns
-        while True:
-            msg = await ws.receive()
-            ts = time_ns()
-            stats.last_rx_ns = monotonic_ns()
-            kind = msg.type
-            if kind is text or kind is binary:
-                on_frame(msg.data, ts)
-            elif kind in (aiohttp.WSMsgType.PING, aiohttp.WSMsgType.PONG):
-                continue
-            else:
-                raise ConnectionError(f"{self.venue} {self.stream}: websocket {kind.name}")
+    @property
+    def last_rx_ns(self) -> int:
+        """time.monotonic_ns() of the last data received (or of the connect)."""
+        ws = self._ws
+        if ws is not None and ws.last_rx_ns > self.stats.last_rx_ns:
+            self.stats.last_rx_ns = ws.last_rx_ns
+        return self.stats.last_rx_ns
 
     # -- frames -----------------------------------------------------------------------------
 
@@ -690,7 +884,7 @@ class NativeStream:
         # Give up on this connection: the supervisor reconnects with backoff.
         ws = self._ws
         if ws is not None:
-            await ws.close()
+            ws.close()
 
 
 def recorded_data_dir() -> Path | None:

@@ -11,9 +11,10 @@ sandbox mode, it means Binance demo trading (`enable_demo_trading(True)`, demo-f
 - `connect()` loads markets once and builds each `Instrument` (tick, lot, min notional,
   contract size, fees); an unknown symbol raises `VenueError` naming the symbol and the venue.
 - `run(sink)` starts one task per stream (book and trades per symbol) and a staleness watchdog.
-  Binance spot and USD-M streams are read natively (`binance_native`: aiohttp, orjson, integer
-  ticks, Binance's sync rules), about 4x the throughput of ccxt's `watch_order_book`, with ccxt
-  still serving markets and the REST snapshot. Other exchanges use ccxt's `watch_order_book` /
+  Binance spot and USD-M streams are read natively (`binance_native`: own websocket reader,
+  orjson, integer ticks, Binance's sync rules), several times the throughput of ccxt's
+  `watch_order_book` (bench/bench_market_data.py), with ccxt still serving markets and the REST
+  snapshot. Other exchanges use ccxt's `watch_order_book` /
   `watch_trades`, emitting a BookSnapshot per book update; for bybit the `u` continuity that
   ccxt does not check is checked on the raw messages, and a gap resubscribes.
 - A failing stream retries with exponential backoff and jitter and never ends `run`; every
@@ -253,7 +254,6 @@ class CcxtMarketData:
         self._rx_sources: dict[str, Callable[[], int]] = {}
         self._flushed_updates: dict[int, int] = {}
         self._native_streams: list[NativeStream] = []
-        self._session: aiohttp.ClientSession | None = None
         self._sink: MarketSink | None = None
         self._started = asyncio.Event()
         self.reconnects = 0
@@ -301,7 +301,6 @@ class CcxtMarketData:
         if not self._instruments:
             await self.connect()
         self._sink = sink
-        self._session = aiohttp.ClientSession()
         tasks: list[asyncio.Task[None]] = []
         loop = asyncio.get_running_loop()
         try:
@@ -319,8 +318,6 @@ class CcxtMarketData:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self._session.close()
-            self._session = None
 
     async def close(self) -> None:
         for stream in self._native_streams:
@@ -402,7 +399,7 @@ class CcxtMarketData:
         )
         self._native_streams.extend((depth, trades))
 
-        self._rx_sources[symbol] = lambda: depth.stats.last_rx_ns
+        self._rx_sources[symbol] = lambda: depth.last_rx_ns
         return [
             loop.create_task(
                 self._supervise(f"{symbol} depth", symbol, self._native_once(depth)),
@@ -416,10 +413,7 @@ class CcxtMarketData:
 
     def _native_once(self, stream: NativeStream) -> Callable[[], Awaitable[None]]:
         async def once() -> None:
-            session = self._session
-            if session is None:
-                raise ConnectionError("session closed")
-            await stream.run_once(session)
+            await stream.run_once()
 
         return once
 
