@@ -349,6 +349,11 @@ class WebSocketError(ConnectionError):
     """The websocket handshake failed, the server broke the protocol, or the socket closed."""
 
 
+def _consume_error(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _client_frame(opcode: int, payload: bytes) -> bytes:
     """A masked client frame (RFC 6455 section 5.3: clients mask every frame)."""
     n = len(payload)
@@ -385,6 +390,9 @@ class WsClientProtocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.opened: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
+        # A connection may end while nobody awaits these: mark their errors as seen.
+        self.opened.add_done_callback(_consume_error)
+        self.closed.add_done_callback(_consume_error)
         self.last_rx_ns = 0  # time.monotonic_ns() of the last received chunk
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -224,3 +224,28 @@ async def test_unknown_symbol_is_a_clear_error(sim: SimulatorHandle) -> None:
             await md.connect()
     finally:
         await md.close()
+
+
+async def test_ccxt_path_emits_book_snapshots_and_trades(sim: SimulatorHandle) -> None:
+    """The path other exchanges take (ccxt's watch_order_book / watch_trades)."""
+    config = VenueConfig(name=PERP, exchange="binanceusdm", symbol=SYMBOLS[PERP])
+    md = CcxtMarketData(
+        config, MarketDataConfig(), sim_base_url=sim.endpoint(PERP).rest, native=False
+    )
+    events = Events()
+    await md.connect()
+    task = asyncio.get_running_loop().create_task(md.run(events))
+    try:
+        await events.wait_for(
+            lambda: events.count(BookSnapshot) >= 5 and events.count(Trade) >= 1, 30.0
+        )
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await md.close()
+    snapshot = next(e for _, e in reversed(events.items) if isinstance(e, BookSnapshot))
+    assert snapshot.bids[0][0] < snapshot.asks[0][0]
+    assert all(isinstance(px, int) and sz > 0 for px, sz in snapshot.bids + snapshot.asks)
+    assert any(not e.stale for _, e in events.statuses())
+    assert md.book(SYMBOLS[PERP]).best_bid() == snapshot.bids[0]
