@@ -15,6 +15,7 @@ PACKAGES=(
     passt
     fuse-overlayfs
     containernetworking-plugins
+    golang-github-containernetworking-plugin-dnsname  # service names resolve between compose containers
     ca-certificates
 )
 

@@ -185,3 +185,11 @@ def daemon() -> Iterator[Daemon]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """The container image of the current sources (built once per session, cached by digest)."""
+    from tests.e2e.images import build_image  # noqa: PLC0415  images imports this module
+
+    return build_image()
