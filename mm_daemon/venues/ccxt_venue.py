@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NATIVE_EXCHANGES",
+    "BybitSequenceCheck",
     "CcxtMarketData",
     "VenueError",
     "build_instrument",
@@ -447,14 +448,14 @@ class CcxtMarketData:
         symbol = instrument.symbol
         book = self._books[symbol]
         self._rx_sources[symbol] = lambda: state.last_rx_ns
-        gap_flag = self._hook_sequence_check(symbol)
+        gap_check = self._hook_sequence_check(symbol)
         trade_sink = self._counting_trade_sink(sink, symbol)
         return [
             loop.create_task(
                 self._supervise(
                     f"{symbol} book",
                     symbol,
-                    lambda: self._ccxt_book_loop(instrument, book, state, sink, gap_flag),
+                    lambda: self._ccxt_book_loop(instrument, book, state, sink, gap_check),
                 ),
                 name=f"{self.venue}:{symbol}:book",
             ),
@@ -468,37 +469,23 @@ class CcxtMarketData:
             ),
         ]
 
-    def _hook_sequence_check(self, symbol: str) -> list[bool]:
-        """For bybit: check `u` continuity of raw book messages ccxt does not check.
-
-        Returns a one-element flag list set to True when a gap was seen.
-        """
-        flag = [False]
+    def _hook_sequence_check(self, symbol: str) -> BybitSequenceCheck:
+        """For bybit: check `u` continuity of the raw book messages (ccxt does not), by
+        wrapping the exchange's book message handler. The check's `gap` flag tells the book
+        loop to resubscribe."""
+        check = BybitSequenceCheck(self._instruments[symbol].exchange_symbol)
         ex = self._exchange
         if getattr(ex, "id", "") != "bybit":
-            return flag
-        market_id = self._instruments[symbol].exchange_symbol
+            return check
         original = ex.handle_order_book
-        last_u: dict[str, int] = {}
 
         def checked(client: Any, message: Any) -> Any:
-            try:
-                data = message.get("data") or {}
-                if data.get("s") == market_id:
-                    u = int(data.get("u", -1))
-                    if message.get("type") == "snapshot" or u == 1:
-                        last_u[market_id] = u
-                    else:
-                        prev = last_u.get(market_id)
-                        if prev is not None and u != prev + 1:
-                            flag[0] = True
-                        last_u[market_id] = u
-            except (TypeError, ValueError, AttributeError):
+            if not check.on_message(message):
                 self._count_malformed()
             return original(client, message)
 
         ex.handle_order_book = checked
-        return flag
+        return check
 
     async def _ccxt_book_loop(
         self,
@@ -506,7 +493,7 @@ class CcxtMarketData:
         book: Book,
         state: _StreamState,
         sink: MarketSink,
-        gap_flag: list[bool],
+        gap_check: BybitSequenceCheck,
     ) -> None:
         ex = self._exchange
         symbol = instrument.symbol
@@ -519,8 +506,8 @@ class CcxtMarketData:
                 ob = await ex.watch_order_book(symbol)
                 now = time.time_ns()
                 state.last_rx_ns = time.monotonic_ns()
-                if gap_flag[0]:
-                    gap_flag[0] = False
+                if gap_check.gap:
+                    gap_check.gap = False
                     self._count_resync(symbol, "gap")
                     state.synced = False
                     self._mark(sink, state, stale=True, reason="gap")
@@ -689,6 +676,35 @@ class CcxtMarketData:
         self.malformed += 1
         if self._metrics is not None:
             self._metrics.malformed_frames.labels(self.venue).inc()
+
+
+class BybitSequenceCheck:
+    """`u` continuity of one symbol's bybit `orderbook.*` messages: a snapshot (or `u == 1`,
+    bybit's service restart) starts a run; each delta must carry the previous `u` + 1."""
+
+    __slots__ = ("gap", "last_u", "market_id")
+
+    def __init__(self, market_id: str) -> None:
+        self.market_id = market_id
+        self.last_u: int | None = None
+        self.gap = False
+
+    def on_message(self, message: Any) -> bool:
+        """Check one raw message; False when it is malformed."""
+        try:
+            data = message.get("data") or {}
+            if data.get("s") != self.market_id:
+                return True
+            u = int(data["u"])
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return False
+        if message.get("type") == "snapshot" or u == 1:
+            self.last_u = u
+        else:
+            if self.last_u is not None and u != self.last_u + 1:
+                self.gap = True
+            self.last_u = u
+        return True
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -13,6 +13,7 @@ from mm_daemon.config import MarketDataConfig, VenueConfig, load_config
 from mm_daemon.core.types import InstrumentKind
 from mm_daemon.sim.runner import SimulatorHandle
 from mm_daemon.venues.ccxt_venue import (
+    BybitSequenceCheck,
     CcxtMarketData,
     VenueError,
     build_instrument,
@@ -160,3 +161,39 @@ async def test_instruments_are_built_from_the_simulator_markets(sim: SimulatorHa
         assert inst.taker_fee_rate == pytest.approx(2e-4)
     finally:
         await md.close()
+
+
+def bybit_book(kind: str, u: int, symbol: str = "BTCUSDT") -> dict[str, Any]:
+    return {"topic": f"orderbook.50.{symbol}", "type": kind, "data": {"s": symbol, "u": u}}
+
+
+def test_bybit_consecutive_deltas_are_not_a_gap() -> None:
+    check = BybitSequenceCheck("BTCUSDT")
+    for message in (bybit_book("snapshot", 10), bybit_book("delta", 11), bybit_book("delta", 12)):
+        assert check.on_message(message)
+    assert not check.gap
+
+
+def test_bybit_skipped_update_id_is_a_gap() -> None:
+    check = BybitSequenceCheck("BTCUSDT")
+    check.on_message(bybit_book("snapshot", 10))
+    check.on_message(bybit_book("delta", 12))
+    assert check.gap
+
+
+def test_bybit_snapshot_or_restart_starts_a_new_run() -> None:
+    check = BybitSequenceCheck("BTCUSDT")
+    check.on_message(bybit_book("snapshot", 10))
+    check.on_message(bybit_book("snapshot", 500))
+    check.on_message(bybit_book("delta", 501))
+    check.on_message(bybit_book("delta", 1))  # bybit's service restart: u starts over
+    check.on_message(bybit_book("delta", 2))
+    assert not check.gap
+
+
+def test_bybit_other_symbols_are_ignored_and_malformed_reported() -> None:
+    check = BybitSequenceCheck("BTCUSDT")
+    check.on_message(bybit_book("snapshot", 10))
+    assert check.on_message(bybit_book("delta", 99, symbol="ETHUSDT"))
+    assert not check.on_message({"data": {"s": "BTCUSDT", "u": "x"}})
+    assert not check.gap
