@@ -122,7 +122,10 @@ class SimVenue:
         feed = sym.feed
         if result.level_changes:
             feed.on_levels(
-                [(int(c.side), c.price_ticks, c.size_lots) for c in result.level_changes],
+                [
+                    (-c.price_ticks if c.side is Side.BUY else c.price_ticks, c.size_lots)
+                    for c in result.level_changes
+                ],
                 result.update_id,
             )
             for observer in self.book_observers:

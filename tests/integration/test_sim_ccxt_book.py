@@ -90,7 +90,7 @@ async def test_an_injected_gap_makes_ccxt_resync_to_the_simulator_book(
 
 
 @pytest.mark.parametrize("venue", [SPOT, PERP])
-async def test_a_disconnect_is_survived_by_watching_again(
+async def test_a_disconnect_is_survived_by_watching_again(  # noqa: PLR0917  pytest fixtures
     venue: str, make_exchange: Any, book_history: Any, to_levels: Any, admin: Any, sim: Any
 ) -> None:
     history = book_history(venue, DEPTH)

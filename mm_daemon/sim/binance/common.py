@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,6 +160,18 @@ def _step_digits(step: float, decimals: int) -> int:
     return round(step * 10.0**decimals)
 
 
+class _FragmentCache(dict[tuple[int, int], bytes]):
+    """JSON fragments by key, made on first use (a subscript is the fast path)."""
+
+    make: Callable[[tuple[int, int]], bytes]
+
+    def __missing__(self, key: tuple[int, int]) -> bytes:
+        value = self.make(key)
+        if len(self) < _CACHE_LIMIT:
+            self[key] = value
+        return value
+
+
 @dataclass(slots=True)
 class NumberFormat:
     """Prints ticks and lots as Binance does, with fixed decimals, without going through floats."""
@@ -169,27 +182,39 @@ class NumberFormat:
     size_decimals: int
     _px: dict[int, str]
     _qty: dict[int, str]
+    level_cache: _FragmentCache  # (level key, lots) -> b'["<price>","<qty>"]'
 
     @classmethod
     def for_instrument(
         cls, instrument: Instrument, price_decimals: int, size_decimals: int
     ) -> NumberFormat:
-        return cls(
+        fmt = cls(
             _step_digits(instrument.tick_size, price_decimals),
             price_decimals,
             _step_digits(instrument.lot_size, size_decimals),
             size_decimals,
             {},
             {},
+            _FragmentCache(),
         )
+        fmt.level_cache.make = fmt.level
+        return fmt
 
     @staticmethod
     def _fmt(units: int, decimals: int) -> str:
         if decimals == 0:
             return str(units)
-        sign_text = "-" if units < 0 else ""
-        whole, frac = divmod(abs(units), 10**decimals)
-        return f"{sign_text}{whole}.{frac:0{decimals}d}"
+        if units < 0:
+            return "-" + NumberFormat._fmt(-units, decimals)
+        text = str(units).rjust(decimals + 1, "0")
+        return text[:-decimals] + "." + text[-decimals:]
+
+    def level(self, item: tuple[int, int]) -> bytes:
+        """The JSON level `["<price>","<qty>"]` of (key, lots), key = +-price ticks."""
+        key, lots = item
+        price = self._fmt(abs(key) * self.price_step, self.price_decimals)
+        qty = self._fmt(lots * self.size_step, self.size_decimals)
+        return ('["' + price + '","' + qty + '"]').encode()
 
     def px(self, ticks: int) -> str:
         text = self._px.get(ticks)

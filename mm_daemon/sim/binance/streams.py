@@ -11,7 +11,9 @@ each subscribed connection's queue; combined-stream connections (`/stream`) get 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,6 +31,13 @@ __all__ = ["BookSide", "Connection", "DepthStream", "MarketStreams", "SymbolFeed
 Dialect = Literal["binance-spot", "binance-usdm"]
 BookSide = Callable[[], tuple[int, list[tuple[int, int]], list[tuple[int, int]]]]
 _NS_PER_MS = 1_000_000
+_SPOT_DEPTH = b'{"e":"depthUpdate","E":%d,"s":"%b","U":%d,"u":%d,"b":[%b],"a":[%b]}'
+_USDM_DEPTH = b'{"e":"depthUpdate","E":%d,"T":%d,"s":"%b","U":%d,"u":%d,"pu":%d,"b":[%b],"a":[%b]}'
+_WRITE_BATCH = 1024  # frames per transport write at most
+_HIGH_WATER_BYTES = 4 * 1024 * 1024  # pause writing while the kernel/transport holds this much
+_HEADER_SHORT = struct.Struct("!BB").pack
+_HEADER_MEDIUM = struct.Struct("!BBH").pack
+_HEADER_LONG = struct.Struct("!BBQ").pack
 
 
 class Connection:
@@ -73,9 +82,12 @@ class Connection:
         self._task = asyncio.get_running_loop().create_task(self._writer())
 
     def send(self, frame: bytes, now_ns: int) -> None:
+        """Queue a text frame; under a `delay` fault it is held until now + the delay."""
         if self.closed:
             return
-        self._queue.append((now_ns, frame))
+        faults = self.faults
+        due = now_ns + faults.delay_ns if faults.delayed(now_ns) else 0
+        self._queue.append((due, frame))
         if not self._wake.is_set():
             self._wake.set()
 
@@ -86,24 +98,72 @@ class Connection:
             self.send(payload, now_ns)
 
     async def _writer(self) -> None:
-        ws = self.ws
+        """Write queued frames in batches: many websocket frames per transport write.
+
+        Frames are built here (server frames are unmasked, compression is off) and written
+        whole, so they interleave safely with aiohttp's own control frames (pong, close).
+        """
         queue = self._queue
-        faults = self.faults
+        transport = self.transport
+        if transport is None:
+            await self._writer_per_frame()
+            return
         try:
             while not self.closed:
                 if not queue:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                now = time.time_ns()
-                if faults.delayed(now) or faults.delay_ns:
-                    due = queue[0][0] + faults.delay_ns if faults.delayed(now) else 0
+                due = queue[0][0]
+                if due:
+                    now = time.time_ns()
                     if due > now:
                         await asyncio.sleep((due - now) / 1e9)
                         continue
-                while queue:
-                    _, frame = queue.popleft()
-                    await ws.send_frame(frame, WSMsgType.TEXT)
+                if transport.is_closing():
+                    break
+                chunks: list[bytes] = []
+                count = 0
+                while queue and count < _WRITE_BATCH:
+                    if queue[0][0] and queue[0][0] > time.time_ns():
+                        break
+                    frame = queue.popleft()[1]
+                    size = len(frame)
+                    if size < 126:
+                        chunks.append(_HEADER_SHORT(0x81, size))
+                    elif size < 65536:
+                        chunks.append(_HEADER_MEDIUM(0x81, 126, size))
+                    else:
+                        chunks.append(_HEADER_LONG(0x81, 127, size))
+                    chunks.append(frame)
+                    count += 1
+                transport.write(b"".join(chunks))
+                # Flow control: the transport exposes no awaitable drain outside its protocol.
+                while transport.get_write_buffer_size() > _HIGH_WATER_BYTES:
+                    if transport.is_closing():
+                        break
+                    await asyncio.sleep(0.001)
+                await asyncio.sleep(0)
+        except (ConnectionError, RuntimeError):
+            self.closed = True
+        finally:
+            queue.clear()
+
+    async def _writer_per_frame(self) -> None:
+        queue = self._queue
+        try:
+            while not self.closed:
+                if not queue:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                due, frame = queue[0]
+                now = time.time_ns()
+                if due > now:
+                    await asyncio.sleep((due - now) / 1e9)
+                    continue
+                queue.popleft()
+                await self.ws.send_frame(frame, WSMsgType.TEXT)
         except (ConnectionError, RuntimeError):
             self.closed = True
         finally:
@@ -136,8 +196,7 @@ class DepthStream:
     name: bytes
     rate_ms: int
     last_u: int  # u of the last message (sent or skipped by a gap fault)
-    bids: dict[int, int] = field(default_factory=dict)
-    asks: dict[int, int] = field(default_factory=dict)
+    pending: list[tuple[int, int]] = field(default_factory=list)  # (level key, size)
     next_flush_ns: int = 0
     subscribers: set[Connection] = field(default_factory=set)
 
@@ -166,6 +225,7 @@ class SymbolFeed:
         self._ticker_name = f"{self.lower}@bookTicker".encode()
         self._best: tuple[int, int, int, int] = (0, 0, 0, 0)
         self._symbol = instrument.exchange_symbol
+        self._symbol_bytes = instrument.exchange_symbol.encode()
         self.update_id = book()[0]  # the update id the published changes have reached
         self.raw = False  # replay: recorded frames are sent as they are (`send_raw`)
 
@@ -198,20 +258,15 @@ class SymbolFeed:
             self.ticker_subs.discard(conn)
 
     # publishing -----------------------------------------------------------------------
-    def on_levels(self, changes: list[tuple[int, int, int]], update_id: int) -> None:
-        """Record the level changes (side +1 bid / -1 ask, price ticks, new size lots) that
-        brought the book to `update_id`."""
+    def on_levels(self, changes: list[tuple[int, int]], update_id: int) -> None:
+        """Record the level changes that brought the book to `update_id`: (level key, new size
+        lots) pairs, the key being -price_ticks for a bid and +price_ticks for an ask (so one
+        sort orders bids best first, then asks best first)."""
         self.update_id = update_id
         if not self.depth or self.raw:
             return
         for stream in self.depth.values():
-            bids = stream.bids
-            asks = stream.asks
-            for side, px, size in changes:
-                if side > 0:
-                    bids[px] = size
-                else:
-                    asks[px] = size
+            stream.pending += changes
 
     def send_raw(self, kind: str, payload: bytes, now_ns: int) -> None:
         """Send a recorded payload (`depth`, `trade` or `bookTicker`) to its subscribers as is;
@@ -259,43 +314,25 @@ class SymbolFeed:
         first = stream.last_u + 1
         prev = stream.last_u
         stream.last_u = update_id
-        bids = stream.bids
-        asks = stream.asks
-        stream.bids = {}
-        stream.asks = {}
-        if self.faults.take_gap() or self.faults.stalled(now_ns):
+        pending = stream.pending
+        stream.pending = []
+        faults = self.faults
+        if faults.gaps_pending and faults.take_gap():
             return
-        px = self.fmt.px
-        qty = self.fmt.qty
-        b = [(px(p), qty(s)) for p, s in sorted(bids.items(), reverse=True)]
-        a = [(px(p), qty(s)) for p, s in sorted(asks.items())]
+        if faults.stalled(now_ns):
+            return
+        # The hot path of the feed: the last size of each level wins (dict), one sort orders
+        # bids then asks, each level is one cached JSON fragment `["<price>","<qty>"]`.
+        levels = sorted(dict(pending).items())
+        split = bisect.bisect_left(levels, (0, 0))
+        parts = list(map(self.fmt.level_cache.__getitem__, levels))
+        b = b",".join(parts[:split])
+        a = b",".join(parts[split:])
         ms = now_ns // _NS_PER_MS
         if self.dialect == "binance-spot":
-            payload = dumps(
-                {
-                    "e": "depthUpdate",
-                    "E": ms,
-                    "s": self._symbol,
-                    "U": first,
-                    "u": update_id,
-                    "b": b,
-                    "a": a,
-                }
-            )
+            payload = _SPOT_DEPTH % (ms, self._symbol_bytes, first, update_id, b, a)
         else:
-            payload = dumps(
-                {
-                    "e": "depthUpdate",
-                    "E": ms,
-                    "T": ms,
-                    "s": self._symbol,
-                    "U": first,
-                    "u": update_id,
-                    "pu": prev,
-                    "b": b,
-                    "a": a,
-                }
-            )
+            payload = _USDM_DEPTH % (ms, ms, self._symbol_bytes, first, update_id, prev, b, a)
         name = stream.name
         for conn in stream.subscribers:
             conn.send_stream(name, payload, now_ns)
