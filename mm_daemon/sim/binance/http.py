@@ -36,6 +36,12 @@ __all__ = [
 Params = dict[str, str]
 Handler = Callable[[SimVenue, Params, str | None], Awaitable[Any] | Any]
 VENUE_KEY: web.AppKey[SimVenue] = web.AppKey("venue", SimVenue)
+_REASONS = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 def json_response(
@@ -87,10 +93,8 @@ def rest(handler: Handler, *, signed: bool) -> Callable[[web.Request], Awaitable
                     status=429,
                     headers={"Retry-After": str(max(1, round(retry_after)))},
                 )
-            return json_response(
-                {"code": -1001, "msg": "Internal error; unable to process your request."},
-                status=status,
-            )
+            # What a gateway in front of the matching engine answers: a bare status page.
+            return web.Response(text=_REASONS.get(status, "Server Error"), status=status)
         try:
             params, query, body = await _params(request)
             api_key: str | None = None
