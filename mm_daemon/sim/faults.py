@@ -1,12 +1,13 @@
 """Fault injection state of one simulator venue.
 
-Faults are applied by the venue's streams and REST layer: `disconnect` drops every websocket,
-`gap` skips the next `count` depth messages (the update ids they carried never reach the
-client), `stall` stops every stream for `seconds` (frames produced meanwhile are dropped, as
-after a real outage), `delay` holds frames for `seconds` then delivers them in order,
-`http_error` answers REST with 429 + Retry-After (count 0 or 429) or that 5xx status (count
-500..599) for `seconds`, `reject_orders` rejects the next `count` orders, `halt` stops trading
-for `seconds` (0: until resumed by a `halt` with seconds < 0 is not allowed; use `resume`).
+Faults are applied by the venue's streams and REST layer: `disconnect` drops every websocket
+(abruptly, as a network failure), `gap` skips the next `count` depth messages (the update ids
+they carried never reach the client, so its book must resync), `stall` stops every stream for
+`seconds` (frames produced meanwhile are dropped, as after a real outage), `delay` holds every
+frame for `seconds` before delivering it, `http_error` answers REST with 429 + Retry-After
+(`count` 429, the default) or with that 5xx status (`count` 500..599) for `seconds`,
+`reject_orders` rejects the next `count` orders, `halt` stops trading for `seconds` (0: until
+a `resume`), `resume` ends a halt. Every query takes the current time in ns (no clock here).
 """
 
 from __future__ import annotations

@@ -116,11 +116,11 @@ async def test_http_error_fault_answers_429_with_retry_after_then_recovers(
     exchange = make_exchange(SPOT)
     await exchange.load_markets()
     await admin.fault(SPOT, "http_error", seconds=1.0, count=429)
-    async with aiohttp.ClientSession() as session:
-        async with session.get(spot_endpoint.rest + "/api/v3/time") as resp:
-            assert resp.status == 429
-            assert int(resp.headers["Retry-After"]) >= 1
-            assert (await resp.json())["code"] == -1003
+    url = spot_endpoint.rest + "/api/v3/time"
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        assert resp.status == 429
+        assert int(resp.headers["Retry-After"]) >= 1
+        assert (await resp.json())["code"] == -1003
     with pytest.raises(ccxtpro.DDoSProtection):
         await exchange.fetch_order_book("BTC/USDT")
     await admin.fault(SPOT, "http_error", seconds=0.0)
