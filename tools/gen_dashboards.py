@@ -365,18 +365,16 @@ def overview() -> dash_b.Dashboard:
     builder.with_panel(
         timeseries(
             "Markouts by horizon",
-            "Mean fair-value move after maker fills, signed so that positive is good for us.",
-            (
+            "Fair-value move after maker fills by horizon, signed so that positive is good for "
+            "us: median and interquartile range. (A histogram with negative buckets exports no "
+            "_sum, so there is no mean.)",
+            tuple(
                 Query(
-                    f"sum by (horizon) (rate(mm_markout_bps_sum{{{I}}}[{RATE}])) "
-                    f"/ sum by (horizon) (rate(mm_markout_bps_count{{{I}}}[{RATE}]))",
-                    "mean {{horizon}}",
-                ),
-                Query(
-                    f"histogram_quantile(0.5, sum by (horizon, le) "
+                    f"histogram_quantile({q}, sum by (horizon, le) "
                     f"(rate(mm_markout_bps_bucket{{{I}}}[{RATE}])))",
-                    "median {{horizon}}",
-                ),
+                    f"{name} {{{{horizon}}}}",
+                )
+                for q, name in (("0.25", "p25"), ("0.5", "median"), ("0.75", "p75"))
             ),
             unit="bps",
             width=8,

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import re
 
+from prometheus_client.metrics import MetricWrapperBase
+
 from mm_daemon.engine.metrics import Metrics
 
 _METRIC = re.compile(r"\b((?:mm|process|python)_[a-zA-Z0-9_]*)")
 
 
 def exported_metric_names() -> set[str]:
-    """Every sample name a fresh daemon registry can expose (counters with _total, ...)."""
-    names: set[str] = set()
-    for family in Metrics().registry.collect():
-        base = family.name
-        if family.type == "counter":
-            names |= {f"{base}_total", f"{base}_created"}
-        elif family.type == "histogram":
-            names |= {f"{base}_bucket", f"{base}_count", f"{base}_sum", f"{base}_created"}
-        elif family.type == "info":
-            names.add(f"{base}_info")
-        else:
-            names.add(base)
-    return names
+    """Every sample name a daemon registry exposes once each labelled metric has a child.
+
+    Taken from real exposition rather than naming rules: a histogram with negative buckets
+    (markouts), for one, has no `_sum` series.
+    """
+    metrics = Metrics()
+    for value in vars(metrics).values():
+        if isinstance(value, MetricWrapperBase) and value._labelnames:
+            value.labels(*["x"] * len(value._labelnames))
+    return {sample.name for family in metrics.registry.collect() for sample in family.samples}
 
 
 def metric_names_in(expr: str) -> set[str]:
