@@ -508,7 +508,7 @@ async def _sim_role() -> dict[str, Any]:
             reduce_only=False,
         )
 
-    def move(up: bool) -> None:
+    async def move(up: bool) -> None:
         bids, asks, _ = engine.depth(100_000)
         if up:
             start_px = asks[0][0]
@@ -517,6 +517,7 @@ async def _sim_role() -> dict[str, Any]:
             moves.append(time.time_ns())
             bg(Side.BUY, OrderType.MARKET, size, 0)
             for px in range(target - 1, start_px - 1, -100):
+                await asyncio.sleep(0)  # let requests in between, as a venue's gateway would
                 bg(Side.BUY, OrderType.LIMIT, 20_000, px)
         else:
             start_px = bids[0][0]
@@ -525,6 +526,7 @@ async def _sim_role() -> dict[str, Any]:
             moves.append(time.time_ns())
             bg(Side.SELL, OrderType.MARKET, size, 0)
             for px in range(target + 1, start_px + 1, 100):
+                await asyncio.sleep(0)
                 bg(Side.SELL, OrderType.LIMIT, 20_000, px)
 
     def noise_message() -> None:
@@ -549,19 +551,20 @@ async def _sim_role() -> dict[str, Any]:
     while not stop.is_set():
         now = time.perf_counter()
         if now >= next_move:
-            move(up)
+            await move(up)
             up = not up
             next_move += REACTION_MOVE_INTERVAL_S
         due = int((now - started) * REACTION_RATE) - sent
         for _ in range(max(0, min(due, 100))):
             noise_message()
+            await asyncio.sleep(0)
         await asyncio.sleep(0.0005)
     elapsed = time.perf_counter() - started
     await handle.stop()
     return {"moves": moves, "arrivals": arrivals, "messages": sent, "seconds": elapsed}
 
 
-def _daemon_role(rest: str, seconds: float) -> dict[str, float]:
+def _daemon_role(rest: str, seconds: float) -> dict[str, Any]:
     import mm_daemon.venues.binance_native as native  # noqa: PLC0415
     from mm_daemon.config import parse_config  # noqa: PLC0415
     from mm_daemon.engine.daemon import Daemon  # noqa: PLC0415
@@ -606,18 +609,31 @@ def _daemon_role(rest: str, seconds: float) -> dict[str, float]:
 
         gc.collect()
         gc.freeze()
+    # When each order action is handed to the execution (splits the reaction in two).
+    from mm_daemon.venues.ccxt_execution import CcxtExecution  # noqa: PLC0415
+
+    handed: list[int] = []
+    for name in ("place", "replace", "cancel"):
+        original = getattr(CcxtExecution, name)
+
+        def timed(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            handed.append(time.time_ns())
+            return _original(*args, **kwargs)
+
+        setattr(CcxtExecution, name, timed)
     daemon = Daemon(config)
     with contextlib.redirect_stdout(io.StringIO()):  # the run summary is not benchmarked
         uvloop.run(daemon.run(seconds))
     # The daemon's own tick-to-quote histogram: event receipt to request handed to ccxt.
     registry = daemon.metrics.registry
-    return {
+    histogram = {
         sample.labels["le"]: sample.value
         for metric in registry.collect()
         if metric.name == "mm_tick_to_quote_seconds"
         for sample in metric.samples
         if sample.name.endswith("_bucket")
     }
+    return {"tick_to_quote_histogram": histogram, "handed": handed}
 
 
 async def _plain_role(rest: str, ws: str, seconds: float) -> None:
@@ -722,7 +738,7 @@ def reaction_benchmark(seconds: float) -> dict[str, Any]:
             sim.send_signal(signal.SIGTERM)
             sim.wait(timeout=30)
         data = json.loads(out.read_text())
-        t2q_buckets = json.loads((Path(tmp) / "daemon.json").read_text())
+        daemon_log = json.loads((Path(tmp) / "daemon.json").read_text())
     result: dict[str, Any] = {
         "message_rate_per_s": round(data["messages"] / data["seconds"]),
         "moves": len(data["moves"]),
@@ -730,7 +746,12 @@ def reaction_benchmark(seconds: float) -> dict[str, Any]:
     for name, key in (("daemon", DAEMON_KEY), ("plain ccxt.pro loop", PLAIN_KEY)):
         samples = _reactions_us(data["moves"], data["arrivals"], key, windows[key])
         result[name] = summarize(samples)
-    result["daemon_tick_to_quote_histogram"] = t2q_buckets
+    result["daemon_tick_to_quote_histogram"] = daemon_log["tick_to_quote_histogram"]
+    # The daemon's reaction in two: move -> action handed to ccxt (market data delivery and
+    # the daemon's decision), handed -> arrival (ccxt's WS-API send and the simulator's intake).
+    handed = [("handed", ts) for ts in daemon_log["handed"]]
+    to_handed = _reactions_us(data["moves"], handed, "handed", windows[DAEMON_KEY])
+    result["daemon move -> handed to ccxt"] = summarize(to_handed)
     return result
 
 
@@ -754,9 +775,9 @@ def main() -> int:
         Path(args.out).write_text(json.dumps(uvloop.run(_sim_role())))
         return 0
     if args.role == "daemon":
-        buckets = _daemon_role(args.rest, args.seconds)
+        daemon_log = _daemon_role(args.rest, args.seconds)
         if args.out:
-            Path(args.out).write_text(json.dumps(buckets))
+            Path(args.out).write_text(json.dumps(daemon_log))
         return 0
     if args.role == "plain":
         uvloop.run(_plain_role(args.rest, args.ws, args.seconds))
@@ -797,10 +818,10 @@ def main() -> int:
             f"reaction at the simulator ({reaction['message_rate_per_s']} msg/s, "
             f"{reaction['moves']} moves): move sent -> first order action arriving"
         )
-        print(f"{'contender':24} {'count':>8} {'p50 us':>9} {'p99 us':>9} {'mean us':>9}")
-        for name in ("daemon", "plain ccxt.pro loop"):
+        print(f"{'contender':30} {'count':>8} {'p50 us':>9} {'p99 us':>9} {'mean us':>9}")
+        for name in ("daemon", "daemon move -> handed to ccxt", "plain ccxt.pro loop"):
             r = reaction[name]
-            print(f"{name:24} {r['count']:>8} {r['p50_us']:>9} {r['p99_us']:>9} {r['mean_us']:>9}")
+            print(f"{name:30} {r['count']:>8} {r['p50_us']:>9} {r['p99_us']:>9} {r['mean_us']:>9}")
         daemon_p50 = reaction["daemon"]["p50_us"]
         plain_p50 = reaction["plain ccxt.pro loop"]["p50_us"]
         if daemon_p50 > 0:

@@ -384,3 +384,47 @@ async def test_debounce_defers_a_requote_to_the_end_of_the_window() -> None:
         await execution.replaced.wait()
     await om.drain()
     assert execution.actions().count("replace") == 2
+
+
+async def test_order_action_is_sent_before_set_desired_returns() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    assert execution.actions() == ["place", "place"]  # no loop turn in between
+    await om.drain()
+
+
+class SlowExecution(FakeExecution):
+    """place() sends at once, then waits for the venue's answer (an event the test sets)."""
+
+    def __init__(self, fail_after_wait: bool = False) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+        self.fail_after_wait = fail_after_wait
+
+    async def place(self, request: OrderRequest) -> None:
+        self.calls.append(("place", request))
+        await self.answer.wait()
+        if self.fail_after_wait:
+            raise ConnectionError("socket closed while waiting for the answer")
+
+
+async def test_order_action_waiting_for_the_venue_completes_as_a_task() -> None:
+    execution, clock = SlowExecution(), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    assert execution.actions() == ["place", "place"]
+    execution.answer.set()
+    async with asyncio.timeout(2):
+        await om.drain()
+    assert len(om.live_orders()) == 2
+
+
+async def test_venue_error_after_the_send_rejects_the_order() -> None:
+    execution, clock = SlowExecution(fail_after_wait=True), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    execution.answer.set()
+    async with asyncio.timeout(2):
+        await om.drain()
+    assert om.live_orders() == []
