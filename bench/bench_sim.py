@@ -236,7 +236,6 @@ def main() -> None:
     print(f"{'case':50} {'median':>12}")
     for name, value in rows:
         print(f"{name:50} {value:12,.0f}")
-    print(f"socket share of the per-message cost: {1 - cpu_median / serialize_median:.0%}")
     print(f"target 50,000 msgs/s (wall clock): {'met' if feed_median >= 50_000 else 'NOT met'}")
     print(
         f"machine load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"

@@ -197,6 +197,7 @@ class DepthStream:
     rate_ms: int
     last_u: int  # u of the last message (sent or skipped by a gap fault)
     pending: list[tuple[int, int]] = field(default_factory=list)  # (level key, size)
+    batches: int = 0  # on_levels calls in `pending` (one call never repeats a level)
     next_flush_ns: int = 0
     subscribers: set[Connection] = field(default_factory=set)
 
@@ -267,6 +268,7 @@ class SymbolFeed:
             return
         for stream in self.depth.values():
             stream.pending += changes
+            stream.batches += 1
 
     def send_raw(self, kind: str, payload: bytes, now_ns: int) -> None:
         """Send a recorded payload (`depth`, `trade` or `bookTicker`) to its subscribers as is;
@@ -315,7 +317,9 @@ class SymbolFeed:
         prev = stream.last_u
         stream.last_u = update_id
         pending = stream.pending
+        single = stream.batches == 1
         stream.pending = []
+        stream.batches = 0
         faults = self.faults
         if faults.gaps_pending and faults.take_gap():
             return
@@ -323,7 +327,7 @@ class SymbolFeed:
             return
         # The hot path of the feed: the last size of each level wins (dict), one sort orders
         # bids then asks, each level is one cached JSON fragment `["<price>","<qty>"]`.
-        levels = sorted(dict(pending).items())
+        levels = sorted(pending) if single else sorted(dict(pending).items())
         split = bisect.bisect_left(levels, (0, 0))
         parts = list(map(self.fmt.level_cache.__getitem__, levels))
         b = b",".join(parts[:split])
