@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import zlib
 from typing import Any
 
 import orjson
@@ -443,7 +444,7 @@ def account(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
         "accountType": "SPOT",
         "balances": account_balances(venue, api_key),
         "permissions": ["SPOT"],
-        "uid": abs(hash(api_key)) % 10**9,
+        "uid": zlib.crc32(api_key.encode()),
     }
 
 
