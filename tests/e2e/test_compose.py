@@ -89,13 +89,10 @@ def test_prometheus_scrapes_the_daemon_service_on_its_metrics_port() -> None:
 
 @pytest.fixture(scope="module")
 def stack(image: str) -> Iterator[int]:
-    """The sim and daemon services up (from the image the container test built)."""
-    podman = require_tool("podman")
-    compose_image = str(_services()["daemon"]["image"])
-    subprocess.run([podman, "tag", image, compose_image], check=True, timeout=60)
+    """The sim and daemon services up, from the image the container test built (MMD_IMAGE)."""
     project = f"mmd-e2e-{uuid.uuid4().hex[:8]}"
     port = free_port()
-    env = {"MMD_METRICS_HOST_PORT": str(port)}
+    env = {"MMD_METRICS_HOST_PORT": str(port), "MMD_IMAGE": image}
     try:
         result = _compose("-p", project, "up", "-d", "--no-build", "sim", "daemon", env=env)
         assert result.returncode == 0, result.stdout + result.stderr
