@@ -121,10 +121,10 @@ async def test_local_book_equals_simulator_book_at_every_shared_update_id(
                 local[book.update_id] = book.depth(DEPTH)
 
         run.events.hooks.append(snap_local)
-        # 100 ms diffs: 100 of them carry thousands of update ids at this market speed.
-        await run.events.wait_for(lambda: run.events.count(BookDelta) >= 100, 30.0)
+        # 100 ms diffs: 60 of them carry thousands of update ids at this market speed.
+        await run.events.wait_for(lambda: run.events.count(BookDelta) >= 60, 30.0)
     shared = set(history.books) & set(local)
-    assert len(shared) >= 90
+    assert len(shared) >= 50
     assert max(shared) - min(shared) >= 2000  # thousands of update ids
     mismatched = [u for u in shared if history.books[u] != local[u]]
     assert mismatched == []
