@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import ccxt.pro as ccxtpro
+import orjson
 import pytest
 
 from mm_daemon.sim.binance.common import sign
@@ -287,3 +288,35 @@ def _now_ms() -> int:
     import time  # noqa: PLC0415  local to the one raw-request test
 
     return time.time_ns() // 1_000_000
+
+
+async def test_a_request_outside_the_recv_window_gets_binance_1021(spot_endpoint: Any) -> None:
+    key = "raw-client"
+    query = f"timestamp={_now_ms() - 10_000}&recvWindow=5000"
+    url = f"{spot_endpoint.rest}/api/v3/account?{query}&signature={sign(key, query)}"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, headers={"X-MBX-APIKEY": key}) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["code"] == -1021
+        fresh = f"timestamp={_now_ms()}&recvWindow=5000"
+        url = f"{spot_endpoint.rest}/api/v3/account?{fresh}&signature={sign(key, fresh)}"
+        async with session.get(url, headers={"X-MBX-APIKEY": key}) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["accountType"] == "SPOT"
+
+
+async def test_a_malformed_ws_api_request_gets_an_error_reply_and_the_session_goes_on(
+    spot_endpoint: Any,
+) -> None:
+    url = spot_endpoint.ws + "/ws-api/v3"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        await ws.send_str("{not json")
+        error = orjson.loads((await ws.receive()).data)
+        assert error["status"] == 400
+        assert error["error"]["code"] == -1102
+        await ws.send_str('{"id": "7", "method": "order.place", "params": {"symbol": "BTCUSDT"}}')
+        refused = orjson.loads((await ws.receive()).data)
+        assert refused["id"] == "7"
+        assert refused["error"]["code"] == -2014
+        await ws.send_str('{"id": "8", "method": "ping"}')
+        assert orjson.loads((await ws.receive()).data)["status"] == 200

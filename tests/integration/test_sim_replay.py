@@ -79,3 +79,25 @@ async def test_ccxt_rebuilds_the_recorded_book_whose_touch_equals_the_recorded_b
         if nonce in tickers:
             assert (book["bids"][0][0], book["asks"][0][0]) == tickers[nonce]
             matched += 1
+
+
+async def test_an_ioc_order_fills_against_the_recorded_book_at_taker_fee(
+    make_exchange: Any, sim: Any
+) -> None:
+    exchange = make_exchange(PERP)
+    await exchange.load_markets()
+    engine = next(iter(sim.venues[PERP].symbols.values())).engine
+    ask = engine.best_ask()
+    assert ask is not None
+    # A limit well through the touch: the book moves while the order travels.
+    price = engine.instrument.ticks_to_price(ask[0] + 100)
+    size = 0.005
+    order = await exchange.create_order(
+        SYMBOLS[PERP], "limit", "buy", size, price, {"timeInForce": "IOC"}
+    )
+    assert order["filled"] == pytest.approx(size)
+    trades = await exchange.fetch_my_trades(SYMBOLS[PERP])
+    assert {t["takerOrMaker"] for t in trades} == {"taker"}
+    assert sum(t["amount"] for t in trades) == pytest.approx(size)
+    notional = sum(t["cost"] for t in trades)
+    assert sum(t["fee"]["cost"] for t in trades) == pytest.approx(notional * 2 / 10_000)
