@@ -8,6 +8,7 @@ the test's own orders against known levels.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
@@ -263,9 +264,7 @@ async def test_a_malformed_order_gets_binance_error_json_and_the_venue_keeps_ser
     spot_endpoint: Any,
 ) -> None:
     key = "raw-client"
-    query = "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&price=abc&timestamp=" + str(
-        int(asyncio.get_running_loop().time() * 0) + _now_ms()
-    )
+    query = f"symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&price=abc&timestamp={_now_ms()}"
     body = query + "&signature=" + sign(key, query)
     async with aiohttp.ClientSession() as session:
         async with session.post(
@@ -285,8 +284,6 @@ async def test_a_malformed_order_gets_binance_error_json_and_the_venue_keeps_ser
 
 
 def _now_ms() -> int:
-    import time  # noqa: PLC0415  local to the one raw-request test
-
     return time.time_ns() // 1_000_000
 
 
