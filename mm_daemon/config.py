@@ -422,6 +422,13 @@ class SimConfig(_Model):
     starting_quote: NonNegativeFloat = Field(
         default=100_000.0, description="Quote balance of each new simulator account."
     )
+    max_orders_per_10_seconds: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description=(
+            "New orders per API key per rolling 10 s before the simulator answers Binance's "
+            "-1015 with 429 + Retry-After (Binance spot: 100; 0: no limit)."
+        ),
+    )
     faults: tuple[SimFault, ...] = Field(default=(), description="Faults scheduled at start.")
 
 

@@ -109,6 +109,11 @@ def _build_venue(name: str, engine: MatchingEngine) -> SimVenue:
     return SimVenue.create(name, dialect, [engine], engine.accounts)
 
 
+def _configure(venues: dict[str, SimVenue], config: SimConfig) -> None:
+    for venue in venues.values():
+        venue.max_orders_per_10s = config.max_orders_per_10_seconds
+
+
 async def _drive_synthetic(
     market: SyntheticMarket,
     engines: dict[str, MatchingEngine],
@@ -256,6 +261,7 @@ async def start_simulator(
             params_from_config(config), insts, config.seed, start_ns=time.time_ns()
         )
         driver = _drive_synthetic(market, engines, venues, drive_interval_s, market_speed)
+    _configure(venues, config)
     handle = SimulatorHandle(endpoints={}, venues=venues)
     try:
         for name, venue in venues.items():

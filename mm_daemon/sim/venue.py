@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,6 +31,8 @@ from mm_daemon.sim.matching import (
 )
 
 __all__ = ["Dialect", "SimVenue", "UserSink", "VenueSymbol"]
+
+_TEN_SECONDS_NS = 10_000_000_000
 
 Dialect = Literal["binance-spot", "binance-usdm"]
 UserSink = Callable[["VenueSymbol", list[ExecutionReport], list[str], int], None]
@@ -65,6 +68,8 @@ class SimVenue:
     book_observers: list[Callable[[VenueSymbol, MatchResult], None]] = field(default_factory=list)
     """Called with every engine result that changed a book, in update-id order."""
     _next_user_id: int = 0
+    max_orders_per_10s: int = 0  # 0: no order rate limit
+    _order_times: dict[str, deque[int]] = field(default_factory=dict)
     started_ns: int = field(default_factory=time.time_ns)
 
     def __post_init__(self) -> None:
@@ -172,11 +177,31 @@ class SimVenue:
         return key
 
     # -- orders ----------------------------------------------------------------------------
-    def _check_trading(self, now_ns: int) -> None:
+    def _check_trading(self, now_ns: int, api_key: str) -> None:
         if self.faults.halted(now_ns):
             raise BinanceError(-1013, "Market is closed.")
         if self.faults.take_reject():
             raise BinanceError(-2010, "NEW_ORDER_REJECTED: order rejected by the venue.")
+        if self.max_orders_per_10s:
+            self._count_order(now_ns, api_key)
+
+    def _count_order(self, now_ns: int, api_key: str) -> None:
+        """Binance's order-count limit per rolling 10 s: -1015 with HTTP 429 past it."""
+        times = self._order_times.get(api_key)
+        if times is None:
+            times = self._order_times[api_key] = deque()
+        while times and times[0] <= now_ns - _TEN_SECONDS_NS:
+            times.popleft()
+        if len(times) >= self.max_orders_per_10s:
+            retry_after_s = max(1, -(-(times[0] + _TEN_SECONDS_NS - now_ns) // 1_000_000_000))
+            raise BinanceError(
+                -1015,
+                f"Too many new orders; current limit is {self.max_orders_per_10s} orders per "
+                "10 SECOND.",
+                http_status=429,
+                retry_after_s=retry_after_s,
+            )
+        times.append(now_ns)
 
     def raise_error(self, error: SimError) -> None:
         code, msg = error.code, error.msg
@@ -203,7 +228,7 @@ class SimVenue:
         reduce_only: bool,
     ) -> MatchResult:
         now = time.time_ns()
-        self._check_trading(now)
+        self._check_trading(now, api_key)
         result = sym.engine.submit(
             api_key,
             side,
@@ -259,7 +284,7 @@ class SimVenue:
         allow_failure: bool,
     ) -> tuple[MatchResult, MatchResult | None]:
         now = time.time_ns()
-        self._check_trading(now)
+        self._check_trading(now, api_key)
         both = sym.engine.cancel_replace(
             api_key,
             now,
@@ -289,7 +314,7 @@ class SimVenue:
         client_order_id: str | None,
     ) -> MatchResult:
         now = time.time_ns()
-        self._check_trading(now)
+        self._check_trading(now, api_key)
         result = sym.engine.modify(
             api_key,
             now,

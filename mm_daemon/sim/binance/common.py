@@ -47,13 +47,19 @@ class BinanceError(Exception):
     """An error answered the Binance way: HTTP status plus `{"code": ..., "msg": ...}`."""
 
     def __init__(
-        self, code: int, msg: str, http_status: int = 400, data: dict[str, Any] | None = None
+        self,
+        code: int,
+        msg: str,
+        http_status: int = 400,
+        data: dict[str, Any] | None = None,
+        retry_after_s: int | None = None,
     ) -> None:
         super().__init__(msg)
         self.code = code
         self.msg = msg
         self.http_status = http_status
         self.data = data
+        self.retry_after_s = retry_after_s
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "msg": self.msg}

@@ -56,7 +56,8 @@ def json_response(
 
 
 def error_response(exc: BinanceError) -> web.Response:
-    return json_response(exc.body(), status=exc.http_status)
+    headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+    return json_response(exc.body(), status=exc.http_status, headers=headers)
 
 
 async def _params(request: web.Request) -> tuple[Params, str, str]:
