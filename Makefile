@@ -24,8 +24,8 @@ run: $(VENV)/.run-installed
 test: $(VENV)/.dev-installed lint typecheck pytest
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check mm_daemon tests bench
-	$(BIN)/ruff format --check mm_daemon tests bench
+	$(BIN)/ruff check mm_daemon tests bench tools
+	$(BIN)/ruff format --check mm_daemon tests bench tools
 
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy --strict mm_daemon

@@ -148,6 +148,7 @@ class Daemon:
                 rate_limit=False if sim_url else None,
             )
             self._market_data.append(md)
+            self.metrics.ws_reconnects.labels(venue.name, venue.symbol)
             try:
                 await self._retry(f"{venue.name}:connect", md.connect)
             except VenueError as exc:

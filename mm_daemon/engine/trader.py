@@ -95,6 +95,16 @@ class Trader:
         # trader publishes what it derives: fair value, volatility, inventory, P&L, markouts.
         m = self.metrics
         self._m_markout = {h: m.markout_bps.labels(h) for h in self.markouts.horizons}
+        # Series exist from the start (dashboards and alerts see 0, not "no data").
+        for state in (self.maker, *([self.hedge.state] if self.hedge else [])):
+            venue = state.instrument.venue
+            m.event_errors.labels(venue)
+            for side in ("buy", "sell"):
+                for liquidity in ("maker", "taker"):
+                    m.fills.labels(venue, side, liquidity)
+                m.fill_volume_base.labels(venue, side)
+        if self.hedge is not None:
+            m.hedge_orders.labels(self.hedge.execution.venue)
         self._m_markets = [
             (
                 state,
