@@ -218,7 +218,7 @@ class _StreamState:
     synced: bool = False
     stale: bool = True  # until the first sync
     reason: str = "starting"
-    attempts: int = 0
+    redialed_ns: int = 0  # monotonic time of the last forced reconnect
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -237,6 +237,7 @@ class CcxtMarketData:
         fees_bps: tuple[float, float] | None = None,
         native: bool = True,
         rate_limit: bool | None = None,
+        redial_after_silence_s: float | None = None,
     ) -> None:
         self._config = venue
         self._md = market_data
@@ -249,6 +250,13 @@ class CcxtMarketData:
         self._metrics = metrics
         self._fees_bps = fees_bps if fees_bps is not None else _configured_fees(venue)
         self._native = native and venue.exchange in NATIVE_EXCHANGES
+        # A native book stream silent this long is closed and redialled (default: 3x the
+        # staleness limit, at least 10 s).
+        self._redial_ns = (
+            max(3 * int(market_data.stale_after_seconds * 1e9), 10_000_000_000)
+            if redial_after_silence_s is None
+            else int(redial_after_silence_s * 1e9)
+        )
         self._instruments: dict[str, Instrument] = {}
         self._books: dict[str, Book] = {}
         self._streams: dict[str, _StreamState] = {}
@@ -614,8 +622,13 @@ class CcxtMarketData:
             backoff = min(backoff * 2, md.reconnect_max_backoff_seconds)
 
     async def _watchdog(self, sink: MarketSink) -> None:
-        """Mark a market stale when its book stream is silent past the limit; un-stale on data."""
+        """Mark a market stale when its book stream is silent past the limit; un-stale on data.
+
+        A native book stream silent for `redial_after_silence_s` is closed so that its
+        supervisor reconnects: a half-open TCP connection would otherwise stay silent forever.
+        """
         limit_ns = int(self._md.stale_after_seconds * 1e9)
+        redial_ns = self._redial_ns
         interval = min(self._md.stale_after_seconds / 10, 0.5)
         m = self._metrics
         while True:
@@ -628,6 +641,9 @@ class CcxtMarketData:
                     self._mark(sink, state, stale=True, reason="silent")
                 elif not silent and state.stale and state.synced:
                     self._mark(sink, state, stale=False, reason="data resumed")
+                if now - rx > redial_ns and now - state.redialed_ns > redial_ns:
+                    state.redialed_ns = now
+                    await self._redial(symbol)
                 if m is not None:
                     self._flush_update_counts(symbol)
                     book = self._books.get(symbol)
@@ -639,6 +655,14 @@ class CcxtMarketData:
                             m.book_best_bid.labels(self.venue, symbol).set(inst.ticks_to_price(bid))
                         if ask is not None:
                             m.book_best_ask.labels(self.venue, symbol).set(inst.ticks_to_price(ask))
+
+    async def _redial(self, symbol: str) -> None:
+        for stream in self._native_streams:
+            if stream.kind == "depth" and stream.instrument.symbol == symbol:
+                log.warning(
+                    "book stream silent too long, reconnecting", venue=self.venue, symbol=symbol
+                )
+                await stream.close()
 
     def _flush_update_counts(self, symbol: str) -> None:
         """Move the native streams' applied-delta counts into mm_book_updates_total."""

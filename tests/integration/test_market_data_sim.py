@@ -81,7 +81,10 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running_md(
-    sim: SimulatorHandle, venue: str, md_config: MarketDataConfig | None = None
+    sim: SimulatorHandle,
+    venue: str,
+    md_config: MarketDataConfig | None = None,
+    redial_after_silence_s: float | None = None,
 ) -> AsyncIterator[Running]:
     endpoint = sim.endpoint(venue)
     config = VenueConfig(name=venue, exchange=EXCHANGES[venue], symbol=SYMBOLS[venue])
@@ -91,6 +94,7 @@ async def running_md(
         md_config or MarketDataConfig(),
         sim_base_url=endpoint.rest,
         metrics=metrics,
+        redial_after_silence_s=redial_after_silence_s,
     )
     events = Events()
     await md.connect()
@@ -249,3 +253,14 @@ async def test_ccxt_path_emits_book_snapshots_and_trades(sim: SimulatorHandle) -
     assert all(isinstance(px, int) and sz > 0 for px, sz in snapshot.bids + snapshot.asks)
     assert any(not e.stale for _, e in events.statuses())
     assert md.book(SYMBOLS[PERP]).best_bid() == snapshot.bids[0]
+
+
+async def test_a_stream_silent_too_long_is_redialled(sim: SimulatorHandle, admin: object) -> None:
+    md_config = MarketDataConfig(stale_after_seconds=0.3)
+    async with running_md(sim, SPOT, md_config, redial_after_silence_s=1.0) as run:
+        await admin.fault(SPOT, "stall", seconds=2.5)  # type: ignore[attr-defined]
+        await run.events.wait_for(lambda: run.md.reconnects >= 1, 5.0)
+        assert run.counter("mm_ws_reconnects_total") >= 1
+        # After the stall the new connection syncs the book again.
+        await run.events.wait_for(lambda: run.md.book(SYMBOLS[SPOT]).synced, 10.0)
+        await run.events.wait_for(lambda: not run.md.is_stale(SYMBOLS[SPOT]), 10.0)
