@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -39,7 +39,7 @@ from mm_daemon.sim.replay import (
     merge_feeds,
     open_replay,
 )
-from mm_daemon.sim.venue import SimVenue
+from mm_daemon.sim.venue import Dialect, SimVenue
 
 __all__ = [
     "SimulatorHandle",
@@ -48,7 +48,6 @@ __all__ = [
     "start_simulator",
 ]
 
-Dialect = Literal["binance-spot", "binance-usdm"]
 _MAX_CATCH_UP_NS = 200_000_000
 _REPLAY_BATCH = 5_000  # frames per driver turn at most
 _REPLAY_BACKLOG = 2_000  # speed 0: wait while a client has this many frames unread

@@ -15,11 +15,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from mm_daemon.core.types import Instrument, InstrumentKind, OrderType, Side
 from mm_daemon.sim.binance.common import BinanceError, NumberFormat
-from mm_daemon.sim.binance.streams import Connection, MarketStreams, SymbolFeed
+from mm_daemon.sim.binance.streams import Connection, Dialect, MarketStreams, SymbolFeed
 from mm_daemon.sim.faults import FaultSpec, FaultState
 from mm_daemon.sim.matching import (
     Accounts,
@@ -34,7 +34,6 @@ __all__ = ["Dialect", "SimVenue", "UserSink", "VenueSymbol"]
 
 _TEN_SECONDS_NS = 10_000_000_000
 
-Dialect = Literal["binance-spot", "binance-usdm"]
 UserSink = Callable[["VenueSymbol", list[ExecutionReport], list[str], int], None]
 """Receives (symbol, execution reports of one account, accounts changed, now_ns)."""
 

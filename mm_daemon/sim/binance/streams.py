@@ -26,7 +26,7 @@ from mm_daemon.core.types import Instrument
 from mm_daemon.sim.binance.common import NumberFormat, dumps
 from mm_daemon.sim.faults import FaultState
 
-__all__ = ["BookSide", "Connection", "DepthStream", "MarketStreams", "SymbolFeed"]
+__all__ = ["BookSide", "Connection", "DepthStream", "Dialect", "MarketStreams", "SymbolFeed"]
 
 Dialect = Literal["binance-spot", "binance-usdm"]
 BookSide = Callable[[], tuple[int, list[tuple[int, int]], list[tuple[int, int]]]]
