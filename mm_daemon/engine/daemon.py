@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import signal
 import sys
@@ -155,6 +156,7 @@ class Daemon:
                 raise ConfigError([f"venues: {exc}"]) from None
             feeds.append((venue, md, sim_url))
         self.trader = self._build_trader(feeds)
+        _freeze_heap()
         trader = self.trader
         loop = asyncio.get_running_loop()
         for md in self._market_data:
@@ -379,6 +381,17 @@ class Daemon:
         self.metrics.inventory_limit_base.set(self.config.inventory.limit_base)
         self.metrics.max_drawdown_quote.set(self.config.risk.max_drawdown_quote)
         log.info("metrics_serving", url=self.metrics_url)
+
+
+def _freeze_heap() -> None:
+    """Move everything alive now (modules, ccxt's markets) out of the collector's reach.
+
+    A full collection walks the whole heap, and ccxt's is large: measured here, gen-2 pauses of
+    0.1-0.4 s set the reaction time's tail; with the startup heap frozen, p99 fell from ~100 ms
+    to ~9 ms (bench/README.md, reaction at the simulator).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _describe(instrument: Instrument) -> dict[str, object]:
