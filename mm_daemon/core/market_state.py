@@ -20,10 +20,20 @@ Without a shared book the state applies snapshots and deltas itself (replay, tes
 Cross-venue fair value: build the quoted market's state with `reference=<the other venue's
 MarketState>`; the reference's mid is read whenever the quoted state recomputes, and
 `on_reference_update()` recomputes after an event on the reference venue.
+
+`MarketStates` keeps every market's state by (venue, symbol) and routes each event to its
+state, recomputing the cross-venue states that reference it:
+
+    states = MarketStates()
+    hedge = states.add(MarketState(perp_instrument, fair_value_model="mid"))
+    maker = states.add(MarketState(spot_instrument, fair_value_model="cross_venue",
+                                   reference=hedge))
+    changed = states.on_event(event)     # the MarketState the event belonged to (or None)
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from mm_daemon.core.book import ApplyResult, Book, SequenceRule
@@ -47,7 +57,7 @@ from mm_daemon.core.types import (
 if TYPE_CHECKING:
     from mm_daemon.config import MarketDataConfig
 
-__all__ = ["FairValueKind", "MarketState"]
+__all__ = ["FairValueKind", "MarketState", "MarketStates"]
 
 _NS = 1_000_000_000
 FairValueKind = str  # "mid" | "microprice" | "cross_venue" (the config's FairValueModel values)
@@ -66,6 +76,7 @@ class MarketState:
         "flow",
         "instrument",
         "intensity",
+        "last_result",
         "reference",
         "stale",
         "volatility",
@@ -105,6 +116,7 @@ class MarketState:
         self.stale = False
         self._fv: float | None = None
         self._last_ts_ns = 0
+        self.last_result = ApplyResult.APPLIED  # of the last book event (see core.book)
 
     @classmethod
     def from_config(
@@ -138,8 +150,10 @@ class MarketState:
             if self._owns_book:
                 result = self.book.apply_delta(event)
                 if result:
+                    self.last_result = result
                     return result
             self._recompute(event.ts_exchange_ns)
+            self.last_result = ApplyResult.APPLIED
             return ApplyResult.APPLIED
         if type(event) is Trade:
             self.on_trade(event)
@@ -148,8 +162,10 @@ class MarketState:
             if self._owns_book:
                 result = self.book.apply_snapshot(event)
                 if result:
+                    self.last_result = result
                     return result
             self._recompute(event.ts_exchange_ns)
+            self.last_result = ApplyResult.APPLIED
             return ApplyResult.APPLIED
         if type(event) is MarketStatus:
             self.stale = event.stale
@@ -236,3 +252,47 @@ class MarketState:
 
     def intensity_fit(self, now_ns: int) -> IntensityFit | None:
         return self.intensity.fit(now_ns)
+
+
+class MarketStates:
+    """Every market's `MarketState` by (venue, symbol); routes events, keeps references fresh."""
+
+    __slots__ = ("_dependents", "_states")
+
+    def __init__(self) -> None:
+        self._states: dict[tuple[str, str], MarketState] = {}
+        self._dependents: dict[tuple[str, str], list[MarketState]] = {}
+
+    def add(self, state: MarketState) -> MarketState:
+        """Register a state (its reference, if any, should be added too); returns it."""
+        inst = state.instrument
+        self._states[(inst.venue, inst.symbol)] = state
+        ref = state.reference
+        if ref is not None:
+            key = (ref.instrument.venue, ref.instrument.symbol)
+            self._dependents.setdefault(key, []).append(state)
+        return state
+
+    def get(self, venue: str, symbol: str) -> MarketState | None:
+        return self._states.get((venue, symbol))
+
+    def __iter__(self) -> Iterator[MarketState]:
+        return iter(self._states.values())
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def on_event(self, event: MarketEvent) -> MarketState | None:
+        """Apply `event` to its market's state (None: no such market); book events on a market
+        that others price off also recompute those (`on_reference_update`)."""
+        key = (event.venue, event.symbol)
+        state = self._states.get(key)
+        if state is None:
+            return None
+        state.on_event(event)
+        dependents = self._dependents.get(key)
+        if dependents and (type(event) is BookDelta or type(event) is BookSnapshot):
+            ts = event.ts_exchange_ns
+            for dependent in dependents:
+                dependent.on_reference_update(ts)
+        return state

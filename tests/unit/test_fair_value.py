@@ -7,7 +7,7 @@ import pytest
 from mm_daemon.config import MarketDataConfig
 from mm_daemon.core.book import ApplyResult, Book, SequenceRule
 from mm_daemon.core.fair_value import CrossVenueFairValue, EwmaBasis, microprice_ticks, mid_ticks
-from mm_daemon.core.market_state import MarketState
+from mm_daemon.core.market_state import MarketState, MarketStates
 from mm_daemon.core.types import (
     BookDelta,
     BookSnapshot,
@@ -143,3 +143,37 @@ def test_touch_imbalance_from_the_book() -> None:
     state = MarketState(SPOT)
     state.on_event(snapshot("spot", 100, 104, 3, 1))
     assert state.touch_imbalance == pytest.approx(0.5)
+
+
+def test_market_states_route_events_by_venue_and_symbol() -> None:
+    states = MarketStates()
+    perp = states.add(MarketState(PERP, fair_value_model="mid"))
+    spot = states.add(MarketState(SPOT, fair_value_model="mid"))
+    changed = states.on_event(
+        BookSnapshot("perp", "BTC/USDT:USDT", 0, 0, 1, ((599_990, 1),), ((600_010, 1),))
+    )
+    assert changed is perp
+    assert perp.fair_value_ticks == 600_000.0
+    assert spot.fair_value_ticks is None
+
+
+def test_market_states_ignore_unknown_markets() -> None:
+    states = MarketStates()
+    assert states.on_event(MarketStatus("elsewhere", "X/Y", 0, stale=True)) is None
+
+
+def test_market_states_reprice_cross_venue_markets_when_the_reference_moves() -> None:
+    states = MarketStates()
+    perp = states.add(MarketState(PERP, fair_value_model="mid"))
+    spot = states.add(
+        MarketState(SPOT, fair_value_model="cross_venue", reference=perp, basis_halflife_ns=S)
+    )
+    states.on_event(
+        BookSnapshot("perp", "BTC/USDT:USDT", 0, 0, 1, ((599_990, 1),), ((600_010, 1),))
+    )
+    states.on_event(BookSnapshot("spot", "BTC/USDT", 0, 0, 1, ((5_997_999, 1),), ((5_998_001, 1),)))
+    states.on_event(
+        BookSnapshot("perp", "BTC/USDT:USDT", S, S, 2, ((600_090, 1),), ((600_110, 1),))
+    )
+    # The perp moved up 10.0 (1000 spot ticks): spot's fair value follows without a spot event.
+    assert spot.fair_value_ticks == pytest.approx(5_998_000.0 + 1000.0)
