@@ -7,6 +7,8 @@ exit code 2, never a traceback.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -109,7 +111,19 @@ def run(
         code = run_daemon(config, duration_seconds=duration)
     except ConfigError as exc:
         raise _fail(exc.problems) from None
-    raise typer.Exit(code)
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
+    """Exit without tearing down the interpreter's heap (ccxt's takes ~0.7 s to free).
+
+    Every order is cancelled and every log line written by now; nothing is left to clean up
+    that the operating system does not release itself.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @app.command()
