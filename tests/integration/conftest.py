@@ -10,6 +10,7 @@ ports, and ccxt.pro clients are pointed at it exactly as at a testnet.
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -110,8 +111,8 @@ class BookHistory:
         venue.book_observers.append(self._record)
 
     def _top(self) -> tuple[BookLevels, BookLevels]:
-        bids = tuple(sorted(self._bids.items(), reverse=True)[: self.depth])
-        asks = tuple(sorted(self._asks.items())[: self.depth])
+        bids = tuple(heapq.nlargest(self.depth, self._bids.items()))
+        asks = tuple(heapq.nsmallest(self.depth, self._asks.items()))
         return bids, asks
 
     def _record(self, sym: VenueSymbol, result: MatchResult) -> None:

@@ -33,9 +33,14 @@ pytestmark = [
 
 
 @pytest.fixture
-def sim_config() -> SimConfig:
+def replay_speed() -> float:
+    return 10.0
+
+
+@pytest.fixture
+def sim_config(replay_speed: float) -> SimConfig:
     assert DATA is not None
-    return SimConfig(source="replay", replay_data_dir=DATA, replay_speed=10.0)
+    return SimConfig(source="replay", replay_data_dir=DATA, replay_speed=replay_speed)
 
 
 def _recorded_tickers(venue: str) -> dict[int, tuple[float, float]]:
@@ -101,3 +106,43 @@ async def test_an_ioc_order_fills_against_the_recorded_book_at_taker_fee(
     assert sum(t["amount"] for t in trades) == pytest.approx(size)
     notional = sum(t["cost"] for t in trades)
     assert sum(t["fee"]["cost"] for t in trades) == pytest.approx(notional * 2 / 10_000)
+
+
+def _depth_update_ids(venue: str, count: int) -> list[int]:
+    """Final update ids `u` of the first `count` recorded depth frames."""
+    assert DATA is not None
+    ids: list[int] = []
+    for path in sorted(DATA.glob(FILES[venue])):
+        with gzip.open(path, "rb") as fh:
+            for line in fh:
+                if b"@depth" in line:
+                    ids.append(int(orjson.loads(line[line.index(b" ") + 1 :])["data"]["u"]))
+                    if len(ids) == count:
+                        return ids
+    return ids
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("replay_speed", [0.0])
+async def test_replay_as_fast_as_the_client_reads_keeps_the_client_book_exact(
+    make_exchange: Any, book_history: Any, to_levels: Any
+) -> None:
+    # Past the first 1,500 recorded depth frames (a quarter of the capture), every book ccxt
+    # returns must equal the replayed one, and the recorded ids must all be reachable.
+    final = _depth_update_ids(PERP, 1500)[-1]
+    history = book_history(PERP, 20)
+    exchange = make_exchange(PERP)
+    await exchange.load_markets()
+    market = exchange.market(SYMBOLS[PERP])
+    tick = market["precision"]["price"]
+    lot = market["precision"]["amount"]
+    nonce = 0
+    deadline = time.monotonic() + 60
+    while nonce < final:
+        assert time.monotonic() < deadline, f"stopped at {nonce}, capture ends at {final}"
+        book = await exchange.watch_order_book(SYMBOLS[PERP])
+        nonce = book["nonce"]
+        bids, asks = history.books[nonce]
+        assert to_levels(book["bids"], tick, lot, 20) == bids
+        assert to_levels(book["asks"], tick, lot, 20) == asks
+    assert nonce >= final

@@ -468,6 +468,11 @@ class MarketStreams:
             feed.unsubscribe(conn, kind, rate)
             conn.streams.discard(name)
 
+    def has_subscribers(self) -> bool:
+        return any(
+            feed.depth or feed.trade_subs or feed.ticker_subs for feed in self.feeds.values()
+        )
+
     def drop(self, conn: Connection) -> None:
         for feed in self.feeds.values():
             feed.unsubscribe(conn)
