@@ -198,6 +198,8 @@ class Daemon:
             hedge_state = MarketState.from_config(
                 hedge_inst,
                 cfg.market_data.model_copy(update={"fair_value": FairValueModel.MID}),
+                book=hedge_md.book(hedge_cfg.symbol),
+                book_is_shared=True,
             )
         cross = cfg.market_data.fair_value is FairValueModel.CROSS_VENUE
         if cross and hedge_state is None:
@@ -205,6 +207,9 @@ class Daemon:
         maker_state = MarketState.from_config(
             maker_inst,
             cfg.market_data,
+            # The adapter keeps the sequence-checked book; the state reads it, never re-applies.
+            book=maker_md.book(maker_cfg.symbol),
+            book_is_shared=True,
             reference=hedge_state if cross else None,
         )
         maker_exec = self._execution(maker_cfg, maker_inst, maker_url, paper_feeds)
