@@ -121,6 +121,7 @@ class Connection:
                         await asyncio.sleep((due - now) / 1e9)
                         continue
                 if transport.is_closing():
+                    self.closed = True
                     break
                 chunks: list[bytes] = []
                 count = 0
