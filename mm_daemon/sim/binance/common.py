@@ -27,7 +27,6 @@ __all__ = [
     "NumberFormat",
     "check_timestamp",
     "dumps",
-    "error_body",
     "expected_secret",
     "sign",
     "signature_payload",
@@ -68,17 +67,7 @@ class BinanceError(Exception):
         return body
 
 
-def error_body(code: int, msg: str) -> bytes:
-    return orjson.dumps({"code": code, "msg": msg})
-
-
-# Binance's own error codes and messages (the ones the simulator answers with).
-def bad_signature() -> BinanceError:
-    return BinanceError(-1022, "Signature for this request is not valid.")
-
-
-def bad_api_key() -> BinanceError:
-    return BinanceError(-2014, "API-key format invalid.", 401)
+# Binance error constructors shared by the parameter and signature checks.
 
 
 def bad_timestamp() -> BinanceError:
@@ -91,18 +80,6 @@ def missing_param(name: str) -> BinanceError:
     return BinanceError(
         -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
     )
-
-
-def bad_symbol() -> BinanceError:
-    return BinanceError(-1121, "Invalid symbol.")
-
-
-def unknown_order_cancel() -> BinanceError:
-    return BinanceError(-2011, "Unknown order sent.")
-
-
-def no_such_order() -> BinanceError:
-    return BinanceError(-2013, "Order does not exist.")
 
 
 def expected_secret(api_key: str) -> str:

@@ -554,11 +554,6 @@ def _cancel_replace(venue: SimVenue, params: Params, api_key: str | None) -> dic
     return cancel_replace(venue, params, api_key)
 
 
-def _listen_key(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
-    del params
-    return {"listenKey": venue.new_listen_key(api_key or "")}
-
-
 async def _api_key_only(request: web.Request) -> web.Response:
     venue = request.app[VENUE_KEY]
     api_key = request.headers.get("X-MBX-APIKEY")
