@@ -51,22 +51,22 @@ class FaultState:
     """Which faults are active; every query takes the current time in ns."""
 
     __slots__ = (
-        "_delay_until_ns",
         "_halt_until_ns",
         "_http_status",
         "_http_until_ns",
-        "_stall_until_ns",
         "delay_ns",
+        "delay_until_ns",
         "gaps_pending",
         "rejects_pending",
+        "stall_until_ns",
     )
 
     def __init__(self) -> None:
         self.gaps_pending = 0
         self.rejects_pending = 0
         self.delay_ns = 0
-        self._delay_until_ns = 0
-        self._stall_until_ns = 0
+        self.delay_until_ns = 0
+        self.stall_until_ns = 0
         self._http_until_ns = 0
         self._http_status = 429
         self._halt_until_ns = 0
@@ -79,10 +79,10 @@ class FaultState:
         elif spec.kind == "reject_orders":
             self.rejects_pending += max(1, spec.count)
         elif spec.kind == "stall":
-            self._stall_until_ns = max(self._stall_until_ns, until)
+            self.stall_until_ns = max(self.stall_until_ns, until)
         elif spec.kind == "delay":
             self.delay_ns = int(spec.seconds * _NS)
-            self._delay_until_ns = until
+            self.delay_until_ns = until
         elif spec.kind == "http_error":
             self._http_until_ns = until
             self._http_status = spec.count if 500 <= spec.count <= 599 else 429
@@ -93,10 +93,10 @@ class FaultState:
             self._halt_until_ns = 0
 
     def stalled(self, now_ns: int) -> bool:
-        return now_ns < self._stall_until_ns
+        return now_ns < self.stall_until_ns
 
     def delayed(self, now_ns: int) -> bool:
-        return now_ns < self._delay_until_ns
+        return now_ns < self.delay_until_ns
 
     def http_error(self, now_ns: int) -> tuple[int, float] | None:
         """(status, retry_after_seconds) while REST answers errors, else None."""

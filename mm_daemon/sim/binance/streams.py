@@ -86,7 +86,8 @@ class Connection:
         if self.closed:
             return
         faults = self.faults
-        due = now_ns + faults.delay_ns if faults.delayed(now_ns) else 0
+        # (fault fields read inline: this runs for every frame)
+        due = now_ns + faults.delay_ns if now_ns < faults.delay_until_ns else 0
         self._queue.append((due, frame))
         if not self._wake.is_set():
             self._wake.set()
@@ -324,7 +325,7 @@ class SymbolFeed:
         faults = self.faults
         if faults.gaps_pending and faults.take_gap():
             return
-        if faults.stalled(now_ns):
+        if now_ns < faults.stall_until_ns:
             return
         # The hot path of the feed: the last size of each level wins (dict), one sort orders
         # bids then asks, each level is one cached JSON fragment `["<price>","<qty>"]`.
