@@ -88,7 +88,9 @@ class CellSpec:
 def sim_config(spec: CellSpec) -> SimConfig:
     if spec.market == "replay":
         return SimConfig(source="replay", replay_speed=spec.replay_speed, seed=spec.seed)
-    return SimConfig(source="synthetic", regime=spec.market, seed=spec.seed)  # type: ignore[arg-type]
+    return SimConfig.model_validate(
+        {"source": "synthetic", "regime": spec.market, "seed": spec.seed}
+    )
 
 
 def daemon_config_data(spec: CellSpec, sim: SimulatorHandle) -> dict[str, Any]:
