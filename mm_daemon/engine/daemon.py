@@ -262,13 +262,10 @@ class Daemon:
             execution = paper
         else:
             if sim_url is not None and venue.api_key is None:
-                # The simulator accepts any key (signatures are still checked).
-                venue = venue.model_copy(
-                    update={
-                        "api_key": SecretStr(f"mmd-{venue.name}-key"),
-                        "api_secret": SecretStr(f"mmd-{venue.name}-secret"),
-                    }
-                )
+                # The simulator opens an account for any key; it signs with the key itself as
+                # the secret, and still checks every signature.
+                key = SecretStr(f"mmd-{venue.name}")
+                venue = venue.model_copy(update={"api_key": key, "api_secret": key})
             if venue.api_key is None or venue.api_secret is None:
                 raise ConfigError(
                     [

@@ -497,6 +497,11 @@ class OrderManager:
             pending = coro.send(None)
         except StopIteration:
             return
+        # A future's __await__ leaves it flagged "blocking" until a task takes it over; clear the
+        # flag now (as a task does), or a second coroutine awaiting the same future before that
+        # task runs gets "await wasn't used with future". `_Resumed` sets it again for the task.
+        if getattr(pending, "_asyncio_future_blocking", None):
+            pending._asyncio_future_blocking = False
         task = asyncio.get_running_loop().create_task(_resume(_Resumed(coro, pending)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -741,6 +746,8 @@ class _Resumed:
     def __await__(self) -> Generator[Any, None, None]:
         coro = self._coro
         pending = self._pending
+        if getattr(pending, "_asyncio_future_blocking", None) is False:
+            pending._asyncio_future_blocking = True  # hand it to the awaiting task as `await` does
         while True:
             try:
                 yield pending

@@ -428,3 +428,32 @@ async def test_venue_error_after_the_send_rejects_the_order() -> None:
     async with asyncio.timeout(2):
         await om.drain()
     assert om.live_orders() == []
+
+
+class SharedFutureExecution(FakeExecution):
+    """place() awaits one future shared by every call, as ccxt awaits a connection being opened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.connected: asyncio.Future[None] | None = None
+
+    async def place(self, request: OrderRequest) -> None:
+        if self.connected is None:
+            self.connected = asyncio.get_running_loop().create_future()
+        await self.connected
+        self.calls.append(("place", request))
+
+
+async def test_orders_started_together_may_wait_on_the_same_future() -> None:
+    execution, clock, metrics = SharedFutureExecution(), Clock(), Metrics()
+    om = manager(execution, clock, metrics=metrics)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    assert execution.connected is not None
+    execution.connected.set_result(None)
+    async with asyncio.timeout(2):
+        await om.drain()
+    assert execution.actions() == ["place", "place"]
+    assert len(om.live_orders()) == 2
+    # Two sends, none failed and sent again.
+    assert metrics.orders.labels("paper", "place")._value.get() == 2
+    assert metrics.order_rejects.labels("paper", "error")._value.get() == 0
