@@ -29,12 +29,13 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from mm_daemon.aio import start_eagerly
 from mm_daemon.core.types import (
     ExecutionEvent,
     Fill,
@@ -493,18 +494,7 @@ class OrderManager:
         the wire before this returns, even when the loop has a backlog of market-data
         callbacks queued (as an eager task does in Python 3.12); the rest runs as a task.
         """
-        try:
-            pending = coro.send(None)
-        except StopIteration:
-            return
-        # A future's __await__ leaves it flagged "blocking" until a task takes it over; clear the
-        # flag now (as a task does), or a second coroutine awaiting the same future before that
-        # task runs gets "await wasn't used with future". `_Resumed` sets it again for the task.
-        if getattr(pending, "_asyncio_future_blocking", None):
-            pending._asyncio_future_blocking = False
-        task = asyncio.get_running_loop().create_task(_resume(_Resumed(coro, pending)))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        start_eagerly(coro, self._tasks)
 
     async def drain(self) -> None:
         """Wait until every action handed to the Execution so far has returned."""
@@ -728,43 +718,6 @@ class OrderManager:
         self._published_counts = counts
         self._m_open_buy.set(counts[0])
         self._m_open_sell.set(counts[1])
-
-
-class _Resumed:
-    """Awaitable driving the rest of a coroutine whose first step already ran.
-
-    It hands the future the coroutine is waiting on to the task that awaits it and forwards
-    the task's resumptions (and cancellation) into the coroutine.
-    """
-
-    __slots__ = ("_coro", "_pending")
-
-    def __init__(self, coro: Coroutine[Any, Any, None], pending: Any) -> None:
-        self._coro = coro
-        self._pending = pending
-
-    def __await__(self) -> Generator[Any, None, None]:
-        coro = self._coro
-        pending = self._pending
-        if getattr(pending, "_asyncio_future_blocking", None) is False:
-            pending._asyncio_future_blocking = True  # hand it to the awaiting task as `await` does
-        while True:
-            try:
-                yield pending
-            except BaseException as exc:  # noqa: BLE001  forwarded into the coroutine
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration:
-                    return
-                continue
-            try:
-                pending = coro.send(None)
-            except StopIteration:
-                return
-
-
-async def _resume(rest: _Resumed) -> None:
-    await rest
 
 
 def _reason_label(reason: str) -> str:

@@ -24,11 +24,12 @@ import contextlib
 import os
 import random
 import time
-from collections.abc import Coroutine, Generator, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from mm_daemon.aio import start_eagerly
 from mm_daemon.core.types import (
     Fill,
     Instrument,
@@ -191,49 +192,12 @@ async def _send(client: Any, message: Any) -> None:
         client.on_error(exc)
 
 
-def _start_now(coro: Coroutine[Any, Any, None]) -> None:
-    """Run `coro` up to its first real wait now (the bytes are written); finish it as a task."""
-    try:
-        pending = coro.send(None)
-    except StopIteration:
-        return
-    task = asyncio.get_running_loop().create_task(_finish(coro, pending))
-    _SENDING.add(task)
-    task.add_done_callback(_SENDING.discard)
-
-
 _SENDING: set[asyncio.Task[None]] = set()  # keeps unfinished sends referenced
 
 
-async def _finish(coro: Coroutine[Any, Any, None], pending: Any) -> None:
-    await _Rest(coro, pending)
-
-
-class _Rest:
-    """Awaitable driving the rest of a coroutine whose first step already ran."""
-
-    __slots__ = ("_coro", "_pending")
-
-    def __init__(self, coro: Coroutine[Any, Any, None], pending: Any) -> None:
-        self._coro = coro
-        self._pending = pending
-
-    def __await__(self) -> Generator[Any, None, None]:
-        coro = self._coro
-        pending = self._pending
-        while True:
-            try:
-                yield pending
-            except BaseException as exc:  # noqa: BLE001  forwarded into the coroutine
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration:
-                    return
-                continue
-            try:
-                pending = coro.send(None)
-            except StopIteration:
-                return
+def _start_now(coro: Coroutine[Any, Any, None]) -> None:
+    """Run `coro` up to its first real wait now (the bytes are written); finish it as a task."""
+    start_eagerly(coro, _SENDING)
 
 
 class CcxtExecution:
