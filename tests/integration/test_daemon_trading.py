@@ -2,7 +2,9 @@
 hedging, and live orders resting in the simulator's own book.
 
 Paper, trending, 60 s (one run shared by the tests below it): BTC/USDT quoted on the synthetic
-spot venue, hedged on the perpetual. One level of 0.01 BTC a side, so the inventory bound is
+spot venue, hedged on the perpetual. The fixed quote model does not lean on inventory, so in a
+trend its inventory grows against the move and only the hedger (past 0.015 BTC) and the
+inventory limit (0.03 BTC) hold it. One level of 0.01 BTC a side, so the inventory bound is
 exact: the quoter stops quoting the side that grows |net exposure| once it reaches the limit, so
 the only fills that can push it further are those of orders already resting when the limit was
 crossed. With one level per side, at most one order of the growing side rests at a time (a
@@ -37,8 +39,8 @@ from mm_daemon.sim.runner import SimulatorHandle, start_simulator
 
 TRENDING_RUN_SECONDS = 60.0
 ORDER_SIZE_BASE = 0.01
-INVENTORY_LIMIT_BASE = 0.05
-HEDGE_THRESHOLD_BASE = 0.02
+INVENTORY_LIMIT_BASE = 0.03
+HEDGE_THRESHOLD_BASE = 0.015
 MAKER_KEY = "daemon-live-maker"
 HEDGE_KEY = "daemon-live-hedge"
 LIVE_DEADLINE_SECONDS = 15.0
@@ -68,7 +70,7 @@ def _config_data(overrides: dict[str, Any]) -> dict[str, Any]:
         },
         "sim": {"source": "synthetic", "regime": "trending", "seed": 7},
         "quoting": {
-            "model": "linear_skew",
+            "model": "fixed",
             "order_size_base": ORDER_SIZE_BASE,
             "levels": 1,
             "spread_bps": 0.5,
