@@ -1,0 +1,657 @@
+"""Live order entry on Binance spot and USD-M over the WS-API, without ccxt on the order path.
+
+Each action is one signed JSON request written onto the socket by the coroutine that makes it
+(no queue, no task per request); its response is matched by `id` to a future. Spot uses
+`/ws-api/v3` (`order.place`, `order.cancelReplace` with STOP_ON_FAILURE, `order.cancel`,
+`openOrders.cancelAll`, `openOrders.status`) and takes its user data on the same connection
+(`userDataStream.subscribe.signature`: `executionReport` events). USD-M uses `/ws-fapi/v1`
+(`order.place`, `order.cancel`, `openOrders.status`; a replace is a cancel and a place written
+back to back, because `order.modify` keeps the old client order id while the order manager gives
+every replacement a new one) and takes its user data from the listenKey stream
+(`ORDER_TRADE_UPDATE`), the key made once over REST and kept alive every 30 minutes.
+
+A venue refusal (post-only would cross, a filter, the balance) becomes a REJECTED OrderUpdate
+carrying the venue's message; a lost connection fails the pending requests with
+`ConnectionError`, and `run` reconnects with backoff, subscribes again and reconciles the orders
+it knew as live through `openOrders.status` and `order.status`.
+
+Signing follows Binance's WS-API rule: every parameter except `signature`, sorted by name, joined
+as `k=v&...`, HMAC-SHA256 with the secret, hex. The key and the secret are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import orjson
+import structlog
+
+from mm_daemon.core.types import (
+    Fill,
+    Instrument,
+    InstrumentKind,
+    Liquidity,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+)
+from mm_daemon.venues.binance_native import WsClientProtocol, ws_connect
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pydantic import SecretStr
+
+    from mm_daemon.venues.base import ExecutionSink
+
+__all__ = [
+    "BinanceWsApiExecution",
+    "WsApiEndpoints",
+    "WsApiError",
+    "endpoints_from_ccxt",
+    "fill_from_report",
+    "order_update_from_order",
+    "order_update_from_report",
+    "sign",
+    "signed_params",
+]
+
+log = structlog.get_logger(__name__)
+
+_OP_TEXT = 0x1
+_MS = 1_000_000
+LISTEN_KEY_KEEPALIVE_S = 30 * 60.0
+UNKNOWN_ORDER = -2011  # "Unknown order sent." (cancel of an order that is already gone)
+ORDER_NOT_EXIST = -2013  # "Order does not exist." (status of an order the venue forgot)
+
+_STATUS: dict[str, OrderStatus] = {
+    "NEW": OrderStatus.OPEN,
+    "PARTIALLY_FILLED": OrderStatus.PARTIALLY_FILLED,
+    "FILLED": OrderStatus.FILLED,
+    "CANCELED": OrderStatus.CANCELLED,
+    "PENDING_CANCEL": OrderStatus.PENDING_CANCEL,
+    "REJECTED": OrderStatus.REJECTED,
+    "EXPIRED": OrderStatus.EXPIRED,
+    "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
+}
+
+
+class WsApiError(Exception):
+    """An error answer of the WS-API (the venue said no); `code` and `msg` are Binance's."""
+
+    def __init__(self, code: int, msg: str, data: Any = None) -> None:
+        super().__init__(f"{code}: {msg}")
+        self.code = code
+        self.msg = msg
+        self.data = data
+
+
+@dataclass(frozen=True, slots=True)
+class WsApiEndpoints:
+    """Where a venue's WS-API, REST (USD-M listenKey) and user-data stream live."""
+
+    ws_api: str  # e.g. ws://127.0.0.1:8101/ws-api/v3 or .../ws-fapi/v1
+    rest: str = ""  # USD-M: the fapi base, e.g. http://127.0.0.1:8102/fapi/v1
+    user_ws: str = ""  # USD-M: the private stream, e.g. ws://127.0.0.1:8102/private/ws
+
+
+def endpoints_from_ccxt(urls_api: Mapping[str, Any], *, usdm: bool) -> WsApiEndpoints:
+    """The endpoints from a ccxt binance/binanceusdm exchange's `urls["api"]` (after sandbox
+    or demo mode is chosen), so the native path reaches exactly where ccxt would."""
+    ws = urls_api["ws"]
+    if not usdm:
+        return WsApiEndpoints(ws_api=str(ws["ws-api"]["spot"]))
+    linear = str(ws["linear"]).rstrip("/")
+    base = linear.removesuffix("/ws")
+    return WsApiEndpoints(
+        ws_api=str(ws["ws-api"]["linear"]),
+        rest=str(urls_api["fapiPrivate"]).rstrip("/"),
+        user_ws=f"{base}/private/ws",
+    )
+
+
+# -- signing and mapping (pure) ------------------------------------------------------------------
+
+
+def sign(secret: bytes, payload: str) -> str:
+    """HMAC-SHA256 of `payload` with `secret`, lower-case hex (Binance's HMAC signature)."""
+    return hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
+
+
+def signed_params(params: Mapping[str, str], secret: bytes) -> dict[str, str]:
+    """`params` sorted by name with `signature` appended (the WS-API payload rule)."""
+    items = sorted(params.items())
+    payload = "&".join(f"{k}={v}" for k, v in items)
+    out = dict(items)
+    out["signature"] = sign(secret, payload)
+    return out
+
+
+def _side(text: Any) -> Side:
+    return Side.BUY if text == "BUY" else Side.SELL
+
+
+def _fee_quote(
+    instrument: Instrument, fee: float, asset: Any, price: float, qty: float, *, maker: bool
+) -> float:
+    if not fee:
+        return 0.0
+    if asset == instrument.quote or asset is None:
+        return fee
+    if asset == instrument.base:
+        return fee * price  # Binance spot charges a buy's fee in the base asset
+    rate = instrument.maker_fee_rate if maker else instrument.taker_fee_rate
+    return price * qty * instrument.contract_size_base * rate  # a third asset (BNB): estimate
+
+
+def _report_client_id(o: Mapping[str, Any]) -> str:
+    # A spot cancel names the cancel request in `c` and the cancelled order in `C`.
+    original = o.get("C")
+    return str(original) if original else str(o["c"])
+
+
+def order_update_from_report(
+    o: Mapping[str, Any], instrument: Instrument, venue: str, ts_exchange_ns: int, now_ns: int
+) -> OrderUpdate:
+    """An OrderUpdate from an `executionReport` (spot) or the `o` of `ORDER_TRADE_UPDATE`."""
+    status = _STATUS.get(str(o["X"]), OrderStatus.OPEN)
+    reason = str(o.get("r") or "")
+    return OrderUpdate(
+        venue,
+        instrument.symbol,
+        ts_exchange_ns,
+        now_ns,
+        _report_client_id(o),
+        str(o["i"]),
+        status,
+        _side(o["S"]),
+        instrument.price_to_ticks(float(o["p"])),
+        instrument.size_to_lots(float(o["q"])),
+        instrument.size_to_lots(float(o["z"])),
+        "" if reason == "NONE" else reason,
+    )
+
+
+def fill_from_report(
+    o: Mapping[str, Any], instrument: Instrument, venue: str, ts_exchange_ns: int, now_ns: int
+) -> Fill:
+    """A Fill from a TRADE execution of `executionReport` / `ORDER_TRADE_UPDATE.o`."""
+    price = float(o["L"])
+    qty = float(o["l"])
+    maker = bool(o.get("m"))
+    return Fill(
+        venue,
+        instrument.symbol,
+        ts_exchange_ns,
+        now_ns,
+        str(o["c"]),
+        str(o["i"]),
+        str(o["t"]),
+        _side(o["S"]),
+        instrument.price_to_ticks(price),
+        instrument.size_to_lots(qty),
+        _fee_quote(instrument, float(o.get("n") or 0.0), o.get("N"), price, qty, maker=maker),
+        Liquidity.MAKER if maker else Liquidity.TAKER,
+    )
+
+
+def order_update_from_order(
+    order: Mapping[str, Any], instrument: Instrument, venue: str, now_ns: int
+) -> OrderUpdate:
+    """An OrderUpdate from an order object of a response (place, cancel, openOrders)."""
+    ts = order.get("updateTime") or order.get("transactTime") or order.get("time")
+    return OrderUpdate(
+        venue,
+        instrument.symbol,
+        int(ts) * _MS if ts else now_ns,
+        now_ns,
+        str(order.get("clientOrderId") or order.get("origClientOrderId") or ""),
+        str(order.get("orderId") or ""),
+        _STATUS.get(str(order.get("status")), OrderStatus.OPEN),
+        _side(order.get("side")),
+        instrument.price_to_ticks(float(order.get("price") or 0.0)),
+        instrument.size_to_lots(float(order.get("origQty") or 0.0)),
+        instrument.size_to_lots(float(order.get("executedQty") or 0.0)),
+    )
+
+
+def rejected(request: OrderRequest, venue: str, reason: str, now_ns: int) -> OrderUpdate:
+    return OrderUpdate(
+        venue,
+        request.symbol,
+        now_ns,
+        now_ns,
+        request.client_order_id,
+        "",
+        OrderStatus.REJECTED,
+        request.side,
+        request.price_ticks,
+        request.size_lots,
+        0,
+        reason,
+    )
+
+
+# -- the execution -------------------------------------------------------------------------------
+
+
+class BinanceWsApiExecution:
+    """`Execution` for Binance spot or USD-M over the WS-API (see the module docstring)."""
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        endpoints: WsApiEndpoints,
+        api_key: SecretStr,
+        api_secret: SecretStr,
+        *,
+        venue: str | None = None,
+        recv_window_ms: int = 5000,
+        request_timeout_s: float = 10.0,
+        initial_backoff_s: float = 0.1,
+        max_backoff_s: float = 5.0,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.instrument = instrument
+        self.endpoints = endpoints
+        self._venue = venue or instrument.venue
+        self._symbol = instrument.symbol
+        self._exchange_symbol = instrument.exchange_symbol
+        self._usdm = instrument.kind is not InstrumentKind.SPOT
+        if self._usdm and not (endpoints.rest and endpoints.user_ws):
+            raise ValueError("USD-M needs the REST base and the user-data stream URL")
+        self._api_key = api_key
+        self._secret = api_secret
+        self._recv_window = str(recv_window_ms)
+        self._timeout_s = request_timeout_s
+        self._initial_backoff_s = initial_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._clock_ns = clock_ns
+        self._ws: WsClientProtocol | None = None
+        self._user_ws: WsClientProtocol | None = None
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._next_id = 1
+        self._sink: ExecutionSink | None = None
+        self._ready = asyncio.Event()
+        self._live: dict[str, OrderUpdate] = {}  # client id -> last update of a non-final order
+        self._session: Any = None  # aiohttp session (USD-M listenKey and cancel-all)
+        self.reconnects = 0
+        self.requests_sent = 0
+
+    def __repr__(self) -> str:  # never the key or the secret
+        return f"BinanceWsApiExecution(venue={self._venue!r}, symbol={self._symbol!r})"
+
+    @property
+    def venue(self) -> str:
+        return self._venue
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    # -- connection ------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the WS-API connection and the user-data stream (idempotent)."""
+        if self._ws is not None and not self._ws.closed.done():
+            return
+        self._ready.clear()
+        ws = await ws_connect(self.endpoints.ws_api, self._on_frame)
+        self._ws = ws
+        try:
+            if self._usdm:
+                listen_key = await self._listen_key("POST")
+                url = f"{self.endpoints.user_ws}?listenKey={listen_key}"
+                self._user_ws = await ws_connect(url, self._on_user_frame)
+            else:
+                await self._call("userDataStream.subscribe.signature", {})
+        except BaseException:
+            ws.close()
+            raise
+        self._ready.set()
+
+    async def run(self, sink: ExecutionSink) -> None:
+        """Deliver order updates and fills into `sink` until cancelled; reconnect on loss."""
+        self._sink = sink
+        backoff = self._initial_backoff_s
+        first = True
+        try:
+            while True:
+                try:
+                    await self.connect()
+                    if not first:
+                        await self._reconcile()
+                    first = False
+                    backoff = self._initial_backoff_s
+                    await self._until_lost()
+                except asyncio.CancelledError:
+                    raise
+                except (OSError, ConnectionError, TimeoutError, WsApiError) as exc:
+                    log.warning("ws-api connection failed", venue=self._venue, error=str(exc))
+                self._lost()
+                self.reconnects += 1
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(self._max_backoff_s, backoff * 2)
+        finally:
+            self._lost()
+            self._sink = None
+
+    async def _until_lost(self) -> None:
+        ws = self._ws
+        assert ws is not None  # noqa: S101  connect() set it
+        waits: list[asyncio.Future[Any]] = [ws.closed]
+        if self._user_ws is not None:
+            waits.append(self._user_ws.closed)
+        keepalive: asyncio.Task[None] | None = None
+        if self._usdm:
+            keepalive = asyncio.get_running_loop().create_task(self._keepalive())
+            waits.append(keepalive)
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if keepalive is not None:
+                keepalive.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await keepalive
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(LISTEN_KEY_KEEPALIVE_S)
+            await self._listen_key("PUT")
+
+    def _lost(self) -> None:
+        """Close both sockets and fail every pending request."""
+        self._ready.clear()
+        for ws in (self._ws, self._user_ws):
+            if ws is not None:
+                ws.close()
+        self._ws = None
+        self._user_ws = None
+        pending = self._pending
+        self._pending = {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("ws-api connection lost"))
+
+    async def _reconcile(self) -> None:
+        """After a reconnect: report every open order, and the final state of each order we
+        knew as live that is no longer open."""
+        open_now = await self.open_orders(self._symbol)
+        seen = {u.client_order_id for u in open_now}
+        for update in open_now:
+            self._emit(update)
+        for client_id in [c for c in self._live if c not in seen]:
+            try:
+                order = await self._call(
+                    "order.status",
+                    {"symbol": self._exchange_symbol, "origClientOrderId": client_id},
+                )
+            except WsApiError as exc:
+                if exc.code not in {UNKNOWN_ORDER, ORDER_NOT_EXIST}:
+                    raise
+                self._live.pop(client_id, None)
+                continue
+            self._emit(order_update_from_order(order, self.instrument, self._venue, time.time_ns()))
+
+    async def _listen_key(self, method: str) -> str:
+        import aiohttp  # noqa: PLC0415  only USD-M needs REST
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        headers = {"X-MBX-APIKEY": self._api_key.get_secret_value()}
+        url = f"{self.endpoints.rest}/listenKey"
+        async with self._session.request(method, url, headers=headers) as resp:
+            body = await resp.json(content_type=None)
+            if resp.status != 200:
+                raise WsApiError(int(body.get("code", -1)), str(body.get("msg", resp.status)))
+        return str(body.get("listenKey", ""))
+
+    async def close(self) -> None:
+        self._lost()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def _send(self, method: str, params: dict[str, str]) -> asyncio.Future[Any]:
+        """Sign and write one request now; the future gets its `result` or a WsApiError."""
+        ws = self._ws
+        if ws is None or ws.closed.done():
+            raise ConnectionError("ws-api not connected")
+        params["apiKey"] = self._api_key.get_secret_value()
+        params["timestamp"] = str(self._clock_ns() // _MS)
+        params["recvWindow"] = self._recv_window
+        req_id = self._next_id
+        self._next_id = req_id + 1
+        body = {
+            "id": req_id,
+            "method": method,
+            "params": signed_params(params, self._secret.get_secret_value().encode()),
+        }
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = future
+        ws.send(_OP_TEXT, orjson.dumps(body))
+        self.requests_sent += 1
+        return future
+
+    async def _call(self, method: str, params: dict[str, str]) -> Any:
+        future = self._send(method, params)
+        async with asyncio.timeout(self._timeout_s):
+            return await future
+
+    def _on_frame(self, raw: bytes, ts_ns: int) -> None:
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            log.warning("ws-api frame is not JSON", venue=self._venue)
+            return
+        event = msg.get("event")
+        if event is not None:
+            self._on_event(event, ts_ns)
+            return
+        future = self._pending.pop(msg.get("id"), None)
+        if future is None or future.done():
+            return
+        error = msg.get("error")
+        if error is not None:
+            future.set_exception(
+                WsApiError(int(error.get("code", -1)), str(error.get("msg", "")), error.get("data"))
+            )
+        else:
+            future.set_result(msg.get("result"))
+
+    def _on_user_frame(self, raw: bytes, ts_ns: int) -> None:
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            log.warning("user-data frame is not JSON", venue=self._venue)
+            return
+        if "data" in msg and "stream" in msg:
+            msg = msg["data"]
+        if msg.get("e") == "ORDER_TRADE_UPDATE":
+            self._on_report(msg["o"], ts_ns)
+
+    def _on_event(self, event: Mapping[str, Any], ts_ns: int) -> None:
+        if event.get("e") == "executionReport":
+            self._on_report(event, ts_ns)
+
+    def _on_report(self, o: Mapping[str, Any], ts_ns: int) -> None:
+        if o.get("s") != self._exchange_symbol:
+            return
+        ts_exchange = int(o.get("T") or 0) * _MS or ts_ns
+        try:
+            if o.get("x") == "TRADE":
+                self._emit(fill_from_report(o, self.instrument, self._venue, ts_exchange, ts_ns))
+            self._emit(
+                order_update_from_report(o, self.instrument, self._venue, ts_exchange, ts_ns)
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("malformed order event", venue=self._venue, error=repr(exc))
+
+    def _emit(self, event: OrderUpdate | Fill) -> None:
+        if isinstance(event, OrderUpdate):
+            if event.status.is_terminal:
+                self._live.pop(event.client_order_id, None)
+            elif event.client_order_id:
+                self._live[event.client_order_id] = event
+        sink = self._sink
+        if sink is not None:
+            sink(event)
+
+    def _reject(self, request: OrderRequest, reason: str) -> None:
+        self._emit(rejected(request, self._venue, reason, time.time_ns()))
+
+    # -- order entry ------------------------------------------------------------------------------
+
+    def _order_params(self, request: OrderRequest) -> dict[str, str]:
+        inst = self.instrument
+        params = {
+            "symbol": self._exchange_symbol,
+            "side": "BUY" if request.side is Side.BUY else "SELL",
+            "quantity": f"{inst.lots_to_size(request.size_lots):.{inst.size_decimals}f}",
+            "newClientOrderId": request.client_order_id,
+        }
+        order_type = request.order_type
+        if order_type is OrderType.MARKET:
+            params["type"] = "MARKET"
+        else:
+            params["price"] = f"{inst.ticks_to_price(request.price_ticks):.{inst.price_decimals}f}"
+            if order_type is OrderType.LIMIT_MAKER:
+                if self._usdm:
+                    params["type"] = "LIMIT"
+                    params["timeInForce"] = "GTX"
+                else:
+                    params["type"] = "LIMIT_MAKER"
+            else:
+                params["type"] = "LIMIT"
+                params["timeInForce"] = "IOC" if order_type is OrderType.IOC else "GTC"
+        if self._usdm:
+            params["newOrderRespType"] = "RESULT"
+            if request.reduce_only:
+                params["reduceOnly"] = "true"
+        else:
+            params["newOrderRespType"] = "RESULT"
+        return params
+
+    async def place(self, request: OrderRequest) -> None:
+        future = self._send("order.place", self._order_params(request))
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                result = await future
+        except WsApiError as exc:
+            self._reject(request, exc.msg)
+            return
+        self._emit(order_update_from_order(result, self.instrument, self._venue, time.time_ns()))
+
+    async def replace(self, old_client_order_id: str, request: OrderRequest) -> None:
+        if self._usdm:
+            cancel = self._send(
+                "order.cancel",
+                {"symbol": self._exchange_symbol, "origClientOrderId": old_client_order_id},
+            )
+            place = self._send("order.place", self._order_params(request))
+            await asyncio.gather(self._finish_cancel(cancel), self._finish_place(request, place))
+            return
+        params = self._order_params(request)
+        params["cancelReplaceMode"] = "STOP_ON_FAILURE"
+        params["cancelOrigClientOrderId"] = old_client_order_id
+        future = self._send("order.cancelReplace", params)
+        now = time.time_ns
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                result = await future
+        except WsApiError as exc:
+            data = exc.data if isinstance(exc.data, Mapping) else {}
+            cancelled = data.get("cancelResponse")
+            if data.get("cancelResult") == "SUCCESS" and isinstance(cancelled, Mapping):
+                self._emit(order_update_from_order(cancelled, self.instrument, self._venue, now()))
+            # STOP_ON_FAILURE: the venue's reason is the failed half's own message.
+            new = data.get("newOrderResponse")
+            reason = exc.msg
+            if data.get("newOrderResult") == "FAILURE" and isinstance(new, Mapping):
+                reason = str(new.get("msg", reason))
+            elif data.get("cancelResult") == "FAILURE" and isinstance(cancelled, Mapping):
+                reason = str(cancelled.get("msg", reason))
+            self._reject(request, reason)
+            return
+        inst, venue = self.instrument, self._venue
+        self._emit(order_update_from_order(result["cancelResponse"], inst, venue, now()))
+        self._emit(order_update_from_order(result["newOrderResponse"], inst, venue, now()))
+
+    async def _finish_place(self, request: OrderRequest, future: asyncio.Future[Any]) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                result = await future
+        except WsApiError as exc:
+            self._reject(request, exc.msg)
+            return
+        self._emit(order_update_from_order(result, self.instrument, self._venue, time.time_ns()))
+
+    async def _finish_cancel(self, future: asyncio.Future[Any]) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                result = await future
+        except WsApiError as exc:
+            if exc.code == UNKNOWN_ORDER:
+                return  # already final: its last update came through the user data
+            raise
+        self._emit(order_update_from_order(result, self.instrument, self._venue, time.time_ns()))
+
+    async def cancel(self, symbol: str, client_order_id: str) -> None:
+        del symbol  # one instrument per execution
+        future = self._send(
+            "order.cancel", {"symbol": self._exchange_symbol, "origClientOrderId": client_order_id}
+        )
+        await self._finish_cancel(future)
+
+    async def cancel_all(self, symbol: str) -> None:
+        del symbol
+        if not self._usdm:
+            try:
+                await self._call("openOrders.cancelAll", {"symbol": self._exchange_symbol})
+            except WsApiError as exc:
+                if exc.code != UNKNOWN_ORDER:
+                    raise
+            return
+        # The USD-M WS-API has no cancel-all: one signed REST call.
+        await self._rest_cancel_all()
+
+    async def _rest_cancel_all(self) -> None:
+        import aiohttp  # noqa: PLC0415  only USD-M needs REST
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        params = {
+            "symbol": self._exchange_symbol,
+            "timestamp": str(self._clock_ns() // _MS),
+            "recvWindow": self._recv_window,
+        }
+        query = urlencode(params)
+        query += "&signature=" + sign(self._secret.get_secret_value().encode(), query)
+        headers = {"X-MBX-APIKEY": self._api_key.get_secret_value()}
+        url = f"{self.endpoints.rest}/allOpenOrders?{query}"
+        async with self._session.delete(url, headers=headers) as resp:
+            body = await resp.json(content_type=None)
+            if resp.status != 200:
+                raise WsApiError(int(body.get("code", -1)), str(body.get("msg", resp.status)))
+
+    async def open_orders(self, symbol: str) -> list[OrderUpdate]:
+        del symbol
+        if not self._ready.is_set():
+            async with asyncio.timeout(self._timeout_s):
+                await self._ready.wait()
+        orders = await self._call("openOrders.status", {"symbol": self._exchange_symbol})
+        now = time.time_ns()
+        return [order_update_from_order(o, self.instrument, self._venue, now) for o in orders]
