@@ -121,6 +121,13 @@ class VenueConfig(_Model):
     rate_limit_burst_orders: Annotated[int, Field(ge=1)] = Field(
         default=20, description="Token-bucket capacity for order actions on this venue."
     )
+    order_entry: Literal["native", "ccxt"] = Field(
+        default="native",
+        description=(
+            "Live order entry: native (signed Binance WS-API requests, binance and binanceusdm "
+            "only) or ccxt (ccxt.pro's WS-API calls; always used for other exchanges)."
+        ),
+    )
 
     @field_validator("endpoint")
     @classmethod

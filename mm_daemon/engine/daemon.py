@@ -30,6 +30,7 @@ from mm_daemon.engine.trader import HedgeLeg, Trader
 from mm_daemon.log import configure_logging, get_logger, register_secret
 from mm_daemon.sim.runner import SimulatorHandle, serve_forever, start_simulator
 from mm_daemon.venues.base import Execution
+from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, endpoints_from_ccxt
 from mm_daemon.venues.ccxt_execution import (
     CcxtExecution,
     MainnetRefusedError,
@@ -276,7 +277,17 @@ class Daemon:
             exchange = create_exchange(
                 venue, sim_base_url=sim_url, rate_limit=False if sim_url else None
             )
-            execution = CcxtExecution(exchange, instrument, venue=venue.name)
+            if venue.order_entry == "native" and venue.exchange in NATIVE_EXCHANGES:
+                # Signed WS-API requests of our own, to the URLs ccxt resolved for this
+                # endpoint; the ccxt exchange only named them and opened nothing.
+                endpoints = endpoints_from_ccxt(
+                    exchange.urls["api"], usdm=venue.exchange == "binanceusdm"
+                )
+                execution = BinanceWsApiExecution(
+                    instrument, endpoints, venue.api_key, venue.api_secret, venue=venue.name
+                )
+            else:
+                execution = CcxtExecution(exchange, instrument, venue=venue.name)
         self._executions.append(execution)
         return execution
 
