@@ -1,0 +1,459 @@
+"""Reaction at the simulator: a book update that moves fair value past the tolerance, to the
+first order action of the contender arriving at the simulator, at 2,500 book messages a second.
+
+Three contenders, one after the other against the same simulator process in one run:
+- daemon, native: the real daemon (`Daemon`, live mode, its startup heap frozen as it does)
+  with `order_entry: native` (signed WS-API requests written on the caller's stack);
+- daemon, ccxt: the same daemon with `order_entry: ccxt` (ccxt.pro's WS-API calls);
+- plain ccxt.pro loop: watch_order_book -> mid +/- half spread -> REST cancel_order +
+  create_order for both sides (rate limiter off).
+
+Roles run as separate processes (`--role sim|daemon|plain`), so the simulator does not share an
+event loop with the contender it measures. The simulator's synthetic market is frozen (speed 0);
+a mover sends REACTION_RATE book messages a second (deep background orders placed and
+cancelled) and every REACTION_MOVE_INTERVAL_S a sweep of the touch REACTION_MOVE_TICKS away,
+then a sparse refill. It logs each move's time and the arrival time of every order action of a
+client account where its venue takes the request. Every contender reads the same 0 ms diff-depth
+stream (one message per book change) and quotes the same spread with the same tolerance.
+
+Usage: .venv/bin/python bench/bench_reaction.py [--seconds S] [--rounds R]
+Writes bench/results/reaction.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import platform
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from mm_daemon.core.types import Side
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "reaction.json"
+
+REACTION_RATE = 2_500  # book messages a second (the recorded real peak)
+REACTION_MOVE_INTERVAL_S = 0.2
+REACTION_MOVE_TICKS = 1_200  # 12 USDT = 2 bps: past the 0.5 bps tolerance, inside 5 bps quotes
+REACTION_SPREAD_BPS = 10.0
+REACTION_TOLERANCE_BPS = 0.5
+REACTION_WARMUP_S = 5.0
+NATIVE_KEY = "bench-daemon-native-key"
+CCXT_KEY = "bench-daemon-ccxt-key"
+PLAIN_KEY = "bench-plain-key"
+TARGET_P50_US = 1_000.0
+TARGET_P99_US = 5_000.0
+TARGET_RATIO = 2.0
+
+CONTENDERS = (
+    ("daemon, native WS-API", "native", NATIVE_KEY),
+    ("daemon, ccxt WS-API", "ccxt", CCXT_KEY),
+    ("plain ccxt.pro loop", "plain", PLAIN_KEY),
+)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summarize(samples: list[float]) -> dict[str, float]:
+    if not samples:
+        return {"count": 0, "p50_us": 0.0, "p99_us": 0.0, "mean_us": 0.0}
+    return {
+        "count": len(samples),
+        "p50_us": round(statistics.median(samples), 2),
+        "p99_us": round(_percentile(samples, 0.99), 2),
+        "mean_us": round(statistics.fmean(samples), 2),
+    }
+
+
+async def _sim_role() -> dict[str, Any]:
+    from collections import deque  # noqa: PLC0415  only the simulator role needs these
+
+    from mm_daemon.config import SimConfig  # noqa: PLC0415
+    from mm_daemon.core.types import OrderType  # noqa: PLC0415
+    from mm_daemon.sim.matching import BACKGROUND_API_KEY  # noqa: PLC0415
+    from mm_daemon.sim.runner import start_simulator  # noqa: PLC0415
+    from mm_daemon.sim.venue import SimVenue  # noqa: PLC0415
+
+    arrivals: list[tuple[str, int]] = []
+
+    def log_arrivals(name: str) -> None:
+        original = getattr(SimVenue, name)
+
+        def wrapped(self: Any, sym: Any, api_key: str, *args: Any, **kwargs: Any) -> Any:
+            if api_key != BACKGROUND_API_KEY:
+                arrivals.append((api_key, time.time_ns()))
+            return original(self, sym, api_key, *args, **kwargs)
+
+        setattr(SimVenue, name, wrapped)
+
+    for name in ("submit", "cancel", "cancel_replace", "cancel_all", "modify"):
+        log_arrivals(name)
+    handle = await start_simulator(
+        SimConfig(seed=7, starting_base=10.0, starting_quote=1_000_000.0), market_speed=0.0
+    )
+    venue = handle.venues["sim-spot"]
+    sym = venue.symbols["BTCUSDT"]
+    engine = sym.engine
+    endpoint = handle.endpoint("sim-spot")
+    print(json.dumps({"rest": endpoint.rest, "ws": endpoint.ws}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    rng = random.Random(3)
+    moves: list[int] = []
+    noise: deque[int] = deque()
+    sent = 0
+
+    def bg(side: Side, order_type: OrderType, size: int, price: int) -> Any:
+        nonlocal sent
+        sent += 1
+        return venue.submit(
+            sym,
+            BACKGROUND_API_KEY,
+            side=side,
+            order_type=order_type,
+            size_lots=size,
+            price_ticks=price,
+            client_order_id=None,
+            reduce_only=False,
+        )
+
+    async def move(up: bool) -> None:
+        bids, asks, _ = engine.depth(100_000)
+        if up:
+            start_px = asks[0][0]
+            target = start_px + REACTION_MOVE_TICKS
+            size = sum(sz for px, sz in asks if px < target)
+            moves.append(time.time_ns())
+            bg(Side.BUY, OrderType.MARKET, size, 0)
+            for px in range(target - 1, start_px - 1, -100):
+                await asyncio.sleep(0)  # let requests in between, as a venue's gateway would
+                bg(Side.BUY, OrderType.LIMIT, 20_000, px)
+        else:
+            start_px = bids[0][0]
+            target = start_px - REACTION_MOVE_TICKS
+            size = sum(sz for px, sz in bids if px > target)
+            moves.append(time.time_ns())
+            bg(Side.SELL, OrderType.MARKET, size, 0)
+            for px in range(target + 1, start_px + 1, 100):
+                await asyncio.sleep(0)
+                bg(Side.SELL, OrderType.LIMIT, 20_000, px)
+
+    def noise_message() -> None:
+        nonlocal sent
+        if len(noise) > 200 and rng.random() < 0.5:
+            order_id = noise.popleft()
+            sent += 1
+            venue.cancel(sym, BACKGROUND_API_KEY, order_id, None)
+            return
+        best = engine.best_bid()
+        anchor = best[0] if best else 6_000_000
+        side = Side.BUY if rng.random() < 0.5 else Side.SELL
+        offset = rng.randint(5_000, 8_000)
+        price = anchor - offset if side is Side.BUY else anchor + offset
+        result = bg(side, OrderType.LIMIT, rng.randint(1_000, 30_000), price)
+        if result.order_id is not None:
+            noise.append(result.order_id)
+
+    started = time.perf_counter()
+    next_move = started + REACTION_MOVE_INTERVAL_S
+    up = True
+    while not stop.is_set():
+        now = time.perf_counter()
+        if now >= next_move:
+            await move(up)
+            up = not up
+            next_move += REACTION_MOVE_INTERVAL_S
+        due = int((now - started) * REACTION_RATE) - sent
+        for _ in range(max(0, min(due, 100))):
+            noise_message()
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.0005)
+    elapsed = time.perf_counter() - started
+    await handle.stop()
+    return {"moves": moves, "arrivals": arrivals, "messages": sent, "seconds": elapsed}
+
+
+def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
+    import mm_daemon.venues.binance_native as native  # noqa: PLC0415
+    from mm_daemon.config import parse_config  # noqa: PLC0415
+    from mm_daemon.engine.daemon import Daemon  # noqa: PLC0415
+    from mm_daemon.log import configure_logging  # noqa: PLC0415
+    from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution  # noqa: PLC0415
+    from mm_daemon.venues.ccxt_execution import CcxtExecution  # noqa: PLC0415
+
+    native.DEPTH_RATE = "0ms"  # the same one-message-per-change stream as the plain loop
+    key = NATIVE_KEY if order_entry == "native" else CCXT_KEY
+    config = parse_config(
+        {
+            "mode": "live",
+            "venues": {
+                "maker": {
+                    "name": "sim-spot",
+                    "exchange": "binance",
+                    "symbol": "BTC/USDT",
+                    "endpoint": rest,
+                    "maker_fee_bps": 0.0,
+                    "taker_fee_bps": 4.0,
+                    "rate_limit_orders_per_second": 200.0,
+                    "rate_limit_burst_orders": 100,
+                    "order_entry": order_entry,
+                }
+            },
+            "market_data": {"fair_value": "mid"},
+            "quoting": {
+                "model": "fixed",
+                "spread_bps": REACTION_SPREAD_BPS,
+                "order_size_base": 0.01,
+                "price_tolerance_bps": REACTION_TOLERANCE_BPS,
+            },
+            "inventory": {"limit_base": 0.5},
+            "hedging": {"mode": "off"},
+            "metrics": {"port": 0},
+            "logging": {"level": "warning", "format": "json"},
+        },
+        environ={"MMD_VENUES__MAKER__API_KEY": key, "MMD_VENUES__MAKER__API_SECRET": key},
+    )
+    configure_logging("warning", "json")
+    # When each order action is handed to the execution (splits the reaction in two).
+    handed: list[int] = []
+    cls: Any = BinanceWsApiExecution if order_entry == "native" else CcxtExecution
+    for name in ("place", "replace", "cancel"):
+        original = getattr(cls, name)
+
+        def timed(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            handed.append(time.time_ns())
+            return _original(*args, **kwargs)
+
+        setattr(cls, name, timed)
+    daemon = Daemon(config)
+    with contextlib.redirect_stdout(io.StringIO()):  # the run summary is not benchmarked
+        uvloop.run(daemon.run(seconds))
+    return {"handed": handed}
+
+
+async def _plain_role(rest: str, ws: str, seconds: float) -> None:
+    from mm_daemon.venues.endpoints import make_ccxt_exchange  # noqa: PLC0415
+
+    exchange = make_ccxt_exchange("binance-spot", rest, ws, PLAIN_KEY, PLAIN_KEY)
+    exchange.options["watchOrderBookRate"] = "0"  # `@depth@0ms`, as the daemon reads
+    symbol = "BTC/USDT"
+    try:
+        await exchange.load_markets()
+        ids: list[str] = []
+        quoted_mid: float | None = None
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            book = await exchange.watch_order_book(symbol)
+            if not book["bids"] or not book["asks"]:
+                continue
+            mid = (book["bids"][0][0] + book["asks"][0][0]) / 2
+            if (
+                quoted_mid is not None
+                and abs(mid - quoted_mid) < mid * REACTION_TOLERANCE_BPS * 1e-4
+            ):
+                continue
+            for order_id in ids:
+                try:
+                    await exchange.cancel_order(order_id, symbol)
+                except Exception:  # noqa: BLE001, S112  already filled or gone: quote anyway
+                    continue
+            half = mid * REACTION_SPREAD_BPS / 2 * 1e-4
+            bid = await exchange.create_order(
+                symbol, "limit", "buy", 0.01, round(mid - half - 0.005, 2), {"postOnly": True}
+            )
+            ask = await exchange.create_order(
+                symbol, "limit", "sell", 0.01, round(mid + half + 0.005, 2), {"postOnly": True}
+            )
+            ids = [bid["id"], ask["id"]]
+            quoted_mid = mid
+        for order_id in ids:
+            with contextlib.suppress(Exception):
+                await exchange.cancel_order(order_id, symbol)
+    finally:
+        await exchange.close()
+
+
+def _reactions_us(
+    moves: list[int], arrivals: list[tuple[str, int]], key: str, window: tuple[int, int]
+) -> list[float]:
+    """For each move inside `window`, the time to the key's first order action after it."""
+    times = sorted(ts for k, ts in arrivals if k == key)
+    out: list[float] = []
+    j = 0
+    for i, move_ns in enumerate(moves):
+        if not window[0] <= move_ns <= window[1]:
+            continue
+        next_move = moves[i + 1] if i + 1 < len(moves) else window[1]
+        while j < len(times) and times[j] < move_ns:
+            j += 1
+        if j < len(times) and times[j] < next_move:
+            out.append((times[j] - move_ns) / 1000.0)
+    return out
+
+
+def reaction_benchmark(seconds: float) -> dict[str, Any]:
+    """Run the simulator, then each contender in turn; pair moves with arrivals."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "sim.json"
+        me = str(Path(__file__).resolve())
+        sim = subprocess.Popen(
+            [sys.executable, me, "--role", "sim", "--out", str(out)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        loads: dict[str, float] = {}
+        try:
+            assert sim.stdout is not None  # noqa: S101  stdout is a pipe
+            endpoint = json.loads(sim.stdout.readline())
+            windows: dict[str, tuple[int, int]] = {}
+            for name, role, key in CONTENDERS:
+                start = time.time_ns()
+                args = ["--role", "plain" if role == "plain" else "daemon"]
+                if role != "plain":
+                    args += ["--order-entry", role]
+                subprocess.run(
+                    [
+                        sys.executable,
+                        me,
+                        *args,
+                        "--rest",
+                        endpoint["rest"],
+                        "--ws",
+                        endpoint["ws"],
+                        "--seconds",
+                        str(seconds),
+                        "--out",
+                        str(Path(tmp) / f"{role}.json"),
+                    ],
+                    check=True,
+                    timeout=seconds + 60,
+                )
+                loads[name] = round(os.getloadavg()[0], 2)
+                windows[key] = (
+                    start + int(REACTION_WARMUP_S * 1e9),
+                    time.time_ns() - 2_000_000_000,
+                )
+        finally:
+            sim.send_signal(signal.SIGTERM)
+            sim.wait(timeout=30)
+        data = json.loads(out.read_text())
+        handed = {
+            role: json.loads((Path(tmp) / f"{role}.json").read_text())["handed"]
+            for role in ("native", "ccxt")
+        }
+    result: dict[str, Any] = {
+        "message_rate_per_s": round(data["messages"] / data["seconds"]),
+        "moves": len(data["moves"]),
+        "load_average_1m_after_each": loads,
+    }
+    for name, role, key in CONTENDERS:
+        samples = _reactions_us(data["moves"], data["arrivals"], key, windows[key])
+        result[name] = summarize(samples)
+        if role != "plain":
+            # move -> handed to the execution (market data and the daemon's decision)
+            marks = [("handed", ts) for ts in handed[role]]
+            to_handed = _reactions_us(data["moves"], marks, "handed", windows[key])
+            result[f"{name}: move -> handed"] = summarize(to_handed)
+    return result
+
+
+def _median(rounds: list[dict[str, Any]], name: str) -> dict[str, float]:
+    return {
+        k: round(statistics.median(r[name][k] for r in rounds), 2)
+        for k in ("count", "p50_us", "p99_us", "mean_us")
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--seconds", type=float, default=25.0, help="each contender's run")
+    parser.add_argument("--rounds", type=int, default=1, help="whole runs; medians reported")
+    parser.add_argument("--role", choices=("sim", "daemon", "plain"), help=argparse.SUPPRESS)
+    parser.add_argument("--order-entry", choices=("native", "ccxt"), help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--rest", help=argparse.SUPPRESS)
+    parser.add_argument("--ws", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "sim":
+        Path(args.out).write_text(json.dumps(uvloop.run(_sim_role())))
+        return 0
+    if args.role == "daemon":
+        log = _daemon_role(args.rest, args.seconds, args.order_entry)
+        Path(args.out).write_text(json.dumps(log))
+        return 0
+    if args.role == "plain":
+        uvloop.run(_plain_role(args.rest, args.ws, args.seconds))
+        Path(args.out).write_text(json.dumps({"handed": []}))
+        return 0
+    load_at_start = round(os.getloadavg()[0], 2)
+    print(f"load average (1 min) at start: {load_at_start} on {os.cpu_count()} cores")
+    rounds = [reaction_benchmark(args.seconds) for _ in range(args.rounds)]
+    names = [k for k, v in rounds[0].items() if isinstance(v, dict) and "p50_us" in v]
+    table = {name: _median(rounds, name) for name in names}
+    print(
+        f"reaction at the simulator ({rounds[0]['message_rate_per_s']} msg/s, "
+        f"{rounds[0]['moves']} moves a round, {args.rounds} round(s), medians): "
+        "move sent -> first order action arriving"
+    )
+    print(f"{'contender':40} {'count':>6} {'p50 us':>9} {'p99 us':>9} {'mean us':>9}")
+    for name in names:
+        r = table[name]
+        print(f"{name:40} {r['count']:>6} {r['p50_us']:>9} {r['p99_us']:>9} {r['mean_us']:>9}")
+    native = table[CONTENDERS[0][0]]
+    plain = table[CONTENDERS[2][0]]
+    ratio = round(plain["p50_us"] / native["p50_us"], 2) if native["p50_us"] else 0.0
+    met = {
+        "p50": native["p50_us"] <= TARGET_P50_US,
+        "p99": native["p99_us"] <= TARGET_P99_US,
+        "2x_plain": ratio >= TARGET_RATIO,
+    }
+    print(f"plain loop p50 / native daemon p50: {ratio}x")
+    print(
+        f"targets (native daemon): p50 <= {TARGET_P50_US:g} us {'met' if met['p50'] else 'NOT met'}"
+        f", p99 <= {TARGET_P99_US:g} us {'met' if met['p99'] else 'NOT met'}, "
+        f">= {TARGET_RATIO:g}x the plain loop {'met' if met['2x_plain'] else 'NOT met'}"
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "benchmark": "reaction",
+                "python": sys.version.split()[0],
+                "platform": platform.platform(),
+                "seconds_per_contender": args.seconds,
+                "rounds": args.rounds,
+                "load_average_1m_at_start": load_at_start,
+                "medians": table,
+                "plain_over_native_p50": ratio,
+                "targets_us": {"p50": TARGET_P50_US, "p99": TARGET_P99_US, "ratio": TARGET_RATIO},
+                "targets_met": met,
+                "rounds_detail": rounds,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
