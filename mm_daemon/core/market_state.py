@@ -8,6 +8,10 @@ Pure and synchronous. The daemon (and replay, and paper execution) keeps one per
     state.fair_value_ticks               # float, fractional ticks of this instrument (or None)
     state.volatility.value               # fraction per sqrt(second)
     state.intensity_fit(now_ns)          # IntensityFit(A, k) or None
+
+Time base: every estimator runs on `ts_local_ns` (our receipt clock), so the caller asks for
+fits on the same clock (`time.time_ns()` live). Exchange timestamps would mix two clocks: a
+replay of recorded data carries the recording's times while the daemon's clock is today's.
     state.flow_imbalance                 # [-1, 1] signed trade flow
     state.touch_imbalance                # [-1, 1] touch size imbalance
     state.stale                          # last MarketStatus said stale
@@ -152,7 +156,7 @@ class MarketState:
                 if result:
                     self.last_result = result
                     return result
-            self._recompute(event.ts_exchange_ns)
+            self._recompute(event.ts_local_ns)
             self.last_result = ApplyResult.APPLIED
             return ApplyResult.APPLIED
         if type(event) is Trade:
@@ -164,7 +168,7 @@ class MarketState:
                 if result:
                     self.last_result = result
                     return result
-            self._recompute(event.ts_exchange_ns)
+            self._recompute(event.ts_local_ns)
             self.last_result = ApplyResult.APPLIED
             return ApplyResult.APPLIED
         if type(event) is MarketStatus:
@@ -173,7 +177,7 @@ class MarketState:
 
     def on_trade(self, trade: Trade) -> None:
         mid = self.book.mid_ticks()
-        ts = trade.ts_exchange_ns
+        ts = trade.ts_local_ns
         if mid is not None:
             self.intensity.on_trade(trade.price_ticks, mid, ts)
         self.flow.on_trade(float(trade.size_lots), int(trade.aggressor), ts)
@@ -292,7 +296,7 @@ class MarketStates:
         state.on_event(event)
         dependents = self._dependents.get(key)
         if dependents and (type(event) is BookDelta or type(event) is BookSnapshot):
-            ts = event.ts_exchange_ns
+            ts = event.ts_local_ns
             for dependent in dependents:
                 dependent.on_reference_update(ts)
         return state
