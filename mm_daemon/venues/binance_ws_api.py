@@ -280,7 +280,7 @@ class BinanceWsApiExecution:
         self._clock_ns = clock_ns
         self._ws: WsClientProtocol | None = None
         self._user_ws: WsClientProtocol | None = None
-        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._pending: dict[int, tuple[asyncio.Future[Any], asyncio.TimerHandle]] = {}
         self._next_id = 1
         self._sink: ExecutionSink | None = None
         self._ready = asyncio.Event()
@@ -380,7 +380,8 @@ class BinanceWsApiExecution:
         self._user_ws = None
         pending = self._pending
         self._pending = {}
-        for future in pending.values():
+        for future, deadline in pending.values():
+            deadline.cancel()
             if not future.done():
                 future.set_exception(ConnectionError("ws-api connection lost"))
 
@@ -440,16 +441,22 @@ class BinanceWsApiExecution:
             "method": method,
             "params": signed_params(params, self._secret.get_secret_value().encode()),
         }
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[req_id] = future
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        # A deadline without asyncio.timeout: the first step of a request may run outside any
+        # task (the order manager starts it from a market-data callback).
+        self._pending[req_id] = (future, loop.call_later(self._timeout_s, self._expire, req_id))
         ws.send(_OP_TEXT, orjson.dumps(body))
         self.requests_sent += 1
         return future
 
     async def _call(self, method: str, params: dict[str, str]) -> Any:
-        future = self._send(method, params)
-        async with asyncio.timeout(self._timeout_s):
-            return await future
+        return await self._send(method, params)
+
+    def _expire(self, req_id: int) -> None:
+        entry = self._pending.pop(req_id, None)
+        if entry is not None and not entry[0].done():
+            entry[0].set_exception(TimeoutError("ws-api request timed out"))
 
     def _on_frame(self, raw: bytes, ts_ns: int) -> None:
         try:
@@ -461,8 +468,12 @@ class BinanceWsApiExecution:
         if event is not None:
             self._on_event(event, ts_ns)
             return
-        future = self._pending.pop(msg.get("id"), None)
-        if future is None or future.done():
+        entry = self._pending.pop(msg.get("id"), None)
+        if entry is None:
+            return
+        future, deadline = entry
+        deadline.cancel()
+        if future.done():
             return
         error = msg.get("error")
         if error is not None:
@@ -548,8 +559,7 @@ class BinanceWsApiExecution:
     async def place(self, request: OrderRequest) -> None:
         future = self._send("order.place", self._order_params(request))
         try:
-            async with asyncio.timeout(self._timeout_s):
-                result = await future
+            result = await future
         except WsApiError as exc:
             self._reject(request, exc.msg)
             return
@@ -570,8 +580,7 @@ class BinanceWsApiExecution:
         future = self._send("order.cancelReplace", params)
         now = time.time_ns
         try:
-            async with asyncio.timeout(self._timeout_s):
-                result = await future
+            result = await future
         except WsApiError as exc:
             data = exc.data if isinstance(exc.data, Mapping) else {}
             cancelled = data.get("cancelResponse")
@@ -592,8 +601,7 @@ class BinanceWsApiExecution:
 
     async def _finish_place(self, request: OrderRequest, future: asyncio.Future[Any]) -> None:
         try:
-            async with asyncio.timeout(self._timeout_s):
-                result = await future
+            result = await future
         except WsApiError as exc:
             self._reject(request, exc.msg)
             return
@@ -601,8 +609,7 @@ class BinanceWsApiExecution:
 
     async def _finish_cancel(self, future: asyncio.Future[Any]) -> None:
         try:
-            async with asyncio.timeout(self._timeout_s):
-                result = await future
+            result = await future
         except WsApiError as exc:
             if exc.code == UNKNOWN_ORDER:
                 return  # already final: its last update came through the user data

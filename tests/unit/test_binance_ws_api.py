@@ -10,6 +10,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from mm_daemon.aio import start_eagerly
 from mm_daemon.core.types import (
     ExecutionEvent,
     Fill,
@@ -281,3 +282,24 @@ def test_repr_holds_neither_key_nor_secret() -> None:
     ex = BinanceWsApiExecution(SPOT, endpoints, SecretStr("the-key"), SecretStr("the-secret"))
     assert "the-key" not in repr(ex)
     assert "the-secret" not in repr(ex)
+
+
+async def test_request_started_eagerly_from_a_callback_outside_any_task_completes() -> None:
+    ex, socket = execution()
+    events: list[ExecutionEvent] = []
+    ex._sink = events.append
+    tasks: set[asyncio.Task[None]] = set()
+    request = OrderRequest("v", "BTC/USDT", "mm1-e", Side.BUY, 6_000_001, 100)
+    started = asyncio.Event()
+
+    def on_market_data() -> None:  # as the order manager starts an action from a frame
+        start_eagerly(ex.place(request), tasks)
+        started.set()
+
+    asyncio.get_running_loop().call_soon(on_market_data)
+    await started.wait()
+    assert len(socket.sent) == 1  # written within the callback
+    result = {"clientOrderId": "mm1-e", "orderId": 5, "status": "NEW", "side": "BUY"}
+    answer(ex, {"id": socket.sent[0]["id"], "status": 200, "result": result})
+    await asyncio.gather(*tasks)
+    assert [e.status for e in events if isinstance(e, OrderUpdate)] == [OrderStatus.OPEN]
