@@ -201,6 +201,7 @@ class OrderManager:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at_ns = 0
         self._reconciling = False
+        self._post_only_blocked: set[Side] = set()
         self._stopped = False
         self.rate_limited_count = 0
         self._quote_gauges: dict[tuple[Side, int], Any] = {}
@@ -247,6 +248,9 @@ class OrderManager:
         `event_ts_ns` is the local receipt time of the event that caused this requote (for the
         tick-to-quote histogram); 0 skips the measurement.
         """
+        if self._post_only_blocked:
+            self._post_only_blocked.clear()  # a new market event: the view may have caught up
+            self._dirty = True
         self._desired = quotes
         self._fair_ticks = fair_ticks
         self._net_exposure_base = net_exposure_base
@@ -367,6 +371,8 @@ class OrderManager:
                 continue
             if not any(q.level == level for q in quotes):
                 cancels.append(order)
+        if side in self._post_only_blocked:
+            return
         room = self.settings.max_open_orders_per_side - live_count
         room += len(cancels) - cancels_before
         for quote in quotes:
@@ -482,10 +488,18 @@ class OrderManager:
             if new_id is not None:
                 order = self._orders.get(new_id)
                 if order is not None and order.status is OrderStatus.PENDING_NEW:
+                    self._rejected(order, str(exc))
                     self._finish(order, OrderStatus.REJECTED, self.clock(), type(exc).__name__)
-                    if self.metrics is not None:
-                        self.metrics.order_rejects.labels(self.venue, "error").inc()
             self._poke()
+
+    def _rejected(self, order: LiveOrder, reason: str) -> None:
+        label = _reason_label(reason)
+        if self.metrics is not None:
+            self.metrics.order_rejects.labels(self.venue, label).inc()
+        if label == "post_only":
+            # Our book is behind the venue's: sending the same price again from the same view
+            # would be refused again. That side waits for the next market event.
+            self._post_only_blocked.add(order.side)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Start an order action now, not on the loop's next turn.
@@ -522,9 +536,8 @@ class OrderManager:
         order.filled_lots = max(order.filled_lots, update.filled_lots)
         status = update.status
         if status.is_terminal:
-            if status is OrderStatus.REJECTED and self.metrics is not None:
-                reason = update.reason or "rejected"
-                self.metrics.order_rejects.labels(self.venue, _reason_label(reason)).inc()
+            if status is OrderStatus.REJECTED:
+                self._rejected(order, update.reason or "rejected")
             self._finish(order, status, now, update.reason)
         elif _RANK[status] >= _RANK[order.status]:
             # Never backwards: an ack overtaken by our cancel leaves the order pending cancel.

@@ -457,3 +457,42 @@ async def test_orders_started_together_may_wait_on_the_same_future() -> None:
     # Two sends, none failed and sent again.
     assert metrics.orders.labels("paper", "place")._value.get() == 2
     assert metrics.order_rejects.labels("paper", "error")._value.get() == 0
+
+
+class PostOnlyRejectingExecution(FakeExecution):
+    """The venue's book is ahead of ours: every buy is refused as post-only would cross."""
+
+    async def place(self, request: OrderRequest) -> None:
+        self.calls.append(("place", request))
+        if request.side is Side.BUY:
+            raise RuntimeError("binance Order would immediately match and take.")
+
+
+async def test_post_only_reject_waits_for_the_next_market_event_before_resending() -> None:
+    execution, clock, metrics = PostOnlyRejectingExecution(), Clock(), Metrics()
+    om = manager(execution, clock, metrics=metrics)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    async with asyncio.timeout(2):
+        await om.drain()
+        for _ in range(10):  # turns of the loop: a retry woken at once would run by now
+            await asyncio.sleep(0)
+        await om.drain()
+    buys = [r for action, r in execution.calls if action == "place" and r.side is Side.BUY]
+    assert len(buys) == 1
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)  # the next book event
+    async with asyncio.timeout(2):
+        await om.drain()
+    buys = [r for action, r in execution.calls if action == "place" and r.side is Side.BUY]
+    assert len(buys) == 2
+
+
+async def test_a_refusal_raised_by_the_venue_is_labelled_by_its_reason() -> None:
+    execution, clock, metrics = PostOnlyRejectingExecution(), Clock(), Metrics()
+    om = manager(execution, clock, metrics=metrics)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    async with asyncio.timeout(2):
+        await om.drain()
+    value = metrics.registry.get_sample_value(
+        "mm_order_rejects_total", {"venue": "paper", "reason": "post_only"}
+    )
+    assert value == 1.0
