@@ -54,16 +54,17 @@ SIM_FEES_BPS = {"spot": (0.0, 4.0), "perp": (0.0, 2.0)}  # the simulator's defau
 # Model parameters, chosen so that every model quotes about 0.25 bps from fair value when flat
 # and leans by about half its spread per 0.01 BTC of inventory (see docs/study.md):
 # - fixed / linear_skew: 0.5 bps total spread; skew 25 bps per BTC = 0.25 bps per 0.01 BTC.
-# - avellaneda_stoikov / glft count inventory in lots (1e-5 BTC) and gamma per tick, so gamma is
-#   tiny: AS r - s = q gamma sigma^2 tau, at sigma ~ 700 ticks/sqrt(s) and tau = 60 s that is
-#   ~0.15 tick per lot (150 ticks = 0.25 bps per 0.01 BTC) for gamma = 5e-9; the half spread is
-#   then about 1/k (k ~ 0.007 per tick from the trade-intensity fit). GLFT at gamma = 2e-9 gives
-#   a similar skew per order (sigma c2 D) and half spread c1 + D/2 sigma c2.
+# - avellaneda_stoikov / glft: gamma is given per USDT per BTC (the config's units); the models
+#   run in ticks and lots (0.01 USDT, 1e-5 BTC), where gamma 0.05 is 5e-9 per tick per lot. AS:
+#   r - s = q gamma sigma^2 tau, at sigma ~ 700 ticks/sqrt(s) and tau = 60 s that is ~0.15 tick
+#   per lot (150 ticks = 0.25 bps per 0.01 BTC); the half spread is then about 1/k (k ~ 0.007
+#   per tick from the trade-intensity fit). GLFT at gamma 0.02 gives a similar skew per order
+#   (sigma c2 D) and half spread c1 + D/2 sigma c2.
 MODEL_PARAMS: dict[str, dict[str, Any]] = {
     "fixed": {"spread_bps": 0.5},
     "linear_skew": {"spread_bps": 0.5, "skew_bps_per_base": 25.0},
-    "avellaneda_stoikov": {"gamma": 5e-9, "horizon_seconds": 60.0},
-    "glft": {"gamma": 2e-9, "xi": 0.0},
+    "avellaneda_stoikov": {"gamma": 0.05, "horizon_seconds": 60.0},
+    "glft": {"gamma": 0.02, "xi": 0.0},
 }
 
 

@@ -238,13 +238,18 @@ class QuotingConfig(_Model):
         default=False, description="linear_skew: shrink the side that grows inventory."
     )
     gamma: PositiveFloat = Field(
-        default=0.1, description="Risk aversion (avellaneda_stoikov, glft)."
+        default=0.05,
+        description=(
+            "Risk aversion of avellaneda_stoikov and glft, per quote unit per base unit "
+            "(e.g. per USDT per BTC); the models run in ticks and lots and convert it."
+        ),
     )
     horizon_seconds: PositiveFloat = Field(
         default=60.0, description="avellaneda_stoikov: rolling horizon tau."
     )
     xi: NonNegativeFloat = Field(
-        default=0.1, description="glft: xi; 0 uses gamma (the paper's usual choice)."
+        default=0.0,
+        description="glft: xi, in gamma's units; 0 uses gamma (the paper's usual choice).",
     )
     volatility_widening: NonNegativeFloat = Field(
         default=0.0, description="Extra spread in bps per bps/sqrt(s) of volatility."

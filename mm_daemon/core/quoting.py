@@ -9,7 +9,9 @@ Units. Prices are (fractional) ticks of the quoted instrument; time is seconds; 
   per tick of distance (arrival rate `A * exp(-k * delta)`, delta in ticks);
 - inventory `q`: `linear_skew` reads net exposure in base units (its skew is bps per base unit);
   `avellaneda_stoikov` and `glft` count it in lots, as the papers count shares, so `gamma` and
-  `xi` are per tick (the `gamma / k` of both papers is then dimensionless).
+  `xi` are per tick per lot (the `gamma / k` of both papers is then dimensionless). The config
+  gives them per quote unit per base unit; `QuoteParams.from_config` converts (times tick size
+  times lot size), so one value means the same risk aversion on any instrument.
 
 Models (each returns a reservation price `r` and a half spread `h`; bid = r - h, ask = r + h):
 - `fixed`: r = fair, h = spread_bps / 2 of fair.
@@ -179,10 +181,12 @@ class QuoteParams:
     def from_config(
         cls, quoting: QuotingConfig, inventory: InventoryConfig, instrument: Instrument
     ) -> QuoteParams:
+        lot_base = instrument.lot_size * instrument.contract_size_base
+        per_tick_lot = instrument.tick_size * lot_base  # config units -> per tick per lot
         return cls(
             model=str(quoting.model.value),
             order_size_base=quoting.order_size_base,
-            lot_base=instrument.lot_size * instrument.contract_size_base,
+            lot_base=lot_base,
             min_size_lots=instrument.min_size_lots,
             min_notional_quote=instrument.min_notional_quote,
             tick_size=instrument.tick_size,
@@ -196,9 +200,9 @@ class QuoteParams:
             allow_spread_below_fees=quoting.allow_spread_below_fees,
             skew_bps_per_base=quoting.skew_bps_per_base,
             size_skew=quoting.size_skew,
-            gamma=quoting.gamma,
+            gamma=quoting.gamma * per_tick_lot,
             horizon_seconds=quoting.horizon_seconds,
-            xi=quoting.xi,
+            xi=quoting.xi * per_tick_lot,
             volatility_widening=quoting.volatility_widening,
             pull_volatility_bps=quoting.pull_volatility_bps,
             alpha_skew_bps=quoting.alpha_skew_bps,

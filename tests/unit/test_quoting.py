@@ -268,3 +268,18 @@ def test_relative_volatility_converts_to_ticks() -> None:
     market = MarketInputs.from_relative(FAIR, 99_999, 100_001, sigma_relative=1e-4)
     assert market.sigma_ticks == pytest.approx(10.0)
     assert math.isfinite(market.fair_ticks)
+
+
+def test_config_gamma_per_quote_per_base_is_converted_to_ticks_and_lots() -> None:
+    from mm_daemon.config import InventoryConfig, QuotingConfig  # noqa: PLC0415
+    from mm_daemon.core.types import Instrument, InstrumentKind  # noqa: PLC0415
+
+    btc = Instrument(
+        "spot", "BTC/USDT", "BTCUSDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 0.00001
+    )
+    params = QuoteParams.from_config(
+        QuotingConfig(model="glft", gamma=0.05, xi=0.02), InventoryConfig(), btc
+    )
+    # 0.05 per USDT per BTC = 0.05 * 0.01 USDT/tick * 1e-5 BTC/lot per tick per lot.
+    assert params.gamma == pytest.approx(5e-9)
+    assert params.xi == pytest.approx(2e-9)
