@@ -213,7 +213,7 @@ class Daemon:
             book_is_shared=True,
             reference=hedge_state if cross else None,
         )
-        maker_exec = self._execution(maker_cfg, maker_inst, maker_url, paper_feeds)
+        maker_exec = self._execution(maker_cfg, maker_md, maker_url, paper_feeds)
         risk = RiskGate(RiskLimits.from_config(cfg.risk, cfg.inventory, cfg.quoting, maker_inst))
         orders = OrderManager(
             maker_exec,
@@ -229,7 +229,7 @@ class Daemon:
             hedger = Hedger(cfg.hedging, hedge_inst)
             ledger.add_instrument(hedge_inst)
             ledger.set_netting_weight(hedge_cfg.name, hedger.netting_weight)
-            hedge_exec = self._execution(hedge_cfg, hedge_inst, hedge_url, paper_feeds)
+            hedge_exec = self._execution(hedge_cfg, hedge_md, hedge_url, paper_feeds)
             hedge_leg = HedgeLeg(hedge_state, hedge_exec, hedger)
         quoter = Quoter(QuoteParams.from_config(cfg.quoting, cfg.inventory, maker_inst))
         log.info(
@@ -252,10 +252,11 @@ class Daemon:
     def _execution(
         self,
         venue: VenueConfig,
-        instrument: Instrument,
+        md: CcxtMarketData,
         sim_url: str | None,
         paper_feeds: dict[str, Callable[[MarketEvent], None]],
     ) -> Execution:
+        instrument = md.instruments[venue.symbol]
         execution: Execution
         if self.config.mode is Mode.PAPER:
             paper = PaperExecution(instrument, self.config.paper, venue=venue.name)
@@ -274,19 +275,19 @@ class Daemon:
                         f"(MMD_VENUES__<ROLE>__API_KEY / __API_SECRET or api_*_file)"
                     ]
                 )
-            exchange = create_exchange(
-                venue, sim_base_url=sim_url, rate_limit=False if sim_url else None
-            )
             if venue.order_entry == "native" and venue.exchange in NATIVE_EXCHANGES:
-                # Signed WS-API requests of our own, to the URLs ccxt resolved for this
-                # endpoint; the ccxt exchange only named them and opened nothing.
+                # Signed WS-API requests of our own, to the URLs ccxt resolved for this endpoint
+                # (the market-data adapter's exchange already holds them).
                 endpoints = endpoints_from_ccxt(
-                    exchange.urls["api"], usdm=venue.exchange == "binanceusdm"
+                    md.exchange.urls["api"], usdm=venue.exchange == "binanceusdm"
                 )
                 execution = BinanceWsApiExecution(
                     instrument, endpoints, venue.api_key, venue.api_secret, venue=venue.name
                 )
             else:
+                exchange = create_exchange(
+                    venue, sim_base_url=sim_url, rate_limit=False if sim_url else None
+                )
                 execution = CcxtExecution(exchange, instrument, venue=venue.name)
         self._executions.append(execution)
         return execution
