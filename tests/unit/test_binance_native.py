@@ -6,6 +6,8 @@ every recorded bookTicker that shares an update id.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 
 import orjson
@@ -16,6 +18,8 @@ from mm_daemon.core.types import BookDelta, BookSnapshot, Instrument, Instrument
 from mm_daemon.venues.binance_native import (
     BinanceDepthSync,
     NativeStream,
+    WsClientProtocol,
+    new_book_delta,
     parse_depth_event,
     parse_levels,
     parse_trade_event,
@@ -32,6 +36,7 @@ USDM_ETH = Instrument(
     "perp", "ETH/USDT:USDT", "ETHUSDT", InstrumentKind.PERPETUAL, "ETH", "USDT", 0.01, 0.001
 )
 
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 DATA = recorded_data_dir()
 needs_data = pytest.mark.skipif(
     DATA is None, reason="recorded Binance captures absent (set MMD_DATA_DIR)"
@@ -188,6 +193,109 @@ def test_trade_frame_reaches_the_sink() -> None:
     assert events[0].aggressor is Side.BUY
 
 
+def test_fast_delta_equals_the_constructed_one() -> None:
+    args = ("perp", "BTC/USDT:USDT", 1, 2, 3, 4, 5, ((10, 1),), ((11, 2),))
+    fast = new_book_delta(*args)
+    assert type(fast) is BookDelta
+    assert fast == BookDelta(*args)
+
+
+def test_in_sync_frames_apply_levels_in_order_and_emit_them_as_parsed() -> None:
+    events: list[object] = []
+    stream = make_stream("depth", events)
+    stream.sync.on_snapshot(100, ((618000, 1000),), ((618010, 1000),))
+    frame = depth_frame(
+        95,
+        105,
+        99,
+        bids=[("61800.10", "1.500"), ("61800.00", "0.000"), ("61799.00", "2.000")],
+        asks=[("61802.00", "0.250")],
+    )
+    stream.on_frame(frame, 7)
+    assert stream.book.bids() == ((618001, 1500), (617990, 2000))
+    assert stream.book.asks() == ((618010, 1000), (618020, 250))
+    assert events == [parse_depth_event(orjson.loads(frame)["data"], USDM_BTC, "perp", 7)]
+
+
+# -- the websocket reader ------------------------------------------------------------------
+
+
+def server_frame(payload: bytes, first_byte: int = 0x81) -> bytes:
+    n = len(payload)
+    if n < 126:
+        head = bytes((first_byte, n))
+    elif n < 65_536:
+        head = bytes((first_byte, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((first_byte, 127)) + n.to_bytes(8, "big")
+    return head + payload
+
+
+def open_reader(received: list[tuple[bytes, int]]) -> WsClientProtocol:
+    reader = WsClientProtocol(
+        "127.0.0.1", "/ws", lambda payload, ts: received.append((payload, ts))
+    )
+    reader.data_received(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: "
+        + base64.b64encode(hashlib.sha1(reader._key + WS_GUID).digest())  # noqa: S324  RFC 6455 handshake for this reader's key
+        + b"\r\n\r\n"
+    )
+    return reader
+
+
+PAYLOADS = [b"x" * 10, b"y" * 125, b"z" * 126, b"w" * 70_000, b'{"e":"depthUpdate"}']
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 125, 4096, 1 << 20])
+async def test_frames_cut_at_any_chunk_boundary_arrive_whole_and_in_order(
+    chunk_size: int,
+) -> None:
+    received: list[tuple[bytes, int]] = []
+    reader = open_reader(received)
+    wire = b"".join(server_frame(p) for p in PAYLOADS)
+    for i in range(0, len(wire), chunk_size):
+        reader.data_received(wire[i : i + chunk_size])
+    assert [payload for payload, _ in received] == PAYLOADS
+    assert all(type(payload) is bytes for payload, _ in received)
+
+
+async def test_frames_of_one_chunk_share_its_receipt_time() -> None:
+    received: list[tuple[bytes, int]] = []
+    reader = open_reader(received)
+    reader.data_received(server_frame(b"a") + server_frame(b"b"))
+    reader.data_received(server_frame(b"c"))
+    assert received[0][1] == received[1][1]
+    assert received[2][1] >= received[1][1]
+
+
+async def test_handshake_and_first_frames_in_one_chunk_are_all_read() -> None:
+    received: list[tuple[bytes, int]] = []
+    reader = WsClientProtocol(
+        "127.0.0.1", "/ws", lambda payload, ts: received.append((payload, ts))
+    )
+    accept = base64.b64encode(hashlib.sha1(reader._key + WS_GUID).digest())  # noqa: S324  RFC 6455 handshake for this reader's key
+    reader.data_received(
+        b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: "
+        + accept
+        + b"\r\n\r\n"
+        + server_frame(b"first")
+        + server_frame(b"sec")[:3]
+    )
+    reader.data_received(server_frame(b"sec")[3:])
+    assert reader.opened.done()
+    assert [payload for payload, _ in received] == [b"first", b"sec"]
+
+
+async def test_masked_server_frame_fails_the_connection() -> None:
+    received: list[tuple[bytes, int]] = []
+    reader = open_reader(received)
+    reader.data_received(bytes((0x81, 0x80 | 1)) + b"\0\0\0\0" + b"a")
+    assert received == []
+    with pytest.raises(ConnectionError, match="masked"):
+        await reader.closed
+
+
 # -- recorded data -------------------------------------------------------------------------
 
 
@@ -250,6 +358,33 @@ def test_rebuilt_touch_equals_every_recorded_book_ticker(
     assert resyncs == 0
     assert shared >= 500
     assert matches == shared
+
+
+@needs_data
+@pytest.mark.data
+def test_recorded_frames_through_the_reader_give_the_reference_deltas_and_book() -> None:
+    assert DATA is not None
+    tick, lot = USDM_BTC.tick_size, USDM_BTC.lot_size
+    reference = BinanceDepthSync(USDM_BTC, "perp", usdm=True)
+    expected: list[BookDelta] = []
+    events: list[object] = []
+    stream = make_stream("depth", events)
+    for ts, raw in read_capture(DATA / "usdm/btcusdt_20240808.gz"):
+        msg = orjson.loads(raw)
+        if "lastUpdateId" in msg:
+            levels = (parse_levels(msg["bids"], tick, lot), parse_levels(msg["asks"], tick, lot))
+            assert reference.on_snapshot(msg["lastUpdateId"], *levels) is ApplyResult.APPLIED
+            assert stream.sync.on_snapshot(msg["lastUpdateId"], *levels) is ApplyResult.APPLIED
+        elif "@depth" in msg["stream"]:
+            delta = parse_depth_event(msg["data"], USDM_BTC, "perp", ts)
+            if reference.on_delta(delta) is ApplyResult.APPLIED:
+                expected.append(delta)
+            stream.on_frame(raw, ts)
+    assert len(expected) > 1000
+    assert events == expected
+    assert stream.stats.resyncs == 0
+    assert stream.book.bids() == reference.book.bids()
+    assert stream.book.asks() == reference.book.asks()
 
 
 @needs_data
