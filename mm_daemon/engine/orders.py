@@ -55,7 +55,14 @@ if TYPE_CHECKING:
     from mm_daemon.engine.metrics import Metrics
     from mm_daemon.venues.base import Execution
 
-__all__ = ["LiveOrder", "OrderManager", "OrderManagerSettings", "new_client_id_prefix"]
+__all__ = [
+    "REJECT_REASONS",
+    "LiveOrder",
+    "OrderManager",
+    "OrderManagerSettings",
+    "new_client_id_prefix",
+    "reject_reason_label",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -493,7 +500,7 @@ class OrderManager:
             self._poke()
 
     def _rejected(self, order: LiveOrder, reason: str) -> None:
-        label = _reason_label(reason)
+        label = reject_reason_label(reason)
         if self.metrics is not None:
             self.metrics.order_rejects.labels(self.venue, label).inc()
         if label == "post_only":
@@ -733,7 +740,11 @@ class OrderManager:
         self._m_open_sell.set(counts[1])
 
 
-def _reason_label(reason: str) -> str:
+REJECT_REASONS = ("post_only", "rate_limit", "balance", "filter", "other", "error")
+"""Every label `reject_reason_label` gives, plus "error" for a send that failed outright."""
+
+
+def reject_reason_label(reason: str) -> str:
     """A short, bounded metric label from a venue's reject text."""
     text = reason.lower()
     if "post" in text or "immediately match" in text or "would cross" in text:

@@ -27,6 +27,7 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Trade,
 )
+from mm_daemon.engine.orders import REJECT_REASONS, reject_reason_label
 from mm_daemon.log import get_logger
 
 if TYPE_CHECKING:
@@ -99,6 +100,8 @@ class Trader:
         for state in (self.maker, *([self.hedge.state] if self.hedge else [])):
             venue = state.instrument.venue
             m.event_errors.labels(venue)
+            for reason in REJECT_REASONS:
+                m.order_rejects.labels(venue, reason)
             for side in ("buy", "sell"):
                 for liquidity in ("maker", "taker"):
                     m.fills.labels(venue, side, liquidity)
@@ -219,7 +222,8 @@ class Trader:
         elif type(event) is OrderUpdate:
             leg.hedger.on_order_update(event, now)
             if event.status.value == "rejected":
-                self.metrics.order_rejects.labels(event.venue, event.reason or "rejected").inc()
+                reason = reject_reason_label(event.reason or "rejected")
+                self.metrics.order_rejects.labels(event.venue, reason).inc()
                 log.warning("hedge_rejected", venue=event.venue, reason=event.reason)
 
     def _book_fill(self, fill: Fill) -> None:
