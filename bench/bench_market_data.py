@@ -12,9 +12,15 @@
    others in one chunk count their wait); and the same path in process, frame by frame, with
    no socket (processing time alone).
 4. RSS of a process running two venues' adapters (spot + USD-M) against the simulator.
+5. The adapter path without a socket: the wire bytes of the stream cut into 64 KiB chunks and
+   handed to the websocket reader (frame cutting, orjson, levels, book, events, fair value).
 
-Run: `.venv/bin/python bench/bench_market_data.py [--repeats N]`; prints a table and writes
-bench/results/market_data.json. Needs the recorded captures ($MMD_DATA_DIR or
+`--baseline COMMIT` also runs 2 and 5 with `mm_daemon/venues/binance_native.py` as it was at
+COMMIT (read with `git show`), interleaved with the current one, so before/after come from the
+same run on the same machine load.
+
+Run: `.venv/bin/python bench/bench_market_data.py [--repeats N] [--baseline COMMIT]`; prints a
+table and writes bench/results/market_data.json. Needs the recorded captures ($MMD_DATA_DIR or
 ../shared/data/binance); exits with a note when they are absent.
 """
 
@@ -25,15 +31,18 @@ import asyncio
 import base64
 import gc
 import hashlib
+import importlib.util
 import json
 import logging
 import multiprocessing as mp
 import os
 import statistics
 import struct
+import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import orjson
@@ -343,7 +352,36 @@ def venue_config(port: int) -> VenueConfig:
     )
 
 
-async def adapter_run(port: int, index_of: dict[int, int], final_u: int) -> float:
+def load_baseline(commit: str) -> ModuleType:
+    """`mm_daemon/venues/binance_native.py` as it was at `commit`, as a separate module."""
+    source = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{commit}:mm_daemon/venues/binance_native.py"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    spec = importlib.util.spec_from_loader("baseline_binance_native", loader=None)
+    assert spec is not None  # noqa: S101  spec_from_loader returns a spec for a name
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building
+    exec(compile(source, f"{commit}:binance_native.py", "exec"), module.__dict__)  # noqa: S102  the repository's own code at an earlier commit
+    return module
+
+
+async def adapter_run(
+    port: int, index_of: dict[int, int], final_u: int, native: ModuleType | None = None
+) -> float:
+    from mm_daemon.venues import ccxt_venue  # noqa: PLC0415
+
+    current = ccxt_venue.NativeStream
+    if native is not None:
+        ccxt_venue.NativeStream = native.NativeStream
+    try:
+        return await _adapter_run(port, index_of, final_u)
+    finally:
+        ccxt_venue.NativeStream = current
+
+
+async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> float:
     from mm_daemon.venues.ccxt_venue import CcxtMarketData  # noqa: PLC0415
 
     md = CcxtMarketData(venue_config(port), MarketDataConfig(stale_after_seconds=30.0))
@@ -397,6 +435,52 @@ async def ccxt_run(port: int, index_of: dict[int, int], final_u: int) -> float:
                 return (index_of[final_u] - first[0]) / ((now - first[1]) / 1e9)
     finally:
         await exchange.close()
+
+
+def chunk_path_us(
+    snapshot: dict[str, Any], payloads: list[dict[str, Any]], native: ModuleType
+) -> float:
+    """Microseconds per message from wire bytes (64 KiB chunks) to fair value, no socket."""
+    from mm_daemon.core.types import Instrument, InstrumentKind  # noqa: PLC0415
+
+    inst = Instrument(
+        "bench", "BTC/USDT:USDT", "BTCUSDT", InstrumentKind.PERPETUAL, "BTC", "USDT", TICK, LOT
+    )
+    wire = b"".join(ws_frame(orjson.dumps(p)) for p in payloads)
+    chunks = [wire[i : i + 65_536] for i in range(0, len(wire), 65_536)]
+
+    async def no_fetch(_symbol: str) -> Any:
+        return snapshot
+
+    async def run() -> float:
+        stream = native.NativeStream(
+            venue="bench",
+            ws_url="ws://127.0.0.1:1/",
+            instrument=inst,
+            kind="depth",
+            usdm=True,
+            sink=lambda _event: None,
+            fetch_snapshot=no_fetch,
+        )
+        state = MarketState(inst, book=stream.book, book_is_shared=True)
+        stream.sink = state.on_event
+        stream.sync.on_snapshot(
+            snapshot["lastUpdateId"],
+            native.parse_levels(snapshot["bids"], TICK, LOT),
+            native.parse_levels(snapshot["asks"], TICK, LOT),
+        )
+        reader = native.WsClientProtocol("bench", "/", stream.on_frame)
+        reader._open = True  # past the handshake: only frames are measured
+        gc.collect()
+        t0 = time.perf_counter()
+        for chunk in chunks:
+            reader.data_received(chunk)
+        elapsed = time.perf_counter() - t0
+        if stream.book.update_id != payloads[-1]["u"] or state.fair_value_ticks is None:
+            raise RuntimeError("the chunked replay must apply every diff")
+        return elapsed / len(payloads) * 1e6
+
+    return asyncio.run(run())
 
 
 def processing_latency(snapshot: dict[str, Any], payloads: list[dict[str, Any]]) -> dict:
@@ -459,15 +543,21 @@ async def latency_run(port: int) -> dict[str, float]:
         book_is_shared=True,
     )
     samples: list[int] = []
+    firsts: list[int] = []  # the first frame of each chunk: no frame ahead of it to wait for
     expected = int(PACED_RATE * PACED_SECONDS)
     done = asyncio.Event()
     time_ns = time.time_ns
     on_event = state.on_event
+    last_chunk = [0]
 
     def sink(event: MarketEvent) -> None:
         if type(event) is BookDelta:
             on_event(event)
-            samples.append(time_ns() - event.ts_local_ns)  # fair value is updated now
+            latency = time_ns() - event.ts_local_ns  # fair value is updated now
+            samples.append(latency)
+            if event.ts_local_ns != last_chunk[0]:
+                last_chunk[0] = event.ts_local_ns
+                firsts.append(latency)
             if len(samples) >= expected - 50:
                 done.set()
         else:
@@ -481,12 +571,17 @@ async def latency_run(port: int) -> dict[str, float]:
         await asyncio.gather(task, return_exceptions=True)
         await md.close()
     samples.sort()
+    firsts.sort()
     n = len(samples)
+    m = len(firsts)
     return {
         "samples": n,
+        "chunks": m,
         "p50_us": samples[n // 2] / 1e3,
         "p99_us": samples[int(n * 0.99)] / 1e3,
         "max_us": samples[-1] / 1e3,
+        "first_in_chunk_p50_us": firsts[m // 2] / 1e3,
+        "first_in_chunk_p99_us": firsts[int(m * 0.99)] / 1e3,
     }
 
 
@@ -557,6 +652,11 @@ def read_rss_mb() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--baseline",
+        metavar="COMMIT",
+        help="also run the adapter with binance_native.py as of COMMIT, interleaved",
+    )
     args = parser.parse_args()
     data_dir = recorded_data_dir()
     if data_dir is None:
@@ -573,19 +673,30 @@ def main() -> None:
         f"({levels_per_msg:.1f} levels/diff on average) from the recorded BTC USD-M capture"
     )
 
+    import mm_daemon.venues.binance_native as current_native  # noqa: PLC0415
+
+    baseline = load_baseline(args.baseline) if args.baseline else None
     books = bench_books(snapshot, payloads, args.repeats)
     processing = processing_latency(snapshot, payloads)
+    chunk_us: list[float] = []
+    chunk_us_base: list[float] = []
+    for _ in range(args.repeats):
+        chunk_us.append(chunk_path_us(snapshot, payloads, current_native))
+        if baseline is not None:
+            chunk_us_base.append(chunk_path_us(snapshot, payloads, baseline))
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     server = ctx.Process(target=server_main, args=(child, str(data_dir)), daemon=True)
     server.start()
     burst_port, paced_port = parent.recv()
-    adapter_rates, ccxt_rates = [], []
+    adapter_rates, ccxt_rates, base_rates = [], [], []
     try:
         for _ in range(args.repeats):
             adapter_rates.append(uvloop.run(adapter_run(burst_port, index_of, final_u)))
             ccxt_rates.append(uvloop.run(ccxt_run(burst_port, index_of, final_u)))
+            if baseline is not None:
+                base_rates.append(uvloop.run(adapter_run(burst_port, index_of, final_u, baseline)))
         latency = uvloop.run(latency_run(paced_port))
     finally:
         server.terminate()
@@ -620,10 +731,22 @@ def main() -> None:
         ("  ratio adapter / ccxt", adapter / bare, ">= 3"),
         (f"receipt -> fair value p50 us @ {PACED_RATE:,.0f} msg/s", latency["p50_us"], ""),
         (f"receipt -> fair value p99 us @ {PACED_RATE:,.0f} msg/s", latency["p99_us"], "<= 200"),
+        ("  first frame of each chunk, p50 us", latency["first_in_chunk_p50_us"], ""),
+        ("  first frame of each chunk, p99 us", latency["first_in_chunk_p99_us"], ""),
         ("frame -> fair value in process, p50 us", processing["p50_us"], ""),
         ("frame -> fair value in process, p99 us", processing["p99_us"], ""),
+        ("64 KiB chunks -> fair value in process, us/msg", statistics.median(chunk_us), ""),
         ("RSS, two venues' adapters, MB", rss_mb, "< 200"),
     ]
+    if baseline is not None:
+        base = statistics.median(base_rates)
+        base_chunk = statistics.median(chunk_us_base)
+        rows += [
+            (f"baseline {args.baseline}: adapter, messages/s", base, ""),
+            ("  ratio adapter now / baseline", adapter / base, ""),
+            (f"baseline {args.baseline}: 64 KiB chunks, us/msg", base_chunk, ""),
+            ("  ratio chunk path now / baseline", statistics.median(chunk_us) / base_chunk, ""),
+        ]
     print(f"{'measure':48} {'median':>14}  target   (load average {os.getloadavg()[0]:.1f})")
     for name, value, target in rows:
         print(f"{name:48} {value:>14,.1f}  {target}")
@@ -645,6 +768,23 @@ def main() -> None:
                 "adapter_over_ccxt": adapter / bare,
                 "receipt_to_fair_value": {"rate_per_s": PACED_RATE, **latency},
                 "frame_to_fair_value_in_process": processing,
+                "chunks_to_fair_value_in_process_us_per_msg": {
+                    "median": statistics.median(chunk_us),
+                    "runs": chunk_us,
+                },
+                "baseline": None
+                if baseline is None
+                else {
+                    "commit": args.baseline,
+                    "adapter_messages_per_s": {
+                        "median": statistics.median(base_rates),
+                        "runs": base_rates,
+                    },
+                    "chunks_to_fair_value_in_process_us_per_msg": {
+                        "median": statistics.median(chunk_us_base),
+                        "runs": chunk_us_base,
+                    },
+                },
                 "load_average_1m": os.getloadavg()[0],
                 "rss_two_venues_mb": rss_mb,
             },
