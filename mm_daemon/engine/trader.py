@@ -40,11 +40,13 @@ if TYPE_CHECKING:
     from mm_daemon.engine.orders import OrderManager
     from mm_daemon.venues.base import Execution
 
-__all__ = ["HedgeLeg", "Trader"]
+__all__ = ["PAUSE_REASONS", "HedgeLeg", "Trader"]
 
 log = get_logger(__name__)
 
 _NS = 1_000_000_000
+PAUSE_REASONS = frozenset({"stale", "halted", "hedge_down", "volatility"})
+"""Why the quoter may quote nothing on purpose; anything else with no quotes is a fault."""
 
 
 @dataclass(slots=True)
@@ -89,6 +91,7 @@ class Trader:
         self._last_unhedged_ns = 0
         self.market_events = 0
         self._fit: IntensityFit | None = None  # refitted on the timer, not per event
+        self._paused = False  # quoting nothing on purpose (stale, halted, hedge down, volatility)
         self._init_metrics()
 
     def _init_metrics(self) -> None:
@@ -197,6 +200,7 @@ class Trader:
         self.orders.set_desired(
             quotes, fair_ticks=fair, net_exposure_base=net, event_ts_ns=event_ts_ns
         )
+        self._paused = quotes.empty and quotes.reason in PAUSE_REASONS
 
     # -- execution events -----------------------------------------------------------------------
 
@@ -345,4 +349,4 @@ class Trader:
         for venue, base in self.ledger.inventory_by_venue().items():
             m.inventory_base.labels(venue).set(base)
         m.net_exposure_base.set(self.ledger.net_exposure_base)
-        m.quoting_paused.set(0 if self.orders.live_orders() else 1)
+        m.quoting_paused.set(1 if self._paused else 0)

@@ -310,3 +310,17 @@ async def test_an_event_that_fails_is_counted_and_skipped_not_fatal() -> None:
     await _settle()
     assert trader.metrics.event_errors.labels("spot")._value.get() == 1
     assert len(execution.placed) == 2
+
+
+async def test_a_stale_market_reports_quoting_paused_and_recovery_clears_it() -> None:
+    trader, _, _, _ = _build()
+    trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
+    trader.on_timer()
+    assert trader.metrics.quoting_paused._value.get() == 0
+    trader.on_market_event(MarketStatus("spot", SPOT.symbol, NOW, stale=True, reason="silent"))
+    trader.on_timer()
+    assert trader.metrics.quoting_paused._value.get() == 1
+    trader.on_market_event(MarketStatus("spot", SPOT.symbol, NOW, stale=False, reason="synced"))
+    trader.on_timer()
+    assert trader.metrics.quoting_paused._value.get() == 0
+    await _settle()
