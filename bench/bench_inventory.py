@@ -17,33 +17,16 @@ from pathlib import Path
 
 from mm_daemon.config import HedgeRatioMode, HedgingConfig
 from mm_daemon.core.hedging import Hedger
+from mm_daemon.core.instruments import BTC_USDT_PERP, BTC_USDT_SPOT
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.markouts import MarkoutTracker
-from mm_daemon.core.types import Fill, Instrument, InstrumentKind, Liquidity, Side
+from mm_daemon.core.types import Fill, Liquidity, Side
 
 RUNS = 7
 S = 1_000_000_000
 
-SPOT = Instrument(
-    venue="sim-spot",
-    symbol="BTC/USDT",
-    exchange_symbol="BTCUSDT",
-    kind=InstrumentKind.SPOT,
-    base="BTC",
-    quote="USDT",
-    tick_size=0.01,
-    lot_size=0.00001,
-)
-PERP = Instrument(
-    venue="sim-perp",
-    symbol="BTC/USDT:USDT",
-    exchange_symbol="BTCUSDT",
-    kind=InstrumentKind.PERPETUAL,
-    base="BTC",
-    quote="USDT",
-    tick_size=0.1,
-    lot_size=0.001,
-)
+SPOT = BTC_USDT_SPOT
+PERP = BTC_USDT_PERP
 
 
 def fills(n: int) -> list[Fill]:

@@ -42,20 +42,20 @@ import statistics
 import sys
 import time
 from collections.abc import Coroutine, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 import uvloop
 
+from mm_daemon.core.instruments import BTC_USDT_SPOT
 from mm_daemon.core.market_state import MarketState
 from mm_daemon.core.quoting import MarketInputs, QuoteParams, Quoter
 from mm_daemon.core.risk import RiskGate, RiskLimits
 from mm_daemon.core.types import (
     BookDelta,
     BookSnapshot,
-    Instrument,
-    InstrumentKind,
     MarketEvent,
     OrderRequest,
     OrderStatus,
@@ -71,19 +71,7 @@ RESULTS = ROOT / "bench" / "results" / "tick_to_quote.json"
 TARGET_P50_US = 50.0
 TARGET_P99_US = 250.0
 
-INSTRUMENT = Instrument(
-    "bench",
-    "BTC/USDT",
-    "BTCUSDT",
-    InstrumentKind.SPOT,
-    "BTC",
-    "USDT",
-    tick_size=0.01,
-    lot_size=0.00001,
-    min_notional_quote=5.0,
-    maker_fee_rate=0.0,
-    taker_fee_rate=0.0004,
-)
+INSTRUMENT = replace(BTC_USDT_SPOT, venue="bench")
 
 
 def data_dir() -> Path | None:

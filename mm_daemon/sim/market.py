@@ -33,10 +33,11 @@ import math
 import random
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
+from mm_daemon.core.instruments import BTC_USDT_PERP, BTC_USDT_SPOT
 from mm_daemon.core.types import Instrument, InstrumentKind, OrderType, Side
 from mm_daemon.sim.matching import BACKGROUND_API_KEY, Accounts, MatchingEngine, MatchResult
 
@@ -147,36 +148,18 @@ def params_from_config(cfg: SimConfig) -> MarketParams:
 
 def default_instruments(cfg: SimConfig | None = None) -> dict[str, Instrument]:
     """BTC/USDT spot on sim-spot and the BTC/USDT perpetual on sim-perp, fees from `cfg`."""
-    spot_maker, spot_taker, perp_maker, perp_taker = (0.0, 4.0, 0.0, 2.0)
-    if cfg is not None:
-        spot_maker, spot_taker = cfg.spot_maker_fee_bps, cfg.spot_taker_fee_bps
-        perp_maker, perp_taker = cfg.perp_maker_fee_bps, cfg.perp_taker_fee_bps
+    if cfg is None:
+        return {SPOT_VENUE: BTC_USDT_SPOT, PERP_VENUE: BTC_USDT_PERP}
     return {
-        SPOT_VENUE: Instrument(
-            venue=SPOT_VENUE,
-            symbol="BTC/USDT",
-            exchange_symbol="BTCUSDT",
-            kind=InstrumentKind.SPOT,
-            base="BTC",
-            quote="USDT",
-            tick_size=0.01,
-            lot_size=0.00001,
-            min_notional_quote=5.0,
-            maker_fee_rate=spot_maker * _BPS,
-            taker_fee_rate=spot_taker * _BPS,
+        SPOT_VENUE: replace(
+            BTC_USDT_SPOT,
+            maker_fee_rate=cfg.spot_maker_fee_bps * _BPS,
+            taker_fee_rate=cfg.spot_taker_fee_bps * _BPS,
         ),
-        PERP_VENUE: Instrument(
-            venue=PERP_VENUE,
-            symbol="BTC/USDT:USDT",
-            exchange_symbol="BTCUSDT",
-            kind=InstrumentKind.PERPETUAL,
-            base="BTC",
-            quote="USDT",
-            tick_size=0.1,
-            lot_size=0.001,
-            min_notional_quote=100.0,
-            maker_fee_rate=perp_maker * _BPS,
-            taker_fee_rate=perp_taker * _BPS,
+        PERP_VENUE: replace(
+            BTC_USDT_PERP,
+            maker_fee_rate=cfg.perp_maker_fee_bps * _BPS,
+            taker_fee_rate=cfg.perp_taker_fee_bps * _BPS,
         ),
     }
 

@@ -6,29 +6,12 @@ from fractions import Fraction
 
 import pytest
 
+from mm_daemon.core.instruments import BTC_USDT_PERP, BTC_USDT_SPOT
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.types import Fill, Instrument, InstrumentKind, Liquidity, Side
 
-SPOT = Instrument(
-    venue="sim-spot",
-    symbol="BTC/USDT",
-    exchange_symbol="BTCUSDT",
-    kind=InstrumentKind.SPOT,
-    base="BTC",
-    quote="USDT",
-    tick_size=0.01,
-    lot_size=0.00001,
-)
-PERP = Instrument(
-    venue="sim-perp",
-    symbol="BTC/USDT:USDT",
-    exchange_symbol="BTCUSDT",
-    kind=InstrumentKind.PERPETUAL,
-    base="BTC",
-    quote="USDT",
-    tick_size=0.1,
-    lot_size=0.001,
-)
+SPOT = BTC_USDT_SPOT
+PERP = BTC_USDT_PERP
 COIN_PERP = Instrument(
     venue="sim-coin",
     symbol="BTC/USD:BTC",

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from mm_daemon.config import MarketDataConfig
-from mm_daemon.core.market_state import MarketState
-from mm_daemon.core.types import BookSnapshot, Instrument, InstrumentKind, Side, Trade
+from dataclasses import replace
 
-SPOT = Instrument(
-    venue="spot",
-    symbol="BTC/USDT",
-    exchange_symbol="BTCUSDT",
-    kind=InstrumentKind.SPOT,
-    base="BTC",
-    quote="USDT",
-    tick_size=0.01,
-    lot_size=0.00001,
-)
+from mm_daemon.config import MarketDataConfig
+from mm_daemon.core.instruments import BTC_USDT_SPOT
+from mm_daemon.core.market_state import MarketState
+from mm_daemon.core.types import BookSnapshot, Side, Trade
+
+SPOT = replace(BTC_USDT_SPOT, venue="spot")
 RECORDED_NS = 1_723_161_254_000_000_000  # 2024-08-08, as the captures carry
 TODAY_NS = 1_795_000_000_000_000_000
 SECOND = 1_000_000_000

@@ -10,38 +10,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mm_daemon.core.hedging import HedgeIntent
+from mm_daemon.core.instruments import BTC_USDT_PERP, BTC_USDT_SPOT
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.pnl import COMPONENTS
 from mm_daemon.core.types import (
     Fill,
     Instrument,
-    InstrumentKind,
     Liquidity,
     OrderRequest,
     OrderType,
     Side,
 )
 
-SPOT = Instrument(
-    venue="sim-spot",
-    symbol="BTC/USDT",
-    exchange_symbol="BTCUSDT",
-    kind=InstrumentKind.SPOT,
-    base="BTC",
-    quote="USDT",
-    tick_size=0.01,
-    lot_size=0.00001,
-)
-PERP = Instrument(
-    venue="sim-perp",
-    symbol="BTC/USDT:USDT",
-    exchange_symbol="BTCUSDT",
-    kind=InstrumentKind.PERPETUAL,
-    base="BTC",
-    quote="USDT",
-    tick_size=0.1,
-    lot_size=0.001,
-)
+SPOT = BTC_USDT_SPOT
+PERP = BTC_USDT_PERP
 
 
 def make_fill(

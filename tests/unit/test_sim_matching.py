@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mm_daemon.core.types import Instrument, InstrumentKind, Liquidity, OrderType, Side
+from mm_daemon.core.instruments import BTC_USDT_PERP, BTC_USDT_SPOT
+from mm_daemon.core.types import InstrumentKind, Liquidity, OrderType, Side
 from mm_daemon.sim.matching import (
     BACKGROUND_API_KEY,
     ERR_DUPLICATE_ORDER,
@@ -29,32 +30,8 @@ from mm_daemon.sim.matching import (
 )
 
 BG = BACKGROUND_API_KEY
-SPOT = Instrument(
-    venue="sim-spot",
-    symbol="BTC/USDT",
-    exchange_symbol="BTCUSDT",
-    kind=InstrumentKind.SPOT,
-    base="BTC",
-    quote="USDT",
-    tick_size=0.01,
-    lot_size=0.00001,
-    min_notional_quote=5.0,
-    maker_fee_rate=0.0,
-    taker_fee_rate=0.0004,
-)
-PERP = Instrument(
-    venue="sim-perp",
-    symbol="BTC/USDT:USDT",
-    exchange_symbol="BTCUSDT",
-    kind=InstrumentKind.PERPETUAL,
-    base="BTC",
-    quote="USDT",
-    tick_size=0.1,
-    lot_size=0.001,
-    min_notional_quote=100.0,
-    maker_fee_rate=0.0,
-    taker_fee_rate=0.0002,
-)
+SPOT = BTC_USDT_SPOT
+PERP = BTC_USDT_PERP
 PX = 6_000_000  # 60,000.00 in spot ticks
 ONE_BTC = 100_000  # spot lots
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -15,6 +16,7 @@ from mm_daemon.config import (
     RiskConfig,
 )
 from mm_daemon.core.hedging import Hedger
+from mm_daemon.core.instruments import BTC_USDT_PERP, BTC_USDT_SPOT
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.market_state import MarketState
 from mm_daemon.core.markouts import MarkoutTracker
@@ -23,8 +25,6 @@ from mm_daemon.core.risk import RiskGate, RiskLimits
 from mm_daemon.core.types import (
     BookSnapshot,
     Fill,
-    Instrument,
-    InstrumentKind,
     Liquidity,
     MarketStatus,
     OrderRequest,
@@ -37,32 +37,8 @@ from mm_daemon.engine.metrics import Metrics
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
 from mm_daemon.engine.trader import HedgeLeg, Trader
 
-SPOT = Instrument(
-    venue="spot",
-    symbol="BTC/USDT",
-    exchange_symbol="BTCUSDT",
-    kind=InstrumentKind.SPOT,
-    base="BTC",
-    quote="USDT",
-    tick_size=0.01,
-    lot_size=0.00001,
-    min_notional_quote=5.0,
-    maker_fee_rate=0.0,
-    taker_fee_rate=0.0004,
-)
-PERP = Instrument(
-    venue="perp",
-    symbol="BTC/USDT:USDT",
-    exchange_symbol="BTCUSDT",
-    kind=InstrumentKind.PERPETUAL,
-    base="BTC",
-    quote="USDT",
-    tick_size=0.1,
-    lot_size=0.001,
-    min_notional_quote=100.0,
-    maker_fee_rate=0.0,
-    taker_fee_rate=0.0002,
-)
+SPOT = replace(BTC_USDT_SPOT, venue="spot")
+PERP = replace(BTC_USDT_PERP, venue="perp")
 NOW = 1_700_000_000_000_000_000
 
 
