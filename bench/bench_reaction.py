@@ -1,22 +1,27 @@
 """Reaction at the simulator: a book update that moves fair value past the tolerance, to the
 first order action of the contender arriving at the simulator, at 2,500 book messages a second.
 
-Three contenders, one after the other against the same simulator process in one run:
+Four contenders, one after the other against the same simulator process in one run:
 - daemon, native: the real daemon (`Daemon`, live mode, its startup heap frozen as it does)
   with `order_entry: native` (signed WS-API requests written on the caller's stack);
+- daemon, native, uvloop-queued writes: the same, with the request left in uvloop's write
+  queue until the end of the loop turn (as before `send_on_write`), for the side-by-side;
 - daemon, ccxt: the same daemon with `order_entry: ccxt` (ccxt.pro's WS-API calls);
 - plain ccxt.pro loop: watch_order_book -> mid +/- half spread -> REST cancel_order +
   create_order for both sides (rate limiter off).
 
 Roles run as separate processes (`--role sim|daemon|plain`), so the simulator does not share an
-event loop with the contender it measures. The simulator's synthetic market is frozen (speed 0);
-a mover sends REACTION_RATE book messages a second (deep background orders placed and
-cancelled) and every REACTION_MOVE_INTERVAL_S a sweep of the touch REACTION_MOVE_TICKS away,
-then a sparse refill. It logs each move's time and the arrival time of every order action of a
-client account where its venue takes the request. Every contender reads the same 0 ms diff-depth
-stream (one message per book change) and quotes the same spread with the same tolerance.
+event loop with the contender it measures, and (unless `--no-pin`) on one core each. The
+simulator's synthetic market is frozen (speed 0); a mover sends REACTION_RATE book messages a
+second (deep background orders placed and cancelled) and every REACTION_MOVE_INTERVAL_S a sweep
+of the touch REACTION_MOVE_TICKS away, then a sparse refill. It logs when each sweep is sent and
+when its result is published (matched, frames queued: the book update the reaction starts
+from), and the arrival time of every order action of a client account where its venue takes
+the request; for the native daemons also the simulator's socket read and WS-API handler start
+of that request. Every contender reads the same 0 ms diff-depth stream (one message per book
+change) and quotes the same spread with the same tolerance.
 
-Usage: .venv/bin/python bench/bench_reaction.py [--seconds S] [--rounds R]
+Usage: .venv/bin/python bench/bench_reaction.py [--seconds S] [--rounds R] [--no-pin]
 Writes bench/results/reaction.json.
 """
 
@@ -26,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import io
+import itertools
 import json
 import os
 import platform
@@ -54,6 +60,7 @@ REACTION_TOLERANCE_BPS = 0.5
 REACTION_WARMUP_S = 5.0
 NATIVE_KEY = "bench-daemon-native-key"
 CCXT_KEY = "bench-daemon-ccxt-key"
+QUEUED_KEY = "bench-daemon-native-queued-key"
 PLAIN_KEY = "bench-plain-key"
 TARGET_P50_US = 1_000.0
 TARGET_P99_US = 5_000.0
@@ -61,6 +68,7 @@ TARGET_RATIO = 2.0
 
 CONTENDERS = (
     ("daemon, native WS-API", "native", NATIVE_KEY),
+    ("daemon, native WS-API, uvloop-queued writes", "native-queued", QUEUED_KEY),
     ("daemon, ccxt WS-API", "ccxt", CCXT_KEY),
     ("plain ccxt.pro loop", "plain", PLAIN_KEY),
 )
@@ -86,20 +94,46 @@ def summarize(samples: list[float]) -> dict[str, float]:
 async def _sim_role() -> dict[str, Any]:
     from collections import deque  # noqa: PLC0415  only the simulator role needs these
 
+    from aiohttp.web_protocol import RequestHandler  # noqa: PLC0415
+
     from mm_daemon.config import SimConfig  # noqa: PLC0415
     from mm_daemon.core.types import OrderType  # noqa: PLC0415
+    from mm_daemon.sim.binance import spot  # noqa: PLC0415
     from mm_daemon.sim.matching import BACKGROUND_API_KEY  # noqa: PLC0415
     from mm_daemon.sim.runner import start_simulator  # noqa: PLC0415
     from mm_daemon.sim.venue import SimVenue  # noqa: PLC0415
 
     arrivals: list[tuple[str, int]] = []
+    # Hops inside the simulator, for each arrival: socket data handed to aiohttp's protocol
+    # (the loop's read of the request), and the WS-API handler starting on the message.
+    hops: list[tuple[str, int, int, int]] = []
+    last_rx: dict[int, int] = {}
+    current = [0, 0]
+    original_rx = RequestHandler.data_received
+
+    def data_received(self: Any, data: bytes) -> None:
+        last_rx[id(self)] = time.time_ns()
+        original_rx(self, data)
+
+    RequestHandler.data_received = data_received  # type: ignore[method-assign]
+    original_handle = spot._WsApiSession.handle
+
+    def handle(self: Any, text: str) -> None:
+        current[0] = last_rx.get(id(self.ws._req.protocol), 0)
+        current[1] = time.time_ns()
+        original_handle(self, text)
+        current[0] = current[1] = 0
+
+    spot._WsApiSession.handle = handle  # type: ignore[method-assign]
 
     def log_arrivals(name: str) -> None:
         original = getattr(SimVenue, name)
 
         def wrapped(self: Any, sym: Any, api_key: str, *args: Any, **kwargs: Any) -> Any:
             if api_key != BACKGROUND_API_KEY:
-                arrivals.append((api_key, time.time_ns()))
+                now = time.time_ns()
+                arrivals.append((api_key, now))
+                hops.append((api_key, now, current[0], current[1]))
             return original(self, sym, api_key, *args, **kwargs)
 
         setattr(SimVenue, name, wrapped)
@@ -119,6 +153,7 @@ async def _sim_role() -> dict[str, Any]:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     rng = random.Random(3)
     moves: list[int] = []
+    published: list[int] = []  # the sweep matched and its frames queued: the book update
     noise: deque[int] = deque()
     sent = 0
 
@@ -144,6 +179,7 @@ async def _sim_role() -> dict[str, Any]:
             size = sum(sz for px, sz in asks if px < target)
             moves.append(time.time_ns())
             bg(Side.BUY, OrderType.MARKET, size, 0)
+            published.append(time.time_ns())
             for px in range(target - 1, start_px - 1, -100):
                 await asyncio.sleep(0)  # let requests in between, as a venue's gateway would
                 bg(Side.BUY, OrderType.LIMIT, 20_000, px)
@@ -153,6 +189,7 @@ async def _sim_role() -> dict[str, Any]:
             size = sum(sz for px, sz in bids if px > target)
             moves.append(time.time_ns())
             bg(Side.SELL, OrderType.MARKET, size, 0)
+            published.append(time.time_ns())
             for px in range(target + 1, start_px + 1, 100):
                 await asyncio.sleep(0)
                 bg(Side.SELL, OrderType.LIMIT, 20_000, px)
@@ -186,10 +223,19 @@ async def _sim_role() -> dict[str, Any]:
         for _ in range(max(0, min(due, 100))):
             noise_message()
             await asyncio.sleep(0)
-        await asyncio.sleep(0.0005)
+        # 1 ms: uvloop's timers have millisecond resolution and round 0.5 ms down to 0, which
+        # made this loop spin and hold a core of the two the contenders run on.
+        await asyncio.sleep(0.001)
     elapsed = time.perf_counter() - started
     await handle.stop()
-    return {"moves": moves, "arrivals": arrivals, "messages": sent, "seconds": elapsed}
+    return {
+        "moves": moves,
+        "published": published,
+        "arrivals": arrivals,
+        "hops": hops,
+        "messages": sent,
+        "seconds": elapsed,
+    }
 
 
 def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
@@ -201,7 +247,13 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
     from mm_daemon.venues.ccxt_execution import CcxtExecution  # noqa: PLC0415
 
     native.DEPTH_RATE = "0ms"  # the same one-message-per-change stream as the plain loop
-    key = NATIVE_KEY if order_entry == "native" else CCXT_KEY
+    from mm_daemon.venues import binance_ws_api  # noqa: PLC0415
+
+    key = {"native": NATIVE_KEY, "native-queued": QUEUED_KEY, "ccxt": CCXT_KEY}[order_entry]
+    if order_entry == "native-queued":
+        # As before the fix: requests wait in uvloop's write queue until the end of the turn.
+        binance_ws_api.send_on_write = lambda _ws: None
+        order_entry = "native"
     config = parse_config(
         {
             "mode": "live",
@@ -310,13 +362,28 @@ def _reactions_us(
     return out
 
 
-def reaction_benchmark(seconds: float) -> dict[str, Any]:
+def _cpus(pin: bool) -> tuple[list[str], list[str]]:
+    """`--cpu` arguments for the simulator and for the contenders: one core each when pinned.
+
+    Unpinned, the kernel wakes the simulator on the core of the contender that just wrote to
+    it (the waker's core) and the request waits there while the contender goes on reading
+    market data: 0.5-0.6 ms p50 between the contender's write and the simulator's read with
+    the other core idle. A venue runs on machines of its own; pinning keeps that apart.
+    """
+    cores = sorted(os.sched_getaffinity(0))
+    if not pin or len(cores) < 2:
+        return [], []
+    return ["--cpu", str(cores[1])], ["--cpu", str(cores[0])]
+
+
+def reaction_benchmark(seconds: float, *, pin: bool) -> dict[str, Any]:
     """Run the simulator, then each contender in turn; pair moves with arrivals."""
+    sim_cpu, contender_cpu = _cpus(pin)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "sim.json"
         me = str(Path(__file__).resolve())
         sim = subprocess.Popen(
-            [sys.executable, me, "--role", "sim", "--out", str(out)],
+            [sys.executable, me, "--role", "sim", *sim_cpu, "--out", str(out)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -335,6 +402,7 @@ def reaction_benchmark(seconds: float) -> dict[str, Any]:
                         sys.executable,
                         me,
                         *args,
+                        *contender_cpu,
                         "--rest",
                         endpoint["rest"],
                         "--ws",
@@ -356,24 +424,64 @@ def reaction_benchmark(seconds: float) -> dict[str, Any]:
             sim.send_signal(signal.SIGTERM)
             sim.wait(timeout=30)
         data = json.loads(out.read_text())
-        handed = {
-            role: json.loads((Path(tmp) / f"{role}.json").read_text())["handed"]
-            for role in ("native", "ccxt")
+        logs = {
+            role: json.loads((Path(tmp) / f"{role}.json").read_text())
+            for _, role, _ in CONTENDERS
+            if role != "plain"
         }
+        handed = {role: log["handed"] for role, log in logs.items()}
     result: dict[str, Any] = {
         "message_rate_per_s": round(data["messages"] / data["seconds"]),
         "moves": len(data["moves"]),
+        "pinned": bool(sim_cpu),
         "load_average_1m_after_each": loads,
     }
+    published = data["published"]
     for name, role, key in CONTENDERS:
-        samples = _reactions_us(data["moves"], data["arrivals"], key, windows[key])
+        samples = _reactions_us(published, data["arrivals"], key, windows[key])
         result[name] = summarize(samples)
+        sent = _reactions_us(data["moves"], data["arrivals"], key, windows[key])
+        result[f"{name}: from move sent"] = summarize(sent)
         if role != "plain":
-            # move -> handed to the execution (market data and the daemon's decision)
+            # book update -> handed to the execution (market data and the daemon's decision)
             marks = [("handed", ts) for ts in handed[role]]
-            to_handed = _reactions_us(data["moves"], marks, "handed", windows[key])
-            result[f"{name}: move -> handed"] = summarize(to_handed)
+            to_handed = _reactions_us(published, marks, "handed", windows[key])
+            result[f"{name}: update -> handed"] = summarize(to_handed)
+        if role.startswith("native"):
+            for hop, samples in _hops_us(data, logs[role], key, windows[key]).items():
+                result[f"{name}: {hop}"] = summarize(samples)
     return result
+
+
+_HOPS = ("handed -> sim read", "sim read -> handler", "handler -> venue")
+
+
+def _hops_us(
+    data: dict[str, Any], log: dict[str, Any], key: str, window: tuple[int, int]
+) -> dict[str, list[float]]:
+    """The part of each reaction after the hand-over, cut at every hop: the daemon's first
+    hand-over after the book update, then for the first request of the key arriving after it
+    the simulator's socket read (aiohttp's protocol given the bytes), its WS-API handler
+    starting on the message, and its venue taking the order action."""
+    updates: list[int] = data["published"]
+    hops = sorted((h for h in data["hops"] if h[0] == key), key=lambda h: h[1])
+    handed: list[int] = sorted(log["handed"])
+    out: dict[str, list[float]] = {hop: [] for hop in _HOPS}
+    for i, update_ns in enumerate(updates):
+        if not window[0] <= update_ns <= window[1]:
+            continue
+        next_update = updates[i + 1] if i + 1 < len(updates) else window[1]
+        first = next((h for h in hops if update_ns <= h[1] < next_update), None)
+        if first is None or not first[2] or not first[3]:
+            continue
+        _, arrival, read, handler = first
+        hand = min((t for t in handed if update_ns <= t <= arrival), default=0)
+        if not hand:
+            continue
+        stamps = (hand, read, handler, arrival)
+        for hop, (a, b) in zip(_HOPS, itertools.pairwise(stamps), strict=True):
+            out[hop].append((b - a) / 1000.0)
+    return out
 
 
 def _median(rounds: list[dict[str, Any]], name: str) -> dict[str, float]:
@@ -388,11 +496,21 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=25.0, help="each contender's run")
     parser.add_argument("--rounds", type=int, default=1, help="whole runs; medians reported")
     parser.add_argument("--role", choices=("sim", "daemon", "plain"), help=argparse.SUPPRESS)
-    parser.add_argument("--order-entry", choices=("native", "ccxt"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--order-entry", choices=("native", "native-queued", "ccxt"), help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the kernel place the simulator and the contender (default: one core each)",
+    )
+    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--rest", help=argparse.SUPPRESS)
     parser.add_argument("--ws", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.role and args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
     if args.role == "sim":
         Path(args.out).write_text(json.dumps(uvloop.run(_sim_role())))
         return 0
@@ -406,20 +524,21 @@ def main() -> int:
         return 0
     load_at_start = round(os.getloadavg()[0], 2)
     print(f"load average (1 min) at start: {load_at_start} on {os.cpu_count()} cores")
-    rounds = [reaction_benchmark(args.seconds) for _ in range(args.rounds)]
+    rounds = [reaction_benchmark(args.seconds, pin=not args.no_pin) for _ in range(args.rounds)]
     names = [k for k, v in rounds[0].items() if isinstance(v, dict) and "p50_us" in v]
     table = {name: _median(rounds, name) for name in names}
     print(
         f"reaction at the simulator ({rounds[0]['message_rate_per_s']} msg/s, "
-        f"{rounds[0]['moves']} moves a round, {args.rounds} round(s), medians): "
-        "move sent -> first order action arriving"
+        f"{rounds[0]['moves']} moves a round, {args.rounds} round(s), medians, "
+        f"{'simulator and contender on one core each' if rounds[0]['pinned'] else 'unpinned'}): "
+        "book update published -> first order action arriving"
     )
-    print(f"{'contender':40} {'count':>6} {'p50 us':>9} {'p99 us':>9} {'mean us':>9}")
+    print(f"{'contender':66} {'count':>6} {'p50 us':>9} {'p99 us':>9} {'mean us':>9}")
     for name in names:
         r = table[name]
-        print(f"{name:40} {r['count']:>6} {r['p50_us']:>9} {r['p99_us']:>9} {r['mean_us']:>9}")
+        print(f"{name:66} {r['count']:>6} {r['p50_us']:>9} {r['p99_us']:>9} {r['mean_us']:>9}")
     native = table[CONTENDERS[0][0]]
-    plain = table[CONTENDERS[2][0]]
+    plain = table[CONTENDERS[-1][0]]
     ratio = round(plain["p50_us"] / native["p50_us"], 2) if native["p50_us"] else 0.0
     met = {
         "p50": native["p50_us"] <= TARGET_P50_US,
@@ -442,6 +561,7 @@ def main() -> int:
                 "seconds_per_contender": args.seconds,
                 "rounds": args.rounds,
                 "load_average_1m_at_start": load_at_start,
+                "pinned": not args.no_pin,
                 "medians": table,
                 "plain_over_native_p50": ratio,
                 "targets_us": {"p50": TARGET_P50_US, "p99": TARGET_P99_US, "ratio": TARGET_RATIO},

@@ -63,6 +63,7 @@ __all__ = [
     "fill_from_report",
     "order_update_from_order",
     "order_update_from_report",
+    "send_on_write",
     "sign",
     "signed_params",
 ]
@@ -246,6 +247,21 @@ def rejected(request: OrderRequest, venue: str, reason: str, now_ns: int) -> Ord
 # -- the execution -------------------------------------------------------------------------------
 
 
+def send_on_write(ws: WsClientProtocol) -> None:
+    """Make every request leave on the socket inside its `write`, not at the end of the loop turn.
+
+    uvloop queues a write below the transport's high-water mark and sends it only once the loop
+    has run every ready callback (or, for a write made inside a socket read, every other socket
+    read of that turn): with 2,500 book messages a second that held a request 0.5-0.7 ms (p50)
+    between `write` and the simulator reading it. With the high-water mark at 0 uvloop tries the
+    send at once, as asyncio's own transports do; a send the kernel cannot take whole is queued
+    as before (the protocol's pause/resume callbacks are no-ops).
+    """
+    transport = ws._transport  # the protocol exposes no accessor
+    if transport is not None:
+        transport.set_write_buffer_limits(high=0)
+
+
 class BinanceWsApiExecution:
     """`Execution` for Binance spot or USD-M over the WS-API (see the module docstring)."""
 
@@ -308,6 +324,7 @@ class BinanceWsApiExecution:
             return
         self._ready.clear()
         ws = await ws_connect(self.endpoints.ws_api, self._on_frame)
+        send_on_write(ws)
         self._ws = ws
         try:
             if self._usdm:
