@@ -106,3 +106,20 @@ def test_secret_never_appears_in_logs_or_metrics(daemon: DaemonProcess) -> None:
     assert SECRET not in logs
     assert daemon.proc.stdout is not None
     assert SECRET not in daemon.proc.stdout.read()
+
+
+def test_unknown_symbol_ends_in_one_clear_line_and_exit_2() -> None:
+    env = {**os.environ, "MMD_METRICS__PORT": "0", "MMD_VENUES__MAKER__SYMBOL": "DOGE/XYZ"}
+    result = subprocess.run(
+        [sys.executable, "-m", "mm_daemon", "run", "--config", "config/default.yaml"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    plain = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert plain == ["venues: venue sim-spot (binance, sim): unknown symbol 'DOGE/XYZ'"]
+    assert "Traceback" not in result.stderr
