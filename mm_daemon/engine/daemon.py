@@ -161,12 +161,10 @@ class Daemon:
         _freeze_heap()
         trader = self.trader
         loop = asyncio.get_running_loop()
-        for md in self._market_data:
-            self._tasks.append(
-                loop.create_task(
-                    self._supervise(f"{md.venue}:market_data", md.run, trader.on_market_event)
-                )
-            )
+        # Order entry first (connections open, private streams listening, our leftovers
+        # reconciled), then market data: the first quote must find a venue ready to take it.
+        for execution in self._executions:
+            await self._retry(f"{execution.venue}:execution_connect", execution.connect)
         sinks = [trader.on_maker_execution, trader.on_hedge_execution]
         for execution, sink in zip(self._executions, sinks, strict=False):
             self._tasks.append(
@@ -174,9 +172,15 @@ class Daemon:
                     self._supervise(f"{execution.venue}:execution", execution.run, sink)
                 )
             )
-        self._tasks.append(loop.create_task(self._timer(trader)))
         if cfg.mode is Mode.LIVE:
             await trader.orders.reconcile()
+        for md in self._market_data:
+            self._tasks.append(
+                loop.create_task(
+                    self._supervise(f"{md.venue}:market_data", md.run, trader.on_market_event)
+                )
+            )
+        self._tasks.append(loop.create_task(self._timer(trader)))
 
     def _sim_url(self, venue: VenueConfig) -> str:
         assert self.simulator is not None  # noqa: S101  started before any sim venue is built

@@ -420,7 +420,11 @@ def _client_frame(opcode: int, payload: bytes) -> bytes:
     else:
         head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
     mask = os.urandom(4)
-    masked = bytes(b ^ mask[i & 3] for i, b in enumerate(payload))
+    if not n:
+        return head + mask
+    # XOR the whole payload as one integer: a per-byte loop costs ~75 us on an order request.
+    key = int.from_bytes(mask * (n // 4 + 1), "little") & ((1 << (8 * n)) - 1)
+    masked = (int.from_bytes(payload, "little") ^ key).to_bytes(n, "little")
     return head + mask + masked
 
 

@@ -207,7 +207,9 @@ async def test_post_only_order_that_would_cross_is_rejected_with_the_venue_reaso
 ) -> None:
     execution, events = spot
     ask = book(sim, SPOT).engine.best_ask()[0]
-    await execution.place(spot_order("w-x-1", Side.BUY, ask + 100))
+    await execution.place(
+        spot_order("w-x-1", Side.BUY, ask + 10_000)
+    )  # 1 bp through: the market cannot run away first
     rejected = await events.update("w-x-1", OrderStatus.REJECTED)
     assert rejected.reason == "Order would immediately match and take."
     assert open_ids(sim, SPOT) == []
@@ -301,7 +303,9 @@ async def test_usdm_fill_arrives_through_the_listen_key_stream(
 async def test_usdm_post_only_crossing_is_rejected(sim: SimulatorHandle, perp: Live) -> None:
     execution, events = perp
     ask = book(sim, PERP).engine.best_ask()[0]
-    await execution.place(perp_order("p-x-1", Side.BUY, ask + 10))
+    await execution.place(
+        perp_order("p-x-1", Side.BUY, ask + 1_000)
+    )  # 17 bps through: the market cannot run away first
     rejected = await events.update("p-x-1", OrderStatus.REJECTED)
     assert "immediately" in rejected.reason.lower() or "post" in rejected.reason.lower()
     assert open_ids(sim, PERP) == []
