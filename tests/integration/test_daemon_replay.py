@@ -9,6 +9,7 @@ has no replay source.
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import re
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from mm_daemon.config import Config, SimConfig, parse_config
+from mm_daemon.config import Config, SimConfig, load_config, parse_config
 from mm_daemon.core.summary import RunSummary
 from mm_daemon.engine.daemon import Daemon
 from mm_daemon.engine.trader import Trader
@@ -35,6 +36,12 @@ PNL_LINE = re.compile(
     r"(?P<value>-?\d+\.\d+)$",
     re.MULTILINE,
 )
+
+
+# The venues of config/default.yaml: spot quoted and the perpetual hedged, both embedded.
+DEFAULT_VENUES = load_config(
+    Path(__file__).resolve().parents[2] / "config" / "default.yaml", environ={}
+).venues.model_dump(mode="json", exclude_defaults=True)
 
 
 def _data_dir() -> Path | None:
@@ -63,20 +70,7 @@ async def _replay_served(sim_config: SimConfig) -> bool:
 def _config(data_dir: Path) -> Config:
     data: dict[str, Any] = {
         "mode": "paper",
-        "venues": {
-            "maker": {
-                "name": "sim-spot",
-                "exchange": "binance",
-                "symbol": "BTC/USDT",
-                "endpoint": "sim",
-            },
-            "hedge": {
-                "name": "sim-perp",
-                "exchange": "binanceusdm",
-                "symbol": "BTC/USDT:USDT",
-                "endpoint": "sim",
-            },
-        },
+        "venues": copy.deepcopy(DEFAULT_VENUES),
         "sim": _sim_section(data_dir),
         "quoting": {
             "model": "linear_skew",

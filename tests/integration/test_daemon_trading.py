@@ -18,19 +18,21 @@ the simulator holds no open order of the daemon's accounts.
 from __future__ import annotations
 
 import asyncio
+import copy
 import io
 import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
 
-from mm_daemon.config import Config, SimConfig, parse_config
+from mm_daemon.config import Config, SimConfig, load_config, parse_config
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.summary import RunSummary
 from mm_daemon.engine.daemon import Daemon
@@ -50,24 +52,17 @@ PNL_LINE = re.compile(
 )
 
 
+# The venues of config/default.yaml: spot quoted and the perpetual hedged, both embedded.
+DEFAULT_VENUES = load_config(
+    Path(__file__).resolve().parents[2] / "config" / "default.yaml", environ={}
+).venues.model_dump(mode="json", exclude_defaults=True)
+
+
 def _config_data(overrides: dict[str, Any]) -> dict[str, Any]:
     """The embedded-simulator paper config with one tight level a side (fills within seconds)."""
     data: dict[str, Any] = {
         "mode": "paper",
-        "venues": {
-            "maker": {
-                "name": "sim-spot",
-                "exchange": "binance",
-                "symbol": "BTC/USDT",
-                "endpoint": "sim",
-            },
-            "hedge": {
-                "name": "sim-perp",
-                "exchange": "binanceusdm",
-                "symbol": "BTC/USDT:USDT",
-                "endpoint": "sim",
-            },
-        },
+        "venues": copy.deepcopy(DEFAULT_VENUES),
         "sim": {"source": "synthetic", "regime": "trending", "seed": 7},
         "quoting": {
             "model": "fixed",

@@ -6,6 +6,7 @@ import gzip
 import math
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from mm_daemon.config import (
     HedgingConfig,
 )
 from mm_daemon.core.hedging import HedgeIntent, Hedger, RollingBeta
+from mm_daemon.core.instruments import BTC_USDT_PERP
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.quoting import HedgeDown
 from mm_daemon.core.types import (
@@ -39,17 +41,7 @@ T0 = 1_700_000_000 * S
 BID = 600_000  # 60,000.0
 ASK = 600_001  # 60,000.1
 
-PERP = Instrument(
-    venue="sim-perp",
-    symbol="BTC/USDT:USDT",
-    exchange_symbol="BTCUSDT",
-    kind=InstrumentKind.PERPETUAL,
-    base="BTC",
-    quote="USDT",
-    tick_size=0.1,
-    lot_size=0.001,
-    min_notional_quote=5.0,
-)
+PERP = replace(BTC_USDT_PERP, min_notional_quote=5.0)
 
 
 def hedger(instrument: Instrument = PERP, **overrides: Any) -> Hedger:

@@ -7,9 +7,17 @@ from dataclasses import dataclass
 from mm_daemon.core.types import OrderType, Side
 from mm_daemon.sim.binance.common import BinanceError, missing_param
 from mm_daemon.sim.binance.http import Params
-from mm_daemon.sim.venue import VenueSymbol
+from mm_daemon.sim.matching import MatchResult
+from mm_daemon.sim.venue import SimVenue, VenueSymbol
 
-__all__ = ["ParsedOrder", "binance_type", "order_ref", "parse_order", "side_text"]
+__all__ = [
+    "ParsedOrder",
+    "binance_type",
+    "order_ref",
+    "parse_order",
+    "place_order",
+    "side_text",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +117,22 @@ def order_ref(
             -1102, f"Param '{client_key}' or '{id_key}' must be sent, but both were empty/null!"
         )
     return order_id, client
+
+
+def place_order(
+    venue: SimVenue, params: Params, api_key: str, *, spot: bool
+) -> tuple[VenueSymbol, ParsedOrder, MatchResult]:
+    """Parse a new-order request and submit it (REST and WS-API, both dialects)."""
+    sym = venue.symbol(params.get("symbol"))
+    order = parse_order(params, sym, spot=spot)
+    result = venue.submit(
+        sym,
+        api_key,
+        side=order.side,
+        order_type=order.order_type,
+        size_lots=order.size_lots,
+        price_ticks=order.price_ticks,
+        client_order_id=order.client_order_id,
+        reduce_only=order.reduce_only,
+    )
+    return sym, order, result

@@ -22,7 +22,13 @@ from mm_daemon.sim.binance.http import (
     rest,
     ws_api_params,
 )
-from mm_daemon.sim.binance.orders import binance_type, order_ref, parse_order, side_text
+from mm_daemon.sim.binance.orders import (
+    binance_type,
+    order_ref,
+    parse_order,
+    place_order,
+    side_text,
+)
 from mm_daemon.sim.binance.streams import Connection
 from mm_daemon.sim.matching import ExecType, ExecutionReport, MatchResult, OrderView
 from mm_daemon.sim.venue import SimVenue, UserSink, VenueSymbol
@@ -349,18 +355,7 @@ def depth(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any
 
 
 def place(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
-    sym = venue.symbol(params.get("symbol"))
-    order = parse_order(params, sym, spot=True)
-    result = venue.submit(
-        sym,
-        api_key,
-        side=order.side,
-        order_type=order.order_type,
-        size_lots=order.size_lots,
-        price_ticks=order.price_ticks,
-        client_order_id=order.client_order_id,
-        reduce_only=order.reduce_only,
-    )
+    sym, order, result = place_order(venue, params, api_key, spot=True)
     return new_order_response(sym, result, order.resp_type, _now_ms())
 
 

@@ -21,7 +21,12 @@ from mm_daemon.sim.binance.http import (
     rest,
     ws_api_params,
 )
-from mm_daemon.sim.binance.orders import binance_type, order_ref, parse_order, side_text
+from mm_daemon.sim.binance.orders import (
+    binance_type,
+    order_ref,
+    place_order,
+    side_text,
+)
 from mm_daemon.sim.binance.spot import depth
 from mm_daemon.sim.binance.streams import Connection
 from mm_daemon.sim.matching import ExecType, ExecutionReport, OrderView
@@ -381,18 +386,7 @@ def position_risk(venue: SimVenue, params: Params, api_key: str) -> list[dict[st
 
 
 def place(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
-    sym = venue.symbol(params.get("symbol"))
-    order = parse_order(params, sym, spot=False)
-    result = venue.submit(
-        sym,
-        api_key,
-        side=order.side,
-        order_type=order.order_type,
-        size_lots=order.size_lots,
-        price_ticks=order.price_ticks,
-        client_order_id=order.client_order_id,
-        reduce_only=order.reduce_only,
-    )
+    sym, _order, result = place_order(venue, params, api_key, spot=False)
     assert result.order is not None  # noqa: S101  a successful client submit carries its order
     return order_json(sym, result.order)
 
