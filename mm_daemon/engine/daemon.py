@@ -263,7 +263,9 @@ class Daemon:
         instrument = md.instruments[venue.symbol]
         execution: Execution
         if self.config.mode is Mode.PAPER:
-            paper = PaperExecution(instrument, self.config.paper, venue=venue.name)
+            paper = PaperExecution(
+                instrument, self.config.paper, venue=venue.name, book=md.book(venue.symbol)
+            )
             paper_feeds[venue.name] = paper.on_market_event
             execution = paper
         else:

@@ -76,11 +76,15 @@ class PaperMatcher:
         starting_base: float = 0.0,
         starting_quote: float = 0.0,
         venue: str | None = None,
+        book: Book | None = None,
     ) -> None:
         self.instrument = instrument
         self.venue = venue or instrument.venue
         self.symbol = instrument.symbol
-        self.book = Book()
+        # A book shared with the market-data adapter is already up to date when an event
+        # arrives; only a book of our own is fed from the events.
+        self.book = book if book is not None else Book()
+        self._owns_book = book is None
         self.model = QueueFillModel(
             size_decrease_queue_share=size_decrease_queue_share, touch=touch
         )
@@ -166,7 +170,8 @@ class PaperMatcher:
             fills = self.model.on_trade(event.price_ticks, event.size_lots, event.aggressor)
             return self._apply_fills(fills, now_ns) if fills else []
         if isinstance(event, BookDelta):
-            self.book.update(0, 0, -1, event.bids, event.asks)
+            if self._owns_book:
+                self.book.update(0, 0, -1, event.bids, event.asks)
             if self._orders:
                 model = self.model
                 for px, sz in event.bids:
@@ -176,7 +181,8 @@ class PaperMatcher:
                 return self._touch(now_ns)
             return []
         if isinstance(event, BookSnapshot):
-            self.book.apply_snapshot(event)
+            if self._owns_book:
+                self.book.apply_snapshot(event)
             for side, px in self.model.tracked_levels():
                 size = self.book.bid_size_at(px) if side is Side.BUY else self.book.ask_size_at(px)
                 self.model.on_level_change(side, px, size)
@@ -328,6 +334,7 @@ class PaperExecution:
         *,
         venue: str | None = None,
         clock: Callable[[], int] = time.time_ns,
+        book: Book | None = None,
     ) -> None:
         self.matcher = PaperMatcher(
             instrument,
@@ -336,6 +343,7 @@ class PaperExecution:
             starting_base=config.starting_base,
             starting_quote=config.starting_quote,
             venue=venue,
+            book=book,
         )
         self._venue = self.matcher.venue
         self._symbol = instrument.symbol

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from mm_daemon.config import FillModel, PaperConfig
+from mm_daemon.core.book import Book
 from mm_daemon.core.quoting import MarketInputs, QuoteParams, Quoter
 from mm_daemon.core.types import (
     BookDelta,
@@ -346,3 +347,18 @@ def test_on_recorded_binance_data_the_queue_model_fills_far_less_than_the_touch_
     touch_lots = join_the_touch(events, touch=True)
     # Joining the back of a real BTCUSDT touch queue fills, but far less than "fill on touch".
     assert 0 < queue_lots < touch_lots / 2
+
+
+def test_a_book_shared_with_market_data_is_read_not_fed_again() -> None:
+    # The adapter applies every delta to its book before the event reaches the paper venue.
+    shared = Book()
+    shared.apply_snapshot(snapshot(((100_000, 5),), ((100_010, 4),)))
+    m = PaperMatcher(INSTRUMENT, starting_base=1.0, starting_quote=10_000.0, book=shared)
+    shared.update(0, 0, -1, (), ((100_005, 3),))  # the venue's ask moved; no event fed yet
+    events = m.accept(order("b1", Side.BUY, 100_005, 1), T0)
+    assert statuses(events) == [OrderStatus.REJECTED]
+    m.accept(order("b2", Side.BUY, 100_000, 1), T0)  # behind the 5 the shared book shows
+    assert m.on_market_event(trade(100_000, 5, Side.SELL), T0) == []
+    assert fills(m.on_market_event(trade(100_000, 1, Side.SELL), T0)) == [
+        (100_000, 1, Liquidity.MAKER)
+    ]
