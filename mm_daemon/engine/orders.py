@@ -391,12 +391,16 @@ class OrderManager:
             elif current.status is not pending_new and self._needs_replace(current, quote, now):
                 replaces.append((current, quote))
 
+    def price_tolerance_ticks(self, price_ticks: float) -> float:
+        """How far a live order's price may be from its quote before it is replaced."""
+        s = self.settings
+        return max(s.price_tolerance_ticks, s.price_tolerance_bps * 1e-4 * price_ticks, 1)
+
     def _needs_replace(self, order: LiveOrder, quote: Quote, now: int) -> bool:
         s = self.settings
-        tolerance = max(
-            s.price_tolerance_ticks, s.price_tolerance_bps * 1e-4 * quote.price_ticks, 1
-        )
-        if abs(order.price_ticks - quote.price_ticks) >= tolerance:
+        if abs(order.price_ticks - quote.price_ticks) >= self.price_tolerance_ticks(
+            quote.price_ticks
+        ):
             return True
         remaining = order.remaining_lots
         if abs(remaining - quote.size_lots) > s.size_tolerance_fraction * quote.size_lots:

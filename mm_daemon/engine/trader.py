@@ -5,6 +5,14 @@ trade, fill or inventory change can move the quotes at once (no fixed clock). Th
 themselves are the pure core's (`MarketState`, `Quoter`, `Ledger`, `Hedger`, `RiskGate`); this
 class routes events to them, carries their decisions to the order manager and the hedge venue,
 and keeps the metrics.
+
+When to requote: a book event that moves fair value by the order manager's price tolerance or
+more since the last requote, a snapshot, a status change or a fill requotes before its handler
+returns (the latency that matters: quotes left behind a move get picked off). Every other
+market event (trades, book changes inside the tolerance) marks the quotes for one requote once
+the loop has handed over everything it read in this turn: a sweep arrives as a burst of trade
+frames and book diffs, and requoting after each one would delay the frame that moves the price.
+Without a running loop (tests, replays) every event requotes at once.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from typing import TYPE_CHECKING
 from mm_daemon.core.quoting import MarketInputs, Quoter
 from mm_daemon.core.risk import RiskGate, RiskState
 from mm_daemon.core.types import (
+    BookDelta,
     ExecutionEvent,
     Fill,
     MarketEvent,
@@ -91,6 +100,8 @@ class Trader:
         self._last_unhedged_ns = 0
         self.market_events = 0
         self._fit: IntensityFit | None = None  # refitted on the timer, not per event
+        self._quoted_fair: float | None = None  # maker fair value at the last requote
+        self._deferred_ts_ns = 0  # oldest event waiting for the end-of-turn requote (0: none)
         self._paused = False  # quoting nothing on purpose (stale, halted, hedge down, volatility)
         self._init_metrics()
 
@@ -156,7 +167,7 @@ class Trader:
 
     def _on_maker_event(self, event: MarketEvent) -> None:
         self.maker.on_event(event)
-        self.requote(event.ts_local_ns)
+        self._requote_after(event)
 
     def _on_hedge_event(self, event: MarketEvent, leg: HedgeLeg) -> None:
         state = leg.state
@@ -170,16 +181,60 @@ class Trader:
             bid, ask = book.best_bid(), book.best_ask()
             leg.hedger.on_touch(bid[0] if bid else None, ask[0] if ask else None)
         if self._cross_venue:
+            if type(event) is Trade:
+                self._requote_later(event.ts_local_ns)
+                return
             self.maker.on_reference_update(event.ts_local_ns)
-            self.requote(event.ts_local_ns)
+            self._requote_after(event)
+
+    def _requote_after(self, event: MarketEvent) -> None:
+        """Requote now or at the end of the loop turn (see the module docstring)."""
+        kind = type(event)
+        if kind is Trade:
+            self._requote_later(event.ts_local_ns)
+            return
+        if kind is BookDelta:
+            fair = self.maker.fair_value_ticks
+            quoted = self._quoted_fair
+            if (
+                fair is not None
+                and quoted is not None
+                and abs(fair - quoted) < self.orders.price_tolerance_ticks(quoted)
+            ):
+                self._requote_later(event.ts_local_ns)
+                return
+        self.requote(event.ts_local_ns)
+
+    def _requote_later(self, event_ts_ns: int) -> None:
+        if self._deferred_ts_ns:
+            return  # already due this turn, for an older event
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.requote(event_ts_ns)
+            return
+        self._deferred_ts_ns = event_ts_ns or 1
+        loop.call_soon(self._deferred_requote)
+
+    def _deferred_requote(self) -> None:
+        ts = self._deferred_ts_ns
+        if not ts:
+            return  # a requote since then has seen everything
+        try:
+            self.requote(ts)
+        except Exception:  # a failing requote is logged, never fatal to the loop
+            self.metrics.event_errors.labels(self.maker_venue).inc()
+            log.exception("requote_failed", venue=self.maker_venue)
 
     # -- quoting ------------------------------------------------------------------------------
 
     def requote(self, event_ts_ns: int) -> None:
+        self._deferred_ts_ns = 0
         state = self.maker
         fair = state.fair_value_ticks
         if fair is None:
             return
+        self._quoted_fair = fair
         now = self._clock()
         book = state.book
         bid, ask = book.best_bid(), book.best_ask()

@@ -23,6 +23,7 @@ from mm_daemon.core.markouts import MarkoutTracker
 from mm_daemon.core.quoting import QuoteParams, Quoter
 from mm_daemon.core.risk import RiskGate, RiskLimits
 from mm_daemon.core.types import (
+    BookDelta,
     BookSnapshot,
     Fill,
     Liquidity,
@@ -32,6 +33,7 @@ from mm_daemon.core.types import (
     OrderType,
     OrderUpdate,
     Side,
+    Trade,
 )
 from mm_daemon.engine.metrics import Metrics
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
@@ -210,6 +212,73 @@ async def test_a_move_beyond_tolerance_replaces_the_quotes() -> None:
         math.floor(6_000_101 - half),
         math.ceil(6_000_101 + half),
     }
+
+
+class CountingQuoter:
+    """Wraps the trader's quoter and counts the requotes."""
+
+    def __init__(self, quoter: Quoter) -> None:
+        self._quoter = quoter
+        self.calls = 0
+
+    def quote(self, *args: object, **kwargs: object) -> object:
+        self.calls += 1
+        return self._quoter.quote(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def _delta(
+    bids: tuple[tuple[int, int], ...], asks: tuple[tuple[int, int], ...], uid: int
+) -> BookDelta:
+    return BookDelta("spot", SPOT.symbol, NOW, NOW, uid, uid, uid - 1, bids, asks)
+
+
+def _trade(price: int, trade_id: int) -> Trade:
+    return Trade("spot", SPOT.symbol, NOW, NOW, trade_id, price, 1_000, Side.BUY)
+
+
+async def _quoted_and_acked() -> tuple[Trader, RecordingExecution, CountingQuoter]:
+    trader, execution, _, _ = _build()
+    trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
+    await _settle()
+    _ack_all(trader, execution)
+    counting = CountingQuoter(trader.quoter)
+    trader.quoter = counting  # type: ignore[assignment]
+    return trader, execution, counting
+
+
+async def test_a_burst_of_trades_and_small_book_changes_is_requoted_once_after_the_turn() -> None:
+    trader, execution, counting = await _quoted_and_acked()
+    for i in range(5):
+        trader.on_market_event(_trade(6_000_002, 100 + i))
+    for i in range(3):  # sizes change at the touch; the mid stays put
+        trader.on_market_event(_delta(((6_000_000, 90_000 - i),), (), 10 + i))
+    assert counting.calls == 0  # nothing requoted inside the burst
+    await asyncio.sleep(0)
+    assert counting.calls == 1  # one requote, after everything read in the turn
+    await _settle()
+    assert counting.calls == 1
+    assert not execution.replaced  # the quotes did not move past the tolerance
+
+
+async def test_a_book_move_past_the_tolerance_is_requoted_before_the_handler_returns() -> None:
+    trader, execution, counting = await _quoted_and_acked()
+    trader.on_market_event(_trade(6_000_002, 100))  # due at the end of the turn
+    trader.on_market_event(
+        _delta(
+            ((6_000_100, 100_000),),
+            ((6_000_002, 0), (6_000_003, 0), (6_000_102, 100_000)),
+            10,
+        )
+    )
+    # Both replaces are on their way before control returns to the loop.
+    assert counting.calls == 1
+    half = _half_spread_ticks(6_000_101, 2.0)
+    assert {r.price_ticks for _, r in execution.replaced} == {
+        math.floor(6_000_101 - half),
+        math.ceil(6_000_101 + half),
+    }
+    await _settle()
+    assert counting.calls == 1  # the trade's end-of-turn requote was covered by that one
 
 
 async def test_a_stale_market_pulls_every_quote() -> None:
