@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import io
 import itertools
@@ -61,6 +62,7 @@ REACTION_WARMUP_S = 5.0
 NATIVE_KEY = "bench-daemon-native-key"
 CCXT_KEY = "bench-daemon-ccxt-key"
 QUEUED_KEY = "bench-daemon-native-queued-key"
+BUSY_KEY = "bench-daemon-native-busy-key"
 PLAIN_KEY = "bench-plain-key"
 TARGET_P50_US = 1_000.0
 TARGET_P99_US = 5_000.0
@@ -68,6 +70,7 @@ TARGET_RATIO = 2.0
 
 CONTENDERS = (
     ("daemon, native WS-API", "native", NATIVE_KEY),
+    ("daemon, native WS-API, busy poll", "native-busy", BUSY_KEY),
     ("daemon, native WS-API, uvloop-queued writes", "native-queued", QUEUED_KEY),
     ("daemon, ccxt WS-API", "ccxt", CCXT_KEY),
     ("plain ccxt.pro loop", "plain", PLAIN_KEY),
@@ -98,7 +101,7 @@ async def _sim_role() -> dict[str, Any]:
 
     from mm_daemon.config import SimConfig  # noqa: PLC0415
     from mm_daemon.core.types import OrderType  # noqa: PLC0415
-    from mm_daemon.sim.binance import spot  # noqa: PLC0415
+    from mm_daemon.sim.binance import spot, streams  # noqa: PLC0415
     from mm_daemon.sim.matching import BACKGROUND_API_KEY  # noqa: PLC0415
     from mm_daemon.sim.runner import start_simulator  # noqa: PLC0415
     from mm_daemon.sim.venue import SimVenue  # noqa: PLC0415
@@ -140,9 +143,36 @@ async def _sim_role() -> dict[str, Any]:
 
     for name in ("submit", "cancel", "cancel_replace", "cancel_all", "modify"):
         log_arrivals(name)
+
+    # When the simulator hands market-data bytes to a socket: every stream connection's
+    # transport is wrapped (the transport classes take no attributes of their own).
+    writes: list[int] = []
+
+    class _StampedTransport:
+        def __init__(self, transport: Any) -> None:
+            self._transport = transport
+
+        def write(self, data: bytes) -> None:
+            writes.append(time.time_ns())
+            self._transport.write(data)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._transport, name)
+
+    original_conn_init = streams.Connection.__init__
+
+    def conn_init(self: Any, ws: Any, transport: Any, **kwargs: Any) -> None:
+        wrapped = None if transport is None else _StampedTransport(transport)
+        original_conn_init(self, ws, wrapped, **kwargs)
+
+    streams.Connection.__init__ = conn_init  # type: ignore[method-assign]
     handle = await start_simulator(
         SimConfig(seed=7, starting_base=10.0, starting_quote=1_000_000.0), market_speed=0.0
     )
+    if os.environ.get("BENCH_SIM_SPIN"):
+        from mm_daemon.engine.runtime import BusyPoll  # noqa: PLC0415
+
+        BusyPoll(asyncio.get_running_loop()).start()
     venue = handle.venues["sim-spot"]
     sym = venue.symbols["BTCUSDT"]
     engine = sym.engine
@@ -233,6 +263,7 @@ async def _sim_role() -> dict[str, Any]:
         "published": published,
         "arrivals": arrivals,
         "hops": hops,
+        "writes": writes,
         "messages": sent,
         "seconds": elapsed,
     }
@@ -249,7 +280,15 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
     native.DEPTH_RATE = "0ms"  # the same one-message-per-change stream as the plain loop
     from mm_daemon.venues import binance_ws_api  # noqa: PLC0415
 
-    key = {"native": NATIVE_KEY, "native-queued": QUEUED_KEY, "ccxt": CCXT_KEY}[order_entry]
+    key = {
+        "native": NATIVE_KEY,
+        "native-busy": BUSY_KEY,
+        "native-queued": QUEUED_KEY,
+        "ccxt": CCXT_KEY,
+    }[order_entry]
+    busy_poll = order_entry == "native-busy"
+    if busy_poll:
+        order_entry = "native"
     if order_entry == "native-queued":
         # As before the fix: requests wait in uvloop's write queue until the end of the turn.
         binance_ws_api.send_on_write = lambda _ws: None
@@ -281,25 +320,42 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
             "hedging": {"mode": "off"},
             "metrics": {"port": 0},
             "logging": {"level": "warning", "format": "json"},
+            "runtime": {"busy_poll": busy_poll},
         },
         environ={"MMD_VENUES__MAKER__API_KEY": key, "MMD_VENUES__MAKER__API_SECRET": key},
     )
     configure_logging("warning", "json")
-    # When each order action is handed to the execution (splits the reaction in two).
+    # When each order action is handed to the execution (splits the reaction in two), and
+    # when the socket chunk holding the frame being handled at that moment was read.
     handed: list[int] = []
+    read: list[int] = []
+    reading = [0]
+    original_frame = native.NativeStream.on_frame
+
+    chunks: list[int] = []
+
+    def on_frame(self: Any, raw: Any, ts_local_ns: int) -> None:
+        reading[0] = ts_local_ns
+        if not chunks or chunks[-1] != ts_local_ns:
+            chunks.append(ts_local_ns)
+        original_frame(self, raw, ts_local_ns)
+        reading[0] = 0
+
+    native.NativeStream.on_frame = on_frame  # type: ignore[method-assign]
     cls: Any = BinanceWsApiExecution if order_entry == "native" else CcxtExecution
     for name in ("place", "replace", "cancel"):
         original = getattr(cls, name)
 
         def timed(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
             handed.append(time.time_ns())
+            read.append(reading[0])
             return _original(*args, **kwargs)
 
         setattr(cls, name, timed)
     daemon = Daemon(config)
     with contextlib.redirect_stdout(io.StringIO()):  # the run summary is not benchmarked
         uvloop.run(daemon.run(seconds))
-    return {"handed": handed}
+    return {"handed": handed, "read": read, "chunks": chunks}
 
 
 async def _plain_role(rest: str, ws: str, seconds: float) -> None:
@@ -376,7 +432,9 @@ def _cpus(pin: bool) -> tuple[list[str], list[str]]:
     return ["--cpu", str(cores[1])], ["--cpu", str(cores[0])]
 
 
-def reaction_benchmark(seconds: float, *, pin: bool) -> dict[str, Any]:
+def reaction_benchmark(
+    seconds: float, *, pin: bool, contenders: tuple[tuple[str, str, str], ...] = CONTENDERS
+) -> dict[str, Any]:
     """Run the simulator, then each contender in turn; pair moves with arrivals."""
     sim_cpu, contender_cpu = _cpus(pin)
     with tempfile.TemporaryDirectory() as tmp:
@@ -392,7 +450,7 @@ def reaction_benchmark(seconds: float, *, pin: bool) -> dict[str, Any]:
             assert sim.stdout is not None  # noqa: S101  stdout is a pipe
             endpoint = json.loads(sim.stdout.readline())
             windows: dict[str, tuple[int, int]] = {}
-            for name, role, key in CONTENDERS:
+            for name, role, key in contenders:
                 start = time.time_ns()
                 args = ["--role", "plain" if role == "plain" else "daemon"]
                 if role != "plain":
@@ -426,7 +484,7 @@ def reaction_benchmark(seconds: float, *, pin: bool) -> dict[str, Any]:
         data = json.loads(out.read_text())
         logs = {
             role: json.loads((Path(tmp) / f"{role}.json").read_text())
-            for _, role, _ in CONTENDERS
+            for _, role, _ in contenders
             if role != "plain"
         }
         handed = {role: log["handed"] for role, log in logs.items()}
@@ -437,7 +495,7 @@ def reaction_benchmark(seconds: float, *, pin: bool) -> dict[str, Any]:
         "load_average_1m_after_each": loads,
     }
     published = data["published"]
-    for name, role, key in CONTENDERS:
+    for name, role, key in contenders:
         samples = _reactions_us(published, data["arrivals"], key, windows[key])
         result[name] = summarize(samples)
         sent = _reactions_us(data["moves"], data["arrivals"], key, windows[key])
@@ -447,6 +505,10 @@ def reaction_benchmark(seconds: float, *, pin: bool) -> dict[str, Any]:
             marks = [("handed", ts) for ts in handed[role]]
             to_handed = _reactions_us(published, marks, "handed", windows[key])
             result[f"{name}: update -> handed"] = summarize(to_handed)
+            for hop, samples in _daemon_hops_us(
+                published, data["writes"], logs[role], windows[key]
+            ).items():
+                result[f"{name}: {hop}"] = summarize(samples)
         if role.startswith("native"):
             for hop, samples in _hops_us(data, logs[role], key, windows[key]).items():
                 result[f"{name}: {hop}"] = summarize(samples)
@@ -454,6 +516,43 @@ def reaction_benchmark(seconds: float, *, pin: bool) -> dict[str, Any]:
 
 
 _HOPS = ("handed -> sim read", "sim read -> handler", "handler -> venue")
+_DAEMON_HOPS = (
+    "  update -> sim write",
+    "  sim write -> daemon read",
+    "  daemon read -> handed",
+    "  (sim write -> daemon's next read)",
+)
+
+
+def _daemon_hops_us(
+    updates: list[int], writes: list[int], log: dict[str, Any], window: tuple[int, int]
+) -> dict[str, list[float]]:
+    """update -> handed cut where the simulator next wrote market data to a socket and where
+    the daemon read the chunk holding the frame it was handling when it handed the first
+    action over (hand-overs outside a frame are skipped)."""
+    pairs = sorted(zip(log["handed"], log.get("read", []), strict=False))
+    writes = sorted(writes)
+    out: dict[str, list[float]] = {hop: [] for hop in _DAEMON_HOPS}
+    j = 0
+    for i, update_ns in enumerate(updates):
+        if not window[0] <= update_ns <= window[1]:
+            continue
+        next_update = updates[i + 1] if i + 1 < len(updates) else window[1]
+        while j < len(pairs) and pairs[j][0] < update_ns:
+            j += 1
+        if j < len(pairs) and pairs[j][0] < next_update and pairs[j][1]:
+            hand, read = pairs[j]
+            write = writes[bisect.bisect_left(writes, update_ns)] if writes else 0
+            if not update_ns <= write <= read:
+                continue
+            out[_DAEMON_HOPS[0]].append((write - update_ns) / 1000.0)
+            out[_DAEMON_HOPS[1]].append((read - write) / 1000.0)
+            out[_DAEMON_HOPS[2]].append((hand - read) / 1000.0)
+            chunks = log.get("chunks", [])
+            k = bisect.bisect_left(chunks, write)
+            if k < len(chunks):
+                out[_DAEMON_HOPS[3]].append((chunks[k] - write) / 1000.0)
+    return out
 
 
 def _hops_us(
@@ -497,12 +596,21 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="whole runs; medians reported")
     parser.add_argument("--role", choices=("sim", "daemon", "plain"), help=argparse.SUPPRESS)
     parser.add_argument(
-        "--order-entry", choices=("native", "native-queued", "ccxt"), help=argparse.SUPPRESS
+        "--order-entry",
+        choices=("native", "native-busy", "native-queued", "ccxt"),
+        help=argparse.SUPPRESS,
     )
     parser.add_argument(
         "--no-pin",
         action="store_true",
         help="let the kernel place the simulator and the contender (default: one core each)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated contenders to run (native, native-busy, native-queued, ccxt, "
+        "plain); "
+        "default all. The native daemon and the plain loop are always kept.",
     )
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -524,7 +632,12 @@ def main() -> int:
         return 0
     load_at_start = round(os.getloadavg()[0], 2)
     print(f"load average (1 min) at start: {load_at_start} on {os.cpu_count()} cores")
-    rounds = [reaction_benchmark(args.seconds, pin=not args.no_pin) for _ in range(args.rounds)]
+    wanted = {"native", "plain", *filter(None, args.only.split(","))} if args.only else None
+    contenders = tuple(c for c in CONTENDERS if wanted is None or c[1] in wanted)
+    rounds = [
+        reaction_benchmark(args.seconds, pin=not args.no_pin, contenders=contenders)
+        for _ in range(args.rounds)
+    ]
     names = [k for k, v in rounds[0].items() if isinstance(v, dict) and "p50_us" in v]
     table = {name: _median(rounds, name) for name in names}
     print(
@@ -537,20 +650,27 @@ def main() -> int:
     for name in names:
         r = table[name]
         print(f"{name:66} {r['count']:>6} {r['p50_us']:>9} {r['p99_us']:>9} {r['mean_us']:>9}")
-    native = table[CONTENDERS[0][0]]
     plain = table[CONTENDERS[-1][0]]
-    ratio = round(plain["p50_us"] / native["p50_us"], 2) if native["p50_us"] else 0.0
-    met = {
-        "p50": native["p50_us"] <= TARGET_P50_US,
-        "p99": native["p99_us"] <= TARGET_P99_US,
-        "2x_plain": ratio >= TARGET_RATIO,
-    }
-    print(f"plain loop p50 / native daemon p50: {ratio}x")
-    print(
-        f"targets (native daemon): p50 <= {TARGET_P50_US:g} us {'met' if met['p50'] else 'NOT met'}"
-        f", p99 <= {TARGET_P99_US:g} us {'met' if met['p99'] else 'NOT met'}, "
-        f">= {TARGET_RATIO:g}x the plain loop {'met' if met['2x_plain'] else 'NOT met'}"
-    )
+    met: dict[str, dict[str, bool]] = {}
+    ratios: dict[str, float] = {}
+    for name, role, _ in contenders:
+        if not role.startswith("native") or role == "native-queued":
+            continue
+        row = table[name]
+        ratio = round(plain["p50_us"] / row["p50_us"], 2) if row["p50_us"] else 0.0
+        ratios[name] = ratio
+        met[name] = {
+            "p50": row["p50_us"] <= TARGET_P50_US,
+            "p99": row["p99_us"] <= TARGET_P99_US,
+            "2x_plain": ratio >= TARGET_RATIO,
+        }
+        verdict = met[name]
+        print(
+            f"{name}: plain loop p50 / its p50 {ratio}x; targets: p50 <= {TARGET_P50_US:g} us "
+            f"{'met' if verdict['p50'] else 'NOT met'}, p99 <= {TARGET_P99_US:g} us "
+            f"{'met' if verdict['p99'] else 'NOT met'}, >= {TARGET_RATIO:g}x the plain loop "
+            f"{'met' if verdict['2x_plain'] else 'NOT met'}"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
@@ -563,7 +683,7 @@ def main() -> int:
                 "load_average_1m_at_start": load_at_start,
                 "pinned": not args.no_pin,
                 "medians": table,
-                "plain_over_native_p50": ratio,
+                "plain_over_native_p50": ratios,
                 "targets_us": {"p50": TARGET_P50_US, "p99": TARGET_P99_US, "ratio": TARGET_RATIO},
                 "targets_met": met,
                 "rounds_detail": rounds,

@@ -466,6 +466,21 @@ class LoggingConfig(_Model):
     )
 
 
+class RuntimeConfig(_Model):
+    busy_poll: bool = Field(
+        default=False,
+        description=(
+            "Keep the event loop polling instead of sleeping in the kernel between events: a "
+            "frame is picked up within microseconds and handled on warm caches. Uses a whole "
+            "core all the time; meant for a core of its own (see cpu_affinity)."
+        ),
+    )
+    cpu_affinity: tuple[Annotated[int, Field(ge=0)], ...] = Field(
+        default=(),
+        description="Cores the daemon may run on (empty: any); one core pairs with busy_poll.",
+    )
+
+
 class Config(_Model):
     model_config = ConfigDict(
         frozen=True,
@@ -489,6 +504,9 @@ class Config(_Model):
     paper: PaperConfig = Field(default_factory=PaperConfig, description="Paper execution.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logs.")
+    runtime: RuntimeConfig = Field(
+        default_factory=RuntimeConfig, description="Event-loop polling and core placement."
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import random
 import signal
 import sys
@@ -26,6 +27,7 @@ from mm_daemon.core.summary import RunSummary, build_run_summary, render_summary
 from mm_daemon.core.types import Instrument, MarketEvent
 from mm_daemon.engine.metrics import Metrics, MetricsServer
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
+from mm_daemon.engine.runtime import BusyPoll, apply_cpu_affinity
 from mm_daemon.engine.trader import HedgeLeg, Trader
 from mm_daemon.log import configure_logging, get_logger, register_secret
 from mm_daemon.sim.runner import SimulatorHandle, serve_forever, start_simulator
@@ -91,8 +93,11 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
         started = time.monotonic()
         self._started_ns = time.monotonic_ns()
+        busy_poll = BusyPoll(loop)
         try:
             self._start_metrics()
+            if self.config.runtime.busy_poll:
+                busy_poll.start()
             if duration_seconds is not None:
                 loop.call_later(duration_seconds, self.request_stop, "duration")
             starting = loop.create_task(self._start())
@@ -109,6 +114,8 @@ class Daemon:
                     mode=self.config.mode.value,
                     maker=self.config.venues.maker.name,
                     symbol=self.config.venues.maker.symbol,
+                    busy_poll=busy_poll.running,
+                    cpus=sorted(os.sched_getaffinity(0)),
                 )
                 self.metrics.up.set(1)
                 await self._stop.wait()
@@ -116,6 +123,7 @@ class Daemon:
             log.info("shutdown_started", reason=self._stop_reason)
         finally:
             self.metrics.up.set(0)
+            busy_poll.stop()
             await self._shutdown()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with suppress(Exception):
@@ -447,6 +455,7 @@ def run_daemon(config: Config, duration_seconds: float | None = None) -> int:
     # SIGTERM that arrives during startup.
     import ccxt.pro  # noqa: F401, PLC0415  imported for its side effect of loading now
 
+    apply_cpu_affinity(config.runtime)
     return uvloop.run(Daemon(config).run(duration_seconds))
 
 

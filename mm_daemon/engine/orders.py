@@ -281,9 +281,9 @@ class OrderManager:
             return
         now = self.clock() if now_ns is None else now_ns
         self._last_sync_ns = now
-        self._check_timeouts(now)
         desired = self._desired
         if desired is None:
+            self._check_timeouts(now)
             return
         self._synced_key = (desired.bids, desired.asks)
         self._dirty = False
@@ -337,6 +337,9 @@ class OrderManager:
             if self.metrics is not None:
                 self._m_rate_limited.inc()
             self._wake_at(now + self._bucket.ns_until(now))
+        # After the requests: looking for in-flight orders past their timeout is bookkeeping,
+        # not on the way from the event to the venue.
+        self._check_timeouts(now)
         self._schedule_deadlines(now)
         if self.metrics is not None:
             self._publish_open_orders()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import random
 import time
@@ -73,6 +72,7 @@ log = structlog.get_logger(__name__)
 _OP_TEXT = 0x1
 _MS = 1_000_000
 LISTEN_KEY_KEEPALIVE_S = 30 * 60.0
+_TEXT_MEMO_ENTRIES = 4_096
 UNKNOWN_ORDER = -2011  # "Unknown order sent." (cancel of an order that is already gone)
 ORDER_NOT_EXIST = -2013  # "Order does not exist." (status of an order the venue forgot)
 
@@ -127,7 +127,8 @@ def endpoints_from_ccxt(urls_api: Mapping[str, Any], *, usdm: bool) -> WsApiEndp
 
 def sign(secret: bytes, payload: str) -> str:
     """HMAC-SHA256 of `payload` with `secret`, lower-case hex (Binance's HMAC signature)."""
-    return hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
+    # The one-shot digest skips building an HMAC object: a few microseconds per order.
+    return hmac.digest(secret, payload.encode(), "sha256").hex()
 
 
 def signed_params(params: Mapping[str, str], secret: bytes) -> dict[str, str]:
@@ -284,6 +285,9 @@ class BinanceWsApiExecution:
         self._venue = venue or instrument.venue
         self._symbol = instrument.symbol
         self._exchange_symbol = instrument.exchange_symbol
+        # Quotes come back to the same few prices and sizes: their decimal text is kept.
+        self._price_texts: dict[int, str] = {}
+        self._size_texts: dict[int, str] = {}
         self._usdm = instrument.kind is not InstrumentKind.SPOT
         if self._usdm and not (endpoints.rest and endpoints.user_ws):
             raise ValueError("USD-M needs the REST base and the user-data stream URL")
@@ -543,19 +547,38 @@ class BinanceWsApiExecution:
 
     # -- order entry ------------------------------------------------------------------------------
 
+    def _price_text(self, ticks: int) -> str:
+        text = self._price_texts.get(ticks)
+        if text is None:
+            inst = self.instrument
+            if len(self._price_texts) >= _TEXT_MEMO_ENTRIES:
+                self._price_texts.clear()
+            text = f"{inst.ticks_to_price(ticks):.{inst.price_decimals}f}"
+            self._price_texts[ticks] = text
+        return text
+
+    def _size_text(self, lots: int) -> str:
+        text = self._size_texts.get(lots)
+        if text is None:
+            inst = self.instrument
+            if len(self._size_texts) >= _TEXT_MEMO_ENTRIES:
+                self._size_texts.clear()
+            text = f"{inst.lots_to_size(lots):.{inst.size_decimals}f}"
+            self._size_texts[lots] = text
+        return text
+
     def _order_params(self, request: OrderRequest) -> dict[str, str]:
-        inst = self.instrument
         params = {
             "symbol": self._exchange_symbol,
             "side": "BUY" if request.side is Side.BUY else "SELL",
-            "quantity": f"{inst.lots_to_size(request.size_lots):.{inst.size_decimals}f}",
+            "quantity": self._size_text(request.size_lots),
             "newClientOrderId": request.client_order_id,
         }
         order_type = request.order_type
         if order_type is OrderType.MARKET:
             params["type"] = "MARKET"
         else:
-            params["price"] = f"{inst.ticks_to_price(request.price_ticks):.{inst.price_decimals}f}"
+            params["price"] = self._price_text(request.price_ticks)
             if order_type is OrderType.LIMIT_MAKER:
                 if self._usdm:
                     params["type"] = "LIMIT"

@@ -9,7 +9,6 @@ them into strings without floats (and cache them: the same prices recur on every
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from collections.abc import Callable
@@ -114,7 +113,7 @@ def signature_payload(query_string: str, body: str) -> tuple[str, str | None]:
 
 
 def sign(secret: str, payload: str) -> str:
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), payload.encode(), "sha256").hex()
 
 
 def verify_signature(secret: str, payload: str, signature: str | None) -> bool:
