@@ -63,6 +63,7 @@ __all__ = [
     "WebSocketError",
     "WsClientProtocol",
     "new_book_delta",
+    "new_trade",
     "parse_depth_event",
     "parse_levels",
     "parse_snapshot",
@@ -91,29 +92,37 @@ _SKIPPED = ApplyResult.SKIPPED
 _SELL = Side.SELL
 
 
-def _delta_constructor() -> Callable[..., BookDelta]:
-    """`BookDelta(...)` at about half the cost, for the per-frame path.
+def _slot_setters(cls: type, expected: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
+    """The slot descriptors' setters of a frozen slotted dataclass, in field order.
 
-    A frozen dataclass's `__init__` sets each field through `object.__setattr__`; here the
-    slot descriptors set the same fields, in declaration order, on an instance made with
-    `object.__new__`. The result is an ordinary BookDelta (same class, equal to one built by
-    the constructor); the field list is checked at import so a change in `core.types` fails
-    loudly instead of filling the wrong fields.
+    A frozen dataclass's `__init__` sets each field through `object.__setattr__`; setting the
+    same fields through the slot descriptors, on an instance made with `object.__new__`, builds
+    an ordinary instance (same class, equal to one built by the constructor) at about half the
+    cost, which counts on the per-frame path. The field names are checked at import so a change
+    in `core.types` fails loudly instead of filling the wrong fields.
     """
-    names = tuple(f.name for f in fields(BookDelta))
-    if names != (
-        "venue",
-        "symbol",
-        "ts_exchange_ns",
-        "ts_local_ns",
-        "first_update_id",
-        "last_update_id",
-        "prev_update_id",
-        "bids",
-        "asks",
-    ):
-        raise RuntimeError(f"BookDelta fields changed: {names}")
-    s0, s1, s2, s3, s4, s5, s6, s7, s8 = (getattr(BookDelta, name).__set__ for name in names)
+    names = tuple(f.name for f in fields(cls))
+    if names != expected:
+        raise RuntimeError(f"{cls.__name__} fields changed: {names}")
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+def _delta_constructor() -> Callable[..., BookDelta]:
+    """`BookDelta(...)` through its slot setters (see `_slot_setters`)."""
+    s0, s1, s2, s3, s4, s5, s6, s7, s8 = _slot_setters(
+        BookDelta,
+        (
+            "venue",
+            "symbol",
+            "ts_exchange_ns",
+            "ts_local_ns",
+            "first_update_id",
+            "last_update_id",
+            "prev_update_id",
+            "bids",
+            "asks",
+        ),
+    )
     new = object.__new__
 
     def make(  # noqa: PLR0917  one argument per BookDelta field, as its constructor
@@ -142,7 +151,49 @@ def _delta_constructor() -> Callable[..., BookDelta]:
     return make
 
 
+def _trade_constructor() -> Callable[..., Trade]:
+    """`Trade(...)` through its slot setters (see `_slot_setters`)."""
+    s0, s1, s2, s3, s4, s5, s6, s7 = _slot_setters(
+        Trade,
+        (
+            "venue",
+            "symbol",
+            "ts_exchange_ns",
+            "ts_local_ns",
+            "trade_id",
+            "price_ticks",
+            "size_lots",
+            "aggressor",
+        ),
+    )
+    new = object.__new__
+
+    def make(  # noqa: PLR0917  one argument per Trade field, as its constructor
+        venue: str,
+        symbol: str,
+        ts_exchange_ns: int,
+        ts_local_ns: int,
+        trade_id: int,
+        price_ticks: int,
+        size_lots: int,
+        aggressor: Side,
+    ) -> Trade:
+        trade: Trade = new(Trade)
+        s0(trade, venue)
+        s1(trade, symbol)
+        s2(trade, ts_exchange_ns)
+        s3(trade, ts_local_ns)
+        s4(trade, trade_id)
+        s5(trade, price_ticks)
+        s6(trade, size_lots)
+        s7(trade, aggressor)
+        return trade
+
+    return make
+
+
 new_book_delta = _delta_constructor()
+new_trade = _trade_constructor()
 
 
 class FrameError(ValueError):
@@ -260,7 +311,7 @@ def parse_depth_event(
 def parse_trade_event(data: Any, instrument: Instrument, venue: str, ts_local_ns: int) -> Trade:
     """A `trade` payload as a Trade; `m` (buyer is maker) means the aggressor sold."""
     try:
-        return Trade(
+        return new_trade(
             venue,
             instrument.symbol,
             data["T"] * _NS_PER_MS,

@@ -20,6 +20,7 @@ from mm_daemon.venues.binance_native import (
     NativeStream,
     WsClientProtocol,
     new_book_delta,
+    new_trade,
     parse_depth_event,
     parse_levels,
     parse_trade_event,
@@ -198,6 +199,14 @@ def test_fast_delta_equals_the_constructed_one() -> None:
     fast = new_book_delta(*args)
     assert type(fast) is BookDelta
     assert fast == BookDelta(*args)
+
+
+def test_fast_trade_equals_the_constructed_one() -> None:
+    args = ("spot", "BTC/USDT", 1, 2, 9, 1_000_000, 2_000, Side.SELL)
+    fast = new_trade(*args)
+    assert type(fast) is Trade
+    assert fast == Trade(*args)
+    assert hash(fast) == hash(Trade(*args))
 
 
 def test_in_sync_frames_apply_levels_in_order_and_emit_them_as_parsed() -> None:
