@@ -53,6 +53,11 @@ from mm_daemon.core.types import (
 if TYPE_CHECKING:
     from prometheus_client import Counter, Histogram
 
+try:  # the compiled level loop (setup.py builds it where a C compiler is at hand)
+    from mm_daemon._levels import apply_side as compiled_apply_side
+except ImportError:  # pragma: no cover  depends on the build
+    compiled_apply_side = None
+
 __all__ = [
     "DEPTH_RATE",
     "BinanceDepthSync",
@@ -90,6 +95,7 @@ _BUY = Side.BUY
 _APPLIED = ApplyResult.APPLIED
 _SKIPPED = ApplyResult.SKIPPED
 _SELL = Side.SELL
+_NEGATED, _AS_IS = True, False  # heap keys of a side: bids negated (best on top), asks as they are
 
 
 def _slot_setters(cls: type, expected: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
@@ -729,6 +735,7 @@ class NativeStream:
         self._lot = instrument.lot_size
         self._symbol = instrument.symbol
         self._is_depth = kind == "depth"
+        self._apply_side = compiled_apply_side  # None: the Python level loop below
         self._latency_every = 8  # depth latency is sampled: one observation per 8 diffs
         self._latency_count = 0
         self.applied = 0  # deltas applied; the supervisor flushes it into the metrics
@@ -794,7 +801,7 @@ class NativeStream:
         ):
             try:
                 self._depth_fused(data, ts_local_ns)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
                 # Levels may have been half applied: the book cannot be trusted any more.
                 self._bad_frame(raw, f"malformed depthUpdate: {exc!r}")
                 self._out_of_sync(ApplyResult.NOT_SYNCED, None)
@@ -841,9 +848,21 @@ class NativeStream:
                 )
                 self._out_of_sync(result, delta)
             return
+        bids_book, bid_heap, asks_book, ask_heap = book.sides()
+        apply_side = self._apply_side
+        if apply_side is not None:
+            self._emit_fused(
+                data,
+                ts_local_ns,
+                first_id,
+                last_id,
+                prev_id,
+                apply_side(data["b"], bids_book, bid_heap, _NEGATED, self._tick, self._lot),
+                apply_side(data["a"], asks_book, ask_heap, _AS_IS, self._tick, self._lot),
+            )
+            return
         # The two sides are written out rather than looped over: a shared helper costs a call
         # and attribute lookups per level on the hottest loop of the daemon.
-        bids_book, bid_heap, asks_book, ask_heap = book.sides()
         prices = self._prices
         sizes = self._sizes
         bids: list[tuple[int, int]] = []
@@ -878,7 +897,20 @@ class NativeStream:
                 asks_book[px] = sz
             else:
                 asks_book.pop(px, None)
-        result = book.finish_update()
+        self._emit_fused(data, ts_local_ns, first_id, last_id, prev_id, tuple(bids), tuple(asks))
+
+    def _emit_fused(  # noqa: PLR0917  the parts of the delta the fused path has in hand
+        self,
+        data: Any,
+        ts_local_ns: int,
+        first_id: int,
+        last_id: int,
+        prev_id: int,
+        bids: BookLevels,
+        asks: BookLevels,
+    ) -> None:
+        """After the levels are written: trim the heaps, check the touch, emit the delta."""
+        result = self._book.finish_update()
         delta = new_book_delta(
             self.venue,
             self._symbol,
@@ -887,8 +919,8 @@ class NativeStream:
             first_id,
             last_id,
             prev_id,
-            tuple(bids),
-            tuple(asks),
+            bids,
+            asks,
         )
         if result is not _APPLIED:
             self._out_of_sync(result, delta)

@@ -15,6 +15,7 @@ import pytest
 
 from mm_daemon.core.book import ApplyResult
 from mm_daemon.core.types import BookDelta, BookSnapshot, Instrument, InstrumentKind, Side, Trade
+from mm_daemon.venues import binance_native
 from mm_daemon.venues.binance_native import (
     BinanceDepthSync,
     NativeStream,
@@ -132,6 +133,16 @@ class TestDepthSync:
         snap = sync.snapshot_event(1, 2)
         assert isinstance(snap, BookSnapshot)
         assert (snap.update_id, snap.bids, snap.asks) == (7, ((50, 1), (49, 2)), ((60, 3),))
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def level_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test of this module runs with the compiled level loop and with the Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(binance_native, "compiled_apply_side", None)
+    elif binance_native.compiled_apply_side is None:
+        pytest.skip("mm_daemon._levels is not built here")
+    return str(request.param)
 
 
 def make_stream(kind: str, events: list[object]) -> NativeStream:
