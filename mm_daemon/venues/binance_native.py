@@ -53,8 +53,12 @@ from mm_daemon.core.types import (
 if TYPE_CHECKING:
     from prometheus_client import Counter, Histogram
 
+ApplySide = Callable[[Any, dict[int, int], list[int], bool, float, float], BookLevels]
+compiled_apply_side: ApplySide | None
 try:  # the compiled level loop (setup.py builds it where a C compiler is at hand)
-    from mm_daemon._levels import apply_side as compiled_apply_side
+    from mm_daemon._levels import apply_side as _apply_side
+
+    compiled_apply_side = _apply_side
 except ImportError:  # pragma: no cover  depends on the build
     compiled_apply_side = None
 
