@@ -157,6 +157,9 @@ class Daemon:
                 metrics=self.metrics,
                 fees_bps=fees,
                 rate_limit=False if sim_url else None,
+                # Live: the book before a burst of trades read in the same turn (requote
+                # latency); paper fills need each trade before the book change it explains.
+                trades_after_book=cfg.mode is Mode.LIVE,
             )
             self._market_data.append(md)
             self.metrics.ws_reconnects.labels(venue.name, venue.symbol)

@@ -711,6 +711,7 @@ class NativeStream:
         resync_counter: Counter | None = None,
         max_snapshot_attempts: int = 5,
         book: Book | None = None,
+        trades_after_book: bool = False,
     ) -> None:
         if kind == "depth" and fetch_snapshot is None:
             raise ValueError("a depth stream needs fetch_snapshot")
@@ -740,6 +741,10 @@ class NativeStream:
         self._symbol = instrument.symbol
         self._is_depth = kind == "depth"
         self._apply_side = compiled_apply_side  # None: the Python level loop below
+        # Trade frames held until the loop has handed over everything else it read this turn
+        # (see `on_frame`); only for trade streams, and only when asked.
+        self._hold_trades = trades_after_book and kind == "trade"
+        self._held: list[tuple[str | bytes, int]] = []
         self._latency_every = 8  # depth latency is sampled: one observation per 8 diffs
         self._latency_count = 0
         self.applied = 0  # deltas applied; the supervisor flushes it into the metrics
@@ -788,7 +793,33 @@ class NativeStream:
     # -- frames -----------------------------------------------------------------------------
 
     def on_frame(self, raw: str | bytes, ts_local_ns: int) -> None:
-        """Parse and handle one frame; malformed frames are counted and logged, never raised."""
+        """Parse and handle one frame; malformed frames are counted and logged, never raised.
+
+        With `trades_after_book`, a trade stream's frames are only queued here and handled
+        once the loop has run every socket read of this turn: a sweep prints a burst of trades
+        just before the book diff that moves the price, and handling them first delays the
+        requote by the whole burst. Trades keep their receipt times and their order. Paper
+        execution needs trades before the book changes they explain, so the daemon asks for
+        this in live mode only.
+        """
+        if self._hold_trades:
+            held = self._held
+            held.append((raw, ts_local_ns))
+            if len(held) == 1:
+                try:
+                    asyncio.get_running_loop().call_soon(self._release_trades)
+                except RuntimeError:  # no loop (a replay, a test): handle it now
+                    self._release_trades()
+            return
+        self._handle_frame(raw, ts_local_ns)
+
+    def _release_trades(self) -> None:
+        held = self._held
+        self._held = []
+        for raw, ts_local_ns in held:
+            self._handle_frame(raw, ts_local_ns)
+
+    def _handle_frame(self, raw: str | bytes, ts_local_ns: int) -> None:
         self.stats.frames += 1
         try:
             msg = _loads(raw)

@@ -238,8 +238,10 @@ class CcxtMarketData:
         native: bool = True,
         rate_limit: bool | None = None,
         redial_after_silence_s: float | None = None,
+        trades_after_book: bool = False,
     ) -> None:
         self._config = venue
+        self._trades_after_book = trades_after_book  # see NativeStream.on_frame
         self._md = market_data
         self._symbols = tuple(symbols) if symbols else (venue.symbol,)
         self._exchange = (
@@ -405,6 +407,7 @@ class CcxtMarketData:
             sink=self._counting_trade_sink(sink, symbol),
             malformed_counter=m.malformed_frames.labels(self.venue) if m else None,
             latency_histogram=m.md_latency.labels(*labels) if m else None,
+            trades_after_book=self._trades_after_book,
         )
         self._native_streams.extend((depth, trades))
 

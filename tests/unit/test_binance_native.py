@@ -6,6 +6,7 @@ every recorded bookTicker that shares an update id.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from pathlib import Path
@@ -421,3 +422,41 @@ def test_recorded_delta_carries_usdm_previous_id() -> None:
             break
     else:
         pytest.fail("no USD-M depth frame in the capture")
+
+
+def _trade_frame(trade_id: int) -> bytes:
+    return (
+        b'{"e":"trade","s":"BTCUSDT","T":1,"t":%d,"p":"100.0","q":"2","m":false,"X":"MARKET"}'
+        % trade_id
+    )
+
+
+def _held_trade_stream(events: list[object]) -> NativeStream:
+    return NativeStream(
+        venue="perp",
+        ws_url="ws://127.0.0.1:1/ws/0",
+        instrument=USDM_BTC,
+        kind="trade",
+        usdm=True,
+        sink=events.append,
+        trades_after_book=True,
+    )
+
+
+async def test_trades_after_book_are_handled_once_the_turn_has_read_everything() -> None:
+    events: list[object] = []
+    stream = _held_trade_stream(events)
+    for trade_id, ts in ((7, 100), (8, 100), (9, 250)):
+        stream.on_frame(_trade_frame(trade_id), ts)
+    assert events == []  # held: a book diff read in this turn goes first
+    await asyncio.sleep(0)
+    trades = [e for e in events if isinstance(e, Trade)]
+    assert [(t.trade_id, t.ts_local_ns) for t in trades] == [(7, 100), (8, 100), (9, 250)]
+    assert stream.stats.frames == 3
+
+
+def test_trades_after_book_without_a_running_loop_are_handled_at_once() -> None:
+    events: list[object] = []
+    stream = _held_trade_stream(events)
+    stream.on_frame(_trade_frame(7), 100)
+    assert [e.trade_id for e in events if isinstance(e, Trade)] == [7]
