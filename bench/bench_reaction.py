@@ -330,7 +330,7 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
     handed: list[int] = []
     read: list[int] = []
     reading = [0]
-    original_frame = native.NativeStream.on_frame
+    original_frame = native.NativeStream._handle_frame
 
     chunks: list[int] = []
 
@@ -341,7 +341,7 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
         original_frame(self, raw, ts_local_ns)
         reading[0] = 0
 
-    native.NativeStream.on_frame = on_frame  # type: ignore[method-assign]
+    native.NativeStream._handle_frame = on_frame  # type: ignore[method-assign]
     cls: Any = BinanceWsApiExecution if order_entry == "native" else CcxtExecution
     for name in ("place", "replace", "cancel"):
         original = getattr(cls, name)

@@ -21,27 +21,23 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
-
-static PyObject *heappush_fn = NULL;
+#include <stddef.h>
 
 static const double POW10[19] = {
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
     1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
 };
 
-/*
- * Plain decimal text ("59996.66000000", "0.250", "12") as digits and a decimal count, for up
- * to 15 significant digits (exact in a double). 0 on success; -1 for anything else (signs,
- * exponents, spaces, longer numbers), which the caller reads with Python's own float().
- */
 static int
-read_plain_decimal(const char *text, Py_ssize_t size, long long *digits, int *decimals)
+scan_plain_decimal(const char *text, const char *end, long long *digits, int *decimals,
+                   const char **stop)
 {
     long long value = 0;
     int count = 0;
     int after_point = -1;
-    for (Py_ssize_t i = 0; i < size; i++) {
-        char c = text[i];
+    const char *p = text;
+    for (; p < end; p++) {
+        char c = *p;
         if (c >= '0' && c <= '9') {
             if (value == 0 && c == '0') {
                 if (after_point >= 0) {
@@ -61,14 +57,31 @@ read_plain_decimal(const char *text, Py_ssize_t size, long long *digits, int *de
             after_point = 0;
         }
         else {
-            return -1;
+            break;
         }
     }
+    *stop = p;
+    Py_ssize_t size = p - text;
     if (size == 0 || (after_point == 0 && size == 1) || after_point > 18) {
         return -1;
     }
     *digits = value;
     *decimals = after_point < 0 ? 0 : after_point;
+    return 0;
+}
+
+/*
+ * Plain decimal text ("59996.66000000", "0.250", "12") as digits and a decimal count, for up
+ * to 15 significant digits (exact in a double). 0 on success; -1 for anything else (signs,
+ * exponents, spaces, longer numbers), which the caller reads with Python's own float().
+ */
+static int
+read_plain_decimal(const char *text, Py_ssize_t size, long long *digits, int *decimals)
+{
+    const char *stop;
+    if (scan_plain_decimal(text, text + size, digits, decimals, &stop) < 0 || stop != text + size) {
+        return -1;
+    }
     return 0;
 }
 
@@ -113,6 +126,74 @@ to_units(PyObject *obj, double unit)
         return NULL;
     }
     return PyLong_FromLongLong((long long)scaled);
+}
+
+/*
+ * heapq.heappush(heap, key) for a heap of ints, without the call: append, then move the new
+ * key up past every parent it is smaller than (heapq's own sift, so the list is the same).
+ * Entries are only moved between slots, so no reference count changes.
+ */
+static int
+heap_push_int(PyObject *heap, PyObject *key)
+{
+    long long value = PyLong_AsLongLong(key);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (PyList_Append(heap, key) < 0) {
+        return -1;
+    }
+    PyObject **items = ((PyListObject *)heap)->ob_item;
+    Py_ssize_t pos = PyList_GET_SIZE(heap) - 1;
+    PyObject *item = items[pos];
+    while (pos > 0) {
+        Py_ssize_t parent = (pos - 1) >> 1;
+        PyObject *above = items[parent];
+        long long above_value = PyLong_AsLongLong(above);
+        if (above_value == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (!(value < above_value)) {
+            break;
+        }
+        items[pos] = above;
+        pos = parent;
+    }
+    items[pos] = item;
+    return 0;
+}
+
+/*
+ * One level into a book side, as the Python loop writes it: a live size pushes the price
+ * (negated for bids) on the heap when it is new and sets it; size 0 removes the price if
+ * present (no KeyError is raised and cleared: deletes of unknown prices are common).
+ */
+static int
+write_level(PyObject *book, PyObject *heap, int negate, PyObject *px, PyObject *sz)
+{
+    int live = PyObject_IsTrue(sz);
+    if (live < 0) {
+        return -1;
+    }
+    int present = PyDict_Contains(book, px);
+    if (present < 0) {
+        return -1;
+    }
+    if (!live) {
+        return present ? PyDict_DelItem(book, px) : 0;
+    }
+    if (!present) {
+        PyObject *key = negate ? PyNumber_Negative(px) : Py_NewRef(px);
+        if (key == NULL) {
+            return -1;
+        }
+        int rc = heap_push_int(heap, key);
+        Py_DECREF(key);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return PyDict_SetItem(book, px, sz);
 }
 
 static PyObject *
@@ -172,40 +253,7 @@ apply_side(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(px);
             goto fail;
         }
-        int live = PyObject_IsTrue(sz);
-        int err = 0;
-        if (live) {
-            int present = PyDict_Contains(book, px);
-            if (present < 0) {
-                err = -1;
-            }
-            else if (!present) {
-                PyObject *key = negate ? PyNumber_Negative(px) : Py_NewRef(px);
-                if (key == NULL) {
-                    err = -1;
-                }
-                else {
-                    PyObject *res = PyObject_CallFunctionObjArgs(heappush_fn, heap, key, NULL);
-                    Py_DECREF(key);
-                    if (res == NULL) {
-                        err = -1;
-                    }
-                    Py_XDECREF(res);
-                }
-            }
-            if (!err && PyDict_SetItem(book, px, sz) < 0) {
-                err = -1;
-            }
-        }
-        else if (PyDict_DelItem(book, px) < 0) {
-            if (PyErr_ExceptionMatches(PyExc_KeyError)) {
-                PyErr_Clear();
-            }
-            else {
-                err = -1;
-            }
-        }
-        if (err) {
+        if (write_level(book, heap, negate, px, sz) < 0) {
             Py_DECREF(px);
             Py_DECREF(sz);
             goto fail;
@@ -227,7 +275,563 @@ fail:
     return NULL;
 }
 
+
+/* -- whole frames ------------------------------------------------------------------------- */
+
+/*
+ * A reader for the frames Binance's depth and trade streams send, and nothing more: one object
+ * (or a combined-stream envelope {"stream":..,"data":{..}}) whose values are strings without
+ * escapes, integers, true/false/null, and for "b"/"a" arrays of [price, qty] string pairs.
+ * Anything else (escapes, floats, other nesting, a level text that is not plain decimal, a
+ * different event or symbol) makes the reader give up and the caller takes its general path
+ * (orjson and the Python checks), which also counts and logs what is malformed. So this reader
+ * never decides that a frame is bad; it only recognises the common good ones.
+ */
+
+typedef struct {
+    const char *p;
+    const char *end;
+} Cursor;
+
+typedef struct {
+    long long *pairs; /* px, sz, px, sz, ... */
+    Py_ssize_t count;
+    Py_ssize_t capacity;
+    long long inline_pairs[2 * 48];
+} Levels;
+
+typedef struct {
+    const char *event;
+    Py_ssize_t event_len;
+    const char *symbol;
+    Py_ssize_t symbol_len;
+    const char *price;
+    Py_ssize_t price_len;
+    const char *qty;
+    Py_ssize_t qty_len;
+    const char *status; /* USD-M trades: "X" */
+    Py_ssize_t status_len;
+    long long E, T, U, u, pu, t;
+    int has_E, has_T, has_U, has_u, has_pu, has_t, has_b, has_a, has_m, m;
+    double tick, lot;
+    Levels bids, asks;
+} Frame;
+
+static inline void
+skip_ws(Cursor *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t')) {
+        c->p++;
+    }
+}
+
+static inline int
+expect(Cursor *c, char ch)
+{
+    skip_ws(c);
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return 0;
+    }
+    return -1;
+}
+
+/* A string of printable ASCII with no escapes (what Binance sends); -1 for anything else. */
+static int
+read_string(Cursor *c, const char **text, Py_ssize_t *len)
+{
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != '"') {
+        return -1;
+    }
+    const char *start = ++c->p;
+    for (const char *p = start; p < c->end; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"') {
+            *text = start;
+            *len = p - start;
+            c->p = p + 1;
+            return 0;
+        }
+        if (ch == '\\' || ch < 0x20 || ch >= 0x80) {
+            return -1;
+        }
+    }
+    return -1;
+}
+
+/* A JSON integer of at most 18 digits; a fraction or exponent gives up. */
+static int
+read_int(Cursor *c, long long *out)
+{
+    skip_ws(c);
+    int negative = 0;
+    if (c->p < c->end && *c->p == '-') {
+        negative = 1;
+        c->p++;
+    }
+    long long value = 0;
+    int digits = 0;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+        if (++digits > 18) {
+            return -1;
+        }
+        value = value * 10 + (*c->p - '0');
+        c->p++;
+    }
+    if (digits == 0 || (c->p < c->end && (*c->p == '.' || *c->p == 'e' || *c->p == 'E'))) {
+        return -1;
+    }
+    if (digits > 1 && c->p[-digits] == '0') {
+        return -1; /* a leading zero is not JSON */
+    }
+    *out = negative ? -value : value;
+    return 0;
+}
+
+static int
+read_literal(Cursor *c, const char *word, size_t len)
+{
+    if ((size_t)(c->end - c->p) >= len && memcmp(c->p, word, len) == 0) {
+        c->p += len;
+        return 0;
+    }
+    return -1;
+}
+
+static int
+read_bool(Cursor *c, int *out)
+{
+    skip_ws(c);
+    if (read_literal(c, "true", 4) == 0) {
+        *out = 1;
+        return 0;
+    }
+    if (read_literal(c, "false", 5) == 0) {
+        *out = 0;
+        return 0;
+    }
+    return -1;
+}
+
+/* A value this reader does not need: a string, an integer, true, false or null. */
+static int
+skip_scalar(Cursor *c)
+{
+    skip_ws(c);
+    if (c->p >= c->end) {
+        return -1;
+    }
+    char ch = *c->p;
+    if (ch == '"') {
+        const char *text;
+        Py_ssize_t len;
+        return read_string(c, &text, &len);
+    }
+    if (ch == '-' || (ch >= '0' && ch <= '9')) {
+        long long ignored;
+        return read_int(c, &ignored);
+    }
+    if (read_literal(c, "true", 4) == 0 || read_literal(c, "false", 5) == 0 ||
+        read_literal(c, "null", 4) == 0) {
+        return 0;
+    }
+    return -1;
+}
+
+/* Plain decimal text in units of `unit`, as `to_units` computes it; -1 for any other text. */
+static int
+text_units(const char *text, Py_ssize_t len, double unit, long long *out)
+{
+    long long digits;
+    int decimals;
+    if (read_plain_decimal(text, len, &digits, &decimals) < 0) {
+        return -1;
+    }
+    *out = (long long)nearbyint((double)digits / (unit * POW10[decimals]));
+    return 0;
+}
+
+/* A quoted plain decimal in units of `unit`, read in one pass; -1 for any other value. */
+static int
+read_quoted_units(Cursor *c, double unit, long long *out)
+{
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != '"') {
+        return -1;
+    }
+    long long digits;
+    int decimals;
+    const char *stop;
+    if (scan_plain_decimal(c->p + 1, c->end, &digits, &decimals, &stop) < 0 || stop >= c->end ||
+        *stop != '"') {
+        return -1;
+    }
+    c->p = stop + 1;
+    *out = (long long)nearbyint((double)digits / (unit * POW10[decimals]));
+    return 0;
+}
+
+static int
+levels_push(Levels *levels, long long px, long long sz)
+{
+    if (levels->count == levels->capacity) {
+        Py_ssize_t capacity = levels->capacity * 2;
+        long long *grown;
+        if (levels->pairs == levels->inline_pairs) {
+            grown = PyMem_Malloc((size_t)capacity * 2 * sizeof(long long));
+            if (grown != NULL) {
+                memcpy(grown, levels->pairs, (size_t)levels->count * 2 * sizeof(long long));
+            }
+        }
+        else {
+            grown = PyMem_Realloc(levels->pairs, (size_t)capacity * 2 * sizeof(long long));
+        }
+        if (grown == NULL) {
+            return -1;
+        }
+        levels->pairs = grown;
+        levels->capacity = capacity;
+    }
+    levels->pairs[2 * levels->count] = px;
+    levels->pairs[2 * levels->count + 1] = sz;
+    levels->count++;
+    return 0;
+}
+
+static void
+levels_init(Levels *levels)
+{
+    levels->pairs = levels->inline_pairs;
+    levels->count = 0;
+    levels->capacity = 48;
+}
+
+static void
+levels_free(Levels *levels)
+{
+    if (levels->pairs != levels->inline_pairs) {
+        PyMem_Free(levels->pairs);
+    }
+    levels->pairs = levels->inline_pairs;
+}
+
+/* [["price","qty"], ...] in ticks and lots. */
+static int
+read_levels(Cursor *c, Frame *f, Levels *out)
+{
+    if (expect(c, '[') < 0) {
+        return -1;
+    }
+    skip_ws(c);
+    if (c->p < c->end && *c->p == ']') {
+        c->p++;
+        return 0;
+    }
+    for (;;) {
+        long long px, sz;
+        if (expect(c, '[') < 0 || read_quoted_units(c, f->tick, &px) < 0 || expect(c, ',') < 0 ||
+            read_quoted_units(c, f->lot, &sz) < 0 || expect(c, ']') < 0 ||
+            levels_push(out, px, sz) < 0) {
+            return -1;
+        }
+        skip_ws(c);
+        if (c->p < c->end && *c->p == ',') {
+            c->p++;
+            continue;
+        }
+        return expect(c, ']');
+    }
+}
+
+#define KEY_IS(text, len, word) ((len) == (Py_ssize_t)(sizeof(word) - 1) && memcmp((text), (word), (len)) == 0)
+
+static int
+read_object(Cursor *c, Frame *f)
+{
+    if (expect(c, '{') < 0) {
+        return -1;
+    }
+    skip_ws(c);
+    if (c->p < c->end && *c->p == '}') {
+        c->p++;
+        return 0;
+    }
+    for (;;) {
+        const char *key;
+        Py_ssize_t len;
+        int rc;
+        if (read_string(c, &key, &len) < 0 || expect(c, ':') < 0) {
+            return -1;
+        }
+        if (len == 1) {
+            switch (key[0]) {
+            case 'e': rc = read_string(c, &f->event, &f->event_len); break;
+            case 's': rc = read_string(c, &f->symbol, &f->symbol_len); break;
+            case 'p': rc = read_string(c, &f->price, &f->price_len); break;
+            case 'q': rc = read_string(c, &f->qty, &f->qty_len); break;
+            case 'X': rc = read_string(c, &f->status, &f->status_len); break;
+            case 'E': rc = read_int(c, &f->E); f->has_E = 1; break;
+            case 'T': rc = read_int(c, &f->T); f->has_T = 1; break;
+            case 'U': rc = read_int(c, &f->U); f->has_U = 1; break;
+            case 'u': rc = read_int(c, &f->u); f->has_u = 1; break;
+            case 't': rc = read_int(c, &f->t); f->has_t = 1; break;
+            case 'm': rc = read_bool(c, &f->m); f->has_m = 1; break;
+            case 'b':
+            case 'a': {
+                /* depth levels; in spot trades of old, "b"/"a" were order ids (skipped) */
+                skip_ws(c);
+                if (c->p >= c->end || *c->p != '[') {
+                    rc = skip_scalar(c);
+                    break;
+                }
+                int *seen = key[0] == 'b' ? &f->has_b : &f->has_a;
+                /* a second one would replace the first for a JSON reader: leave it to one */
+                rc = *seen ? -1 : read_levels(c, f, key[0] == 'b' ? &f->bids : &f->asks);
+                *seen = 1;
+                break;
+            }
+            default: rc = skip_scalar(c); break;
+            }
+        }
+        else if (KEY_IS(key, len, "pu")) {
+            rc = read_int(c, &f->pu);
+            f->has_pu = 1;
+        }
+        else if (KEY_IS(key, len, "stream") || KEY_IS(key, len, "data")) {
+            return -1; /* an envelope only in its own form (read_frame_object) */
+        }
+        else {
+            rc = skip_scalar(c);
+        }
+        if (rc < 0) {
+            return -1;
+        }
+        skip_ws(c);
+        if (c->p < c->end && *c->p == ',') {
+            c->p++;
+            continue;
+        }
+        return expect(c, '}');
+    }
+}
+
+/*
+ * A frame: the event object itself, or Binance's combined-stream envelope
+ * {"stream":"<name>","data":{...}} in that form, which the general path reads as `data`.
+ */
+static int
+read_frame_object(Cursor *c, Frame *f)
+{
+    Cursor probe = *c;
+    const char *key;
+    Py_ssize_t len;
+    if (expect(&probe, '{') < 0 || read_string(&probe, &key, &len) < 0 ||
+        !KEY_IS(key, len, "stream")) {
+        return read_object(c, f);
+    }
+    const char *name;
+    Py_ssize_t name_len;
+    if (expect(&probe, ':') < 0 || read_string(&probe, &name, &name_len) < 0 ||
+        expect(&probe, ',') < 0 || read_string(&probe, &key, &len) < 0 ||
+        !KEY_IS(key, len, "data") || expect(&probe, ':') < 0 || read_object(&probe, f) < 0 ||
+        expect(&probe, '}') < 0) {
+        return -1;
+    }
+    *c = probe;
+    return 0;
+}
+
+/*
+ * The int objects of recent prices and sizes, one per slot of a direct-mapped cache: the same
+ * price comes back as the same object, so the book's dict finds it by identity instead of
+ * comparing two equal ints, and no int is allocated for it.
+ */
+#define INT_CACHE_SLOTS 4096
+typedef struct {
+    long long value;
+    PyObject *obj;
+} CachedInt;
+static CachedInt price_ints[INT_CACHE_SLOTS];
+static CachedInt size_ints[INT_CACHE_SLOTS];
+
+static PyObject *
+cached_int(CachedInt *cache, long long value)
+{
+    CachedInt *slot = &cache[(unsigned long long)value & (INT_CACHE_SLOTS - 1)];
+    if (slot->obj != NULL && slot->value == value) {
+        return Py_NewRef(slot->obj);
+    }
+    PyObject *obj = PyLong_FromLongLong(value);
+    if (obj == NULL) {
+        return NULL;
+    }
+    PyObject *old = slot->obj;
+    slot->obj = Py_NewRef(obj);
+    slot->value = value;
+    Py_XDECREF(old);
+    return obj;
+}
+
+static PyObject *
+levels_tuple(const Levels *levels)
+{
+    PyObject *out = PyTuple_New(levels->count);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < levels->count; i++) {
+        PyObject *item = PyTuple_New(2);
+        PyObject *px = item == NULL ? NULL : cached_int(price_ints, levels->pairs[2 * i]);
+        PyObject *sz = px == NULL ? NULL : cached_int(size_ints, levels->pairs[2 * i + 1]);
+        if (sz == NULL) {
+            Py_XDECREF(px);
+            Py_XDECREF(item);
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(item, 0, px);
+        PyTuple_SET_ITEM(item, 1, sz);
+        PyTuple_SET_ITEM(out, i, item);
+    }
+    return out;
+}
+
+/* Parse `raw` into `f`; 1 when it is a whole object of `event` for `symbol`, else 0. */
+static int
+read_frame(PyObject *const *args, Py_ssize_t nargs, const char *name, Frame *f,
+           const char *event, Py_ssize_t event_len)
+{
+    /* first of all: the caller frees the level buffers whatever this returns */
+    memset(f, 0, offsetof(Frame, bids));
+    levels_init(&f->bids);
+    levels_init(&f->asks);
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "%s(raw, symbol, tick, lot)", name);
+        return -1;
+    }
+    if (!PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        return 0; /* text frames take the general path */
+    }
+    f->tick = PyFloat_AsDouble(args[2]);
+    f->lot = PyFloat_AsDouble(args[3]);
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    if (!(f->tick > 0.0) || !(f->lot > 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "tick and lot must be positive");
+        return -1;
+    }
+    const char *raw = PyBytes_AS_STRING(args[0]);
+    Cursor c = {raw, raw + PyBytes_GET_SIZE(args[0])};
+    if (read_frame_object(&c, f) < 0) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    skip_ws(&c);
+    const char *symbol = PyBytes_AS_STRING(args[1]);
+    Py_ssize_t symbol_len = PyBytes_GET_SIZE(args[1]);
+    return c.p == c.end && f->event_len == event_len &&
+           memcmp(f->event, event, (size_t)event_len) == 0 && f->symbol_len == symbol_len &&
+           memcmp(f->symbol, symbol, (size_t)symbol_len) == 0;
+}
+
+static PyObject *
+parse_depth(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    Frame f;
+    int ok = read_frame(args, nargs, "parse_depth", &f, "depthUpdate", 11);
+    PyObject *result = NULL;
+    if (ok < 0) {
+        goto done;
+    }
+    if (!ok || !f.has_E || !f.has_U || !f.has_u || !f.has_b || !f.has_a) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *bids = levels_tuple(&f.bids);
+    PyObject *asks = bids == NULL ? NULL : levels_tuple(&f.asks);
+    if (asks != NULL) {
+        result = Py_BuildValue("(LLLLNN)", f.E, f.U, f.u, f.has_pu ? f.pu : -1LL, bids, asks);
+    }
+    else {
+        Py_XDECREF(bids);
+    }
+done:
+    levels_free(&f.bids);
+    levels_free(&f.asks);
+    return result;
+}
+
+static PyObject *
+parse_trade(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    Frame f;
+    int ok = read_frame(args, nargs, "parse_trade", &f, "trade", 5);
+    PyObject *result = NULL;
+    long long px, sz;
+    if (ok < 0) {
+        goto done;
+    }
+    if (!ok || !f.has_T || !f.has_t || !f.has_m || f.price == NULL || f.qty == NULL ||
+        (f.status != NULL && !KEY_IS(f.status, f.status_len, "MARKET")) ||
+        text_units(f.price, f.price_len, f.tick, &px) < 0 ||
+        text_units(f.qty, f.qty_len, f.lot, &sz) < 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    result = Py_BuildValue("(LLLLO)", f.T, f.t, px, sz, f.m ? Py_True : Py_False);
+done:
+    levels_free(&f.bids);
+    levels_free(&f.asks);
+    return result;
+}
+
+/* Integer levels into a book side: what `Book.update` does for one side. */
+static int
+apply_int_side(PyObject *levels, PyObject *book, PyObject *heap, int negate)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(levels);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyTuple_GET_ITEM(levels, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_ValueError, "a level must be a (price, size) pair");
+            return -1;
+        }
+        if (write_level(book, heap, negate, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1)) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+apply_levels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 6 || !PyTuple_Check(args[0]) || !PyTuple_Check(args[1]) ||
+        !PyDict_CheckExact(args[2]) || !PyList_Check(args[3]) || !PyDict_CheckExact(args[4]) ||
+        !PyList_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "apply_levels(bids: tuple, asks: tuple, bid_book: dict, bid_heap: list, "
+                        "ask_book: dict, ask_heap: list)");
+        return NULL;
+    }
+    if (apply_int_side(args[0], args[2], args[3], 1) < 0 ||
+        apply_int_side(args[1], args[4], args[5], 0) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef levels_methods[] = {
+    {"parse_depth", (PyCFunction)(void (*)(void))parse_depth, METH_FASTCALL,
+     "parse_depth(raw, symbol, tick, lot) -> (E, U, u, pu, bids, asks) or None"},
+    {"parse_trade", (PyCFunction)(void (*)(void))parse_trade, METH_FASTCALL,
+     "parse_trade(raw, symbol, tick, lot) -> (T, t, price_ticks, size_lots, m) or None"},
+    {"apply_levels", (PyCFunction)(void (*)(void))apply_levels, METH_FASTCALL,
+     "apply_levels(bids, asks, bid_book, bid_heap, ask_book, ask_heap) -> None"},
     {"apply_side", (PyCFunction)(void (*)(void))apply_side, METH_FASTCALL,
      "apply_side(levels, book, heap, negate, tick, lot) -> tuple of (price_ticks, size_lots)"},
     {NULL, NULL, 0, NULL},
@@ -244,14 +848,5 @@ static struct PyModuleDef levels_module = {
 PyMODINIT_FUNC
 PyInit__levels(void)
 {
-    PyObject *heapq = PyImport_ImportModule("heapq");
-    if (heapq == NULL) {
-        return NULL;
-    }
-    heappush_fn = PyObject_GetAttrString(heapq, "heappush");
-    Py_DECREF(heapq);
-    if (heappush_fn == NULL) {
-        return NULL;
-    }
     return PyModule_Create(&levels_module);
 }

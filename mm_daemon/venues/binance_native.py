@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, fields
 from heapq import heappush
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 from urllib.parse import urlsplit
 
 import orjson
@@ -54,21 +54,51 @@ if TYPE_CHECKING:
     from prometheus_client import Counter, Histogram
 
 ApplySide = Callable[[Any, dict[int, int], list[int], bool, float, float], BookLevels]
-compiled_apply_side: ApplySide | None
-try:  # the compiled level loop (setup.py builds it where a C compiler is at hand)
-    from mm_daemon._levels import apply_side as _apply_side
 
-    compiled_apply_side = _apply_side
+
+class FrameParser(NamedTuple):
+    """The compiled frame readers (`mm_daemon._levels`): whole Binance frames into integers.
+
+    Each returns None for a frame it does not recognise as a plain frame of its kind for the
+    symbol (other events, escapes, floats, odd nesting, text that is not plain decimal); the
+    stream then takes its general path (orjson), which also counts what is malformed.
+    """
+
+    parse_depth: Callable[[bytes, bytes, float, float], DepthFields | None]
+    parse_trade: Callable[[bytes, bytes, float, float], TradeFields | None]
+    apply_levels: Callable[
+        [BookLevels, BookLevels, dict[int, int], list[int], dict[int, int], list[int]], None
+    ]
+
+
+DepthFields = tuple[int, int, int, int, BookLevels, BookLevels]
+"""(E in ms, U, u, pu or -1, bids, asks) of a depthUpdate, levels in ticks and lots."""
+TradeFields = tuple[int, int, int, int, bool]
+"""(T in ms, trade id, price in ticks, size in lots, buyer is maker) of a trade."""
+
+compiled_apply_side: ApplySide | None
+compiled_frame_parser: FrameParser | None
+try:  # the compiled hot path (setup.py builds it where a C compiler is at hand)
+    from mm_daemon import _levels
+
+    compiled_apply_side = _levels.apply_side
+    compiled_frame_parser = FrameParser(
+        _levels.parse_depth, _levels.parse_trade, _levels.apply_levels
+    )
 except ImportError:  # pragma: no cover  depends on the build
     compiled_apply_side = None
+    compiled_frame_parser = None
 
 __all__ = [
     "DEPTH_RATE",
     "BinanceDepthSync",
+    "DepthFields",
     "FrameError",
+    "FrameParser",
     "LevelParser",
     "NativeStream",
     "StreamKind",
+    "TradeFields",
     "WebSocketError",
     "WsClientProtocol",
     "new_book_delta",
@@ -741,6 +771,8 @@ class NativeStream:
         self._symbol = instrument.symbol
         self._is_depth = kind == "depth"
         self._apply_side = compiled_apply_side  # None: the Python level loop below
+        self._frames = compiled_frame_parser  # None: every frame through orjson
+        self._symbol_bytes = instrument.exchange_symbol.encode()
         # Trade frames held until the loop has handed over everything else it read this turn
         # (see `on_frame`); only for trade streams, and only when asked.
         self._hold_trades = trades_after_book and kind == "trade"
@@ -792,6 +824,12 @@ class NativeStream:
 
     # -- frames -----------------------------------------------------------------------------
 
+    @property
+    def frame_handler(self) -> Callable[[str | bytes, int], None]:
+        """What the websocket reader hands each frame to: `on_frame`, or, when no trades are
+        held, the handler behind it (one call less on every frame)."""
+        return self.on_frame if self._hold_trades else self._handle_frame
+
     def on_frame(self, raw: str | bytes, ts_local_ns: int) -> None:
         """Parse and handle one frame; malformed frames are counted and logged, never raised.
 
@@ -821,6 +859,88 @@ class NativeStream:
 
     def _handle_frame(self, raw: str | bytes, ts_local_ns: int) -> None:
         self.stats.frames += 1
+        frames = self._frames
+        if frames is not None and type(raw) is bytes:
+            if self._is_depth:
+                if not self.sync.awaiting_snapshot:
+                    depth = frames.parse_depth(raw, self._symbol_bytes, self._tick, self._lot)
+                    if depth is not None:
+                        self._depth_parsed(frames, depth, ts_local_ns)
+                        return
+            else:
+                trade = frames.parse_trade(raw, self._symbol_bytes, self._tick, self._lot)
+                if trade is not None:
+                    self._trade_parsed(trade, ts_local_ns)
+                    return
+        self._handle_general(raw, ts_local_ns)
+
+    def _depth_parsed(self, frames: FrameParser, depth: DepthFields, ts_local_ns: int) -> None:
+        """The in-sync hot path for a frame the compiled reader parsed: sequence check, levels
+        into the book, emit the BookDelta."""
+        event_ms, first_id, last_id, prev_id, bids, asks = depth
+        book = self._book
+        result = book.begin_update(first_id, last_id, prev_id)
+        if result is not _APPLIED:
+            if result is not _SKIPPED:
+                delta = new_book_delta(
+                    self.venue,
+                    self._symbol,
+                    event_ms * _NS_PER_MS,
+                    ts_local_ns,
+                    first_id,
+                    last_id,
+                    prev_id,
+                    bids,
+                    asks,
+                )
+                self._out_of_sync(result, delta)
+            return
+        frames.apply_levels(bids, asks, *book.sides())
+        result = book.finish_update()
+        delta = new_book_delta(
+            self.venue,
+            self._symbol,
+            event_ms * _NS_PER_MS,
+            ts_local_ns,
+            first_id,
+            last_id,
+            prev_id,
+            bids,
+            asks,
+        )
+        if result is not _APPLIED:
+            self._out_of_sync(result, delta)
+            return
+        # `_emit_fused` written out: this is the path of nearly every frame.
+        self.applied += 1
+        latency = self._latency
+        if latency is not None:
+            self._latency_count += 1
+            if self._latency_count >= self._latency_every:
+                self._latency_count = 0
+                latency.observe((ts_local_ns - delta.ts_exchange_ns) / 1e9)
+        self.sink(delta)
+
+    def _trade_parsed(self, fields: TradeFields, ts_local_ns: int) -> None:
+        trade_ms, trade_id, price_ticks, size_lots, buyer_is_maker = fields
+        ts_exchange_ns = trade_ms * _NS_PER_MS
+        trade = new_trade(
+            self.venue,
+            self._symbol,
+            ts_exchange_ns,
+            ts_local_ns,
+            trade_id,
+            price_ticks,
+            size_lots,
+            _SELL if buyer_is_maker else _BUY,
+        )
+        if self._latency is not None:
+            self._latency.observe((ts_local_ns - ts_exchange_ns) / 1e9)
+        self.sink(trade)
+
+    def _handle_general(self, raw: str | bytes, ts_local_ns: int) -> None:
+        """Any frame, through orjson: the path for text the compiled reader leaves alone, for
+        diffs buffered before a snapshot, and for every frame where it is not built."""
         try:
             msg = _loads(raw)
             data = msg["data"] if "stream" in msg else msg
@@ -887,7 +1007,7 @@ class NativeStream:
         apply_side = self._apply_side
         if apply_side is not None:
             self._emit_fused(
-                data,
+                data["E"] * _NS_PER_MS,
                 ts_local_ns,
                 first_id,
                 last_id,
@@ -932,11 +1052,19 @@ class NativeStream:
                 asks_book[px] = sz
             else:
                 asks_book.pop(px, None)
-        self._emit_fused(data, ts_local_ns, first_id, last_id, prev_id, tuple(bids), tuple(asks))
+        self._emit_fused(
+            data["E"] * _NS_PER_MS,
+            ts_local_ns,
+            first_id,
+            last_id,
+            prev_id,
+            tuple(bids),
+            tuple(asks),
+        )
 
     def _emit_fused(  # noqa: PLR0917  the parts of the delta the fused path has in hand
         self,
-        data: Any,
+        ts_exchange_ns: int,
         ts_local_ns: int,
         first_id: int,
         last_id: int,
@@ -949,7 +1077,7 @@ class NativeStream:
         delta = new_book_delta(
             self.venue,
             self._symbol,
-            data["E"] * _NS_PER_MS,
+            ts_exchange_ns,
             ts_local_ns,
             first_id,
             last_id,

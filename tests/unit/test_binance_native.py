@@ -136,13 +136,16 @@ class TestDepthSync:
         assert (snap.update_id, snap.bids, snap.asks) == (7, ((50, 1), (49, 2)), ((60, 3),))
 
 
-@pytest.fixture(autouse=True, params=["compiled", "python"])
+@pytest.fixture(autouse=True, params=["compiled frames", "compiled levels", "python"])
 def level_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test of this module runs with the compiled level loop and with the Python one."""
+    """Every test of this module runs three ways: compiled frame readers (orjson only for what
+    they leave alone), orjson with the compiled level loop, and pure Python."""
+    if request.param != "python" and binance_native.compiled_apply_side is None:
+        pytest.skip("mm_daemon._levels is not built here")
+    if request.param != "compiled frames":
+        monkeypatch.setattr(binance_native, "compiled_frame_parser", None)
     if request.param == "python":
         monkeypatch.setattr(binance_native, "compiled_apply_side", None)
-    elif binance_native.compiled_apply_side is None:
-        pytest.skip("mm_daemon._levels is not built here")
     return str(request.param)
 
 
