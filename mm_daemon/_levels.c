@@ -22,6 +22,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stddef.h>
+#include <structmember.h>
 
 static const double POW10[19] = {
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
@@ -32,33 +33,32 @@ static int
 scan_plain_decimal(const char *text, const char *end, long long *digits, int *decimals,
                    const char **stop)
 {
+    /*
+     * Digits, an optional point, digits. At most 15 significant digits (leading zeros do not
+     * count, trailing ones do) so that the value is exact in a double: checked once at the
+     * end as value < 10^15, with a bound inside the loops that keeps it from overflowing.
+     */
+    const long long limit = 1000000000000000LL; /* 10^15 */
     long long value = 0;
-    int count = 0;
-    int after_point = -1;
     const char *p = text;
-    for (; p < end; p++) {
-        char c = *p;
-        if (c >= '0' && c <= '9') {
-            if (value == 0 && c == '0') {
-                if (after_point >= 0) {
-                    after_point++;
-                }
-                continue;
-            }
-            if (++count > 15) {
+    while (p < end && (unsigned char)(*p - '0') <= 9) {
+        value = value * 10 + (*p - '0');
+        p++;
+        if (value >= limit) {
+            return -1;
+        }
+    }
+    int after_point = -1;
+    if (p < end && *p == '.') {
+        const char *fraction = ++p;
+        while (p < end && (unsigned char)(*p - '0') <= 9) {
+            value = value * 10 + (*p - '0');
+            p++;
+            if (value >= limit) {
                 return -1;
             }
-            value = value * 10 + (c - '0');
-            if (after_point >= 0) {
-                after_point++;
-            }
         }
-        else if (c == '.' && after_point < 0) {
-            after_point = 0;
-        }
-        else {
-            break;
-        }
+        after_point = (int)(p - fraction);
     }
     *stop = p;
     Py_ssize_t size = p - text;
@@ -175,25 +175,28 @@ write_level(PyObject *book, PyObject *heap, int negate, PyObject *px, PyObject *
     if (live < 0) {
         return -1;
     }
-    int present = PyDict_Contains(book, px);
-    if (present < 0) {
-        return -1;
-    }
     if (!live) {
+        int present = PyDict_Contains(book, px);
+        if (present < 0) {
+            return -1;
+        }
         return present ? PyDict_DelItem(book, px) : 0;
     }
-    if (!present) {
-        PyObject *key = negate ? PyNumber_Negative(px) : Py_NewRef(px);
-        if (key == NULL) {
-            return -1;
-        }
-        int rc = heap_push_int(heap, key);
-        Py_DECREF(key);
-        if (rc < 0) {
-            return -1;
-        }
+    /* one lookup, not two: the dict grows exactly when the price is new */
+    Py_ssize_t before = PyDict_GET_SIZE(book);
+    if (PyDict_SetItem(book, px, sz) < 0) {
+        return -1;
     }
-    return PyDict_SetItem(book, px, sz);
+    if (PyDict_GET_SIZE(book) == before) {
+        return 0;
+    }
+    PyObject *key = negate ? PyNumber_Negative(px) : Py_NewRef(px);
+    if (key == NULL) {
+        return -1;
+    }
+    int rc = heap_push_int(heap, key);
+    Py_DECREF(key);
+    return rc;
 }
 
 static PyObject *
@@ -806,6 +809,112 @@ apply_int_side(PyObject *levels, PyObject *book, PyObject *heap, int negate)
     return 0;
 }
 
+/*
+ * heapq.heappop(heap) for a heap of ints, the popped entry dropped: the last entry moves to
+ * the top and sinks below every smaller child.
+ */
+static int
+heap_pop_int(PyObject *heap)
+{
+    Py_ssize_t n = PyList_GET_SIZE(heap);
+    PyObject *last = Py_NewRef(PyList_GET_ITEM(heap, n - 1));
+    if (PyList_SetSlice(heap, n - 1, n, NULL) < 0) {
+        Py_DECREF(last);
+        return -1;
+    }
+    n--;
+    if (n == 0) {
+        Py_DECREF(last);
+        return 0;
+    }
+    PyObject **items = ((PyListObject *)heap)->ob_item;
+    long long value = PyLong_AsLongLong(last);
+    if (value == -1 && PyErr_Occurred()) {
+        Py_DECREF(last);
+        return -1;
+    }
+    PyObject *top = items[0];
+    Py_ssize_t pos = 0;
+    for (;;) {
+        Py_ssize_t child = 2 * pos + 1;
+        if (child >= n) {
+            break;
+        }
+        long long child_value = PyLong_AsLongLong(items[child]);
+        if (child + 1 < n) {
+            long long right = PyLong_AsLongLong(items[child + 1]);
+            if (right < child_value) {
+                child++;
+                child_value = right;
+            }
+        }
+        if (PyErr_Occurred()) {
+            Py_DECREF(last);
+            return -1;
+        }
+        if (!(child_value < value)) {
+            break;
+        }
+        items[pos] = items[child];
+        pos = child;
+    }
+    items[pos] = last; /* the reference taken above moves into the list */
+    Py_DECREF(top);
+    return 0;
+}
+
+/*
+ * What Book.finish_update does for one side: rebuild the heap from the dict when stale entries
+ * outnumber live ones (a sorted list is a heap), drop stale entries from the top, and return
+ * the side's best price (a new reference) or None.
+ */
+static PyObject *
+trim_side(PyObject *book, PyObject *heap, int negate)
+{
+    if (PyList_GET_SIZE(heap) > 2 * PyDict_GET_SIZE(book) + 256) {
+        PyObject *keys = PyDict_Keys(book);
+        if (keys == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; negate && i < PyList_GET_SIZE(keys); i++) {
+            PyObject *negated = PyNumber_Negative(PyList_GET_ITEM(keys, i));
+            if (negated == NULL) {
+                Py_DECREF(keys);
+                return NULL;
+            }
+            PyList_SetItem(keys, i, negated);
+        }
+        int rc = PyList_Sort(keys);
+        if (rc == 0) {
+            rc = PyList_SetSlice(heap, 0, PyList_GET_SIZE(heap), keys);
+        }
+        Py_DECREF(keys);
+        if (rc < 0) {
+            return NULL;
+        }
+    }
+    while (PyList_GET_SIZE(heap) > 0) {
+        PyObject *top = PyList_GET_ITEM(heap, 0);
+        PyObject *price = negate ? PyNumber_Negative(top) : Py_NewRef(top);
+        if (price == NULL) {
+            return NULL;
+        }
+        int live = PyDict_Contains(book, price);
+        if (live != 0) {
+            if (live < 0) {
+                Py_DECREF(price);
+                return NULL;
+            }
+            return price;
+        }
+        Py_DECREF(price);
+        if (heap_pop_int(heap) < 0) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 apply_levels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -822,8 +931,152 @@ apply_levels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         apply_int_side(args[1], args[4], args[5], 0) < 0) {
         return NULL;
     }
-    Py_RETURN_NONE;
+    PyObject *best_bid = trim_side(args[2], args[3], 1);
+    if (best_bid == NULL) {
+        return NULL;
+    }
+    PyObject *best_ask = trim_side(args[4], args[5], 0);
+    if (best_ask == NULL) {
+        Py_DECREF(best_bid);
+        return NULL;
+    }
+    PyObject *touch = PyTuple_New(2);
+    if (touch == NULL) {
+        Py_DECREF(best_bid);
+        Py_DECREF(best_ask);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(touch, 0, best_bid);
+    PyTuple_SET_ITEM(touch, 1, best_ask);
+    return touch;
 }
+
+/* -- slotted instances -------------------------------------------------------------------- */
+
+/*
+ * SlotBuilder(cls, names)(*values): an instance of a slotted class (a frozen dataclass of the
+ * core) with its slots set to `values`, in `names` order, without running `__init__`: the same
+ * object the constructor makes, at a fraction of the cost of a frozen dataclass's
+ * `object.__setattr__` per field. `names` must be every slot of `cls`, which must derive from
+ * object directly and have no `__dict__`, so no field can be left unset.
+ */
+#define MAX_SLOTS 16
+
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *cls;
+    Py_ssize_t count;
+    Py_ssize_t offsets[MAX_SLOTS];
+    vectorcallfunc vectorcall;
+} SlotBuilder;
+
+static PyObject *
+slot_builder_build(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    SlotBuilder *builder = (SlotBuilder *)self;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) || nargs != builder->count) {
+        PyErr_Format(PyExc_TypeError, "%s builder takes exactly %zd positional values",
+                     builder->cls->tp_name, builder->count);
+        return NULL;
+    }
+    PyObject *obj = builder->cls->tp_alloc(builder->cls, 0);
+    if (obj == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        PyObject **slot = (PyObject **)((char *)obj + builder->offsets[i]);
+        *slot = Py_NewRef(args[i]);
+    }
+    return obj;
+}
+
+static PyObject *
+slot_builder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *cls_obj, *names;
+    static char *keywords[] = {"cls", "names", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!:SlotBuilder", keywords, &cls_obj,
+                                     &PyTuple_Type, &names)) {
+        return NULL;
+    }
+    if (!PyType_Check(cls_obj)) {
+        PyErr_SetString(PyExc_TypeError, "cls must be a class");
+        return NULL;
+    }
+    PyTypeObject *cls = (PyTypeObject *)cls_obj;
+    Py_ssize_t count = PyTuple_GET_SIZE(names);
+    if (cls->tp_base != &PyBaseObject_Type || cls->tp_dictoffset != 0 || count > MAX_SLOTS) {
+        PyErr_SetString(PyExc_TypeError,
+                        "cls must derive from object alone, have __slots__ and no __dict__");
+        return NULL;
+    }
+    Py_ssize_t members = 0;
+    for (PyMemberDef *m = cls->tp_members; m != NULL && m->name != NULL; m++) {
+        if (m->type != T_OBJECT_EX || (m->flags & READONLY)) {
+            PyErr_Format(PyExc_TypeError, "slot %s is not a plain object slot", m->name);
+            return NULL;
+        }
+        members++;
+    }
+    if (members != count) {
+        PyErr_Format(PyExc_TypeError, "%s has %zd slots; %zd names given", cls->tp_name, members,
+                     count);
+        return NULL;
+    }
+    SlotBuilder *self = (SlotBuilder *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(names, i));
+        if (name == NULL) {
+            Py_DECREF(self);
+            return NULL;
+        }
+        Py_ssize_t offset = -1;
+        for (PyMemberDef *m = cls->tp_members; m->name != NULL; m++) {
+            if (strcmp(m->name, name) == 0) {
+                offset = m->offset;
+            }
+        }
+        for (Py_ssize_t j = 0; j < i && offset >= 0; j++) {
+            if (self->offsets[j] == offset) {
+                offset = -1; /* named twice */
+            }
+        }
+        if (offset < 0) {
+            PyErr_Format(PyExc_TypeError, "%s: %s is not a slot, or is named twice",
+                         cls->tp_name, name);
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->offsets[i] = offset;
+    }
+    self->cls = (PyTypeObject *)Py_NewRef(cls);
+    self->count = count;
+    self->vectorcall = slot_builder_build;
+    return (PyObject *)self;
+}
+
+static void
+slot_builder_dealloc(PyObject *self)
+{
+    Py_XDECREF(((SlotBuilder *)self)->cls);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyTypeObject SlotBuilderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "mm_daemon._levels.SlotBuilder",
+    .tp_basicsize = sizeof(SlotBuilder),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "SlotBuilder(cls, names)(*values): a slotted instance without its __init__",
+    .tp_new = slot_builder_new,
+    .tp_dealloc = slot_builder_dealloc,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(SlotBuilder, vectorcall),
+};
 
 static PyMethodDef levels_methods[] = {
     {"parse_depth", (PyCFunction)(void (*)(void))parse_depth, METH_FASTCALL,
@@ -831,7 +1084,7 @@ static PyMethodDef levels_methods[] = {
     {"parse_trade", (PyCFunction)(void (*)(void))parse_trade, METH_FASTCALL,
      "parse_trade(raw, symbol, tick, lot) -> (T, t, price_ticks, size_lots, m) or None"},
     {"apply_levels", (PyCFunction)(void (*)(void))apply_levels, METH_FASTCALL,
-     "apply_levels(bids, asks, bid_book, bid_heap, ask_book, ask_heap) -> None"},
+     "apply_levels(bids, asks, bid_book, bid_heap, ask_book, ask_heap) -> (best bid, best ask)"},
     {"apply_side", (PyCFunction)(void (*)(void))apply_side, METH_FASTCALL,
      "apply_side(levels, book, heap, negate, tick, lot) -> tuple of (price_ticks, size_lots)"},
     {NULL, NULL, 0, NULL},
@@ -848,5 +1101,16 @@ static struct PyModuleDef levels_module = {
 PyMODINIT_FUNC
 PyInit__levels(void)
 {
-    return PyModule_Create(&levels_module);
+    if (PyType_Ready(&SlotBuilderType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&levels_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "SlotBuilder", (PyObject *)&SlotBuilderType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

@@ -222,6 +222,16 @@ class Book:
             return _CROSSED
         return _APPLIED
 
+    def set_touch(self, best_bid: int | None, best_ask: int | None) -> ApplyResult:
+        """`finish_update` for a writer that trimmed the heaps itself (the compiled level
+        writer): take the best prices it found, check for a crossed book."""
+        self._best_bid = best_bid
+        self._best_ask = best_ask
+        if best_bid is not None and best_ask is not None and best_bid >= best_ask:
+            self._synced = False
+            return _CROSSED
+        return _APPLIED
+
     def _refresh_best(self) -> None:
         bheap = self._bid_heap
         bids = self._bids

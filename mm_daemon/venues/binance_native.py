@@ -67,8 +67,11 @@ class FrameParser(NamedTuple):
     parse_depth: Callable[[bytes, bytes, float, float], DepthFields | None]
     parse_trade: Callable[[bytes, bytes, float, float], TradeFields | None]
     apply_levels: Callable[
-        [BookLevels, BookLevels, dict[int, int], list[int], dict[int, int], list[int]], None
+        [BookLevels, BookLevels, dict[int, int], list[int], dict[int, int], list[int]],
+        tuple[int | None, int | None],
     ]
+    """Writes both sides' levels and trims their heaps (`Book.finish_update` but the crossed
+    check); returns the touch for `Book.set_touch`."""
 
 
 DepthFields = tuple[int, int, int, int, BookLevels, BookLevels]
@@ -232,8 +235,16 @@ def _trade_constructor() -> Callable[..., Trade]:
     return make
 
 
-new_book_delta = _delta_constructor()
-new_trade = _trade_constructor()
+def _compiled_builder(cls: type, python_builder: Callable[..., Any]) -> Callable[..., Any]:
+    """The compiled slot builder for `cls` (same fields, same order as `python_builder`
+    checked); `python_builder` where the compiled module is not built."""
+    if compiled_frame_parser is None:
+        return python_builder
+    return cast("Callable[..., Any]", _levels.SlotBuilder(cls, tuple(f.name for f in fields(cls))))
+
+
+new_book_delta: Callable[..., BookDelta] = _compiled_builder(BookDelta, _delta_constructor())
+new_trade: Callable[..., Trade] = _compiled_builder(Trade, _trade_constructor())
 
 
 class FrameError(ValueError):
@@ -725,6 +736,45 @@ class NativeStream:
     The supervisor calls it again with backoff.
     """
 
+    # Slots, not an instance dict: past 30 attributes an instance dict stops sharing its keys
+    # and every `self.x` on the per-frame path becomes a dict lookup.
+    __slots__ = (
+        "_apply_side",
+        "_book",
+        "_expected_symbol",
+        "_fetch_snapshot",
+        "_frames",
+        "_held",
+        "_hold_trades",
+        "_is_depth",
+        "_latency",
+        "_latency_count",
+        "_latency_every",
+        "_lot",
+        "_malformed",
+        "_max_snapshot_attempts",
+        "_on_sync_change",
+        "_parser",
+        "_prices",
+        "_resyncs",
+        "_sizes",
+        "_snapshot_task",
+        "_symbol",
+        "_symbol_bytes",
+        "_tick",
+        "_ws",
+        "applied",
+        "instrument",
+        "kind",
+        "sink",
+        "stats",
+        "stream",
+        "sync",
+        "usdm",
+        "venue",
+        "ws_url",
+    )
+
     def __init__(
         self,
         *,
@@ -895,8 +945,7 @@ class NativeStream:
                 )
                 self._out_of_sync(result, delta)
             return
-        frames.apply_levels(bids, asks, *book.sides())
-        result = book.finish_update()
+        result = book.set_touch(*frames.apply_levels(bids, asks, *book.sides()))
         delta = new_book_delta(
             self.venue,
             self._symbol,

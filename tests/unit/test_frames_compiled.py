@@ -239,8 +239,8 @@ def test_applied_levels_leave_the_book_as_book_update_leaves_it(
     reference.load(0, (), ())
     for n, (bids, asks) in enumerate(batches, start=1):
         assert ours.begin_update(n, n, n - 1) == ApplyResult.APPLIED
-        frames.apply_levels(bids, asks, *ours.sides())
-        ours.finish_update()
+        touch = frames.apply_levels(bids, asks, *ours.sides())
+        assert ours.set_touch(*touch) == ApplyResult.APPLIED
         reference.update(n, n, n - 1, bids, asks)
         assert ours.bids() == reference.bids()
         assert ours.asks() == reference.asks()
@@ -260,3 +260,87 @@ def test_apply_levels_refuses_what_is_not_a_book() -> None:
         frames.apply_levels((), (), {}, [], [], [])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="pair"):
         frames.apply_levels(((1, 2, 3),), (), {}, [], {}, [])  # type: ignore[arg-type]
+
+
+def test_heaps_full_of_stale_prices_are_rebuilt_and_the_touch_still_found() -> None:
+    """Levels added above the touch and removed again, round after round: the stale heap
+    entries are dropped or the heaps rebuilt (as Book.finish_update does), and the touch is
+    always the book's."""
+    assert frames is not None
+    book = Book(SequenceRule.NONE)
+    book.load(0, ((1_000, 1),), ((2_000, 1),))
+    bids_book, bid_heap, asks_book, ask_heap = book.sides()
+    for n in range(400):
+        bids = tuple((1_001 + (n * 10 + k) % 900, 1) for k in range(10))
+        asks = tuple((1_999 - (n * 10 + k) % 900, 1) for k in range(10))
+        touch = frames.apply_levels(bids, asks, bids_book, bid_heap, asks_book, ask_heap)
+        assert touch == (max(bids_book), min(asks_book))
+        gone = tuple((px, 0) for px, _ in bids), tuple((px, 0) for px, _ in asks)
+        touch = frames.apply_levels(*gone, bids_book, bid_heap, asks_book, ask_heap)
+        assert touch == (1_000, 2_000)
+        assert len(bid_heap) <= 2 * len(bids_book) + 256 + 10
+        assert len(ask_heap) <= 2 * len(asks_book) + 256 + 10
+    assert frames.apply_levels(((1_000, 0),), ((2_000, 0),), *book.sides()) == (None, None)
+
+
+# -- slotted instances -----------------------------------------------------------------------
+
+
+def test_the_compiled_builders_make_the_objects_the_constructors_make() -> None:
+    from mm_daemon._levels import SlotBuilder  # noqa: PLC0415
+    from mm_daemon.core.types import BookDelta, Side, Trade  # noqa: PLC0415
+
+    delta_args = ("v", "BTC/USDT", 1, 2, 3, 4, 2, ((1, 2),), ())
+    trade_args = ("v", "BTC/USDT", 1, 2, 77, 100, 5, Side.SELL)
+    for build_delta, build_trade in (
+        (binance_native.new_book_delta, binance_native.new_trade),
+        (binance_native._delta_constructor(), binance_native._trade_constructor()),
+    ):
+        delta = build_delta(*delta_args)
+        assert type(delta) is BookDelta
+        assert delta == BookDelta(*delta_args)
+        assert hash(delta) == hash(BookDelta(*delta_args))
+        trade = build_trade(*trade_args)
+        assert trade == Trade(*trade_args)
+        with pytest.raises(AttributeError):
+            trade.price_ticks = 1  # type: ignore[misc]  still frozen
+    with pytest.raises(TypeError, match="positional"):
+        SlotBuilder(Trade, ("venue",) * 0 + tuple(Trade.__slots__))("too", "few")
+
+
+@pytest.mark.parametrize(
+    ("names", "why"),
+    [
+        (("venue", "symbol"), "slots; 2 names"),
+        (("venue",) * 8, "named twice"),
+        (
+            (
+                "venue",
+                "symbol",
+                "ts_exchange_ns",
+                "ts_local_ns",
+                "trade_id",
+                "price_ticks",
+                "size_lots",
+                "nope",
+            ),
+            "not a slot",
+        ),
+    ],
+)
+def test_a_builder_must_name_every_slot_once(names: tuple[str, ...], why: str) -> None:
+    from mm_daemon._levels import SlotBuilder  # noqa: PLC0415
+    from mm_daemon.core.types import Trade  # noqa: PLC0415
+
+    with pytest.raises(TypeError, match=why):
+        SlotBuilder(Trade, names)
+
+
+def test_a_builder_refuses_a_class_with_a_dict() -> None:
+    from mm_daemon._levels import SlotBuilder  # noqa: PLC0415
+
+    class Plain:
+        pass
+
+    with pytest.raises(TypeError, match="__slots__"):
+        SlotBuilder(Plain, ())
