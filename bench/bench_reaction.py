@@ -22,6 +22,7 @@ of that request. Every contender reads the same 0 ms diff-depth stream (one mess
 change) and quotes the same spread with the same tolerance.
 
 Usage: .venv/bin/python bench/bench_reaction.py [--seconds S] [--rounds R] [--no-pin]
+       [--only native,native-busy,...] [--sim-busy-poll]
 Writes bench/results/reaction.json.
 """
 
@@ -94,7 +95,7 @@ def summarize(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def _sim_role() -> dict[str, Any]:
+async def _sim_role(*, busy_poll: bool = False) -> dict[str, Any]:
     from collections import deque  # noqa: PLC0415  only the simulator role needs these
 
     from aiohttp.web_protocol import RequestHandler  # noqa: PLC0415
@@ -169,7 +170,7 @@ async def _sim_role() -> dict[str, Any]:
     handle = await start_simulator(
         SimConfig(seed=7, starting_base=10.0, starting_quote=1_000_000.0), market_speed=0.0
     )
-    if os.environ.get("BENCH_SIM_SPIN"):
+    if busy_poll:  # the simulator's loop polls instead of sleeping (`--sim-busy-poll`)
         from mm_daemon.engine.runtime import BusyPoll  # noqa: PLC0415
 
         BusyPoll(asyncio.get_running_loop()).start()
@@ -342,6 +343,15 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
         reading[0] = 0
 
     native.NativeStream._handle_frame = on_frame  # type: ignore[method-assign]
+    # When each request's bytes have been handed to the kernel (the socket send returned).
+    sent: list[int] = []
+    original_send = native.WsClientProtocol.send
+
+    def stamped_send(self: Any, opcode: int, payload: bytes) -> None:
+        original_send(self, opcode, payload)
+        sent.append(time.time_ns())
+
+    native.WsClientProtocol.send = stamped_send  # type: ignore[method-assign]
     cls: Any = BinanceWsApiExecution if order_entry == "native" else CcxtExecution
     for name in ("place", "replace", "cancel"):
         original = getattr(cls, name)
@@ -355,7 +365,7 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
     daemon = Daemon(config)
     with contextlib.redirect_stdout(io.StringIO()):  # the run summary is not benchmarked
         uvloop.run(daemon.run(seconds))
-    return {"handed": handed, "read": read, "chunks": chunks}
+    return {"handed": handed, "read": read, "chunks": chunks, "sent": sent}
 
 
 async def _plain_role(rest: str, ws: str, seconds: float) -> None:
@@ -433,7 +443,11 @@ def _cpus(pin: bool) -> tuple[list[str], list[str]]:
 
 
 def reaction_benchmark(
-    seconds: float, *, pin: bool, contenders: tuple[tuple[str, str, str], ...] = CONTENDERS
+    seconds: float,
+    *,
+    pin: bool,
+    contenders: tuple[tuple[str, str, str], ...] = CONTENDERS,
+    sim_busy_poll: bool = False,
 ) -> dict[str, Any]:
     """Run the simulator, then each contender in turn; pair moves with arrivals."""
     sim_cpu, contender_cpu = _cpus(pin)
@@ -441,7 +455,16 @@ def reaction_benchmark(
         out = Path(tmp) / "sim.json"
         me = str(Path(__file__).resolve())
         sim = subprocess.Popen(
-            [sys.executable, me, "--role", "sim", *sim_cpu, "--out", str(out)],
+            [
+                sys.executable,
+                me,
+                "--role",
+                "sim",
+                *sim_cpu,
+                "--out",
+                str(out),
+                *(["--sim-busy-poll"] if sim_busy_poll else []),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -515,7 +538,12 @@ def reaction_benchmark(
     return result
 
 
-_HOPS = ("handed -> sim read", "sim read -> handler", "handler -> venue")
+_HOPS = (
+    "handed -> sent",
+    "sent -> sim read",
+    "sim read -> handler",
+    "handler -> venue",
+)
 _DAEMON_HOPS = (
     "  update -> sim write",
     "  sim write -> daemon read",
@@ -560,11 +588,13 @@ def _hops_us(
 ) -> dict[str, list[float]]:
     """The part of each reaction after the hand-over, cut at every hop: the daemon's first
     hand-over after the book update, then for the first request of the key arriving after it
-    the simulator's socket read (aiohttp's protocol given the bytes), its WS-API handler
+    the daemon's socket send returning, the simulator's socket read (aiohttp's protocol given
+    the bytes), its WS-API handler
     starting on the message, and its venue taking the order action."""
     updates: list[int] = data["published"]
     hops = sorted((h for h in data["hops"] if h[0] == key), key=lambda h: h[1])
     handed: list[int] = sorted(log["handed"])
+    sent: list[int] = sorted(log.get("sent", []))
     out: dict[str, list[float]] = {hop: [] for hop in _HOPS}
     for i, update_ns in enumerate(updates):
         if not window[0] <= update_ns <= window[1]:
@@ -577,7 +607,10 @@ def _hops_us(
         hand = min((t for t in handed if update_ns <= t <= arrival), default=0)
         if not hand:
             continue
-        stamps = (hand, read, handler, arrival)
+        k = bisect.bisect_left(sent, hand)
+        if k >= len(sent) or sent[k] > read:
+            continue
+        stamps = (hand, sent[k], read, handler, arrival)
         for hop, (a, b) in zip(_HOPS, itertools.pairwise(stamps), strict=True):
             out[hop].append((b - a) / 1000.0)
     return out
@@ -612,6 +645,12 @@ def main() -> int:
         "plain); "
         "default all. The native daemon and the plain loop are always kept.",
     )
+    parser.add_argument(
+        "--sim-busy-poll",
+        action="store_true",
+        help="the simulator's loop polls instead of sleeping: takes its wake-ups (the same "
+        "for every contender) out of the reaction",
+    )
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--rest", help=argparse.SUPPRESS)
@@ -620,7 +659,7 @@ def main() -> int:
     if args.role and args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
     if args.role == "sim":
-        Path(args.out).write_text(json.dumps(uvloop.run(_sim_role())))
+        Path(args.out).write_text(json.dumps(uvloop.run(_sim_role(busy_poll=args.sim_busy_poll))))
         return 0
     if args.role == "daemon":
         log = _daemon_role(args.rest, args.seconds, args.order_entry)
@@ -635,7 +674,12 @@ def main() -> int:
     wanted = {"native", "plain", *filter(None, args.only.split(","))} if args.only else None
     contenders = tuple(c for c in CONTENDERS if wanted is None or c[1] in wanted)
     rounds = [
-        reaction_benchmark(args.seconds, pin=not args.no_pin, contenders=contenders)
+        reaction_benchmark(
+            args.seconds,
+            pin=not args.no_pin,
+            contenders=contenders,
+            sim_busy_poll=args.sim_busy_poll,
+        )
         for _ in range(args.rounds)
     ]
     names = [k for k, v in rounds[0].items() if isinstance(v, dict) and "p50_us" in v]
@@ -643,7 +687,8 @@ def main() -> int:
     print(
         f"reaction at the simulator ({rounds[0]['message_rate_per_s']} msg/s, "
         f"{rounds[0]['moves']} moves a round, {args.rounds} round(s), medians, "
-        f"{'simulator and contender on one core each' if rounds[0]['pinned'] else 'unpinned'}): "
+        f"{'simulator and contender on one core each' if rounds[0]['pinned'] else 'unpinned'}"
+        f"{', simulator busy-polling' if args.sim_busy_poll else ''}): "
         "book update published -> first order action arriving"
     )
     print(f"{'contender':66} {'count':>6} {'p50 us':>9} {'p99 us':>9} {'mean us':>9}")
@@ -671,8 +716,9 @@ def main() -> int:
             f"{'met' if verdict['p99'] else 'NOT met'}, >= {TARGET_RATIO:g}x the plain loop "
             f"{'met' if verdict['2x_plain'] else 'NOT met'}"
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    results = RESULTS.with_name("reaction_sim_busy_poll.json") if args.sim_busy_poll else RESULTS
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(
         json.dumps(
             {
                 "benchmark": "reaction",
@@ -682,6 +728,7 @@ def main() -> int:
                 "rounds": args.rounds,
                 "load_average_1m_at_start": load_at_start,
                 "pinned": not args.no_pin,
+                "simulator_busy_poll": args.sim_busy_poll,
                 "medians": table,
                 "plain_over_native_p50": ratios,
                 "targets_us": {"p50": TARGET_P50_US, "p99": TARGET_P99_US, "ratio": TARGET_RATIO},
