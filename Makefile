@@ -10,11 +10,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.run-installed: pyproject.toml setup.py mm_daemon/_levels.c | $(BIN)/python
+$(VENV)/.run-installed: pyproject.toml setup.py mm_daemon/_levels.c mm_daemon/_orderwire.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $@
 
-$(VENV)/.dev-installed: pyproject.toml setup.py mm_daemon/_levels.c | $(BIN)/python
+$(VENV)/.dev-installed: pyproject.toml setup.py mm_daemon/_levels.c mm_daemon/_orderwire.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.run-installed
 

@@ -1,7 +1,8 @@
-"""Build hook for the one compiled module; everything else is declared in pyproject.toml.
+"""Build hook for the compiled modules; everything else is declared in pyproject.toml.
 
-`mm_daemon._levels` is optional: where no C compiler is at hand the package installs without it
-and the market-data path runs its pure-Python loop (same results, slower).
+Both are optional: where no C compiler is at hand the package installs without them and the
+same work runs in Python (same results, slower). `mm_daemon._levels` reads Binance market-data
+frames; `mm_daemon._orderwire` signs order requests and masks their websocket frames.
 """
 
 from setuptools import Extension, setup
@@ -13,6 +14,12 @@ setup(
             sources=["mm_daemon/_levels.c"],
             extra_compile_args=["-O2"],
             optional=True,
-        )
+        ),
+        Extension(
+            "mm_daemon._orderwire",
+            sources=["mm_daemon/_orderwire.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
     ]
 )

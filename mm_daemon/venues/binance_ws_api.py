@@ -16,7 +16,8 @@ carrying the venue's message; a lost connection fails the pending requests with
 it knew as live through `openOrders.status` and `order.status`.
 
 Signing follows Binance's WS-API rule: every parameter except `signature`, sorted by name, joined
-as `k=v&...`, HMAC-SHA256 with the secret, hex. The key and the secret are never logged.
+as `k=v&...`, HMAC-SHA256 with the secret, hex. The key and the secret are never logged. The
+signer is made once from the secret (`mm_daemon.signing.make_signer`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
+from mm_daemon.signing import Signer, make_signer
 from mm_daemon.venues.binance_native import WsClientProtocol, ws_connect
 
 if TYPE_CHECKING:
@@ -60,6 +62,7 @@ __all__ = [
     "WsApiError",
     "endpoints_from_ccxt",
     "fill_from_report",
+    "make_signer",
     "order_update_from_order",
     "order_update_from_report",
     "send_on_write",
@@ -68,6 +71,7 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+
 
 _OP_TEXT = 0x1
 _MS = 1_000_000
@@ -127,16 +131,14 @@ def endpoints_from_ccxt(urls_api: Mapping[str, Any], *, usdm: bool) -> WsApiEndp
 
 def sign(secret: bytes, payload: str) -> str:
     """HMAC-SHA256 of `payload` with `secret`, lower-case hex (Binance's HMAC signature)."""
-    # The one-shot digest skips building an HMAC object: a few microseconds per order.
     return hmac.digest(secret, payload.encode(), "sha256").hex()
 
 
-def signed_params(params: Mapping[str, str], secret: bytes) -> dict[str, str]:
+def signed_params(params: Mapping[str, str], signer: Signer) -> dict[str, str]:
     """`params` sorted by name with `signature` appended (the WS-API payload rule)."""
     items = sorted(params.items())
-    payload = "&".join(f"{k}={v}" for k, v in items)
     out = dict(items)
-    out["signature"] = sign(secret, payload)
+    out["signature"] = signer("&".join(map("=".join, items)).encode())
     return out
 
 
@@ -292,7 +294,7 @@ class BinanceWsApiExecution:
         if self._usdm and not (endpoints.rest and endpoints.user_ws):
             raise ValueError("USD-M needs the REST base and the user-data stream URL")
         self._api_key = api_key
-        self._secret = api_secret
+        self._signer = make_signer(api_secret.get_secret_value().encode())
         self._recv_window = str(recv_window_ms)
         self._timeout_s = request_timeout_s
         self._initial_backoff_s = initial_backoff_s
@@ -460,15 +462,17 @@ class BinanceWsApiExecution:
         body = {
             "id": req_id,
             "method": method,
-            "params": signed_params(params, self._secret.get_secret_value().encode()),
+            "params": signed_params(params, self._signer),
         }
+        # The request leaves first; its future and deadline are bookkeeping (no answer can be
+        # read before this returns to the loop).
+        ws.send(_OP_TEXT, orjson.dumps(body))
+        self.requests_sent += 1
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         # A deadline without asyncio.timeout: the first step of a request may run outside any
         # task (the order manager starts it from a market-data callback).
         self._pending[req_id] = (future, loop.call_later(self._timeout_s, self._expire, req_id))
-        ws.send(_OP_TEXT, orjson.dumps(body))
-        self.requests_sent += 1
         return future
 
     async def _call(self, method: str, params: dict[str, str]) -> Any:
@@ -686,7 +690,7 @@ class BinanceWsApiExecution:
             "recvWindow": self._recv_window,
         }
         query = urlencode(params)
-        query += "&signature=" + sign(self._secret.get_secret_value().encode(), query)
+        query += "&signature=" + self._signer(query.encode())
         headers = {"X-MBX-APIKEY": self._api_key.get_secret_value()}
         url = f"{self.endpoints.rest}/allOpenOrders?{query}"
         async with self._session.delete(url, headers=headers) as resp:

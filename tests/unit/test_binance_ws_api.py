@@ -22,6 +22,7 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
+from mm_daemon.signing import make_signer
 from mm_daemon.venues.binance_ws_api import (
     BinanceWsApiExecution,
     WsApiEndpoints,
@@ -53,7 +54,7 @@ def test_signature_matches_binance_documented_example() -> None:
 
 def test_signed_params_sort_by_name_and_sign_the_sorted_payload() -> None:
     params = {"symbol": "BTCUSDT", "apiKey": "k", "timestamp": "1", "side": "BUY"}
-    out = signed_params(params, b"s")
+    out = signed_params(params, make_signer(b"s"))
     assert list(out) == ["apiKey", "side", "symbol", "timestamp", "signature"]
     assert out["signature"] == sign(b"s", "apiKey=k&side=BUY&symbol=BTCUSDT&timestamp=1")
 
@@ -202,7 +203,7 @@ async def test_place_writes_one_signed_order_place_before_the_first_await() -> N
     assert params["type"] == "LIMIT_MAKER"
     assert params["newClientOrderId"] == "mm1-q"
     unsigned = {k: v for k, v in params.items() if k != "signature"}
-    assert params["signature"] == signed_params(unsigned, b"secret")["signature"]
+    assert params["signature"] == signed_params(unsigned, make_signer(b"secret"))["signature"]
     answer(ex, {"id": request["id"], "status": 200, "result": {"clientOrderId": "mm1-q"}})
     with pytest.raises(StopIteration):
         coro.send(None)

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from mm_daemon.core.types import Instrument
+from mm_daemon.signing import Signer, make_signer
 
 __all__ = [
     "DEFAULT_RECV_WINDOW_MS",
@@ -116,10 +117,19 @@ def sign(secret: str, payload: str) -> str:
     return hmac.digest(secret.encode(), payload.encode(), "sha256").hex()
 
 
+_SIGNERS: dict[str, Signer] = {}
+_SIGNERS_KEPT = 1_024  # accounts are few; a flood of new keys only rebuilds signers
+
+
 def verify_signature(secret: str, payload: str, signature: str | None) -> bool:
     if not signature:
         return False
-    return hmac.compare_digest(sign(secret, payload), signature.lower())
+    signer = _SIGNERS.get(secret)
+    if signer is None:
+        if len(_SIGNERS) >= _SIGNERS_KEPT:
+            _SIGNERS.clear()
+        signer = _SIGNERS[secret] = make_signer(secret.encode())
+    return hmac.compare_digest(signer(payload.encode()), signature.lower())
 
 
 def check_timestamp(params: dict[str, str], now_ms: int) -> None:
