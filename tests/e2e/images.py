@@ -19,7 +19,7 @@ from tests.e2e.conftest import REPO, require_tool
 CACHE_DIR = Path(os.environ.get("MMD_E2E_CACHE_DIR", "/var/tmp/mm-daemon-e2e"))  # noqa: S108  a cache kept across runs, not a temp file
 BASE_IMAGE = "localhost/mm-daemon-e2e-base:bookworm"
 IMAGE_REPOSITORY = "localhost/mm-daemon-e2e"
-BUILD_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")
+BUILD_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "setup.py", "README.md")
 BUILD_INPUT_DIRS = ("mm_daemon", "deploy/config")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 

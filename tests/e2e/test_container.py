@@ -129,6 +129,14 @@ def test_daemon_runs_as_the_non_root_user(container: Container) -> None:
     assert "mm-daemon" in cmdline  # PID 1 is the daemon itself: exec-form entrypoint
 
 
+def test_image_runs_the_compiled_hot_paths(container: Container) -> None:
+    # Market-data frames and order signing: without them the image would run the Python
+    # fallbacks, several times slower per frame and per request.
+    script = "import mm_daemon._levels, mm_daemon._orderwire; print('compiled')"
+    out = ok(container.podman, "exec", container.name, "python3", "-c", script)
+    assert out.strip() == "compiled"
+
+
 def test_podman_stop_exits_0_within_5_s_with_the_shutdown_logged(image: str) -> None:
     container = _start(image)
     try:
