@@ -17,7 +17,8 @@
 
 `--baseline COMMIT` also runs 2 and 5 with `mm_daemon/venues/binance_native.py` as it was at
 COMMIT (read with `git show`), interleaved with the current one, so before/after come from the
-same run on the same machine load.
+same run on the same machine load; `--baseline python` runs the current file with its compiled
+readers off (the pure-Python fallback of a build without a C compiler).
 
 Run: `.venv/bin/python bench/bench_market_data.py [--repeats N] [--baseline COMMIT]`; prints a
 table and writes bench/results/market_data.json. Needs the recorded captures ($MMD_DATA_DIR or
@@ -353,17 +354,24 @@ def venue_config(port: int) -> VenueConfig:
 
 
 def load_baseline(commit: str) -> ModuleType:
-    """`mm_daemon/venues/binance_native.py` as it was at `commit`, as a separate module."""
-    source = subprocess.run(
-        ["git", "-C", str(REPO), "show", f"{commit}:mm_daemon/venues/binance_native.py"],
-        capture_output=True,
-        check=True,
-    ).stdout
+    """`mm_daemon/venues/binance_native.py` as it was at `commit`, as a separate module.
+
+    `python`: the current file with its compiled readers off (the pure-Python fallback)."""
+    path = "mm_daemon/venues/binance_native.py"
+    if commit == "python":
+        source = (REPO / path).read_bytes()
+    else:
+        source = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{commit}:{path}"], capture_output=True, check=True
+        ).stdout
     spec = importlib.util.spec_from_loader("baseline_binance_native", loader=None)
     assert spec is not None  # noqa: S101  spec_from_loader returns a spec for a name
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while building
     exec(compile(source, f"{commit}:binance_native.py", "exec"), module.__dict__)  # noqa: S102  the repository's own code at an earlier commit
+    if commit == "python":
+        module.compiled_apply_side = None
+        module.compiled_frame_parser = None
     return module
 
 
@@ -663,7 +671,8 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         metavar="COMMIT",
-        help="also run the adapter with binance_native.py as of COMMIT, interleaved",
+        help="also run the adapter with binance_native.py as of COMMIT (or `python`: the "
+        "current one without its compiled readers), interleaved",
     )
     args = parser.parse_args()
     data_dir = recorded_data_dir()
