@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mm_daemon import signing
 from mm_daemon.signing import make_signer
 from mm_daemon.venues import binance_native
 from mm_daemon.venues.binance_ws_api import sign
@@ -32,6 +33,15 @@ DOC_SIGNATURE = "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b7
 
 def test_signer_matches_binance_documented_example() -> None:
     assert make_signer(DOC_SECRET)(DOC_PAYLOAD) == DOC_SIGNATURE
+
+
+def test_python_signer_of_a_build_without_the_compiled_module(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(signing, "_compiled_signer", None)
+    signer = signing.make_signer(DOC_SECRET)
+    assert signer(DOC_PAYLOAD) == DOC_SIGNATURE
+    assert "NhqPtmdS" not in repr(signer)
 
 
 @compiled
