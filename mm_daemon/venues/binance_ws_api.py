@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import random
 import time
 from collections.abc import Mapping
@@ -66,7 +65,6 @@ __all__ = [
     "order_update_from_order",
     "order_update_from_report",
     "send_on_write",
-    "sign",
     "signed_params",
 ]
 
@@ -127,11 +125,6 @@ def endpoints_from_ccxt(urls_api: Mapping[str, Any], *, usdm: bool) -> WsApiEndp
 
 
 # -- signing and mapping (pure) ------------------------------------------------------------------
-
-
-def sign(secret: bytes, payload: str) -> str:
-    """HMAC-SHA256 of `payload` with `secret`, lower-case hex (Binance's HMAC signature)."""
-    return hmac.digest(secret, payload.encode(), "sha256").hex()
 
 
 def signed_params(params: Mapping[str, str], signer: Signer) -> dict[str, str]:

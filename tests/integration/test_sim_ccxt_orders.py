@@ -8,6 +8,7 @@ the test's own orders against known levels.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from typing import Any
 
@@ -16,7 +17,11 @@ import ccxt.pro as ccxtpro
 import orjson
 import pytest
 
-from mm_daemon.sim.binance.common import sign
+
+def sign(secret: str, payload: str) -> str:
+    """Binance's HMAC-SHA256 signature, computed here independently of the simulator."""
+    return hmac.digest(secret.encode(), payload.encode(), "sha256").hex()
+
 
 SPOT = "sim-spot"
 PERP = "sim-perp"

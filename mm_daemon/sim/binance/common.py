@@ -28,7 +28,6 @@ __all__ = [
     "check_timestamp",
     "dumps",
     "expected_secret",
-    "sign",
     "signature_payload",
     "verify_signature",
 ]
@@ -111,10 +110,6 @@ def signature_payload(query_string: str, body: str) -> tuple[str, str | None]:
                 text = text[1:]
         parts.append(text)
     return "".join(parts), signature
-
-
-def sign(secret: str, payload: str) -> str:
-    return hmac.digest(secret.encode(), payload.encode(), "sha256").hex()
 
 
 _SIGNERS: dict[str, Signer] = {}
