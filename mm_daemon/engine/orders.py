@@ -199,6 +199,7 @@ class OrderManager:
         )
         self._orders: dict[str, LiveOrder] = {}
         self._finished: dict[str, LiveOrder] = {}
+        self._stray_cancelled: set[str] = set()  # our ids found live after we gave them up
         self._desired: Quotes | None = None
         self._fair_ticks = 0.0
         self._net_exposure_base = 0.0
@@ -543,6 +544,8 @@ class OrderManager:
     def _on_update(self, update: OrderUpdate) -> None:
         order = self._orders.get(update.client_order_id)
         if order is None:
+            if not update.status.is_terminal:
+                self._cancel_if_stray(update.client_order_id)
             return  # finished already, or not ours
         now = self.clock()
         if update.exchange_order_id:
@@ -558,6 +561,23 @@ class OrderManager:
             order.status = status
             order.status_ns = now
         self._poke()
+
+    def _cancel_if_stray(self, client_order_id: str) -> None:
+        """Cancel an order of ours that the venue reports live although we gave it up: its
+        request failed with the connection (so it was counted rejected) but the venue had taken
+        it. Left alone it would rest, unmanaged, until shutdown."""
+        if not client_order_id.startswith(self._prefix + "-"):
+            return  # not this manager's
+        if client_order_id in self._stray_cancelled or self._stopped:
+            return
+        finished = self._finished.get(client_order_id)
+        if finished is not None and finished.status is not OrderStatus.REJECTED:
+            return  # filled or cancelled here: a late update, not a live order
+        self._stray_cancelled.add(client_order_id)
+        log.warning("stray order cancelled", venue=self.venue, client_order_id=client_order_id)
+        if self.metrics is not None:
+            self._m_cancel.inc()
+        self._spawn(self._call(self.execution.cancel(self.symbol, client_order_id), None))
 
     def _on_fill(self, fill: Fill) -> None:
         order = self._orders.get(fill.client_order_id) or self._finished.get(fill.client_order_id)

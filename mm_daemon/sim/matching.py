@@ -662,10 +662,19 @@ class MatchingEngine:
         return ERR_ORDER_NOT_EXIST if order is None else order.view()
 
     def account_trades(
-        self, api_key: str, *, from_id: int | None = None, limit: int = 500
+        self,
+        api_key: str,
+        *,
+        from_id: int | None = None,
+        order_id: int | None = None,
+        limit: int = 500,
     ) -> list[AccountTrade]:
-        """The account's fills, oldest first; from trade id `from_id` on when given."""
+        """The account's fills, oldest first; of one order when `order_id` is given, from trade
+        id `from_id` on when given (Binance's myTrades / userTrades: the order filter comes
+        before the limit)."""
         trades: Iterable[AccountTrade] = self._account_trades.get(api_key, ())
+        if order_id is not None:
+            trades = [t for t in trades if t.order_id == order_id]
         if from_id is not None:
             trades = (t for t in trades if t.trade_id >= from_id)
             out: list[AccountTrade] = []

@@ -61,6 +61,7 @@ __all__ = [
     "WsApiError",
     "endpoints_from_ccxt",
     "fill_from_report",
+    "fill_from_trade",
     "make_signer",
     "order_update_from_order",
     "order_update_from_report",
@@ -75,6 +76,9 @@ _OP_TEXT = 0x1
 _MS = 1_000_000
 LISTEN_KEY_KEEPALIVE_S = 30 * 60.0
 _TEXT_MEMO_ENTRIES = 4_096
+_TRADE_IDS_KEPT = (
+    4_096  # fills already delivered, so a replay after a reconnect is not booked twice
+)
 UNKNOWN_ORDER = -2011  # "Unknown order sent." (cancel of an order that is already gone)
 ORDER_NOT_EXIST = -2013  # "Order does not exist." (status of an order the venue forgot)
 
@@ -203,6 +207,37 @@ def fill_from_report(
     )
 
 
+def fill_from_trade(
+    t: Mapping[str, Any], instrument: Instrument, venue: str, client_order_id: str, now_ns: int
+) -> Fill:
+    """A Fill from one row of spot `myTrades` or USD-M `userTrades` (rows carry no client id)."""
+    price = float(t["price"])
+    qty = float(t["qty"])
+    maker = bool(t.get("isMaker", t.get("maker")))
+    buyer = bool(t.get("isBuyer", t.get("buyer")))
+    return Fill(
+        venue,
+        instrument.symbol,
+        int(t["time"]) * _MS,
+        now_ns,
+        client_order_id,
+        str(t["orderId"]),
+        str(t["id"]),
+        Side.BUY if buyer else Side.SELL,
+        instrument.price_to_ticks(price),
+        instrument.size_to_lots(qty),
+        _fee_quote(
+            instrument,
+            float(t.get("commission") or 0.0),
+            t.get("commissionAsset"),
+            price,
+            qty,
+            maker=maker,
+        ),
+        Liquidity.MAKER if maker else Liquidity.TAKER,
+    )
+
+
 def order_update_from_order(
     order: Mapping[str, Any], instrument: Instrument, venue: str, now_ns: int
 ) -> OrderUpdate:
@@ -224,6 +259,17 @@ def order_update_from_order(
 
 
 def rejected(request: OrderRequest, venue: str, reason: str, now_ns: int) -> OrderUpdate:
+    return _request_update(request, venue, OrderStatus.REJECTED, now_ns, reason)
+
+
+def pending_update(request: OrderRequest, venue: str, now_ns: int) -> OrderUpdate:
+    """The state of an order sent and not yet acknowledged."""
+    return _request_update(request, venue, OrderStatus.PENDING_NEW, now_ns, "")
+
+
+def _request_update(
+    request: OrderRequest, venue: str, status: OrderStatus, now_ns: int, reason: str
+) -> OrderUpdate:
     return OrderUpdate(
         venue,
         request.symbol,
@@ -231,7 +277,7 @@ def rejected(request: OrderRequest, venue: str, reason: str, now_ns: int) -> Ord
         now_ns,
         request.client_order_id,
         "",
-        OrderStatus.REJECTED,
+        status,
         request.side,
         request.price_ticks,
         request.size_lots,
@@ -300,6 +346,7 @@ class BinanceWsApiExecution:
         self._sink: ExecutionSink | None = None
         self._ready = asyncio.Event()
         self._live: dict[str, OrderUpdate] = {}  # client id -> last update of a non-final order
+        self._delivered_trades: dict[str, None] = {}  # trade ids of delivered fills, oldest first
         self._session: Any = None  # aiohttp session (USD-M listenKey and cancel-all)
         self.reconnects = 0
         self.requests_sent = 0
@@ -403,12 +450,11 @@ class BinanceWsApiExecution:
 
     async def _reconcile(self) -> None:
         """After a reconnect: report every open order, and the final state of each order we
-        knew as live that is no longer open."""
-        open_now = await self.open_orders(self._symbol)
-        seen = {u.client_order_id for u in open_now}
-        for update in open_now:
-            self._emit(update)
-        for client_id in [c for c in self._live if c not in seen]:
+        knew as live that is no longer open; first the fills of those orders that happened
+        while the connection was down (their user-data events are lost with it)."""
+        known = dict(self._live)
+        current = {u.client_order_id: u for u in await self.open_orders(self._symbol)}
+        for client_id in [c for c in known if c not in current]:
             try:
                 order = await self._call(
                     "order.status",
@@ -419,7 +465,28 @@ class BinanceWsApiExecution:
                     raise
                 self._live.pop(client_id, None)
                 continue
-            self._emit(order_update_from_order(order, self.instrument, self._venue, time.time_ns()))
+            now = time.time_ns()
+            current[client_id] = order_update_from_order(order, self.instrument, self._venue, now)
+        for client_id, update in current.items():
+            last = known.get(client_id)
+            if last is not None and update.filled_lots > last.filled_lots:
+                for fill in await self._order_fills(client_id, update.exchange_order_id):
+                    self._emit(fill)
+            self._emit(update)
+
+    async def _order_fills(self, client_order_id: str, order_id: str) -> list[Fill]:
+        """Every fill of one order, oldest first (spot `myTrades`, USD-M `userTrades`)."""
+        params = {"symbol": self._exchange_symbol, "orderId": order_id}
+        if self._usdm:
+            trades = await self._rest("GET", "/userTrades", params)
+        else:
+            trades = await self._call("myTrades", params)
+        now = time.time_ns()
+        fills = [
+            fill_from_trade(t, self.instrument, self._venue, client_order_id, now) for t in trades
+        ]
+        fills.sort(key=lambda f: (f.ts_exchange_ns, int(f.trade_id)))
+        return fills
 
     async def _listen_key(self, method: str) -> str:
         import aiohttp  # noqa: PLC0415  only USD-M needs REST
@@ -535,6 +602,13 @@ class BinanceWsApiExecution:
                 self._live.pop(event.client_order_id, None)
             elif event.client_order_id:
                 self._live[event.client_order_id] = event
+        else:
+            delivered = self._delivered_trades
+            if event.trade_id in delivered:
+                return  # already booked (recovered after a reconnect, then replayed)
+            delivered[event.trade_id] = None
+            if len(delivered) > _TRADE_IDS_KEPT:
+                del delivered[next(iter(delivered))]
         sink = self._sink
         if sink is not None:
             sink(event)
@@ -593,8 +667,16 @@ class BinanceWsApiExecution:
             params["newOrderRespType"] = "RESULT"
         return params
 
+    def _sent_new(self, request: OrderRequest) -> None:
+        """Remember an order whose acknowledgement may be lost with the connection: after a
+        reconnect the venue is asked for its state (it may rest, or have filled, meanwhile)."""
+        self._live.setdefault(
+            request.client_order_id, pending_update(request, self._venue, time.time_ns())
+        )
+
     async def place(self, request: OrderRequest) -> None:
         future = self._send("order.place", self._order_params(request))
+        self._sent_new(request)
         try:
             result = await future
         except WsApiError as exc:
@@ -609,12 +691,14 @@ class BinanceWsApiExecution:
                 {"symbol": self._exchange_symbol, "origClientOrderId": old_client_order_id},
             )
             place = self._send("order.place", self._order_params(request))
+            self._sent_new(request)
             await asyncio.gather(self._finish_cancel(cancel), self._finish_place(request, place))
             return
         params = self._order_params(request)
         params["cancelReplaceMode"] = "STOP_ON_FAILURE"
         params["cancelOrigClientOrderId"] = old_client_order_id
         future = self._send("order.cancelReplace", params)
+        self._sent_new(request)
         now = time.time_ns
         try:
             result = await future
@@ -673,23 +757,25 @@ class BinanceWsApiExecution:
         await self._rest_cancel_all()
 
     async def _rest_cancel_all(self) -> None:
+        await self._rest("DELETE", "/allOpenOrders", {"symbol": self._exchange_symbol})
+
+    async def _rest(self, method: str, path: str, params: dict[str, str]) -> Any:
+        """One signed USD-M REST request (the calls the futures WS-API does not offer)."""
         import aiohttp  # noqa: PLC0415  only USD-M needs REST
 
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        params = {
-            "symbol": self._exchange_symbol,
-            "timestamp": str(self._clock_ns() // _MS),
-            "recvWindow": self._recv_window,
-        }
+        params["timestamp"] = str(self._clock_ns() // _MS)
+        params["recvWindow"] = self._recv_window
         query = urlencode(params)
         query += "&signature=" + self._signer(query.encode())
         headers = {"X-MBX-APIKEY": self._api_key.get_secret_value()}
-        url = f"{self.endpoints.rest}/allOpenOrders?{query}"
-        async with self._session.delete(url, headers=headers) as resp:
+        url = f"{self.endpoints.rest}{path}?{query}"
+        async with self._session.request(method, url, headers=headers) as resp:
             body = await resp.json(content_type=None)
             if resp.status != 200:
                 raise WsApiError(int(body.get("code", -1)), str(body.get("msg", resp.status)))
+        return body
 
     async def open_orders(self, symbol: str) -> list[OrderUpdate]:
         del symbol

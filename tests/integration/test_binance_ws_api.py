@@ -82,13 +82,24 @@ Live = tuple[BinanceWsApiExecution, Events]
 
 
 async def _start(
-    sim: SimulatorHandle, make_exchange: Any, venue: str, symbol: str, endpoints: WsApiEndpoints
+    sim: SimulatorHandle,
+    make_exchange: Any,
+    venue: str,
+    symbol: str,
+    endpoints: WsApiEndpoints,
+    *,
+    initial_backoff_s: float = 0.02,
 ) -> AsyncIterator[Live]:
     exchange = make_exchange(venue, api_key=None)
     await exchange.load_markets()
     instrument = build_instrument(venue, exchange.market(symbol))
     execution = BinanceWsApiExecution(
-        instrument, endpoints, SecretStr(KEY), SecretStr(KEY), venue=venue, initial_backoff_s=0.02
+        instrument,
+        endpoints,
+        SecretStr(KEY),
+        SecretStr(KEY),
+        venue=venue,
+        initial_backoff_s=initial_backoff_s,
     )
     events = Events()
     task = asyncio.create_task(execution.run(events))
@@ -104,24 +115,39 @@ async def _start(
 
 
 @pytest.fixture
+def reconnect_backoff_s() -> float:
+    return 0.02
+
+
+@pytest.fixture
 async def spot(
-    sim: SimulatorHandle, make_exchange: Any, spot_endpoint: VenueEndpoint
+    sim: SimulatorHandle,
+    make_exchange: Any,
+    spot_endpoint: VenueEndpoint,
+    reconnect_backoff_s: float,
 ) -> AsyncIterator[Live]:
     endpoints = WsApiEndpoints(ws_api=f"{spot_endpoint.ws}/ws-api/v3")
-    async for live in _start(sim, make_exchange, SPOT, SPOT_SYMBOL, endpoints):
+    async for live in _start(
+        sim, make_exchange, SPOT, SPOT_SYMBOL, endpoints, initial_backoff_s=reconnect_backoff_s
+    ):
         yield live
 
 
 @pytest.fixture
 async def perp(
-    sim: SimulatorHandle, make_exchange: Any, perp_endpoint: VenueEndpoint
+    sim: SimulatorHandle,
+    make_exchange: Any,
+    perp_endpoint: VenueEndpoint,
+    reconnect_backoff_s: float,
 ) -> AsyncIterator[Live]:
     endpoints = WsApiEndpoints(
         ws_api=f"{perp_endpoint.ws}/ws-fapi/v1",
         rest=f"{perp_endpoint.rest}/fapi/v1",
         user_ws=f"{perp_endpoint.ws}/private/ws",
     )
-    async for live in _start(sim, make_exchange, PERP, PERP_SYMBOL, endpoints):
+    async for live in _start(
+        sim, make_exchange, PERP, PERP_SYMBOL, endpoints, initial_backoff_s=reconnect_backoff_s
+    ):
         yield live
 
 
@@ -139,6 +165,35 @@ def spot_order(cid: str, side: Side, price: int, lots: int = 100) -> OrderReques
 
 def perp_order(cid: str, side: Side, price: int, lots: int = 5) -> OrderRequest:
     return OrderRequest(PERP, PERP_SYMBOL, cid, side, price, lots)
+
+
+async def until_user_data_gone(sim: SimulatorHandle, venue: str) -> None:
+    """Wait (each loop turn, with a deadline) until no user-data stream of ours is connected."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 10.0
+    streams = sim.venues[venue].user_streams
+    while any(s.api_key == KEY for s in streams.values()):
+        assert loop.time() < end, "the simulator kept our user-data stream after the disconnect"
+        await asyncio.sleep(0)
+
+
+async def fill_while_disconnected(
+    sim: SimulatorHandle, live: Live, admin: Any, venue: str, order: OrderRequest
+) -> list[Fill]:
+    """Rest `order` at the bid, drop the connections, sell through it while no user-data
+    stream of ours is connected, and return the fills delivered once the execution is back."""
+    execution, events = live
+    await execution.place(order)
+    await events.update(order.client_order_id, OrderStatus.OPEN)
+    await admin.fault(venue, "disconnect")
+    await until_user_data_gone(sim, venue)
+    sell_down_to(sim, venue, order.price_ticks)  # its user-data event has nowhere to go
+    await events.update(order.client_order_id, OrderStatus.FILLED)
+    return [
+        e
+        for e in events.items
+        if isinstance(e, Fill) and e.client_order_id == order.client_order_id
+    ]
 
 
 def sell_down_to(sim: SimulatorHandle, venue: str, price: int) -> None:
@@ -270,7 +325,33 @@ async def test_dropped_connection_is_survived_and_orders_reconciled(
     assert sorted(open_ids(sim, SPOT)) == ["w-dc-1", "w-dc-2"]
 
 
+@pytest.mark.parametrize("reconnect_backoff_s", [1.0])
+async def test_fill_while_disconnected_is_recovered_once_on_reconnect(
+    sim: SimulatorHandle, spot: Live, admin: Any
+) -> None:
+    bid = book(sim, SPOT).engine.best_bid()[0]
+    fills = await fill_while_disconnected(
+        sim, spot, admin, SPOT, spot_order("w-gap-1", Side.BUY, bid)
+    )
+    assert sum(f.size_lots for f in fills) == 100
+    assert len({f.trade_id for f in fills}) == len(fills)
+    assert all(f.price_ticks == bid and f.liquidity is Liquidity.MAKER for f in fills)
+
+
 # -- USD-M ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reconnect_backoff_s", [1.0])
+async def test_usdm_fill_while_disconnected_is_recovered_once_on_reconnect(
+    sim: SimulatorHandle, perp: Live, admin: Any
+) -> None:
+    bid = book(sim, PERP).engine.best_bid()[0]
+    fills = await fill_while_disconnected(
+        sim, perp, admin, PERP, perp_order("p-gap-1", Side.BUY, bid)
+    )
+    assert sum(f.size_lots for f in fills) == 5
+    assert len({f.trade_id for f in fills}) == len(fills)
+    assert all(f.price_ticks == bid and f.liquidity is Liquidity.MAKER for f in fills)
 
 
 async def test_usdm_order_rests_and_replace_moves_it(sim: SimulatorHandle, perp: Live) -> None:

@@ -29,6 +29,7 @@ from mm_daemon.venues.binance_ws_api import (
     WsApiEndpoints,
     endpoints_from_ccxt,
     fill_from_report,
+    fill_from_trade,
     order_update_from_order,
     order_update_from_report,
     signed_params,
@@ -165,10 +166,12 @@ class FakeSocket:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.wrote = asyncio.Event()
 
     def send(self, opcode: int, payload: bytes) -> None:
         assert opcode == 1
         self.sent.append(orjson.loads(payload))
+        self.wrote.set()
 
     def close(self) -> None:
         if not self.closed.done():
@@ -307,3 +310,102 @@ async def test_request_started_eagerly_from_a_callback_outside_any_task_complete
     answer(ex, {"id": socket.sent[0]["id"], "status": 200, "result": result})
     await asyncio.gather(*tasks)
     assert [e.status for e in events if isinstance(e, OrderUpdate)] == [OrderStatus.OPEN]
+
+
+# -- fills and orders across a reconnect --------------------------------------------------------
+
+
+async def answer_next(
+    ex: BinanceWsApiExecution, socket: FakeSocket, method: str, result: Any
+) -> None:
+    """Wait for the next request of `method` and answer it with `result`."""
+    async with asyncio.timeout(5):
+        while (
+            request := next(
+                (r for r in socket.sent if r["method"] == method and "answered" not in r), None
+            )
+        ) is None:
+            socket.wrote.clear()
+            await socket.wrote.wait()
+    request["answered"] = True
+    answer(ex, {"id": request["id"], "status": 200, "result": result})
+
+
+MY_TRADE = {
+    "symbol": "BTCUSDT", "id": 7, "orderId": 42, "price": "60000.01", "qty": "0.00040000",
+    "commission": "0.00000004", "commissionAsset": "BTC", "time": 1_700_000_000_099,
+    "isBuyer": True, "isMaker": True,
+}  # fmt: skip
+
+
+def test_trade_row_becomes_the_same_fill_as_its_execution_report() -> None:
+    from_report = fill_from_report(EXECUTION_REPORT_TRADE, SPOT, "v", 1_700_000_000_099_000_000, 2)
+    from_row = fill_from_trade(MY_TRADE, SPOT, "v", "mm1-b1", 2)
+    assert from_row == from_report
+
+
+async def test_a_fill_delivered_twice_is_booked_once() -> None:
+    ex, _ = execution()
+    events: list[ExecutionEvent] = []
+    ex._sink = events.append
+    answer(ex, {"subscriptionId": 0, "event": EXECUTION_REPORT_TRADE})
+    answer(ex, {"subscriptionId": 0, "event": EXECUTION_REPORT_TRADE})
+    assert [type(e) for e in events] == [Fill, OrderUpdate, OrderUpdate]
+
+
+async def test_reconnect_recovers_the_fills_of_an_order_filled_while_down() -> None:
+    ex, socket = execution()
+    events: list[ExecutionEvent] = []
+    ex._sink = events.append
+    ex._ready.set()
+    answer(ex, {"subscriptionId": 0, "event": {**EXECUTION_REPORT_TRADE, "x": "NEW", "X": "NEW",
+                                                "l": "0", "z": "0", "t": -1}})  # fmt: skip
+    events.clear()
+    # Down, then up: the order filled meanwhile (first the known 0.0004, then 0.0006 more).
+    task = asyncio.get_running_loop().create_task(ex._reconcile())
+    await answer_next(ex, socket, "openOrders.status", [])
+    order = {"symbol": "BTCUSDT", "orderId": 42, "clientOrderId": "mm1-b1", "price": "60000.01",
+             "origQty": "0.00100000", "executedQty": "0.00100000", "status": "FILLED",
+             "side": "BUY", "updateTime": 1_700_000_000_200}  # fmt: skip
+    await answer_next(ex, socket, "order.status", order)
+    second = {**MY_TRADE, "id": 8, "qty": "0.00060000", "time": 1_700_000_000_150}
+    await answer_next(ex, socket, "myTrades", [second, MY_TRADE])
+    await task
+    fills = [e for e in events if isinstance(e, Fill)]
+    assert [(f.trade_id, f.size_lots) for f in fills] == [("7", 40), ("8", 60)]
+    assert isinstance(events[-1], OrderUpdate)
+    assert events[-1].status is OrderStatus.FILLED
+    # The venue's own event for a recovered fill arriving after all is not booked again.
+    answer(ex, {"subscriptionId": 0, "event": EXECUTION_REPORT_TRADE})
+    assert len([e for e in events if isinstance(e, Fill)]) == 2
+
+
+async def test_order_sent_just_before_the_connection_dropped_and_filled_is_recovered() -> None:
+    ex, socket = execution()
+    events: list[ExecutionEvent] = []
+    ex._sink = events.append
+    placing = asyncio.get_running_loop().create_task(
+        ex.place(OrderRequest("v", "BTC/USDT", "mm1-lost", Side.BUY, 6_000_001, 100))
+    )
+    await asyncio.sleep(0)
+    ex._lost()  # the answer never comes
+    with pytest.raises(ConnectionError):
+        await placing
+    socket = FakeSocket()  # the new connection
+    ex._ws = socket  # type: ignore[assignment]
+    ex._ready.set()
+    task = asyncio.get_running_loop().create_task(ex._reconcile())
+    await answer_next(ex, socket, "openOrders.status", [])
+    order = {"symbol": "BTCUSDT", "orderId": 43, "clientOrderId": "mm1-lost",
+             "price": "60000.01", "origQty": "0.00100000", "executedQty": "0.00100000",
+             "status": "FILLED", "side": "BUY", "updateTime": 1_700_000_000_300}  # fmt: skip
+    await answer_next(ex, socket, "order.status", order)
+    trade = {**MY_TRADE, "id": 9, "orderId": 43, "qty": "0.00100000"}
+    await answer_next(ex, socket, "myTrades", [trade])
+    await task
+    assert [(type(e), e.client_order_id) for e in events] == [
+        (Fill, "mm1-lost"),
+        (OrderUpdate, "mm1-lost"),
+    ]
+    assert isinstance(events[0], Fill)
+    assert events[0].size_lots == 100

@@ -300,6 +300,40 @@ async def test_failed_send_rejects_the_order() -> None:
     assert om.live_orders() == []
 
 
+async def test_order_the_venue_took_after_its_send_failed_is_cancelled_once() -> None:
+    execution, clock = FakeExecution(fail_places=True), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    await om.drain()
+    failed = [r.client_order_id for name, r in execution.calls if name == "place"]  # type: ignore[attr-defined]
+    assert failed
+    assert om.live_orders() == []
+    # The connection came back and the venue reports one of them resting.
+    om.on_execution_event(update(failed[0], OrderStatus.OPEN))
+    om.on_execution_event(update(failed[0], OrderStatus.OPEN))
+    await om.drain()
+    assert [c for name, c in execution.calls if name == "cancel"] == [failed[0]]
+
+
+async def test_late_update_of_an_order_filled_here_sends_no_cancel() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    bid = om.live_orders(Side.BUY)[0]
+    om.on_execution_event(update(bid.client_order_id, OrderStatus.FILLED, filled=10))
+    om.on_execution_event(update(bid.client_order_id, OrderStatus.OPEN))  # the ack, overtaken
+    await om.drain()
+    assert "cancel" not in execution.actions()
+
+
+async def test_live_order_of_another_client_id_prefix_is_left_alone() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    om.on_execution_event(update("othermm-1", OrderStatus.OPEN))
+    await om.drain()
+    assert "cancel" not in execution.actions()
+
+
 async def test_in_flight_timeout_reconciles_with_the_venue() -> None:
     execution, clock = FakeExecution(), Clock()
     om = manager(execution, clock)

@@ -452,8 +452,8 @@ def my_trades(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, A
     sym = venue.symbol(params.get("symbol"))
     limit = max(1, min(int(params.get("limit", "500")), 1000))
     from_id = int(params["fromId"]) if params.get("fromId") else None
-    trades = sym.engine.account_trades(api_key, from_id=from_id, limit=limit)
     order_id = int(params["orderId"]) if params.get("orderId") else None
+    trades = sym.engine.account_trades(api_key, from_id=from_id, order_id=order_id, limit=limit)
     fmt = sym.fmt
     return [
         {
@@ -472,7 +472,6 @@ def my_trades(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, A
             "isBestMatch": True,
         }
         for t in trades
-        if order_id is None or t.order_id == order_id
     ]
 
 

@@ -443,8 +443,8 @@ def user_trades(venue: SimVenue, params: Params, api_key: str) -> list[dict[str,
     sym = venue.symbol(params.get("symbol"))
     limit = max(1, min(int(params.get("limit", "500")), 1000))
     from_id = int(params["fromId"]) if params.get("fromId") else None
-    trades = sym.engine.account_trades(api_key, from_id=from_id, limit=limit)
     order_id = int(params["orderId"]) if params.get("orderId") else None
+    trades = sym.engine.account_trades(api_key, from_id=from_id, order_id=order_id, limit=limit)
     fmt = sym.fmt
     return [
         {
@@ -464,7 +464,6 @@ def user_trades(venue: SimVenue, params: Params, api_key: str) -> list[dict[str,
             "time": t.ts_ns // _MS,
         }
         for t in trades
-        if order_id is None or t.order_id == order_id
     ]
 
 
