@@ -1,4 +1,4 @@
-"""Command line: run | sim | check-config | schema | --version.
+"""Command line: run | replay | sim | check-config | schema | --version.
 
 Errors a user can cause (config, keys, symbols) end in one clear line per problem on stderr and
 exit code 2, never a traceback.
@@ -109,6 +109,40 @@ def run(
 
     try:
         code = run_daemon(config, duration_seconds=duration)
+    except ConfigError as exc:
+        raise _fail(exc.problems) from None
+    _exit_now(code)
+
+
+@app.command()
+def replay(
+    config_path: ConfigOption,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Folder of recorded Binance captures (default: sim.replay_data_dir, then "
+            "$MMD_DATA_DIR, then shared/data/binance beside the checkout).",
+            file_okay=False,
+        ),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", help="Replay only the first S recorded seconds.", min=0),
+    ] = None,
+    summary_json: Annotated[
+        Path | None,
+        typer.Option(
+            "--summary-json", help="Also write the run summary as JSON here.", dir_okay=False
+        ),
+    ] = None,
+) -> None:
+    """Run the daemon on recorded market data, as fast as it computes, and print the summary."""
+    config = _load(config_path)
+    from mm_daemon.engine.daemon import run_replay  # noqa: PLC0415  heavy imports only here
+
+    try:
+        code = run_replay(config, data_dir, duration, summary_json)
     except ConfigError as exc:
         raise _fail(exc.problems) from None
     _exit_now(code)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import random
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 import uvloop
@@ -29,7 +31,9 @@ from mm_daemon.engine.metrics import Metrics, MetricsServer
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
 from mm_daemon.engine.runtime import BusyPoll, apply_cpu_affinity
 from mm_daemon.engine.trader import HedgeLeg, Trader
+from mm_daemon.engine.virtual_time import VirtualClock, VirtualTimeLoop
 from mm_daemon.log import configure_logging, get_logger, register_secret
+from mm_daemon.sim.replay import default_data_dir
 from mm_daemon.sim.runner import SimulatorHandle, serve_forever, start_simulator
 from mm_daemon.venues.base import Execution
 from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, endpoints_from_ccxt
@@ -45,8 +49,9 @@ from mm_daemon.venues.ccxt_venue import (
     create_exchange,
 )
 from mm_daemon.venues.paper import PaperExecution
+from mm_daemon.venues.recorded import RecordedMarketData, RecordedMarkets
 
-__all__ = ["Daemon", "run_daemon", "run_simulator"]
+__all__ = ["Daemon", "run_daemon", "run_replay", "run_simulator"]
 
 log = get_logger(__name__)
 
@@ -65,11 +70,25 @@ def _register_config_secrets(config: Config) -> None:
 
 
 class Daemon:
-    """Owns every task of a run; `run` returns the process exit code."""
+    """Owns every task of a run; `run` returns the process exit code.
 
-    def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
+    With `recorded`, the markets are recorded captures instead of exchanges (`mm-daemon
+    replay`): paper fills, no simulator, no signal handlers and no /metrics server, and `clock`
+    is the replay loop's virtual clock, which every component reads.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        metrics: Metrics | None = None,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        recorded: RecordedMarkets | None = None,
+    ) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
+        self._clock = clock
+        self._recorded = recorded
         self._stop = asyncio.Event()
         self._stop_reason = ""
         self._metrics_server: MetricsServer | None = None
@@ -77,7 +96,7 @@ class Daemon:
         self.simulator: SimulatorHandle | None = None
         self.trader: Trader | None = None
         self.summary: RunSummary | None = None
-        self._market_data: list[CcxtMarketData] = []
+        self._market_data: list[CcxtMarketData | RecordedMarketData] = []
         self._executions: list[Execution] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._started_ns = 0
@@ -89,13 +108,15 @@ class Daemon:
 
     async def run(self, duration_seconds: float | None = None) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        signals = (signal.SIGINT, signal.SIGTERM) if self._recorded is None else ()
+        for sig in signals:
             loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
         started = time.monotonic()
-        self._started_ns = time.monotonic_ns()
+        self._started_ns = self._clock()
         busy_poll = BusyPoll(loop)
         try:
-            self._start_metrics()
+            if self._recorded is None:
+                self._start_metrics()
             if self.config.runtime.busy_poll:
                 busy_poll.start()
             if duration_seconds is not None:
@@ -125,7 +146,7 @@ class Daemon:
             self.metrics.up.set(0)
             busy_poll.stop()
             await self._shutdown()
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in signals:
                 with suppress(Exception):
                     loop.remove_signal_handler(sig)
             if self._metrics_server is not None:
@@ -136,6 +157,9 @@ class Daemon:
     # -- start ----------------------------------------------------------------------------------
 
     async def _start(self) -> None:
+        if self._recorded is not None:
+            await self._start_recorded(self._recorded)
+            return
         cfg = self.config
         venues = [cfg.venues.maker, *([cfg.venues.hedge] if cfg.venues.hedge else [])]
         if any(v.endpoint == "sim" for v in venues):
@@ -146,7 +170,7 @@ class Daemon:
             "binance": (cfg.sim.spot_maker_fee_bps, cfg.sim.spot_taker_fee_bps),
             "binanceusdm": (cfg.sim.perp_maker_fee_bps, cfg.sim.perp_taker_fee_bps),
         }
-        feeds = []
+        feeds: list[tuple[VenueConfig, CcxtMarketData | RecordedMarketData, str | None]] = []
         for venue in venues:
             sim_url = self._sim_url(venue) if venue.endpoint == "sim" else None
             fees = venue.fees_bps(sim_fees.get(venue.exchange, (0.0, 0.0)))
@@ -168,6 +192,27 @@ class Daemon:
             except VenueError as exc:
                 raise ConfigError([f"venues: {exc}"]) from None
             feeds.append((venue, md, sim_url))
+        await self._start_trading(feeds)
+
+    async def _start_recorded(self, recorded: RecordedMarkets) -> None:
+        cfg = self.config
+        venues = [cfg.venues.maker, *([cfg.venues.hedge] if cfg.venues.hedge else [])]
+        feeds: list[tuple[VenueConfig, CcxtMarketData | RecordedMarketData, str | None]] = []
+        for venue, md in zip(venues, recorded.markets, strict=True):
+            self._market_data.append(md)
+            feeds.append((venue, md, None))
+        await self._start_trading(feeds)
+        self._tasks.append(asyncio.get_running_loop().create_task(self._play(recorded)))
+
+    async def _play(self, recorded: RecordedMarkets) -> None:
+        frames = await recorded.play()
+        log.info("replay_finished", frames=frames)
+        self.request_stop("replay_finished")
+
+    async def _start_trading(
+        self, feeds: list[tuple[VenueConfig, CcxtMarketData | RecordedMarketData, str | None]]
+    ) -> None:
+        cfg = self.config
         self.trader = self._build_trader(feeds)
         _freeze_heap()
         trader = self.trader
@@ -201,7 +246,9 @@ class Daemon:
                 return endpoint.rest
         raise ConfigError([f"venues: {venue.name}: the simulator has no {venue.exchange} venue"])
 
-    def _build_trader(self, feeds: list[tuple[VenueConfig, CcxtMarketData, str | None]]) -> Trader:
+    def _build_trader(
+        self, feeds: list[tuple[VenueConfig, CcxtMarketData | RecordedMarketData, str | None]]
+    ) -> Trader:
         cfg = self.config
         maker_cfg, maker_md, maker_url = feeds[0]
         maker_inst = maker_md.instruments[maker_cfg.symbol]
@@ -236,6 +283,7 @@ class Daemon:
             OrderManagerSettings.from_config(cfg.quoting, cfg.risk, maker_cfg),
             risk=risk,
             metrics=self.metrics,
+            clock=self._clock,
         )
         ledger = Ledger(maker_inst, {maker_cfg.name: maker_cfg.hedge_ratio})
         if len(feeds) > 1 and hedge_state is not None:
@@ -262,12 +310,13 @@ class Daemon:
             metrics=self.metrics,
             hedge=hedge_leg,
             paper_feeds=paper_feeds,
+            clock=self._clock,
         )
 
     def _execution(
         self,
         venue: VenueConfig,
-        md: CcxtMarketData,
+        md: CcxtMarketData | RecordedMarketData,
         sim_url: str | None,
         paper_feeds: dict[str, Callable[[MarketEvent], None]],
     ) -> Execution:
@@ -275,11 +324,17 @@ class Daemon:
         execution: Execution
         if self.config.mode is Mode.PAPER:
             paper = PaperExecution(
-                instrument, self.config.paper, venue=venue.name, book=md.book(venue.symbol)
+                instrument,
+                self.config.paper,
+                venue=venue.name,
+                book=md.book(venue.symbol),
+                clock=self._clock,
             )
             paper_feeds[venue.name] = paper.on_market_event
             execution = paper
         else:
+            if not isinstance(md, CcxtMarketData):
+                raise ConfigError(["mode: a replay of recorded markets trades on paper only"])
             if sim_url is not None and venue.api_key is None:
                 # The simulator opens an account for any key; it signs with the key itself as
                 # the secret, and still checks every signature.
@@ -393,7 +448,7 @@ class Daemon:
             self.simulator = None
         if trader is not None:
             trader.on_timer()  # mark P&L at the latest fair values
-            elapsed = (time.monotonic_ns() - self._started_ns) / 1e9
+            elapsed = (self._clock() - self._started_ns) / 1e9
             self.summary = build_run_summary(
                 trader.ledger,
                 trader.markouts,
@@ -460,6 +515,35 @@ def run_daemon(config: Config, duration_seconds: float | None = None) -> int:
 
     apply_cpu_affinity(config.runtime)
     return uvloop.run(Daemon(config).run(duration_seconds))
+
+
+def run_replay(
+    config: Config,
+    data_dir: Path | None = None,
+    duration_seconds: float | None = None,
+    summary_path: Path | None = None,
+) -> int:
+    """Entry point of `mm-daemon replay`: the daemon on recorded captures, in virtual time.
+
+    The config's venues name the recorded markets; fills are paper fills whatever `mode` says.
+    """
+    configure_logging(config.logging.level.value, config.logging.format)
+    if config.mode is not Mode.PAPER:
+        log.info("replay_on_paper", configured_mode=config.mode.value)
+        config = config.model_copy(update={"mode": Mode.PAPER})
+    folder = data_dir or config.sim.replay_data_dir or default_data_dir()
+    clock = VirtualClock(0)
+    markets = RecordedMarkets.open(config, folder, clock=clock.now_ns, advance_to=clock.advance_to)
+    clock.start_at(markets.first_frame_ns())
+    loop = VirtualTimeLoop(clock)
+    daemon = Daemon(config, clock=clock.now_ns, recorded=markets)
+    try:
+        code = loop.run_until_complete(daemon.run(duration_seconds))
+    finally:
+        loop.close()
+    if summary_path is not None and daemon.summary is not None:
+        summary_path.write_text(json.dumps(summary_to_dict(daemon.summary), indent=2) + "\n")
+    return code
 
 
 def run_simulator(config: Config) -> int:

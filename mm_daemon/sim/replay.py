@@ -65,6 +65,7 @@ __all__ = [
     "merge_feeds",
     "open_replay",
     "read_frames",
+    "read_raw_frames",
     "replay_instrument",
 ]
 
@@ -126,8 +127,12 @@ def _kind(stream: str) -> FrameKind:
     return FrameKind.OTHER
 
 
-def read_frames(paths: Iterable[Path]) -> Iterator[RecordedFrame]:
-    """Frames of the given capture files, in order, file after file."""
+_STREAM_PREFIX = b'{"stream":"'
+
+
+def read_raw_frames(paths: Iterable[Path]) -> Iterator[tuple[int, FrameKind, str, bytes]]:
+    """(local receive ns, kind, stream name, raw JSON line) of the given capture files, in order,
+    file after file; the JSON is not parsed (the stream name is read off the envelope)."""
     for path in paths:
         with gzip.open(path, "rb") as fh:
             for line in fh:
@@ -135,13 +140,20 @@ def read_frames(paths: Iterable[Path]) -> Iterator[RecordedFrame]:
                 if space <= 0:
                     continue
                 raw = line[space + 1 :].rstrip(b"\r\n")
-                msg = orjson.loads(raw)
                 local_ns = int(line[:space])
-                stream = msg.get("stream")
-                if isinstance(stream, str):
-                    yield RecordedFrame(local_ns, raw, _kind(stream), stream, msg["data"])
-                elif "lastUpdateId" in msg:
-                    yield RecordedFrame(local_ns, raw, FrameKind.SNAPSHOT, "", msg)
+                if raw.startswith(_STREAM_PREFIX):
+                    end = raw.find(b'"', len(_STREAM_PREFIX))
+                    stream = raw[len(_STREAM_PREFIX) : end].decode()
+                    yield local_ns, _kind(stream), stream, raw
+                elif b'"lastUpdateId"' in raw[:32]:
+                    yield local_ns, FrameKind.SNAPSHOT, "", raw
+
+
+def read_frames(paths: Iterable[Path]) -> Iterator[RecordedFrame]:
+    """Frames of the given capture files, in order, file after file."""
+    for local_ns, kind, stream, raw in read_raw_frames(paths):
+        msg = orjson.loads(raw)
+        yield RecordedFrame(local_ns, raw, kind, stream, msg["data"] if stream else msg)
 
 
 def iter_frames(data_dir: Path, dialect: Dialect, symbol: str) -> Iterator[RecordedFrame]:

@@ -777,6 +777,7 @@ class NativeStream:
     __slots__ = (
         "_apply_side",
         "_book",
+        "_clock",
         "_expected_symbol",
         "_fetch_snapshot",
         "_frames",
@@ -828,6 +829,7 @@ class NativeStream:
         max_snapshot_attempts: int = 5,
         book: Book | None = None,
         trades_after_book: bool = False,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
         if kind == "depth" and fetch_snapshot is None:
             raise ValueError("a depth stream needs fetch_snapshot")
@@ -847,6 +849,7 @@ class NativeStream:
         self._latency = latency_histogram
         self._resyncs = resync_counter
         self._max_snapshot_attempts = max_snapshot_attempts
+        self._clock = clock  # stamps the events this stream makes itself (snapshots)
         self._snapshot_task: asyncio.Task[None] | None = None
         self._ws: WsClientProtocol | None = None
         self._expected_symbol = instrument.exchange_symbol
@@ -894,6 +897,13 @@ class NativeStream:
             self._cancel_snapshot()
             if self.kind == "depth":
                 self._sync_changed(synced=False, reason="disconnected")
+
+    def start_offline(self) -> None:
+        """Take frames from the caller (`on_frame`, a replay of recorded frames) instead of a
+        socket: start afresh and, for a depth stream, fetch the snapshot to sync on."""
+        self.sync.reset()
+        if self._is_depth:
+            self._start_snapshot()
 
     async def close(self) -> None:
         ws = self._ws
@@ -1298,7 +1308,7 @@ class NativeStream:
                 continue
             result = sync.on_snapshot(last_id, bids, asks)
             if result is ApplyResult.APPLIED:
-                now = time.time_ns()
+                now = self._clock()
                 self.sink(sync.snapshot_event(now, now))
                 self._sync_changed(synced=True, reason="synced")
                 self.stats.synced_once.set()

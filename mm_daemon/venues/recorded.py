@@ -1,0 +1,260 @@
+"""Market data from recorded Binance captures, read through the live adapter's own code.
+
+`RecordedMarkets` opens the captures of every configured venue (spot `binance`, USD-M
+`binanceusdm`) and plays their frames, merged in recorded receive order, into one
+`RecordedMarketData` per venue. Each of those is a `MarketData` whose frames go through the
+same `NativeStream` as a live Binance connection: the compiled frame readers, Binance's sync
+rules against the recorded REST snapshot, the sequence checks, the same events. Only the socket
+is missing. Every frame is handed over at its recorded receive time on the loop's clock, so
+under `VirtualTimeLoop` a replay runs as fast as the code handling it, with the timers and
+latencies in between kept in order.
+
+The replay ends where the first capture ends: past it, a venue would look silent while the
+others still trade. A second snapshot is never recorded, so a sequence gap (none in the shipped
+captures) leaves that market stale, with its quotes pulled, for the rest of the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mm_daemon.config import Config, ConfigError, VenueConfig
+from mm_daemon.core.book import Book
+from mm_daemon.core.types import Instrument, MarketStatus
+from mm_daemon.log import get_logger
+from mm_daemon.sim.replay import (
+    Dialect,
+    FrameKind,
+    capture_files,
+    read_raw_frames,
+    replay_instrument,
+)
+from mm_daemon.venues.base import MarketSink
+from mm_daemon.venues.binance_native import FrameError, NativeStream
+
+__all__ = ["RecordedMarketData", "RecordedMarkets", "recorded_dialect"]
+
+log = get_logger(__name__)
+
+_DIALECTS: dict[str, Dialect] = {"binance": "spot", "binanceusdm": "usdm"}
+_PAYLOAD = b'"data":'
+
+
+def recorded_dialect(venue: VenueConfig, role: str) -> Dialect:
+    """Which captures a venue replays; a ConfigError naming the field for any other exchange."""
+    dialect = _DIALECTS.get(venue.exchange)
+    if dialect is None:
+        raise ConfigError(
+            [
+                f"venues.{role}.exchange: {venue.exchange!r} has no recorded captures "
+                f"(replay reads Binance spot 'binance' and USD-M 'binanceusdm')"
+            ]
+        )
+    return dialect
+
+
+def _payload(raw: bytes) -> bytes:
+    """The `data` of a combined-stream envelope (what a single-stream connection receives)."""
+    start = raw.find(_PAYLOAD)
+    return raw[start + len(_PAYLOAD) : raw.rindex(b"}")] if start >= 0 else raw
+
+
+class RecordedMarketData:
+    """One venue's recorded market: a `MarketData` fed by `RecordedMarkets.play`."""
+
+    def __init__(
+        self,
+        venue: VenueConfig,
+        instrument: Instrument,
+        dialect: Dialect,
+        paths: list[Path],
+        clock: Callable[[], int],
+    ) -> None:
+        self._config = venue
+        self._instrument = instrument
+        self.dialect = dialect
+        self.paths = paths
+        self._clock = clock
+        self._book = Book()
+        self._depth: NativeStream | None = None
+        self._trades: NativeStream | None = None
+        self._snapshot: asyncio.Future[Any] | None = None  # the recorded REST snapshot
+        self._snapshot_asked = False
+        self.attached = asyncio.Event()
+        self.frames = 0
+        self.stale = True
+
+    # -- MarketData ------------------------------------------------------------------------------
+
+    @property
+    def venue(self) -> str:
+        return self._config.name
+
+    @property
+    def instruments(self) -> Mapping[str, Instrument]:
+        return {self._instrument.symbol: self._instrument}
+
+    def book(self, symbol: str) -> Book:
+        del symbol  # one market per venue
+        return self._book
+
+    async def connect(self) -> None:
+        return None
+
+    async def run(self, sink: MarketSink) -> None:
+        """Attach `sink`: the frames played from now on reach it. Returns when cancelled."""
+        inst = self._instrument
+        usdm = self.dialect == "usdm"
+        self._snapshot = asyncio.get_running_loop().create_future()
+
+        def on_sync_change(synced: bool, reason: str) -> None:
+            self.stale = not synced
+            sink(MarketStatus(self.venue, inst.symbol, self._clock(), not synced, reason))
+
+        self._depth = NativeStream(
+            venue=self.venue,
+            ws_url="",
+            instrument=inst,
+            kind="depth",
+            usdm=usdm,
+            sink=sink,
+            fetch_snapshot=self._fetch_snapshot,
+            on_sync_change=on_sync_change,
+            book=self._book,
+            clock=self._clock,
+        )
+        self._trades = NativeStream(
+            venue=self.venue, ws_url="", instrument=inst, kind="trade", usdm=usdm, sink=sink
+        )
+        self._depth.start_offline()
+        self._trades.start_offline()
+        self.attached.set()
+        await asyncio.Event().wait()  # frames arrive through `play`; cancelled at shutdown
+
+    async def close(self) -> None:
+        return None
+
+    async def _fetch_snapshot(self, exchange_symbol: str) -> Any:
+        del exchange_symbol
+        future = self._snapshot
+        if future is None or self._snapshot_asked:
+            # One snapshot is recorded: a resync after a gap cannot be served.
+            raise FrameError("the recording holds no later depth snapshot to resync on")
+        self._snapshot_asked = True
+        return await future
+
+    def on_recorded(self, kind: FrameKind, raw: bytes, local_ns: int) -> None:
+        self.frames += 1
+        if kind is FrameKind.DEPTH and self._depth is not None:
+            self._depth.on_frame(_payload(raw), local_ns)
+        elif kind is FrameKind.TRADE and self._trades is not None:
+            self._trades.on_frame(_payload(raw), local_ns)
+        elif kind is FrameKind.SNAPSHOT:
+            future = self._snapshot
+            if future is not None and not future.done():
+                future.set_result(orjson.loads(raw))
+
+
+class RecordedMarkets:
+    """The recorded markets of a config's venues, and the player of their frames."""
+
+    def __init__(
+        self, markets: list[RecordedMarketData], advance_to: Callable[[int], None]
+    ) -> None:
+        self.markets = markets
+        self._advance_to = advance_to
+
+    @classmethod
+    def open(
+        cls,
+        config: Config,
+        data_dir: Path,
+        *,
+        clock: Callable[[], int],
+        advance_to: Callable[[int], None],
+    ) -> RecordedMarkets:
+        """One market per configured venue, read on `clock`, which `play` moves forward with
+        `advance_to` (a `VirtualClock`'s); a ConfigError naming what is missing."""
+        roles = [("maker", config.venues.maker)]
+        if config.venues.hedge is not None:
+            roles.append(("hedge", config.venues.hedge))
+        markets = []
+        for role, venue in roles:
+            dialect = recorded_dialect(venue, role)
+            exchange_symbol = venue.symbol.split(":")[0].replace("/", "")
+            paths = capture_files(data_dir, dialect, exchange_symbol)
+            if not paths:
+                raise ConfigError(
+                    [
+                        f"venues.{role}.symbol: no {dialect} capture of {exchange_symbol} "
+                        f"under {data_dir} (--data-dir or MMD_DATA_DIR names the folder)"
+                    ]
+                )
+            maker_bps, taker_bps = venue.fees_bps((0.0, 0.0))
+            instrument = replay_instrument(
+                dialect,
+                exchange_symbol,
+                venue.name,
+                maker_fee_rate=maker_bps * 1e-4,
+                taker_fee_rate=taker_bps * 1e-4,
+            )
+            if instrument.symbol != venue.symbol:
+                raise ConfigError(
+                    [
+                        f"venues.{role}.symbol: {venue.symbol!r} is not the recorded "
+                        f"{dialect} market (its symbol is {instrument.symbol!r})"
+                    ]
+                )
+            markets.append(RecordedMarketData(venue, instrument, dialect, paths, clock))
+        return cls(markets, advance_to)
+
+    def first_frame_ns(self) -> int:
+        """Receive time of the earliest recorded frame (where the replay's clock starts)."""
+        firsts = [next(read_raw_frames(m.paths))[0] for m in self.markets]
+        return min(firsts)
+
+    def _merged(self) -> Iterator[tuple[int, int, FrameKind | None, bytes]]:
+        """(receive ns, market index, kind, raw) across every capture in receive order; a
+        market's last frame is followed by an end mark (kind None)."""
+
+        def tagged(
+            index: int, paths: list[Path]
+        ) -> Iterator[tuple[int, int, FrameKind | None, bytes]]:
+            last_ns = 0
+            for local_ns, kind, _stream, raw in read_raw_frames(paths):
+                last_ns = local_ns
+                yield local_ns, index, kind, raw
+            yield last_ns, index, None, b""
+
+        streams = [tagged(i, m.paths) for i, m in enumerate(self.markets)]
+        # Ties keep venue order (the collector wrote one file per market, one clock).
+        return heapq.merge(*streams, key=lambda item: (item[0], item[1]))
+
+    async def play(self) -> int:
+        """Hand every frame to its market at its recorded receive time, until the first capture
+        ends; return the frames played. Frames recorded in the same nanosecond go together, as
+        frames read in one socket read do; the loop runs its timers and callbacks in between."""
+        markets = self.markets
+        advance_to = self._advance_to
+        for market in markets:
+            await market.attached.wait()
+        played = 0
+        last_ns: int | None = None
+        for local_ns, index, kind, raw in self._merged():
+            if kind is None:
+                break  # the first capture to end ends the replay
+            if last_ns is not None and local_ns > last_ns:
+                # Everything due before this frame runs first (timers, latencies, requotes).
+                await asyncio.sleep((local_ns - last_ns) / 1e9)
+            advance_to(local_ns)
+            last_ns = local_ns
+            markets[index].on_recorded(kind, raw, local_ns)
+            played += 1
+        await asyncio.sleep(0)  # the callbacks of the last frame
+        return played

@@ -1,0 +1,176 @@
+"""`mm-daemon replay`: the daemon on the recorded Binance captures, in virtual time.
+
+The recorded frames go through the live adapter's own reader (`NativeStream`) into the same
+trader, order manager, paper execution and hedger as a live run; the loop's clock jumps from
+frame to frame. The tests run the real command as a process (and the adapter in process for the
+book check); they skip, saying why, where the captures are absent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from mm_daemon.config import load_config
+from mm_daemon.core.types import BookDelta, MarketEvent, MarketStatus
+from mm_daemon.engine.virtual_time import VirtualClock, VirtualTimeLoop
+from mm_daemon.sim.replay import FrameKind
+from mm_daemon.venues.recorded import RecordedMarketData, RecordedMarkets
+from tests.integration.conftest import data_dir
+
+REPO = Path(__file__).resolve().parents[2]
+REPLAY_CONFIG = REPO / "config" / "replay.yaml"
+OVERLAP_SECONDS = 345.9  # spot and perpetual captures overlap 2024-08-08 23:54:17 -> 00:00:01
+PNL_COMPONENTS = ("spread_capture", "fees", "inventory", "hedge_cost", "basis")
+
+DATA = data_dir()
+needs_data = pytest.mark.skipif(DATA is None, reason="the recorded captures are not here")
+
+
+def replay(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mm_daemon", "replay", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {}), **({"MMD_DATA_DIR": str(DATA)} if DATA else {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def summary(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("replay") / "summary.json"
+    result = replay("--config", str(REPLAY_CONFIG), "--summary-json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "run summary" in result.stdout
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data
+
+
+@needs_data
+def test_replay_covers_the_whole_overlap_of_the_captures(summary: dict[str, Any]) -> None:
+    assert summary["duration_seconds"] == pytest.approx(OVERLAP_SECONDS, abs=1.0)
+
+
+@needs_data
+def test_replay_quotes_fills_and_hedges_on_the_recorded_flow(summary: dict[str, Any]) -> None:
+    quoting = summary["fills"]["quoting"]
+    assert quoting["count"] > 100
+    assert quoting["buys"] > 0
+    assert quoting["sells"] > 0
+    assert quoting["taker"] == 0  # post-only quotes
+    assert summary["hedging"]["orders"] > 0
+    assert abs(summary["net_exposure_base"]) <= 0.1  # inventory.limit_base
+    assert summary["markouts_bps"]["1s"]["count"] == quoting["count"]
+
+
+@needs_data
+def test_replay_pnl_components_add_up_to_the_total(summary: dict[str, Any]) -> None:
+    pnl = summary["pnl_quote"]
+    assert sum(pnl[c] for c in PNL_COMPONENTS) == pytest.approx(pnl["total"], abs=1e-6)
+
+
+@needs_data
+def test_replay_is_deterministic(summary: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "again.json"
+    result = replay("--config", str(REPLAY_CONFIG), "--summary-json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(out.read_text()) == summary
+
+
+@needs_data
+def test_duration_replays_only_the_first_seconds(tmp_path: Path) -> None:
+    out = tmp_path / "short.json"
+    result = replay("--config", str(REPLAY_CONFIG), "--duration", "30", "--summary-json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(out.read_text())["duration_seconds"] == pytest.approx(30.0, abs=0.01)
+
+
+def test_exchange_without_captures_ends_in_one_line_naming_the_field() -> None:
+    result = replay("--config", str(REPLAY_CONFIG), env={"MMD_VENUES__MAKER__EXCHANGE": "bybit"})
+    assert result.returncode == 2
+    plain = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert len(plain) == 1
+    assert plain[0].startswith("venues.maker.exchange: 'bybit' has no recorded captures")
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_captures_end_in_one_line_naming_the_folder(tmp_path: Path) -> None:
+    result = replay("--config", str(REPLAY_CONFIG), "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    plain = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert plain == [
+        f"venues.maker.symbol: no spot capture of BTCUSDT under {tmp_path} "
+        "(--data-dir or MMD_DATA_DIR names the folder)"
+    ]
+
+
+def touch_checked(market: RecordedMarketData, checked: dict[str, int]) -> Any:
+    """`market.on_recorded`, then: the book's touch equals the recorded bookTicker of the same
+    update id (kept by id: a 100 ms depth batch can arrive after the ticker of its last
+    update, so the comparison waits until the book gets there)."""
+    handle = market.on_recorded
+    tickers: dict[int, tuple[float, float]] = {}
+    inst = next(iter(market.instruments.values()))
+
+    def on_recorded(kind: FrameKind, raw: bytes, local_ns: int) -> None:
+        handle(kind, raw, local_ns)
+        if kind is FrameKind.BOOK_TICKER:
+            ticker = orjson.loads(raw)["data"]
+            tickers[ticker["u"]] = (float(ticker["b"]), float(ticker["a"]))
+        book = market.book(inst.symbol)
+        touch = tickers.pop(book.update_id, None)
+        if touch is not None:
+            assert book.best_bid()[0] == inst.price_to_ticks(touch[0])  # type: ignore[index]
+            assert book.best_ask()[0] == inst.price_to_ticks(touch[1])  # type: ignore[index]
+            checked[market.venue] += 1
+
+    return on_recorded
+
+
+@needs_data
+def test_replayed_books_equal_every_recorded_book_ticker_of_the_same_update() -> None:
+    assert DATA is not None
+    config = load_config(REPLAY_CONFIG, environ={})
+    clock = VirtualClock(0)
+    markets = RecordedMarkets.open(config, DATA, clock=clock.now_ns, advance_to=clock.advance_to)
+    clock.start_at(markets.first_frame_ns())
+    checked = {m.venue: 0 for m in markets.markets}
+    events: list[MarketEvent] = []
+
+    for market in markets.markets:
+        market.on_recorded = touch_checked(market, checked)  # type: ignore[method-assign]
+
+    async def main() -> int:
+        tasks = [asyncio.create_task(m.run(events.append)) for m in markets.markets]
+        played = await markets.play()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return played
+
+    loop = VirtualTimeLoop(clock)
+    try:
+        played = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert played > 100_000
+    # Both books synced once and never went stale; every shared update id matched.
+    statuses = [(e.venue, e.stale, e.reason) for e in events if isinstance(e, MarketStatus)]
+    assert statuses == [
+        ("binance-spot", False, "synced"),
+        ("binance-usdm", False, "synced"),
+    ]
+    assert checked["binance-spot"] > 500, checked
+    assert checked["binance-usdm"] > 600, checked
+    assert sum(isinstance(e, BookDelta) for e in events) > 5_000
