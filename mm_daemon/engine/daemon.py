@@ -51,7 +51,7 @@ from mm_daemon.venues.ccxt_venue import (
 from mm_daemon.venues.paper import PaperExecution
 from mm_daemon.venues.recorded import RecordedMarketData, RecordedMarkets
 
-__all__ = ["Daemon", "run_daemon", "run_replay", "run_simulator"]
+__all__ = ["Daemon", "open_recorded", "run_daemon", "run_replay", "run_simulator"]
 
 log = get_logger(__name__)
 
@@ -517,6 +517,22 @@ def run_daemon(config: Config, duration_seconds: float | None = None) -> int:
     return uvloop.run(Daemon(config).run(duration_seconds))
 
 
+def open_recorded(config: Config, data_dir: Path) -> tuple[VirtualTimeLoop, RecordedMarkets]:
+    """The recorded markets of `config`'s venues and the virtual-time loop that plays them,
+    its clock set to the first recorded frame. Raises ConfigError naming what is missing."""
+    clock = VirtualClock(0)
+    loop = VirtualTimeLoop(clock)
+    try:
+        markets = RecordedMarkets.open(
+            config, data_dir, clock=clock.now_ns, wait_until=loop.wait_until
+        )
+        clock.start_at(markets.first_frame_ns())
+    except BaseException:
+        loop.close()
+        raise
+    return loop, markets
+
+
 def run_replay(
     config: Config,
     data_dir: Path | None = None,
@@ -532,11 +548,8 @@ def run_replay(
         log.info("replay_on_paper", configured_mode=config.mode.value)
         config = config.model_copy(update={"mode": Mode.PAPER})
     folder = data_dir or config.sim.replay_data_dir or default_data_dir()
-    clock = VirtualClock(0)
-    markets = RecordedMarkets.open(config, folder, clock=clock.now_ns, advance_to=clock.advance_to)
-    clock.start_at(markets.first_frame_ns())
-    loop = VirtualTimeLoop(clock)
-    daemon = Daemon(config, clock=clock.now_ns, recorded=markets)
+    loop, markets = open_recorded(config, folder)
+    daemon = Daemon(config, clock=loop.clock.now_ns, recorded=markets)
     try:
         code = loop.run_until_complete(daemon.run(duration_seconds))
     finally:

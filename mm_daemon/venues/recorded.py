@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -165,10 +165,10 @@ class RecordedMarkets:
     """The recorded markets of a config's venues, and the player of their frames."""
 
     def __init__(
-        self, markets: list[RecordedMarketData], advance_to: Callable[[int], None]
+        self, markets: list[RecordedMarketData], wait_until: Callable[[int], Awaitable[None]]
     ) -> None:
         self.markets = markets
-        self._advance_to = advance_to
+        self._wait_until = wait_until
 
     @classmethod
     def open(
@@ -177,10 +177,11 @@ class RecordedMarkets:
         data_dir: Path,
         *,
         clock: Callable[[], int],
-        advance_to: Callable[[int], None],
+        wait_until: Callable[[int], Awaitable[None]],
     ) -> RecordedMarkets:
-        """One market per configured venue, read on `clock`, which `play` moves forward with
-        `advance_to` (a `VirtualClock`'s); a ConfigError naming what is missing."""
+        """One market per configured venue, read on `clock`; `play` waits for each frame's
+        receive time with `wait_until(ns)` (`VirtualTimeLoop.wait_until`: everything due
+        before it runs first). A ConfigError names what is missing."""
         roles = [("maker", config.venues.maker)]
         if config.venues.hedge is not None:
             roles.append(("hedge", config.venues.hedge))
@@ -212,7 +213,7 @@ class RecordedMarkets:
                     ]
                 )
             markets.append(RecordedMarketData(venue, instrument, dialect, paths, clock))
-        return cls(markets, advance_to)
+        return cls(markets, wait_until)
 
     def first_frame_ns(self) -> int:
         """Receive time of the earliest recorded frame (where the replay's clock starts)."""
@@ -241,19 +242,18 @@ class RecordedMarkets:
         ends; return the frames played. Frames recorded in the same nanosecond go together, as
         frames read in one socket read do; the loop runs its timers and callbacks in between."""
         markets = self.markets
-        advance_to = self._advance_to
+        wait_until = self._wait_until
         for market in markets:
             await market.attached.wait()
         played = 0
-        last_ns: int | None = None
+        last_ns = 0
         for local_ns, index, kind, raw in self._merged():
             if kind is None:
                 break  # the first capture to end ends the replay
-            if last_ns is not None and local_ns > last_ns:
+            if local_ns > last_ns:
                 # Everything due before this frame runs first (timers, latencies, requotes).
-                await asyncio.sleep((local_ns - last_ns) / 1e9)
-            advance_to(local_ns)
-            last_ns = local_ns
+                await wait_until(local_ns)
+                last_ns = local_ns
             markets[index].on_recorded(kind, raw, local_ns)
             played += 1
         await asyncio.sleep(0)  # the callbacks of the last frame

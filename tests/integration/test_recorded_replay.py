@@ -21,9 +21,9 @@ import pytest
 
 from mm_daemon.config import load_config
 from mm_daemon.core.types import BookDelta, MarketEvent, MarketStatus
-from mm_daemon.engine.virtual_time import VirtualClock, VirtualTimeLoop
+from mm_daemon.engine.daemon import open_recorded
 from mm_daemon.sim.replay import FrameKind
-from mm_daemon.venues.recorded import RecordedMarketData, RecordedMarkets
+from mm_daemon.venues.recorded import RecordedMarketData
 from tests.integration.conftest import data_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,9 +142,7 @@ def touch_checked(market: RecordedMarketData, checked: dict[str, int]) -> Any:
 def test_replayed_books_equal_every_recorded_book_ticker_of_the_same_update() -> None:
     assert DATA is not None
     config = load_config(REPLAY_CONFIG, environ={})
-    clock = VirtualClock(0)
-    markets = RecordedMarkets.open(config, DATA, clock=clock.now_ns, advance_to=clock.advance_to)
-    clock.start_at(markets.first_frame_ns())
+    loop, markets = open_recorded(config, DATA)
     checked = {m.venue: 0 for m in markets.markets}
     events: list[MarketEvent] = []
 
@@ -159,7 +157,6 @@ def test_replayed_books_equal_every_recorded_book_ticker_of_the_same_update() ->
         await asyncio.gather(*tasks, return_exceptions=True)
         return played
 
-    loop = VirtualTimeLoop(clock)
     try:
         played = loop.run_until_complete(main())
     finally:
