@@ -5,6 +5,11 @@ loopback, points a `Daemon` at it through URL endpoints (the same ccxt.pro code 
 testnet), runs it for a fixed time in paper mode, samples the exact total P&L every second, and
 keeps the run summary. Cells run in separate processes (`--jobs`), each with its own event loop.
 
+The `recorded` market is the recorded BTC captures again, replayed in virtual time
+(`mm-daemon replay`'s path: no simulator, no sockets, recorded seconds): each cell covers the
+whole 345.9 s overlap in a second or two of wall clock, and its samples and markouts are in
+recorded seconds. `--seconds` does not apply to it.
+
     .venv/bin/python bench/study.py                 # the full grid, writes bench/results/study.json
     .venv/bin/python bench/study.py --markets calm --models fixed,glft --seconds 20
 
@@ -37,14 +42,15 @@ from prometheus_client import CollectorRegistry
 
 from mm_daemon.config import SimConfig, parse_config
 from mm_daemon.core.pnl import ATOMS_PER_QUOTE
-from mm_daemon.engine.daemon import Daemon
+from mm_daemon.engine.daemon import Daemon, open_recorded
 from mm_daemon.log import configure_logging
+from mm_daemon.sim.replay import default_data_dir
 from mm_daemon.sim.runner import SimulatorHandle, start_simulator
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("fixed", "linear_skew", "avellaneda_stoikov", "glft")
 SYNTHETIC = ("calm", "trending", "volatile")
-MARKETS = (*SYNTHETIC, "replay")
+MARKETS = (*SYNTHETIC, "replay", "recorded")
 SEED = 7
 ORDER_SIZE_BASE = 0.01
 INVENTORY_LIMIT_BASE = 0.05
@@ -70,7 +76,7 @@ MODEL_PARAMS: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True, slots=True)
 class CellSpec:
-    market: str  # calm | trending | volatile | replay
+    market: str  # calm | trending | volatile | replay | recorded
     model: str
     hedging: bool
     seconds: float
@@ -94,7 +100,8 @@ def sim_config(spec: CellSpec) -> SimConfig:
     )
 
 
-def daemon_config_data(spec: CellSpec, sim: SimulatorHandle) -> dict[str, Any]:
+def daemon_config_data(spec: CellSpec, sim: SimulatorHandle | None) -> dict[str, Any]:
+    """The cell's daemon config; without a simulator the venues name the recorded markets."""
     spot_fees, perp_fees = SIM_FEES_BPS["spot"], SIM_FEES_BPS["perp"]
     data: dict[str, Any] = {
         "mode": spec.mode,
@@ -103,7 +110,7 @@ def daemon_config_data(spec: CellSpec, sim: SimulatorHandle) -> dict[str, Any]:
                 "name": "sim-spot",
                 "exchange": "binance",
                 "symbol": "BTC/USDT",
-                "endpoint": sim.endpoint("sim-spot").rest,
+                "endpoint": sim.endpoint("sim-spot").rest if sim else "mainnet",
                 "maker_fee_bps": spot_fees[0],
                 "taker_fee_bps": spot_fees[1],
             },
@@ -111,7 +118,7 @@ def daemon_config_data(spec: CellSpec, sim: SimulatorHandle) -> dict[str, Any]:
                 "name": "sim-perp",
                 "exchange": "binanceusdm",
                 "symbol": "BTC/USDT:USDT",
-                "endpoint": sim.endpoint("sim-perp").rest,
+                "endpoint": sim.endpoint("sim-perp").rest if sim else "mainnet",
                 "maker_fee_bps": perp_fees[0],
                 "taker_fee_bps": perp_fees[1],
             },
@@ -181,6 +188,53 @@ async def run_cell(spec: CellSpec) -> dict[str, Any]:
         ]
     finally:
         await sim.stop()
+    return cell_result(
+        spec, daemon, samples=samples, exit_code=exit_code, wall=wall, engines=replay_engines
+    )
+
+
+def run_recorded_cell(spec: CellSpec) -> dict[str, Any]:
+    """The daemon on the recorded captures in virtual time, P&L sampled every recorded second."""
+    config = parse_config(daemon_config_data(spec, None), environ={})
+    loop, markets = open_recorded(config, default_data_dir())
+    daemon = Daemon(config, clock=loop.clock.now_ns, recorded=markets)
+    samples: list[float] = []
+
+    async def main() -> int:
+        async def sample() -> None:
+            while True:
+                await asyncio.sleep(1.0)  # one recorded second: the loop's clock is virtual
+                trader = daemon.trader
+                if trader is not None:
+                    samples.append(trader.ledger.pnl().total_atoms / ATOMS_PER_QUOTE)
+
+        sampler = asyncio.get_running_loop().create_task(sample())
+        try:
+            return await daemon.run()
+        finally:
+            sampler.cancel()
+
+    started = time.monotonic()
+    try:
+        with redirect_stdout(io.StringIO()):
+            exit_code = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    wall = time.monotonic() - started
+    return cell_result(
+        spec, daemon, samples=samples, exit_code=exit_code, wall=wall, engines=["recorded"]
+    )
+
+
+def cell_result(
+    spec: CellSpec,
+    daemon: Daemon,
+    *,
+    samples: list[float],
+    exit_code: int,
+    wall: float,
+    engines: list[str],
+) -> dict[str, Any]:
     summary, trader = daemon.summary, daemon.trader
     if summary is None or trader is None:
         return {"cell": spec.name, "spec": _spec_dict(spec), "error": "the daemon did not trade"}
@@ -192,7 +246,8 @@ async def run_cell(spec: CellSpec) -> dict[str, Any]:
         "spec": _spec_dict(spec),
         "exit_code": exit_code,
         "wall_seconds": round(wall, 2),
-        "engines": sorted(set(replay_engines)),
+        "engines": sorted(set(engines)),
+        "duration_seconds": summary.duration_seconds,
         "pnl_quote": summary.pnl_quote,
         "attribution_exact": pnl.components_sum_atoms() == pnl.total_atoms,
         "pnl_step_std_quote": statistics.pstdev(steps) if len(steps) > 1 else math.nan,
@@ -231,6 +286,8 @@ def _spec_dict(spec: CellSpec) -> dict[str, Any]:
 def run_cell_process(spec: CellSpec) -> dict[str, Any]:
     configure_logging("error", "json")
     try:
+        if spec.market == "recorded":
+            return run_recorded_cell(spec)
         return uvloop.run(run_cell(spec))
     except Exception as exc:  # noqa: BLE001  one failed cell is reported, the study goes on
         return {"cell": spec.name, "spec": _spec_dict(spec), "error": repr(exc)}
@@ -307,6 +364,9 @@ def main() -> None:
     if "replay" in markets and not replay_available():
         print("replay: the simulator has no replay source here (or no data); skipped")
         markets.remove("replay")
+    if "recorded" in markets and not (default_data_dir() / "usdm").is_dir():
+        print("recorded: no recorded captures here (MMD_DATA_DIR); skipped")
+        markets.remove("recorded")
     specs = [
         CellSpec(market, model, hedging, args.seconds, replay_speed=args.replay_speed)
         for market in markets
