@@ -284,7 +284,10 @@ class InventoryConfig(_Model):
     target_base: float = Field(default=0.0, description="Net exposure the quoter leans toward.")
     limit_base: PositiveFloat = Field(
         default=0.1,
-        description="Past this |net exposure| only the side that reduces it is quoted.",
+        description=(
+            "Past this |net exposure| only the side that reduces it is quoted; below it, the "
+            "side that adds is sized to the room left under the limit."
+        ),
     )
 
 

@@ -27,9 +27,11 @@ Models (each returns a reservation price `r` and a half spread `h`; bid = r - h,
 Then, for every model: optional alpha skew of fair value by order-flow imbalance, volatility
 widening, the spread clamped into [min spread, max spread] (the min not below the round-trip maker
 fee unless allowed), levels spaced outward, prices rounded outward (bids down, asks up) and kept
-off the opposite touch (post-only), sizes in lots at least the minimum size and notional, and the
-side that grows inventory dropped past the inventory limit, in REDUCING, or when the hedge venue
-is down with the reduce-only reaction.
+off the opposite touch (post-only), sizes in lots at least the minimum size and notional, each
+side's levels together no larger than the room left under the inventory limit (a level that
+would not fit, or fit only below the minimum size or notional, is dropped with the levels
+beyond it), and the side that grows inventory dropped past the inventory limit, in REDUCING, or
+when the hedge venue is down with the reduce-only reaction.
 """
 
 from __future__ import annotations
@@ -261,6 +263,7 @@ _REDUCING = RiskState.REDUCING
 _HALTED = RiskState.HALTED
 _BUY = Side.BUY
 _SELL = Side.SELL
+_UNLIMITED = 1 << 62  # lots: no inventory limit
 _MODEL_CODES = {FIXED: 0, LINEAR_SKEW: 1, AVELLANEDA_STOIKOV: 2, GLFT: 3}
 
 
@@ -392,13 +395,32 @@ class Quoter:
             bid_mult, ask_mult = 1.0 - x, 1.0 + x
 
         spacing = p.level_spacing_bps * bps
+        # Lots each side may add before its fills would carry |q| past the limit.
+        bid_room = ask_room = _UNLIMITED
+        if math.isfinite(limit):
+            bid_room = int((limit - q_base) / p.lot_base + 1e-9)
+            ask_room = int((limit + q_base) / p.lot_base + 1e-9)
         bids = (
-            self._side(_BUY, reservation - half, spacing, bid_mult, market.best_ask_ticks)
+            self._side(
+                _BUY,
+                reservation - half,
+                spacing,
+                bid_mult,
+                market.best_ask_ticks,
+                room_lots=bid_room,
+            )
             if allow_bid
             else ()
         )
         asks = (
-            self._side(_SELL, reservation + half, spacing, ask_mult, market.best_bid_ticks)
+            self._side(
+                _SELL,
+                reservation + half,
+                spacing,
+                ask_mult,
+                market.best_bid_ticks,
+                room_lots=ask_room,
+            )
             if allow_ask
             else ()
         )
@@ -411,6 +433,8 @@ class Quoter:
         spacing_ticks: float,
         size_mult: float,
         opposite_touch: int | None,
+        *,
+        room_lots: int,
     ) -> tuple[Quote, ...]:
         quotes: list[Quote] = []
         prev = 0
@@ -438,9 +462,12 @@ class Quoter:
                     price = prev + 1
             if price <= 0:
                 break
-            lots = max(lots, min_lots)
+            lots = max(min(lots, room_lots), min_lots)
             if min_notional > 0 and price * per_tick_lot * lots < min_notional:
                 lots = ceil(min_notional / (price * per_tick_lot))
+            if lots > room_lots:
+                break  # no room under the inventory limit for an order of the minimum size
+            room_lots -= lots
             quotes.append(Quote(side, level, price, lots))
             prev = price
         return tuple(quotes)

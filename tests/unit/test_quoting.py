@@ -75,9 +75,9 @@ def test_linear_skew_shifts_reservation_against_inventory() -> None:
 
 
 def test_linear_size_skew_shrinks_the_side_that_grows_inventory() -> None:
-    # limit 0.1, target 0, long 0.05: x = 0.5; 100 lots -> bid 100 * 0.5, ask 100 * 1.5.
-    p = params(model="linear_skew", size_skew=True, inventory_limit_base=0.1)
-    quotes = quote(p, q_base=0.05)
+    # limit 10, target 0, long 5: x = 0.5; 100 lots -> bid 100 * 0.5, ask 100 * 1.5.
+    p = params(model="linear_skew", size_skew=True, inventory_limit_base=10.0)
+    quotes = quote(p, q_base=5.0)
     assert [q.size_lots for q in quotes.bids] == [50]
     assert [q.size_lots for q in quotes.asks] == [150]
 
@@ -226,6 +226,31 @@ def test_past_the_inventory_limit_only_the_reducing_side_is_quoted() -> None:
     assert (long_quotes.bids, len(long_quotes.asks)) == ((), 1)
     assert (len(short_quotes.bids), short_quotes.asks) == (1, ())
     assert long_quotes.reason == "inventory_limit"
+
+
+def test_side_that_adds_inventory_is_sized_to_the_room_under_the_limit() -> None:
+    # 3 levels of 0.4 base (40 lots), limit 1.0, long 0.45: the bids may add 55 lots.
+    p = params(order_size_base=0.4, levels=3, inventory_limit_base=1.0)
+    quotes = quote(p, q_base=0.45)
+    assert [q.size_lots for q in quotes.bids] == [40, 15]
+    assert [q.size_lots for q in quotes.asks] == [40, 40, 40]  # 1.45 of room to sell
+
+
+def test_reducing_side_may_carry_the_position_through_zero_up_to_the_limit() -> None:
+    p = params(order_size_base=0.4, levels=3, inventory_limit_base=1.0)
+    quotes = quote(p, q_base=-0.3)
+    assert [q.size_lots for q in quotes.bids] == [40, 40, 40]  # 1.3 of room to buy
+    assert [q.size_lots for q in quotes.asks] == [40, 30]
+
+
+def test_no_room_for_an_order_of_the_minimum_notional_leaves_that_side_empty() -> None:
+    # Room for 2 lots (0.02 base, about 20 quote) under a 50 quote minimum notional.
+    p = params(
+        order_size_base=0.01, tick_size=0.01, min_notional_quote=50.0, inventory_limit_base=1.0
+    )
+    quotes = quote(p, q_base=0.98)
+    assert quotes.bids == ()
+    assert len(quotes.asks) == 1
 
 
 def test_reducing_state_quotes_only_the_side_that_reduces() -> None:
