@@ -117,6 +117,7 @@ def run(
 @app.command()
 def replay(
     config_path: ConfigOption,
+    *,
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -130,14 +131,37 @@ def replay(
         float | None,
         typer.Option("--duration", help="Replay only the first S recorded seconds.", min=0),
     ] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Sweep a config field: PATH=V1,V2,... (e.g. quoting.spread_bps=0.5,1,2); "
+            "repeat for a grid. Prints one line per combination.",
+        ),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", help="Combinations replayed at once (processes).", min=1)
+    ] = 1,
     summary_json: Annotated[
         Path | None,
         typer.Option(
-            "--summary-json", help="Also write the run summary as JSON here.", dir_okay=False
+            "--summary-json",
+            help="Also write the summary (or every run's) as JSON here.",
+            dir_okay=False,
         ),
     ] = None,
 ) -> None:
     """Run the daemon on recorded market data, as fast as it computes, and print the summary."""
+    if sets:
+        _sweep(
+            config_path,
+            sets,
+            data_dir=data_dir,
+            duration=duration,
+            jobs=jobs,
+            summary_json=summary_json,
+        )
+        return
     config = _load(config_path)
     from mm_daemon.engine.daemon import run_replay  # noqa: PLC0415  heavy imports only here
 
@@ -146,6 +170,33 @@ def replay(
     except ConfigError as exc:
         raise _fail(exc.problems) from None
     _exit_now(code)
+
+
+def _sweep(
+    config_path: Path,
+    sets: list[str],
+    *,
+    data_dir: Path | None,
+    duration: float | None,
+    jobs: int,
+    summary_json: Path | None,
+) -> None:
+    from mm_daemon.engine.sweep import parse_sets, run_sweep, sweep_table  # noqa: PLC0415
+
+    try:
+        runs = run_sweep(
+            config_path,
+            parse_sets(sets),
+            data_dir=data_dir,
+            duration_seconds=duration,
+            jobs=jobs,
+        )
+    except ConfigError as exc:
+        raise _fail(exc.problems) from None
+    typer.echo(sweep_table(runs))
+    if summary_json is not None:
+        data = [{"set": run.values, "summary": run.summary} for run in runs]
+        summary_json.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def _exit_now(code: int) -> None:

@@ -8,6 +8,7 @@ unit in its name. Secrets (API keys) never come from the YAML: only from the env
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -542,9 +543,33 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "config"
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """YAML with only `true` and `false` as booleans (YAML 1.2's rule).
+
+    PyYAML follows YAML 1.1, where `off`, `on`, `yes` and `no` are booleans too: `hedging.mode:
+    off` would arrive as False and be refused as "not one of off, threshold...". Here they stay
+    text; a boolean field still accepts them as pydantic reads them.
+    """
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506  a SafeLoader subclass
+
+
 def _parse_env_value(raw: str) -> Any:
     try:
-        return yaml.safe_load(raw)
+        return _yaml_load(raw)
     except yaml.YAMLError:
         return raw
 
@@ -660,7 +685,7 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> C
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read the config file: {exc.strerror}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = _yaml_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)

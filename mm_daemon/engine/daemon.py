@@ -51,7 +51,14 @@ from mm_daemon.venues.ccxt_venue import (
 from mm_daemon.venues.paper import PaperExecution
 from mm_daemon.venues.recorded import RecordedMarketData, RecordedMarkets
 
-__all__ = ["Daemon", "open_recorded", "run_daemon", "run_replay", "run_simulator"]
+__all__ = [
+    "Daemon",
+    "open_recorded",
+    "replay_summary",
+    "run_daemon",
+    "run_replay",
+    "run_simulator",
+]
 
 log = get_logger(__name__)
 
@@ -533,15 +540,13 @@ def open_recorded(config: Config, data_dir: Path) -> tuple[VirtualTimeLoop, Reco
     return loop, markets
 
 
-def run_replay(
-    config: Config,
-    data_dir: Path | None = None,
-    duration_seconds: float | None = None,
-    summary_path: Path | None = None,
-) -> int:
-    """Entry point of `mm-daemon replay`: the daemon on recorded captures, in virtual time.
+def replay_summary(
+    config: Config, data_dir: Path | None = None, duration_seconds: float | None = None
+) -> RunSummary:
+    """Replay the recorded markets of `config`'s venues in virtual time; the run summary.
 
-    The config's venues name the recorded markets; fills are paper fills whatever `mode` says.
+    Fills are paper fills whatever `mode` says. The summary is also printed and logged, as at the
+    end of every run.
     """
     configure_logging(config.logging.level.value, config.logging.format)
     if config.mode is not Mode.PAPER:
@@ -551,12 +556,25 @@ def run_replay(
     loop, markets = open_recorded(config, folder)
     daemon = Daemon(config, clock=loop.clock.now_ns, recorded=markets)
     try:
-        code = loop.run_until_complete(daemon.run(duration_seconds))
+        loop.run_until_complete(daemon.run(duration_seconds))
     finally:
         loop.close()
-    if summary_path is not None and daemon.summary is not None:
-        summary_path.write_text(json.dumps(summary_to_dict(daemon.summary), indent=2) + "\n")
-    return code
+    if daemon.summary is None:  # the run ended before trading started
+        raise ConfigError(["replay: the run ended before the daemon started trading"])
+    return daemon.summary
+
+
+def run_replay(
+    config: Config,
+    data_dir: Path | None = None,
+    duration_seconds: float | None = None,
+    summary_path: Path | None = None,
+) -> int:
+    """Entry point of `mm-daemon replay` (one run): `replay_summary`, optionally saved."""
+    summary = replay_summary(config, data_dir, duration_seconds)
+    if summary_path is not None:
+        summary_path.write_text(json.dumps(summary_to_dict(summary), indent=2) + "\n")
+    return 0
 
 
 def run_simulator(config: Config) -> int:

@@ -61,6 +61,7 @@ __all__ = [
     "ReplayGapError",
     "capture_files",
     "default_data_dir",
+    "envelope_payload",
     "iter_frames",
     "merge_feeds",
     "open_replay",
@@ -111,10 +112,16 @@ class RecordedFrame:
     @property
     def payload_raw(self) -> bytes:
         """The payload's raw JSON (what a single-stream `/ws` connection receives)."""
-        if not self.stream:
-            return self.raw
-        start = self.raw.find(b'"data":')
-        return self.raw[start + 7 : self.raw.rindex(b"}")] if start >= 0 else self.raw
+        return envelope_payload(self.raw) if self.stream else self.raw
+
+
+_DATA_KEY = b'"data":'
+
+
+def envelope_payload(raw: bytes) -> bytes:
+    """The raw `data` of a combined-stream envelope (`raw` itself when it has none)."""
+    start = raw.find(_DATA_KEY)
+    return raw[start + len(_DATA_KEY) : raw.rindex(b"}")] if start >= 0 else raw
 
 
 def _kind(stream: str) -> FrameKind:

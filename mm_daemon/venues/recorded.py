@@ -32,6 +32,7 @@ from mm_daemon.sim.replay import (
     Dialect,
     FrameKind,
     capture_files,
+    envelope_payload,
     read_raw_frames,
     replay_instrument,
 )
@@ -43,7 +44,6 @@ __all__ = ["RecordedMarketData", "RecordedMarkets", "recorded_dialect"]
 log = get_logger(__name__)
 
 _DIALECTS: dict[str, Dialect] = {"binance": "spot", "binanceusdm": "usdm"}
-_PAYLOAD = b'"data":'
 
 
 def recorded_dialect(venue: VenueConfig, role: str) -> Dialect:
@@ -57,12 +57,6 @@ def recorded_dialect(venue: VenueConfig, role: str) -> Dialect:
             ]
         )
     return dialect
-
-
-def _payload(raw: bytes) -> bytes:
-    """The `data` of a combined-stream envelope (what a single-stream connection receives)."""
-    start = raw.find(_PAYLOAD)
-    return raw[start + len(_PAYLOAD) : raw.rindex(b"}")] if start >= 0 else raw
 
 
 class RecordedMarketData:
@@ -87,8 +81,6 @@ class RecordedMarketData:
         self._snapshot: asyncio.Future[Any] | None = None  # the recorded REST snapshot
         self._snapshot_asked = False
         self.attached = asyncio.Event()
-        self.frames = 0
-        self.stale = True
 
     # -- MarketData ------------------------------------------------------------------------------
 
@@ -114,7 +106,6 @@ class RecordedMarketData:
         self._snapshot = asyncio.get_running_loop().create_future()
 
         def on_sync_change(synced: bool, reason: str) -> None:
-            self.stale = not synced
             sink(MarketStatus(self.venue, inst.symbol, self._clock(), not synced, reason))
 
         self._depth = NativeStream(
@@ -150,11 +141,10 @@ class RecordedMarketData:
         return await future
 
     def on_recorded(self, kind: FrameKind, raw: bytes, local_ns: int) -> None:
-        self.frames += 1
         if kind is FrameKind.DEPTH and self._depth is not None:
-            self._depth.on_frame(_payload(raw), local_ns)
+            self._depth.on_frame(envelope_payload(raw), local_ns)
         elif kind is FrameKind.TRADE and self._trades is not None:
-            self._trades.on_frame(_payload(raw), local_ns)
+            self._trades.on_frame(envelope_payload(raw), local_ns)
         elif kind is FrameKind.SNAPSHOT:
             future = self._snapshot
             if future is not None and not future.done():

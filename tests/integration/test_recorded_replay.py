@@ -171,3 +171,58 @@ def test_replayed_books_equal_every_recorded_book_ticker_of_the_same_update() ->
     assert checked["binance-spot"] > 500, checked
     assert checked["binance-usdm"] > 600, checked
     assert sum(isinstance(e, BookDelta) for e in events) > 5_000
+
+
+# -- sweeps ---------------------------------------------------------------------------------------
+
+
+@needs_data
+def test_sweep_replays_every_combination_with_its_values(tmp_path: Path) -> None:
+    out = tmp_path / "sweep.json"
+    result = replay(
+        "--config", str(REPLAY_CONFIG), "--duration", "60",
+        "--set", "quoting.spread_bps=0.5,4", "--set", "hedging.mode=off,threshold",
+        "--jobs", "2", "--summary-json", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = json.loads(out.read_text())
+    assert [r["set"] for r in runs] == [
+        {"quoting.spread_bps": "0.5", "hedging.mode": "off"},
+        {"quoting.spread_bps": "0.5", "hedging.mode": "threshold"},
+        {"quoting.spread_bps": "4", "hedging.mode": "off"},
+        {"quoting.spread_bps": "4", "hedging.mode": "threshold"},
+    ]
+    table = result.stdout.splitlines()
+    assert table[0].split()[:3] == ["quoting.spread_bps", "hedging.mode", "P&L"]
+    assert len(table) == 2 + len(runs)
+    fills = [r["summary"]["fills"]["quoting"]["count"] for r in runs]
+    assert fills[2] < fills[0]  # a wider spread fills less, all else equal
+    assert fills[3] < fills[1]
+    assert runs[0]["summary"]["hedging"]["orders"] == 0  # hedging off
+    assert runs[2]["summary"]["hedging"]["orders"] == 0
+
+
+@needs_data
+def test_a_sweep_row_equals_the_single_replay_with_the_same_override(tmp_path: Path) -> None:
+    swept, single = tmp_path / "sweep.json", tmp_path / "single.json"
+    sweep = replay(
+        "--config", str(REPLAY_CONFIG), "--duration", "30",
+        "--set", "quoting.model=fixed,glft", "--summary-json", str(swept),
+    )  # fmt: skip
+    one = replay(
+        "--config", str(REPLAY_CONFIG), "--duration", "30", "--summary-json", str(single),
+        env={"MMD_QUOTING__MODEL": "glft"},
+    )  # fmt: skip
+    assert sweep.returncode == one.returncode == 0, sweep.stderr[-2000:] + one.stderr[-2000:]
+    assert json.loads(swept.read_text())[1]["summary"] == json.loads(single.read_text())
+
+
+def test_a_sweep_value_the_config_refuses_is_named_before_any_replay() -> None:
+    result = replay(
+        "--config", str(REPLAY_CONFIG), "--set", "quoting.spread_bps=1,wide",
+    )  # fmt: skip
+    assert result.returncode == 2
+    plain = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert len(plain) == 1
+    assert plain[0].startswith("quoting.spread_bps: ")
+    assert plain[0].endswith("(with quoting.spread_bps=wide)")

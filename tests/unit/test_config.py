@@ -85,6 +85,22 @@ def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
     assert "invalid YAML" in problem
 
 
+def test_off_written_plainly_in_the_yaml_is_the_word_off(tmp_path: Path) -> None:
+    # YAML 1.1 (PyYAML's default) reads `off`, `on`, `yes` and `no` as booleans.
+    text = DEFAULT.read_text().replace("  mode: threshold", "  mode: off")
+    text += "runtime:\n  busy_poll: no\n"
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    config = load_config(path, environ={})
+    assert config.hedging.mode.value == "off"
+    assert config.runtime.busy_poll is False
+
+
+def test_off_from_the_environment_is_the_word_off() -> None:
+    config = parse_config(_default_data(), {"MMD_HEDGING__MODE": "off"})
+    assert config.hedging.mode.value == "off"
+
+
 def test_missing_file_is_one_clear_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "nope.yaml", environ={})
