@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
+from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 import orjson
@@ -76,12 +77,31 @@ def _orjson_dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default or str).decode()
 
 
+def clock_timestamper(clock: Callable[[], int]) -> Processor:
+    """structlog processor: `timestamp` (ISO 8601, UTC) read from `clock` (epoch ns) instead of
+    the system clock; a replay stamps its lines with the recorded time it is at."""
+
+    def stamp(
+        _logger: WrappedLogger, _method: str, event_dict: EventDict
+    ) -> MutableMapping[str, Any]:
+        seconds, micros = divmod(clock() // 1_000, 1_000_000)
+        moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
+        event_dict["timestamp"] = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return event_dict
+
+    return stamp
+
+
 def configure_logging(
     level: str = "info",
     fmt: Literal["auto", "console", "json"] = "auto",
     stream: TextIO | None = None,
+    clock: Callable[[], int] | None = None,
 ) -> None:
-    """Configure structlog and the standard library's logging for the whole process."""
+    """Configure structlog and the standard library's logging for the whole process.
+
+    `clock` (epoch ns) stamps the lines instead of the system clock (a replay's virtual clock).
+    """
     stream = stream or sys.stderr
     use_console = fmt == "console" or (fmt == "auto" and stream.isatty())
     level_no = logging.getLevelNamesMapping()[level.upper()]
@@ -90,7 +110,11 @@ def configure_logging(
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        (
+            structlog.processors.TimeStamper(fmt="iso", utc=True)
+            if clock is None
+            else clock_timestamper(clock)
+        ),
         structlog.processors.format_exc_info,
         redact_secrets,
     ]

@@ -548,12 +548,14 @@ def replay_summary(
     Fills are paper fills whatever `mode` says. The summary is also printed and logged, as at the
     end of every run.
     """
-    configure_logging(config.logging.level.value, config.logging.format)
-    if config.mode is not Mode.PAPER:
-        log.info("replay_on_paper", configured_mode=config.mode.value)
-        config = config.model_copy(update={"mode": Mode.PAPER})
+    configured_mode = config.mode
+    config = config.model_copy(update={"mode": Mode.PAPER})
     folder = data_dir or config.sim.replay_data_dir or default_data_dir()
     loop, markets = open_recorded(config, folder)
+    # Log lines carry the recorded time the replay is at.
+    configure_logging(config.logging.level.value, config.logging.format, clock=loop.clock.now_ns)
+    if configured_mode is not Mode.PAPER:
+        log.info("replay_on_paper", configured_mode=configured_mode.value)
     daemon = Daemon(config, clock=loop.clock.now_ns, recorded=markets)
     try:
         loop.run_until_complete(daemon.run(duration_seconds))

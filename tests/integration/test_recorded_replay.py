@@ -96,6 +96,17 @@ def test_duration_replays_only_the_first_seconds(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["duration_seconds"] == pytest.approx(30.0, abs=0.01)
 
 
+@needs_data
+def test_replay_log_lines_carry_the_recorded_time() -> None:
+    result = replay("--config", str(REPLAY_CONFIG), "--duration", "30")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    fills = [line for line in lines if line["event"] == "fill"]
+    assert fills
+    # The captures run from 2024-08-08 23:54 UTC; the first 30 s stay inside that minute range.
+    assert all(line["timestamp"].startswith("2024-08-08T23:5") for line in fills)
+
+
 def test_exchange_without_captures_ends_in_one_line_naming_the_field() -> None:
     result = replay("--config", str(REPLAY_CONFIG), env={"MMD_VENUES__MAKER__EXCHANGE": "bybit"})
     assert result.returncode == 2

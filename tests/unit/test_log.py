@@ -31,6 +31,15 @@ def test_json_lines_when_not_a_terminal(stream: io.StringIO) -> None:
     assert "timestamp" in line
 
 
+def test_lines_take_their_time_from_a_given_clock() -> None:
+    out = io.StringIO()
+    recorded_ns = 1_723_161_255_030_314_667  # a receive time of the recorded captures
+    configure_logging("info", "json", stream=out, clock=lambda: recorded_ns)
+    get_logger("t").info("fill")
+    logging.getLogger("ccxt").warning("library line")
+    assert [line["timestamp"] for line in _lines(out)] == ["2024-08-08T23:54:15.030314Z"] * 2
+
+
 def test_level_from_config_filters_lower_levels() -> None:
     out = io.StringIO()
     configure_logging("warning", "json", stream=out)
