@@ -447,6 +447,12 @@ class SimConfig(_Model):
     )
     faults: tuple[SimFault, ...] = Field(default=(), description="Faults scheduled at start.")
 
+    def fees_bps(self, exchange: str) -> tuple[float, float]:
+        """(maker, taker) fee in bps the simulator charges on `exchange`'s dialect."""
+        if exchange == "binanceusdm":
+            return self.perp_maker_fee_bps, self.perp_taker_fee_bps
+        return self.spot_maker_fee_bps, self.spot_taker_fee_bps
+
 
 class MetricsConfig(_Model):
     enabled: bool = Field(default=True, description="Serve Prometheus metrics.")

@@ -173,14 +173,10 @@ class Daemon:
             self.simulator = await start_simulator(cfg.sim)
             for endpoint in self.simulator.endpoints.values():
                 log.info("simulator_started", **endpoint.as_json())
-        sim_fees = {
-            "binance": (cfg.sim.spot_maker_fee_bps, cfg.sim.spot_taker_fee_bps),
-            "binanceusdm": (cfg.sim.perp_maker_fee_bps, cfg.sim.perp_taker_fee_bps),
-        }
         feeds: list[tuple[VenueConfig, CcxtMarketData | RecordedMarketData, str | None]] = []
         for venue in venues:
             sim_url = self._sim_url(venue) if venue.endpoint == "sim" else None
-            fees = venue.fees_bps(sim_fees.get(venue.exchange, (0.0, 0.0)))
+            fees = venue.fees_bps(cfg.sim.fees_bps(venue.exchange))
             md = CcxtMarketData(
                 venue,
                 cfg.market_data,

@@ -26,7 +26,7 @@ import gzip
 import heapq
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -137,7 +137,9 @@ def _kind(stream: str) -> FrameKind:
 _STREAM_PREFIX = b'{"stream":"'
 
 
-def read_raw_frames(paths: Iterable[Path]) -> Iterator[tuple[int, FrameKind, str, bytes]]:
+def read_raw_frames(
+    paths: Iterable[Path],
+) -> Generator[tuple[int, FrameKind, str, bytes], None, None]:
     """(local receive ns, kind, stream name, raw JSON line) of the given capture files, in order,
     file after file; the JSON is not parsed (the stream name is read off the envelope)."""
     for path in paths:

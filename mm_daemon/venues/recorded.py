@@ -187,7 +187,8 @@ class RecordedMarkets:
                         f"under {data_dir} (--data-dir or MMD_DATA_DIR names the folder)"
                     ]
                 )
-            maker_bps, taker_bps = venue.fees_bps((0.0, 0.0))
+            # Configured fees, else the simulator's (endpoint: sim), else the published ones.
+            maker_bps, taker_bps = venue.fees_bps(config.sim.fees_bps(venue.exchange))
             instrument = replay_instrument(
                 dialect,
                 exchange_symbol,
@@ -207,7 +208,17 @@ class RecordedMarkets:
 
     def first_frame_ns(self) -> int:
         """Receive time of the earliest recorded frame (where the replay's clock starts)."""
-        firsts = [next(read_raw_frames(m.paths))[0] for m in self.markets]
+        firsts = []
+        for market in self.markets:
+            frames = read_raw_frames(market.paths)
+            try:
+                firsts.append(next(frames)[0])
+            except StopIteration:
+                raise ConfigError(
+                    [f"venues: {market.venue}: the capture {market.paths[0]} holds no frames"]
+                ) from None
+            finally:
+                frames.close()
         return min(firsts)
 
     def _merged(self) -> Iterator[tuple[int, int, FrameKind | None, bytes]]:

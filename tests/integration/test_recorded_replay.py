@@ -237,3 +237,36 @@ def test_a_sweep_value_the_config_refuses_is_named_before_any_replay() -> None:
     assert len(plain) == 1
     assert plain[0].startswith("quoting.spread_bps: ")
     assert plain[0].endswith("(with quoting.spread_bps=wide)")
+
+
+@needs_data
+@pytest.mark.parametrize(
+    ("config", "environ", "fees_bps"),
+    [
+        # endpoint: sim -> the simulator's fees, as a run on the embedded simulator charges.
+        ("default.yaml", {}, [(0.0, 4.0), (0.0, 2.0)]),
+        # another endpoint without configured fees -> Binance's published ones.
+        (
+            "replay.yaml",
+            {
+                "MMD_VENUES__MAKER__MAKER_FEE_BPS": "null",
+                "MMD_VENUES__MAKER__TAKER_FEE_BPS": "null",
+                "MMD_VENUES__HEDGE__MAKER_FEE_BPS": "null",
+                "MMD_VENUES__HEDGE__TAKER_FEE_BPS": "null",
+                "MMD_QUOTING__ALLOW_SPREAD_BELOW_FEES": "true",  # 20 bps round trip
+            },
+            [(10.0, 10.0), (2.0, 5.0)],
+        ),
+    ],
+)
+def test_replayed_instruments_charge_the_fees_a_live_run_would(
+    config: str, environ: dict[str, str], fees_bps: list[tuple[float, float]]
+) -> None:
+    assert DATA is not None
+    loaded = load_config(REPO / "config" / config, environ=environ)
+    loop, markets = open_recorded(loaded, DATA)
+    loop.close()
+    instruments = [next(iter(m.instruments.values())) for m in markets.markets]
+    assert [
+        (round(i.maker_fee_rate * 1e4, 6), round(i.taker_fee_rate * 1e4, 6)) for i in instruments
+    ] == fees_bps
