@@ -34,7 +34,9 @@ __all__ = [
 
 DEFAULT_RECV_WINDOW_MS = 5_000
 MAX_RECV_WINDOW_MS = 60_000
-_CACHE_LIMIT = 200_000
+# Entries per text or fragment cache, each cleared when full and refilled as used: a few MB a
+# venue at most, however long the simulator runs (prices and sizes in use drift).
+_CACHE_LIMIT = 50_000
 
 
 def dumps(obj: Any) -> bytes:
@@ -147,15 +149,18 @@ def _step_digits(step: float, decimals: int) -> int:
     return round(step * 10.0**decimals)
 
 
-class _FragmentCache(dict[tuple[int, int], bytes]):
-    """JSON fragments by key, made on first use (a subscript is the fast path)."""
+class _FragmentCache(dict[int, bytes]):
+    """JSON fragments by key, made on first use (a subscript is the fast path). Cleared when
+    full: the prices and sizes in use drift, and a cache that stopped growing would keep the old
+    ones and miss the new."""
 
-    make: Callable[[tuple[int, int]], bytes]
+    make: Callable[[int], bytes]
 
-    def __missing__(self, key: tuple[int, int]) -> bytes:
+    def __missing__(self, key: int) -> bytes:
         value = self.make(key)
-        if len(self) < _CACHE_LIMIT:
-            self[key] = value
+        if len(self) >= _CACHE_LIMIT:
+            self.clear()
+        self[key] = value
         return value
 
 
@@ -169,7 +174,11 @@ class NumberFormat:
     size_decimals: int
     _px: dict[int, str]
     _qty: dict[int, str]
-    level_cache: _FragmentCache  # (level key, lots) -> b'["<price>","<qty>"]'
+    # A level's JSON `["<price>","<qty>"]` is the price fragment `["<price>","` of its level key
+    # (+-price ticks) followed by the size fragment `<qty>"]` of its lots: two small caches
+    # instead of one keyed by both (whose entries almost never repeat).
+    price_fragments: _FragmentCache
+    size_fragments: _FragmentCache
 
     @classmethod
     def for_instrument(
@@ -183,8 +192,10 @@ class NumberFormat:
             {},
             {},
             _FragmentCache(),
+            _FragmentCache(),
         )
-        fmt.level_cache.make = fmt.level
+        fmt.price_fragments.make = fmt.price_fragment
+        fmt.size_fragments.make = fmt.size_fragment
         return fmt
 
     @staticmethod
@@ -199,24 +210,32 @@ class NumberFormat:
     def level(self, item: tuple[int, int]) -> bytes:
         """The JSON level `["<price>","<qty>"]` of (key, lots), key = +-price ticks."""
         key, lots = item
-        price = self._fmt(abs(key) * self.price_step, self.price_decimals)
-        qty = self._fmt(lots * self.size_step, self.size_decimals)
-        return ('["' + price + '","' + qty + '"]').encode()
+        return self.price_fragments[key] + self.size_fragments[lots]
+
+    def price_fragment(self, key: int) -> bytes:
+        """`["<price>","` of a level key (+-price ticks)."""
+        return ('["' + self._fmt(abs(key) * self.price_step, self.price_decimals) + '","').encode()
+
+    def size_fragment(self, lots: int) -> bytes:
+        """`<qty>"]` of a size in lots."""
+        return (self._fmt(lots * self.size_step, self.size_decimals) + '"]').encode()
 
     def px(self, ticks: int) -> str:
         text = self._px.get(ticks)
         if text is None:
             text = self._fmt(ticks * self.price_step, self.price_decimals)
-            if len(self._px) < _CACHE_LIMIT:
-                self._px[ticks] = text
+            if len(self._px) >= _CACHE_LIMIT:
+                self._px.clear()
+            self._px[ticks] = text
         return text
 
     def qty(self, lots: int) -> str:
         text = self._qty.get(lots)
         if text is None:
             text = self._fmt(lots * self.size_step, self.size_decimals)
-            if len(self._qty) < _CACHE_LIMIT:
-                self._qty[lots] = text
+            if len(self._qty) >= _CACHE_LIMIT:
+                self._qty.clear()
+            self._qty[lots] = text
         return text
 
     def amount(self, value: float, decimals: int = 8) -> str:

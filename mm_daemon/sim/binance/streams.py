@@ -328,10 +328,12 @@ class SymbolFeed:
         if now_ns < faults.stall_until_ns:
             return
         # The hot path of the feed: the last size of each level wins (dict), one sort orders
-        # bids then asks, each level is one cached JSON fragment `["<price>","<qty>"]`.
+        # bids then asks, each level is two cached JSON fragments (price, then size).
         levels = sorted(pending) if single else sorted(dict(pending).items())
         split = bisect.bisect_left(levels, (0, 0))
-        parts = list(map(self.fmt.level_cache.__getitem__, levels))
+        prices = self.fmt.price_fragments
+        sizes = self.fmt.size_fragments
+        parts = [prices[key] + sizes[lots] for key, lots in levels]
         b = b",".join(parts[:split])
         a = b",".join(parts[split:])
         ms = now_ns // _NS_PER_MS
