@@ -1,4 +1,4 @@
-"""Command line: run | replay | sim | check-config | schema | --version.
+"""Command line: run | replay | record | sim | check-config | schema | --version.
 
 Errors a user can cause (config, keys, symbols) end in one clear line per problem on stderr and
 exit code 2, never a traceback.
@@ -197,6 +197,34 @@ def _sweep(
     if summary_json is not None:
         data = [{"set": run.values, "summary": run.summary} for run in runs]
         summary_json.write_text(json.dumps(data, indent=2) + "\n")
+
+
+@app.command("record")
+def record_command(
+    config_path: ConfigOption,
+    *,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Folder to write the capture files into (a data folder for replay).",
+            file_okay=False,
+        ),
+    ],
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", help="Stop by itself after this many seconds.", min=0),
+    ] = None,
+) -> None:
+    """Record the configured Binance venues' market data for `mm-daemon replay`."""
+    config = _load(config_path)
+    from mm_daemon.engine.daemon import run_record  # noqa: PLC0415  heavy imports only here
+
+    try:
+        code = run_record(config, out, duration)
+    except ConfigError as exc:
+        raise _fail(exc.problems) from None
+    _exit_now(code)
 
 
 def _exit_now(code: int) -> None:

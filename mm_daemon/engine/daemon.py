@@ -37,6 +37,7 @@ from mm_daemon.sim.replay import default_data_dir
 from mm_daemon.sim.runner import SimulatorHandle, serve_forever, start_simulator
 from mm_daemon.venues.base import Execution
 from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, endpoints_from_ccxt
+from mm_daemon.venues.capture import CaptureRecorder, CaptureWriter
 from mm_daemon.venues.ccxt_execution import (
     CcxtExecution,
     MainnetRefusedError,
@@ -54,8 +55,10 @@ from mm_daemon.venues.recorded import RecordedMarketData, RecordedMarkets
 __all__ = [
     "Daemon",
     "open_recorded",
+    "record",
     "replay_summary",
     "run_daemon",
+    "run_record",
     "run_replay",
     "run_simulator",
 ]
@@ -243,11 +246,7 @@ class Daemon:
 
     def _sim_url(self, venue: VenueConfig) -> str:
         assert self.simulator is not None  # noqa: S101  started before any sim venue is built
-        dialect = NATIVE_EXCHANGES.get(venue.exchange)
-        for endpoint in self.simulator.endpoints.values():
-            if endpoint.dialect == dialect:
-                return endpoint.rest
-        raise ConfigError([f"venues: {venue.name}: the simulator has no {venue.exchange} venue"])
+        return simulator_url(self.simulator, venue)
 
     def _build_trader(
         self, feeds: list[tuple[VenueConfig, CcxtMarketData | RecordedMarketData, str | None]]
@@ -478,6 +477,15 @@ class Daemon:
         log.info("metrics_serving", url=self.metrics_url)
 
 
+def simulator_url(simulator: SimulatorHandle, venue: VenueConfig) -> str:
+    """The REST base of the embedded simulator's venue for `venue`'s exchange."""
+    dialect = NATIVE_EXCHANGES.get(venue.exchange)
+    for endpoint in simulator.endpoints.values():
+        if endpoint.dialect == dialect:
+            return endpoint.rest
+    raise ConfigError([f"venues: {venue.name}: the simulator has no {venue.exchange} venue"])
+
+
 def _freeze_heap() -> None:
     """Move everything alive now (modules, ccxt's markets) out of the collector's reach.
 
@@ -572,6 +580,88 @@ def run_replay(
     summary = replay_summary(config, data_dir, duration_seconds)
     if summary_path is not None:
         summary_path.write_text(json.dumps(summary_to_dict(summary), indent=2) + "\n")
+    return 0
+
+
+async def record(
+    config: Config, folder: Path, duration_seconds: float | None = None
+) -> list[CaptureWriter]:
+    """Record the configured venues' Binance market data into `folder` until SIGINT/SIGTERM or
+    `duration_seconds`; the capture files written (see `mm_daemon.venues.capture`)."""
+    roles = [("maker", config.venues.maker)]
+    if config.venues.hedge is not None:
+        roles.append(("hedge", config.venues.hedge))
+    for role, venue in roles:
+        if venue.exchange not in NATIVE_EXCHANGES:
+            raise ConfigError(
+                [
+                    f"venues.{role}.exchange: {venue.exchange!r} cannot be recorded "
+                    "(recording reads Binance spot 'binance' and USD-M 'binanceusdm')"
+                ]
+            )
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if duration_seconds is not None:
+        loop.call_later(duration_seconds, stop.set)
+    simulator = None
+    if any(venue.endpoint == "sim" for _, venue in roles):
+        simulator = await start_simulator(config.sim)
+    recorder = CaptureRecorder(folder)
+    feeds: list[CcxtMarketData] = []
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        for _, venue in roles:
+            sim_url = (
+                simulator_url(simulator, venue) if simulator and venue.endpoint == "sim" else None
+            )
+            md = CcxtMarketData(
+                venue,
+                config.market_data,
+                sim_base_url=sim_url,
+                rate_limit=False if sim_url else None,
+                recorder=recorder,
+            )
+            feeds.append(md)
+            try:
+                await md.connect()
+            except VenueError as exc:
+                raise ConfigError([f"venues: {exc}"]) from None
+        tasks.extend(loop.create_task(md.run(lambda _event: None)) for md in feeds)
+        log.info("recording", folder=str(folder), venues=[v.name for _, v in roles])
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(md.close() for md in feeds), return_exceptions=True)
+        recorder.close()
+        if simulator is not None:
+            await simulator.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    writers = list(recorder.writers.values())
+    for writer in writers:
+        log.info(
+            "recorded",
+            path=str(writer.path),
+            frames=writer.frames,
+            snapshots=writer.snapshots,
+        )
+    return writers
+
+
+def run_record(config: Config, folder: Path, duration_seconds: float | None = None) -> int:
+    """Entry point of `mm-daemon record`: one line per capture file written, on stdout."""
+    configure_logging(config.logging.level.value, config.logging.format)
+    _register_config_secrets(config)
+    import ccxt.pro  # noqa: F401, PLC0415  loaded before the loop runs, as for `run`
+
+    writers = uvloop.run(record(config, folder, duration_seconds))
+    for writer in writers:
+        sys.stdout.write(f"{writer.path}: {writer.frames} frames, {writer.snapshots} snapshot(s)\n")
+    sys.stdout.flush()
     return 0
 
 

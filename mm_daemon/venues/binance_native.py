@@ -798,6 +798,7 @@ class NativeStream:
         "_snapshot_task",
         "_symbol",
         "_symbol_bytes",
+        "_tap",
         "_tick",
         "_ws",
         "applied",
@@ -830,6 +831,7 @@ class NativeStream:
         book: Book | None = None,
         trades_after_book: bool = False,
         clock: Callable[[], int] = time.time_ns,
+        tap: Callable[[bytes, int], None] | None = None,
     ) -> None:
         if kind == "depth" and fetch_snapshot is None:
             raise ValueError("a depth stream needs fetch_snapshot")
@@ -850,6 +852,7 @@ class NativeStream:
         self._resyncs = resync_counter
         self._max_snapshot_attempts = max_snapshot_attempts
         self._clock = clock  # stamps the events this stream makes itself (snapshots)
+        self._tap = tap  # sees every received frame first (recording), when given
         self._snapshot_task: asyncio.Task[None] | None = None
         self._ws: WsClientProtocol | None = None
         self._expected_symbol = instrument.exchange_symbol
@@ -880,7 +883,9 @@ class NativeStream:
         del session
         self.sync.reset()
         try:
-            ws = await ws_connect(self.ws_url, self.on_frame)
+            ws = await ws_connect(
+                self.ws_url, self.on_frame if self._tap is None else self._tapped_frame
+            )
             self._ws = ws
             self.stats.connects += 1
             self.stats.last_rx_ns = time.monotonic_ns()
@@ -925,6 +930,12 @@ class NativeStream:
         """What the websocket reader hands each frame to: `on_frame`, or, when no trades are
         held, the handler behind it (one call less on every frame)."""
         return self.on_frame if self._hold_trades else self._handle_frame
+
+    def _tapped_frame(self, raw: str | bytes, ts_local_ns: int) -> None:
+        tap = self._tap
+        if tap is not None:
+            tap(raw if type(raw) is bytes else str(raw).encode(), ts_local_ns)
+        self.on_frame(raw, ts_local_ns)
 
     def on_frame(self, raw: str | bytes, ts_local_ns: int) -> None:
         """Parse and handle one frame; malformed frames are counted and logged, never raised.

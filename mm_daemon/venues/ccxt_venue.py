@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import random
 import time
@@ -50,7 +51,8 @@ from mm_daemon.core.types import (
     Trade,
 )
 from mm_daemon.venues.base import MarketSink
-from mm_daemon.venues.binance_native import NativeStream
+from mm_daemon.venues.binance_native import NativeStream, SnapshotFetcher, stream_name
+from mm_daemon.venues.capture import CaptureRecorder, CaptureWriter
 from mm_daemon.venues.endpoints import Dialect, make_ccxt_exchange
 
 if TYPE_CHECKING:
@@ -222,6 +224,17 @@ class _StreamState:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
+def _recording_fetch(fetch: SnapshotFetcher, writer: CaptureWriter) -> SnapshotFetcher:
+    """`fetch`, writing each snapshot it returns to the capture as it arrives."""
+
+    async def fetch_and_record(exchange_symbol: str) -> Any:
+        data = await fetch(exchange_symbol)
+        writer.snapshot(data, time.time_ns())
+        return data
+
+    return fetch_and_record
+
+
 class CcxtMarketData:
     """Public market data of one venue (book + trades per symbol), see the module docstring."""
 
@@ -239,8 +252,10 @@ class CcxtMarketData:
         rate_limit: bool | None = None,
         redial_after_silence_s: float | None = None,
         trades_after_book: bool = False,
+        recorder: CaptureRecorder | None = None,
     ) -> None:
         self._config = venue
+        self._recorder = recorder  # native streams' frames and snapshots written as received
         self._trades_after_book = trades_after_book  # see NativeStream.on_frame
         self._md = market_data
         self._symbols = tuple(symbols) if symbols else (venue.symbol,)
@@ -371,7 +386,13 @@ class CcxtMarketData:
         symbol = instrument.symbol
         m = self._metrics
         labels = (self.venue, symbol)
-        fetch = self._fetch_usdm_depth if usdm else self._fetch_spot_depth
+        fetch: SnapshotFetcher = self._fetch_usdm_depth if usdm else self._fetch_spot_depth
+        depth_tap = trade_tap = None
+        if self._recorder is not None:
+            writer = self._recorder.writer(instrument)
+            depth_tap = functools.partial(writer.frame, stream_name(instrument, "depth").encode())
+            trade_tap = functools.partial(writer.frame, stream_name(instrument, "trade").encode())
+            fetch = _recording_fetch(fetch, writer)
 
         def on_sync_change(synced: bool, reason: str) -> None:
             state.synced = synced
@@ -397,6 +418,7 @@ class CcxtMarketData:
             malformed_counter=m.malformed_frames.labels(self.venue) if m else None,
             latency_histogram=m.md_latency.labels(*labels) if m else None,
             resync_counter=m.book_resyncs.labels(*labels) if m else None,
+            tap=depth_tap,
         )
         trades = NativeStream(
             venue=self.venue,
@@ -408,6 +430,7 @@ class CcxtMarketData:
             malformed_counter=m.malformed_frames.labels(self.venue) if m else None,
             latency_histogram=m.md_latency.labels(*labels) if m else None,
             trades_after_book=self._trades_after_book,
+            tap=trade_tap,
         )
         self._native_streams.extend((depth, trades))
 

@@ -10,8 +10,10 @@ under `VirtualTimeLoop` a replay runs as fast as the code handling it, with the 
 latencies in between kept in order.
 
 The replay ends where the first capture ends: past it, a venue would look silent while the
-others still trade. A second snapshot is never recorded, so a sequence gap (none in the shipped
-captures) leaves that market stale, with its quotes pulled, for the rest of the run.
+others still trade. A book that has to resync (a sequence gap; none in the shipped captures)
+waits for the next snapshot the recording holds, as a live resync waits for its REST answer: a
+recording made by `mm-daemon record` holds one after every reconnect; without one the market
+stays stale, with its quotes pulled, for the rest of the run.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from mm_daemon.sim.replay import (
     replay_instrument,
 )
 from mm_daemon.venues.base import MarketSink
-from mm_daemon.venues.binance_native import FrameError, NativeStream
+from mm_daemon.venues.binance_native import NativeStream
 
 __all__ = ["RecordedMarketData", "RecordedMarkets", "recorded_dialect"]
 
@@ -78,8 +80,8 @@ class RecordedMarketData:
         self._book = Book()
         self._depth: NativeStream | None = None
         self._trades: NativeStream | None = None
-        self._snapshot: asyncio.Future[Any] | None = None  # the recorded REST snapshot
-        self._snapshot_asked = False
+        self._snapshot_waiter: asyncio.Future[Any] | None = None  # a fetch waiting for one
+        self._unclaimed_snapshot: Any = None  # recorded while no fetch was waiting
         self.attached = asyncio.Event()
 
     # -- MarketData ------------------------------------------------------------------------------
@@ -103,7 +105,6 @@ class RecordedMarketData:
         """Attach `sink`: the frames played from now on reach it. Returns when cancelled."""
         inst = self._instrument
         usdm = self.dialect == "usdm"
-        self._snapshot = asyncio.get_running_loop().create_future()
 
         def on_sync_change(synced: bool, reason: str) -> None:
             sink(MarketStatus(self.venue, inst.symbol, self._clock(), not synced, reason))
@@ -132,13 +133,15 @@ class RecordedMarketData:
         return None
 
     async def _fetch_snapshot(self, exchange_symbol: str) -> Any:
+        """The next recorded snapshot (one recorded while nobody asked, else the next to come)."""
         del exchange_symbol
-        future = self._snapshot
-        if future is None or self._snapshot_asked:
-            # One snapshot is recorded: a resync after a gap cannot be served.
-            raise FrameError("the recording holds no later depth snapshot to resync on")
-        self._snapshot_asked = True
-        return await future
+        data = self._unclaimed_snapshot
+        if data is not None:
+            self._unclaimed_snapshot = None
+            return data
+        waiter = asyncio.get_running_loop().create_future()
+        self._snapshot_waiter = waiter
+        return await waiter
 
     def on_recorded(self, kind: FrameKind, raw: bytes, local_ns: int) -> None:
         if kind is FrameKind.DEPTH and self._depth is not None:
@@ -146,9 +149,13 @@ class RecordedMarketData:
         elif kind is FrameKind.TRADE and self._trades is not None:
             self._trades.on_frame(envelope_payload(raw), local_ns)
         elif kind is FrameKind.SNAPSHOT:
-            future = self._snapshot
-            if future is not None and not future.done():
-                future.set_result(orjson.loads(raw))
+            data = orjson.loads(raw)
+            waiter = self._snapshot_waiter
+            self._snapshot_waiter = None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(data)
+            else:
+                self._unclaimed_snapshot = data
 
 
 class RecordedMarkets:
