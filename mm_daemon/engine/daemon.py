@@ -584,10 +584,14 @@ def run_replay(
 
 
 async def record(
-    config: Config, folder: Path, duration_seconds: float | None = None
+    config: Config,
+    folder: Path,
+    duration_seconds: float | None = None,
+    recorder: CaptureRecorder | None = None,
 ) -> list[CaptureWriter]:
-    """Record the configured venues' Binance market data into `folder` until SIGINT/SIGTERM or
-    `duration_seconds`; the capture files written (see `mm_daemon.venues.capture`)."""
+    """Record the configured venues' Binance market data into `folder` (through `recorder` when
+    given) until SIGINT/SIGTERM or `duration_seconds`; the capture files written (see
+    `mm_daemon.venues.capture`)."""
     roles = [("maker", config.venues.maker)]
     if config.venues.hedge is not None:
         roles.append(("hedge", config.venues.hedge))
@@ -608,7 +612,7 @@ async def record(
     simulator = None
     if any(venue.endpoint == "sim" for _, venue in roles):
         simulator = await start_simulator(config.sim)
-    recorder = CaptureRecorder(folder)
+    recorder = recorder or CaptureRecorder(folder)
     feeds: list[CcxtMarketData] = []
     tasks: list[asyncio.Task[None]] = []
     try:

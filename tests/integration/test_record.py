@@ -3,11 +3,21 @@ market (here the embedded simulator, as config/default.yaml runs it) to tune aga
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mm_daemon.config import parse_config
+from mm_daemon.engine.daemon import record
+from mm_daemon.sim.runner import SimulatorHandle
+from mm_daemon.venues.capture import CaptureRecorder
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "config" / "default.yaml"
@@ -24,6 +34,15 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         timeout=120,
         check=False,
     )
+
+
+async def until(condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
+    """Wait, a loop turn at a time, until `condition` holds (fail at the deadline)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    while not condition():
+        assert loop.time() < end, "condition not reached before the deadline"
+        await asyncio.sleep(0.01)
 
 
 def test_a_recording_replays_gap_free_with_the_daemon_trading_on_it(tmp_path: Path) -> None:
@@ -63,3 +82,42 @@ def test_an_exchange_that_cannot_be_recorded_is_named_in_one_line(tmp_path: Path
     plain = [line for line in result.stderr.splitlines() if not line.startswith("{")]
     assert len(plain) == 1
     assert plain[0].startswith("venues.maker.exchange: 'bybit' cannot be recorded")
+
+
+async def test_a_book_that_resynced_while_recording_resyncs_in_the_replay(
+    sim: SimulatorHandle, admin: Any, tmp_path: Path
+) -> None:
+    venues = {
+        role: {
+            "name": name,
+            "exchange": exchange,
+            "symbol": symbol,
+            "endpoint": sim.endpoint(name).rest,
+            "maker_fee_bps": 0.0,
+            "taker_fee_bps": 4.0,
+        }
+        for role, name, exchange, symbol in (
+            ("maker", "sim-spot", "binance", "BTC/USDT"),
+            ("hedge", "sim-perp", "binanceusdm", "BTC/USDT:USDT"),
+        )
+    }
+    data = {"mode": "paper", "venues": venues, "metrics": {"enabled": False}}
+    config = parse_config(data, environ={})
+    folder = tmp_path / "recording"
+    recorder = CaptureRecorder(folder)
+    recording = asyncio.get_running_loop().create_task(record(config, folder, 6.0, recorder))
+
+    def spot_frames() -> int:
+        return sum(w.frames for p, w in recorder.writers.items() if p.startswith("spot/"))
+
+    await until(lambda: spot_frames() >= 20)
+    await admin.fault("sim-spot", "disconnect")  # the recorder reconnects and resyncs
+    writers = await recording
+    assert sorted(w.snapshots for w in writers) == [1, 2]  # spot synced twice, perp once
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(data))
+    replayed = cli("replay", "--config", str(config_path), "--data-dir", str(folder))
+    assert replayed.returncode == 0, replayed.stderr[-2000:]
+    lines = [json.loads(x) for x in replayed.stderr.splitlines() if x.startswith("{")]
+    synced = [x["venue"] for x in lines if x["event"] == "book synced"]
+    assert sorted(synced) == ["sim-perp", "sim-spot", "sim-spot"]
