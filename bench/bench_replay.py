@@ -18,7 +18,6 @@ Writes bench/results/replay.json. Needs the recorded captures ($MMD_DATA_DIR or
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import io
 import json
@@ -62,17 +61,8 @@ def _case(name: str, data_dir: Path) -> dict[str, Any]:
                 break
             frames += 1
     elif name == "markets":
-
-        async def play() -> int:
-            tasks = [asyncio.create_task(m.run(lambda _event: None)) for m in markets.markets]
-            played = await markets.play()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            return played
-
         try:
-            frames = loop.run_until_complete(play())
+            frames = loop.run_until_complete(markets.play_into(lambda _event: None))
         finally:
             loop.close()
         recorded_s = (clock.now_ns() - first) / 1e9

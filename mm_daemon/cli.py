@@ -34,6 +34,10 @@ ConfigOption = Annotated[
     Path,
     typer.Option("--config", "-c", help="The YAML config file.", dir_okay=False),
 ]
+DurationOption = Annotated[
+    float | None,
+    typer.Option("--duration", help="Stop by itself after this many seconds.", min=0),
+]
 
 
 def _version_callback(value: bool) -> None:
@@ -96,13 +100,7 @@ def config_json_schema() -> dict[str, object]:
 
 
 @app.command()
-def run(
-    config_path: ConfigOption,
-    duration: Annotated[
-        float | None,
-        typer.Option("--duration", help="Stop by itself after this many seconds.", min=0),
-    ] = None,
-) -> None:
+def run(config_path: ConfigOption, duration: DurationOption = None) -> None:
     """Run the daemon until SIGINT or SIGTERM (or --duration), then cancel orders and exit."""
     config = _load(config_path)
     from mm_daemon.engine.daemon import run_daemon  # noqa: PLC0415  heavy imports only for `run`
@@ -211,10 +209,7 @@ def record_command(
             file_okay=False,
         ),
     ],
-    duration: Annotated[
-        float | None,
-        typer.Option("--duration", help="Stop by itself after this many seconds.", min=0),
-    ] = None,
+    duration: DurationOption = None,
 ) -> None:
     """Record the configured Binance venues' market data for `mm-daemon replay`."""
     config = _load(config_path)

@@ -245,6 +245,16 @@ class RecordedMarkets:
         # Ties keep venue order (the collector wrote one file per market, one clock).
         return heapq.merge(*streams, key=lambda item: (item[0], item[1]))
 
+    async def play_into(self, sink: MarketSink) -> int:
+        """Attach `sink` to every market, `play`, and detach; return the frames played."""
+        tasks = [asyncio.get_running_loop().create_task(m.run(sink)) for m in self.markets]
+        try:
+            return await self.play()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     async def play(self) -> int:
         """Hand every frame to its market at its recorded receive time, until the first capture
         ends; return the frames played. Frames recorded in the same nanosecond go together, as

@@ -8,7 +8,6 @@ book check); they skip, saying why, where the captures are absent.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -160,16 +159,8 @@ def test_replayed_books_equal_every_recorded_book_ticker_of_the_same_update() ->
     for market in markets.markets:
         market.on_recorded = touch_checked(market, checked)  # type: ignore[method-assign]
 
-    async def main() -> int:
-        tasks = [asyncio.create_task(m.run(events.append)) for m in markets.markets]
-        played = await markets.play()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        return played
-
     try:
-        played = loop.run_until_complete(main())
+        played = loop.run_until_complete(markets.play_into(events.append))
     finally:
         loop.close()
     assert played > 100_000
