@@ -57,6 +57,8 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
+_TRADE_IDS_KEPT = 4_096  # delivered fills remembered: one replayed after a reconnect is dropped
+
 CONFIRM_MAINNET_ENV = "MMD_CONFIRM_MAINNET"
 _MS_TO_NS = 1_000_000
 
@@ -144,14 +146,19 @@ def order_update_from_ccxt(
 
 
 def fill_from_ccxt(
-    trade: Mapping[str, Any], instrument: Instrument, venue: str, now_ns: int
+    trade: Mapping[str, Any],
+    instrument: Instrument,
+    venue: str,
+    now_ns: int,
+    client_order_id: str = "",
 ) -> Fill | None:
-    """A Fill from a ccxt trade of ours (watch_my_trades); None without a client order id."""
+    """A Fill from a ccxt trade of ours (watch_my_trades, or fetch_my_trades with the order's
+    `client_order_id`, which REST trade rows do not carry); None without a client order id."""
     info = trade.get("info") or {}
     client_id = ""
     if isinstance(info, Mapping):
         client_id = str(info.get("c") or info.get("clientOrderId") or "")
-    client_id = client_id or str(trade.get("clientOrderId") or "")
+    client_id = client_id or str(trade.get("clientOrderId") or "") or client_order_id
     if not client_id:
         return None
     price = _f(trade.get("price"))
@@ -225,6 +232,10 @@ class CcxtExecution:
         self._errors: Any = None
         self.ws_fallbacks = 0  # WS-API calls that fell back to REST
         self.stream_restarts = 0
+        self.reconciles = 0
+        self._live: dict[str, OrderUpdate] = {}  # client id -> last update of a live order
+        self._delivered_trades: dict[str, None] = {}  # trade ids of delivered fills
+        self._reconcile_task: asyncio.Task[None] | None = None
         self._install_send_now()
 
     def _install_send_now(self) -> None:
@@ -289,12 +300,20 @@ class CcxtExecution:
                 group.create_task(self._stream("watch_orders", self._on_orders))
                 group.create_task(self._stream("watch_my_trades", self._on_trades))
         finally:
+            if self._reconcile_task is not None:
+                self._reconcile_task.cancel()
             self._sink = None
 
     async def _stream(self, method: str, handle: Any) -> None:
         backoff = self._initial_backoff_s
         watch = getattr(self.exchange, method)
+        restarted = False
         while True:
+            if restarted:
+                # The socket dropped: what filled meanwhile never reaches the stream. Asked for
+                # as the stream is subscribed again, and once more when it first delivers (the
+                # subscription is live by then); fills are delivered once by trade id.
+                self._start_reconcile()
             try:
                 items = await watch(self._symbol)
             except asyncio.CancelledError:
@@ -306,12 +325,66 @@ class CcxtExecution:
                 )
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(self._max_backoff_s, backoff * 2)
+                restarted = True
                 continue
             backoff = self._initial_backoff_s
             handle(items)
+            if restarted:
+                restarted = False
+                self._start_reconcile()
+
+    def _start_reconcile(self) -> None:
+        if self._reconcile_task is None or self._reconcile_task.done():
+            self._reconcile_task = asyncio.get_running_loop().create_task(self._reconcile())
+
+    async def _reconcile(self) -> None:
+        """Each order known as live: its state at the venue and, when it filled more than we
+        saw, its fills (fetch_my_trades of the order), delivered before the state."""
+        self.reconciles += 1
+        known = dict(self._live)
+        ex = self.exchange
+        for client_id, last in known.items():
+            try:
+                order = await ex.fetch_order("", self._symbol, {"origClientOrderId": client_id})
+                update = order_update_from_ccxt(order, self.instrument, self._venue, time.time_ns())
+                if update is None:
+                    continue
+                if update.filled_lots > last.filled_lots:
+                    params = {"orderId": update.exchange_order_id}
+                    trades = await ex.fetch_my_trades(self._symbol, params=params)
+                    now = time.time_ns()
+                    fills = [
+                        fill_from_ccxt(t, self.instrument, self._venue, now, client_id)
+                        for t in sorted(trades, key=lambda t: t.get("timestamp") or 0)
+                    ]
+                    for fill in fills:
+                        self._emit(fill)
+                self._emit(update)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001  reconciled again at the next restart
+                if self._errors is not None and isinstance(exc, self._errors.OrderNotFound):
+                    self._live.pop(client_id, None)
+                    continue
+                log.warning("reconcile failed", venue=self._venue, error=str(exc))
+                return
 
     def _emit(self, event: OrderUpdate | Fill | None) -> None:
-        if event is not None and self._sink is not None:
+        if event is None:
+            return
+        if isinstance(event, OrderUpdate):
+            if event.status.is_terminal:
+                self._live.pop(event.client_order_id, None)
+            else:
+                self._live[event.client_order_id] = event
+        elif event.trade_id:
+            delivered = self._delivered_trades
+            if event.trade_id in delivered:
+                return  # already booked (recovered after a reconnect, then replayed)
+            delivered[event.trade_id] = None
+            if len(delivered) > _TRADE_IDS_KEPT:
+                del delivered[next(iter(delivered))]
+        if self._sink is not None:
             self._sink(event)
 
     def _on_orders(self, orders: list[Mapping[str, Any]]) -> None:

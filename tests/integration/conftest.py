@@ -10,6 +10,7 @@ ports, and ccxt.pro clients are pointed at it exactly as at a testnet.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import os
 from collections.abc import AsyncIterator, Callable
@@ -175,3 +176,14 @@ class Admin:
 async def admin(sim: SimulatorHandle) -> AsyncIterator[Admin]:
     async with aiohttp.ClientSession() as session:
         yield Admin(sim, session)
+
+
+async def until_user_data_gone(sim: SimulatorHandle, venue: str, api_key: str) -> None:
+    """Wait (each loop turn, with a deadline) until no user-data stream of `api_key` is
+    connected to `venue`: an order filled from then on has its report dropped."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 10.0
+    streams = sim.venues[venue].user_streams
+    while any(s.api_key == api_key for s in streams.values()):
+        assert loop.time() < end, "the simulator kept the user-data stream after the disconnect"
+        await asyncio.sleep(0)

@@ -26,6 +26,7 @@ from mm_daemon.core.types import (
 from mm_daemon.sim.runner import SimulatorHandle, VenueEndpoint
 from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, WsApiEndpoints
 from mm_daemon.venues.ccxt_venue import build_instrument
+from tests.integration.conftest import until_user_data_gone
 
 SPOT = "sim-spot"
 PERP = "sim-perp"
@@ -167,16 +168,6 @@ def perp_order(cid: str, side: Side, price: int, lots: int = 5) -> OrderRequest:
     return OrderRequest(PERP, PERP_SYMBOL, cid, side, price, lots)
 
 
-async def until_user_data_gone(sim: SimulatorHandle, venue: str) -> None:
-    """Wait (each loop turn, with a deadline) until no user-data stream of ours is connected."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + 10.0
-    streams = sim.venues[venue].user_streams
-    while any(s.api_key == KEY for s in streams.values()):
-        assert loop.time() < end, "the simulator kept our user-data stream after the disconnect"
-        await asyncio.sleep(0)
-
-
 async def fill_while_disconnected(
     sim: SimulatorHandle, live: Live, admin: Any, venue: str, order: OrderRequest
 ) -> list[Fill]:
@@ -186,7 +177,7 @@ async def fill_while_disconnected(
     await execution.place(order)
     await events.update(order.client_order_id, OrderStatus.OPEN)
     await admin.fault(venue, "disconnect")
-    await until_user_data_gone(sim, venue)
+    await until_user_data_gone(sim, venue, KEY)
     sell_down_to(sim, venue, order.price_ticks)  # its user-data event has nowhere to go
     await events.update(order.client_order_id, OrderStatus.FILLED)
     return [

@@ -33,6 +33,7 @@ from mm_daemon.venues.ccxt_execution import (
     order_update_from_ccxt,
 )
 from mm_daemon.venues.ccxt_venue import build_instrument
+from tests.integration.conftest import until_user_data_gone
 
 SPOT = "sim-spot"
 SYMBOL = "BTC/USDT"
@@ -225,6 +226,36 @@ async def test_quotes_at_the_touch_get_filled_and_fills_arrive_through_watch_my_
 # -- mapping and the mainnet guard (no simulator needed) ----------------------------------------
 
 INSTRUMENT = Instrument("v", "BTC/USDT", "BTCUSDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 1e-5)
+
+
+@pytest.mark.parametrize("market_speed", [0.0])  # a still market: only our sell fills the order
+async def test_fill_while_the_private_streams_were_down_arrives_once_after_they_return(
+    sim: SimulatorHandle, live: tuple[CcxtExecution, Events], admin: Any
+) -> None:
+    execution, events = live
+    price = engine(sim).best_bid()[0]
+    await execution.place(request("ccxt-gap-1", Side.BUY, price))
+    await events.wait_update("ccxt-gap-1", OrderStatus.OPEN)
+    await admin.fault(SPOT, "disconnect")
+    venue = sim.venues[SPOT]
+    await until_user_data_gone(sim, SPOT, KEY)
+    bids, _, _ = engine(sim).depth(1_000_000)
+    venue.submit(  # another account sells through our bid: its report has nowhere to go
+        venue.symbols["BTCUSDT"],
+        "ccxt-gap-counterparty",
+        side=Side.SELL,
+        order_type=OrderType.MARKET,
+        size_lots=sum(size for px, size in bids if px >= price),
+        price_ticks=0,
+        client_order_id=None,
+        reduce_only=False,
+    )
+    await events.wait_update("ccxt-gap-1", OrderStatus.FILLED)
+    fills = [e for e in events.items if isinstance(e, Fill) and e.client_order_id == "ccxt-gap-1"]
+    assert sum(f.size_lots for f in fills) == 100
+    assert len({f.trade_id for f in fills}) == len(fills)
+    assert all(f.price_ticks == price and f.liquidity is Liquidity.MAKER for f in fills)
+    assert execution.reconciles >= 1
 
 
 def test_ccxt_order_maps_to_ticks_lots_and_status() -> None:
