@@ -47,6 +47,7 @@ from mm_daemon.core.types import (
 )
 from mm_daemon.signing import Signer, make_signer
 from mm_daemon.venues.binance_native import WsClientProtocol, ws_connect
+from mm_daemon.venues.delivery import Delivered
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -76,9 +77,6 @@ _OP_TEXT = 0x1
 _MS = 1_000_000
 LISTEN_KEY_KEEPALIVE_S = 30 * 60.0
 _TEXT_MEMO_ENTRIES = 4_096
-_TRADE_IDS_KEPT = (
-    4_096  # fills already delivered, so a replay after a reconnect is not booked twice
-)
 UNKNOWN_ORDER = -2011  # "Unknown order sent." (cancel of an order that is already gone)
 ORDER_NOT_EXIST = -2013  # "Order does not exist." (status of an order the venue forgot)
 
@@ -345,8 +343,7 @@ class BinanceWsApiExecution:
         self._next_id = 1
         self._sink: ExecutionSink | None = None
         self._ready = asyncio.Event()
-        self._live: dict[str, OrderUpdate] = {}  # client id -> last update of a non-final order
-        self._delivered_trades: dict[str, None] = {}  # trade ids of delivered fills, oldest first
+        self._delivered = Delivered()
         self._session: Any = None  # aiohttp session (USD-M listenKey and cancel-all)
         self.reconnects = 0
         self.requests_sent = 0
@@ -452,7 +449,7 @@ class BinanceWsApiExecution:
         """After a reconnect: report every open order, and the final state of each order we
         knew as live that is no longer open; first the fills of those orders that happened
         while the connection was down (their user-data events are lost with it)."""
-        known = dict(self._live)
+        known = dict(self._delivered.live)
         current = {u.client_order_id: u for u in await self.open_orders(self._symbol)}
         for client_id in [c for c in known if c not in current]:
             try:
@@ -463,7 +460,7 @@ class BinanceWsApiExecution:
             except WsApiError as exc:
                 if exc.code not in {UNKNOWN_ORDER, ORDER_NOT_EXIST}:
                     raise
-                self._live.pop(client_id, None)
+                self._delivered.live.pop(client_id, None)
                 continue
             now = time.time_ns()
             current[client_id] = order_update_from_order(order, self.instrument, self._venue, now)
@@ -597,18 +594,8 @@ class BinanceWsApiExecution:
             log.warning("malformed order event", venue=self._venue, error=repr(exc))
 
     def _emit(self, event: OrderUpdate | Fill) -> None:
-        if isinstance(event, OrderUpdate):
-            if event.status.is_terminal:
-                self._live.pop(event.client_order_id, None)
-            elif event.client_order_id:
-                self._live[event.client_order_id] = event
-        else:
-            delivered = self._delivered_trades
-            if event.trade_id in delivered:
-                return  # already booked (recovered after a reconnect, then replayed)
-            delivered[event.trade_id] = None
-            if len(delivered) > _TRADE_IDS_KEPT:
-                del delivered[next(iter(delivered))]
+        if not self._delivered.admit(event):
+            return  # a fill already booked (recovered after a reconnect, then replayed)
         sink = self._sink
         if sink is not None:
             sink(event)
@@ -670,7 +657,7 @@ class BinanceWsApiExecution:
     def _sent_new(self, request: OrderRequest) -> None:
         """Remember an order whose acknowledgement may be lost with the connection: after a
         reconnect the venue is asked for its state (it may rest, or have filled, meanwhile)."""
-        self._live.setdefault(
+        self._delivered.live.setdefault(
             request.client_order_id, pending_update(request, self._venue, time.time_ns())
         )
 

@@ -41,6 +41,7 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
+from mm_daemon.venues.delivery import Delivered
 
 if TYPE_CHECKING:
     from mm_daemon.config import VenueConfig
@@ -57,7 +58,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-_TRADE_IDS_KEPT = 4_096  # delivered fills remembered: one replayed after a reconnect is dropped
 
 CONFIRM_MAINNET_ENV = "MMD_CONFIRM_MAINNET"
 _MS_TO_NS = 1_000_000
@@ -233,8 +233,7 @@ class CcxtExecution:
         self.ws_fallbacks = 0  # WS-API calls that fell back to REST
         self.stream_restarts = 0
         self.reconciles = 0
-        self._live: dict[str, OrderUpdate] = {}  # client id -> last update of a live order
-        self._delivered_trades: dict[str, None] = {}  # trade ids of delivered fills
+        self._delivered = Delivered()
         self._reconcile_task: asyncio.Task[None] | None = None
         self._install_send_now()
 
@@ -341,7 +340,7 @@ class CcxtExecution:
         """Each order known as live: its state at the venue and, when it filled more than we
         saw, its fills (fetch_my_trades of the order), delivered before the state."""
         self.reconciles += 1
-        known = dict(self._live)
+        known = dict(self._delivered.live)
         ex = self.exchange
         for client_id, last in known.items():
             try:
@@ -364,26 +363,14 @@ class CcxtExecution:
                 raise
             except Exception as exc:  # noqa: BLE001  reconciled again at the next restart
                 if self._errors is not None and isinstance(exc, self._errors.OrderNotFound):
-                    self._live.pop(client_id, None)
+                    self._delivered.live.pop(client_id, None)
                     continue
                 log.warning("reconcile failed", venue=self._venue, error=str(exc))
                 return
 
     def _emit(self, event: OrderUpdate | Fill | None) -> None:
-        if event is None:
-            return
-        if isinstance(event, OrderUpdate):
-            if event.status.is_terminal:
-                self._live.pop(event.client_order_id, None)
-            else:
-                self._live[event.client_order_id] = event
-        elif event.trade_id:
-            delivered = self._delivered_trades
-            if event.trade_id in delivered:
-                return  # already booked (recovered after a reconnect, then replayed)
-            delivered[event.trade_id] = None
-            if len(delivered) > _TRADE_IDS_KEPT:
-                del delivered[next(iter(delivered))]
+        if event is None or not self._delivered.admit(event):
+            return  # nothing, or a fill already booked (recovered, then replayed)
         if self._sink is not None:
             self._sink(event)
 
