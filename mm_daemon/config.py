@@ -159,6 +159,13 @@ class VenuesConfig(_Model):
         default=None, description="The correlated venue that hedges net exposure (optional)."
     )
 
+    def by_role(self) -> list[tuple[str, VenueConfig]]:
+        """(role, venue): the maker, then the hedge venue when there is one."""
+        roles = [("maker", self.maker)]
+        if self.hedge is not None:
+            roles.append(("hedge", self.hedge))
+        return roles
+
 
 class FairValueModel(StrEnum):
     MID = "mid"

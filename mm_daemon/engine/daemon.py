@@ -71,9 +71,7 @@ CLOSE_SECONDS = 0.5
 
 
 def _register_config_secrets(config: Config) -> None:
-    for venue in (config.venues.maker, config.venues.hedge):
-        if venue is None:
-            continue
+    for _, venue in config.venues.by_role():
         for secret in (venue.api_key, venue.api_secret):
             if secret is not None:
                 register_secret(secret.get_secret_value())
@@ -171,7 +169,7 @@ class Daemon:
             await self._start_recorded(self._recorded)
             return
         cfg = self.config
-        venues = [cfg.venues.maker, *([cfg.venues.hedge] if cfg.venues.hedge else [])]
+        venues = [venue for _, venue in cfg.venues.by_role()]
         if any(v.endpoint == "sim" for v in venues):
             self.simulator = await start_simulator(cfg.sim)
             for endpoint in self.simulator.endpoints.values():
@@ -202,9 +200,8 @@ class Daemon:
 
     async def _start_recorded(self, recorded: RecordedMarkets) -> None:
         cfg = self.config
-        venues = [cfg.venues.maker, *([cfg.venues.hedge] if cfg.venues.hedge else [])]
         feeds: list[tuple[VenueConfig, CcxtMarketData | RecordedMarketData, str | None]] = []
-        for venue, md in zip(venues, recorded.markets, strict=True):
+        for (_, venue), md in zip(cfg.venues.by_role(), recorded.markets, strict=True):
             self._market_data.append(md)
             feeds.append((venue, md, None))
         await self._start_trading(feeds)
@@ -592,9 +589,7 @@ async def record(
     """Record the configured venues' Binance market data into `folder` (through `recorder` when
     given) until SIGINT/SIGTERM or `duration_seconds`; the capture files written (see
     `mm_daemon.venues.capture`)."""
-    roles = [("maker", config.venues.maker)]
-    if config.venues.hedge is not None:
-        roles.append(("hedge", config.venues.hedge))
+    roles = config.venues.by_role()
     for role, venue in roles:
         if venue.exchange not in NATIVE_EXCHANGES:
             raise ConfigError(

@@ -63,7 +63,6 @@ __all__ = [
     "endpoints_from_ccxt",
     "fill_from_report",
     "fill_from_trade",
-    "make_signer",
     "order_update_from_order",
     "order_update_from_report",
     "send_on_write",

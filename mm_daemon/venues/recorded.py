@@ -179,11 +179,8 @@ class RecordedMarkets:
         """One market per configured venue, read on `clock`; `play` waits for each frame's
         receive time with `wait_until(ns)` (`VirtualTimeLoop.wait_until`: everything due
         before it runs first). A ConfigError names what is missing."""
-        roles = [("maker", config.venues.maker)]
-        if config.venues.hedge is not None:
-            roles.append(("hedge", config.venues.hedge))
         markets = []
-        for role, venue in roles:
+        for role, venue in config.venues.by_role():
             dialect = recorded_dialect(venue, role)
             exchange_symbol = venue.symbol.split(":")[0].replace("/", "")
             paths = capture_files(data_dir, dialect, exchange_symbol)
