@@ -51,11 +51,11 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mm_daemon.binance.capture import default_data_dir, read_capture  # noqa: E402
 from mm_daemon.config import MarketDataConfig, SimConfig, VenueConfig  # noqa: E402
 from mm_daemon.core.book import Book, SequenceRule  # noqa: E402
 from mm_daemon.core.market_state import MarketState  # noqa: E402
 from mm_daemon.core.types import BookDelta, BookSnapshot, MarketEvent  # noqa: E402
-from mm_daemon.venues.binance_native import read_capture, recorded_data_dir  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "market_data.json"
 TICK, LOT = 0.1, 0.001
@@ -427,7 +427,7 @@ async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> flo
 
 
 async def ccxt_run(port: int, index_of: dict[int, int], final_u: int) -> float:
-    from mm_daemon.venues.ccxt_venue import create_exchange  # noqa: PLC0415
+    from mm_daemon.venues.exchanges import create_exchange  # noqa: PLC0415
 
     exchange = create_exchange(venue_config(port))
     try:
@@ -496,8 +496,9 @@ def chunk_path_us(
 def processing_latency(snapshot: dict[str, Any], payloads: list[dict[str, Any]]) -> dict:
     """Per frame, in process (no socket): frame bytes handed to the reader -> fair value
     updated by the MarketState in the sink; p50/p99 over the whole stream."""
+    from mm_daemon.binance.frames import parse_levels  # noqa: PLC0415
     from mm_daemon.core.types import Instrument, InstrumentKind  # noqa: PLC0415
-    from mm_daemon.venues.binance_native import NativeStream, parse_levels  # noqa: PLC0415
+    from mm_daemon.venues.binance_stream import NativeStream  # noqa: PLC0415
 
     inst = Instrument(
         "bench", "BTC/USDT:USDT", "BTCUSDT", InstrumentKind.PERPETUAL, "BTC", "USDT", TICK, LOT
@@ -675,7 +676,7 @@ def main() -> None:
         "current one without its compiled readers), interleaved",
     )
     args = parser.parse_args()
-    data_dir = recorded_data_dir()
+    data_dir = default_data_dir() if default_data_dir().is_dir() else None
     if data_dir is None:
         print("recorded captures absent (set MMD_DATA_DIR); nothing measured")
         return

@@ -272,6 +272,7 @@ async def _sim_role(*, busy_poll: bool = False) -> dict[str, Any]:
 
 def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
     import mm_daemon.venues.binance_native as native  # noqa: PLC0415
+
     from mm_daemon.config import parse_config  # noqa: PLC0415
     from mm_daemon.engine.daemon import Daemon  # noqa: PLC0415
     from mm_daemon.log import configure_logging  # noqa: PLC0415
@@ -369,9 +370,9 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
 
 
 async def _plain_role(rest: str, ws: str, seconds: float) -> None:
-    from mm_daemon.venues.endpoints import make_ccxt_exchange  # noqa: PLC0415
+    from mm_daemon.venues.exchanges import make_ccxt_exchange  # noqa: PLC0415
 
-    exchange = make_ccxt_exchange("binance-spot", rest, ws, PLAIN_KEY, PLAIN_KEY)
+    exchange = make_ccxt_exchange("spot", rest, ws, PLAIN_KEY, PLAIN_KEY)
     exchange.options["watchOrderBookRate"] = "0"  # `@depth@0ms`, as the daemon reads
     symbol = "BTC/USDT"
     try:

@@ -76,7 +76,7 @@ def _patterns(seed: int = 1) -> list[list[tuple[int, int]]]:
 def _venue() -> SimVenue:
     inst = _instrument()
     accounts = Accounts(inst.kind, {"BTC": 1.0, "USDT": 100_000.0})
-    return SimVenue.create("sim-spot", "binance-spot", [MatchingEngine(inst, accounts)], accounts)
+    return SimVenue.create("sim-spot", "spot", [MatchingEngine(inst, accounts)], accounts)
 
 
 async def _produce(venue: SimVenue, stop: asyncio.Event, stats: dict[str, float]) -> None:

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mm_daemon.binance.capture import default_data_dir, iter_frames
+from mm_daemon.binance.markets import Dialect, recorded_instrument
 from mm_daemon.core.types import OrderType, Side
 from mm_daemon.sim.market import (
     SPOT_VENUE,
@@ -24,13 +26,7 @@ from mm_daemon.sim.market import (
     default_instruments,
 )
 from mm_daemon.sim.matching import BACKGROUND_API_KEY, MatchingEngine
-from mm_daemon.sim.replay import (
-    Dialect,
-    ReplayEngine,
-    default_data_dir,
-    iter_frames,
-    replay_instrument,
-)
+from mm_daemon.sim.replay import ReplayEngine
 
 RUNS = 7
 BG = BACKGROUND_API_KEY
@@ -118,7 +114,7 @@ def replay_cost(dialect: Dialect) -> float | None:
     frames = list(itertools.islice(iter_frames(data_dir, dialect, "btcusdt"), 40_000))
     samples = []
     for _ in range(RUNS):
-        eng = ReplayEngine(replay_instrument(dialect, "btcusdt", "v"), dialect=dialect)
+        eng = ReplayEngine(recorded_instrument(dialect, "btcusdt", "v"), dialect=dialect)
         t0 = time.process_time_ns()
         for f in frames:
             eng.on_frame(f, f.local_ns)

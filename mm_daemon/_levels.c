@@ -1,6 +1,6 @@
 /*
  * Binance depth levels into a book side, compiled: the per-level loop of the market-data hot
- * path (mm_daemon.venues.binance_native), which in Python costs about half a microsecond a
+ * path (mm_daemon.venues.binance_stream), which in Python costs about half a microsecond a
  * level in dictionary look-ups alone.
  *
  * apply_side(levels, book, heap, negate, tick, lot) -> tuple of (price_ticks, size_lots)

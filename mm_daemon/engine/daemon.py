@@ -18,6 +18,8 @@ from typing import Any
 import uvloop
 from pydantic import SecretStr
 
+from mm_daemon.binance.capture import CaptureRecorder, CaptureWriter, default_data_dir
+from mm_daemon.binance.markets import DIALECTS
 from mm_daemon.config import Config, ConfigError, FairValueModel, Mode, VenueConfig
 from mm_daemon.core.hedging import Hedger
 from mm_daemon.core.inventory import Ledger
@@ -33,22 +35,16 @@ from mm_daemon.engine.runtime import BusyPoll, apply_cpu_affinity
 from mm_daemon.engine.trader import HedgeLeg, Trader
 from mm_daemon.engine.virtual_time import VirtualClock, VirtualTimeLoop
 from mm_daemon.log import configure_logging, get_logger, register_secret
-from mm_daemon.sim.replay import default_data_dir
 from mm_daemon.sim.runner import SimulatorHandle, serve_forever, start_simulator
 from mm_daemon.venues.base import Execution
 from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, endpoints_from_ccxt
-from mm_daemon.venues.capture import CaptureRecorder, CaptureWriter
 from mm_daemon.venues.ccxt_execution import (
     CcxtExecution,
     MainnetRefusedError,
     check_mainnet_allowed,
 )
-from mm_daemon.venues.ccxt_venue import (
-    NATIVE_EXCHANGES,
-    CcxtMarketData,
-    VenueError,
-    create_exchange,
-)
+from mm_daemon.venues.ccxt_venue import CcxtMarketData
+from mm_daemon.venues.exchanges import VenueError, create_exchange
 from mm_daemon.venues.paper import PaperExecution
 from mm_daemon.venues.recorded import RecordedMarketData, RecordedMarkets
 
@@ -346,7 +342,7 @@ class Daemon:
                         f"(MMD_VENUES__<ROLE>__API_KEY / __API_SECRET or api_*_file)"
                     ]
                 )
-            if venue.order_entry == "native" and venue.exchange in NATIVE_EXCHANGES:
+            if venue.order_entry == "native" and venue.exchange in DIALECTS:
                 # Signed WS-API requests of our own, to the URLs ccxt resolved for this endpoint
                 # (the market-data adapter's exchange already holds them).
                 endpoints = endpoints_from_ccxt(
@@ -476,7 +472,7 @@ class Daemon:
 
 def simulator_url(simulator: SimulatorHandle, venue: VenueConfig) -> str:
     """The REST base of the embedded simulator's venue for `venue`'s exchange."""
-    dialect = NATIVE_EXCHANGES.get(venue.exchange)
+    dialect = DIALECTS.get(venue.exchange)
     for endpoint in simulator.endpoints.values():
         if endpoint.dialect == dialect:
             return endpoint.rest
@@ -588,10 +584,10 @@ async def record(
 ) -> list[CaptureWriter]:
     """Record the configured venues' Binance market data into `folder` (through `recorder` when
     given) until SIGINT/SIGTERM or `duration_seconds`; the capture files written (see
-    `mm_daemon.venues.capture`)."""
+    `mm_daemon.binance.capture`)."""
     roles = config.venues.by_role()
     for role, venue in roles:
-        if venue.exchange not in NATIVE_EXCHANGES:
+        if venue.exchange not in DIALECTS:
             raise ConfigError(
                 [
                     f"venues.{role}.exchange: {venue.exchange!r} cannot be recorded "

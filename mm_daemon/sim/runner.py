@@ -19,8 +19,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from mm_daemon.binance.capture import FrameKind, RecordedFrame
+from mm_daemon.binance.markets import Dialect, dialect_of
 from mm_daemon.config import SimConfig, SimFault
-from mm_daemon.core.types import Instrument, InstrumentKind
+from mm_daemon.core.types import Instrument
 from mm_daemon.sim.binance.spot import make_spot_app
 from mm_daemon.sim.binance.usdm import make_usdm_app
 from mm_daemon.sim.faults import FaultSpec
@@ -31,15 +33,8 @@ from mm_daemon.sim.market import (
     params_from_config,
 )
 from mm_daemon.sim.matching import MatchingEngine
-from mm_daemon.sim.replay import (
-    FrameKind,
-    RecordedFrame,
-    ReplayClock,
-    ReplayFeed,
-    merge_feeds,
-    open_replay,
-)
-from mm_daemon.sim.venue import Dialect, SimVenue
+from mm_daemon.sim.replay import ReplayClock, ReplayFeed, merge_feeds, open_replay
+from mm_daemon.sim.venue import SimVenue
 
 __all__ = [
     "SimulatorHandle",
@@ -102,10 +97,7 @@ class SimulatorHandle:
 
 
 def _build_venue(name: str, engine: MatchingEngine) -> SimVenue:
-    dialect: Dialect = (
-        "binance-spot" if engine.instrument.kind is InstrumentKind.SPOT else "binance-usdm"
-    )
-    return SimVenue.create(name, dialect, [engine], engine.accounts)
+    return SimVenue.create(name, dialect_of(engine.instrument), [engine], engine.accounts)
 
 
 def _configure(venues: dict[str, SimVenue], config: SimConfig) -> None:

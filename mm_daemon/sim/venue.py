@@ -17,9 +17,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mm_daemon.binance.markets import Dialect
+from mm_daemon.binance.numbers import NumberFormat
 from mm_daemon.core.types import Instrument, InstrumentKind, OrderType, Side
-from mm_daemon.sim.binance.common import BinanceError, NumberFormat
-from mm_daemon.sim.binance.streams import Connection, Dialect, MarketStreams, SymbolFeed
+from mm_daemon.sim.binance.common import BinanceError
+from mm_daemon.sim.binance.streams import Connection, MarketStreams, SymbolFeed
 from mm_daemon.sim.faults import FaultSpec, FaultState
 from mm_daemon.sim.matching import (
     Accounts,
@@ -30,7 +32,7 @@ from mm_daemon.sim.matching import (
     SimError,
 )
 
-__all__ = ["Dialect", "SimVenue", "UserSink", "VenueSymbol"]
+__all__ = ["SimVenue", "UserSink", "VenueSymbol"]
 
 _TEN_SECONDS_NS = 10_000_000_000
 
@@ -89,7 +91,7 @@ class SimVenue:
 
     def add_engine(self, engine: MatchingEngine) -> None:
         inst = engine.instrument
-        if self.dialect == "binance-spot":
+        if self.dialect == "spot":
             fmt = NumberFormat.for_instrument(inst, 8, 8)
         else:
             fmt = NumberFormat.for_instrument(inst, max(2, inst.price_decimals), inst.size_decimals)
@@ -107,7 +109,7 @@ class SimVenue:
 
     @property
     def is_spot(self) -> bool:
-        return self.dialect == "binance-spot"
+        return self.dialect == "spot"
 
     # -- lookup ----------------------------------------------------------------------------
     def symbol(self, exchange_symbol: str | None) -> VenueSymbol:

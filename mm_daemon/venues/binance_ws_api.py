@@ -17,7 +17,7 @@ it knew as live through `openOrders.status` and `order.status`.
 
 Signing follows Binance's WS-API rule: every parameter except `signature`, sorted by name, joined
 as `k=v&...`, HMAC-SHA256 with the secret, hex. The key and the secret are never logged. The
-signer is made once from the secret (`mm_daemon.signing.make_signer`).
+signer is made once from the secret (`mm_daemon.binance.signing.make_signer`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from urllib.parse import urlencode
 import orjson
 import structlog
 
+from mm_daemon.binance.numbers import NumberFormat
+from mm_daemon.binance.signing import make_signer, signed_params
 from mm_daemon.core.types import (
     Fill,
     Instrument,
@@ -45,9 +47,8 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
-from mm_daemon.signing import Signer, make_signer
-from mm_daemon.venues.binance_native import WsClientProtocol, ws_connect
 from mm_daemon.venues.delivery import Delivered
+from mm_daemon.venues.websocket import OP_TEXT, WsClientProtocol, ws_connect
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -66,16 +67,13 @@ __all__ = [
     "order_update_from_order",
     "order_update_from_report",
     "send_on_write",
-    "signed_params",
 ]
 
 log = structlog.get_logger(__name__)
 
 
-_OP_TEXT = 0x1
 _MS = 1_000_000
 LISTEN_KEY_KEEPALIVE_S = 30 * 60.0
-_TEXT_MEMO_ENTRIES = 4_096
 UNKNOWN_ORDER = -2011  # "Unknown order sent." (cancel of an order that is already gone)
 ORDER_NOT_EXIST = -2013  # "Order does not exist." (status of an order the venue forgot)
 
@@ -126,14 +124,6 @@ def endpoints_from_ccxt(urls_api: Mapping[str, Any], *, usdm: bool) -> WsApiEndp
 
 
 # -- signing and mapping (pure) ------------------------------------------------------------------
-
-
-def signed_params(params: Mapping[str, str], signer: Signer) -> dict[str, str]:
-    """`params` sorted by name with `signature` appended (the WS-API payload rule)."""
-    items = sorted(params.items())
-    out = dict(items)
-    out["signature"] = signer("&".join(map("=".join, items)).encode())
-    return out
 
 
 def _side(text: Any) -> Side:
@@ -324,8 +314,9 @@ class BinanceWsApiExecution:
         self._symbol = instrument.symbol
         self._exchange_symbol = instrument.exchange_symbol
         # Quotes come back to the same few prices and sizes: their decimal text is kept.
-        self._price_texts: dict[int, str] = {}
-        self._size_texts: dict[int, str] = {}
+        self._numbers = NumberFormat.for_instrument(
+            instrument, instrument.price_decimals, instrument.size_decimals
+        )
         self._usdm = instrument.kind is not InstrumentKind.SPOT
         if self._usdm and not (endpoints.rest and endpoints.user_ws):
             raise ValueError("USD-M needs the REST base and the user-data stream URL")
@@ -522,7 +513,7 @@ class BinanceWsApiExecution:
         }
         # The request leaves first; its future and deadline are bookkeeping (no answer can be
         # read before this returns to the loop).
-        ws.send(_OP_TEXT, orjson.dumps(body))
+        ws.send(OP_TEXT, orjson.dumps(body))
         self.requests_sent += 1
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
@@ -604,38 +595,18 @@ class BinanceWsApiExecution:
 
     # -- order entry ------------------------------------------------------------------------------
 
-    def _price_text(self, ticks: int) -> str:
-        text = self._price_texts.get(ticks)
-        if text is None:
-            inst = self.instrument
-            if len(self._price_texts) >= _TEXT_MEMO_ENTRIES:
-                self._price_texts.clear()
-            text = f"{inst.ticks_to_price(ticks):.{inst.price_decimals}f}"
-            self._price_texts[ticks] = text
-        return text
-
-    def _size_text(self, lots: int) -> str:
-        text = self._size_texts.get(lots)
-        if text is None:
-            inst = self.instrument
-            if len(self._size_texts) >= _TEXT_MEMO_ENTRIES:
-                self._size_texts.clear()
-            text = f"{inst.lots_to_size(lots):.{inst.size_decimals}f}"
-            self._size_texts[lots] = text
-        return text
-
     def _order_params(self, request: OrderRequest) -> dict[str, str]:
         params = {
             "symbol": self._exchange_symbol,
             "side": "BUY" if request.side is Side.BUY else "SELL",
-            "quantity": self._size_text(request.size_lots),
+            "quantity": self._numbers.qty(request.size_lots),
             "newClientOrderId": request.client_order_id,
         }
         order_type = request.order_type
         if order_type is OrderType.MARKET:
             params["type"] = "MARKET"
         else:
-            params["price"] = self._price_text(request.price_ticks)
+            params["price"] = self._numbers.px(request.price_ticks)
             if order_type is OrderType.LIMIT_MAKER:
                 if self._usdm:
                     params["type"] = "LIMIT"

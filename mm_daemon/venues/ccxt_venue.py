@@ -1,18 +1,12 @@
-"""ccxt.pro venues: one factory for every endpoint, instruments from ccxt's markets, market data.
+"""Market data of one venue: Binance read natively, other exchanges through ccxt.pro.
 
-`create_exchange(venue)` builds a ccxt.pro exchange for `endpoint: sim | testnet | mainnet |
-<url>`. The embedded simulator and a standalone `mm-daemon sim` URL are reached exactly like a
-testnet: loopback URLs in `urls["test"]` and `set_sandbox_mode(True)`
-(`mm_daemon.venues.endpoints`). Testnet means ccxt's own sandbox URLs (Binance spot:
-testnet.binance.vision; Bybit: its testnet); for Binance USD-M, whose testnet ccxt refuses in
-sandbox mode, it means Binance demo trading (`enable_demo_trading(True)`, demo-fapi.binance.com).
-
-`CcxtMarketData` implements `mm_daemon.venues.base.MarketData`:
+The exchange itself comes from `mm_daemon.venues.exchanges.create_exchange` (one factory for
+every endpoint). `CcxtMarketData` implements `mm_daemon.venues.base.MarketData`:
 - `connect()` loads markets once and builds each `Instrument` (tick, lot, min notional,
   contract size, fees); an unknown symbol raises `VenueError` naming the symbol and the venue.
 - `run(sink)` starts one task per stream (book and trades per symbol) and a staleness watchdog.
-  Binance spot and USD-M streams are read natively (`binance_native`: own websocket reader,
-  orjson, integer ticks, Binance's sync rules), several times the throughput of ccxt's
+  Binance spot and USD-M streams are read natively (`binance_stream`: own websocket reader,
+  integer ticks, Binance's sync procedure), several times the throughput of ccxt's
   `watch_order_book` (bench/bench_market_data.py), with ccxt still serving markets and the REST
   snapshot. Other exchanges use ccxt's `watch_order_book` /
   `watch_trades`, emitting a BookSnapshot per book update; for bybit the `u` continuity that
@@ -30,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -40,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import structlog
 
+from mm_daemon.binance.capture import CaptureRecorder, CaptureWriter
+from mm_daemon.binance.markets import DIALECTS, stream_name
 from mm_daemon.core.book import Book, SequenceRule
 from mm_daemon.core.types import (
     BookSnapshot,
@@ -51,162 +46,16 @@ from mm_daemon.core.types import (
     Trade,
 )
 from mm_daemon.venues.base import MarketSink
-from mm_daemon.venues.binance_native import NativeStream, SnapshotFetcher, stream_name
-from mm_daemon.venues.capture import CaptureRecorder, CaptureWriter
-from mm_daemon.venues.endpoints import Dialect, make_ccxt_exchange
+from mm_daemon.venues.binance_stream import NativeStream, SnapshotFetcher
+from mm_daemon.venues.exchanges import VenueError, build_instrument, create_exchange
 
 if TYPE_CHECKING:
     from mm_daemon.config import MarketDataConfig, VenueConfig
     from mm_daemon.engine.metrics import Metrics
 
-__all__ = [
-    "NATIVE_EXCHANGES",
-    "BybitSequenceCheck",
-    "CcxtMarketData",
-    "VenueError",
-    "build_instrument",
-    "create_exchange",
-    "http_to_ws",
-]
+__all__ = ["BybitSequenceCheck", "CcxtMarketData"]
 
 log = structlog.get_logger(__name__)
-
-NATIVE_EXCHANGES: dict[str, Dialect] = {"binance": "binance-spot", "binanceusdm": "binance-usdm"}
-"""ccxt ids whose market data is read natively (and which the simulator speaks)."""
-
-_LIVE_OPTIONS: dict[str, dict[str, Any]] = {
-    "binance": {
-        "fetchMarkets": {"types": ["spot"]},
-        "fetchCurrencies": False,
-        "fetchMargins": False,
-        "defaultType": "spot",
-    },
-    "binanceusdm": {
-        "fetchMarkets": {"types": ["linear"]},
-        "fetchCurrencies": False,
-        "fetchMargins": False,
-        "defaultType": "swap",
-    },
-    "bybit": {"defaultType": "swap", "fetchCurrencies": False},
-}
-
-
-class VenueError(Exception):
-    """A venue problem the user must fix (unknown symbol, unsupported exchange/endpoint)."""
-
-
-def http_to_ws(url: str) -> str:
-    """http://host:port -> ws://host:port (https -> wss)."""
-    if url.startswith("https://"):
-        return "wss://" + url[len("https://") :]
-    if url.startswith("http://"):
-        return "ws://" + url[len("http://") :]
-    raise VenueError(f"endpoint {url!r}: expected an http:// or https:// URL")
-
-
-def _secret(value: Any) -> str | None:
-    return None if value is None else str(value.get_secret_value())
-
-
-def create_exchange(
-    venue: VenueConfig, *, sim_base_url: str | None = None, rate_limit: bool | None = None
-) -> Any:
-    """A ccxt.pro exchange for `venue` (markets not loaded yet; the caller closes it).
-
-    `sim_base_url` (e.g. "http://127.0.0.1:8101") is where the embedded simulator serves this
-    venue; it is required for `endpoint: sim`. ccxt's rate limiter stays on except against a
-    simulator (override with `rate_limit`).
-    """
-    endpoint = venue.endpoint
-    key, secret = _secret(venue.api_key), _secret(venue.api_secret)
-    if endpoint == "sim" or endpoint.startswith(("http://", "https://")):
-        base = sim_base_url if endpoint == "sim" else endpoint
-        if base is None:
-            raise VenueError(f"venue {venue.name}: endpoint sim needs the simulator's URL")
-        dialect = NATIVE_EXCHANGES.get(venue.exchange)
-        if dialect is None:
-            raise VenueError(
-                f"venue {venue.name}: the simulator speaks binance and binanceusdm, "
-                f"not {venue.exchange!r}"
-            )
-        return make_ccxt_exchange(
-            dialect,
-            base,
-            http_to_ws(base),
-            key,
-            secret,
-            rate_limit=bool(rate_limit),
-        )
-    import ccxt.pro as ccxtpro  # noqa: PLC0415  heavy import (~0.6 s), only when a venue is made
-
-    cls = getattr(ccxtpro, venue.exchange, None)
-    if cls is None:
-        raise VenueError(f"venue {venue.name}: ccxt.pro has no exchange {venue.exchange!r}")
-    params: dict[str, Any] = {
-        "enableRateLimit": True if rate_limit is None else rate_limit,
-        "options": dict(_LIVE_OPTIONS.get(venue.exchange, {})),
-    }
-    if key is not None:
-        params["apiKey"] = key
-    if secret is not None:
-        params["secret"] = secret
-    exchange = cls(params)
-    if endpoint == "testnet":
-        if venue.exchange == "binanceusdm":
-            # ccxt refuses Binance's futures testnet in sandbox mode; demo trading replaces it.
-            exchange.enable_demo_trading(True)  # noqa: FBT003  ccxt's API takes a positional flag
-        else:
-            exchange.set_sandbox_mode(True)
-    return exchange
-
-
-def _float(value: Any, default: float) -> float:
-    try:
-        result = float(value)
-    except (TypeError, ValueError):
-        return default
-    return result if math.isfinite(result) else default
-
-
-def build_instrument(
-    venue_name: str,
-    market: Mapping[str, Any],
-    *,
-    fees_bps: tuple[float, float] | None = None,
-) -> Instrument:
-    """An Instrument from a ccxt market (ccxt's TICK_SIZE precision: precision = step size)."""
-    precision = market.get("precision") or {}
-    limits = market.get("limits") or {}
-    tick = _float(precision.get("price"), 0.0)
-    lot = _float(precision.get("amount"), 0.0)
-    if tick <= 0 or lot <= 0:
-        raise VenueError(
-            f"venue {venue_name}: market {market.get('symbol')} has no tick/lot size in ccxt's data"
-        )
-    min_amount = _float((limits.get("amount") or {}).get("min"), 0.0)
-    min_cost = _float((limits.get("cost") or {}).get("min"), 0.0)
-    if fees_bps is None:
-        maker = _float(market.get("maker"), 0.001)
-        taker = _float(market.get("taker"), 0.001)
-    else:
-        maker, taker = fees_bps[0] / 1e4, fees_bps[1] / 1e4
-    is_spot = bool(market.get("spot"))
-    return Instrument(
-        venue=venue_name,
-        symbol=str(market["symbol"]),
-        exchange_symbol=str(market["id"]),
-        kind=InstrumentKind.SPOT if is_spot else InstrumentKind.PERPETUAL,
-        base=str(market.get("base", "")),
-        quote=str(market.get("quote", "")),
-        tick_size=tick,
-        lot_size=lot,
-        min_notional_quote=min_cost,
-        min_size_lots=max(1, math.ceil(min_amount / lot - 1e-9)) if min_amount > 0 else 1,
-        contract_size_base=_float(market.get("contractSize"), 1.0) if not is_spot else 1.0,
-        maker_fee_rate=maker,
-        taker_fee_rate=taker,
-    )
-
 
 _RETRYABLE_NAMES = ("NetworkError", "ChecksumError", "RequestTimeout", "ExchangeNotAvailable")
 
@@ -266,7 +115,7 @@ class CcxtMarketData:
         )
         self._metrics = metrics
         self._fees_bps = fees_bps if fees_bps is not None else _configured_fees(venue)
-        self._native = native and venue.exchange in NATIVE_EXCHANGES
+        self._native = native and venue.exchange in DIALECTS
         # A native book stream silent this long is closed and redialled (default: 3x the
         # staleness limit, at least 10 s).
         self._redial_ns = (
@@ -390,8 +239,9 @@ class CcxtMarketData:
         depth_tap = trade_tap = None
         if self._recorder is not None:
             writer = self._recorder.writer(instrument)
-            depth_tap = functools.partial(writer.frame, stream_name(instrument, "depth").encode())
-            trade_tap = functools.partial(writer.frame, stream_name(instrument, "trade").encode())
+            venue_id = instrument.exchange_symbol
+            depth_tap = functools.partial(writer.frame, stream_name(venue_id, "depth").encode())
+            trade_tap = functools.partial(writer.frame, stream_name(venue_id, "trade").encode())
             fetch = _recording_fetch(fetch, writer)
 
         def on_sync_change(synced: bool, reason: str) -> None:

@@ -26,31 +26,23 @@ from typing import Any
 
 import orjson
 
+from mm_daemon.binance.capture import FrameKind, capture_files, envelope_payload, read_raw_frames
+from mm_daemon.binance.markets import DIALECTS, Dialect, recorded_instrument
 from mm_daemon.config import Config, ConfigError, VenueConfig
 from mm_daemon.core.book import Book
 from mm_daemon.core.types import Instrument, MarketStatus
 from mm_daemon.log import get_logger
-from mm_daemon.sim.replay import (
-    Dialect,
-    FrameKind,
-    capture_files,
-    envelope_payload,
-    read_raw_frames,
-    replay_instrument,
-)
 from mm_daemon.venues.base import MarketSink
-from mm_daemon.venues.binance_native import NativeStream
+from mm_daemon.venues.binance_stream import NativeStream
 
 __all__ = ["RecordedMarketData", "RecordedMarkets", "recorded_dialect"]
 
 log = get_logger(__name__)
 
-_DIALECTS: dict[str, Dialect] = {"binance": "spot", "binanceusdm": "usdm"}
-
 
 def recorded_dialect(venue: VenueConfig, role: str) -> Dialect:
     """Which captures a venue replays; a ConfigError naming the field for any other exchange."""
-    dialect = _DIALECTS.get(venue.exchange)
+    dialect = DIALECTS.get(venue.exchange)
     if dialect is None:
         raise ConfigError(
             [
@@ -193,7 +185,7 @@ class RecordedMarkets:
                 )
             # Configured fees, else the simulator's (endpoint: sim), else the published ones.
             maker_bps, taker_bps = venue.fees_bps(config.sim.fees_bps(venue.exchange))
-            instrument = replay_instrument(
+            instrument = recorded_instrument(
                 dialect,
                 exchange_symbol,
                 venue.name,

@@ -25,7 +25,7 @@ from mm_daemon.core.types import BookLevels, Side
 from mm_daemon.sim.matching import MatchResult
 from mm_daemon.sim.runner import SimulatorHandle, VenueEndpoint, start_simulator
 from mm_daemon.sim.venue import SimVenue, VenueSymbol
-from mm_daemon.venues.endpoints import make_ccxt_exchange
+from mm_daemon.venues.exchanges import make_ccxt_exchange
 
 SPOT = "sim-spot"
 PERP = "sim-perp"

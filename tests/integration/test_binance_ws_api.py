@@ -25,7 +25,7 @@ from mm_daemon.core.types import (
 )
 from mm_daemon.sim.runner import SimulatorHandle, VenueEndpoint
 from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, WsApiEndpoints
-from mm_daemon.venues.ccxt_venue import build_instrument
+from mm_daemon.venues.exchanges import build_instrument
 from tests.integration.conftest import until_user_data_gone
 
 SPOT = "sim-spot"

@@ -32,7 +32,7 @@ from mm_daemon.venues.ccxt_execution import (
     fill_from_ccxt,
     order_update_from_ccxt,
 )
-from mm_daemon.venues.ccxt_venue import build_instrument
+from mm_daemon.venues.exchanges import build_instrument
 from tests.integration.conftest import until_user_data_gone
 
 SPOT = "sim-spot"

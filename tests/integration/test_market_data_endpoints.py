@@ -12,14 +12,8 @@ import pytest
 from mm_daemon.config import MarketDataConfig, VenueConfig, load_config
 from mm_daemon.core.types import InstrumentKind
 from mm_daemon.sim.runner import SimulatorHandle
-from mm_daemon.venues.ccxt_venue import (
-    BybitSequenceCheck,
-    CcxtMarketData,
-    VenueError,
-    build_instrument,
-    create_exchange,
-    http_to_ws,
-)
+from mm_daemon.venues.ccxt_venue import BybitSequenceCheck, CcxtMarketData
+from mm_daemon.venues.exchanges import VenueError, build_instrument, create_exchange, http_to_ws
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))

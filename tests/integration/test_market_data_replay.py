@@ -11,15 +11,15 @@ from pathlib import Path
 import orjson
 import pytest
 
+from mm_daemon.binance.capture import default_data_dir, read_capture
 from mm_daemon.config import MarketDataConfig, SimConfig, VenueConfig
 from mm_daemon.core.types import BookDelta, BookSnapshot, Instrument, MarketEvent
 from mm_daemon.sim import runner
 from mm_daemon.sim.replay import open_replay
 from mm_daemon.sim.runner import SimulatorHandle
-from mm_daemon.venues.binance_native import read_capture, recorded_data_dir
 from mm_daemon.venues.ccxt_venue import CcxtMarketData
 
-DATA = recorded_data_dir()
+DATA = default_data_dir() if default_data_dir().is_dir() else None
 pytestmark = [
     pytest.mark.data,
     pytest.mark.slow,

@@ -22,7 +22,8 @@ from mm_daemon.core.types import (
 )
 from mm_daemon.engine.metrics import Metrics
 from mm_daemon.sim.runner import SimulatorHandle
-from mm_daemon.venues.ccxt_venue import CcxtMarketData, VenueError
+from mm_daemon.venues.ccxt_venue import CcxtMarketData
+from mm_daemon.venues.exchanges import VenueError
 
 SPOT = "sim-spot"
 PERP = "sim-perp"

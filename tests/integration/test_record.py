@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
+from mm_daemon.binance.capture import CaptureRecorder
 from mm_daemon.config import parse_config
 from mm_daemon.engine.daemon import record
 from mm_daemon.sim.runner import SimulatorHandle
-from mm_daemon.venues.capture import CaptureRecorder
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "config" / "default.yaml"

@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 import pytest
 
+from mm_daemon.binance.capture import FrameKind
 from mm_daemon.config import load_config
 from mm_daemon.core.types import BookDelta, MarketEvent, MarketStatus
 from mm_daemon.engine.daemon import open_recorded
-from mm_daemon.sim.replay import FrameKind
 from mm_daemon.venues.recorded import RecordedMarketData
 from tests.integration.conftest import data_dir
 

@@ -16,7 +16,7 @@ import pytest
 
 from mm_daemon.config import SimConfig, SimFault, load_config
 from mm_daemon.sim.runner import serve_forever, start_simulator
-from mm_daemon.venues.endpoints import make_ccxt_exchange
+from mm_daemon.venues.exchanges import make_ccxt_exchange
 
 SPOT = "sim-spot"
 PERP = "sim-perp"
@@ -47,8 +47,8 @@ async def test_serve_forever_prints_each_venue_then_ready_and_serves_until_cance
     lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
     assert lines[-1] == {"ready": True}
     venues = {line["venue"]: line for line in lines[:-1]}
-    assert venues[SPOT]["dialect"] == "binance-spot"
-    assert venues[PERP]["dialect"] == "binance-usdm"
+    assert venues[SPOT]["dialect"] == "spot"
+    assert venues[PERP]["dialect"] == "usdm"
     assert venues[SPOT]["symbols"] == ["BTC/USDT"]
     assert venues[PERP]["symbols"] == ["BTC/USDT:USDT"]
     async with aiohttp.ClientSession() as session:
@@ -223,7 +223,7 @@ async def test_delay_fault_holds_frames_for_its_duration() -> None:
 
 async def test_the_order_rate_limit_answers_1015_with_429_and_retry_after() -> None:
     handle = await start_simulator(SimConfig(max_orders_per_10_seconds=3), market_speed=0.0)
-    exchange = make_ccxt_exchange("binance-spot", *_urls(handle), api_key="k", secret="k")
+    exchange = make_ccxt_exchange("spot", *_urls(handle), api_key="k", secret="k")
     try:
         await exchange.load_markets()
         engine = handle.venues[SPOT].only_symbol().engine

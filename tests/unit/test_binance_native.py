@@ -14,21 +14,20 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mm_daemon.core.book import ApplyResult
-from mm_daemon.core.types import BookDelta, BookSnapshot, Instrument, InstrumentKind, Side, Trade
-from mm_daemon.venues import binance_native
-from mm_daemon.venues.binance_native import (
-    BinanceDepthSync,
-    NativeStream,
-    WsClientProtocol,
+from mm_daemon.binance.capture import default_data_dir, read_capture
+from mm_daemon.binance.depth import BinanceDepthSync
+from mm_daemon.binance.frames import (
     new_book_delta,
     new_trade,
     parse_depth_event,
     parse_levels,
     parse_trade_event,
-    read_capture,
-    recorded_data_dir,
 )
+from mm_daemon.core.book import ApplyResult
+from mm_daemon.core.types import BookDelta, BookSnapshot, Instrument, InstrumentKind, Side, Trade
+from mm_daemon.venues import binance_stream
+from mm_daemon.venues.binance_stream import NativeStream
+from mm_daemon.venues.websocket import WsClientProtocol
 
 SPOT_BTC = Instrument("spot", "BTC/USDT", "BTCUSDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 1e-5)
 SPOT_ETH = Instrument("spot", "ETH/USDT", "ETHUSDT", InstrumentKind.SPOT, "ETH", "USDT", 0.01, 1e-4)
@@ -40,7 +39,7 @@ USDM_ETH = Instrument(
 )
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-DATA = recorded_data_dir()
+DATA = default_data_dir() if default_data_dir().is_dir() else None
 needs_data = pytest.mark.skipif(
     DATA is None, reason="recorded Binance captures absent (set MMD_DATA_DIR)"
 )
@@ -140,12 +139,12 @@ class TestDepthSync:
 def level_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test of this module runs three ways: compiled frame readers (orjson only for what
     they leave alone), orjson with the compiled level loop, and pure Python."""
-    if request.param != "python" and binance_native.compiled_apply_side is None:
+    if request.param != "python" and binance_stream.compiled_apply_side is None:
         pytest.skip("mm_daemon._levels is not built here")
     if request.param != "compiled frames":
-        monkeypatch.setattr(binance_native, "compiled_frame_parser", None)
+        monkeypatch.setattr(binance_stream, "compiled_frame_parser", None)
     if request.param == "python":
-        monkeypatch.setattr(binance_native, "compiled_apply_side", None)
+        monkeypatch.setattr(binance_stream, "compiled_apply_side", None)
     return str(request.param)
 
 

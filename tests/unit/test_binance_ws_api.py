@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from mm_daemon.aio import start_eagerly
+from mm_daemon.binance.signing import make_signer
 from mm_daemon.core.types import (
     ExecutionEvent,
     Fill,
@@ -23,7 +24,6 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
-from mm_daemon.signing import make_signer
 from mm_daemon.venues.binance_ws_api import (
     BinanceWsApiExecution,
     WsApiEndpoints,

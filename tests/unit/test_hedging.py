@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from mm_daemon.binance.capture import default_data_dir
 from mm_daemon.config import (
     HedgeMode,
     HedgeRatioMode,
@@ -34,7 +35,6 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
-from mm_daemon.sim.replay import default_data_dir
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S

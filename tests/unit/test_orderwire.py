@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mm_daemon import signing
-from mm_daemon.signing import make_signer
-from mm_daemon.venues import binance_native
+from mm_daemon.binance import signing
+from mm_daemon.binance.signing import make_signer
+from mm_daemon.venues import websocket
 
 try:
     from mm_daemon import _orderwire
@@ -103,7 +103,7 @@ def test_compiled_frame_equals_the_python_frame_at_every_length_form(length: int
     payload = bytes(i % 251 for i in range(length))
     mask = b"\x12\x34\xab\xcd"
     frame = _orderwire.client_frame(1, payload, mask)
-    assert frame == binance_native._python_client_frame(1, payload, mask)
+    assert frame == websocket._python_client_frame(1, payload, mask)
     assert unmask(frame) == (1, payload)
 
 
@@ -116,12 +116,12 @@ def test_compiled_frame_refuses_a_mask_that_is_not_four_bytes() -> None:
 
 
 def test_every_frame_gets_a_fresh_mask_across_pool_refills() -> None:
-    source = binance_native._MaskSource()
-    masks = [source.next() for _ in range(3 * binance_native._MaskSource.BATCH // 4)]
+    source = websocket._MaskSource()
+    masks = [source.next() for _ in range(3 * websocket._MaskSource.BATCH // 4)]
     assert all(len(m) == 4 for m in masks)
     assert len(set(masks)) > len(masks) * 0.99  # random 32-bit keys: repeats are rare
 
 
 def test_client_frame_unmasks_to_its_payload() -> None:
     payload = b'{"id":1,"method":"order.cancelReplace"}'
-    assert unmask(binance_native._client_frame(1, payload)) == (1, payload)
+    assert unmask(websocket._client_frame(1, payload)) == (1, payload)

@@ -9,23 +9,24 @@ from typing import Any
 import orjson
 import pytest
 
+from mm_daemon.binance.capture import (
+    FrameKind,
+    RecordedFrame,
+    capture_files,
+    default_data_dir,
+    iter_frames,
+)
+from mm_daemon.binance.markets import Dialect, recorded_instrument
 from mm_daemon.config import SimConfig
 from mm_daemon.core.types import Instrument, InstrumentKind, Liquidity, OrderType, Side
 from mm_daemon.sim.matching import ERR_WOULD_MATCH, Accounts, ExecType, OrderView, SimOrderStatus
 from mm_daemon.sim.replay import (
-    Dialect,
-    FrameKind,
-    RecordedFrame,
     ReplayBook,
     ReplayClock,
     ReplayEngine,
     ReplayGapError,
-    capture_files,
-    default_data_dir,
-    iter_frames,
     merge_feeds,
     open_replay,
-    replay_instrument,
 )
 
 DATA_DIR = default_data_dir()
@@ -36,7 +37,7 @@ needs_data = pytest.mark.skipif(
 
 # -- hand-made frames (no data needed) ---------------------------------------------------------
 
-PERP = replay_instrument("usdm", "btcusdt", "sim-perp")  # tick 0.1, lot 0.001
+PERP = recorded_instrument("usdm", "btcusdt", "sim-perp")  # tick 0.1, lot 0.001
 LOT = 0.001
 
 
@@ -138,7 +139,9 @@ def test_trade_through_the_price_fills_at_once() -> None:
 
 
 def test_fills_are_maker_and_charged_the_maker_fee() -> None:
-    inst = replay_instrument("usdm", "btcusdt", "p", maker_fee_rate=-0.0001, taker_fee_rate=0.0005)
+    inst = recorded_instrument(
+        "usdm", "btcusdt", "p", maker_fee_rate=-0.0001, taker_fee_rate=0.0005
+    )
     eng = ReplayEngine(inst, margin(), dialect="usdm")
     eng.on_frame(snapshot(1, [("60000.0", lots(1))], [("60000.1", lots(1))]), 0)
     placed = eng.submit("k", Side.BUY, OrderType.LIMIT, 2, 1, price_ticks=600_000)
@@ -190,7 +193,7 @@ def test_usdm_update_that_breaks_pu_chain_raises_gap() -> None:
 
 
 def test_spot_updates_before_the_snapshot_are_buffered_and_applied_after_it() -> None:
-    spot = replay_instrument("spot", "btcusdt", "s")
+    spot = recorded_instrument("spot", "btcusdt", "s")
     book = ReplayBook(spot, "spot")
     assert book.apply_depth({"U": 1, "u": 5, "b": [["100.00", "1.0"]], "a": []}) is None
     assert book.apply_depth({"U": 6, "u": 9, "b": [["100.01", "2.0"]], "a": []}) is None
@@ -217,7 +220,7 @@ def _ticker_levels(inst: Instrument, data: dict[str, Any]) -> tuple[tuple[int, i
 
 
 def _book_matches_book_ticker(dialect: Dialect, frames_to_check: int) -> int:
-    inst = replay_instrument(dialect, "btcusdt", "v")
+    inst = recorded_instrument(dialect, "btcusdt", "v")
     eng = ReplayEngine(inst, dialect=dialect)
     after_update: dict[int, tuple[tuple[int, int], ...]] = {}
     tickers: dict[int, tuple[tuple[int, int], ...]] = {}
@@ -252,7 +255,7 @@ def test_replayed_usdm_book_equals_every_book_ticker_sharing_an_update_id() -> N
 def test_spot_captures_chain_across_files_without_a_gap() -> None:
     paths = capture_files(DATA_DIR, "spot", "btcusdt")
     assert [p.name for p in paths] == ["btcusdt_20240808.gz", "btcusdt_20240809.gz"]
-    inst = replay_instrument("spot", "btcusdt", "v")
+    inst = recorded_instrument("spot", "btcusdt", "v")
     book = ReplayBook(inst, "spot")
     applied = 0
     for f in iter_frames(DATA_DIR, "spot", "btcusdt"):
@@ -273,7 +276,7 @@ def test_frames_keep_the_raw_bytes_and_the_single_stream_payload() -> None:
 
 @needs_data
 def test_passive_order_on_real_flow_fills_only_from_trades_at_or_through_its_price() -> None:
-    inst = replay_instrument("usdm", "btcusdt", "v")
+    inst = recorded_instrument("usdm", "btcusdt", "v")
     eng = ReplayEngine(inst, margin(), dialect="usdm", size_decrease_queue_share=0.0)
     frames = iter_frames(DATA_DIR, "usdm", "btcusdt")
     placed_id = -1

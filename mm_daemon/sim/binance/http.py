@@ -12,13 +12,8 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import WSMsgType, web
 
-from mm_daemon.sim.binance.common import (
-    BinanceError,
-    check_timestamp,
-    expected_secret,
-    signature_payload,
-    verify_signature,
-)
+from mm_daemon.binance.signing import signature_payload, verify_signature
+from mm_daemon.sim.binance.common import BinanceError, check_timestamp, expected_secret
 from mm_daemon.sim.binance.streams import Connection
 from mm_daemon.sim.faults import FaultSpec
 from mm_daemon.sim.venue import SimVenue
