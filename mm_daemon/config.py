@@ -25,10 +25,23 @@ from pydantic import (
     model_validator,
 )
 
+from mm_daemon.core.modes import (
+    FairValueModel,
+    HedgeMode,
+    HedgeRatioMode,
+    HedgeVenueDownReaction,
+    QuoteModel,
+)
+
 __all__ = [
     "ENV_PREFIX",
     "Config",
     "ConfigError",
+    "FairValueModel",
+    "HedgeMode",
+    "HedgeRatioMode",
+    "HedgeVenueDownReaction",
+    "QuoteModel",
     "load_config",
 ]
 
@@ -167,12 +180,6 @@ class VenuesConfig(_Model):
         return roles
 
 
-class FairValueModel(StrEnum):
-    MID = "mid"
-    MICROPRICE = "microprice"
-    CROSS_VENUE = "cross_venue"
-
-
 class MarketDataConfig(_Model):
     stale_after_seconds: PositiveFloat = Field(
         default=5.0, description="A stream silent this long marks its market stale (quotes pulled)."
@@ -202,13 +209,6 @@ class MarketDataConfig(_Model):
     imbalance_halflife_seconds: PositiveFloat = Field(
         default=5.0, description="Half-life of the signed trade-flow imbalance."
     )
-
-
-class QuoteModel(StrEnum):
-    FIXED = "fixed"
-    LINEAR_SKEW = "linear_skew"
-    AVELLANEDA_STOIKOV = "avellaneda_stoikov"
-    GLFT = "glft"
 
 
 class QuotingConfig(_Model):
@@ -297,24 +297,6 @@ class InventoryConfig(_Model):
             "side that adds is sized to the room left under the limit."
         ),
     )
-
-
-class HedgeMode(StrEnum):
-    OFF = "off"
-    THRESHOLD = "threshold"
-    PARTIAL = "partial"
-    GRADUAL = "gradual"
-
-
-class HedgeRatioMode(StrEnum):
-    FIXED = "fixed"
-    BETA = "beta"
-
-
-class HedgeVenueDownReaction(StrEnum):
-    WIDEN = "widen"
-    REDUCE_ONLY = "reduce_only"
-    STOP = "stop"
 
 
 class HedgingConfig(_Model):

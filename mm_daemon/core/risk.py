@@ -11,16 +11,10 @@ Pure: P&L, exposure and fair value come in as arguments.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING
 
 from mm_daemon.core.types import OrderRequest, Side
-
-if TYPE_CHECKING:
-    from mm_daemon.config import InventoryConfig, QuotingConfig, RiskConfig
-    from mm_daemon.core.types import Instrument
 
 __all__ = ["RiskGate", "RiskLimits", "RiskState"]
 
@@ -42,35 +36,6 @@ class RiskLimits:
     max_drawdown_quote: float
     halt_on_drawdown: bool = True
 
-    @classmethod
-    def from_config(
-        cls,
-        risk: RiskConfig,
-        inventory: InventoryConfig,
-        quoting: QuotingConfig,
-        instrument: Instrument,
-    ) -> RiskLimits:
-        """Limits from the config; the largest order the quoter can ask for sets the size cap.
-
-        The largest quote is the last level's size, doubled by size skew at most.
-        """
-        largest_base = quoting.order_size_base * quoting.level_size_multiplier ** (
-            quoting.levels - 1
-        )
-        if quoting.size_skew:
-            largest_base *= 2.0
-        lot_base = instrument.lot_size * instrument.contract_size_base
-        max_lots = max(instrument.min_size_lots, math.ceil(largest_base / lot_base - 1e-9))
-        return cls(
-            max_open_orders_per_side=risk.max_open_orders_per_side,
-            # Room for min-notional bumps of the smallest quotes.
-            max_order_size_lots=max_lots * 2,
-            price_band_bps=risk.price_band_bps,
-            inventory_limit_base=inventory.limit_base,
-            max_drawdown_quote=risk.max_drawdown_quote,
-            halt_on_drawdown=risk.halt_on_drawdown,
-        )
-
 
 class RiskGate:
     """Tracks the risk state from exposure and P&L; checks each order before it is sent."""
@@ -86,10 +51,6 @@ class RiskGate:
     @property
     def state(self) -> RiskState:
         return self._state
-
-    @property
-    def peak_pnl_quote(self) -> float | None:
-        return self._peak_pnl_quote
 
     def update(self, net_exposure_base: float, pnl_quote: float) -> RiskState:
         """Re-evaluate the state from the latest net exposure and total P&L."""

@@ -25,10 +25,11 @@ from mm_daemon.core.hedging import Hedger
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.market_state import MarketState
 from mm_daemon.core.markouts import MarkoutTracker
-from mm_daemon.core.quoting import QuoteParams, Quoter
-from mm_daemon.core.risk import RiskGate, RiskLimits
+from mm_daemon.core.quoting import Quoter
+from mm_daemon.core.risk import RiskGate
 from mm_daemon.core.summary import RunSummary, build_run_summary, render_summary, summary_to_dict
 from mm_daemon.core.types import Instrument, MarketEvent
+from mm_daemon.engine import wiring
 from mm_daemon.engine.metrics import Metrics, MetricsServer
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
 from mm_daemon.engine.runtime import BusyPoll, apply_cpu_affinity
@@ -253,7 +254,7 @@ class Daemon:
         if len(feeds) > 1:
             hedge_cfg, hedge_md, hedge_url = feeds[1]
             hedge_inst = hedge_md.instruments[hedge_cfg.symbol]
-            hedge_state = MarketState.from_config(
+            hedge_state = wiring.market_state(
                 hedge_inst,
                 cfg.market_data.model_copy(update={"fair_value": FairValueModel.MID}),
                 book=hedge_md.book(hedge_cfg.symbol),
@@ -262,7 +263,7 @@ class Daemon:
         cross = cfg.market_data.fair_value is FairValueModel.CROSS_VENUE
         if cross and hedge_state is None:
             raise ConfigError(["market_data.fair_value: cross_venue needs venues.hedge"])
-        maker_state = MarketState.from_config(
+        maker_state = wiring.market_state(
             maker_inst,
             cfg.market_data,
             # The adapter keeps the sequence-checked book; the state reads it, never re-applies.
@@ -271,7 +272,7 @@ class Daemon:
             reference=hedge_state if cross else None,
         )
         maker_exec = self._execution(maker_cfg, maker_md, maker_url, paper_feeds)
-        risk = RiskGate(RiskLimits.from_config(cfg.risk, cfg.inventory, cfg.quoting, maker_inst))
+        risk = RiskGate(wiring.risk_limits(cfg.risk, cfg.inventory, cfg.quoting, maker_inst))
         orders = OrderManager(
             maker_exec,
             maker_inst,
@@ -284,12 +285,12 @@ class Daemon:
         if len(feeds) > 1 and hedge_state is not None:
             hedge_cfg, hedge_md, hedge_url = feeds[1]
             hedge_inst = hedge_state.instrument
-            hedger = Hedger(cfg.hedging, hedge_inst)
+            hedger = Hedger(wiring.hedge_params(cfg.hedging), hedge_inst)
             ledger.add_instrument(hedge_inst)
             ledger.set_netting_weight(hedge_cfg.name, hedger.netting_weight)
             hedge_exec = self._execution(hedge_cfg, hedge_md, hedge_url, paper_feeds)
             hedge_leg = HedgeLeg(hedge_state, hedge_exec, hedger)
-        quoter = Quoter(QuoteParams.from_config(cfg.quoting, cfg.inventory, maker_inst))
+        quoter = Quoter(wiring.quote_params(cfg.quoting, cfg.inventory, maker_inst))
         log.info(
             "instruments",
             maker=_describe(maker_inst),

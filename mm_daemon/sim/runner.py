@@ -159,17 +159,18 @@ async def _drive_replay(
     interval_s: float,
 ) -> None:
     """Serve the recorded frames at recorded pace times `speed` (0: as fast as the clients
-    read: the replay waits for a first subscriber, then for every client's backlog to
-    drain), each to its stream as recorded, applying it to the venue's replayed book first.
-    The frames up to the last venue's snapshot only build the books (they are not served)."""
+    read, waiting for every client's backlog to drain), each to its stream as recorded,
+    applying it to the venue's replayed book first. The frames up to the last venue's
+    snapshot only build the books (they are not served), and the recording starts playing
+    when the first client subscribes: a recording played to nobody would be lost to a client
+    that is still loading its markets."""
     frames = merge_feeds(feeds)
     first = _prime_replay(feeds, frames)
     if first is None:
         return
-    if speed <= 0:
-        # Subscriptions live in plain sets: no event to wait on, so poll at a short tick.
-        while not any(v.streams.has_subscribers() for v in venues.values()):  # noqa: ASYNC110
-            await asyncio.sleep(interval_s)
+    # Subscriptions live in plain sets: no event to wait on, so poll at a short tick.
+    while not any(v.streams.has_subscribers() for v in venues.values()):  # noqa: ASYNC110
+        await asyncio.sleep(interval_s)
     clock = ReplayClock(first.local_ns, time.time_ns(), speed)
     pending: tuple[str, RecordedFrame] | None = None
     while True:

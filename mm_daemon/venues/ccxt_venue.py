@@ -201,9 +201,6 @@ class CcxtMarketData:
 
     # -- test and operations hooks ----------------------------------------------------------
 
-    def native_streams(self) -> Sequence[NativeStream]:
-        return tuple(self._native_streams)
-
     def is_stale(self, symbol: str) -> bool:
         return self._streams[symbol].stale
 

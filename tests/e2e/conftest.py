@@ -14,15 +14,16 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TypeVar
 
 import pytest
+
+from tests.support import poll
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -48,20 +49,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def poll(
-    probe: Callable[[], T | None], *, deadline_seconds: float, interval_seconds: float, what: str
-) -> T:
-    """Call probe until it returns something other than None; fail at the deadline."""
-    deadline = time.monotonic() + deadline_seconds
-    while True:
-        result = probe()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not reached within {deadline_seconds:g} s")
-        time.sleep(interval_seconds)
 
 
 def http_get(url: str, timeout_seconds: float = 5.0) -> bytes:

@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from mm_daemon.config import load_config
-from tests.e2e.conftest import DEPLOY, free_port, poll, require_tool, try_http_get
+from tests.e2e.conftest import DEPLOY, free_port, require_tool, try_http_get
+from tests.support import poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -22,11 +22,11 @@ from tests.e2e.conftest import (
     Daemon,
     free_port,
     http_get,
-    poll,
     require_tool,
     try_http_get,
 )
 from tests.e2e.dashboards import ALL, PanelQuery, dashboard_files, queries, substitute, variables
+from tests.support import poll
 
 pytestmark = pytest.mark.e2e
 

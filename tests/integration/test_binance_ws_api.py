@@ -6,7 +6,7 @@ survived. Spot (/ws-api/v3, user data on the same socket) and USD-M (/ws-fapi/v1
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,7 +14,6 @@ from pydantic import SecretStr
 
 from mm_daemon.config import SimConfig
 from mm_daemon.core.types import (
-    ExecutionEvent,
     Fill,
     Liquidity,
     OrderRequest,
@@ -27,6 +26,7 @@ from mm_daemon.sim.runner import SimulatorHandle, VenueEndpoint
 from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, WsApiEndpoints
 from mm_daemon.venues.exchanges import build_instrument
 from tests.integration.conftest import until_user_data_gone
+from tests.support import ExecutionRecorder
 
 SPOT = "sim-spot"
 PERP = "sim-perp"
@@ -42,44 +42,7 @@ def sim_config() -> SimConfig:
     return SimConfig(seed=7, spot_maker_fee_bps=MAKER_FEE_BPS, perp_maker_fee_bps=MAKER_FEE_BPS)
 
 
-class Events:
-    """Collects execution events; waits on a condition with a deadline."""
-
-    def __init__(self) -> None:
-        self.items: list[ExecutionEvent] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, event: ExecutionEvent) -> None:
-        self.items.append(event)
-        self._changed.set()
-
-    async def wait_for(self, match: Callable[[ExecutionEvent], bool]) -> ExecutionEvent:
-        async with asyncio.timeout(10):
-            while True:
-                for event in self.items:
-                    if match(event):
-                        return event
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def update(self, client_id: str, status: OrderStatus) -> OrderUpdate:
-        event = await self.wait_for(
-            lambda e: (
-                isinstance(e, OrderUpdate) and e.client_order_id == client_id and e.status is status
-            )
-        )
-        assert isinstance(event, OrderUpdate)
-        return event
-
-    async def fill(self, client_id: str) -> Fill:
-        event = await self.wait_for(
-            lambda e: isinstance(e, Fill) and e.client_order_id == client_id
-        )
-        assert isinstance(event, Fill)
-        return event
-
-
-Live = tuple[BinanceWsApiExecution, Events]
+Live = tuple[BinanceWsApiExecution, ExecutionRecorder]
 
 
 async def _start(
@@ -102,7 +65,7 @@ async def _start(
         venue=venue,
         initial_backoff_s=initial_backoff_s,
     )
-    events = Events()
+    events = ExecutionRecorder()
     task = asyncio.create_task(execution.run(events))
     try:
         async with asyncio.timeout(10):

@@ -77,6 +77,7 @@ def _get(url: str) -> str:
         return body
 
 
+@pytest.mark.timing
 def test_serves_metrics_and_stops_cleanly_on_sigterm(daemon: DaemonProcess) -> None:
     serving = daemon.wait_for_event("metrics_serving", STARTUP_DEADLINE_SECONDS)
     url = str(serving["url"])

@@ -21,7 +21,6 @@ import asyncio
 import copy
 import io
 import re
-import time
 from collections.abc import AsyncIterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from mm_daemon.core.summary import RunSummary
 from mm_daemon.engine.daemon import Daemon
 from mm_daemon.engine.trader import Trader
 from mm_daemon.sim.runner import SimulatorHandle, start_simulator
+from tests.support import eventually
 
 TRENDING_RUN_SECONDS = 60.0
 ORDER_SIZE_BASE = 0.01
@@ -205,13 +205,13 @@ async def test_live_mode_rests_orders_in_the_simulator_and_sigterm_leaves_none(
     with redirect_stdout(out):
         running = asyncio.get_running_loop().create_task(daemon.run(LIVE_DEADLINE_SECONDS))
         async with aiohttp.ClientSession() as session:
-            resting: list[dict[str, Any]] = []
-            deadline = time.monotonic() + LIVE_DEADLINE_SECONDS - 2.0
-            while not resting and time.monotonic() < deadline and not running.done():
-                resting = await _open_orders(session, simulator, "sim-spot", MAKER_KEY)
-                if not resting:
-                    await asyncio.sleep(0.1)  # polling the simulator's state, bounded above
-            assert resting, "no order of the daemon's account rested in the simulator's book"
+            resting: list[dict[str, Any]] = await eventually(
+                lambda: running.done() or _open_orders(session, simulator, "sim-spot", MAKER_KEY),
+                timeout_s=LIVE_DEADLINE_SECONDS - 2.0,
+                interval_s=0.1,
+                what="an order of the daemon's account resting in the simulator's book",
+            )
+            assert not running.done(), "the daemon stopped before an order rested"
             assert daemon.trader is not None
             prefix = daemon.trader.orders.client_id_prefix
             assert all(o["clientOrderId"].startswith(prefix) for o in resting), resting

@@ -37,6 +37,7 @@ UNIFIED = {
     ("ethusdt", "sim-perp"): "ETH/USDT:USDT",
 }
 Touch = tuple[int, int, int, int]
+REPLAY_SPEED = 40.0  # recorded pace times this
 
 
 @pytest.fixture(params=["btcusdt", "ethusdt"])
@@ -47,7 +48,7 @@ def replay_symbol(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def sim_config(replay_symbol: str, monkeypatch: pytest.MonkeyPatch) -> SimConfig:
     monkeypatch.setattr(runner, "open_replay", functools.partial(open_replay, symbol=replay_symbol))
-    return SimConfig(source="replay", replay_speed=40.0, replay_data_dir=DATA)
+    return SimConfig(source="replay", replay_speed=REPLAY_SPEED, replay_data_dir=DATA)
 
 
 def capture_paths(symbol: str, venue: str) -> list[Path]:
@@ -139,8 +140,9 @@ async def test_local_touch_equals_every_recorded_book_ticker(
         inst = next(iter(mds[venue].instruments.values()))
         tickers = {u: as_ticks(t, inst) for u, t in recorded[venue][0].items()}
         shared = set(tickers) & set(touches[venue])
-        # The replay runs from the simulator's start (40x recorded pace); the adapters join a
-        # little later, then hundreds of bookTickers share an update id with a diff.
+        # The replay starts with the first subscription (REPLAY_SPEED x recorded pace); the
+        # other adapter joins a little later, then hundreds of bookTickers share an update id
+        # with a diff.
         assert len(shared) >= 150, (venue, len(shared))
         mismatched = [u for u in sorted(shared) if tickers[u] != touches[venue][u]]
         assert mismatched == [], (venue, mismatched[:5])

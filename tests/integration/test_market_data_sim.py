@@ -153,6 +153,7 @@ async def test_injected_gap_gives_a_counted_resync(
 
 
 @pytest.mark.parametrize("venue", [SPOT, PERP])
+@pytest.mark.timing
 async def test_dropped_connection_is_back_within_two_seconds(
     sim: SimulatorHandle, admin: object, venue: str
 ) -> None:

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from mm_daemon.binance.capture import CaptureRecorder
 from mm_daemon.config import parse_config
 from mm_daemon.engine.daemon import record
 from mm_daemon.sim.runner import SimulatorHandle
+from tests.support import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "config" / "default.yaml"
@@ -34,15 +34,6 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         timeout=120,
         check=False,
     )
-
-
-async def until(condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
-    """Wait, a loop turn at a time, until `condition` holds (fail at the deadline)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_s
-    while not condition():
-        assert loop.time() < end, "condition not reached before the deadline"
-        await asyncio.sleep(0.01)
 
 
 def test_a_recording_replays_gap_free_with_the_daemon_trading_on_it(tmp_path: Path) -> None:
@@ -110,7 +101,7 @@ async def test_a_book_that_resynced_while_recording_resyncs_in_the_replay(
     def spot_frames() -> int:
         return sum(w.frames for p, w in recorder.writers.items() if p.startswith("spot/"))
 
-    await until(lambda: spot_frames() >= 20)
+    await eventually(lambda: spot_frames() >= 20, interval_s=0.01, what="20 spot frames")
     await admin.fault("sim-spot", "disconnect")  # the recorder reconnects and resyncs
     writers = await recording
     assert sorted(w.snapshots for w in writers) == [1, 2]  # spot synced twice, perp once

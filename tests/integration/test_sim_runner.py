@@ -17,6 +17,7 @@ import pytest
 from mm_daemon.config import SimConfig, SimFault, load_config
 from mm_daemon.sim.runner import serve_forever, start_simulator
 from mm_daemon.venues.exchanges import make_ccxt_exchange
+from tests.support import eventually
 
 SPOT = "sim-spot"
 PERP = "sim-perp"
@@ -174,11 +175,7 @@ async def test_scheduled_faults_from_the_config_are_applied() -> None:
     handle = await start_simulator(config, market_speed=0.0)
     try:
         venue = handle.venues[SPOT]
-        loop = asyncio.get_running_loop()
-        end = loop.time() + 5
-        while venue.faults.rejects_pending != 3:
-            assert loop.time() < end
-            await asyncio.sleep(0.001)
+        await eventually(lambda: venue.faults.rejects_pending == 3, timeout_s=5, what="faults")
     finally:
         await handle.stop()
 

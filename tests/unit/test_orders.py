@@ -24,6 +24,7 @@ from mm_daemon.core.types import (
 from mm_daemon.engine.metrics import Metrics
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
 from mm_daemon.venues.base import ExecutionSink
+from tests.support import sample
 
 NS = 1_000_000_000
 INSTRUMENT = Instrument(
@@ -489,8 +490,13 @@ async def test_orders_started_together_may_wait_on_the_same_future() -> None:
     assert execution.actions() == ["place", "place"]
     assert len(om.live_orders()) == 2
     # Two sends, none failed and sent again.
-    assert metrics.orders.labels("paper", "place")._value.get() == 2
-    assert metrics.order_rejects.labels("paper", "error")._value.get() == 0
+    assert sample(metrics.registry, "mm_orders_total", venue="paper", action="place") == 2
+    assert (
+        sample(
+            metrics.registry, "mm_order_rejects_total", default=0.0, venue="paper", reason="error"
+        )
+        == 0
+    )
 
 
 class PostOnlyRejectingExecution(FakeExecution):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mm_daemon.config import InventoryConfig, QuotingConfig, RiskConfig
 from mm_daemon.core.risk import RiskGate, RiskLimits, RiskState
 from mm_daemon.core.types import Instrument, InstrumentKind, OrderRequest, Side
+from mm_daemon.engine import wiring
 
 LIMITS = RiskLimits(
     max_open_orders_per_side=2,
@@ -95,5 +96,5 @@ def test_limits_from_config_cap_size_at_twice_the_largest_quote() -> None:
         "v", "BTC/USDT", "BTCUSDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 0.001
     )
     quoting = QuotingConfig(order_size_base=0.01, levels=2, level_size_multiplier=2.0)
-    limits = RiskLimits.from_config(RiskConfig(), InventoryConfig(), quoting, instrument)
+    limits = wiring.risk_limits(RiskConfig(), InventoryConfig(), quoting, instrument)
     assert limits.max_order_size_lots == 40  # largest quote 0.02 base = 20 lots, doubled

@@ -18,10 +18,9 @@ from mm_daemon.config import (
 from mm_daemon.core.hedging import Hedger
 from mm_daemon.core.instruments import BTC_USDT_PERP, BTC_USDT_SPOT
 from mm_daemon.core.inventory import Ledger
-from mm_daemon.core.market_state import MarketState
 from mm_daemon.core.markouts import MarkoutTracker
-from mm_daemon.core.quoting import QuoteParams, Quoter
-from mm_daemon.core.risk import RiskGate, RiskLimits
+from mm_daemon.core.quoting import Quoter
+from mm_daemon.core.risk import RiskGate
 from mm_daemon.core.types import (
     BookDelta,
     BookSnapshot,
@@ -35,9 +34,11 @@ from mm_daemon.core.types import (
     Side,
     Trade,
 )
+from mm_daemon.engine import wiring
 from mm_daemon.engine.metrics import Metrics
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
 from mm_daemon.engine.trader import HedgeLeg, Trader
+from tests.support import sample
 
 SPOT = replace(BTC_USDT_SPOT, venue="spot")
 PERP = replace(BTC_USDT_PERP, venue="perp")
@@ -121,10 +122,10 @@ def _build(
     clock = Clock()
     quoting = quoting or QuotingConfig(model="fixed", spread_bps=2.0, min_spread_bps=0.5, levels=1)
     inventory = InventoryConfig(limit_base=0.1)
-    maker_state = MarketState.from_config(SPOT, MarketDataConfig(fair_value="mid"))
+    maker_state = wiring.market_state(SPOT, MarketDataConfig(fair_value="mid"))
     maker_exec = RecordingExecution("spot")
     metrics = Metrics()
-    risk = RiskGate(RiskLimits.from_config(RiskConfig(), inventory, quoting, SPOT))
+    risk = RiskGate(wiring.risk_limits(RiskConfig(), inventory, quoting, SPOT))
     orders = OrderManager(
         maker_exec,
         SPOT,
@@ -138,14 +139,14 @@ def _build(
     hedge_exec = None
     if hedge:
         hedge_exec = RecordingExecution("perp")
-        hedger = Hedger(hedging or HedgingConfig(threshold_base=0.02), PERP)
+        hedger = Hedger(wiring.hedge_params(hedging or HedgingConfig(threshold_base=0.02)), PERP)
         ledger.add_instrument(PERP)
         ledger.set_netting_weight("perp", hedger.netting_weight)
-        hedge_state = MarketState.from_config(PERP, MarketDataConfig(fair_value="mid"))
+        hedge_state = wiring.market_state(PERP, MarketDataConfig(fair_value="mid"))
         leg = HedgeLeg(hedge_state, hedge_exec, hedger)
     trader = Trader(
         maker_state=maker_state,
-        quoter=Quoter(QuoteParams.from_config(quoting, inventory, SPOT)),
+        quoter=Quoter(wiring.quote_params(quoting, inventory, SPOT)),
         orders=orders,
         ledger=ledger,
         markouts=MarkoutTracker(),
@@ -353,7 +354,7 @@ async def test_an_event_that_fails_is_counted_and_skipped_not_fatal() -> None:
     trader.on_maker_execution(stray)
     trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
     await _settle()
-    assert trader.metrics.event_errors.labels("spot")._value.get() == 1
+    assert sample(trader.metrics.registry, "mm_event_errors_total", venue="spot") == 1
     assert len(execution.placed) == 2
 
 
@@ -361,11 +362,11 @@ async def test_a_stale_market_reports_quoting_paused_and_recovery_clears_it() ->
     trader, _, _, _ = _build()
     trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
     trader.on_timer()
-    assert trader.metrics.quoting_paused._value.get() == 0
+    assert sample(trader.metrics.registry, "mm_quoting_paused") == 0
     trader.on_market_event(MarketStatus("spot", SPOT.symbol, NOW, stale=True, reason="silent"))
     trader.on_timer()
-    assert trader.metrics.quoting_paused._value.get() == 1
+    assert sample(trader.metrics.registry, "mm_quoting_paused") == 1
     trader.on_market_event(MarketStatus("spot", SPOT.symbol, NOW, stale=False, reason="synced"))
     trader.on_timer()
-    assert trader.metrics.quoting_paused._value.get() == 0
+    assert sample(trader.metrics.registry, "mm_quoting_paused") == 0
     await _settle()
