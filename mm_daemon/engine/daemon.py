@@ -6,7 +6,6 @@ import asyncio
 import gc
 import json
 import os
-import random
 import signal
 import sys
 import time
@@ -28,14 +27,16 @@ from mm_daemon.core.markouts import MarkoutTracker
 from mm_daemon.core.quoting import Quoter
 from mm_daemon.core.risk import RiskGate
 from mm_daemon.core.summary import RunSummary, build_run_summary, render_summary, summary_to_dict
-from mm_daemon.core.types import Instrument, MarketEvent
+from mm_daemon.core.types import ExecutionStatus, Instrument, MarketEvent
 from mm_daemon.engine import wiring
-from mm_daemon.engine.metrics import Metrics, MetricsServer
+from mm_daemon.engine.metrics import MarketDataMetrics, Metrics, MetricsServer
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
+from mm_daemon.engine.reconcile import ReconciledExecution
 from mm_daemon.engine.runtime import BusyPoll, apply_cpu_affinity
 from mm_daemon.engine.trader import HedgeLeg, Trader
 from mm_daemon.engine.virtual_time import VirtualClock, VirtualTimeLoop
 from mm_daemon.log import configure_logging, get_logger, register_secret
+from mm_daemon.retry import BackoffPolicy
 from mm_daemon.sim.runner import SimulatorHandle, serve_forever, start_simulator
 from mm_daemon.venues.base import Execution
 from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, endpoints_from_ccxt
@@ -179,7 +180,7 @@ class Daemon:
                 venue,
                 cfg.market_data,
                 sim_base_url=sim_url,
-                metrics=self.metrics,
+                reporter=MarketDataMetrics(self.metrics),
                 fees_bps=fees,
                 rate_limit=False if sim_url else None,
                 # Live: the book before a burst of trades read in the same turn (requote
@@ -357,23 +358,45 @@ class Daemon:
                     venue, sim_base_url=sim_url, rate_limit=False if sim_url else None
                 )
                 execution = CcxtExecution(exchange, instrument, venue=venue.name)
-        self._executions.append(execution)
-        return execution
+        reconciled = ReconciledExecution(
+            execution, on_status=self._execution_status, clock=self._clock
+        )
+        self._executions.append(reconciled)
+        return reconciled
+
+    def _execution_status(self, status: ExecutionStatus) -> None:
+        """An order-entry connection went down or came back (the reconcile is the wrapper's);
+        a hedge venue that cannot take orders counts as down."""
+        log.log(
+            20 if status.connected else 30,
+            "order_entry_connected" if status.connected else "order_entry_lost",
+            venue=status.venue,
+            reason=status.reason,
+        )
+        leg = self.trader.hedge if self.trader is not None else None
+        if leg is not None and status.venue == leg.execution.venue:
+            leg.hedger.on_venue_status(
+                not status.connected, status.reason or "order entry down", source="orders"
+            )
 
     # -- supervision ----------------------------------------------------------------------------
 
+    def _backoff(self) -> BackoffPolicy:
+        md = self.config.market_data
+        return BackoffPolicy(md.reconnect_initial_backoff_seconds, md.reconnect_max_backoff_seconds)
+
     async def _retry(self, name: str, action: Callable[[], Awaitable[None]]) -> None:
-        backoff = self.config.market_data.reconnect_initial_backoff_seconds
-        cap = self.config.market_data.reconnect_max_backoff_seconds
+        """Run `action` until it succeeds; a user error (config, keys, symbols) ends the run."""
+        backoff = self._backoff().start()
         while True:
             try:
                 await action()
             except (VenueError, ConfigError):
                 raise
             except Exception as exc:  # noqa: BLE001  any other failure is retried with backoff
-                log.warning("retrying", task=name, error=repr(exc), in_seconds=round(backoff, 3))
-                await asyncio.sleep(backoff * (0.5 + random.random()))
-                backoff = min(cap, backoff * 2)
+                delay = backoff.next_delay()
+                log.warning("retrying", task=name, error=repr(exc), in_seconds=round(delay, 3))
+                await asyncio.sleep(delay)
             else:
                 return
 
@@ -384,9 +407,9 @@ class Daemon:
         sink: Callable[[Any], None],
     ) -> None:
         """Run a stream for the whole run; if it ever ends or fails, log and start it again."""
-        backoff = self.config.market_data.reconnect_initial_backoff_seconds
-        cap = self.config.market_data.reconnect_max_backoff_seconds
+        backoff = self._backoff().start()
         while True:
+            backoff.attempt()
             try:
                 await run(sink)
                 log.warning("task_ended", task=name)
@@ -394,8 +417,7 @@ class Daemon:
                 raise
             except Exception as exc:
                 log.exception("task_failed", task=name, error=repr(exc))
-            await asyncio.sleep(backoff * (0.5 + random.random()))
-            backoff = min(cap, backoff * 2)
+            await backoff.sleep()
 
     async def _timer(self, trader: Trader) -> None:
         interval = TIMER_INTERVAL_SECONDS

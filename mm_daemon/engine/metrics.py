@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from threading import Thread
     from wsgiref.simple_server import WSGIServer
 
-__all__ = ["LATENCY_BUCKETS_SECONDS", "Metrics", "MetricsServer"]
+__all__ = ["LATENCY_BUCKETS_SECONDS", "MarketDataMetrics", "Metrics", "MetricsServer"]
 
 # From 10 us to 5 s: tick-to-quote lives in the tens of microseconds, network in milliseconds.
 LATENCY_BUCKETS_SECONDS = (
@@ -189,6 +189,42 @@ class Metrics:
             "Time spent with |net exposure| above the hedge threshold.",
             registry=r,
         )
+
+
+class MarketDataMetrics:
+    """`MarketDataReporter` (what adapters report) onto the daemon's metrics."""
+
+    __slots__ = ("_m",)
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def reconnects(self, venue: str, symbol: str) -> Counter:
+        return self._m.ws_reconnects.labels(venue, symbol)
+
+    def resyncs(self, venue: str, symbol: str) -> Counter:
+        return self._m.book_resyncs.labels(venue, symbol)
+
+    def malformed(self, venue: str) -> Counter:
+        return self._m.malformed_frames.labels(venue)
+
+    def trades(self, venue: str, symbol: str) -> Counter:
+        return self._m.trades.labels(venue, symbol)
+
+    def book_updates(self, venue: str, symbol: str) -> Counter:
+        return self._m.book_updates.labels(venue, symbol)
+
+    def latency(self, venue: str, symbol: str) -> Histogram:
+        return self._m.md_latency.labels(venue, symbol)
+
+    def stale(self, venue: str, symbol: str) -> Gauge:
+        return self._m.market_stale.labels(venue, symbol)
+
+    def best_bid(self, venue: str, symbol: str) -> Gauge:
+        return self._m.book_best_bid.labels(venue, symbol)
+
+    def best_ask(self, venue: str, symbol: str) -> Gauge:
+        return self._m.book_best_ask.labels(venue, symbol)
 
 
 class MetricsServer:

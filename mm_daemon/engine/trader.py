@@ -337,20 +337,7 @@ class Trader:
             log.warning("hedge_order_failed", venue=request.venue, error=repr(exc))
             now = self._clock()
             self.on_hedge_execution(
-                OrderUpdate(
-                    venue=request.venue,
-                    symbol=request.symbol,
-                    ts_exchange_ns=now,
-                    ts_local_ns=now,
-                    client_order_id=request.client_order_id,
-                    exchange_order_id="",
-                    status=OrderStatus.REJECTED,
-                    side=request.side,
-                    price_ticks=request.price_ticks,
-                    size_lots=request.size_lots,
-                    filled_lots=0,
-                    reason="order entry failed",
-                )
+                request.as_update(OrderStatus.REJECTED, now, "order entry failed")
             )
 
     # -- periodic work (markouts mature, hedge slices and timeouts, risk, gauges) ---------------

@@ -40,10 +40,11 @@ from mm_daemon.binance.frames import (
 from mm_daemon.binance.markets import StreamKind, stream_name
 from mm_daemon.core.book import ApplyResult, Book
 from mm_daemon.core.types import BookDelta, BookLevels, Instrument, MarketEvent, Side
+from mm_daemon.retry import BackoffPolicy
 from mm_daemon.venues.websocket import WsClientProtocol, ws_connect
 
 if TYPE_CHECKING:
-    from prometheus_client import Counter, Histogram
+    from mm_daemon.venues.base import Counter, Histogram
 
 __all__ = ["NativeStream", "SnapshotFetcher", "StreamStats"]
 
@@ -53,6 +54,7 @@ SnapshotFetcher = Callable[[str], Awaitable[Any]]
 """Fetches the raw REST depth snapshot (`{"lastUpdateId":..,"bids":..,"asks":..}`) of a venue id."""
 
 _NS_PER_MS = NS_PER_MS
+_SNAPSHOT_RETRY = BackoffPolicy(initial_s=0.05, max_s=1.0)  # a refetch, not a reconnect
 _loads = orjson.loads
 _BUY = Side.BUY
 _APPLIED = ApplyResult.APPLIED
@@ -585,6 +587,7 @@ class NativeStream:
         fetch = self._fetch_snapshot
         assert fetch is not None  # noqa: S101  checked in __init__ for depth streams
         sync = self.sync
+        backoff = _SNAPSHOT_RETRY.start()
         for attempt in range(1, self._max_snapshot_attempts + 1):
             try:
                 raw = await fetch(self.instrument.exchange_symbol)
@@ -599,7 +602,7 @@ class NativeStream:
                     attempt=attempt,
                     error=repr(exc),
                 )
-                await asyncio.sleep(0.05 * 2**attempt)
+                await backoff.sleep()
                 continue
             first = sync.first_buffered_id()
             if first is not None and last_id + 1 < first:
@@ -611,7 +614,7 @@ class NativeStream:
                     snapshot_id=last_id,
                     first_buffered_id=first,
                 )
-                await asyncio.sleep(0.05 * attempt)
+                await backoff.sleep()
                 continue
             result = sync.on_snapshot(last_id, bids, asks)
             if result is ApplyResult.APPLIED:

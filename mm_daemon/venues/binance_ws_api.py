@@ -12,8 +12,12 @@ every replacement a new one) and takes its user data from the listenKey stream
 
 A venue refusal (post-only would cross, a filter, the balance) becomes a REJECTED OrderUpdate
 carrying the venue's message; a lost connection fails the pending requests with
-`ConnectionError`, and `run` reconnects with backoff, subscribes again and reconciles the orders
-it knew as live through `openOrders.status` and `order.status`.
+`ConnectionError` and is reported as an `ExecutionStatus`, and `run` reconnects with backoff
+and subscribes again; the engine then reconciles (`open_orders`, `order_status`,
+`trades_since`: `order.status`, spot `myTrades`, USD-M `userTrades`).
+
+The socket comes from a `WsConnector` (`ws_connect` by default), so tests drive the execution
+through a fake connection.
 
 Signing follows Binance's WS-API rule: every parameter except `signature`, sorted by name, joined
 as `k=v&...`, HMAC-SHA256 with the secret, hex. The key and the secret are never logged. The
@@ -24,11 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
 import orjson
@@ -37,6 +41,7 @@ import structlog
 from mm_daemon.binance.numbers import NumberFormat
 from mm_daemon.binance.signing import make_signer, signed_params
 from mm_daemon.core.types import (
+    ExecutionStatus,
     Fill,
     Instrument,
     InstrumentKind,
@@ -47,8 +52,8 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
-from mm_daemon.venues.delivery import Delivered
-from mm_daemon.venues.websocket import OP_TEXT, WsClientProtocol, ws_connect
+from mm_daemon.retry import BackoffPolicy
+from mm_daemon.venues.websocket import OP_TEXT, WsConnection, WsConnector, ws_connect
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,7 +63,9 @@ if TYPE_CHECKING:
     from mm_daemon.venues.base import ExecutionSink
 
 __all__ = [
+    "AiohttpTransport",
     "BinanceWsApiExecution",
+    "HttpTransport",
     "WsApiEndpoints",
     "WsApiError",
     "endpoints_from_ccxt",
@@ -66,7 +73,6 @@ __all__ = [
     "fill_from_trade",
     "order_update_from_order",
     "order_update_from_report",
-    "send_on_write",
 ]
 
 log = structlog.get_logger(__name__)
@@ -74,6 +80,7 @@ log = structlog.get_logger(__name__)
 
 _MS = 1_000_000
 LISTEN_KEY_KEEPALIVE_S = 30 * 60.0
+_TRADES_PAGE = 1000  # Binance's most trades per myTrades/userTrades request
 UNKNOWN_ORDER = -2011  # "Unknown order sent." (cancel of an order that is already gone)
 ORDER_NOT_EXIST = -2013  # "Order does not exist." (status of an order the venue forgot)
 
@@ -245,50 +252,40 @@ def order_update_from_order(
     )
 
 
-def rejected(request: OrderRequest, venue: str, reason: str, now_ns: int) -> OrderUpdate:
-    return _request_update(request, venue, OrderStatus.REJECTED, now_ns, reason)
+# -- transports ---------------------------------------------------------------------------------
 
 
-def pending_update(request: OrderRequest, venue: str, now_ns: int) -> OrderUpdate:
-    """The state of an order sent and not yet acknowledged."""
-    return _request_update(request, venue, OrderStatus.PENDING_NEW, now_ns, "")
+class HttpTransport(Protocol):
+    """Plain HTTP requests (USD-M's REST calls): the seam that tests fill with a fake."""
+
+    async def request(self, method: str, url: str, headers: Mapping[str, str]) -> tuple[int, Any]:
+        """(HTTP status, the JSON body) of one request."""
+        ...
+
+    async def close(self) -> None: ...
 
 
-def _request_update(
-    request: OrderRequest, venue: str, status: OrderStatus, now_ns: int, reason: str
-) -> OrderUpdate:
-    return OrderUpdate(
-        venue,
-        request.symbol,
-        now_ns,
-        now_ns,
-        request.client_order_id,
-        "",
-        status,
-        request.side,
-        request.price_ticks,
-        request.size_lots,
-        0,
-        reason,
-    )
+class AiohttpTransport:
+    """`HttpTransport` over one aiohttp session, opened on first use."""
+
+    def __init__(self) -> None:
+        self._session: Any = None
+
+    async def request(self, method: str, url: str, headers: Mapping[str, str]) -> tuple[int, Any]:
+        import aiohttp  # noqa: PLC0415  only USD-M needs REST
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        async with self._session.request(method, url, headers=headers) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 # -- the execution -------------------------------------------------------------------------------
-
-
-def send_on_write(ws: WsClientProtocol) -> None:
-    """Make every request leave on the socket inside its `write`, not at the end of the loop turn.
-
-    uvloop queues a write below the transport's high-water mark and sends it only once the loop
-    has run every ready callback (or, for a write made inside a socket read, every other socket
-    read of that turn): with 2,500 book messages a second that held a request 0.5-0.7 ms (p50)
-    between `write` and the simulator reading it. With the high-water mark at 0 uvloop tries the
-    send at once, as asyncio's own transports do; a send the kernel cannot take whole is queued
-    as before (the protocol's pause/resume callbacks are no-ops).
-    """
-    transport = ws._transport  # the protocol exposes no accessor
-    if transport is not None:
-        transport.set_write_buffer_limits(high=0)
 
 
 class BinanceWsApiExecution:
@@ -307,6 +304,8 @@ class BinanceWsApiExecution:
         initial_backoff_s: float = 0.1,
         max_backoff_s: float = 5.0,
         clock_ns: Callable[[], int] = time.time_ns,
+        connector: WsConnector | None = None,
+        http: HttpTransport | None = None,
     ) -> None:
         self.instrument = instrument
         self.endpoints = endpoints
@@ -324,17 +323,18 @@ class BinanceWsApiExecution:
         self._signer = make_signer(api_secret.get_secret_value().encode())
         self._recv_window = str(recv_window_ms)
         self._timeout_s = request_timeout_s
-        self._initial_backoff_s = initial_backoff_s
-        self._max_backoff_s = max_backoff_s
+        self._backoff = BackoffPolicy(initial_backoff_s, max_backoff_s)
         self._clock_ns = clock_ns
-        self._ws: WsClientProtocol | None = None
-        self._user_ws: WsClientProtocol | None = None
+        self._connect_ws = connector or functools.partial(ws_connect, send_at_once=True)
+        self._ws: WsConnection | None = None
+        self._user_ws: WsConnection | None = None
         self._pending: dict[int, tuple[asyncio.Future[Any], asyncio.TimerHandle]] = {}
         self._next_id = 1
         self._sink: ExecutionSink | None = None
         self._ready = asyncio.Event()
-        self._delivered = Delivered()
-        self._session: Any = None  # aiohttp session (USD-M listenKey and cancel-all)
+        self._http: HttpTransport = (
+            http or AiohttpTransport()
+        )  # USD-M listenKey, trades, cancel-all
         self.reconnects = 0
         self.requests_sent = 0
 
@@ -356,14 +356,13 @@ class BinanceWsApiExecution:
         if self._ws is not None and not self._ws.closed.done():
             return
         self._ready.clear()
-        ws = await ws_connect(self.endpoints.ws_api, self._on_frame)
-        send_on_write(ws)
+        ws = await self._connect_ws(self.endpoints.ws_api, self._on_frame)
         self._ws = ws
         try:
             if self._usdm:
                 listen_key = await self._listen_key("POST")
                 url = f"{self.endpoints.user_ws}?listenKey={listen_key}"
-                self._user_ws = await ws_connect(url, self._on_user_frame)
+                self._user_ws = await self._connect_ws(url, self._on_user_frame)
             else:
                 await self._call("userDataStream.subscribe.signature", {})
         except BaseException:
@@ -372,29 +371,29 @@ class BinanceWsApiExecution:
         self._ready.set()
 
     async def run(self, sink: ExecutionSink) -> None:
-        """Deliver order updates and fills into `sink` until cancelled; reconnect on loss."""
+        """Deliver order updates, fills and connection changes into `sink` until cancelled;
+        reconnect on loss."""
         self._sink = sink
-        backoff = self._initial_backoff_s
-        first = True
+        backoff = self._backoff.start()
         try:
             while True:
+                backoff.attempt()
+                reason = "connection closed"
                 try:
                     await self.connect()
-                    if not first:
-                        await self._reconcile()
-                    first = False
-                    backoff = self._initial_backoff_s
+                    backoff.reset()
+                    sink(ExecutionStatus(self._venue, time.time_ns(), connected=True))
                     await self._until_lost()
                 except asyncio.CancelledError:
                     raise
                 except (OSError, ConnectionError, TimeoutError, WsApiError) as exc:
-                    log.warning("ws-api connection failed", venue=self._venue, error=str(exc))
-                self._lost()
+                    reason = str(exc) or type(exc).__name__
+                    log.warning("ws-api connection failed", venue=self._venue, error=reason)
+                self._lost(reason)
                 self.reconnects += 1
-                await asyncio.sleep(backoff * (0.5 + random.random()))
-                backoff = min(self._max_backoff_s, backoff * 2)
+                await backoff.sleep()
         finally:
-            self._lost()
+            self._lost("stopped")
             self._sink = None
 
     async def _until_lost(self) -> None:
@@ -420,8 +419,10 @@ class BinanceWsApiExecution:
             await asyncio.sleep(LISTEN_KEY_KEEPALIVE_S)
             await self._listen_key("PUT")
 
-    def _lost(self) -> None:
-        """Close both sockets and fail every pending request."""
+    def _lost(self, reason: str = "connection lost") -> None:
+        """Close both sockets and fail every pending request; say so once."""
+        if self._ready.is_set() and self._sink is not None:
+            self._sink(ExecutionStatus(self._venue, time.time_ns(), connected=False, reason=reason))
         self._ready.clear()
         for ws in (self._ws, self._user_ws):
             if ws is not None:
@@ -435,64 +436,22 @@ class BinanceWsApiExecution:
             if not future.done():
                 future.set_exception(ConnectionError("ws-api connection lost"))
 
-    async def _reconcile(self) -> None:
-        """After a reconnect: report every open order, and the final state of each order we
-        knew as live that is no longer open; first the fills of those orders that happened
-        while the connection was down (their user-data events are lost with it)."""
-        known = dict(self._delivered.live)
-        current = {u.client_order_id: u for u in await self.open_orders(self._symbol)}
-        for client_id in [c for c in known if c not in current]:
-            try:
-                order = await self._call(
-                    "order.status",
-                    {"symbol": self._exchange_symbol, "origClientOrderId": client_id},
-                )
-            except WsApiError as exc:
-                if exc.code not in {UNKNOWN_ORDER, ORDER_NOT_EXIST}:
-                    raise
-                self._delivered.live.pop(client_id, None)
-                continue
-            now = time.time_ns()
-            current[client_id] = order_update_from_order(order, self.instrument, self._venue, now)
-        for client_id, update in current.items():
-            last = known.get(client_id)
-            if last is not None and update.filled_lots > last.filled_lots:
-                for fill in await self._order_fills(client_id, update.exchange_order_id):
-                    self._emit(fill)
-            self._emit(update)
-
-    async def _order_fills(self, client_order_id: str, order_id: str) -> list[Fill]:
-        """Every fill of one order, oldest first (spot `myTrades`, USD-M `userTrades`)."""
-        params = {"symbol": self._exchange_symbol, "orderId": order_id}
-        if self._usdm:
-            trades = await self._rest("GET", "/userTrades", params)
-        else:
-            trades = await self._call("myTrades", params)
-        now = time.time_ns()
-        fills = [
-            fill_from_trade(t, self.instrument, self._venue, client_order_id, now) for t in trades
-        ]
-        fills.sort(key=lambda f: (f.ts_exchange_ns, int(f.trade_id)))
-        return fills
-
     async def _listen_key(self, method: str) -> str:
-        import aiohttp  # noqa: PLC0415  only USD-M needs REST
-
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        headers = {"X-MBX-APIKEY": self._api_key.get_secret_value()}
-        url = f"{self.endpoints.rest}/listenKey"
-        async with self._session.request(method, url, headers=headers) as resp:
-            body = await resp.json(content_type=None)
-            if resp.status != 200:
-                raise WsApiError(int(body.get("code", -1)), str(body.get("msg", resp.status)))
+        body = await self._http_call(method, f"{self.endpoints.rest}/listenKey")
         return str(body.get("listenKey", ""))
+
+    async def _http_call(self, method: str, url: str) -> Any:
+        headers = {"X-MBX-APIKEY": self._api_key.get_secret_value()}
+        status, body = await self._http.request(method, url, headers)
+        if status != 200:
+            if not isinstance(body, Mapping):
+                body = {}
+            raise WsApiError(int(body.get("code", -1)), str(body.get("msg", status)))
+        return body
 
     async def close(self) -> None:
         self._lost()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -584,14 +543,12 @@ class BinanceWsApiExecution:
             log.warning("malformed order event", venue=self._venue, error=repr(exc))
 
     def _emit(self, event: OrderUpdate | Fill) -> None:
-        if not self._delivered.admit(event):
-            return  # a fill already booked (recovered after a reconnect, then replayed)
         sink = self._sink
         if sink is not None:
             sink(event)
 
     def _reject(self, request: OrderRequest, reason: str) -> None:
-        self._emit(rejected(request, self._venue, reason, time.time_ns()))
+        self._emit(request.as_update(OrderStatus.REJECTED, time.time_ns(), reason, self._venue))
 
     # -- order entry ------------------------------------------------------------------------------
 
@@ -624,16 +581,8 @@ class BinanceWsApiExecution:
             params["newOrderRespType"] = "RESULT"
         return params
 
-    def _sent_new(self, request: OrderRequest) -> None:
-        """Remember an order whose acknowledgement may be lost with the connection: after a
-        reconnect the venue is asked for its state (it may rest, or have filled, meanwhile)."""
-        self._delivered.live.setdefault(
-            request.client_order_id, pending_update(request, self._venue, time.time_ns())
-        )
-
     async def place(self, request: OrderRequest) -> None:
         future = self._send("order.place", self._order_params(request))
-        self._sent_new(request)
         try:
             result = await future
         except WsApiError as exc:
@@ -648,14 +597,12 @@ class BinanceWsApiExecution:
                 {"symbol": self._exchange_symbol, "origClientOrderId": old_client_order_id},
             )
             place = self._send("order.place", self._order_params(request))
-            self._sent_new(request)
             await asyncio.gather(self._finish_cancel(cancel), self._finish_place(request, place))
             return
         params = self._order_params(request)
         params["cancelReplaceMode"] = "STOP_ON_FAILURE"
         params["cancelOrigClientOrderId"] = old_client_order_id
         future = self._send("order.cancelReplace", params)
-        self._sent_new(request)
         now = time.time_ns
         try:
             result = await future
@@ -718,21 +665,11 @@ class BinanceWsApiExecution:
 
     async def _rest(self, method: str, path: str, params: dict[str, str]) -> Any:
         """One signed USD-M REST request (the calls the futures WS-API does not offer)."""
-        import aiohttp  # noqa: PLC0415  only USD-M needs REST
-
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         params["timestamp"] = str(self._clock_ns() // _MS)
         params["recvWindow"] = self._recv_window
         query = urlencode(params)
         query += "&signature=" + self._signer(query.encode())
-        headers = {"X-MBX-APIKEY": self._api_key.get_secret_value()}
-        url = f"{self.endpoints.rest}{path}?{query}"
-        async with self._session.request(method, url, headers=headers) as resp:
-            body = await resp.json(content_type=None)
-            if resp.status != 200:
-                raise WsApiError(int(body.get("code", -1)), str(body.get("msg", resp.status)))
-        return body
+        return await self._http_call(method, f"{self.endpoints.rest}{path}?{query}")
 
     async def open_orders(self, symbol: str) -> list[OrderUpdate]:
         del symbol
@@ -742,3 +679,48 @@ class BinanceWsApiExecution:
         orders = await self._call("openOrders.status", {"symbol": self._exchange_symbol})
         now = time.time_ns()
         return [order_update_from_order(o, self.instrument, self._venue, now) for o in orders]
+
+    async def order_status(self, symbol: str, client_order_id: str) -> OrderUpdate | None:
+        del symbol
+        try:
+            order = await self._call(
+                "order.status",
+                {"symbol": self._exchange_symbol, "origClientOrderId": client_order_id},
+            )
+        except WsApiError as exc:
+            if exc.code in {UNKNOWN_ORDER, ORDER_NOT_EXIST}:
+                return None
+            raise
+        return order_update_from_order(order, self.instrument, self._venue, time.time_ns())
+
+    async def trades_since(
+        self,
+        symbol: str,
+        *,
+        order_id: str = "",
+        client_order_id: str = "",
+        after_trade_id: str = "",
+    ) -> list[Fill]:
+        """Spot `myTrades`, USD-M `userTrades`: by order, or from a trade id a page at a time."""
+        del symbol
+        params = {"symbol": self._exchange_symbol, "limit": str(_TRADES_PAGE)}
+        if order_id:
+            params["orderId"] = order_id
+        elif after_trade_id:
+            params["fromId"] = str(int(after_trade_id) + 1)
+        trades: list[Any] = []
+        while True:
+            if self._usdm:
+                page = await self._rest("GET", "/userTrades", dict(params))
+            else:
+                page = await self._call("myTrades", dict(params))
+            trades.extend(page)
+            if order_id or len(page) < _TRADES_PAGE:
+                break
+            params["fromId"] = str(max(int(t["id"]) for t in page) + 1)
+        now = time.time_ns()
+        fills = [
+            fill_from_trade(t, self.instrument, self._venue, client_order_id, now) for t in trades
+        ]
+        fills.sort(key=lambda f: (f.ts_exchange_ns, int(f.trade_id)))
+        return fills

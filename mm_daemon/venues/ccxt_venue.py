@@ -12,7 +12,7 @@ every endpoint). `CcxtMarketData` implements `mm_daemon.venues.base.MarketData`:
   `watch_trades`, emitting a BookSnapshot per book update; for bybit the `u` continuity that
   ccxt does not check is checked on the raw messages, and a gap resubscribes.
 - A failing stream retries with exponential backoff and jitter and never ends `run`; every
-  reconnect and resync is counted (`Metrics`) and logged.
+  reconnect and resync is reported (`MarketDataReporter`) and logged.
 - A book stream silent for `stale_after_seconds`, or out of sync, emits
   `MarketStatus(stale=True)`; the first synced data after that emits `MarketStatus(stale=False)`.
 - `book(symbol)` is the sequence-checked local book the adapter keeps; a `MarketState` can share
@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,13 +44,13 @@ from mm_daemon.core.types import (
     Side,
     Trade,
 )
-from mm_daemon.venues.base import MarketSink
+from mm_daemon.retry import BackoffPolicy
+from mm_daemon.venues.base import MarketDataReporter, MarketSink
 from mm_daemon.venues.binance_stream import NativeStream, SnapshotFetcher
 from mm_daemon.venues.exchanges import VenueError, build_instrument, create_exchange
 
 if TYPE_CHECKING:
     from mm_daemon.config import MarketDataConfig, VenueConfig
-    from mm_daemon.engine.metrics import Metrics
 
 __all__ = ["BybitSequenceCheck", "CcxtMarketData"]
 
@@ -95,7 +94,7 @@ class CcxtMarketData:
         symbols: Sequence[str] | None = None,
         exchange: Any | None = None,
         sim_base_url: str | None = None,
-        metrics: Metrics | None = None,
+        reporter: MarketDataReporter | None = None,
         fees_bps: tuple[float, float] | None = None,
         native: bool = True,
         rate_limit: bool | None = None,
@@ -113,7 +112,7 @@ class CcxtMarketData:
             if exchange is not None
             else create_exchange(venue, sim_base_url=sim_base_url, rate_limit=rate_limit)
         )
-        self._metrics = metrics
+        self._report = reporter
         self._fees_bps = fees_bps if fees_bps is not None else _configured_fees(venue)
         self._native = native and venue.exchange in DIALECTS
         # A native book stream silent this long is closed and redialled (default: 3x the
@@ -230,7 +229,7 @@ class CcxtMarketData:
     ) -> list[asyncio.Task[None]]:
         usdm = instrument.kind is not InstrumentKind.SPOT
         symbol = instrument.symbol
-        m = self._metrics
+        m = self._report
         labels = (self.venue, symbol)
         fetch: SnapshotFetcher = self._fetch_usdm_depth if usdm else self._fetch_spot_depth
         depth_tap = trade_tap = None
@@ -262,9 +261,9 @@ class CcxtMarketData:
             fetch_snapshot=fetch,
             on_sync_change=on_sync_change,
             book=self._books[symbol],
-            malformed_counter=m.malformed_frames.labels(self.venue) if m else None,
-            latency_histogram=m.md_latency.labels(*labels) if m else None,
-            resync_counter=m.book_resyncs.labels(*labels) if m else None,
+            malformed_counter=m.malformed(self.venue) if m else None,
+            latency_histogram=m.latency(*labels) if m else None,
+            resync_counter=m.resyncs(*labels) if m else None,
             tap=depth_tap,
         )
         trades = NativeStream(
@@ -274,8 +273,8 @@ class CcxtMarketData:
             kind="trade",
             usdm=usdm,
             sink=self._counting_trade_sink(sink, symbol),
-            malformed_counter=m.malformed_frames.labels(self.venue) if m else None,
-            latency_histogram=m.md_latency.labels(*labels) if m else None,
+            malformed_counter=m.malformed(self.venue) if m else None,
+            latency_histogram=m.latency(*labels) if m else None,
             trades_after_book=self._trades_after_book,
             tap=trade_tap,
         )
@@ -306,10 +305,10 @@ class CcxtMarketData:
         return await self._exchange.fapiPublicGetDepth({"symbol": exchange_symbol, "limit": 1000})
 
     def _counting_trade_sink(self, sink: MarketSink, symbol: str) -> MarketSink:
-        m = self._metrics
+        m = self._report
         if m is None:
             return sink
-        counter = m.trades.labels(self.venue, symbol)
+        counter = m.trades(self.venue, symbol)
 
         def counted(event: MarketEvent) -> None:
             counter.inc()
@@ -380,7 +379,7 @@ class CcxtMarketData:
         symbol = instrument.symbol
         tick, lot = instrument.tick_size, instrument.lot_size
         depth = min(self._md.book_depth_levels, 200)
-        m = self._metrics
+        m = self._report
         labels = (self.venue, symbol)
         try:
             while True:
@@ -417,8 +416,8 @@ class CcxtMarketData:
                         await ex.un_watch_order_book(symbol)
                     continue
                 if m is not None:
-                    m.book_updates.labels(*labels).inc()
-                    m.md_latency.labels(*labels).observe(max(0, now - ts_ex) / 1e9)
+                    m.book_updates(*labels).inc()
+                    m.latency(*labels).observe(max(0, now - ts_ex) / 1e9)
                 state.synced = True
                 if state.stale:
                     self._mark(sink, state, stale=False, reason="synced")
@@ -460,16 +459,18 @@ class CcxtMarketData:
     async def _supervise(
         self, name: str, symbol: str, run_once: Callable[[], Awaitable[None]]
     ) -> None:
-        """Run a stream forever: retry with exponential backoff and jitter; never raise."""
+        """Run a stream forever: retry with backoff (`mm_daemon.retry`); never raise."""
         md = self._md
-        backoff = md.reconnect_initial_backoff_seconds
+        backoff = BackoffPolicy(
+            md.reconnect_initial_backoff_seconds, md.reconnect_max_backoff_seconds
+        ).start()
         first = True
         while True:
-            started = time.monotonic()
+            backoff.attempt()
             if not first:
                 self.reconnects += 1
-                if self._metrics is not None:
-                    self._metrics.ws_reconnects.labels(self.venue, symbol).inc()
+                if self._report is not None:
+                    self._report.reconnects(self.venue, symbol).inc()
             first = False
             try:
                 await run_once()
@@ -480,9 +481,7 @@ class CcxtMarketData:
             except Exception as exc:  # noqa: BLE001  a stream never takes the daemon down
                 error = repr(exc)
                 level = "warning" if _retryable(exc) else "error"
-            if time.monotonic() - started > 10 * md.reconnect_max_backoff_seconds:
-                backoff = md.reconnect_initial_backoff_seconds  # it had been healthy
-            delay = backoff * (0.5 + random.random() * 0.5)
+            delay = backoff.next_delay()
             log.log(
                 40 if level == "error" else 30,
                 "stream failed, reconnecting",
@@ -492,7 +491,6 @@ class CcxtMarketData:
                 retry_in_s=round(delay, 3),
             )
             await asyncio.sleep(delay)
-            backoff = min(backoff * 2, md.reconnect_max_backoff_seconds)
 
     async def _watchdog(self, sink: MarketSink) -> None:
         """Mark a market stale when its book stream is silent past the limit; un-stale on data.
@@ -503,7 +501,7 @@ class CcxtMarketData:
         limit_ns = int(self._md.stale_after_seconds * 1e9)
         redial_ns = self._redial_ns
         interval = min(self._md.stale_after_seconds / 10, 0.5)
-        m = self._metrics
+        m = self._report
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic_ns()
@@ -525,9 +523,9 @@ class CcxtMarketData:
                         bid = book.best_bid_ticks
                         ask = book.best_ask_ticks
                         if bid is not None:
-                            m.book_best_bid.labels(self.venue, symbol).set(inst.ticks_to_price(bid))
+                            m.best_bid(self.venue, symbol).set(inst.ticks_to_price(bid))
                         if ask is not None:
-                            m.book_best_ask.labels(self.venue, symbol).set(inst.ticks_to_price(ask))
+                            m.best_ask(self.venue, symbol).set(inst.ticks_to_price(ask))
 
     async def _redial(self, symbol: str) -> None:
         for stream in self._native_streams:
@@ -539,22 +537,22 @@ class CcxtMarketData:
 
     def _flush_update_counts(self, symbol: str) -> None:
         """Move the native streams' applied-delta counts into mm_book_updates_total."""
-        m = self._metrics
+        m = self._report
         if m is None:
             return
         for stream in self._native_streams:
             if stream.kind == "depth" and stream.instrument.symbol == symbol:
                 pending = stream.applied - self._flushed_updates.get(id(stream), 0)
                 if pending > 0:
-                    m.book_updates.labels(self.venue, symbol).inc(pending)
+                    m.book_updates(self.venue, symbol).inc(pending)
                     self._flushed_updates[id(stream)] = stream.applied
 
     def _mark(self, sink: MarketSink, state: _StreamState, *, stale: bool, reason: str) -> None:
         if state.stale == stale:
             return
         state.stale = stale
-        if self._metrics is not None:
-            self._metrics.market_stale.labels(self.venue, state.symbol).set(1 if stale else 0)
+        if self._report is not None:
+            self._report.stale(self.venue, state.symbol).set(1 if stale else 0)
         log.info(
             "market stale" if stale else "market fresh",
             venue=self.venue,
@@ -565,14 +563,14 @@ class CcxtMarketData:
 
     def _count_resync(self, symbol: str, cause: str) -> None:
         self.resyncs += 1
-        if self._metrics is not None:
-            self._metrics.book_resyncs.labels(self.venue, symbol).inc()
+        if self._report is not None:
+            self._report.resyncs(self.venue, symbol).inc()
         log.warning("book out of sync, resyncing", venue=self.venue, symbol=symbol, cause=cause)
 
     def _count_malformed(self) -> None:
         self.malformed += 1
-        if self._metrics is not None:
-            self._metrics.malformed_frames.labels(self.venue).inc()
+        if self._report is not None:
+            self._report.malformed(self.venue).inc()
 
 
 class BybitSequenceCheck:

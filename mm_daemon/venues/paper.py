@@ -415,6 +415,25 @@ class PaperExecution:
             return []
         return self.matcher.open_orders(self._clock())
 
+    async def order_status(self, symbol: str, client_order_id: str) -> OrderUpdate | None:
+        """An open paper order's state (a finished one is not kept: None)."""
+        for update in await self.open_orders(symbol):
+            if update.client_order_id == client_order_id:
+                return update
+        return None
+
+    async def trades_since(
+        self,
+        symbol: str,
+        *,
+        order_id: str = "",
+        client_order_id: str = "",
+        after_trade_id: str = "",
+    ) -> list[Fill]:
+        """Nothing to recover: a paper fill is delivered as it happens, never lost on the way."""
+        del symbol, order_id, client_order_id, after_trade_id
+        return []
+
     async def close(self) -> None:
         for timer, done in self._timers.items():
             timer.cancel()

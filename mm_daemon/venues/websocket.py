@@ -16,11 +16,18 @@ import hashlib
 import os
 import ssl
 import time
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Awaitable, Callable
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
-__all__ = ["OP_TEXT", "WebSocketError", "WsClientProtocol", "ws_connect"]
+__all__ = [
+    "OP_TEXT",
+    "WebSocketError",
+    "WsClientProtocol",
+    "WsConnection",
+    "WsConnector",
+    "ws_connect",
+]
 
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _OP_CONT, OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -263,8 +270,36 @@ class WsClientProtocol(asyncio.Protocol):
         return True
 
 
-async def ws_connect(url: str, on_message: Callable[[bytes, int], None]) -> WsClientProtocol:
-    """Open a websocket to `url` (ws:// or wss://) and complete the handshake."""
+class WsConnection(Protocol):
+    """What a websocket user needs of a connection: the seam that tests fill with a fake."""
+
+    @property
+    def closed(self) -> asyncio.Future[None]:
+        """Fails (with `WebSocketError`) when the connection ends."""
+        ...
+
+    def send(self, opcode: int, payload: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+WsConnector = Callable[[str, Callable[[bytes, int], None]], Awaitable[WsConnection]]
+"""Opens a connection to a URL, handing each received message to the callback."""
+
+
+async def ws_connect(
+    url: str, on_message: Callable[[bytes, int], None], *, send_at_once: bool = False
+) -> WsClientProtocol:
+    """Open a websocket to `url` (ws:// or wss://) and complete the handshake.
+
+    `send_at_once`: every write leaves on the socket inside the call, not at the end of the
+    loop turn. uvloop queues a write below the transport's high-water mark and sends it only
+    once the loop has run every ready callback (or, for a write made inside a socket read,
+    every other socket read of that turn): with 2,500 book messages a second that held an
+    order request 0.5-0.7 ms (p50) between `write` and the venue reading it. With the mark at
+    0 uvloop tries the send at once, as asyncio's own transports do; a send the kernel cannot
+    take whole is queued as before (the protocol's pause/resume callbacks are no-ops).
+    """
     parsed = urlsplit(url)
     secure = parsed.scheme == "wss"
     if parsed.scheme not in {"ws", "wss"} or not parsed.hostname:
@@ -274,7 +309,7 @@ async def ws_connect(url: str, on_message: Callable[[bytes, int], None]) -> WsCl
     host_header = parsed.netloc.rsplit("@", 1)[-1]
     loop = asyncio.get_running_loop()
     ssl_context = ssl.create_default_context() if secure else None
-    _, protocol = await loop.create_connection(
+    transport, protocol = await loop.create_connection(
         lambda: WsClientProtocol(host_header, path, on_message),
         parsed.hostname,
         port,
@@ -286,4 +321,6 @@ async def ws_connect(url: str, on_message: Callable[[bytes, int], None]) -> WsCl
     except BaseException:
         protocol.close()
         raise
+    if send_at_once:
+        cast("asyncio.WriteTransport", transport).set_write_buffer_limits(high=0)
     return protocol

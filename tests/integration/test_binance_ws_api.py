@@ -22,6 +22,7 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
+from mm_daemon.engine.reconcile import ReconciledExecution
 from mm_daemon.sim.runner import SimulatorHandle, VenueEndpoint
 from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, WsApiEndpoints
 from mm_daemon.venues.exchanges import build_instrument
@@ -42,7 +43,7 @@ def sim_config() -> SimConfig:
     return SimConfig(seed=7, spot_maker_fee_bps=MAKER_FEE_BPS, perp_maker_fee_bps=MAKER_FEE_BPS)
 
 
-Live = tuple[BinanceWsApiExecution, ExecutionRecorder]
+Live = tuple[ReconciledExecution, ExecutionRecorder]
 
 
 async def _start(
@@ -57,7 +58,7 @@ async def _start(
     exchange = make_exchange(venue, api_key=None)
     await exchange.load_markets()
     instrument = build_instrument(venue, exchange.market(symbol))
-    execution = BinanceWsApiExecution(
+    native = BinanceWsApiExecution(
         instrument,
         endpoints,
         SecretStr(KEY),
@@ -65,6 +66,8 @@ async def _start(
         venue=venue,
         initial_backoff_s=initial_backoff_s,
     )
+    # The daemon's own wrapper: it reconciles after every reconnect.
+    execution = ReconciledExecution(native)
     events = ExecutionRecorder()
     task = asyncio.create_task(execution.run(events))
     try:
@@ -76,6 +79,11 @@ async def _start(
         with pytest.raises(asyncio.CancelledError):
             await task
         await execution.close()
+
+
+def native_of(execution: ReconciledExecution) -> BinanceWsApiExecution:
+    assert isinstance(execution.inner, BinanceWsApiExecution)
+    return execution.inner
 
 
 @pytest.fixture
@@ -187,15 +195,16 @@ async def test_cancel_replace_moves_the_order_in_one_request(
     price = book(sim, SPOT).engine.best_bid()[0] - 5_000
     await execution.place(spot_order("w-mv-1", Side.BUY, price))
     await events.update("w-mv-1", OrderStatus.OPEN)
-    sent = execution.requests_sent
+    sent = native_of(execution).requests_sent
     await execution.replace("w-mv-1", spot_order("w-mv-2", Side.BUY, price - 10))
-    assert execution.requests_sent == sent + 1
+    assert native_of(execution).requests_sent == sent + 1
     await events.update("w-mv-1", OrderStatus.CANCELLED)
     moved = await events.update("w-mv-2", OrderStatus.OPEN)
     assert moved.price_ticks == price - 10
     assert open_ids(sim, SPOT) == ["w-mv-2"]
 
 
+@pytest.mark.parametrize("market_speed", [0.0])  # a still market: only our sell fills it
 async def test_fill_arrives_with_the_maker_fee_in_quote(sim: SimulatorHandle, spot: Live) -> None:
     execution, events = spot
     bid = book(sim, SPOT).engine.best_bid()[0]
@@ -203,7 +212,7 @@ async def test_fill_arrives_with_the_maker_fee_in_quote(sim: SimulatorHandle, sp
     await events.update("w-fill-1", OrderStatus.OPEN)
     sell_down_to(sim, SPOT, bid)
     fill = await events.fill("w-fill-1")
-    inst = execution.instrument
+    inst = native_of(execution).instrument
     assert (fill.side, fill.price_ticks, fill.size_lots) == (Side.BUY, bid, 100)
     assert fill.liquidity is Liquidity.MAKER
     notional = inst.ticks_to_price(bid) * inst.lots_to_size(100)
@@ -273,7 +282,7 @@ async def test_dropped_connection_is_survived_and_orders_reconciled(
             and e.status is OrderStatus.OPEN
         )
     )
-    assert execution.reconnects >= 1
+    assert native_of(execution).reconnects >= 1
     await execution.place(spot_order("w-dc-2", Side.BUY, price - 1))
     await events.update("w-dc-2", OrderStatus.OPEN)
     assert sorted(open_ids(sim, SPOT)) == ["w-dc-1", "w-dc-2"]
@@ -329,7 +338,7 @@ async def test_usdm_fill_arrives_through_the_listen_key_stream(
     await events.update("p-fill-1", OrderStatus.OPEN)
     sell_down_to(sim, PERP, bid)
     fill = await events.fill("p-fill-1")
-    inst = execution.instrument
+    inst = native_of(execution).instrument
     assert (fill.price_ticks, fill.size_lots, fill.liquidity) == (bid, 5, Liquidity.MAKER)
     notional = inst.ticks_to_price(bid) * inst.lots_to_base(5)
     assert fill.fee_quote == pytest.approx(notional * MAKER_FEE_BPS / 1e4, rel=1e-3)

@@ -22,6 +22,7 @@ from mm_daemon.core.types import (
     Side,
 )
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
+from mm_daemon.engine.reconcile import ReconciledExecution
 from mm_daemon.sim.runner import SimulatorHandle
 from mm_daemon.venues.ccxt_execution import (
     CcxtExecution,
@@ -54,7 +55,8 @@ async def live(
     execution = CcxtExecution(exchange, instrument, venue=SPOT)
     await execution.connect()
     events = ExecutionRecorder()
-    task = asyncio.create_task(execution.run(events))
+    # Through the daemon's own wrapper: it reconciles after every reconnect.
+    task = asyncio.create_task(ReconciledExecution(execution).run(events))
     try:
         yield execution, events
     finally:
@@ -210,7 +212,7 @@ async def test_fill_while_the_private_streams_were_down_arrives_once_after_they_
     assert sum(f.size_lots for f in fills) == 100
     assert len({f.trade_id for f in fills}) == len(fills)
     assert all(f.price_ticks == price and f.liquidity is Liquidity.MAKER for f in fills)
-    assert execution.reconciles >= 1
+    assert execution.stream_restarts >= 1
 
 
 def test_ccxt_order_maps_to_ticks_lots_and_status() -> None:

@@ -20,7 +20,7 @@ from mm_daemon.core.types import (
     MarketStatus,
     Trade,
 )
-from mm_daemon.engine.metrics import Metrics
+from mm_daemon.engine.metrics import MarketDataMetrics, Metrics
 from mm_daemon.sim.runner import SimulatorHandle
 from mm_daemon.venues.ccxt_venue import CcxtMarketData
 from mm_daemon.venues.exchanges import VenueError
@@ -94,7 +94,7 @@ async def running_md(
         config,
         md_config or MarketDataConfig(),
         sim_base_url=endpoint.rest,
-        metrics=metrics,
+        reporter=MarketDataMetrics(metrics),
         redial_after_silence_s=redial_after_silence_s,
     )
     events = Events()
