@@ -15,12 +15,11 @@
 5. The adapter path without a socket: the wire bytes of the stream cut into 64 KiB chunks and
    handed to the websocket reader (frame cutting, orjson, levels, book, events, fair value).
 
-`--baseline COMMIT` also runs 2 and 5 with `mm_daemon/venues/binance_native.py` as it was at
-COMMIT (read with `git show`), interleaved with the current one, so before/after come from the
-same run on the same machine load; `--baseline python` runs the current file with its compiled
-readers off (the pure-Python fallback of a build without a C compiler).
+`--baseline python` also runs 2 and 5 with the compiled readers off (the pure-Python fallback
+of a build without a C compiler), interleaved with the compiled runs. Another commit is
+compared with `bench/compare.py`, which runs this script in both checkouts in turn.
 
-Run: `.venv/bin/python bench/bench_market_data.py [--repeats N] [--baseline COMMIT]`; prints a
+Run: `.venv/bin/python bench/bench_market_data.py [--repeats N] [--baseline python]`; prints a
 table and writes bench/results/market_data.json. Needs the recorded captures ($MMD_DATA_DIR or
 ../shared/data/binance); exits with a note when they are absent.
 """
@@ -30,20 +29,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import gc
 import hashlib
-import importlib.util
 import json
 import logging
 import multiprocessing as mp
 import os
 import statistics
 import struct
-import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import orjson
@@ -353,40 +351,26 @@ def venue_config(port: int) -> VenueConfig:
     )
 
 
-def load_baseline(commit: str) -> ModuleType:
-    """`mm_daemon/venues/binance_native.py` as it was at `commit`, as a separate module.
+@contextlib.contextmanager
+def compiled_readers(*, enabled: bool) -> Iterator[None]:
+    """Run the native stream with its compiled readers on or off (the Python fallback)."""
+    from mm_daemon.venues import binance_stream  # noqa: PLC0415
 
-    `python`: the current file with its compiled readers off (the pure-Python fallback)."""
-    path = "mm_daemon/venues/binance_native.py"
-    if commit == "python":
-        source = (REPO / path).read_bytes()
-    else:
-        source = subprocess.run(
-            ["git", "-C", str(REPO), "show", f"{commit}:{path}"], capture_output=True, check=True
-        ).stdout
-    spec = importlib.util.spec_from_loader("baseline_binance_native", loader=None)
-    assert spec is not None  # noqa: S101  spec_from_loader returns a spec for a name
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while building
-    exec(compile(source, f"{commit}:binance_native.py", "exec"), module.__dict__)  # noqa: S102  the repository's own code at an earlier commit
-    if commit == "python":
-        module.compiled_apply_side = None
-        module.compiled_frame_parser = None
-    return module
+    saved = binance_stream.compiled_frame_parser, binance_stream.compiled_apply_side
+    if not enabled:
+        binance_stream.compiled_frame_parser = None
+        binance_stream.compiled_apply_side = None
+    try:
+        yield
+    finally:
+        binance_stream.compiled_frame_parser, binance_stream.compiled_apply_side = saved
 
 
 async def adapter_run(
-    port: int, index_of: dict[int, int], final_u: int, native: ModuleType | None = None
+    port: int, index_of: dict[int, int], final_u: int, *, compiled: bool = True
 ) -> float:
-    from mm_daemon.venues import ccxt_venue  # noqa: PLC0415
-
-    current = ccxt_venue.NativeStream
-    if native is not None:
-        ccxt_venue.NativeStream = native.NativeStream
-    try:
+    with compiled_readers(enabled=compiled):
         return await _adapter_run(port, index_of, final_u)
-    finally:
-        ccxt_venue.NativeStream = current
 
 
 async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> float:
@@ -446,10 +430,13 @@ async def ccxt_run(port: int, index_of: dict[int, int], final_u: int) -> float:
 
 
 def chunk_path_us(
-    snapshot: dict[str, Any], payloads: list[dict[str, Any]], native: ModuleType
+    snapshot: dict[str, Any], payloads: list[dict[str, Any]], *, compiled: bool = True
 ) -> float:
     """Microseconds per message from wire bytes (64 KiB chunks) to fair value, no socket."""
+    from mm_daemon.binance.frames import parse_levels  # noqa: PLC0415
     from mm_daemon.core.types import Instrument, InstrumentKind  # noqa: PLC0415
+    from mm_daemon.venues.binance_stream import NativeStream  # noqa: PLC0415
+    from mm_daemon.venues.websocket import WsClientProtocol  # noqa: PLC0415
 
     inst = Instrument(
         "bench", "BTC/USDT:USDT", "BTCUSDT", InstrumentKind.PERPETUAL, "BTC", "USDT", TICK, LOT
@@ -461,7 +448,7 @@ def chunk_path_us(
         return snapshot
 
     async def run() -> float:
-        stream = native.NativeStream(
+        stream = NativeStream(
             venue="bench",
             ws_url="ws://127.0.0.1:1/",
             instrument=inst,
@@ -474,12 +461,10 @@ def chunk_path_us(
         stream.sink = state.on_event
         stream.sync.on_snapshot(
             snapshot["lastUpdateId"],
-            native.parse_levels(snapshot["bids"], TICK, LOT),
-            native.parse_levels(snapshot["asks"], TICK, LOT),
+            parse_levels(snapshot["bids"], TICK, LOT),
+            parse_levels(snapshot["asks"], TICK, LOT),
         )
-        reader = native.WsClientProtocol(
-            "bench", "/", getattr(stream, "frame_handler", stream.on_frame)
-        )
+        reader = WsClientProtocol("bench", "/", stream.frame_handler)
         reader._open = True  # past the handshake: only frames are measured
         gc.collect()
         t0 = time.perf_counter()
@@ -490,7 +475,8 @@ def chunk_path_us(
             raise RuntimeError("the chunked replay must apply every diff")
         return elapsed / len(payloads) * 1e6
 
-    return asyncio.run(run())
+    with compiled_readers(enabled=compiled):
+        return asyncio.run(run())
 
 
 def processing_latency(snapshot: dict[str, Any], payloads: list[dict[str, Any]]) -> dict:
@@ -671,9 +657,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--baseline",
-        metavar="COMMIT",
-        help="also run the adapter with binance_native.py as of COMMIT (or `python`: the "
-        "current one without its compiled readers), interleaved",
+        choices=("python",),
+        help="also run the adapter without its compiled readers, interleaved",
     )
     args = parser.parse_args()
     data_dir = default_data_dir() if default_data_dir().is_dir() else None
@@ -691,19 +676,17 @@ def main() -> None:
         f"({levels_per_msg:.1f} levels/diff on average) from the recorded BTC USD-M capture"
     )
 
-    import mm_daemon.venues.binance_native as current_native  # noqa: PLC0415
-
-    baseline = load_baseline(args.baseline) if args.baseline else None
+    baseline = args.baseline is not None
     books = bench_books(snapshot, payloads, args.repeats)
     processing = processing_latency(snapshot, payloads)
     chunk_us: list[float] = []
     chunk_us_base: list[float] = []
     for i in range(args.repeats + 1):  # the first round fills each version's level memo
-        if baseline is not None and i % 2:
-            chunk_us_base.append(chunk_path_us(snapshot, payloads, baseline))
-        chunk_us.append(chunk_path_us(snapshot, payloads, current_native))
-        if baseline is not None and not i % 2:
-            chunk_us_base.append(chunk_path_us(snapshot, payloads, baseline))
+        if baseline and i % 2:
+            chunk_us_base.append(chunk_path_us(snapshot, payloads, compiled=False))
+        chunk_us.append(chunk_path_us(snapshot, payloads))
+        if baseline and not i % 2:
+            chunk_us_base.append(chunk_path_us(snapshot, payloads, compiled=False))
     del chunk_us[0]
     if chunk_us_base:
         del chunk_us_base[0]
@@ -729,11 +712,15 @@ def main() -> None:
     try:
         for i in range(args.repeats):
             # Alternate which adapter runs right after the ccxt loop (its garbage and caches).
-            if baseline is not None and i % 2:
-                base_rates.append(uvloop.run(adapter_run(burst_port, index_of, final_u, baseline)))
+            if baseline and i % 2:
+                base_rates.append(
+                    uvloop.run(adapter_run(burst_port, index_of, final_u, compiled=False))
+                )
             adapter_rates.append(uvloop.run(adapter_run(burst_port, index_of, final_u)))
-            if baseline is not None and not i % 2:
-                base_rates.append(uvloop.run(adapter_run(burst_port, index_of, final_u, baseline)))
+            if baseline and not i % 2:
+                base_rates.append(
+                    uvloop.run(adapter_run(burst_port, index_of, final_u, compiled=False))
+                )
             ccxt_rates.append(uvloop.run(ccxt_run(burst_port, index_of, final_u)))
         # Paced runs, sleeping and busy-polling loops alternated; medians of each statistic.
         paced: dict[bool, list[dict[str, float]]] = {False: [], True: []}
@@ -787,7 +774,7 @@ def main() -> None:
         ("64 KiB chunks -> fair value in process, us/msg", statistics.median(chunk_us), ""),
         ("RSS, two venues' adapters, MB", rss_mb, "< 200"),
     ]
-    if baseline is not None:
+    if baseline:
         base = statistics.median(base_rates)
         base_chunk = statistics.median(chunk_us_base)
         rows += [
@@ -824,7 +811,7 @@ def main() -> None:
                     "runs": chunk_us,
                 },
                 "baseline": None
-                if baseline is None
+                if not baseline
                 else {
                     "commit": args.baseline,
                     "adapter_messages_per_s": {

@@ -5,7 +5,7 @@ Four contenders, one after the other against the same simulator process in one r
 - daemon, native: the real daemon (`Daemon`, live mode, its startup heap frozen as it does)
   with `order_entry: native` (signed WS-API requests written on the caller's stack);
 - daemon, native, uvloop-queued writes: the same, with the request left in uvloop's write
-  queue until the end of the loop turn (as before `send_on_write`), for the side-by-side;
+  queue until the end of the loop turn (without `send_at_once`), for the side-by-side;
 - daemon, ccxt: the same daemon with `order_entry: ccxt` (ccxt.pro's WS-API calls);
 - plain ccxt.pro loop: watch_order_book -> mid +/- half spread -> REST cancel_order +
   create_order for both sides (rate limiter off).
@@ -271,16 +271,15 @@ async def _sim_role(*, busy_poll: bool = False) -> dict[str, Any]:
 
 
 def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
-    import mm_daemon.venues.binance_native as native  # noqa: PLC0415
-
+    from mm_daemon.binance import markets  # noqa: PLC0415
     from mm_daemon.config import parse_config  # noqa: PLC0415
     from mm_daemon.engine.daemon import Daemon  # noqa: PLC0415
     from mm_daemon.log import configure_logging  # noqa: PLC0415
     from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution  # noqa: PLC0415
     from mm_daemon.venues.ccxt_execution import CcxtExecution  # noqa: PLC0415
 
-    native.DEPTH_RATE = "0ms"  # the same one-message-per-change stream as the plain loop
-    from mm_daemon.venues import binance_ws_api  # noqa: PLC0415
+    markets.DEPTH_RATE = "0ms"  # the same one-message-per-change stream as the plain loop
+    from mm_daemon.venues import binance_stream, binance_ws_api, websocket  # noqa: PLC0415
 
     key = {
         "native": NATIVE_KEY,
@@ -293,7 +292,11 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
         order_entry = "native"
     if order_entry == "native-queued":
         # As before the fix: requests wait in uvloop's write queue until the end of the turn.
-        binance_ws_api.send_on_write = lambda _ws: None
+        def queued_connect(url: str, on_message: Any, *, send_at_once: bool = False) -> Any:
+            del send_at_once
+            return websocket.ws_connect(url, on_message)
+
+        binance_ws_api.ws_connect = queued_connect
         order_entry = "native"
     config = parse_config(
         {
@@ -332,7 +335,7 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
     handed: list[int] = []
     read: list[int] = []
     reading = [0]
-    original_frame = native.NativeStream._handle_frame
+    original_frame = binance_stream.NativeStream._handle_frame
 
     chunks: list[int] = []
 
@@ -343,16 +346,16 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
         original_frame(self, raw, ts_local_ns)
         reading[0] = 0
 
-    native.NativeStream._handle_frame = on_frame  # type: ignore[method-assign]
+    binance_stream.NativeStream._handle_frame = on_frame  # type: ignore[method-assign]
     # When each request's bytes have been handed to the kernel (the socket send returned).
     sent: list[int] = []
-    original_send = native.WsClientProtocol.send
+    original_send = websocket.WsClientProtocol.send
 
     def stamped_send(self: Any, opcode: int, payload: bytes) -> None:
         original_send(self, opcode, payload)
         sent.append(time.time_ns())
 
-    native.WsClientProtocol.send = stamped_send  # type: ignore[method-assign]
+    websocket.WsClientProtocol.send = stamped_send  # type: ignore[method-assign]
     cls: Any = BinanceWsApiExecution if order_entry == "native" else CcxtExecution
     for name in ("place", "replace", "cancel"):
         original = getattr(cls, name)

@@ -1,4 +1,9 @@
 /*
+ * One file, kept whole on purpose: it is one extension module, and the number readers and the
+ * level writer below are static helpers that the compiler inlines into every parser of the
+ * hot path (parse_depth, parse_trade, apply_levels, apply_side); split into several
+ * translation units they would become calls across files on every level.
+ *
  * Binance depth levels into a book side, compiled: the per-level loop of the market-data hot
  * path (mm_daemon.venues.binance_stream), which in Python costs about half a microsecond a
  * level in dictionary look-ups alone.
