@@ -42,6 +42,7 @@ __all__ = [
     "HedgeRatioMode",
     "HedgeVenueDownReaction",
     "QuoteModel",
+    "env_key",
     "load_config",
 ]
 
@@ -85,16 +86,15 @@ _DEFAULT_FEES_BPS: dict[str, tuple[float, float]] = {
 
 
 class VenueConfig(_Model):
+    """One venue (an exchange account at an endpoint), named by its key under `venues`."""
+
     name: str = Field(
-        description="Venue label used in logs and metric labels, e.g. sim-spot or binance-spot.",
-        min_length=1,
+        default="",
+        description="Set from the key under venues (the label in logs and metrics).",
+        json_schema_extra={"readOnly": True},
     )
     exchange: str = Field(
         description="ccxt exchange id: binance (spot) or binanceusdm (USD-M perpetuals), bybit.",
-        min_length=1,
-    )
-    symbol: str = Field(
-        description="Unified ccxt symbol, e.g. BTC/USDT (spot) or BTC/USDT:USDT (perpetual).",
         min_length=1,
     )
     endpoint: str = Field(
@@ -106,11 +106,11 @@ class VenueConfig(_Model):
     )
     api_key: SecretStr | None = Field(
         default=None,
-        description="API key: only from MMD_VENUES__<ROLE>__API_KEY or api_key_file.",
+        description="API key: only from MMD_VENUES__<NAME>__API_KEY or api_key_file.",
     )
     api_secret: SecretStr | None = Field(
         default=None,
-        description=("API secret: only from MMD_VENUES__<ROLE>__API_SECRET or api_secret_file."),
+        description="API secret: only from MMD_VENUES__<NAME>__API_SECRET or api_secret_file.",
     )
     api_key_file: Path | None = Field(
         default=None, description="File holding the API key (container secrets)."
@@ -124,10 +124,6 @@ class VenueConfig(_Model):
     )
     taker_fee_bps: float | None = Field(
         default=None, description="Taker fee in bps. Unset: the venue's published base tier."
-    )
-    hedge_ratio: float = Field(
-        default=1.0,
-        description="Base units of exposure per base unit held on this venue (netting weight).",
     )
     rate_limit_orders_per_second: PositiveFloat = Field(
         default=10.0, description="Token-bucket refill rate for order actions on this venue."
@@ -166,20 +162,6 @@ class VenueConfig(_Model):
         return maker, taker
 
 
-class VenuesConfig(_Model):
-    maker: VenueConfig = Field(description="The venue quoted with two-sided maker orders.")
-    hedge: VenueConfig | None = Field(
-        default=None, description="The correlated venue that hedges net exposure (optional)."
-    )
-
-    def by_role(self) -> list[tuple[str, VenueConfig]]:
-        """(role, venue): the maker, then the hedge venue when there is one."""
-        roles = [("maker", self.maker)]
-        if self.hedge is not None:
-            roles.append(("hedge", self.hedge))
-        return roles
-
-
 class MarketDataConfig(_Model):
     stale_after_seconds: PositiveFloat = Field(
         default=5.0, description="A stream silent this long marks its market stale (quotes pulled)."
@@ -192,6 +174,13 @@ class MarketDataConfig(_Model):
     )
     book_depth_levels: Annotated[int, Field(ge=1, le=5000)] = Field(
         default=1000, description="Levels per side kept in the local book."
+    )
+    startup_timeout_seconds: PositiveFloat = Field(
+        default=30.0,
+        description=(
+            "How long the start waits for every venue to connect; the markets of a venue that "
+            "has not by then are reported failed and the others start."
+        ),
     )
     fair_value: FairValueModel = Field(
         default=FairValueModel.MICROPRICE,
@@ -480,6 +469,104 @@ class RuntimeConfig(_Model):
     )
 
 
+class HedgeLegConfig(_Model):
+    venue: str = Field(description="The venue (a key under venues) the asset is hedged on.")
+    symbol: str = Field(
+        description="Unified ccxt symbol of the hedge instrument, e.g. BTC/USDT:USDT.",
+        min_length=1,
+    )
+
+
+_PER_MARKET_SECTIONS = ("quoting", "inventory", "hedging", "risk")
+"""Sections a market may set for itself; the top-level ones are every market's defaults."""
+
+
+class MarketConfig(_Model):
+    """One quoted market: a symbol on a venue, and where its base asset is hedged."""
+
+    name: str = Field(
+        default="",
+        description=(
+            "Label in logs, metrics and reports (the `market` label); default SYMBOL@VENUE, "
+            "e.g. BTC/USDT@sim-spot."
+        ),
+    )
+    venue: str = Field(description="The venue quoted (a key under venues).", min_length=1)
+    symbol: str = Field(
+        description="Unified ccxt symbol quoted, e.g. BTC/USDT or ETH/USDT.", min_length=1
+    )
+    hedge: HedgeLegConfig | None = Field(
+        default=None, description="Where the market's base asset is hedged (optional)."
+    )
+    required: bool = Field(
+        default=False,
+        description=(
+            "Refuse to start when this market cannot (unknown symbol, venue down); otherwise "
+            "the other markets start and this one is reported as failed."
+        ),
+    )
+    quoting: QuotingConfig = Field(
+        default_factory=QuotingConfig, description="Over the top-level quoting section."
+    )
+    inventory: InventoryConfig = Field(
+        default_factory=InventoryConfig, description="Over the top-level inventory section."
+    )
+    hedging: HedgingConfig = Field(
+        default_factory=HedgingConfig, description="Over the top-level hedging section."
+    )
+    risk: RiskConfig = Field(
+        default_factory=RiskConfig, description="Over the top-level risk section."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name"):
+            data = {**data, "name": f"{data.get('symbol', '')}@{data.get('venue', '')}"}
+        return data
+
+    @property
+    def asset(self) -> str:
+        """The base asset (BTC of BTC/USDT and of BTC/USDT:USDT): exposure nets per asset."""
+        return self.symbol.split("/", 1)[0]
+
+
+class PortfolioConfig(_Model):
+    max_gross_notional_quote: PositiveFloat | None = Field(
+        default=None,
+        description=(
+            "Sum of |position| x fair value over every instrument; past it every market quotes "
+            "only the side that reduces its asset's exposure."
+        ),
+    )
+    max_net_notional_quote: PositiveFloat | None = Field(
+        default=None,
+        description=(
+            "|Net exposure| x fair value of one asset across its markets and hedges; past it the "
+            "side that adds to it stops on every market of the asset."
+        ),
+    )
+    max_drawdown_quote: PositiveFloat | None = Field(
+        default=None,
+        description="HALT every market when the total P&L falls this far below its peak.",
+    )
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = _deep_merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _as_data(section: Any) -> Any:
+    return section.model_dump(exclude_unset=True) if isinstance(section, BaseModel) else section
+
+
 class Config(_Model):
     model_config = ConfigDict(
         frozen=True,
@@ -493,13 +580,30 @@ class Config(_Model):
         default=False,
         description="Permit live orders on mainnet (MMD_CONFIRM_MAINNET=yes must also be set).",
     )
-    venues: VenuesConfig = Field(description="The quoted venue and the hedge venue.")
+    venues: dict[str, VenueConfig] = Field(
+        description="Every venue by name (the name labels logs and metrics), e.g. sim-spot.",
+        min_length=1,
+    )
+    markets: tuple[MarketConfig, ...] = Field(
+        description="The markets quoted, each on a venue, with an optional hedge.", min_length=1
+    )
+    portfolio: PortfolioConfig = Field(
+        default_factory=PortfolioConfig, description="Limits over every market together."
+    )
     market_data: MarketDataConfig = Field(default_factory=MarketDataConfig, description="Streams.")
     sim: SimConfig = Field(default_factory=SimConfig, description="The embedded simulator.")
-    quoting: QuotingConfig = Field(default_factory=QuotingConfig, description="Quote engine.")
-    inventory: InventoryConfig = Field(default_factory=InventoryConfig, description="Inventory.")
-    hedging: HedgingConfig = Field(default_factory=HedgingConfig, description="Hedging.")
-    risk: RiskConfig = Field(default_factory=RiskConfig, description="Risk limits.")
+    quoting: QuotingConfig = Field(
+        default_factory=QuotingConfig, description="Quote engine (every market's defaults)."
+    )
+    inventory: InventoryConfig = Field(
+        default_factory=InventoryConfig, description="Inventory (every market's defaults)."
+    )
+    hedging: HedgingConfig = Field(
+        default_factory=HedgingConfig, description="Hedging (every market's defaults)."
+    )
+    risk: RiskConfig = Field(
+        default_factory=RiskConfig, description="Risk limits (every market's defaults)."
+    )
     paper: PaperConfig = Field(default_factory=PaperConfig, description="Paper execution.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logs.")
@@ -507,31 +611,120 @@ class Config(_Model):
         default_factory=RuntimeConfig, description="Event-loop polling and core placement."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _markets_over_defaults(cls, data: Any) -> Any:
+        """Each market's sections are the top-level ones with the market's own keys on top;
+        each venue is named by its key."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        venues = data.get("venues")
+        if isinstance(venues, Mapping):
+            data["venues"] = {
+                name: {**_as_data(venue), "name": name}
+                if isinstance(_as_data(venue), Mapping)
+                else venue
+                for name, venue in venues.items()
+            }
+        markets = data.get("markets")
+        if isinstance(markets, list | tuple):
+            merged = []
+            for market in markets:
+                market_data = _as_data(market)
+                if isinstance(market_data, Mapping):
+                    market_data = dict(market_data)
+                    for section in _PER_MARKET_SECTIONS:
+                        defaults = _as_data(data.get(section)) or {}
+                        own = market_data.get(section) or {}
+                        if isinstance(defaults, Mapping) and isinstance(own, Mapping):
+                            market_data[section] = _deep_merge(defaults, own)
+                merged.append(market_data)
+            data["markets"] = merged
+        return data
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:
-        quoting, inventory = self.quoting, self.inventory
+        names: dict[str, int] = {}
+        quoted: dict[tuple[str, str], int] = {}
+        hedged_as: dict[str, int] = {}
+        for i, market in enumerate(self.markets):
+            where = f"markets.{i}"
+            if market.venue not in self.venues:
+                raise ValueError(
+                    f"{where}.venue: {market.venue!r} is not a venue; define it under venues "
+                    f"(venues: {', '.join(sorted(self.venues))})"
+                )
+            if market.hedge is not None and market.hedge.venue not in self.venues:
+                raise ValueError(
+                    f"{where}.hedge.venue: {market.hedge.venue!r} is not a venue; define it "
+                    f"under venues (venues: {', '.join(sorted(self.venues))})"
+                )
+            if market.name in names:
+                raise ValueError(
+                    f"{where}.name: {market.name!r} is also markets.{names[market.name]}'s name"
+                )
+            names[market.name] = i
+            key = (market.venue, market.symbol)
+            if key in quoted:
+                raise ValueError(
+                    f"{where}.symbol: {market.symbol} on {market.venue} is quoted by "
+                    f"markets.{quoted[key]} already"
+                )
+            quoted[key] = i
+            self._check_market(where, market)
+            first = hedged_as.setdefault(market.asset, i)
+            other = self.markets[first]
+            if first != i and (market.hedge, market.hedging) != (other.hedge, other.hedging):
+                raise ValueError(
+                    f"{where}.hedge: markets of {market.asset} are hedged together, so they "
+                    f"need the same hedge and hedging settings as markets.{first}"
+                )
+        return self
+
+    def _check_market(self, where: str, market: MarketConfig) -> None:
+        quoting, inventory = market.quoting, market.inventory
         total = quoting.order_size_base * sum(
             quoting.level_size_multiplier**i for i in range(quoting.levels)
         )
         if total > inventory.limit_base + 1e-12:
             raise ValueError(
-                f"quoting.order_size_base: {quoting.levels} level(s) add up to {total:g} base, "
-                f"above inventory.limit_base {inventory.limit_base:g}; lower the size or levels"
+                f"{where}.quoting.order_size_base: {quoting.levels} level(s) add up to {total:g} "
+                f"base, above inventory.limit_base {inventory.limit_base:g}; lower the size or "
+                "levels"
             )
         if quoting.min_spread_bps > quoting.max_spread_bps:
-            raise ValueError("quoting.min_spread_bps: above quoting.max_spread_bps")
-        sim_fees = (self.sim.spot_maker_fee_bps, self.sim.spot_taker_fee_bps)
-        maker_fee_bps, _ = self.venues.maker.fees_bps(sim_fees)
+            raise ValueError(f"{where}.quoting.min_spread_bps: above quoting.max_spread_bps")
+        venue = self.venues[market.venue]
+        maker_fee_bps, _ = venue.fees_bps(self.sim.fees_bps(venue.exchange))
         round_trip_bps = 2 * maker_fee_bps
         if quoting.min_spread_bps < round_trip_bps and not quoting.allow_spread_below_fees:
             raise ValueError(
-                f"quoting.min_spread_bps: {quoting.min_spread_bps:g} bps is below the round-trip "
-                f"maker fee of {round_trip_bps:g} bps; raise it or set "
-                "quoting.allow_spread_below_fees: true"
+                f"{where}.quoting.min_spread_bps: {quoting.min_spread_bps:g} bps is below the "
+                f"round-trip maker fee of {round_trip_bps:g} bps on {market.venue}; raise it or "
+                "set quoting.allow_spread_below_fees: true"
             )
-        if self.hedging.mode is not HedgeMode.OFF and self.venues.hedge is None:
-            raise ValueError("hedging.mode: hedging needs venues.hedge; add it or set mode: off")
-        return self
+        if market.hedging.mode is not HedgeMode.OFF and market.hedge is None:
+            raise ValueError(
+                f"{where}.hedging.mode: hedging needs {where}.hedge (a venue and symbol); add "
+                "it or set hedging.mode: off"
+            )
+        if self.market_data.fair_value is FairValueModel.CROSS_VENUE and market.hedge is None:
+            raise ValueError(
+                f"market_data.fair_value: cross_venue needs {where}.hedge (the reference venue)"
+            )
+
+    def venue_of(self, market: MarketConfig) -> VenueConfig:
+        return self.venues[market.venue]
+
+    def used_venues(self) -> list[VenueConfig]:
+        """The venues some market quotes or hedges on, in the order markets name them."""
+        seen: dict[str, VenueConfig] = {}
+        for market in self.markets:
+            seen.setdefault(market.venue, self.venues[market.venue])
+            if market.hedge is not None:
+                seen.setdefault(market.hedge.venue, self.venues[market.hedge.venue])
+        return list(seen.values())
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:
@@ -569,42 +762,132 @@ def _parse_env_value(raw: str) -> Any:
         return raw
 
 
-def _env_overrides(environ: Mapping[str, str]) -> list[tuple[list[str], str]]:
+ENV_OUTSIDE_CONFIG = frozenset(
+    {
+        "MMD_DATA_DIR",  # the recorded captures' folder
+        "MMD_CONFIRM_MAINNET",  # the second key to live orders on mainnet
+        "MMD_IMAGE",  # compose: the image to run
+        "MMD_METRICS_HOST_PORT",  # compose: published ports
+        "MMD_PROMETHEUS_HOST_PORT",
+        "MMD_GRAFANA_HOST_PORT",
+    }
+)
+"""MMD_* variables the project reads outside the config; any other MMD_* must name a field."""
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[list[tuple[list[str], str]], list[str]]:
+    """(path, raw value) of every MMD_* config override, and one problem line per MMD_*
+    variable that names no config section (a misspelt section would otherwise do nothing)."""
     overrides = []
-    for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX):
+    problems = []
+    for key, value in sorted(environ.items()):
+        if not key.startswith(ENV_PREFIX) or key in ENV_OUTSIDE_CONFIG:
             continue
         path = [part.lower() for part in key[len(ENV_PREFIX) :].split("__") if part]
         if path and path[0] in Config.model_fields:
             overrides.append((path, value))
-    return overrides
+        else:
+            sections = ", ".join(sorted(Config.model_fields))
+            problems.append(
+                f"{key}: names no config section (MMD_<SECTION>__<FIELD>, sections: {sections}; "
+                f"other MMD_ variables read: {', '.join(sorted(ENV_OUTSIDE_CONFIG))})"
+            )
+    return overrides, problems
+
+
+def env_key(name: str) -> str:
+    """How a venue's name appears in an environment variable: sim-spot -> sim_spot."""
+    return re.sub(r"[^a-z0-9]", "_", name.lower())
 
 
 def _apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
-    node = data
-    for part in path[:-1]:
+    """Set `value` at `path`; a part names a venue by its environment form, a market by its
+    index (MMD_MARKETS__0__QUOTING__SPREAD_BPS)."""
+    node: Any = data
+    for depth, raw_part in enumerate(path):
+        part = raw_part
+        last = depth == len(path) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError([f"{'.'.join(path)}: no such entry to override ({part})"])
+            if last:
+                node[int(part)] = value
+                return
+            child = node[int(part)]
+            if not isinstance(child, dict):
+                child = node[int(part)] = {}
+            else:
+                child = node[int(part)] = dict(child)
+            node = child
+            continue
+        if depth == 1 and path[0] == "venues":
+            part = next((name for name in node if env_key(str(name)) == part), part)
+        if last:
+            node[part] = value
+            return
         child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
+        if isinstance(child, list):
+            node[part] = child = list(child)
+        elif isinstance(child, dict):
+            node[part] = child = dict(child)
+        else:
+            node[part] = child = {}
         node = child
-    node[path[-1]] = value
+
+
+_OLD_VENUE_ROLES = ("maker", "hedge")
+
+
+def _refuse_old_shape(data: Mapping[str, Any]) -> list[str]:
+    """A config written for one maker and one hedge venue (`venues.maker`, `venues.hedge` with
+    a symbol each): one line per field saying where it moved."""
+    venues = data.get("venues")
+    if not isinstance(venues, Mapping):
+        return []
+    old = {
+        role: venue
+        for role, venue in venues.items()
+        if role in _OLD_VENUE_ROLES and isinstance(venue, Mapping) and "symbol" in venue
+    }
+    if not old:
+        return []
+    problems = []
+    for role, venue in old.items():
+        name = str(venue.get("name") or role)
+        market = "markets[0]" if role == "maker" else "markets[0].hedge"
+        for field in venue:
+            where = f"venues.{role}.{field}"
+            if field == "symbol":
+                problems.append(
+                    f"{where}: moved to {market}.symbol, with {market}.venue: {name} "
+                    "(a market is a symbol on a named venue)"
+                )
+            elif field == "name":
+                problems.append(
+                    f"{where}: a venue is now named by its key: venues.{name}: "
+                    "{exchange: ..., endpoint: ...}"
+                )
+            elif field == "hedge_ratio":
+                problems.append(f"{where}: moved to hedging.ratio (the hedge's units per unit)")
+            else:
+                problems.append(f"{where}: moved to venues.{name}.{field}")
+    return problems
 
 
 def _refuse_yaml_secrets(data: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     venues = data.get("venues")
     if isinstance(venues, Mapping):
-        for role, venue in venues.items():
+        for name, venue in venues.items():
             if not isinstance(venue, Mapping):
                 continue
             for field in SECRET_FIELDS:
                 if field in venue:
-                    env = f"{ENV_PREFIX}VENUES__{str(role).upper()}__{field.upper()}"
+                    env = f"{ENV_PREFIX}VENUES__{env_key(str(name)).upper()}__{field.upper()}"
                     problems.append(
-                        f"venues.{role}.{field}: secrets are not accepted in the YAML file; "
+                        f"venues.{name}.{field}: secrets are not accepted in the YAML file; "
                         f"set the environment variable {env} or name a file in "
-                        f"venues.{role}.{field}_file"
+                        f"venues.{name}.{field}_file"
                     )
     return problems
 
@@ -639,12 +922,15 @@ def parse_config(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(["config: the file must hold a mapping of sections"])
-    problems = _refuse_yaml_secrets(data)
+    problems = _refuse_old_shape(data) or _refuse_yaml_secrets(data)
     if problems:
         raise ConfigError(problems)
     data = dict(data)
     data.pop("$schema", None)
-    for path, raw in _env_overrides(os.environ if environ is None else environ):
+    overrides, problems = _env_overrides(os.environ if environ is None else environ)
+    if problems:
+        raise ConfigError(problems)
+    for path, raw in overrides:
         is_secret = path[-1] in SECRET_FIELDS
         _apply_override(data, path, raw if is_secret else _parse_env_value(raw))
     problems = _read_secret_files(data, base_dir or Path.cwd())
@@ -691,10 +977,12 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> C
 
 def config_summary(config: Config) -> str:
     """One line describing what the config will do (safe to print: no secrets)."""
-    maker = config.venues.maker
-    hedge = config.venues.hedge
-    hedge_text = f", hedge {hedge.symbol} on {hedge.name}" if hedge else ""
-    return (
-        f"ok: {config.mode.value} mode, quoting {maker.symbol} on {maker.name} ({maker.endpoint}) "
-        f"with {config.quoting.model.value}{hedge_text}, hedging {config.hedging.mode.value}"
-    )
+    parts = []
+    for market in config.markets:
+        venue = config.venues[market.venue]
+        text = f"{market.symbol} on {venue.name} ({venue.endpoint}) with {market.quoting.model}"
+        if market.hedge is not None:
+            text += f", hedged {market.hedging.mode} on {market.hedge.venue}"
+        parts.append(text)
+    plural = "s" if len(parts) > 1 else ""
+    return f"ok: {config.mode.value} mode, {len(parts)} market{plural}: " + "; ".join(parts)

@@ -21,6 +21,7 @@ exact P&L attribution (`pnl()`, see `mm_daemon.core.pnl` for the definitions).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -179,6 +180,28 @@ class FillStats:
     def count(self) -> int:
         return self.buys + self.sells
 
+    def add(self, side: Side, liquidity: Liquidity, base: float, quote: float) -> None:
+        if side is Side.BUY:
+            self.buys += 1
+        else:
+            self.sells += 1
+        if liquidity is Liquidity.MAKER:
+            self.maker += 1
+        else:
+            self.taker += 1
+        self.volume_base += base
+        self.volume_quote += quote
+
+    def plus(self, other: FillStats) -> FillStats:
+        return FillStats(
+            self.buys + other.buys,
+            self.sells + other.sells,
+            self.maker + other.maker,
+            self.taker + other.taker,
+            self.volume_base + other.volume_base,
+            self.volume_quote + other.volume_quote,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class _HedgeDecision:
@@ -206,6 +229,7 @@ class Ledger:
         "net_exposure_base",
         "quote_stats",
         "reference",
+        "stats_by_instrument",
     )
 
     def __init__(
@@ -226,6 +250,7 @@ class Ledger:
         self.max_abs_net_exposure_base = 0.0
         self.quote_stats = FillStats()
         self.hedge_stats = FillStats()
+        self.stats_by_instrument: dict[tuple[str, str], FillStats] = {}
         self.add_instrument(reference)
 
     # -- setup ---------------------------------------------------------------------------
@@ -237,6 +262,7 @@ class Ledger:
         if position is None:
             position = self._positions[key] = Position(instrument)
             self._attribution.add_instrument(key, position.scale)
+            self.stats_by_instrument[key] = FillStats()
         return position
 
     def set_netting_weight(self, venue: str, weight: float) -> None:
@@ -296,18 +322,13 @@ class Ledger:
             entry_reference_nanos=entry_reference,
             hedge=hedge,
         )
-        stats = self.hedge_stats if hedge else self.quote_stats
-        if fill.side is Side.BUY:
-            stats.buys += 1
-        else:
-            stats.sells += 1
-        if fill.liquidity is Liquidity.MAKER:
-            stats.maker += 1
-        else:
-            stats.taker += 1
         base = fill.size_lots * position.instrument.lots_to_base(1)
-        stats.volume_base += base
-        stats.volume_quote += base * position.instrument.ticks_to_price(fill.price_ticks)
+        quote = base * position.instrument.ticks_to_price(fill.price_ticks)
+        for stats in (
+            self.hedge_stats if hedge else self.quote_stats,
+            self.stats_by_instrument[key],
+        ):
+            stats.add(fill.side, fill.liquidity, base, quote)
         self._update_net_exposure()
         return edge / ATOMS_PER_QUOTE
 
@@ -340,10 +361,12 @@ class Ledger:
         """Current mark in quote per base (see `mark_nanos`)."""
         return Fraction(self.mark_nanos(venue, symbol), _NANOS)
 
-    def pnl(self) -> PnlBreakdown:
-        """The exact P&L attribution at the latest fair values."""
+    def pnl(self, instruments: Collection[tuple[str, str]] | None = None) -> PnlBreakdown:
+        """The exact P&L attribution at the latest fair values: of every instrument, or of
+        those named by (venue, symbol) (a quoted market's own share); the parts add up to the
+        whole exactly."""
         marks = {key: self.mark_nanos(*key) for key in self._positions}
-        return self._attribution.breakdown(marks, marks[self._reference_key])
+        return self._attribution.breakdown(marks, marks[self._reference_key], instruments)
 
     def realized(self) -> Fraction:
         return sum((p.realized for p in self._positions.values()), _ZERO)

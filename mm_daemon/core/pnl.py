@@ -44,6 +44,7 @@ perpetuals are not included.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
@@ -175,7 +176,16 @@ class PnlBreakdown:
 class _Marks:
     """Per-instrument sums that let inventory and basis P&L be evaluated at any later time."""
 
-    __slots__ = ("cash", "entry", "entry_reference", "lots", "scale")
+    __slots__ = (
+        "cash",
+        "entry",
+        "entry_reference",
+        "fees",
+        "hedge_cost",
+        "lots",
+        "scale",
+        "spread_capture",
+    )
 
     def __init__(self, scale: InstrumentScale) -> None:
         self.scale = scale
@@ -183,6 +193,11 @@ class _Marks:
         self.cash = 0  # atoms: sum of -s * x * p - f
         self.entry = 0  # lots x nanos: sum of s * x * E
         self.entry_reference = 0  # lots x nanos: sum of s * x * R_i
+        # This instrument's share of the fill-time components, atoms (the attribution's own
+        # totals are their sums over instruments).
+        self.spread_capture = 0
+        self.fees = 0
+        self.hedge_cost = 0
 
 
 class Attribution:
@@ -222,9 +237,12 @@ class Attribution:
         edge = signed_lots * entry_nanos * scale.atoms_per_lot_nano - paid
         if hedge:
             self._hedge_cost += edge - fee_atoms
+            marks.hedge_cost += edge - fee_atoms
         else:
             self._spread_capture += edge
             self._fees -= fee_atoms
+            marks.spread_capture += edge
+            marks.fees -= fee_atoms
         marks.lots += signed_lots
         marks.cash -= paid + fee_atoms
         marks.entry += signed_lots * entry_nanos
@@ -232,9 +250,15 @@ class Attribution:
         return edge
 
     def breakdown(
-        self, marks_nanos: dict[tuple[str, str], int], reference_nanos: int
+        self,
+        marks_nanos: dict[tuple[str, str], int],
+        reference_nanos: int,
+        keys: Collection[tuple[str, str]] | None = None,
     ) -> PnlBreakdown:
-        """The components at current fair values (in nanos, one per registered instrument)."""
+        """The components at current fair values (in nanos, one per registered instrument):
+        of every instrument, or of the instruments `keys` names only."""
+        if keys is not None:
+            return self._breakdown_of(marks_nanos, reference_nanos, keys)
         inventory = 0
         basis = 0
         total = 0
@@ -254,3 +278,24 @@ class Attribution:
             basis_atoms=basis,
             total_atoms=total,
         )
+
+    def _breakdown_of(
+        self,
+        marks_nanos: dict[tuple[str, str], int],
+        reference_nanos: int,
+        keys: Collection[tuple[str, str]],
+    ) -> PnlBreakdown:
+        spread = fees = hedge = inventory = basis = total = 0
+        for key in keys:
+            marks = self._marks[key]
+            mark = marks_nanos[key]
+            per_nano = marks.scale.atoms_per_lot_nano
+            spread += marks.spread_capture
+            fees += marks.fees
+            hedge += marks.hedge_cost
+            inventory += (marks.lots * reference_nanos - marks.entry_reference) * per_nano
+            basis += (
+                marks.lots * (mark - reference_nanos) - (marks.entry - marks.entry_reference)
+            ) * per_nano
+            total += marks.cash + marks.lots * mark * per_nano
+        return PnlBreakdown(spread, fees, inventory, hedge, basis, total)

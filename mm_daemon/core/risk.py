@@ -40,12 +40,13 @@ class RiskLimits:
 class RiskGate:
     """Tracks the risk state from exposure and P&L; checks each order before it is sent."""
 
-    __slots__ = ("_peak_pnl_quote", "_state", "halted_reason", "limits")
+    __slots__ = ("_constraint", "_peak_pnl_quote", "_state", "halted_reason", "limits")
 
     def __init__(self, limits: RiskLimits) -> None:
         self.limits = limits
         self._state = RiskState.ACTIVE
         self._peak_pnl_quote: float | None = None
+        self._constraint = ""  # a limit beyond this market (the portfolio's) that reduces it
         self.halted_reason = ""
 
     @property
@@ -64,11 +65,25 @@ class RiskGate:
                 f"drawdown {drawdown:.2f} beyond max_drawdown_quote "
                 f"{self.limits.max_drawdown_quote:g}"
             )
-        elif abs(net_exposure_base) >= self.limits.inventory_limit_base:
+        elif self._constraint or abs(net_exposure_base) >= self.limits.inventory_limit_base:
             self._state = RiskState.REDUCING
         else:
             self._state = RiskState.ACTIVE
         return self._state
+
+    @property
+    def reason(self) -> str:
+        """Why the state is not ACTIVE ("" when it is)."""
+        if self._state is RiskState.HALTED:
+            return self.halted_reason
+        if self._state is RiskState.REDUCING:
+            return self._constraint or "inventory limit"
+        return ""
+
+    def constrain(self, reason: str) -> None:
+        """Hold the market in REDUCING for a limit beyond it (a portfolio limit), from the
+        next `update` on; an empty reason lifts it."""
+        self._constraint = reason
 
     def halt(self, reason: str) -> None:
         """Stop quoting until `reset()` (a drawdown, or an operator's kill switch)."""

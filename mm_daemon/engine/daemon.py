@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import os
@@ -19,21 +20,30 @@ from pydantic import SecretStr
 
 from mm_daemon.binance.capture import CaptureRecorder, CaptureWriter, default_data_dir
 from mm_daemon.binance.markets import DIALECTS
-from mm_daemon.config import Config, ConfigError, FairValueModel, Mode, VenueConfig
+from mm_daemon.config import Config, ConfigError, FairValueModel, Mode, VenueConfig, env_key
+from mm_daemon.core.book import Book
 from mm_daemon.core.hedging import Hedger
 from mm_daemon.core.inventory import Ledger
-from mm_daemon.core.market_state import MarketState
 from mm_daemon.core.markouts import MarkoutTracker
 from mm_daemon.core.quoting import Quoter
 from mm_daemon.core.risk import RiskGate
-from mm_daemon.core.summary import RunSummary, build_run_summary, render_summary, summary_to_dict
+from mm_daemon.core.summary import (
+    AssetRecord,
+    MarketRecord,
+    RunSummary,
+    build_portfolio_summary,
+    render_summary,
+    summary_to_dict,
+)
 from mm_daemon.core.types import ExecutionStatus, Instrument, MarketEvent
 from mm_daemon.engine import wiring
+from mm_daemon.engine.asset import AssetBook, HedgeLeg
 from mm_daemon.engine.metrics import MarketDataMetrics, Metrics, MetricsServer
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
+from mm_daemon.engine.portfolio import Portfolio, PortfolioLimits
 from mm_daemon.engine.reconcile import ReconciledExecution
 from mm_daemon.engine.runtime import BusyPoll, apply_cpu_affinity
-from mm_daemon.engine.trader import HedgeLeg, Trader
+from mm_daemon.engine.trader import MarketTrader
 from mm_daemon.engine.virtual_time import VirtualClock, VirtualTimeLoop
 from mm_daemon.log import configure_logging, get_logger, register_secret
 from mm_daemon.retry import BackoffPolicy
@@ -48,7 +58,7 @@ from mm_daemon.venues.ccxt_execution import (
 from mm_daemon.venues.ccxt_venue import CcxtMarketData
 from mm_daemon.venues.exchanges import VenueError, create_exchange
 from mm_daemon.venues.paper import PaperExecution
-from mm_daemon.venues.recorded import RecordedMarketData, RecordedMarkets
+from mm_daemon.venues.recorded import RecordedMarketData, RecordedMarkets, config_instruments
 
 __all__ = [
     "Daemon",
@@ -66,10 +76,11 @@ log = get_logger(__name__)
 TIMER_INTERVAL_SECONDS = 0.2  # markouts, hedge slices and timeouts, risk, gauges
 SHUTDOWN_CANCEL_SECONDS = 1.0  # with CLOSE_SECONDS, leaves room to exit within 2 s of SIGTERM
 CLOSE_SECONDS = 0.5
+EXIT_ORDERS_LEFT_OPEN = 3  # the exit code when cancels left orders resting at a venue
 
 
 def _register_config_secrets(config: Config) -> None:
-    for _, venue in config.venues.by_role():
+    for venue in config.venues.values():
         for secret in (venue.api_key, venue.api_secret):
             if secret is not None:
                 register_secret(secret.get_secret_value())
@@ -100,10 +111,14 @@ class Daemon:
         self._metrics_server: MetricsServer | None = None
         self.metrics_url: str | None = None
         self.simulator: SimulatorHandle | None = None
-        self.trader: Trader | None = None
+        self.portfolio: Portfolio | None = None
         self.summary: RunSummary | None = None
+        self.failed_markets: dict[str, str] = {}  # name -> why it did not start
         self._market_data: list[CcxtMarketData | RecordedMarketData] = []
-        self._executions: list[Execution] = []
+        self._sources: dict[tuple[str, str], CcxtMarketData | RecordedMarketData] = {}
+        self._executions: list[ReconciledExecution] = []
+        self._live_executions: dict[str, ReconciledExecution] = {}
+        self._hedge_venues: dict[str, list[AssetBook]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started_ns = 0
 
@@ -139,8 +154,8 @@ class Daemon:
                 log.info(
                     "daemon_started",
                     mode=self.config.mode.value,
-                    maker=self.config.venues.maker.name,
-                    symbol=self.config.venues.maker.symbol,
+                    markets=[m.name for m in self.portfolio.markets] if self.portfolio else [],
+                    failed_markets=sorted(self.failed_markets),
                     busy_poll=busy_poll.running,
                     cpus=sorted(os.sched_getaffinity(0)),
                 )
@@ -151,12 +166,20 @@ class Daemon:
         finally:
             self.metrics.up.set(0)
             busy_poll.stop()
-            await self._shutdown()
+            left_open = await self._shutdown()
             for sig in signals:
                 with suppress(Exception):
                     loop.remove_signal_handler(sig)
             if self._metrics_server is not None:
                 self._metrics_server.stop()
+        if left_open:
+            # Loud: orders resting unmanaged are the one outcome an operator must act on.
+            log.error("orders_left_open", orders=left_open)
+            sys.stderr.write(
+                f"error: {len(left_open)} order(s) still open after shutdown: "
+                f"{', '.join(left_open)}\n"
+            )
+            return EXIT_ORDERS_LEFT_OPEN
         log.info("shutdown_complete", uptime_seconds=round(time.monotonic() - started, 3))
         return 0
 
@@ -167,18 +190,23 @@ class Daemon:
             await self._start_recorded(self._recorded)
             return
         cfg = self.config
-        venues = [venue for _, venue in cfg.venues.by_role()]
+        venues = cfg.used_venues()
         if any(v.endpoint == "sim" for v in venues):
             self.simulator = await start_simulator(cfg.sim)
             for endpoint in self.simulator.endpoints.values():
                 log.info("simulator_started", **endpoint.as_json())
-        feeds: list[tuple[VenueConfig, CcxtMarketData | RecordedMarketData, str | None]] = []
+        symbols: dict[str, list[str]] = {}
+        for venue, symbol, _ in config_instruments(cfg):
+            symbols.setdefault(venue.name, []).append(symbol)
+        connecting: dict[str, asyncio.Task[None]] = {}
+        loop = asyncio.get_running_loop()
         for venue in venues:
             sim_url = self._sim_url(venue) if venue.endpoint == "sim" else None
             fees = venue.fees_bps(cfg.sim.fees_bps(venue.exchange))
             md = CcxtMarketData(
                 venue,
                 cfg.market_data,
+                symbols=symbols[venue.name],
                 sim_base_url=sim_url,
                 reporter=MarketDataMetrics(self.metrics),
                 fees_bps=fees,
@@ -188,21 +216,77 @@ class Daemon:
                 trades_after_book=cfg.mode is Mode.LIVE,
             )
             self._market_data.append(md)
-            self.metrics.ws_reconnects.labels(venue.name, venue.symbol)
-            try:
-                await self._retry(f"{venue.name}:connect", md.connect)
-            except VenueError as exc:
-                raise ConfigError([f"venues: {exc}"]) from None
-            feeds.append((venue, md, sim_url))
-        await self._start_trading(feeds)
+            for symbol in symbols[venue.name]:
+                self.metrics.ws_reconnects.labels(venue.name, symbol)
+            connecting[venue.name] = loop.create_task(
+                self._retry(
+                    f"{venue.name}:connect",
+                    functools.partial(md.connect, tolerate_unknown=True),
+                )
+            )
+        # Every venue connects at once; one that is down (or slow) past the deadline leaves
+        # its markets out, the others start.
+        _, pending = await asyncio.wait(
+            connecting.values(), timeout=cfg.market_data.startup_timeout_seconds
+        )
+        down: dict[str, str] = {}
+        for name, task in connecting.items():
+            if task in pending:
+                task.cancel()
+                down[name] = (
+                    f"venue {name} did not connect within "
+                    f"{cfg.market_data.startup_timeout_seconds:g} s"
+                )
+            elif (exc := task.exception()) is not None:
+                if not isinstance(exc, VenueError):
+                    raise exc  # a ConfigError: the run cannot start
+                down[name] = str(exc)
+        await asyncio.gather(*pending, return_exceptions=True)
+        for source in self._market_data:
+            if source.venue not in down:
+                for symbol in source.instruments:
+                    self._sources[(source.venue, symbol)] = source
+        unknown = {
+            (md.venue, symbol): problem
+            for md in self._market_data
+            if isinstance(md, CcxtMarketData)
+            for symbol, problem in md.unknown.items()
+        }
+        self._check_markets(down, unknown)
+        await self._start_trading()
+
+    def _check_markets(self, down: dict[str, str], unknown: dict[tuple[str, str], str]) -> None:
+        """Leave out the markets whose venue is down or symbol unknown (a required one ends
+        the start), and say which."""
+        for i, market in enumerate(self.config.markets):
+            legs = [(market.venue, market.symbol)]
+            if market.hedge is not None:
+                legs.append((market.hedge.venue, market.hedge.symbol))
+            problem = next(
+                (down[venue] for venue, _ in legs if venue in down),
+                next((unknown[leg] for leg in legs if leg in unknown), None),
+            )
+            if problem is None:
+                continue
+            if market.required:
+                raise ConfigError([f"markets.{i} ({market.name}): {problem}"])
+            self.failed_markets[market.name] = problem
+            self.metrics.market_up.labels(market.name).set(0)
+            log.error("market_failed", market=market.name, reason=problem)
+        if len(self.failed_markets) == len(self.config.markets):
+            raise ConfigError(
+                [
+                    f"markets: no market could start ({name}: {why})"
+                    for name, why in self.failed_markets.items()
+                ]
+            )
 
     async def _start_recorded(self, recorded: RecordedMarkets) -> None:
-        cfg = self.config
-        feeds: list[tuple[VenueConfig, CcxtMarketData | RecordedMarketData, str | None]] = []
-        for (_, venue), md in zip(cfg.venues.by_role(), recorded.markets, strict=True):
+        for md in recorded.markets:
             self._market_data.append(md)
-            feeds.append((venue, md, None))
-        await self._start_trading(feeds)
+            for symbol in md.instruments:
+                self._sources[(md.venue, symbol)] = md
+        await self._start_trading()
         self._tasks.append(asyncio.get_running_loop().create_task(self._play(recorded)))
 
     async def _play(self, recorded: RecordedMarkets) -> None:
@@ -210,159 +294,212 @@ class Daemon:
         log.info("replay_finished", frames=frames)
         self.request_stop("replay_finished")
 
-    async def _start_trading(
-        self, feeds: list[tuple[VenueConfig, CcxtMarketData | RecordedMarketData, str | None]]
-    ) -> None:
+    async def _start_trading(self) -> None:
         cfg = self.config
-        self.trader = self._build_trader(feeds)
+        self.portfolio = portfolio = self._build_portfolio()
         _freeze_heap()
-        trader = self.trader
         loop = asyncio.get_running_loop()
         # Order entry first (connections open, private streams listening, our leftovers
         # reconciled), then market data: the first quote must find a venue ready to take it.
         for execution in self._executions:
             await self._retry(f"{execution.venue}:execution_connect", execution.connect)
-        sinks = [trader.on_maker_execution, trader.on_hedge_execution]
-        for execution, sink in zip(self._executions, sinks, strict=False):
+        for execution in self._executions:
             self._tasks.append(
                 loop.create_task(
-                    self._supervise(f"{execution.venue}:execution", execution.run, sink)
+                    self._supervise(
+                        f"{execution.venue}:execution",
+                        execution.run,
+                        portfolio.on_execution_event,
+                    )
                 )
             )
         if cfg.mode is Mode.LIVE:
-            await trader.orders.reconcile()
+            for market in portfolio.markets:
+                await market.orders.reconcile()
         for md in self._market_data:
-            self._tasks.append(
-                loop.create_task(
-                    self._supervise(f"{md.venue}:market_data", md.run, trader.on_market_event)
+            if any(source is md for source in self._sources.values()):
+                self._tasks.append(
+                    loop.create_task(
+                        self._supervise(
+                            f"{md.venue}:market_data", md.run, portfolio.on_market_event
+                        )
+                    )
                 )
-            )
-        self._tasks.append(loop.create_task(self._timer(trader)))
+        self._tasks.append(loop.create_task(self._timer(portfolio)))
 
     def _sim_url(self, venue: VenueConfig) -> str:
         assert self.simulator is not None  # noqa: S101  started before any sim venue is built
         return simulator_url(self.simulator, venue)
 
-    def _build_trader(
-        self, feeds: list[tuple[VenueConfig, CcxtMarketData | RecordedMarketData, str | None]]
-    ) -> Trader:
+    def _instrument(self, venue: str, symbol: str) -> tuple[Instrument, Book]:
+        source = self._sources[(venue, symbol)]
+        return source.instruments[symbol], source.book(symbol)
+
+    def _build_portfolio(self) -> Portfolio:
+        """One asset book per base asset (its ledger and hedge), one market trader per
+        market that could start."""
         cfg = self.config
-        maker_cfg, maker_md, maker_url = feeds[0]
-        maker_inst = maker_md.instruments[maker_cfg.symbol]
-        hedge_state: MarketState | None = None
-        hedge_leg: HedgeLeg | None = None
-        paper_feeds: dict[str, Callable[[MarketEvent], None]] = {}
-        if len(feeds) > 1:
-            hedge_cfg, hedge_md, hedge_url = feeds[1]
-            hedge_inst = hedge_md.instruments[hedge_cfg.symbol]
-            hedge_state = wiring.market_state(
-                hedge_inst,
-                cfg.market_data.model_copy(update={"fair_value": FairValueModel.MID}),
-                book=hedge_md.book(hedge_cfg.symbol),
+        paper_feeds: dict[tuple[str, str], Callable[[MarketEvent], None]] = {}
+        assets: dict[str, AssetBook] = {}
+        hedge_md = cfg.market_data.model_copy(update={"fair_value": FairValueModel.MID})
+        for market in cfg.markets:
+            if market.name in self.failed_markets:
+                continue
+            maker_inst, maker_book = self._instrument(market.venue, market.symbol)
+            asset = assets.get(maker_inst.base)
+            if asset is None:
+                ledger = Ledger(maker_inst)
+                leg: HedgeLeg | None = None
+                if market.hedge is not None:
+                    hedge_inst, hedge_book = self._instrument(
+                        market.hedge.venue, market.hedge.symbol
+                    )
+                    hedger = Hedger(wiring.hedge_params(market.hedging), hedge_inst)
+                    ledger.add_instrument(hedge_inst)
+                    ledger.set_netting_weight(hedge_inst.venue, hedger.netting_weight)
+                    leg = HedgeLeg(
+                        wiring.market_state(
+                            hedge_inst, hedge_md, book=hedge_book, book_is_shared=True
+                        ),
+                        self._execution(hedge_inst, hedge_book, paper_feeds),
+                        hedger,
+                    )
+                    log.info("hedge_instrument", asset=maker_inst.base, **_describe(hedge_inst))
+                asset = assets[maker_inst.base] = AssetBook(
+                    maker_inst.base, ledger, self.metrics, hedge=leg, clock=self._clock
+                )
+            else:
+                asset.ledger.add_instrument(maker_inst)
+            cross = cfg.market_data.fair_value is FairValueModel.CROSS_VENUE
+            state = wiring.market_state(
+                maker_inst,
+                cfg.market_data,
+                # The adapter keeps the sequence-checked book; the state reads it, never
+                # re-applies.
+                book=maker_book,
                 book_is_shared=True,
+                reference=asset.hedge.state if cross and asset.hedge is not None else None,
             )
-        cross = cfg.market_data.fair_value is FairValueModel.CROSS_VENUE
-        if cross and hedge_state is None:
-            raise ConfigError(["market_data.fair_value: cross_venue needs venues.hedge"])
-        maker_state = wiring.market_state(
-            maker_inst,
-            cfg.market_data,
-            # The adapter keeps the sequence-checked book; the state reads it, never re-applies.
-            book=maker_md.book(maker_cfg.symbol),
-            book_is_shared=True,
-            reference=hedge_state if cross else None,
-        )
-        maker_exec = self._execution(maker_cfg, maker_md, maker_url, paper_feeds)
-        risk = RiskGate(wiring.risk_limits(cfg.risk, cfg.inventory, cfg.quoting, maker_inst))
-        orders = OrderManager(
-            maker_exec,
-            maker_inst,
-            OrderManagerSettings.from_config(cfg.quoting, cfg.risk, maker_cfg),
-            risk=risk,
-            metrics=self.metrics,
-            clock=self._clock,
-        )
-        ledger = Ledger(maker_inst, {maker_cfg.name: maker_cfg.hedge_ratio})
-        if len(feeds) > 1 and hedge_state is not None:
-            hedge_cfg, hedge_md, hedge_url = feeds[1]
-            hedge_inst = hedge_state.instrument
-            hedger = Hedger(wiring.hedge_params(cfg.hedging), hedge_inst)
-            ledger.add_instrument(hedge_inst)
-            ledger.set_netting_weight(hedge_cfg.name, hedger.netting_weight)
-            hedge_exec = self._execution(hedge_cfg, hedge_md, hedge_url, paper_feeds)
-            hedge_leg = HedgeLeg(hedge_state, hedge_exec, hedger)
-        quoter = Quoter(wiring.quote_params(cfg.quoting, cfg.inventory, maker_inst))
-        log.info(
-            "instruments",
-            maker=_describe(maker_inst),
-            hedge=_describe(hedge_state.instrument) if hedge_state else None,
-        )
-        return Trader(
-            maker_state=maker_state,
-            quoter=quoter,
-            orders=orders,
-            ledger=ledger,
-            markouts=MarkoutTracker(),
-            risk=risk,
-            metrics=self.metrics,
-            hedge=hedge_leg,
+            risk = RiskGate(
+                wiring.risk_limits(market.risk, market.inventory, market.quoting, maker_inst)
+            )
+            venue = cfg.venues[market.venue]
+            orders = OrderManager(
+                self._execution(maker_inst, maker_book, paper_feeds),
+                maker_inst,
+                OrderManagerSettings.from_config(market.quoting, market.risk, venue),
+                risk=risk,
+                metrics=self.metrics,
+                clock=self._clock,
+                market=market.name,
+            )
+            MarketTrader(
+                name=market.name,
+                state=state,
+                quoter=Quoter(wiring.quote_params(market.quoting, market.inventory, maker_inst)),
+                orders=orders,
+                markouts=MarkoutTracker(),
+                risk=risk,
+                asset=asset,
+                metrics=self.metrics,
+                clock=self._clock,
+            )
+            self.metrics.inventory_limit_base.labels(market.name).set(market.inventory.limit_base)
+            self.metrics.max_drawdown_quote.labels(market.name).set(market.risk.max_drawdown_quote)
+            log.info("market", market=market.name, **_describe(maker_inst))
+        for asset in assets.values():
+            if asset.hedge is not None:
+                self._hedge_venues.setdefault(asset.hedge.execution.venue, []).append(asset)
+        limits = cfg.portfolio
+        return Portfolio(
+            list(assets.values()),
+            self.metrics,
+            limits=PortfolioLimits(
+                limits.max_gross_notional_quote,
+                limits.max_net_notional_quote,
+                limits.max_drawdown_quote,
+            ),
             paper_feeds=paper_feeds,
             clock=self._clock,
         )
 
     def _execution(
         self,
-        venue: VenueConfig,
-        md: CcxtMarketData | RecordedMarketData,
-        sim_url: str | None,
-        paper_feeds: dict[str, Callable[[MarketEvent], None]],
-    ) -> Execution:
-        instrument = md.instruments[venue.symbol]
-        execution: Execution
+        instrument: Instrument,
+        book: Book,
+        paper_feeds: dict[tuple[str, str], Callable[[MarketEvent], None]],
+    ) -> ReconciledExecution:
+        """Paper: one paper venue per instrument, fed by its public flow. Live: one order
+        entry per venue (one connection, one account) for all of its instruments."""
+        venue = self.config.venues[instrument.venue]
         if self.config.mode is Mode.PAPER:
             paper = PaperExecution(
                 instrument,
                 self.config.paper,
                 venue=venue.name,
-                book=md.book(venue.symbol),
+                book=book,
                 clock=self._clock,
             )
-            paper_feeds[venue.name] = paper.on_market_event
-            execution = paper
-        else:
-            if not isinstance(md, CcxtMarketData):
-                raise ConfigError(["mode: a replay of recorded markets trades on paper only"])
-            if sim_url is not None and venue.api_key is None:
-                # The simulator opens an account for any key; it signs with the key itself as
-                # the secret, and still checks every signature.
-                key = SecretStr(f"mmd-{venue.name}")
-                venue = venue.model_copy(update={"api_key": key, "api_secret": key})
-            if venue.api_key is None or venue.api_secret is None:
-                raise ConfigError(
-                    [
-                        f"venues: {venue.name}: live mode needs an API key and secret "
-                        f"(MMD_VENUES__<ROLE>__API_KEY / __API_SECRET or api_*_file)"
-                    ]
-                )
-            if venue.order_entry == "native" and venue.exchange in DIALECTS:
-                # Signed WS-API requests of our own, to the URLs ccxt resolved for this endpoint
-                # (the market-data adapter's exchange already holds them).
-                endpoints = endpoints_from_ccxt(
-                    md.exchange.urls["api"], usdm=venue.exchange == "binanceusdm"
-                )
-                execution = BinanceWsApiExecution(
-                    instrument, endpoints, venue.api_key, venue.api_secret, venue=venue.name
-                )
-            else:
-                exchange = create_exchange(
-                    venue, sim_base_url=sim_url, rate_limit=False if sim_url else None
-                )
-                execution = CcxtExecution(exchange, instrument, venue=venue.name)
+            paper_feeds[(instrument.venue, instrument.symbol)] = paper.on_market_event
+            return self._reconciled(paper)
+        execution = self._live_executions.get(venue.name)
+        if execution is None:
+            execution = self._reconciled(self._live_execution(venue))
+            self._live_executions[venue.name] = execution
+        add = getattr(execution.inner, "add_instrument", None)
+        if add is not None:
+            add(instrument)
+        return execution
+
+    def _reconciled(self, execution: Execution) -> ReconciledExecution:
         reconciled = ReconciledExecution(
             execution, on_status=self._execution_status, clock=self._clock
         )
         self._executions.append(reconciled)
         return reconciled
+
+    def _live_execution(self, venue: VenueConfig) -> Execution:
+        md = next(
+            (
+                m
+                for m in self._market_data
+                if isinstance(m, CcxtMarketData) and m.venue == venue.name
+            ),
+            None,
+        )
+        if md is None:
+            raise ConfigError(["mode: a replay of recorded markets trades on paper only"])
+        sim_url = self._sim_url(venue) if venue.endpoint == "sim" else None
+        if sim_url is not None and venue.api_key is None:
+            # The simulator opens an account for any key; it signs with the key itself as the
+            # secret, and still checks every signature.
+            key = SecretStr(f"mmd-{venue.name}")
+            venue = venue.model_copy(update={"api_key": key, "api_secret": key})
+        if venue.api_key is None or venue.api_secret is None:
+            env = f"MMD_VENUES__{env_key(venue.name).upper()}"
+            raise ConfigError(
+                [
+                    f"venues.{venue.name}: live mode needs an API key and secret "
+                    f"({env}__API_KEY / {env}__API_SECRET or api_key_file / api_secret_file)"
+                ]
+            )
+        if venue.order_entry == "native" and venue.exchange in DIALECTS:
+            # Signed WS-API requests of our own, to the URLs ccxt resolved for this endpoint
+            # (the market-data adapter's exchange already holds them).
+            endpoints = endpoints_from_ccxt(
+                md.exchange.urls["api"], usdm=venue.exchange == "binanceusdm"
+            )
+            return BinanceWsApiExecution(
+                endpoints,
+                venue.api_key,
+                venue.api_secret,
+                venue=venue.name,
+                usdm=venue.exchange == "binanceusdm",
+            )
+        exchange = create_exchange(
+            venue, sim_base_url=sim_url, rate_limit=False if sim_url else None
+        )
+        return CcxtExecution(exchange, venue=venue.name)
 
     def _execution_status(self, status: ExecutionStatus) -> None:
         """An order-entry connection went down or came back (the reconcile is the wrapper's);
@@ -373,11 +510,11 @@ class Daemon:
             venue=status.venue,
             reason=status.reason,
         )
-        leg = self.trader.hedge if self.trader is not None else None
-        if leg is not None and status.venue == leg.execution.venue:
-            leg.hedger.on_venue_status(
-                not status.connected, status.reason or "order entry down", source="orders"
-            )
+        for asset in self._hedge_venues.get(status.venue, ()):
+            if asset.hedge is not None:
+                asset.hedge.hedger.on_venue_status(
+                    not status.connected, status.reason or "order entry down", source="orders"
+                )
 
     # -- supervision ----------------------------------------------------------------------------
 
@@ -419,34 +556,28 @@ class Daemon:
                 log.exception("task_failed", task=name, error=repr(exc))
             await backoff.sleep()
 
-    async def _timer(self, trader: Trader) -> None:
+    async def _timer(self, portfolio: Portfolio) -> None:
         interval = TIMER_INTERVAL_SECONDS
         while True:
             await asyncio.sleep(interval)
             try:
-                trader.on_timer()
+                portfolio.on_timer()
             except Exception as exc:
                 log.exception("timer_failed", error=repr(exc))
 
     # -- stop -----------------------------------------------------------------------------------
 
-    async def _shutdown(self) -> None:
-        trader = self.trader
-        if trader is not None:
-            try:
-                left = await asyncio.wait_for(
-                    trader.orders.shutdown(timeout_s=SHUTDOWN_CANCEL_SECONDS),
-                    SHUTDOWN_CANCEL_SECONDS + 0.5,
-                )
-                log.info("orders_cancelled", still_open=left)
-            except Exception as exc:  # noqa: BLE001  shutdown goes on whatever the venue says
-                log.warning("cancel_all_failed", error=repr(exc))
-            if trader.hedge is not None and self.config.mode is Mode.LIVE:
-                with suppress(Exception):
-                    await asyncio.wait_for(
-                        trader.hedge.execution.cancel_all(trader.hedge.state.instrument.symbol),
-                        SHUTDOWN_CANCEL_SECONDS,
-                    )
+    async def _shutdown(self) -> list[str]:
+        """Cancel every order (each market's, then the live hedges'), stop every task, close
+        the venues, print the summary. Returns the orders still open at the venues."""
+        portfolio = self.portfolio
+        left: list[str] = []
+        if portfolio is not None:
+            cancels = [self._cancel_market(market) for market in portfolio.markets]
+            if self.config.mode is Mode.LIVE:
+                cancels += [self._cancel_hedges(asset) for asset in portfolio.assets if asset.hedge]
+            for result in await asyncio.gather(*cancels):
+                left.extend(result)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -464,18 +595,57 @@ class Daemon:
         if self.simulator is not None:
             await self.simulator.stop()
             self.simulator = None
-        if trader is not None:
-            trader.on_timer()  # mark P&L at the latest fair values
+        if portfolio is not None:
+            portfolio.on_timer()  # mark P&L at the latest fair values
             elapsed = (self._clock() - self._started_ns) / 1e9
-            self.summary = build_run_summary(
-                trader.ledger,
-                trader.markouts,
-                trader.hedge.hedger if trader.hedge else None,
+            self.summary = build_portfolio_summary(
+                [
+                    AssetRecord(
+                        asset.ledger,
+                        asset.hedge.hedger if asset.hedge else None,
+                        tuple(
+                            MarketRecord(
+                                m.name, m.instrument.venue, m.instrument.symbol, m.markouts
+                            )
+                            for m in asset.markets
+                        ),
+                    )
+                    for asset in portfolio.assets
+                ],
                 elapsed,
             )
             log.info("run_summary", **summary_to_dict(self.summary))
             sys.stdout.write(render_summary(self.summary) + "\n")
             sys.stdout.flush()
+        return left
+
+    async def _cancel_market(self, market: MarketTrader) -> list[str]:
+        try:
+            await asyncio.wait_for(
+                market.orders.shutdown(timeout_s=SHUTDOWN_CANCEL_SECONDS),
+                SHUTDOWN_CANCEL_SECONDS + 0.5,
+            )
+        except Exception as exc:  # noqa: BLE001  shutdown goes on whatever the venue says
+            # The reason is enough: a traceback would only repeat it.
+            log.error("cancel_all_failed", market=market.name, error=repr(exc))  # noqa: TRY400
+            return [f"{market.name}: cancel failed ({type(exc).__name__})"]
+        left = market.orders.left_open
+        log.info("orders_cancelled", market=market.name, still_open=len(left))
+        return [f"{market.name}: {cid}" for cid in left]
+
+    async def _cancel_hedges(self, asset: AssetBook) -> list[str]:
+        leg = asset.hedge
+        if leg is None:
+            return []
+        symbol = leg.state.instrument.symbol
+        try:
+            async with asyncio.timeout(SHUTDOWN_CANCEL_SECONDS):
+                await leg.execution.cancel_all(symbol)
+                remaining = await leg.execution.open_orders(symbol)
+        except Exception as exc:  # noqa: BLE001  shutdown goes on whatever the venue says
+            log.error("cancel_all_failed", venue=leg.execution.venue, error=repr(exc))  # noqa: TRY400
+            return [f"{symbol}@{leg.execution.venue}: cancel failed ({type(exc).__name__})"]
+        return [f"{symbol}@{leg.execution.venue}: {u.client_order_id}" for u in remaining]
 
     def _start_metrics(self) -> None:
         cfg = self.config.metrics
@@ -488,8 +658,6 @@ class Daemon:
             raise ConfigError(
                 [f"metrics.port: cannot serve on {cfg.host}:{cfg.port}: {exc.strerror}"]
             ) from None
-        self.metrics.inventory_limit_base.set(self.config.inventory.limit_base)
-        self.metrics.max_drawdown_quote.set(self.config.risk.max_drawdown_quote)
         log.info("metrics_serving", url=self.metrics_url)
 
 
@@ -530,12 +698,11 @@ def run_daemon(config: Config, duration_seconds: float | None = None) -> int:
     configure_logging(config.logging.level.value, config.logging.format)
     _register_config_secrets(config)
     if config.mode is Mode.LIVE:
-        for venue in (config.venues.maker, config.venues.hedge):
-            if venue is not None:
-                try:
-                    check_mainnet_allowed(venue, allow_mainnet=config.allow_mainnet)
-                except MainnetRefusedError as exc:
-                    raise ConfigError([str(exc)]) from None
+        for venue in config.used_venues():
+            try:
+                check_mainnet_allowed(venue, allow_mainnet=config.allow_mainnet)
+            except MainnetRefusedError as exc:
+                raise ConfigError([str(exc)]) from None
     # ccxt.pro takes ~0.6 s to import; done here, before the loop runs, it cannot hold up a
     # SIGTERM that arrives during startup.
     import ccxt.pro  # noqa: F401, PLC0415  imported for its side effect of loading now
@@ -608,15 +775,18 @@ async def record(
     """Record the configured venues' Binance market data into `folder` (through `recorder` when
     given) until SIGINT/SIGTERM or `duration_seconds`; the capture files written (see
     `mm_daemon.binance.capture`)."""
-    roles = config.venues.by_role()
-    for role, venue in roles:
+    venues = config.used_venues()
+    for venue in venues:
         if venue.exchange not in DIALECTS:
             raise ConfigError(
                 [
-                    f"venues.{role}.exchange: {venue.exchange!r} cannot be recorded "
+                    f"venues.{venue.name}.exchange: {venue.exchange!r} cannot be recorded "
                     "(recording reads Binance spot 'binance' and USD-M 'binanceusdm')"
                 ]
             )
+    symbols: dict[str, list[str]] = {}
+    for venue, symbol, _ in config_instruments(config):
+        symbols.setdefault(venue.name, []).append(symbol)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -624,19 +794,20 @@ async def record(
     if duration_seconds is not None:
         loop.call_later(duration_seconds, stop.set)
     simulator = None
-    if any(venue.endpoint == "sim" for _, venue in roles):
+    if any(venue.endpoint == "sim" for venue in venues):
         simulator = await start_simulator(config.sim)
     recorder = recorder or CaptureRecorder(folder)
     feeds: list[CcxtMarketData] = []
     tasks: list[asyncio.Task[None]] = []
     try:
-        for _, venue in roles:
+        for venue in venues:
             sim_url = (
                 simulator_url(simulator, venue) if simulator and venue.endpoint == "sim" else None
             )
             md = CcxtMarketData(
                 venue,
                 config.market_data,
+                symbols=symbols[venue.name],
                 sim_base_url=sim_url,
                 rate_limit=False if sim_url else None,
                 recorder=recorder,
@@ -647,7 +818,7 @@ async def record(
             except VenueError as exc:
                 raise ConfigError([f"venues: {exc}"]) from None
         tasks.extend(loop.create_task(md.run(lambda _event: None)) for md in feeds)
-        log.info("recording", folder=str(folder), venues=[v.name for _, v in roles])
+        log.info("recording", folder=str(folder), venues=[v.name for v in venues])
         await stop.wait()
     finally:
         for task in tasks:

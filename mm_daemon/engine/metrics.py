@@ -52,6 +52,8 @@ MARKOUT_BUCKETS_BPS = (-50.0, -20.0, -10.0, -5.0, -2.0, -1.0, 0.0, 1.0, 2.0, 5.0
 SLIPPAGE_BUCKETS_BPS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 
 _MV = ("venue",)
+_MK = ("market",)
+_MA = ("asset",)
 _MVS = ("venue", "symbol")
 
 
@@ -76,11 +78,18 @@ class Metrics:
             "mm_daemon_running", "1 while the daemon runs its trading loop.", registry=r
         )
         self.quoting_paused = Gauge(
-            "mm_quoting_paused", "1 while quoting is paused by risk or stale data.", registry=r
+            "mm_quoting_paused",
+            "1 while the market quotes nothing on purpose (risk, stale data, hedge venue down).",
+            _MK,
+            registry=r,
         )
         self.risk_state = Gauge(
-            "mm_risk_state",
-            "Risk state: 0 ACTIVE, 1 REDUCING, 2 HALTED.",
+            "mm_risk_state", "Risk state: 0 ACTIVE, 1 REDUCING, 2 HALTED.", _MK, registry=r
+        )
+        self.market_up = Gauge(
+            "mm_market_up",
+            "1 while the market trades; 0 when it failed to start (its venue or symbol).",
+            _MK,
             registry=r,
         )
         # Market data
@@ -125,27 +134,34 @@ class Metrics:
         )
         # Quoting and orders
         self.quote_price = Gauge(
-            "mm_quote_price", "Desired quote price, quote units.", ("side", "level"), registry=r
+            "mm_quote_price",
+            "Desired quote price, quote units.",
+            ("market", "side", "level"),
+            registry=r,
         )
         self.quoted_spread_bps = Gauge(
-            "mm_quoted_spread_bps", "Spread between our best bid and ask quotes.", registry=r
+            "mm_quoted_spread_bps", "Spread between our best bid and ask quotes.", _MK, registry=r
         )
-        self.orders = Counter("mm_orders", "Order actions sent.", ("venue", "action"), registry=r)
+        self.orders = Counter("mm_orders", "Order actions sent.", ("market", "action"), registry=r)
         self.order_rejects = Counter(
             "mm_order_rejects", "Orders rejected.", ("venue", "reason"), registry=r
         )
         self.fills = Counter(
-            "mm_fills", "Fills received.", ("venue", "side", "liquidity"), registry=r
+            "mm_fills", "Fills received.", ("venue", "symbol", "side", "liquidity"), registry=r
         )
         self.fill_volume_base = Counter(
-            "mm_fill_volume_base", "Filled size in base units.", ("venue", "side"), registry=r
+            "mm_fill_volume_base",
+            "Filled size in base units.",
+            ("venue", "symbol", "side"),
+            registry=r,
         )
         self.open_orders = Gauge(
-            "mm_open_orders", "Live orders on the venue.", ("venue", "side"), registry=r
+            "mm_open_orders", "Live quote orders of the market.", ("market", "side"), registry=r
         )
         self.tick_to_quote = Histogram(
             "mm_tick_to_quote_seconds",
             "Market event receipt to order request sent.",
+            _MK,
             buckets=LATENCY_BUCKETS_SECONDS,
             registry=r,
         )
@@ -154,39 +170,70 @@ class Metrics:
         )
         # Inventory, P&L, hedging
         self.inventory_base = Gauge(
-            "mm_inventory_base", "Position in base units per venue.", _MV, registry=r
+            "mm_inventory_base", "Position in base units per instrument.", _MVS, registry=r
         )
         self.net_exposure_base = Gauge(
-            "mm_net_exposure_base", "Net exposure across venues, base units.", registry=r
+            "mm_net_exposure_base",
+            "Net exposure of an asset across its markets and hedges, base units.",
+            _MA,
+            registry=r,
+        )
+        self.net_notional_quote = Gauge(
+            "mm_net_notional_quote",
+            "|Net exposure| of an asset times its fair value, quote units.",
+            _MA,
+            registry=r,
+        )
+        self.gross_notional_quote = Gauge(
+            "mm_gross_notional_quote",
+            "Sum of |position| x fair value over every instrument, quote units.",
+            registry=r,
         )
         self.inventory_limit_base = Gauge(
-            "mm_inventory_limit_base", "Configured |net exposure| limit, base units.", registry=r
+            "mm_inventory_limit_base",
+            "Configured |net exposure| limit of the market, base units.",
+            _MK,
+            registry=r,
         )
         self.max_drawdown_quote = Gauge(
             "mm_max_drawdown_quote",
-            "Configured P&L drawdown from peak that halts quoting, quote units.",
+            "Configured P&L drawdown from peak that halts the market, quote units.",
+            _MK,
             registry=r,
         )
         self.pnl_quote = Gauge(
-            "mm_pnl_quote", "P&L by component, quote units.", ("component",), registry=r
+            "mm_pnl_quote",
+            "P&L of the whole portfolio by component, quote units.",
+            ("component",),
+            registry=r,
+        )
+        self.market_pnl_quote = Gauge(
+            "mm_market_pnl_quote",
+            "P&L of one market's quoting by component (its hedges are the asset's), quote units.",
+            ("market", "component"),
+            registry=r,
         )
         self.markout_bps = Histogram(
             "mm_markout_bps",
             "Fair value move after maker fills, signed: positive is good for us.",
-            ("horizon",),
+            ("market", "horizon"),
             buckets=MARKOUT_BUCKETS_BPS,
             registry=r,
         )
-        self.hedge_orders = Counter("mm_hedge_orders", "Hedge orders sent.", ("venue",), registry=r)
+        self.hedge_orders = Counter(
+            "mm_hedge_orders", "Hedge orders sent.", ("asset", "venue"), registry=r
+        )
         self.hedge_slippage_bps = Histogram(
             "mm_hedge_slippage_bps",
             "Hedge fill price against the hedge fair value at decision, bps.",
+            _MA,
             buckets=SLIPPAGE_BUCKETS_BPS,
             registry=r,
         )
         self.unhedged_exposure_seconds = Counter(
             "mm_unhedged_exposure_seconds",
             "Time spent with |net exposure| above the hedge threshold.",
+            _MA,
             registry=r,
         )
 

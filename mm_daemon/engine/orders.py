@@ -183,6 +183,7 @@ class OrderManager:
         metrics: Metrics | None = None,
         clock: Callable[[], int] = time.time_ns,
         client_id_prefix: str | None = None,
+        market: str = "",
     ) -> None:
         self.execution = execution
         self.instrument = instrument
@@ -192,6 +193,7 @@ class OrderManager:
         self.clock = clock
         self.venue = instrument.venue
         self.symbol = instrument.symbol
+        self.market = market or f"{instrument.symbol}@{instrument.venue}"
         self._prefix = client_id_prefix or new_client_id_prefix()
         self._next_id = 0
         self._bucket = TokenBucket(
@@ -211,6 +213,7 @@ class OrderManager:
         self._reconciling = False
         self._post_only_blocked: set[Side] = set()
         self._stopped = False
+        self.left_open: list[str] = []  # client ids still open at the venue after shutdown
         self.rate_limited_count = 0
         self._quote_gauges: dict[tuple[Side, int], Any] = {}
         self._published: object = None
@@ -220,13 +223,13 @@ class OrderManager:
         self._tick_size = instrument.tick_size
         self._price_decimals = instrument.price_decimals
         if metrics is not None:
-            self._m_place = metrics.orders.labels(self.venue, "place")
-            self._m_replace = metrics.orders.labels(self.venue, "replace")
-            self._m_cancel = metrics.orders.labels(self.venue, "cancel")
-            self._m_t2q = metrics.tick_to_quote
+            self._m_place = metrics.orders.labels(self.market, "place")
+            self._m_replace = metrics.orders.labels(self.market, "replace")
+            self._m_cancel = metrics.orders.labels(self.market, "cancel")
+            self._m_t2q = metrics.tick_to_quote.labels(self.market)
             self._m_rate_limited = metrics.rate_limited.labels(self.venue)
-            self._m_open_buy = metrics.open_orders.labels(self.venue, "buy")
-            self._m_open_sell = metrics.open_orders.labels(self.venue, "sell")
+            self._m_open_buy = metrics.open_orders.labels(self.market, "buy")
+            self._m_open_sell = metrics.open_orders.labels(self.market, "sell")
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -580,18 +583,9 @@ class OrderManager:
         self._spawn(self._call(self.execution.cancel(self.symbol, client_order_id), None))
 
     def _on_fill(self, fill: Fill) -> None:
-        order = self._orders.get(fill.client_order_id) or self._finished.get(fill.client_order_id)
+        order = self._orders.get(fill.client_order_id)
         if order is None:
-            return
-        if self.metrics is not None:
-            self.metrics.fills.labels(
-                self.venue, fill.side.name.lower(), fill.liquidity.value
-            ).inc()
-            self.metrics.fill_volume_base.labels(self.venue, fill.side.name.lower()).inc(
-                self.instrument.lots_to_base(fill.size_lots)
-            )
-        if not order.live:
-            return
+            return  # finished already (a late fill changes no order state), or not ours
         # Fills and cumulative order updates may arrive in either order: take the larger.
         order.fills_lots += fill.size_lots
         order.filled_lots = max(order.filled_lots, order.fills_lots)
@@ -718,7 +712,7 @@ class OrderManager:
             await self.drain()
             await self.execution.cancel_all(self.symbol)
             if self.metrics is not None:
-                self.metrics.orders.labels(self.venue, "cancel_all").inc()
+                self.metrics.orders.labels(self.market, "cancel_all").inc()
             remaining = await self.execution.open_orders(self.symbol)
             for update in remaining:
                 with contextlib.suppress(Exception):
@@ -726,6 +720,7 @@ class OrderManager:
             remaining = await self.execution.open_orders(self.symbol)
         now = self.clock()
         listed = {u.client_order_id for u in remaining}
+        self.left_open = sorted(listed)
         for order in list(self._orders.values()):
             if order.client_order_id not in listed:
                 self._finish(order, OrderStatus.CANCELLED, now, "shutdown")
@@ -746,14 +741,16 @@ class OrderManager:
             key = (quote.side, quote.level)
             gauge = self._quote_gauges.get(key)
             if gauge is None:
-                gauge = self.metrics.quote_price.labels(quote.side.name.lower(), str(quote.level))
+                gauge = self.metrics.quote_price.labels(
+                    self.market, quote.side.name.lower(), str(quote.level)
+                )
                 self._quote_gauges[key] = gauge
             gauge.set(round(quote.price_ticks * self._tick_size, self._price_decimals))
         if quotes.bids and quotes.asks:
             bid = quotes.bids[0].price_ticks
             ask = quotes.asks[0].price_ticks
             mid = (bid + ask) / 2.0
-            self.metrics.quoted_spread_bps.set((ask - bid) / mid * 1e4)
+            self.metrics.quoted_spread_bps.labels(self.market).set((ask - bid) / mid * 1e4)
 
     def _publish_open_orders(self) -> None:
         """Open-order gauges, set only when a count changed."""

@@ -44,7 +44,6 @@ from mm_daemon.core.types import (
     ExecutionStatus,
     Fill,
     Instrument,
-    InstrumentKind,
     Liquidity,
     OrderRequest,
     OrderStatus,
@@ -252,6 +251,15 @@ def order_update_from_order(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Market:
+    """One instrument traded on the account: its venue id and number formats."""
+
+    instrument: Instrument
+    venue_id: str
+    numbers: NumberFormat
+
+
 # -- transports ---------------------------------------------------------------------------------
 
 
@@ -293,12 +301,13 @@ class BinanceWsApiExecution:
 
     def __init__(
         self,
-        instrument: Instrument,
         endpoints: WsApiEndpoints,
         api_key: SecretStr,
         api_secret: SecretStr,
         *,
-        venue: str | None = None,
+        venue: str,
+        usdm: bool,
+        instruments: tuple[Instrument, ...] = (),
         recv_window_ms: int = 5000,
         request_timeout_s: float = 10.0,
         initial_backoff_s: float = 0.1,
@@ -307,18 +316,15 @@ class BinanceWsApiExecution:
         connector: WsConnector | None = None,
         http: HttpTransport | None = None,
     ) -> None:
-        self.instrument = instrument
         self.endpoints = endpoints
-        self._venue = venue or instrument.venue
-        self._symbol = instrument.symbol
-        self._exchange_symbol = instrument.exchange_symbol
-        # Quotes come back to the same few prices and sizes: their decimal text is kept.
-        self._numbers = NumberFormat.for_instrument(
-            instrument, instrument.price_decimals, instrument.size_decimals
-        )
-        self._usdm = instrument.kind is not InstrumentKind.SPOT
-        if self._usdm and not (endpoints.rest and endpoints.user_ws):
+        self._venue = venue
+        self._usdm = usdm
+        if usdm and not (endpoints.rest and endpoints.user_ws):
             raise ValueError("USD-M needs the REST base and the user-data stream URL")
+        self._markets: dict[str, _Market] = {}  # by unified symbol
+        self._by_venue_id: dict[str, _Market] = {}  # by the venue's id (BTCUSDT)
+        for instrument in instruments:
+            self.add_instrument(instrument)
         self._api_key = api_key
         self._signer = make_signer(api_secret.get_secret_value().encode())
         self._recv_window = str(recv_window_ms)
@@ -339,7 +345,30 @@ class BinanceWsApiExecution:
         self.requests_sent = 0
 
     def __repr__(self) -> str:  # never the key or the secret
-        return f"BinanceWsApiExecution(venue={self._venue!r}, symbol={self._symbol!r})"
+        return f"BinanceWsApiExecution(venue={self._venue!r}, symbols={sorted(self._markets)!r})"
+
+    def add_instrument(self, instrument: Instrument) -> None:
+        """Trade `instrument` over this account's connection too."""
+        market = _Market(
+            instrument,
+            instrument.exchange_symbol,
+            # Quotes come back to the same few prices and sizes: their decimal text is kept.
+            NumberFormat.for_instrument(
+                instrument, instrument.price_decimals, instrument.size_decimals
+            ),
+        )
+        self._markets[instrument.symbol] = market
+        self._by_venue_id[instrument.exchange_symbol] = market
+
+    def _market(self, symbol: str) -> _Market:
+        market = self._markets.get(symbol)
+        if market is None:
+            raise ValueError(f"{self._venue}: no instrument {symbol!r} on this order entry")
+        return market
+
+    def _instrument_of(self, order: Mapping[str, Any]) -> Instrument:
+        """The instrument of an order object of a response (its `symbol`)."""
+        return self._by_venue_id[str(order.get("symbol", ""))].instrument
 
     @property
     def venue(self) -> str:
@@ -530,15 +559,15 @@ class BinanceWsApiExecution:
             self._on_report(event, ts_ns)
 
     def _on_report(self, o: Mapping[str, Any], ts_ns: int) -> None:
-        if o.get("s") != self._exchange_symbol:
-            return
+        market = self._by_venue_id.get(str(o.get("s", "")))
+        if market is None:
+            return  # a symbol this daemon does not trade on the account
+        inst = market.instrument
         ts_exchange = int(o.get("T") or 0) * _MS or ts_ns
         try:
             if o.get("x") == "TRADE":
-                self._emit(fill_from_report(o, self.instrument, self._venue, ts_exchange, ts_ns))
-            self._emit(
-                order_update_from_report(o, self.instrument, self._venue, ts_exchange, ts_ns)
-            )
+                self._emit(fill_from_report(o, inst, self._venue, ts_exchange, ts_ns))
+            self._emit(order_update_from_report(o, inst, self._venue, ts_exchange, ts_ns))
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("malformed order event", venue=self._venue, error=repr(exc))
 
@@ -553,17 +582,19 @@ class BinanceWsApiExecution:
     # -- order entry ------------------------------------------------------------------------------
 
     def _order_params(self, request: OrderRequest) -> dict[str, str]:
+        market = self._market(request.symbol)
+        numbers = market.numbers
         params = {
-            "symbol": self._exchange_symbol,
+            "symbol": market.venue_id,
             "side": "BUY" if request.side is Side.BUY else "SELL",
-            "quantity": self._numbers.qty(request.size_lots),
+            "quantity": numbers.qty(request.size_lots),
             "newClientOrderId": request.client_order_id,
         }
         order_type = request.order_type
         if order_type is OrderType.MARKET:
             params["type"] = "MARKET"
         else:
-            params["price"] = self._numbers.px(request.price_ticks)
+            params["price"] = numbers.px(request.price_ticks)
             if order_type is OrderType.LIMIT_MAKER:
                 if self._usdm:
                     params["type"] = "LIMIT"
@@ -588,13 +619,16 @@ class BinanceWsApiExecution:
         except WsApiError as exc:
             self._reject(request, exc.msg)
             return
-        self._emit(order_update_from_order(result, self.instrument, self._venue, time.time_ns()))
+        self._emit(self._update_of(result))
 
     async def replace(self, old_client_order_id: str, request: OrderRequest) -> None:
         if self._usdm:
             cancel = self._send(
                 "order.cancel",
-                {"symbol": self._exchange_symbol, "origClientOrderId": old_client_order_id},
+                {
+                    "symbol": self._market(request.symbol).venue_id,
+                    "origClientOrderId": old_client_order_id,
+                },
             )
             place = self._send("order.place", self._order_params(request))
             await asyncio.gather(self._finish_cancel(cancel), self._finish_place(request, place))
@@ -603,14 +637,13 @@ class BinanceWsApiExecution:
         params["cancelReplaceMode"] = "STOP_ON_FAILURE"
         params["cancelOrigClientOrderId"] = old_client_order_id
         future = self._send("order.cancelReplace", params)
-        now = time.time_ns
         try:
             result = await future
         except WsApiError as exc:
             data = exc.data if isinstance(exc.data, Mapping) else {}
             cancelled = data.get("cancelResponse")
             if data.get("cancelResult") == "SUCCESS" and isinstance(cancelled, Mapping):
-                self._emit(order_update_from_order(cancelled, self.instrument, self._venue, now()))
+                self._emit(self._update_of(cancelled))
             # STOP_ON_FAILURE: the venue's reason is the failed half's own message.
             new = data.get("newOrderResponse")
             reason = exc.msg
@@ -620,9 +653,8 @@ class BinanceWsApiExecution:
                 reason = str(cancelled.get("msg", reason))
             self._reject(request, reason)
             return
-        inst, venue = self.instrument, self._venue
-        self._emit(order_update_from_order(result["cancelResponse"], inst, venue, now()))
-        self._emit(order_update_from_order(result["newOrderResponse"], inst, venue, now()))
+        self._emit(self._update_of(result["cancelResponse"]))
+        self._emit(self._update_of(result["newOrderResponse"]))
 
     async def _finish_place(self, request: OrderRequest, future: asyncio.Future[Any]) -> None:
         try:
@@ -630,7 +662,7 @@ class BinanceWsApiExecution:
         except WsApiError as exc:
             self._reject(request, exc.msg)
             return
-        self._emit(order_update_from_order(result, self.instrument, self._venue, time.time_ns()))
+        self._emit(self._update_of(result))
 
     async def _finish_cancel(self, future: asyncio.Future[Any]) -> None:
         try:
@@ -639,29 +671,26 @@ class BinanceWsApiExecution:
             if exc.code == UNKNOWN_ORDER:
                 return  # already final: its last update came through the user data
             raise
-        self._emit(order_update_from_order(result, self.instrument, self._venue, time.time_ns()))
+        self._emit(self._update_of(result))
 
     async def cancel(self, symbol: str, client_order_id: str) -> None:
-        del symbol  # one instrument per execution
         future = self._send(
-            "order.cancel", {"symbol": self._exchange_symbol, "origClientOrderId": client_order_id}
+            "order.cancel",
+            {"symbol": self._market(symbol).venue_id, "origClientOrderId": client_order_id},
         )
         await self._finish_cancel(future)
 
     async def cancel_all(self, symbol: str) -> None:
-        del symbol
+        venue_id = self._market(symbol).venue_id
         if not self._usdm:
             try:
-                await self._call("openOrders.cancelAll", {"symbol": self._exchange_symbol})
+                await self._call("openOrders.cancelAll", {"symbol": venue_id})
             except WsApiError as exc:
                 if exc.code != UNKNOWN_ORDER:
                     raise
             return
         # The USD-M WS-API has no cancel-all: one signed REST call.
-        await self._rest_cancel_all()
-
-    async def _rest_cancel_all(self) -> None:
-        await self._rest("DELETE", "/allOpenOrders", {"symbol": self._exchange_symbol})
+        await self._rest("DELETE", "/allOpenOrders", {"symbol": venue_id})
 
     async def _rest(self, method: str, path: str, params: dict[str, str]) -> Any:
         """One signed USD-M REST request (the calls the futures WS-API does not offer)."""
@@ -672,26 +701,32 @@ class BinanceWsApiExecution:
         return await self._http_call(method, f"{self.endpoints.rest}{path}?{query}")
 
     async def open_orders(self, symbol: str) -> list[OrderUpdate]:
-        del symbol
+        market = self._market(symbol)
         if not self._ready.is_set():
             async with asyncio.timeout(self._timeout_s):
                 await self._ready.wait()
-        orders = await self._call("openOrders.status", {"symbol": self._exchange_symbol})
+        orders = await self._call("openOrders.status", {"symbol": market.venue_id})
         now = time.time_ns()
-        return [order_update_from_order(o, self.instrument, self._venue, now) for o in orders]
+        return [order_update_from_order(o, market.instrument, self._venue, now) for o in orders]
+
+    def _update_of(self, order: Mapping[str, Any]) -> OrderUpdate:
+        """An order object of a response as an OrderUpdate."""
+        return order_update_from_order(
+            order, self._instrument_of(order), self._venue, time.time_ns()
+        )
 
     async def order_status(self, symbol: str, client_order_id: str) -> OrderUpdate | None:
-        del symbol
+        market = self._market(symbol)
         try:
             order = await self._call(
                 "order.status",
-                {"symbol": self._exchange_symbol, "origClientOrderId": client_order_id},
+                {"symbol": market.venue_id, "origClientOrderId": client_order_id},
             )
         except WsApiError as exc:
             if exc.code in {UNKNOWN_ORDER, ORDER_NOT_EXIST}:
                 return None
             raise
-        return order_update_from_order(order, self.instrument, self._venue, time.time_ns())
+        return order_update_from_order(order, market.instrument, self._venue, time.time_ns())
 
     async def trades_since(
         self,
@@ -702,8 +737,8 @@ class BinanceWsApiExecution:
         after_trade_id: str = "",
     ) -> list[Fill]:
         """Spot `myTrades`, USD-M `userTrades`: by order, or from a trade id a page at a time."""
-        del symbol
-        params = {"symbol": self._exchange_symbol, "limit": str(_TRADES_PAGE)}
+        market = self._market(symbol)
+        params = {"symbol": market.venue_id, "limit": str(_TRADES_PAGE)}
         if order_id:
             params["orderId"] = order_id
         elif after_trade_id:
@@ -720,7 +755,7 @@ class BinanceWsApiExecution:
             params["fromId"] = str(max(int(t["id"]) for t in page) + 1)
         now = time.time_ns()
         fills = [
-            fill_from_trade(t, self.instrument, self._venue, client_order_id, now) for t in trades
+            fill_from_trade(t, market.instrument, self._venue, client_order_id, now) for t in trades
         ]
         fills.sort(key=lambda f: (f.ts_exchange_ns, int(f.trade_id)))
         return fills

@@ -218,18 +218,18 @@ class CcxtExecution:
     def __init__(
         self,
         exchange: Any,
-        instrument: Instrument,
         *,
-        venue: str | None = None,
+        venue: str,
+        instruments: tuple[Instrument, ...] = (),
         use_ws_api: bool = True,
         initial_backoff_s: float = 0.1,
         max_backoff_s: float = 5.0,
     ) -> None:
         self.exchange = exchange
-        self.instrument = instrument
-        self._venue = venue or instrument.venue
-        self._symbol = instrument.symbol
-        self._spot = instrument.kind is InstrumentKind.SPOT
+        self._venue = venue
+        self._instruments: dict[str, Instrument] = {}
+        for instrument in instruments:
+            self.add_instrument(instrument)
         self.use_ws_api = use_ws_api
         self._backoff = BackoffPolicy(initial_backoff_s, max_backoff_s)
         self._sink: ExecutionSink | None = None
@@ -278,6 +278,21 @@ class CcxtExecution:
     def venue(self) -> str:
         return self._venue
 
+    def add_instrument(self, instrument: Instrument) -> None:
+        """Trade `instrument` over this account too."""
+        self._instruments[instrument.symbol] = instrument
+
+    def _instrument(self, symbol: str) -> Instrument:
+        instrument = self._instruments.get(symbol)
+        if instrument is None:
+            raise ValueError(f"{self._venue}: no instrument {symbol!r} on this order entry")
+        return instrument
+
+    @property
+    def _one_symbol(self) -> str | None:
+        """The symbol to watch when there is one (ccxt then filters for it); None: all."""
+        return next(iter(self._instruments)) if len(self._instruments) == 1 else None
+
     async def connect(self) -> None:
         import ccxt  # noqa: PLC0415  heavy import, only when a live venue is used
 
@@ -311,7 +326,7 @@ class CcxtExecution:
                 self._status(connected=True, reason=f"{method} subscribing again")
             backoff.attempt()
             try:
-                items = await watch(self._symbol)
+                items = await watch(self._one_symbol)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001  a stream retries forever; the loop lives on
@@ -340,21 +355,23 @@ class CcxtExecution:
     def _on_orders(self, orders: list[Mapping[str, Any]]) -> None:
         now = time.time_ns()
         for order in orders:
-            if order.get("symbol") == self._symbol:
-                self._emit(order_update_from_ccxt(order, self.instrument, self._venue, now))
+            instrument = self._instruments.get(str(order.get("symbol")))
+            if instrument is not None:
+                self._emit(order_update_from_ccxt(order, instrument, self._venue, now))
 
     def _on_trades(self, trades: list[Mapping[str, Any]]) -> None:
         now = time.time_ns()
         for trade in trades:
-            if trade.get("symbol") == self._symbol:
-                self._emit(fill_from_ccxt(trade, self.instrument, self._venue, now))
+            instrument = self._instruments.get(str(trade.get("symbol")))
+            if instrument is not None:
+                self._emit(fill_from_ccxt(trade, instrument, self._venue, now))
 
     # -- order entry ---------------------------------------------------------------------------
 
     def _order_args(
         self, request: OrderRequest
     ) -> tuple[str, str, float, float | None, dict[str, Any]]:
-        inst = self.instrument
+        inst = self._instrument(request.symbol)
         side = "buy" if request.side is Side.BUY else "sell"
         amount = inst.lots_to_size(request.size_lots)
         price: float | None = inst.ticks_to_price(request.price_ticks)
@@ -367,7 +384,7 @@ class CcxtExecution:
         elif request.order_type is OrderType.MARKET:
             order_type = "market"
             price = None
-        if request.reduce_only and not self._spot:
+        if request.reduce_only and inst.kind is not InstrumentKind.SPOT:
             params["reduceOnly"] = True
         return order_type, side, amount, price, params
 
@@ -405,29 +422,29 @@ class CcxtExecution:
         self._emit(request.as_update(OrderStatus.REJECTED, now, message, self._venue))
 
     def _ack(self, result: Any) -> None:
-        if isinstance(result, Mapping):
-            self._emit(order_update_from_ccxt(result, self.instrument, self._venue, time.time_ns()))
+        if not isinstance(result, Mapping):
+            return
+        instrument = self._instruments.get(str(result.get("symbol")))
+        if instrument is not None:
+            self._emit(order_update_from_ccxt(result, instrument, self._venue, time.time_ns()))
 
     async def place(self, request: OrderRequest) -> None:
         order_type, side, amount, price, params = self._order_args(request)
+        symbol = request.symbol
         ex = self.exchange
         try:
             if self.use_ws_api:
                 try:
                     result = await ex.create_order_ws(
-                        self._symbol, order_type, side, amount, price, params
+                        symbol, order_type, side, amount, price, params
                     )
                 except Exception as exc:
                     if not self._can_fall_back(exc):
                         raise
                     self.ws_fallbacks += 1
-                    result = await ex.create_order(
-                        self._symbol, order_type, side, amount, price, params
-                    )
+                    result = await ex.create_order(symbol, order_type, side, amount, price, params)
             else:
-                result = await ex.create_order(
-                    self._symbol, order_type, side, amount, price, params
-                )
+                result = await ex.create_order(symbol, order_type, side, amount, price, params)
         except Exception as exc:
             if not self._is_refusal(exc):
                 raise
@@ -436,23 +453,21 @@ class CcxtExecution:
         self._ack(result)
 
     async def replace(self, old_client_order_id: str, request: OrderRequest) -> None:
-        if not (self._spot and self.use_ws_api):
-            await asyncio.gather(
-                self.cancel(self._symbol, old_client_order_id), self.place(request)
-            )
+        symbol = request.symbol
+        spot = self._instrument(symbol).kind is InstrumentKind.SPOT
+        if not (spot and self.use_ws_api):
+            await asyncio.gather(self.cancel(symbol, old_client_order_id), self.place(request))
             return
         order_type, side, amount, price, params = self._order_args(request)
         params["cancelOrigClientOrderId"] = old_client_order_id
         try:
             result = await self.exchange.edit_order_ws(
-                "", self._symbol, order_type, side, amount, price, params
+                "", symbol, order_type, side, amount, price, params
             )
         except Exception as exc:
             if self._can_fall_back(exc):
                 self.ws_fallbacks += 1
-                await asyncio.gather(
-                    self.cancel(self._symbol, old_client_order_id), self.place(request)
-                )
+                await asyncio.gather(self.cancel(symbol, old_client_order_id), self.place(request))
                 return
             if not self._is_refusal(exc):
                 raise
@@ -484,7 +499,7 @@ class CcxtExecution:
 
     async def cancel_all(self, symbol: str) -> None:
         ex = self.exchange
-        if self.use_ws_api and self._spot:
+        if self.use_ws_api and self._instrument(symbol).kind is InstrumentKind.SPOT:
             try:
                 await ex.cancel_all_orders_ws(symbol)
             except Exception as exc:
@@ -512,7 +527,8 @@ class CcxtExecution:
         else:
             orders = await ex.fetch_open_orders(symbol)
         now = time.time_ns()
-        updates = [order_update_from_ccxt(o, self.instrument, self._venue, now) for o in orders]
+        instrument = self._instrument(symbol)
+        updates = [order_update_from_ccxt(o, instrument, self._venue, now) for o in orders]
         return [u for u in updates if u is not None]
 
     async def order_status(self, symbol: str, client_order_id: str) -> OrderUpdate | None:
@@ -524,7 +540,7 @@ class CcxtExecution:
             if self._errors is not None and isinstance(exc, self._errors.OrderNotFound):
                 return None
             raise
-        return order_update_from_ccxt(order, self.instrument, self._venue, time.time_ns())
+        return order_update_from_ccxt(order, self._instrument(symbol), self._venue, time.time_ns())
 
     async def trades_since(
         self,
@@ -536,6 +552,7 @@ class CcxtExecution:
     ) -> list[Fill]:
         """By order (`orderId`) or after a trade id (Binance's `fromId`, a page at a time)."""
         ex = self.exchange
+        instrument = self._instrument(symbol)
         now = time.time_ns()
         if order_id:
             trades = await ex.fetch_my_trades(symbol, params={"orderId": order_id})
@@ -553,7 +570,7 @@ class CcxtExecution:
         fills = [
             fill
             for t in trades
-            if (fill := fill_from_ccxt(t, self.instrument, self._venue, now, client_order_id))
+            if (fill := fill_from_ccxt(t, instrument, self._venue, now, client_order_id))
         ]
         fills.sort(key=lambda f: (f.ts_exchange_ns, int(f.trade_id or 0)))
         return fills

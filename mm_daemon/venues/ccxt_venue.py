@@ -91,7 +91,7 @@ class CcxtMarketData:
         venue: VenueConfig,
         market_data: MarketDataConfig,
         *,
-        symbols: Sequence[str] | None = None,
+        symbols: Sequence[str],
         exchange: Any | None = None,
         sim_base_url: str | None = None,
         reporter: MarketDataReporter | None = None,
@@ -106,7 +106,7 @@ class CcxtMarketData:
         self._recorder = recorder  # native streams' frames and snapshots written as received
         self._trades_after_book = trades_after_book  # see NativeStream.on_frame
         self._md = market_data
-        self._symbols = tuple(symbols) if symbols else (venue.symbol,)
+        self._symbols = tuple(symbols)
         self._exchange = (
             exchange
             if exchange is not None
@@ -123,6 +123,7 @@ class CcxtMarketData:
             else int(redial_after_silence_s * 1e9)
         )
         self._instruments: dict[str, Instrument] = {}
+        self.unknown: dict[str, str] = {}  # symbols the venue does not list, with the problem
         self._books: dict[str, Book] = {}
         self._streams: dict[str, _StreamState] = {}
         self._rx_sources: dict[str, Callable[[], int]] = {}
@@ -154,17 +155,25 @@ class CcxtMarketData:
         adapter applies every snapshot and delta to it before emitting the event)."""
         return self._books[symbol]
 
-    async def connect(self) -> None:
+    async def connect(self, *, tolerate_unknown: bool = False) -> None:
+        """Load markets and build each symbol's instrument. An unknown symbol raises
+        `VenueError`, or with `tolerate_unknown` is left out and named in `unknown` (the other
+        symbols trade)."""
         markets = await self._exchange.load_markets()
+        self.unknown.clear()
         for symbol in self._symbols:
             market = markets.get(symbol)
             if market is None:
                 near = sorted(s for s in markets if s.split("/")[0] == symbol.split("/")[0])[:5]
                 hint = f"; listed with that base: {', '.join(near)}" if near else ""
-                raise VenueError(
+                problem = (
                     f"venue {self.venue} ({self._config.exchange}, {self._config.endpoint}): "
                     f"unknown symbol {symbol!r}{hint}"
                 )
+                if not tolerate_unknown:
+                    raise VenueError(problem)
+                self.unknown[symbol] = problem
+                continue
             self._instruments[symbol] = build_instrument(
                 self.venue, market, fees_bps=self._fees_bps
             )
