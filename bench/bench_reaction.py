@@ -302,10 +302,8 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
         {
             "mode": "live",
             "venues": {
-                "maker": {
-                    "name": "sim-spot",
+                "sim-spot": {
                     "exchange": "binance",
-                    "symbol": "BTC/USDT",
                     "endpoint": rest,
                     "maker_fee_bps": 0.0,
                     "taker_fee_bps": 4.0,
@@ -314,6 +312,7 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
                     "order_entry": order_entry,
                 }
             },
+            "markets": [{"venue": "sim-spot", "symbol": "BTC/USDT"}],
             "market_data": {"fair_value": "mid"},
             "quoting": {
                 "model": "fixed",
@@ -327,7 +326,7 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
             "logging": {"level": "warning", "format": "json"},
             "runtime": {"busy_poll": busy_poll},
         },
-        environ={"MMD_VENUES__MAKER__API_KEY": key, "MMD_VENUES__MAKER__API_SECRET": key},
+        environ={"MMD_VENUES__SIM_SPOT__API_KEY": key, "MMD_VENUES__SIM_SPOT__API_SECRET": key},
     )
     configure_logging("warning", "json")
     # When each order action is handed to the execution (splits the reaction in two), and

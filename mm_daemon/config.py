@@ -585,7 +585,7 @@ class Config(_Model):
         min_length=1,
     )
     markets: tuple[MarketConfig, ...] = Field(
-        description="The markets quoted, each on a venue, with an optional hedge.", min_length=1
+        description="The markets quoted (at least one), each on a venue, with an optional hedge."
     )
     portfolio: PortfolioConfig = Field(
         default_factory=PortfolioConfig, description="Limits over every market together."
@@ -642,6 +642,13 @@ class Config(_Model):
                 merged.append(market_data)
             data["markets"] = merged
         return data
+
+    @field_validator("markets", mode="before")
+    @classmethod
+    def _some_market(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and not value:
+            raise ValueError("list at least one market (a venue and a symbol)")
+        return value
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:
@@ -955,7 +962,14 @@ def _validation_problems(exc: ValidationError) -> list[str]:
         elif error["type"] == "extra_forbidden":
             message = "unknown key (check its spelling against config/schema.json)"
         problems.append(f"{_format_loc(error['loc'])}: {message}")
-    return problems
+    # A bad key in a top-level default section is in every market that inherits it: say it
+    # once, where the user wrote it.
+    top = set(problems)
+    return [
+        p
+        for p in dict.fromkeys(problems)
+        if not (re.match(r"markets\.\d+\.", p) and p.split(".", 2)[2] in top)
+    ]
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:

@@ -135,7 +135,7 @@ class AssetBook:
     # -- fills and hedges ---------------------------------------------------------------------
 
     def book_fill(self, fill: Fill, instrument: Instrument) -> None:
-        """Into the ledger (net exposure, P&L), counted once, logged at debug level."""
+        """Into the ledger (net exposure, P&L), counted once, logged."""
         self.ledger.on_fill(fill)
         side = "buy" if fill.side > 0 else "sell"
         m = self.metrics
@@ -143,7 +143,7 @@ class AssetBook:
         m.fill_volume_base.labels(fill.venue, fill.symbol, side).inc(
             instrument.lots_to_base(fill.size_lots)
         )
-        log.debug(
+        log.info(
             "fill",
             venue=fill.venue,
             symbol=fill.symbol,

@@ -104,6 +104,11 @@ class Portfolio:
             asset = self._hedges_by_key.get(key)
             if asset is not None:
                 asset.on_hedge_execution(event)
+                return
+            # An order of this account on an instrument no market trades: another program's,
+            # or a config that changed; counted and left alone.
+            self.metrics.event_errors.labels(event.venue).inc()
+            log.warning("unrouted_order_event", venue=event.venue, symbol=event.symbol)
         except Exception:  # noqa: BLE001  one bad event is logged and skipped, never fatal
             self._event_failed(event.venue, type(event).__name__)
 

@@ -360,15 +360,15 @@ class BinanceWsApiExecution:
         self._markets[instrument.symbol] = market
         self._by_venue_id[instrument.exchange_symbol] = market
 
+    @property
+    def instruments(self) -> tuple[Instrument, ...]:
+        return tuple(m.instrument for m in self._markets.values())
+
     def _market(self, symbol: str) -> _Market:
         market = self._markets.get(symbol)
         if market is None:
             raise ValueError(f"{self._venue}: no instrument {symbol!r} on this order entry")
         return market
-
-    def _instrument_of(self, order: Mapping[str, Any]) -> Instrument:
-        """The instrument of an order object of a response (its `symbol`)."""
-        return self._by_venue_id[str(order.get("symbol", ""))].instrument
 
     @property
     def venue(self) -> str:
@@ -619,7 +619,7 @@ class BinanceWsApiExecution:
         except WsApiError as exc:
             self._reject(request, exc.msg)
             return
-        self._emit(self._update_of(result))
+        self._emit(self._update_of(result, request.symbol))
 
     async def replace(self, old_client_order_id: str, request: OrderRequest) -> None:
         if self._usdm:
@@ -631,7 +631,9 @@ class BinanceWsApiExecution:
                 },
             )
             place = self._send("order.place", self._order_params(request))
-            await asyncio.gather(self._finish_cancel(cancel), self._finish_place(request, place))
+            await asyncio.gather(
+                self._finish_cancel(cancel, request.symbol), self._finish_place(request, place)
+            )
             return
         params = self._order_params(request)
         params["cancelReplaceMode"] = "STOP_ON_FAILURE"
@@ -643,7 +645,7 @@ class BinanceWsApiExecution:
             data = exc.data if isinstance(exc.data, Mapping) else {}
             cancelled = data.get("cancelResponse")
             if data.get("cancelResult") == "SUCCESS" and isinstance(cancelled, Mapping):
-                self._emit(self._update_of(cancelled))
+                self._emit(self._update_of(cancelled, request.symbol))
             # STOP_ON_FAILURE: the venue's reason is the failed half's own message.
             new = data.get("newOrderResponse")
             reason = exc.msg
@@ -653,8 +655,8 @@ class BinanceWsApiExecution:
                 reason = str(cancelled.get("msg", reason))
             self._reject(request, reason)
             return
-        self._emit(self._update_of(result["cancelResponse"]))
-        self._emit(self._update_of(result["newOrderResponse"]))
+        self._emit(self._update_of(result["cancelResponse"], request.symbol))
+        self._emit(self._update_of(result["newOrderResponse"], request.symbol))
 
     async def _finish_place(self, request: OrderRequest, future: asyncio.Future[Any]) -> None:
         try:
@@ -662,23 +664,23 @@ class BinanceWsApiExecution:
         except WsApiError as exc:
             self._reject(request, exc.msg)
             return
-        self._emit(self._update_of(result))
+        self._emit(self._update_of(result, request.symbol))
 
-    async def _finish_cancel(self, future: asyncio.Future[Any]) -> None:
+    async def _finish_cancel(self, future: asyncio.Future[Any], symbol: str) -> None:
         try:
             result = await future
         except WsApiError as exc:
             if exc.code == UNKNOWN_ORDER:
                 return  # already final: its last update came through the user data
             raise
-        self._emit(self._update_of(result))
+        self._emit(self._update_of(result, symbol))
 
     async def cancel(self, symbol: str, client_order_id: str) -> None:
         future = self._send(
             "order.cancel",
             {"symbol": self._market(symbol).venue_id, "origClientOrderId": client_order_id},
         )
-        await self._finish_cancel(future)
+        await self._finish_cancel(future, symbol)
 
     async def cancel_all(self, symbol: str) -> None:
         venue_id = self._market(symbol).venue_id
@@ -709,11 +711,11 @@ class BinanceWsApiExecution:
         now = time.time_ns()
         return [order_update_from_order(o, market.instrument, self._venue, now) for o in orders]
 
-    def _update_of(self, order: Mapping[str, Any]) -> OrderUpdate:
-        """An order object of a response as an OrderUpdate."""
-        return order_update_from_order(
-            order, self._instrument_of(order), self._venue, time.time_ns()
-        )
+    def _update_of(self, order: Mapping[str, Any], symbol: str) -> OrderUpdate:
+        """An order object of a response as an OrderUpdate (of `symbol`'s instrument unless
+        the object names another)."""
+        market = self._by_venue_id.get(str(order.get("symbol", ""))) or self._market(symbol)
+        return order_update_from_order(order, market.instrument, self._venue, time.time_ns())
 
     async def order_status(self, symbol: str, client_order_id: str) -> OrderUpdate | None:
         market = self._market(symbol)

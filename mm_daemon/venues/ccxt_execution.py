@@ -282,6 +282,10 @@ class CcxtExecution:
         """Trade `instrument` over this account too."""
         self._instruments[instrument.symbol] = instrument
 
+    @property
+    def instruments(self) -> tuple[Instrument, ...]:
+        return tuple(self._instruments.values())
+
     def _instrument(self, symbol: str) -> Instrument:
         instrument = self._instruments.get(symbol)
         if instrument is None:

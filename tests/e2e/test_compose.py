@@ -74,9 +74,10 @@ def test_the_daemon_and_simulator_configs_validate() -> None:
 def test_the_daemon_reaches_the_simulator_by_its_service_name() -> None:
     config = load_config(DEPLOY / "config" / "compose-daemon.yaml", environ={})
     sim = load_config(DEPLOY / "config" / "compose-sim.yaml", environ={})
-    assert config.venues.maker.endpoint == f"http://sim:{sim.sim.spot_port}"
-    assert config.venues.hedge is not None
-    assert config.venues.hedge.endpoint == f"http://sim:{sim.sim.perp_port}"
+    (market,) = config.markets
+    assert market.hedge is not None
+    assert config.venues[market.venue].endpoint == f"http://sim:{sim.sim.spot_port}"
+    assert config.venues[market.hedge.venue].endpoint == f"http://sim:{sim.sim.perp_port}"
     assert config.metrics.host == "0.0.0.0"  # noqa: S104  published by the container runtime
     assert sim.sim.host == "0.0.0.0"  # noqa: S104  reached from the daemon's container
 

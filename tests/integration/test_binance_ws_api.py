@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from mm_daemon.config import SimConfig
 from mm_daemon.core.types import (
     Fill,
+    InstrumentKind,
     Liquidity,
     OrderRequest,
     OrderStatus,
@@ -59,11 +60,12 @@ async def _start(
     await exchange.load_markets()
     instrument = build_instrument(venue, exchange.market(symbol))
     native = BinanceWsApiExecution(
-        instrument,
         endpoints,
         SecretStr(KEY),
         SecretStr(KEY),
         venue=venue,
+        usdm=instrument.kind is InstrumentKind.PERPETUAL,
+        instruments=(instrument,),
         initial_backoff_s=initial_backoff_s,
     )
     # The daemon's own wrapper: it reconciles after every reconnect.
@@ -212,7 +214,7 @@ async def test_fill_arrives_with_the_maker_fee_in_quote(sim: SimulatorHandle, sp
     await events.update("w-fill-1", OrderStatus.OPEN)
     sell_down_to(sim, SPOT, bid)
     fill = await events.fill("w-fill-1")
-    inst = native_of(execution).instrument
+    (inst,) = native_of(execution).instruments
     assert (fill.side, fill.price_ticks, fill.size_lots) == (Side.BUY, bid, 100)
     assert fill.liquidity is Liquidity.MAKER
     notional = inst.ticks_to_price(bid) * inst.lots_to_size(100)
@@ -338,7 +340,7 @@ async def test_usdm_fill_arrives_through_the_listen_key_stream(
     await events.update("p-fill-1", OrderStatus.OPEN)
     sell_down_to(sim, PERP, bid)
     fill = await events.fill("p-fill-1")
-    inst = native_of(execution).instrument
+    (inst,) = native_of(execution).instruments
     assert (fill.price_ticks, fill.size_lots, fill.liquidity) == (bid, 5, Liquidity.MAKER)
     notional = inst.ticks_to_price(bid) * inst.lots_to_base(5)
     assert fill.fee_quote == pytest.approx(notional * MAKER_FEE_BPS / 1e4, rel=1e-3)

@@ -49,8 +49,8 @@ def daemon() -> Iterator[DaemonProcess]:
     env = {
         **os.environ,
         "MMD_METRICS__PORT": "0",
-        "MMD_VENUES__MAKER__API_SECRET": SECRET,
-        "MMD_VENUES__MAKER__API_KEY": SECRET + "-key",
+        "MMD_VENUES__SIM_SPOT__API_SECRET": SECRET,
+        "MMD_VENUES__SIM_SPOT__API_KEY": SECRET + "-key",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "mm_daemon", "run", "--config", "config/default.yaml"],
@@ -109,8 +109,13 @@ def test_secret_never_appears_in_logs_or_metrics(daemon: DaemonProcess) -> None:
     assert SECRET not in daemon.proc.stdout.read()
 
 
-def test_unknown_symbol_ends_in_one_clear_line_and_exit_2() -> None:
-    env = {**os.environ, "MMD_METRICS__PORT": "0", "MMD_VENUES__MAKER__SYMBOL": "DOGE/XYZ"}
+def test_unknown_symbol_of_a_required_market_ends_in_one_clear_line_and_exit_2() -> None:
+    env = {
+        **os.environ,
+        "MMD_METRICS__PORT": "0",
+        "MMD_MARKETS__0__SYMBOL": "DOGE/XYZ",
+        "MMD_MARKETS__0__REQUIRED": "true",
+    }
     result = subprocess.run(
         [sys.executable, "-m", "mm_daemon", "run", "--config", "config/default.yaml"],
         cwd=REPO,
@@ -122,5 +127,7 @@ def test_unknown_symbol_ends_in_one_clear_line_and_exit_2() -> None:
     )
     assert result.returncode == 2
     plain = [line for line in result.stderr.splitlines() if not line.startswith("{")]
-    assert plain == ["venues: venue sim-spot (binance, sim): unknown symbol 'DOGE/XYZ'"]
+    assert plain == [
+        "markets.0 (DOGE/XYZ@sim-spot): venue sim-spot (binance, sim): unknown symbol 'DOGE/XYZ'"
+    ]
     assert "Traceback" not in result.stderr

@@ -52,7 +52,7 @@ async def live(
     exchange = make_exchange(SPOT, api_key=KEY)
     await exchange.load_markets()
     instrument = build_instrument(SPOT, exchange.market(SYMBOL))
-    execution = CcxtExecution(exchange, instrument, venue=SPOT)
+    execution = CcxtExecution(exchange, venue=SPOT, instruments=(instrument,))
     await execution.connect()
     events = ExecutionRecorder()
     # Through the daemon's own wrapper: it reconciles after every reconnect.
@@ -160,7 +160,7 @@ async def test_quotes_at_the_touch_get_filled_and_fills_arrive_through_watch_my_
     execution, events = live
     om = OrderManager(
         execution,
-        execution.instrument,
+        execution.instruments[0],
         OrderManagerSettings(price_tolerance_ticks=1, order_timeout_ns=5_000_000_000),
     )
     moved = asyncio.Event()
@@ -256,7 +256,7 @@ def test_fee_charged_in_base_is_converted_to_quote() -> None:
 
 
 def mainnet_venue() -> VenueConfig:
-    return VenueConfig(name="binance-spot", exchange="binance", symbol=SYMBOL, endpoint="mainnet")
+    return VenueConfig(name="binance-spot", exchange="binance", endpoint="mainnet")
 
 
 def test_mainnet_is_refused_without_allow_mainnet() -> None:
@@ -276,7 +276,7 @@ def test_mainnet_is_allowed_with_both_confirmations() -> None:
 
 def test_sim_and_testnet_need_no_confirmation() -> None:
     for endpoint in ("sim", "testnet"):
-        venue = VenueConfig(name="v", exchange="binance", symbol=SYMBOL, endpoint=endpoint)
+        venue = VenueConfig(name="v", exchange="binance", endpoint=endpoint)
         check_mainnet_allowed(venue, allow_mainnet=False, environ={})
 
 
@@ -293,7 +293,7 @@ async def live_perp(
     exchange = make_exchange(PERP, api_key=KEY)
     await exchange.load_markets()
     instrument = build_instrument(PERP, exchange.market(PERP_SYMBOL))
-    execution = CcxtExecution(exchange, instrument, venue=PERP)
+    execution = CcxtExecution(exchange, venue=PERP, instruments=(instrument,))
     await execution.connect()
     events = ExecutionRecorder()
     task = asyncio.create_task(execution.run(events))

@@ -105,8 +105,9 @@ async def test_local_touch_equals_every_recorded_book_ticker(
     async def start(venue: str, exchange: str) -> None:
         symbol = UNIFIED[(replay_symbol, venue)]
         md = CcxtMarketData(
-            VenueConfig(name=venue, exchange=exchange, symbol=symbol),
+            VenueConfig(name=venue, exchange=exchange),
             MarketDataConfig(stale_after_seconds=30.0),
+            symbols=[symbol],
             sim_base_url=sim.endpoint(venue).rest,
         )
         mds[venue] = md

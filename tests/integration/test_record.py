@@ -67,32 +67,34 @@ def test_a_recording_replays_gap_free_with_the_daemon_trading_on_it(tmp_path: Pa
 def test_an_exchange_that_cannot_be_recorded_is_named_in_one_line(tmp_path: Path) -> None:
     result = cli(
         "record", "--config", str(DEFAULT), "--out", str(tmp_path), "--duration", "1",
-        env={"MMD_VENUES__MAKER__EXCHANGE": "bybit"},
+        env={"MMD_VENUES__SIM_SPOT__EXCHANGE": "bybit"},
     )  # fmt: skip
     assert result.returncode == 2
     plain = [line for line in result.stderr.splitlines() if not line.startswith("{")]
     assert len(plain) == 1
-    assert plain[0].startswith("venues.maker.exchange: 'bybit' cannot be recorded")
+    assert plain[0].startswith("venues.sim-spot.exchange: 'bybit' cannot be recorded")
 
 
 async def test_a_book_that_resynced_while_recording_resyncs_in_the_replay(
     sim: SimulatorHandle, admin: Any, tmp_path: Path
 ) -> None:
     venues = {
-        role: {
-            "name": name,
+        name: {
             "exchange": exchange,
-            "symbol": symbol,
             "endpoint": sim.endpoint(name).rest,
             "maker_fee_bps": 0.0,
             "taker_fee_bps": 4.0,
         }
-        for role, name, exchange, symbol in (
-            ("maker", "sim-spot", "binance", "BTC/USDT"),
-            ("hedge", "sim-perp", "binanceusdm", "BTC/USDT:USDT"),
-        )
+        for name, exchange in (("sim-spot", "binance"), ("sim-perp", "binanceusdm"))
     }
-    data = {"mode": "paper", "venues": venues, "metrics": {"enabled": False}}
+    markets = [
+        {
+            "venue": "sim-spot",
+            "symbol": "BTC/USDT",
+            "hedge": {"venue": "sim-perp", "symbol": "BTC/USDT:USDT"},
+        }
+    ]
+    data = {"mode": "paper", "venues": venues, "markets": markets, "metrics": {"enabled": False}}
     config = parse_config(data, environ={})
     folder = tmp_path / "recording"
     recorder = CaptureRecorder(folder)

@@ -65,9 +65,10 @@ async def test_serve_forever_prints_each_venue_then_ready_and_serves_until_cance
 @pytest.mark.parametrize("name", ["sim.yaml", "sim-replay.yaml"])
 def test_shipped_simulator_configs_validate(name: str) -> None:
     config = load_config(REPO / "config" / name)
-    assert config.venues.maker.name == SPOT
-    assert config.venues.hedge is not None
-    assert config.venues.hedge.name == PERP
+    (market,) = config.markets
+    assert market.venue == SPOT
+    assert market.hedge is not None
+    assert market.hedge.venue == PERP
     assert config.sim.spot_port == 8100
     assert config.sim.perp_port == 8101
 

@@ -242,10 +242,12 @@ async def running(request: pytest.FixtureRequest) -> AsyncIterator[Running]:
     venue = FakeVenue()
     endpoints = WsApiEndpoints("ws://127.0.0.1:1/ws-api/v3", "http://127.0.0.1:1", "ws://x")
     ex = BinanceWsApiExecution(
-        instrument,
         endpoints,
         SecretStr("key"),
         SecretStr("secret"),
+        venue=instrument.venue,
+        usdm=instrument is PERP,
+        instruments=(instrument,),
         clock_ns=lambda: 1_700_000_000_000_000_000,
         connector=venue.connect,
         http=venue,
@@ -378,7 +380,14 @@ async def test_user_data_event_reaches_the_sink_as_fill_then_update(running: Run
 
 def test_repr_holds_neither_key_nor_secret() -> None:
     endpoints = WsApiEndpoints("ws://127.0.0.1:1/ws-api/v3")
-    ex = BinanceWsApiExecution(SPOT, endpoints, SecretStr("the-key"), SecretStr("the-secret"))
+    ex = BinanceWsApiExecution(
+        endpoints,
+        SecretStr("the-key"),
+        SecretStr("the-secret"),
+        venue="v",
+        usdm=False,
+        instruments=(SPOT,),
+    )
     assert "the-key" not in repr(ex)
     assert "the-secret" not in repr(ex)
 
