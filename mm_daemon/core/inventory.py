@@ -415,7 +415,9 @@ class Ledger:
             "reference": [self.reference.venue, self.reference.symbol],
             "positions": [position.export_state() for position in self._positions.values()],
             "attribution": self._attribution.export_state(),
-            "fair_values": [[venue, symbol, fair] for (venue, symbol), fair in self._fair.items()],
+            "fair_values": [
+                [venue, symbol, fair] for (venue, symbol), fair in sorted(self._fair.items())
+            ],
             "netting_weights": dict(self._weights),
             "max_abs_net_exposure_base": self.max_abs_net_exposure_base,
             "quote_stats": self.quote_stats.export_state(),

@@ -17,6 +17,7 @@ __all__ = [
     "FundingPayment",
     "HedgeDecision",
     "HedgeOutcome",
+    "InstrumentInfo",
     "JournalObserver",
     "JournaledFill",
     "OpenOrder",
@@ -51,6 +52,22 @@ class RunInfo:
     end_reason: str | None  # "unclean": killed or crashed, closed by the next start
     config_yaml: str
     summary: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentInfo:
+    """An instrument a run traded: what converts its journaled ticks and lots."""
+
+    run_id: int
+    venue: str
+    symbol: str
+    exchange_symbol: str
+    kind: str
+    base: str
+    quote: str
+    tick_size: float
+    lot_size: float
+    contract_size_base: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from mm_daemon.engine.journal.records import (
     FundingPayment,
     HedgeDecision,
     HedgeOutcome,
+    InstrumentInfo,
     JournaledFill,
     OpenOrder,
     RiskChange,
@@ -119,6 +120,7 @@ class RunSeries:
     runs: tuple[RunInfo, ...]
     start_ns: int
     end_ns: int
+    instruments: tuple[InstrumentInfo, ...]  # of the runs
     snapshots: tuple[Snapshot, ...]
     fills: tuple[JournaledFill, ...]
     hedge_decisions: tuple[HedgeDecision, ...]
@@ -367,10 +369,20 @@ def load_run_series(
                 f"{select} WHERE {' AND '.join(conditions)} ORDER BY {ts}, seq", args
             ).fetchall()
 
+        run_ids = [run.run_id for run in runs]
         return RunSeries(
             runs=tuple(runs),
             start_ns=low,
             end_ns=high,
+            instruments=tuple(
+                InstrumentInfo(*row)
+                for row in conn.execute(
+                    "SELECT run_id, venue, symbol, exchange_symbol, kind, base, quote, tick_size, "
+                    f"lot_size, contract_size_base FROM instruments WHERE run_id IN "
+                    f"({', '.join('?' * len(run_ids))}) ORDER BY run_id, venue, symbol",
+                    run_ids,
+                )
+            ),
             snapshots=tuple(
                 _snapshot(row)
                 for row in query(f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshots", "ts_ns")

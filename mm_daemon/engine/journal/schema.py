@@ -1,9 +1,10 @@
 """The journal's tables, and the check of an existing file before anything writes to it.
 
 Every record table has `seq INTEGER PRIMARY KEY`: one sequence across all tables, assigned
-when the record is made, so the order of events survives batching. `open_orders` is the one
-table kept current rather than appended to (a trigger on `orders` maintains it): it is the
-short list a restart reads instead of scanning the order history.
+when the record is made, so the order of events survives batching. Orders are kept in ticks and
+lots; `instruments` (per run) holds what converts them. `open_orders` is the one table kept
+current rather than appended to (a trigger on `orders` maintains it): it is the short list a
+restart reads instead of scanning the order history.
 """
 
 from __future__ import annotations
@@ -55,6 +56,19 @@ CREATE TABLE runs (
     config_yaml TEXT NOT NULL,
     summary_json TEXT
 );
+CREATE TABLE instruments (
+    run_id INTEGER NOT NULL,
+    venue TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    exchange_symbol TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    base TEXT NOT NULL,
+    quote TEXT NOT NULL,
+    tick_size REAL NOT NULL,
+    lot_size REAL NOT NULL,
+    contract_size_base REAL NOT NULL,
+    PRIMARY KEY (run_id, venue, symbol)
+);
 CREATE TABLE orders (
     seq INTEGER PRIMARY KEY,
     run_id INTEGER NOT NULL,
@@ -70,8 +84,6 @@ CREATE TABLE orders (
     price_ticks INTEGER,
     size_lots INTEGER,
     filled_lots INTEGER,
-    price REAL,
-    size REAL,
     status TEXT NOT NULL,
     reason TEXT NOT NULL
 );
@@ -100,20 +112,23 @@ BEGIN
     WHERE NEW.status IN ({_TERMINAL_SQL})
         AND venue = NEW.venue AND symbol = NEW.symbol
         AND client_order_id = NEW.client_order_id;
-    INSERT OR REPLACE INTO open_orders
-    SELECT NEW.venue, NEW.symbol, NEW.client_order_id, NEW.market, NEW.run_id, NEW.seq,
-        NEW.ts_ns,
-        coalesce(NEW.exchange_order_id, o.exchange_order_id),
-        coalesce(NEW.side, o.side),
-        coalesce(NEW.order_type, o.order_type),
-        coalesce(NEW.price_ticks, o.price_ticks),
-        coalesce(NEW.size_lots, o.size_lots),
-        coalesce(NEW.filled_lots, o.filled_lots),
-        NEW.status
-    FROM (SELECT 1) LEFT JOIN open_orders AS o
-        ON o.venue = NEW.venue AND o.symbol = NEW.symbol
-        AND o.client_order_id = NEW.client_order_id
-    WHERE NEW.status NOT IN ({_TERMINAL_SQL});
+    INSERT INTO open_orders SELECT
+        NEW.venue, NEW.symbol, NEW.client_order_id, NEW.market, NEW.run_id, NEW.seq, NEW.ts_ns,
+        NEW.exchange_order_id, NEW.side, NEW.order_type, NEW.price_ticks, NEW.size_lots,
+        NEW.filled_lots, NEW.status
+    WHERE NEW.status NOT IN ({_TERMINAL_SQL})
+    ON CONFLICT (venue, symbol, client_order_id) DO UPDATE SET
+        market = excluded.market,
+        run_id = excluded.run_id,
+        seq = excluded.seq,
+        ts_ns = excluded.ts_ns,
+        exchange_order_id = coalesce(excluded.exchange_order_id, exchange_order_id),
+        side = coalesce(excluded.side, side),
+        order_type = coalesce(excluded.order_type, order_type),
+        price_ticks = coalesce(excluded.price_ticks, price_ticks),
+        size_lots = coalesce(excluded.size_lots, size_lots),
+        filled_lots = coalesce(excluded.filled_lots, filled_lots),
+        status = excluded.status;
 END;
 CREATE TABLE fills (
     seq INTEGER PRIMARY KEY,
@@ -237,11 +252,14 @@ CREATE INDEX snapshots_by_market ON snapshots (market, ts_ns);
 
 
 INSERT = {
+    "instruments": (
+        "INSERT OR REPLACE INTO instruments (run_id, venue, symbol, exchange_symbol, kind, base, "
+        "quote, tick_size, lot_size, contract_size_base) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ),
     "orders": (
         "INSERT INTO orders (seq, run_id, market, ts_ns, action, venue, symbol, "
         "client_order_id, exchange_order_id, side, order_type, price_ticks, size_lots, "
-        "filled_lots, price, size, status, reason) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "filled_lots, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
     "fills": (
         "INSERT OR IGNORE INTO fills (seq, run_id, market, venue, symbol, trade_id, "
@@ -378,6 +396,7 @@ def inspect(path: Path, *, integrity_check: bool = True) -> int | None:
 
 
 def _corrupt(path: Path, what: str) -> JournalCorruptError:
+    what = " ".join(what.split())  # SQLite's reports span lines; the error is one
     return JournalCorruptError(
         f"journal {path} is unusable ({what}): move it away or start a new journal with "
         "--fresh (the old file is kept)"

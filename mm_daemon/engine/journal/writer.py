@@ -129,8 +129,11 @@ class Journal:
         self.close()
 
     def register_instrument(self, instrument: Instrument) -> None:
-        """Prices and sizes of this instrument are journaled also as floats (for reports)."""
+        """An instrument this run trades: journaled with the run (its tick and lot convert the
+        orders' ticks and lots); its fills are journaled with float prices and sizes too."""
         self._instruments[(instrument.venue, instrument.symbol)] = instrument
+        if self.run_id is not None:
+            self._store.buffer("instruments", _instrument_row(self.run_id, instrument))
 
     def recover(self, *, hedge_decisions_kept: int = 4096) -> Recovery:
         """Everything a restart needs, read from what is committed (see `recovery`)."""
@@ -149,10 +152,15 @@ class Journal:
                 "coalesce((SELECT max(ts_local_ns) FROM fills AS f "
                 "WHERE f.run_id = runs.run_id), 0)) WHERE ended_ns IS NULL"
             )
-            return conn.execute(
+            run_id = conn.execute(
                 "INSERT INTO runs (instance_id, mode, started_ns, config_yaml) VALUES (?, ?, ?, ?)",
                 (instance_id, mode, ts_ns, config_yaml),
             ).lastrowid
+            conn.executemany(
+                schema.INSERT["instruments"],
+                [_instrument_row(run_id or 0, inst) for inst in self._instruments.values()],
+            )
+            return run_id
 
         run_id = self._store.commit_now(write)
         if not isinstance(run_id, int):
@@ -303,7 +311,7 @@ class Journal:
         self, market: str, request: OrderRequest, ts_ns: int, *, action: str = "new"
     ) -> None:
         """An order sent (action "new" or "replace"), or one carried over ("adopt")."""
-        instrument = self._instruments.get((request.venue, request.symbol))
+        # Enums go in as they are: sqlite3 stores an IntEnum as its integer, a StrEnum as text.
         self._store.buffer(
             "orders",
             (
@@ -316,14 +324,12 @@ class Journal:
                 request.symbol,
                 request.client_order_id,
                 None,
-                int(request.side),
-                request.order_type.value,
+                request.side,
+                request.order_type,
                 request.price_ticks,
                 request.size_lots,
                 None,
-                None if instrument is None else instrument.ticks_to_price(request.price_ticks),
-                None if instrument is None else instrument.lots_to_size(request.size_lots),
-                OrderStatus.PENDING_NEW.value,
+                OrderStatus.PENDING_NEW,
                 "",
             ),
         )
@@ -349,16 +355,13 @@ class Journal:
                 None,
                 None,
                 None,
-                None,
-                None,
-                OrderStatus.PENDING_CANCEL.value,
+                OrderStatus.PENDING_CANCEL,
                 reason,
             ),
         )
 
     def record_order_update(self, market: str, update: OrderUpdate) -> None:
         """A status change reported by the venue (or the paper venue)."""
-        instrument = self._instruments.get((update.venue, update.symbol))
         self._store.buffer(
             "orders",
             (
@@ -371,14 +374,12 @@ class Journal:
                 update.symbol,
                 update.client_order_id,
                 update.exchange_order_id or None,
-                int(update.side),
+                update.side,
                 None,
                 update.price_ticks,
                 update.size_lots,
                 update.filled_lots,
-                None if instrument is None else instrument.ticks_to_price(update.price_ticks),
-                None if instrument is None else instrument.lots_to_size(update.size_lots),
-                update.status.value,
+                update.status,
                 update.reason,
             ),
         )
@@ -499,3 +500,18 @@ class Journal:
         except sqlite3.Error:
             return False
         return row is not None
+
+
+def _instrument_row(run_id: int, instrument: Instrument) -> tuple[Any, ...]:
+    return (
+        run_id,
+        instrument.venue,
+        instrument.symbol,
+        instrument.exchange_symbol,
+        instrument.kind,
+        instrument.base,
+        instrument.quote,
+        instrument.tick_size,
+        instrument.lot_size,
+        instrument.contract_size_base,
+    )
