@@ -212,6 +212,25 @@ def test_the_writer_thread_commits_buffered_records_within_its_interval(tmp_path
     journal.close()
 
 
+def test_a_committed_fill_reaches_the_database_file_within_the_flush_interval(
+    tmp_path: Path,
+) -> None:
+    journal = open_journal(tmp_path / "j.db", flush_interval_s=0.05)
+    journal.record_fill("BTC", make_fill("7"), MARKS)
+
+    def in_the_file_alone() -> bool:  # the WAL checkpointed (and so fsynced) into the file
+        conn = sqlite3.connect(f"file:{journal.path}?mode=ro&immutable=1", uri=True)
+        try:
+            return conn.execute("SELECT trade_id FROM fills").fetchall() == [("7",)]
+        except sqlite3.DatabaseError:  # not even the tables are in the file yet
+            return False
+        finally:
+            conn.close()
+
+    wait_for(in_the_file_alone)
+    journal.close()
+
+
 def test_the_observer_is_told_of_each_commit_and_its_records(tmp_path: Path) -> None:
     commits: list[tuple[int, float]] = []
 

@@ -236,21 +236,25 @@ def _risk(
 
 
 def _last_trades(conn: sqlite3.Connection) -> dict[tuple[str, str], TradeMark]:
-    """Per venue and symbol: the highest trade id where the venue's ids are numbers (Binance
-    counts them up per symbol), else the latest journaled."""
-    marks = {
-        (venue, symbol): TradeMark(trade_id, ts)
-        for venue, symbol, trade_id, ts, _ in conn.execute(
-            "SELECT venue, symbol, trade_id, ts_exchange_ns, max(seq) FROM fills "
-            "GROUP BY venue, symbol"
+    """Per venue and symbol: the highest trade id where the ids are numbers (Binance counts
+    them up per symbol), else the latest journaled. Index lookups only: no scan of the fills."""
+    marks = {}
+    for venue, symbol in conn.execute("SELECT DISTINCT venue, symbol FROM instruments"):
+        row = (
+            conn.execute(
+                "SELECT trade_id, ts_exchange_ns FROM fills WHERE venue = ?1 AND symbol = ?2 "
+                "AND trade_number = (SELECT max(trade_number) FROM fills "
+                "WHERE venue = ?1 AND symbol = ?2)",
+                (venue, symbol),
+            ).fetchone()
+            or conn.execute(
+                "SELECT trade_id, ts_exchange_ns FROM fills WHERE venue = ? AND symbol = ? "
+                "ORDER BY seq DESC LIMIT 1",
+                (venue, symbol),
+            ).fetchone()
         )
-    }
-    for venue, symbol, trade_id, ts, _ in conn.execute(
-        "SELECT venue, symbol, trade_id, ts_exchange_ns, max(CAST(trade_id AS INTEGER)) "
-        "FROM fills WHERE trade_id <> '' AND trade_id NOT GLOB '*[^0-9]*' "
-        "GROUP BY venue, symbol"
-    ):
-        marks[(venue, symbol)] = TradeMark(trade_id, ts)
+        if row is not None:
+            marks[(venue, symbol)] = TradeMark(row[0], row[1])
     return marks
 
 

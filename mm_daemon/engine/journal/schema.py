@@ -137,6 +137,7 @@ CREATE TABLE fills (
     venue TEXT NOT NULL,
     symbol TEXT NOT NULL,
     trade_id TEXT NOT NULL,
+    trade_number INTEGER,
     client_order_id TEXT NOT NULL,
     exchange_order_id TEXT NOT NULL,
     side INTEGER NOT NULL,
@@ -159,6 +160,7 @@ CREATE INDEX fills_by_market ON fills (market, seq);
 CREATE INDEX fills_by_order ON fills (venue, symbol, client_order_id);
 CREATE INDEX fills_by_run ON fills (run_id);
 CREATE INDEX fills_by_ts ON fills (ts_local_ns);
+CREATE INDEX fills_by_trade_number ON fills (venue, symbol, trade_number);
 CREATE TABLE hedges (
     seq INTEGER PRIMARY KEY,
     run_id INTEGER NOT NULL,
@@ -262,11 +264,11 @@ INSERT = {
         "filled_lots, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
     "fills": (
-        "INSERT OR IGNORE INTO fills (seq, run_id, market, venue, symbol, trade_id, "
+        "INSERT OR IGNORE INTO fills (seq, run_id, market, venue, symbol, trade_id, trade_number, "
         "client_order_id, exchange_order_id, side, price_ticks, size_lots, price, size, fee, "
         "fee_asset, liquidity, is_hedge, entry_nanos, entry_reference_nanos, recovered, "
         "ts_exchange_ns, ts_local_ns) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
     "hedges": (
         "INSERT INTO hedges (seq, run_id, market, ts_ns, kind, venue, symbol, client_order_id, "

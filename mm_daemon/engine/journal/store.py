@@ -35,7 +35,6 @@ _MAX_PENDING = 200_000  # rows waiting for the writer; past this the journal fai
 _WAKE_AT = 2_000  # pending rows that wake the writer before its interval
 _PRUNE_BATCH = 2_000
 _PRUNE_INTERVAL_S = 60.0
-_WAL_CHECKPOINT_INTERVAL_S = 2.0
 
 _Record = tuple[str, tuple[Any, ...]]
 
@@ -60,6 +59,7 @@ class JournalStore:
         observer: JournalObserver | None,
         on_failure: Callable[[str], None] | None,
         clock: Callable[[], int],
+        fsync_each_commit: bool,
     ) -> None:
         self.path = path
         self.moved_to = moved_to
@@ -77,6 +77,8 @@ class JournalStore:
         self._closed = False
         self._failed_reason: str | None = None
         self._synchronous = "NORMAL"
+        self._fsync_each_commit = fsync_each_commit
+        self._unsynced = False  # committed to the WAL, not yet fsynced by a checkpoint
         self.dropped_records = 0  # buffered records lost to a failure
         self.max_seq = _max_seq(conn)
         self._writer = threading.Thread(target=self._run_writer, name="journal-writer", daemon=True)
@@ -95,6 +97,7 @@ class JournalStore:
         observer: JournalObserver | None = None,
         on_failure: Callable[[str], None] | None = None,
         clock: Callable[[], int] = time.time_ns,
+        fsync_each_commit: bool = False,
     ) -> JournalStore:
         """Lock, check and open the journal file (see `Journal.open`)."""
         path = Path(path)
@@ -132,6 +135,7 @@ class JournalStore:
             observer=observer,
             on_failure=on_failure,
             clock=clock,
+            fsync_each_commit=fsync_each_commit,
         )
 
     @property
@@ -217,6 +221,7 @@ class JournalStore:
                 conn.executemany(schema.INSERT[table], [params for _, params in group])
             result = True if write is None else write(conn)
             conn.execute("COMMIT")
+            self._unsynced = True
         except sqlite3.Error as exc:
             self._rollback()
             self._fail(f"journal write failed: {exc} ({self.path})")
@@ -228,8 +233,9 @@ class JournalStore:
         return result
 
     def _begin(self, *, durable: bool) -> None:
-        """Start a write transaction; a durable one fsyncs the WAL at its commit."""
-        synchronous = "FULL" if durable else "NORMAL"
+        """Start a write transaction (one that fsyncs the WAL at its commit, for a durable
+        record with `fsync_each_commit`)."""
+        synchronous = "FULL" if durable and self._fsync_each_commit else "NORMAL"
         if synchronous != self._synchronous:
             self.conn.execute(f"PRAGMA synchronous = {synchronous}")
             self._synchronous = synchronous
@@ -256,7 +262,6 @@ class JournalStore:
 
     def _run_writer(self) -> None:
         checkpoint_conn: sqlite3.Connection | None = None
-        next_checkpoint = time.monotonic() + _WAL_CHECKPOINT_INTERVAL_S
         next_prune = time.monotonic() + _PRUNE_INTERVAL_S
         try:
             checkpoint_conn = sqlite3.connect(self.path, isolation_level=None)
@@ -270,11 +275,13 @@ class JournalStore:
                             self._write_batch(self._drain(), None, durable=False)
                 if stopping or self._failed_reason is not None:
                     break
-                now = time.monotonic()
-                if now >= next_checkpoint:
-                    # A second connection: copying the WAL into the file never holds up a commit.
+                if self._unsynced:
+                    # Copying the WAL into the file fsyncs the WAL first: what was committed
+                    # before now survives a power cut. A second connection, so no commit
+                    # waits for the disk.
+                    self._unsynced = False
                     checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    next_checkpoint = now + _WAL_CHECKPOINT_INTERVAL_S
+                now = time.monotonic()
                 if now >= next_prune and self._retention_ns is not None:
                     self.prune()
                     next_prune = now + _PRUNE_INTERVAL_S

@@ -58,6 +58,7 @@ class Journal:
         observer: JournalObserver | None = None,
         on_failure: Callable[[str], None] | None = None,
         clock: Callable[[], int] = time.time_ns,
+        fsync_each_commit: bool = False,
     ) -> Journal:
         """Lock, check and open the journal at `path` (created when absent).
 
@@ -67,8 +68,10 @@ class Journal:
         `max_bytes` caps the file: a write past it fails as a full disk would. `on_failure`
         is called once, with the reason, when a write fails (from the writer thread when the
         write was a buffered one). `integrity_check` runs SQLite's quick_check on an existing
-        file first. Raises a JournalError, with the file left as it was, when the journal is
-        locked by another process, unreadable, corrupt or of a newer schema.
+        file first. `fsync_each_commit` makes each durable record survive a power cut before
+        its call returns, not within a flush interval (the call then waits for the disk).
+        Raises a JournalError, with the file left as it was, when the journal is locked by
+        another process, unreadable, corrupt or of a newer schema.
         """
         return cls(
             JournalStore.open(
@@ -81,6 +84,7 @@ class Journal:
                 observer=observer,
                 on_failure=on_failure,
                 clock=clock,
+                fsync_each_commit=fsync_each_commit,
             )
         )
 
@@ -201,6 +205,7 @@ class Journal:
             fill.venue,
             fill.symbol,
             fill.trade_id,
+            int(fill.trade_id) if fill.trade_id.isdigit() else None,  # Binance's count up
             fill.client_order_id,
             fill.exchange_order_id,
             int(fill.side),
