@@ -103,7 +103,7 @@ class Recovery:
     portfolio_risk: dict[str, Any] | None
     last_trades: dict[tuple[str, str], TradeMark]
     open_orders: tuple[OpenOrder, ...]
-    last_run: RunInfo | None
+    last_run: RunInfo | None  # read before start_run: the run before this one
 
     def market(self, name: str) -> MarketRecovery:
         """The recovery of `name`; an empty one for a market the journal has never seen."""
