@@ -7,12 +7,17 @@ Pure: P&L, exposure and fair value come in as arguments.
   brings it back (the quoter reads the state).
 - HALTED: P&L fell more than `max_drawdown_quote` below its running peak (when
   `halt_on_drawdown`): cancel everything, quote nothing. A halt latches until `reset()`.
+
+`export_state()` / `restore_state()` carry the state, the halt reason and the drawdown peak
+across a restart (a HALTED gate restored stays HALTED).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from mm_daemon.core.types import OrderRequest, Side
 
@@ -72,6 +77,11 @@ class RiskGate:
         return self._state
 
     @property
+    def peak_pnl_quote(self) -> float | None:
+        """The running P&L peak the drawdown is measured from (None before the first update)."""
+        return self._peak_pnl_quote
+
+    @property
     def reason(self) -> str:
         """Why the state is not ACTIVE ("" when it is)."""
         if self._state is RiskState.HALTED:
@@ -95,6 +105,23 @@ class RiskGate:
         self._state = RiskState.ACTIVE
         self.halted_reason = ""
         self._peak_pnl_quote = None
+
+    def export_state(self) -> dict[str, Any]:
+        return {
+            "state": self._state.name,
+            "halted_reason": self.halted_reason,
+            "peak_pnl_quote": self._peak_pnl_quote,
+        }
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from `export_state()`; ValueError (nothing changed) on an unknown state."""
+        name = state["state"]
+        if name not in RiskState.__members__:
+            raise ValueError(f"unknown risk state {name!r}")
+        peak = state["peak_pnl_quote"]
+        self._peak_pnl_quote = None if peak is None else float(peak)
+        self._state = RiskState[name]
+        self.halted_reason = str(state["halted_reason"])
 
     def check(
         self,
