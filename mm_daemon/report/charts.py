@@ -58,8 +58,9 @@ __all__ = [
 
 Figure = dict[str, Any]
 
-DISPLAY_POINTS = 4000
-"""Points drawn per line of a time chart; longer series keep each bucket's low and high."""
+DISPLAY_POINTS = 2400
+"""Points drawn per line of a time chart (about one bucket a pixel across a 1400 px page);
+longer series keep each bucket's low and high."""
 MARKERS_IN_VIEW = 500
 """Fill markers drawn per side at once on the quotes chart, thinned evenly over the window."""
 DISPLAY_FILLS = 50_000
@@ -105,7 +106,7 @@ def _line(
 ) -> dict[str, Any]:
     """A time series line, thinned to DISPLAY_POINTS and rounded to `digits` decimals."""
     x, thinned = downsample_minmax(xs, ys, DISPLAY_POINTS)
-    y = [None if v is None else round(v, digits) for v in thinned]
+    y = _rounded(thinned, digits)
     return {
         "type": "scatter",
         "mode": "lines",
@@ -117,6 +118,10 @@ def _line(
         "hovertemplate": f"{hover}<extra>{esc(name)}</extra>",
         **extra,
     }
+
+
+def _rounded(values: Sequence[float | None], digits: int) -> list[float | None]:
+    return [None if v is None else round(v, digits) for v in values]
 
 
 def _run_span_ms(data: RunData) -> list[int]:
@@ -366,12 +371,13 @@ def quotes_figure(data: RunData, market: MarketRun) -> tuple[dict[str, Any], str
             return None
         return round((price - fair) / fair * 1e4, 3)
 
-    for name, column, color in (
+    from_fair_columns = (
         ("our bid", [s.bid_quote for s in snaps], SIDE_COLORS["buy"]),
         ("our ask", [s.ask_quote for s in snaps], SIDE_COLORS["sell"]),
         ("best bid", [s.best_bid for s in snaps], _TOUCH_COLOR),
         ("best ask", [s.best_ask for s in snaps], _TOUCH_COLOR),
-    ):
+    )
+    for name, column, color in from_fair_columns:
         traces.append(
             _line(
                 xs,
@@ -387,15 +393,33 @@ def quotes_figure(data: RunData, market: MarketRun) -> tuple[dict[str, Any], str
             )
         )
 
+    # Lines thinned for the whole run carry their full series so that a zoom redraws them in
+    # full detail (the page's script re-thins the window in view).
+    full_lines = {
+        0: ([s.best_bid for s in snaps], decimals + 2),
+        1: ([s.best_ask for s in snaps], decimals + 2),
+        2: ([s.bid_quote for s in snaps], decimals + 2),
+        3: ([s.ask_quote for s in snaps], decimals + 2),
+        4: ([s.fair_value for s in snaps], decimals + 2),
+    }
+    for offset, (_, column, _) in enumerate(from_fair_columns):
+        full_lines[5 + offset] = (
+            [from_fair(p, s.fair_value) for p, s in zip(column, snaps, strict=True)],
+            3,
+        )
+    windowed: list[dict[str, Any]] = [
+        {"trace": index, "kind": "line", "max": DISPLAY_POINTS, "x": xs, "y": _rounded(ys, digits)}
+        for index, (ys, digits) in full_lines.items()
+        if len(xs) > DISPLAY_POINTS
+    ]
     quoting = [f for f in market.fills if not f.is_hedge]
-    windowed = []
     for side in (Side.BUY, Side.SELL):
         label = side.name.lower()
         fills = stride_sample(
             sorted((f for f in quoting if f.side is side), key=lambda f: f.ts_ns), DISPLAY_FILLS
         )
         points = _fill_points(fills, side)
-        windowed.append({"trace": len(traces), "max": MARKERS_IN_VIEW, **points})
+        windowed.append({"trace": len(traces), "kind": "markers", "max": MARKERS_IN_VIEW, **points})
         shown = {k: stride_sample(v, MARKERS_IN_VIEW) for k, v in points.items()}
         traces.append(
             {

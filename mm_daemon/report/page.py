@@ -116,24 +116,37 @@ def _json_for_script(value: object) -> str:
 
 
 def _share_columns(figure: Figure) -> Figure:
-    """Store once the x arrays that several traces repeat (the page's script restores them):
-    a chart's lines usually share their timestamps."""
-    traces = figure.get("data", [])
-    keys = [tuple(t["x"]) if len(t.get("x") or ()) >= 64 else None for t in traces]
-    repeated = {k for k in keys if k is not None and keys.count(k) > 1}
+    """Store once the x arrays that several traces (or windowed sets) repeat; the page's script
+    restores them. A chart's lines usually share their timestamps."""
+    groups = [list(figure.get("data", [])), list(figure.get("windowed", []))]
+    keys = [
+        [
+            tuple(item["x"]) if isinstance(item.get("x"), list) and len(item["x"]) >= 64 else None
+            for item in group
+        ]
+        for group in groups
+    ]
+    every_key = [k for group_keys in keys for k in group_keys if k is not None]
+    repeated = {k for k in every_key if every_key.count(k) > 1}
     if not repeated:
         return figure
     columns: dict[str, list[Any]] = {}
     names: dict[tuple[Any, ...], str] = {}
-    shared: list[dict[str, Any]] = []
-    for trace, key in zip(traces, keys, strict=True):
-        if key is not None and key in repeated:
-            name = names.setdefault(key, f"c{len(names)}")
-            columns.setdefault(name, list(key))
-            shared.append({**trace, "x": "@" + name})
-        else:
-            shared.append(trace)
-    return {**figure, "data": shared, "columns": columns}
+    shared_groups: list[list[dict[str, Any]]] = []
+    for group, group_keys in zip(groups, keys, strict=True):
+        shared: list[dict[str, Any]] = []
+        for item, key in zip(group, group_keys, strict=True):
+            if key is not None and key in repeated:
+                name = names.setdefault(key, f"c{len(names)}")
+                columns.setdefault(name, list(key))
+                shared.append({**item, "x": "@" + name})
+            else:
+                shared.append(item)
+        shared_groups.append(shared)
+    result = {**figure, "data": shared_groups[0], "columns": columns}
+    if "windowed" in figure:
+        result["windowed"] = shared_groups[1]
+    return result
 
 
 @functools.cache
@@ -286,9 +299,10 @@ details.config pre { margin: 10px 0 4px; padding: 12px; background: #f9fafb;
 
 # Draws every chart from its JSON block. On charts marked data-autoscale-y, zooming the time axis
 # rescales the y axes to the points in view (Plotly keeps the full range otherwise, which flattens
-# a price zoomed to a few minutes). A figure's `windowed` marker sets carry every point; only an
-# evenly thinned subset of those in view is drawn, re-picked on each zoom, because thousands of
-# SVG markers make a chart slow. Tables marked `sortable` sort on a header click.
+# a price zoomed to a few minutes). A figure's `windowed` sets carry a trace's every point while
+# the trace draws a thinned copy (thousands of SVG markers, or lines longer than the chart is
+# wide, make a chart slow); each zoom re-thins the window in view: lines keep each bucket's
+# extremes, markers are picked evenly. Tables marked `sortable` sort on a header click.
 _JS = """
 (function () {
   'use strict';
@@ -315,28 +329,71 @@ _JS = """
     return lo;
   }
 
-  function windowMarkers(div, sets) {
-    if (!sets.length) return Promise.resolve();
-    const range = xRange(div);
-    const update = { x: [], y: [], customdata: [], 'marker.symbol': [] };
-    for (const set of sets) {
-      const lo = firstAtOrAfter(set.x, range[0]);
-      const hi = firstAtOrAfter(set.x, range[1] + 1);
-      const step = Math.max(1, Math.ceil((hi - lo) / set.max));
-      const pick = function (column) {
-        const out = [];
-        for (let i = lo; i < hi; i += step) out.push(column[i]);
-        return out;
-      };
-      update.x.push(pick(set.x));
-      update.y.push(pick(set.y));
-      update.customdata.push(pick(set.customdata));
-      update['marker.symbol'].push(pick(set.symbol));
+  // The lowest and highest point of each bucket, as the report's Python side thins.
+  function thinLine(xs, ys, lo, hi, maxPoints) {
+    const n = hi - lo;
+    if (n <= maxPoints) return [xs.slice(lo, hi), ys.slice(lo, hi)];
+    const buckets = Math.max(1, maxPoints >> 1);
+    const outX = [], outY = [];
+    for (let b = 0; b < buckets; b++) {
+      const start = lo + Math.floor(b * n / buckets), end = lo + Math.floor((b + 1) * n / buckets);
+      let iMin = -1, iMax = -1;
+      for (let i = start; i < end; i++) {
+        const y = ys[i];
+        if (y === null) continue;
+        if (iMin < 0 || y < ys[iMin]) iMin = i;
+        if (iMax < 0 || y > ys[iMax]) iMax = i;
+      }
+      if (iMin < 0) { outX.push(xs[start]); outY.push(null); continue; }
+      for (const i of iMin === iMax ? [iMin] : [Math.min(iMin, iMax), Math.max(iMin, iMax)]) {
+        outX.push(xs[i]);
+        outY.push(ys[i]);
+      }
     }
-    // Plotly.restyle of x would forget the axis type (and read Unix ms as plain numbers)
-    // unless the same call names it; the range is passed so that it is kept as well.
-    const keep = { 'xaxis.type': 'date', 'xaxis.range': div._fullLayout.xaxis.range.slice() };
-    return Plotly.update(div, update, keep, sets.map(s => s.trace));
+    return [outX, outY];
+  }
+
+  // Plotly.update of x forgets the axis type (and would read Unix ms as plain numbers) unless
+  // the same call names it; the range is passed so that it is kept as well.
+  function keepXAxis(div) {
+    return { 'xaxis.type': 'date', 'xaxis.range': div._fullLayout.xaxis.range.slice() };
+  }
+
+  function windowSets(div, sets) {
+    const range = xRange(div);
+    const lines = sets.filter(s => s.kind === 'line');
+    const markers = sets.filter(s => s.kind === 'markers');
+    let done = Promise.resolve();
+    if (lines.length) {
+      const update = { x: [], y: [] };
+      for (const set of lines) {  // one point beyond each edge: lines run to the frame
+        const lo = Math.max(0, firstAtOrAfter(set.x, range[0]) - 1);
+        const hi = Math.min(set.x.length, firstAtOrAfter(set.x, range[1] + 1) + 1);
+        const [xs, ys] = thinLine(set.x, set.y, lo, hi, set.max);
+        update.x.push(xs);
+        update.y.push(ys);
+      }
+      done = done.then(() => Plotly.update(div, update, keepXAxis(div), lines.map(s => s.trace)));
+    }
+    if (markers.length) {
+      const update = { x: [], y: [], customdata: [], 'marker.symbol': [] };
+      for (const set of markers) {  // evenly thinned, as the Python side does
+        const lo = firstAtOrAfter(set.x, range[0]);
+        const hi = firstAtOrAfter(set.x, range[1] + 1);
+        const step = Math.max(1, Math.ceil((hi - lo) / set.max));
+        const pick = function (column) {
+          const out = [];
+          for (let i = lo; i < hi; i += step) out.push(column[i]);
+          return out;
+        };
+        update.x.push(pick(set.x));
+        update.y.push(pick(set.y));
+        update.customdata.push(pick(set.customdata));
+        update['marker.symbol'].push(pick(set.symbol));
+      }
+      done = done.then(() => Plotly.update(div, update, keepXAxis(div), markers.map(s => s.trace)));
+    }
+    return done;
   }
 
   function rescaleY(div) {
@@ -367,7 +424,7 @@ _JS = """
       const keys = Object.keys(event);
       const reset = keys.some(k => k.startsWith('xaxis.autorange'));
       if (!reset && !keys.some(k => k.startsWith('xaxis.range'))) return;
-      windowMarkers(div, sets).then(function () {
+      windowSets(div, sets).then(function () {
         if (!autoscaleY) return;
         if (!reset) return rescaleY(div);
         const update = {};
@@ -382,8 +439,8 @@ _JS = """
   function draw(div) {
     const figure = JSON.parse(document.getElementById(div.dataset.figure).textContent);
     const columns = figure.columns || {};
-    for (const trace of figure.data) {
-      if (typeof trace.x === 'string' && trace.x[0] === '@') trace.x = columns[trace.x.slice(1)];
+    for (const item of figure.data.concat(figure.windowed || [])) {
+      if (typeof item.x === 'string' && item.x[0] === '@') item.x = columns[item.x.slice(1)];
     }
     return Plotly.newPlot(div, figure.data, figure.layout, plotConfig).then(function () {
       const sets = figure.windowed || [];

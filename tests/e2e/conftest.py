@@ -20,9 +20,12 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
 import pytest
+
+if TYPE_CHECKING:
+    from tools.chromium import Chromium
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -193,3 +196,12 @@ def image() -> str:
     from tests.e2e.images import build_image  # noqa: PLC0415  images imports this module
 
     return build_image()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Chromium]:
+    """Debian's headless chromium driven by Playwright, shared by the page tests."""
+    from tools.chromium import Chromium  # noqa: PLC0415  playwright only where pages are tested
+
+    with Chromium(require_tool("chromium")) as browser:
+        yield browser
