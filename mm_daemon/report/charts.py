@@ -14,7 +14,8 @@ import bisect
 import datetime as dt
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from mm_daemon.core.summary import RunSummary
@@ -33,8 +34,8 @@ from mm_daemon.report.page import (
 from mm_daemon.report.series import (
     bin_counts,
     bin_edges,
-    carry_forward,
     downsample_minmax,
+    latest_at,
     quantile,
     stride_sample,
 )
@@ -101,12 +102,13 @@ def _line(
     shape: str = "linear",
     yaxis: str = "y",
     hover: str = "%{y:,.4f}",
-    digits: int = 4,
+    digits: int | None = 4,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A time series line, thinned to DISPLAY_POINTS and rounded to `digits` decimals."""
+    """A time series line, thinned to DISPLAY_POINTS and rounded to `digits` decimals (None:
+    the values are short already)."""
     x, thinned = downsample_minmax(xs, ys, DISPLAY_POINTS)
-    y = _rounded(thinned, digits)
+    y = thinned if digits is None else _rounded(thinned, digits)
     return {
         "type": "scatter",
         "mode": "lines",
@@ -121,7 +123,15 @@ def _line(
 
 
 def _rounded(values: Sequence[float | None], digits: int) -> list[float | None]:
-    return [None if v is None else round(v, digits) for v in values]
+    """Values to `digits` decimals for display (shorter JSON): n / 10**digits is the double
+    nearest that decimal, so it prints as the short decimal. NaN and infinities become gaps."""
+    scale = 10.0**digits
+    try:
+        return [None if v is None else round(v * scale) / scale for v in values]
+    except (ValueError, OverflowError):
+        return [
+            round(v * scale) / scale if v is not None and math.isfinite(v) else None for v in values
+        ]
 
 
 def _run_span_ms(data: RunData) -> list[int]:
@@ -169,7 +179,7 @@ def pnl_figure(data: RunData, market: MarketRun) -> dict[str, Any]:
     traces = [
         _line(
             xs,
-            [s.pnl.component(name) for s in snaps],
+            list(map(operator.attrgetter(f"pnl.{name}"), snaps)),
             name=COMPONENT_LABELS[name],
             color=COMPONENT_COLORS[name],
             width=1.5,
@@ -309,107 +319,63 @@ def quotes_figure(data: RunData, market: MarketRun) -> tuple[dict[str, Any], str
     reference = next((s.fair_value for s in snaps if s.fair_value), 1.0)
     decimals = max(2, 5 - math.floor(math.log10(abs(reference))))  # 64000 -> 2, 0.5 -> 6
     price_hover = f"%{{y:,.{decimals}f}}"
-    traces: list[dict[str, Any]] = [
-        _line(
-            xs,
-            [s.best_bid for s in snaps],
-            name="touch",
-            legendgroup="touch",
-            color=_TOUCH_COLOR,
-            width=1,
-            shape="hv",
-            hover=price_hover,
-            digits=decimals + 2,
-        ),
-        _line(
-            xs,
-            [s.best_ask for s in snaps],
-            name="touch",
-            legendgroup="touch",
-            showlegend=False,
-            color=_TOUCH_COLOR,
-            width=1,
-            shape="hv",
-            fill="tonexty",
-            fillcolor="rgba(148,163,184,0.18)",
-            hover=price_hover,
-            digits=decimals + 2,
-        ),
-        _line(
-            xs,
-            [s.bid_quote for s in snaps],
-            name="our bid",
-            color=SIDE_COLORS["buy"],
-            width=1.4,
-            shape="hv",
-            hover=price_hover,
-            digits=decimals + 2,
-        ),
-        _line(
-            xs,
-            [s.ask_quote for s in snaps],
-            name="our ask",
-            color=SIDE_COLORS["sell"],
-            width=1.4,
-            shape="hv",
-            hover=price_hover,
-            digits=decimals + 2,
-        ),
-        _line(
-            xs,
-            [s.fair_value for s in snaps],
-            name="fair value",
-            color=_FAIR_COLOR,
-            width=1.4,
-            hover=price_hover,
-            digits=decimals + 2,
-        ),
-    ]
+    # Touch and quote prices are tick prices, short as they are; the fair value and the
+    # distances in bps are rounded for display once, for both the drawn and the full series.
+    best_bid = [s.best_bid for s in snaps]
+    best_ask = [s.best_ask for s in snaps]
+    bid_quote = [s.bid_quote for s in snaps]
+    ask_quote = [s.ask_quote for s in snaps]
+    fair = [s.fair_value for s in snaps]
 
-    def from_fair(price: float | None, fair: float | None) -> float | None:
-        if price is None or fair is None or fair <= 0:
-            return None
-        return round((price - fair) / fair * 1e4, 3)
-
-    from_fair_columns = (
-        ("our bid", [s.bid_quote for s in snaps], SIDE_COLORS["buy"]),
-        ("our ask", [s.ask_quote for s in snaps], SIDE_COLORS["sell"]),
-        ("best bid", [s.best_bid for s in snaps], _TOUCH_COLOR),
-        ("best ask", [s.best_ask for s in snaps], _TOUCH_COLOR),
-    )
-    for name, column, color in from_fair_columns:
-        traces.append(
-            _line(
-                xs,
-                [from_fair(p, s.fair_value) for p, s in zip(column, snaps, strict=True)],
-                name=f"{name} from fair",
-                showlegend=False,
-                color=color,
-                width=1.1 if "best" in name else 1.3,
-                shape="hv",
-                yaxis="y2",
-                hover="%{y:+.2f} bps",
-                digits=3,
-            )
-        )
-
-    # Lines thinned for the whole run carry their full series so that a zoom redraws them in
-    # full detail (the page's script re-thins the window in view).
-    full_lines = {
-        0: ([s.best_bid for s in snaps], decimals + 2),
-        1: ([s.best_ask for s in snaps], decimals + 2),
-        2: ([s.bid_quote for s in snaps], decimals + 2),
-        3: ([s.ask_quote for s in snaps], decimals + 2),
-        4: ([s.fair_value for s in snaps], decimals + 2),
-    }
-    for offset, (_, column, _) in enumerate(from_fair_columns):
-        full_lines[5 + offset] = (
-            [from_fair(p, s.fair_value) for p, s in zip(column, snaps, strict=True)],
+    def from_fair(prices: list[float | None]) -> list[float | None]:
+        return _rounded(
+            [
+                (p - f) / f * 1e4 if p is not None and f else None
+                for p, f in zip(prices, fair, strict=True)
+            ],
             3,
         )
+
+    price = {"hover": price_hover, "digits": None, "shape": "hv"}
+    bps = {
+        "hover": "%{y:+.2f} bps",
+        "digits": None,
+        "shape": "hv",
+        "yaxis": "y2",
+        "showlegend": False,
+        "width": 1.2,
+    }
+    touch = {"color": _TOUCH_COLOR, "width": 1, "legendgroup": "touch"}
+    lines: list[tuple[list[float | None], dict[str, Any]]] = [
+        (best_bid, {"name": "touch", **touch, **price}),
+        (
+            best_ask,
+            {
+                "name": "touch",
+                "showlegend": False,
+                "fill": "tonexty",
+                "fillcolor": "rgba(148,163,184,0.18)",
+                **touch,
+                **price,
+            },
+        ),
+        (bid_quote, {"name": "our bid", "color": SIDE_COLORS["buy"], "width": 1.4, **price}),
+        (ask_quote, {"name": "our ask", "color": SIDE_COLORS["sell"], "width": 1.4, **price}),
+        (
+            _rounded(fair, decimals + 2),
+            {"name": "fair value", "color": _FAIR_COLOR, "width": 1.4, **price, "shape": "linear"},
+        ),
+        (from_fair(bid_quote), {"name": "our bid from fair", "color": SIDE_COLORS["buy"], **bps}),
+        (from_fair(ask_quote), {"name": "our ask from fair", "color": SIDE_COLORS["sell"], **bps}),
+        (from_fair(best_bid), {"name": "best bid from fair", "color": _TOUCH_COLOR, **bps}),
+        (from_fair(best_ask), {"name": "best ask from fair", "color": _TOUCH_COLOR, **bps}),
+    ]
+    traces: list[dict[str, Any]] = [_line(xs, values, **style) for values, style in lines]
+    # Lines thinned for the whole run carry their full series so that a zoom redraws them in
+    # full detail (the page's script re-thins the window in view).
     windowed: list[dict[str, Any]] = [
-        {"trace": index, "kind": "line", "max": DISPLAY_POINTS, "x": xs, "y": _rounded(ys, digits)}
-        for index, (ys, digits) in full_lines.items()
+        {"trace": index, "kind": "line", "max": DISPLAY_POINTS, "x": xs, "y": values}
+        for index, (values, _) in enumerate(lines)
         if len(xs) > DISPLAY_POINTS
     ]
     quoting = [f for f in market.fills if not f.is_hedge]
@@ -429,6 +395,7 @@ def quotes_figure(data: RunData, market: MarketRun) -> tuple[dict[str, Any], str
                 "x": shown["x"],
                 "y": shown["y"],
                 "customdata": shown["customdata"],
+                "text": shown["text"],
                 "marker": {
                     "symbol": shown["symbol"],
                     "size": 7,
@@ -436,8 +403,8 @@ def quotes_figure(data: RunData, market: MarketRun) -> tuple[dict[str, Any], str
                     "line": {"color": SIDE_COLORS[label], "width": 1},
                     "opacity": 0.85,
                 },
-                "hovertemplate": f"{label} %{{customdata[0]:,.6f}} {esc(market.base_currency)} "
-                f"@ {price_hover} (%{{customdata[1]}})<extra></extra>",
+                "hovertemplate": f"{label} %{{customdata:,.6f}} {esc(market.base_currency)} "
+                f"@ {price_hover} (%{{text}})<extra></extra>",
             }
         )
     layout = base_layout(
@@ -477,13 +444,16 @@ def quotes_figure(data: RunData, market: MarketRun) -> tuple[dict[str, Any], str
 
 
 def _fill_points(fills: Sequence[FillRecord], side: Side) -> dict[str, list[Any]]:
-    """Fill markers as columns: time, price, (size, liquidity) and the marker symbol."""
+    """Fill markers as columns: time, price, size, liquidity and the marker symbol."""
     shape = "triangle-up" if side is Side.BUY else "triangle-down"
+    maker = Liquidity.MAKER  # compared by identity: hashing an enum member runs Python code
+    makers = [f.liquidity is maker for f in fills]
     return {
-        "x": [_ms(f.ts_ns) for f in fills],
+        "x": [f.ts_ns // _MS for f in fills],
         "y": [f.price for f in fills],
-        "customdata": [[f.size_base, f.liquidity.value] for f in fills],
-        "symbol": [shape + ("" if f.liquidity is Liquidity.MAKER else "-open") for f in fills],
+        "customdata": [f.size_base for f in fills],
+        "text": ["maker" if m else "taker" for m in makers],
+        "symbol": [shape if m else f"{shape}-open" for m in makers],
     }
 
 
@@ -778,28 +748,40 @@ def risk_figure(data: RunData, market: MarketRun) -> tuple[dict[str, Any], str]:
 # -- portfolio ---------------------------------------------------------------------------------
 
 
-def _summed(columns: Sequence[Sequence[float | None]]) -> list[float | None]:
-    """Per grid time, the sum over markets; None until every market has a value."""
-    return [
-        None if any(v is None for v in values) else sum(v for v in values if v is not None)
-        for values in zip(*columns, strict=True)
-    ]
+class _MarketGrid:
+    """The markets' snapshots on one 1 s grid: at each step, each market's latest snapshot."""
+
+    def __init__(self, data: RunData) -> None:
+        self.markets = data.markets
+        grid, self.indexes = latest_at([[s.ts_ns for s in m.snapshots] for m in data.markets], _NS)
+        self.xs = [_ms(t) for t in grid]
+
+    def columns(self, value: Callable[[Snapshot], float]) -> list[list[float | None]]:
+        columns: list[list[float | None]] = []
+        for market, index in zip(self.markets, self.indexes, strict=True):
+            values = [value(s) for s in market.snapshots]
+            columns.append([values[i] if i >= 0 else None for i in index])
+        return columns
+
+    @staticmethod
+    def summed(columns: list[list[float | None]]) -> list[float | None]:
+        """Per step, the sum over markets; None until every market has a value."""
+        return [None if None in row else sum(row) for row in zip(*columns, strict=True)]
 
 
 def portfolio_pnl_figure(data: RunData, quote: str | None) -> Figure:
     """Total P&L per market, and their sum when they share a quote currency."""
-    series = [[(s.ts_ns, s.pnl.total) for s in m.snapshots] for m in data.markets]
-    grid, columns = carry_forward(series, _NS)
-    xs = [_ms(t) for t in grid]
+    grid = _MarketGrid(data)
+    columns = grid.columns(lambda s: s.pnl.total)
     traces = [
-        _line(xs, column, name=m.market, color=PALETTE[i % len(PALETTE)], hover="%{y:,.2f}")
+        _line(grid.xs, column, name=m.market, color=PALETTE[i % len(PALETTE)], hover="%{y:,.2f}")
         for i, (m, column) in enumerate(zip(data.markets, columns, strict=True))
     ]
     if quote is not None:
         traces.append(
             _line(
-                xs,
-                _summed(columns),
+                grid.xs,
+                grid.summed(columns),
                 name="portfolio",
                 color=COMPONENT_COLORS["total"],
                 width=2.8,
@@ -811,14 +793,14 @@ def portfolio_pnl_figure(data: RunData, quote: str | None) -> Figure:
 
 def portfolio_components_figure(data: RunData, quote: str) -> Figure:
     """Every market's P&L components added up (markets of one quote currency)."""
+    grid = _MarketGrid(data)
     traces = []
     for name in (*tracked_components(m.summary for m in data.markets), "total"):
-        per_market = [[(s.ts_ns, s.pnl.component(name)) for s in m.snapshots] for m in data.markets]
-        grid, columns = carry_forward(per_market, _NS)
+        read = operator.attrgetter(f"pnl.{name}")
         traces.append(
             _line(
-                [_ms(t) for t in grid],
-                _summed(columns),
+                grid.xs,
+                grid.summed(grid.columns(read)),
                 name=COMPONENT_LABELS[name],
                 color=COMPONENT_COLORS[name],
                 width=2.8 if name == "total" else 1.5,

@@ -26,6 +26,7 @@ __all__ = [
     "date_axis",
     "esc",
     "fmt",
+    "plotly_js",
     "table",
 ]
 
@@ -150,7 +151,8 @@ def _share_columns(figure: Figure) -> Figure:
 
 
 @functools.cache
-def _plotly_js() -> str:
+def plotly_js() -> str:
+    """The plotly.js bundle of the installed plotly package (read once)."""
     from plotly.offline import get_plotlyjs  # noqa: PLC0415  84 ms import, only when rendering
 
     return str(get_plotlyjs())
@@ -201,7 +203,7 @@ class Page:
             '<html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{esc(self.title)}</title><style>{_CSS}</style>"
-            f"<script>{_plotly_js()}</script></head>"
+            f"<script>{plotly_js()}</script></head>"
             f"<body><main>{''.join(self._parts)}</main><script>{_JS}</script></body></html>\n"
         )
 
@@ -376,7 +378,7 @@ _JS = """
       done = done.then(() => Plotly.update(div, update, keepXAxis(div), lines.map(s => s.trace)));
     }
     if (markers.length) {
-      const update = { x: [], y: [], customdata: [], 'marker.symbol': [] };
+      const update = { x: [], y: [], customdata: [], text: [], 'marker.symbol': [] };
       for (const set of markers) {  // evenly thinned, as the Python side does
         const lo = firstAtOrAfter(set.x, range[0]);
         const hi = firstAtOrAfter(set.x, range[1] + 1);
@@ -389,6 +391,7 @@ _JS = """
         update.x.push(pick(set.x));
         update.y.push(pick(set.y));
         update.customdata.push(pick(set.customdata));
+        update.text.push(pick(set.text));
         update['marker.symbol'].push(pick(set.symbol));
       }
       done = done.then(() => Plotly.update(div, update, keepXAxis(div), markers.map(s => s.trace)));

@@ -13,8 +13,8 @@ from typing import TypeVar
 __all__ = [
     "bin_counts",
     "bin_edges",
-    "carry_forward",
     "downsample_minmax",
+    "latest_at",
     "quantile",
     "stride_sample",
 ]
@@ -39,21 +39,18 @@ def downsample_minmax(
     for bucket in range(buckets):
         lo = bucket * n // buckets
         hi = (bucket + 1) * n // buckets
-        i_min = i_max = -1
-        y_min = y_max = 0.0
-        for i in range(lo, hi):
-            y = ys[i]
-            if y is None:
+        present: Sequence[int]
+        if None in ys[lo:hi]:
+            present = [i for i in range(lo, hi) if ys[i] is not None]
+            if not present:
+                out_x.append(xs[lo])
+                out_y.append(None)
                 continue
-            if i_min < 0 or y < y_min:
-                i_min, y_min = i, y
-            if i_max < 0 or y > y_max:
-                i_max, y_max = i, y
-        if i_min < 0:
-            out_x.append(xs[lo])
-            out_y.append(None)
-            continue
-        for i in sorted({i_min, i_max}):
+        else:
+            present = range(lo, hi)
+        i_min = min(present, key=ys.__getitem__)  # type: ignore[arg-type]  # no None here
+        i_max = max(present, key=ys.__getitem__)  # type: ignore[arg-type]  # no None here
+        for i in (i_min,) if i_min == i_max else (min(i_min, i_max), max(i_min, i_max)):
             out_x.append(xs[i])
             out_y.append(ys[i])
     return out_x, out_y
@@ -107,20 +104,21 @@ def bin_counts(values: Sequence[float], edges: Sequence[float]) -> list[int]:
     return counts
 
 
-def carry_forward(
-    series: Sequence[Sequence[tuple[int, float]]], step: int
-) -> tuple[list[int], list[list[float | None]]]:
-    """Several (ts, value) series on one grid of `step`: each grid time takes every series'
-    latest value at or before it (None before its first), e.g. to add markets' P&L."""
-    grid = sorted({ts // step * step for points in series for ts, _ in points})
-    columns: list[list[float | None]] = []
-    for points in series:
-        column: list[float | None] = []
-        index, latest = 0, None
+def latest_at(times: Sequence[Sequence[int]], step: int) -> tuple[list[int], list[list[int]]]:
+    """Several series' timestamps on one grid of `step`: for each series and grid time, the
+    index of the series' latest point at or before it (-1 before its first). The grid holds
+    every step that has a point in any series; used to add markets' P&L."""
+    grid = sorted({ts // step * step for series in times for ts in series})
+    indexes: list[list[int]] = []
+    for series in times:
+        if [ts // step * step for ts in series] == grid:  # one point a step, as snapshots are
+            indexes.append(list(range(len(series))))
+            continue
+        column: list[int] = []
+        index = -1
         for t in grid:
-            while index < len(points) and points[index][0] // step * step <= t:
-                latest = points[index][1]
+            while index + 1 < len(series) and series[index + 1] // step * step <= t:
                 index += 1
-            column.append(latest)
-        columns.append(column)
-    return grid, columns
+            column.append(index)
+        indexes.append(column)
+    return grid, indexes

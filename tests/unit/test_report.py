@@ -15,8 +15,8 @@ from mm_daemon.report.data import Pnl, RunData, Snapshot, intervals_from_snapsho
 from mm_daemon.report.series import (
     bin_counts,
     bin_edges,
-    carry_forward,
     downsample_minmax,
+    latest_at,
     quantile,
 )
 from mm_daemon.report.synthetic import synthetic_run, synthetic_sweep
@@ -91,11 +91,11 @@ def test_histogram_counts_tails_in_the_edge_bins() -> None:
     assert edges[-1] < 1e9
 
 
-def test_carry_forward_aligns_series_on_one_grid() -> None:
-    grid, (a, b) = carry_forward([[(0, 1.0), (2 * NS, 3.0)], [(NS + 5, 10.0)]], NS)
+def test_latest_at_puts_series_on_one_grid_of_their_latest_points() -> None:
+    grid, (a, b) = latest_at([[0, 2 * NS], [NS + 5]], NS)
     assert grid == [0, NS, 2 * NS]
-    assert a == [1.0, 1.0, 3.0]
-    assert b == [None, 10.0, 10.0]
+    assert a == [0, 0, 1]
+    assert b == [-1, 0, 0]
 
 
 # -- data --------------------------------------------------------------------------------------
