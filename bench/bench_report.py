@@ -59,7 +59,7 @@ def open_seconds(path: Path) -> float | None:
             if loaded.console_errors or loaded.page_errors:
                 raise RuntimeError(f"{path.name}: {loaded.console_errors + loaded.page_errors}")
             loaded.page.close()
-    return statistics.median(times)
+    return round(statistics.median(times), 2)
 
 
 def main() -> None:

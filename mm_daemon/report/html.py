@@ -81,6 +81,7 @@ def _run_header(data: RunData) -> str:
     )
     meta = [
         ("instance", data.instance),
+        ("venues", ", ".join(data.venues)),
         ("markets", markets),
         ("from", utc(data.started_ns)),
         ("to", utc(data.ended_ns)),
