@@ -198,9 +198,13 @@ def image() -> str:
     return build_image()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Chromium]:
-    """Debian's headless chromium driven by Playwright, shared by the page tests."""
+    """Debian's headless chromium driven by Playwright, for one test module.
+
+    Playwright's sync API keeps an event loop running while it is started, so it is stopped at
+    the end of the module: asyncio tests of later modules need the thread free of any loop.
+    """
     from tools.chromium import Chromium  # noqa: PLC0415  playwright only where pages are tested
 
     with Chromium(require_tool("chromium")) as browser:
