@@ -19,11 +19,14 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
 import pytest
 
 from tests.support import poll
+
+if TYPE_CHECKING:
+    from tools.chromium import Chromium
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -180,3 +183,16 @@ def image() -> str:
     from tests.e2e.images import build_image  # noqa: PLC0415  images imports this module
 
     return build_image()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Chromium]:
+    """Debian's headless chromium driven by Playwright, for one test module.
+
+    Playwright's sync API keeps an event loop running while it is started, so it is stopped at
+    the end of the module: asyncio tests of later modules need the thread free of any loop.
+    """
+    from tools.chromium import Chromium  # noqa: PLC0415  playwright only where pages are tested
+
+    with Chromium(require_tool("chromium")) as browser:
+        yield browser
