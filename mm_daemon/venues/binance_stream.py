@@ -46,7 +46,7 @@ from mm_daemon.venues.websocket import WsClientProtocol, ws_connect
 if TYPE_CHECKING:
     from mm_daemon.venues.base import Counter, Histogram
 
-__all__ = ["NativeStream", "SnapshotFetcher", "StreamStats"]
+__all__ = ["NativeConnection", "NativeStream", "SnapshotFetcher", "StreamStats"]
 
 log = structlog.get_logger(__name__)
 
@@ -114,6 +114,7 @@ class NativeStream:
         "_tick",
         "_ws",
         "applied",
+        "connection",
         "instrument",
         "kind",
         "sink",
@@ -184,6 +185,7 @@ class NativeStream:
         self._latency_every = 8  # depth latency is sampled: one observation per 8 diffs
         self._latency_count = 0
         self.applied = 0  # deltas applied; the supervisor flushes it into the metrics
+        self.connection: NativeConnection | None = None  # the venue's shared socket, if any
 
     @property
     def book(self) -> Book:
@@ -221,10 +223,23 @@ class NativeStream:
         if self._is_depth:
             self._start_snapshot()
 
+    def start_sync(self) -> None:
+        """The shared connection subscribed: fetch the snapshot to sync on (depth)."""
+        if self._is_depth:
+            self._start_snapshot()
+
+    def disconnected(self) -> None:
+        """The shared connection ended: the book waits for the next sync."""
+        self._cancel_snapshot()
+        if self._is_depth:
+            self._sync_changed(synced=False, reason="disconnected")
+
     async def close(self) -> None:
         ws = self._ws
         if ws is not None:
             ws.close()
+        if self.connection is not None:
+            self.connection.close()
 
     @property
     def last_rx_ns(self) -> int:
@@ -233,6 +248,11 @@ class NativeStream:
         if ws is not None and ws.last_rx_ns > self.stats.last_rx_ns:
             self.stats.last_rx_ns = ws.last_rx_ns
         return self.stats.last_rx_ns
+
+    @property
+    def receiver(self) -> Callable[[bytes, int], None]:
+        """What a connection hands this stream's frames to (through the tap when recording)."""
+        return self._tapped_frame if self._tap is not None else self.frame_handler
 
     # -- frames -----------------------------------------------------------------------------
 
@@ -641,3 +661,101 @@ class NativeStream:
         ws = self._ws
         if ws is not None:
             ws.close()
+        if self.connection is not None:
+            self.connection.close()
+
+
+class NativeConnection:
+    """One websocket to a Binance venue carrying the depth and trade streams of every symbol
+    the daemon reads there (one connection per venue, however many markets).
+
+    It subscribes to every stream in one request and hands each frame to its stream's handler
+    by event and symbol; each `NativeStream` keeps its own book sync, snapshot fetches and
+    counters, exactly as on a socket of its own. `run_once` connects and reads until the
+    connection ends (raising `WebSocketError`/`OSError`); the caller supervises it.
+    """
+
+    def __init__(self, venue: str, ws_url: str, streams: list[NativeStream]) -> None:
+        self.venue = venue
+        self.ws_url = ws_url
+        self.streams = streams
+        self.connects = 0
+        self._ws: WsClientProtocol | None = None
+        depth = {s.instrument.exchange_symbol.encode(): s for s in streams if s.kind == "depth"}
+        trades = {s.instrument.exchange_symbol.encode(): s for s in streams if s.kind == "trade"}
+        self._depth_handlers = {sym: s.receiver for sym, s in depth.items()}
+        self._trade_handlers = {sym: s.receiver for sym, s in trades.items()}
+        self._depth_streams = depth
+        self._trade_streams = trades
+        # One symbol (the usual market): the event alone picks the stream.
+        self._single: tuple[_Route, _Route] | None = None
+        if len(depth) <= 1 and len(trades) <= 1:
+            self._single = (_route(depth), _route(trades))
+        self._fallback = streams[0].receiver  # counts and logs what no stream claims
+        for stream in streams:
+            stream.connection = self
+
+    async def run_once(self) -> None:
+        for stream in self.streams:
+            stream.sync.reset()
+        try:
+            ws = await ws_connect(self.ws_url, self.on_message)
+            self._ws = ws
+            self.connects += 1
+            now = time.monotonic_ns()
+            for stream in self.streams:
+                stream.stats.connects += 1
+                stream.stats.last_rx_ns = now
+            request = {"method": "SUBSCRIBE", "params": [s.stream for s in self.streams], "id": 1}
+            ws.send_text(orjson.dumps(request).decode())
+            for stream in self._depth_streams.values():
+                stream.start_sync()
+            await ws.closed
+        finally:
+            ws_open = self._ws
+            self._ws = None
+            if ws_open is not None:
+                ws_open.close()
+            for stream in self.streams:
+                stream.disconnected()
+
+    def close(self) -> None:
+        ws = self._ws
+        if ws is not None:
+            ws.close()
+
+    def on_message(self, raw: bytes, ts_local_ns: int) -> None:
+        """Hand a frame to its stream: `{"e":"depthUpdate",...,"s":"BTCUSDT",...}` or a trade."""
+        ws = self._ws
+        rx_ns = ws.last_rx_ns if ws is not None else time.monotonic_ns()
+        if raw[:6] != b'{"e":"':
+            self._fallback(raw, ts_local_ns)  # an answer to our SUBSCRIBE, or not Binance's
+            return
+        is_depth = raw[6:7] == b"d"
+        single = self._single
+        handler: Callable[[bytes, int], None] | None
+        stream: NativeStream | None
+        if single is not None:
+            handler, stream = single[0] if is_depth else single[1]
+        else:
+            start = raw.find(b'"s":"', 8, 120) + 5
+            symbol = raw[start : raw.find(b'"', start)] if start > 4 else b""
+            if is_depth:
+                handler = self._depth_handlers.get(symbol)
+                stream = self._depth_streams.get(symbol)
+            else:
+                handler = self._trade_handlers.get(symbol)
+                stream = self._trade_streams.get(symbol)
+        if handler is None or stream is None:
+            self._fallback(raw, ts_local_ns)
+            return
+        stream.stats.last_rx_ns = rx_ns
+        handler(raw, ts_local_ns)
+
+
+_Route = tuple[Callable[[bytes, int], None] | None, NativeStream | None]
+
+
+def _route(streams: dict[bytes, NativeStream]) -> _Route:
+    stream = next(iter(streams.values()), None)
+    return (stream.receiver if stream is not None else None), stream

@@ -46,7 +46,7 @@ from mm_daemon.core.types import (
 )
 from mm_daemon.retry import BackoffPolicy
 from mm_daemon.venues.base import MarketDataReporter, MarketSink
-from mm_daemon.venues.binance_stream import NativeStream, SnapshotFetcher
+from mm_daemon.venues.binance_stream import NativeConnection, NativeStream, SnapshotFetcher
 from mm_daemon.venues.exchanges import VenueError, build_instrument, create_exchange
 
 if TYPE_CHECKING:
@@ -129,6 +129,7 @@ class CcxtMarketData:
         self._rx_sources: dict[str, Callable[[], int]] = {}
         self._flushed_updates: dict[int, int] = {}
         self._native_streams: list[NativeStream] = []
+        self._connections: list[NativeConnection] = []
         self._sink: MarketSink | None = None
         self._started = asyncio.Event()
         self.reconnects = 0
@@ -187,13 +188,26 @@ class CcxtMarketData:
         tasks: list[asyncio.Task[None]] = []
         loop = asyncio.get_running_loop()
         try:
+            native: list[NativeStream] = []
             for symbol, instrument in self._instruments.items():
                 state = _StreamState(symbol, last_rx_ns=time.monotonic_ns())
                 self._streams[symbol] = state
                 if self._native:
-                    tasks.extend(self._start_native(loop, instrument, state, sink))
+                    native.extend(self._native_streams_of(instrument, state, sink))
                 else:
                     tasks.extend(self._start_ccxt(loop, instrument, state, sink))
+            if native:
+                # One connection for every symbol's depth and trades on this venue.
+                connection = NativeConnection(
+                    self.venue, self._ws_url(native[0].instrument), native
+                )
+                self._connections.append(connection)
+                tasks.append(
+                    loop.create_task(
+                        self._supervise("streams", tuple(self._instruments), connection.run_once),
+                        name=f"{self.venue}:streams",
+                    )
+                )
             tasks.append(loop.create_task(self._watchdog(sink), name=f"{self.venue}:watchdog"))
             self._started.set()
             await asyncio.gather(*tasks)
@@ -203,8 +217,8 @@ class CcxtMarketData:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def close(self) -> None:
-        for stream in self._native_streams:
-            await stream.close()
+        for connection in self._connections:
+            connection.close()
         await self._exchange.close()
 
     # -- test and operations hooks ----------------------------------------------------------
@@ -223,19 +237,16 @@ class CcxtMarketData:
 
     # -- native Binance streams -------------------------------------------------------------
 
-    def _ws_url(self, instrument: Instrument, index: int) -> str:
+    def _ws_url(self, instrument: Instrument) -> str:
         ex = self._exchange
         kind = "spot" if instrument.kind is InstrumentKind.SPOT else "linear"
         base: str = ex.get_ws_url(kind, ex.get_future_ws_category("depth"))
-        return f"{base}/{index}"
+        return f"{base}/0"
 
-    def _start_native(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        instrument: Instrument,
-        state: _StreamState,
-        sink: MarketSink,
-    ) -> list[asyncio.Task[None]]:
+    def _native_streams_of(
+        self, instrument: Instrument, state: _StreamState, sink: MarketSink
+    ) -> tuple[NativeStream, NativeStream]:
+        """The depth and trade streams of one symbol, read over the venue's connection."""
         usdm = instrument.kind is not InstrumentKind.SPOT
         symbol = instrument.symbol
         m = self._report
@@ -259,10 +270,9 @@ class CcxtMarketData:
                     self.resyncs += 1
                 self._mark(sink, state, stale=True, reason=reason)
 
-        index = len(self._native_streams)
         depth = NativeStream(
             venue=self.venue,
-            ws_url=self._ws_url(instrument, index),
+            ws_url="",
             instrument=instrument,
             kind="depth",
             usdm=usdm,
@@ -277,7 +287,7 @@ class CcxtMarketData:
         )
         trades = NativeStream(
             venue=self.venue,
-            ws_url=self._ws_url(instrument, index + 1),
+            ws_url="",
             instrument=instrument,
             kind="trade",
             usdm=usdm,
@@ -288,24 +298,8 @@ class CcxtMarketData:
             tap=trade_tap,
         )
         self._native_streams.extend((depth, trades))
-
         self._rx_sources[symbol] = lambda: depth.last_rx_ns
-        return [
-            loop.create_task(
-                self._supervise(f"{symbol} depth", symbol, self._native_once(depth)),
-                name=f"{self.venue}:{symbol}:depth",
-            ),
-            loop.create_task(
-                self._supervise(f"{symbol} trades", symbol, self._native_once(trades)),
-                name=f"{self.venue}:{symbol}:trades",
-            ),
-        ]
-
-    def _native_once(self, stream: NativeStream) -> Callable[[], Awaitable[None]]:
-        async def once() -> None:
-            await stream.run_once()
-
-        return once
+        return depth, trades
 
     async def _fetch_spot_depth(self, exchange_symbol: str) -> Any:
         return await self._exchange.publicGetDepth({"symbol": exchange_symbol, "limit": 1000})
@@ -343,7 +337,7 @@ class CcxtMarketData:
             loop.create_task(
                 self._supervise(
                     f"{symbol} book",
-                    symbol,
+                    (symbol,),
                     lambda: self._ccxt_book_loop(instrument, book, state, sink, gap_check),
                 ),
                 name=f"{self.venue}:{symbol}:book",
@@ -351,7 +345,7 @@ class CcxtMarketData:
             loop.create_task(
                 self._supervise(
                     f"{symbol} trades",
-                    symbol,
+                    (symbol,),
                     lambda: self._ccxt_trades_loop(instrument, trade_sink),
                 ),
                 name=f"{self.venue}:{symbol}:trades",
@@ -466,7 +460,7 @@ class CcxtMarketData:
     # -- supervision, staleness, counting ---------------------------------------------------
 
     async def _supervise(
-        self, name: str, symbol: str, run_once: Callable[[], Awaitable[None]]
+        self, name: str, symbols: tuple[str, ...], run_once: Callable[[], Awaitable[None]]
     ) -> None:
         """Run a stream forever: retry with backoff (`mm_daemon.retry`); never raise."""
         md = self._md
@@ -479,7 +473,8 @@ class CcxtMarketData:
             if not first:
                 self.reconnects += 1
                 if self._report is not None:
-                    self._report.reconnects(self.venue, symbol).inc()
+                    for symbol in symbols:
+                        self._report.reconnects(self.venue, symbol).inc()
             first = False
             try:
                 await run_once()
