@@ -290,13 +290,7 @@ class RecordedDisplayedBook:
             own_id = self._next_trade_id
             self._next_trade_id += 1
             fills.apply_fill(
-                order,
-                price=fill.price_ticks,
-                qty=fill.size_lots,
-                trade_id=own_id,
-                ts_ns=ts_ns,
-                liquidity=Liquidity.MAKER,
-                result=result,
+                order, fill.price_ticks, fill.size_lots, own_id, ts_ns, Liquidity.MAKER, result
             )
             if order.remaining == 0:
                 # The queue model has let go of it already.
@@ -350,15 +344,7 @@ class RecordedDisplayedBook:
             self._taken[key] = self._taken.get(key, 0) + qty
             trade_id = self._next_trade_id
             self._next_trade_id += 1
-            fills.apply_fill(
-                taker,
-                price=price,
-                qty=qty,
-                trade_id=trade_id,
-                ts_ns=ts_ns,
-                liquidity=Liquidity.TAKER,
-                result=result,
-            )
+            fills.apply_fill(taker, price, qty, trade_id, ts_ns, Liquidity.TAKER, result)
 
     def rest(self, order: Order) -> None:
         self._resting[order.order_id] = order

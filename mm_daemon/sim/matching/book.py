@@ -36,10 +36,9 @@ _NO_LIMIT = -(1 << 62)
 class Fills(Protocol):
     """What a displayed book may do to the engine's orders (the engine implements it)."""
 
-    def apply_fill(
+    def apply_fill(  # noqa: PLR0917  positional: called per fill on the matching path
         self,
         order: Order,
-        *,
         price: int,
         qty: int,
         trade_id: int,
@@ -265,6 +264,7 @@ class PriceTimeBook:
         touched = self._touched
         trades = result.trades
         apply_fill = fills.apply_fill
+        as_maker, as_taker = Liquidity.MAKER, Liquidity.TAKER
         while taker.remaining > 0 and keys and keys[-1] >= limit_key:
             price = keys[-1] * sign
             level = levels[price]
@@ -284,24 +284,8 @@ class PriceTimeBook:
                         trade_id, price, qty, taker.side, ts_ns, maker.order_id, taker.order_id
                     )
                 )
-                apply_fill(
-                    maker,
-                    price=price,
-                    qty=qty,
-                    trade_id=trade_id,
-                    ts_ns=ts_ns,
-                    liquidity=Liquidity.MAKER,
-                    result=result,
-                )
-                apply_fill(
-                    taker,
-                    price=price,
-                    qty=qty,
-                    trade_id=trade_id,
-                    ts_ns=ts_ns,
-                    liquidity=Liquidity.TAKER,
-                    result=result,
-                )
+                apply_fill(maker, price, qty, trade_id, ts_ns, as_maker, result)
+                apply_fill(taker, price, qty, trade_id, ts_ns, as_taker, result)
                 if maker.remaining == 0:
                     orders.popleft()
                     maker.dead = True

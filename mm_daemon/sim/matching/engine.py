@@ -404,10 +404,9 @@ class MatchingEngine:
 
     # -- the displayed book's Fills --------------------------------------------------------
 
-    def apply_fill(
+    def apply_fill(  # noqa: PLR0917  positional: called per fill on the matching path
         self,
         order: Order,
-        *,
         price: int,
         qty: int,
         trade_id: int,
