@@ -296,12 +296,24 @@ class PriceTimeBook:
                 keys.pop()
 
     def rest(self, order: Order) -> None:
+        if order.dead:
+            self._drop_stale_entry(order)
         book = self.bids if order.side is Side.BUY else self.asks
         level = book.level_for_insert(order.price)
         level.orders.append(order)
         level.total += order.remaining
         order.dead = False
+        order.level = level
         self._touched[(order.side, order.price)] = None
+
+    @staticmethod
+    def _drop_stale_entry(order: Order) -> None:
+        """An order rests again after leaving (modify): its old queue entry, left behind by
+        the lazy removal, must not come back to life with it at its old price and place."""
+        stale = order.level
+        if stale is not None and order in stale.orders:  # compaction may have dropped it
+            stale.orders.remove(order)
+            stale.dead -= 1
 
     def unrest(self, order: Order) -> None:
         """Take the order out of its level lazily: marked dead, skipped by matching."""

@@ -7,6 +7,7 @@ it rests in, and the account settlement; wire layers see it only as an `OrderVie
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 from mm_daemon.core.types import Instrument, OrderType, Side
 from mm_daemon.sim.matching.accounts import Account
@@ -19,14 +20,18 @@ from mm_daemon.sim.matching.results import (
     SimOrderStatus,
 )
 
+if TYPE_CHECKING:
+    from mm_daemon.sim.matching.book import Level
+
 __all__ = ["Order", "check_filters", "parse_price_ticks", "parse_size_lots"]
 
 
 class Order:
     """One order: client (with its `account`) or background (`account` None).
 
-    `dead` is the displayed book's mark for an order that has left its level but may still
-    sit in the level's queue (the price-time book removes orders lazily)."""
+    `dead` and `level` belong to the price-time book: `level` is the level whose queue holds
+    the order, `dead` marks an order that has left that level but may still sit in its queue
+    (the book removes orders lazily)."""
 
     __slots__ = (
         "account",
@@ -35,6 +40,7 @@ class Order:
         "cum_quote",
         "dead",
         "filled",
+        "level",
         "locked",
         "order_id",
         "order_type",
@@ -77,6 +83,7 @@ class Order:
         self.update_ts_ns = ts_ns
         self.reduce_only = reduce_only
         self.dead = False
+        self.level: Level | None = None
 
     @property
     def remaining(self) -> int:
