@@ -6,12 +6,13 @@ for serving as is).
 - `ReplayBook` rebuilds the order book with Binance's sync rules (spot: `U`/`u`; USD-M: `pu`),
   so a REST depth request can be answered with the state at the moment it is asked
   (`lastUpdateId` = the last applied `u`).
-- `ReplayEngine` is a `MatchingEngine` whose displayed book is the recorded one: client orders
-  that cross it fill at once as taker against the displayed size (LIMIT_MAKER is refused);
-  resting client orders fill from recorded trades through the queue model
-  (`mm_daemon.core.queue.QueueFillModel`): queue ahead at placement = displayed size at the
-  price, reduced by trades at that price and by a share of unexplained size decreases.
-  Client orders are not shown in the recorded book and do not change it.
+- `ReplayEngine` is a `MatchingEngine` whose displayed book (the engine's `DisplayedBook` hook,
+  here `RecordedDisplayedBook`) is the recorded one: client orders that cross it fill at once
+  as taker against the displayed size (LIMIT_MAKER is refused); resting client orders fill
+  from recorded trades through the queue model (`mm_daemon.core.queue.QueueFillModel`): queue
+  ahead at placement = displayed size at the price, reduced by trades at that price and by a
+  share of unexplained size decreases. Client orders are not shown in the recorded book and
+  do not change it.
 
 Nothing here reads a clock: the caller passes the time of each call and paces the frames
 (`ReplayClock` maps recorded time to wall time at a speed-up factor).
@@ -35,17 +36,19 @@ from mm_daemon.core.types import BookDelta, BookLevels, Instrument, Liquidity, O
 from mm_daemon.sim.market import PERP_VENUE, SPOT_VENUE
 from mm_daemon.sim.matching import (
     Accounts,
+    Fills,
     LevelChange,
     MatchingEngine,
     MatchResult,
+    Order,
     PublicTrade,
-    _Order,
 )
 
 if TYPE_CHECKING:
     from mm_daemon.config import SimConfig
 
 __all__ = [
+    "RecordedDisplayedBook",
     "ReplayBook",
     "ReplayClock",
     "ReplayEngine",
@@ -177,35 +180,43 @@ class ReplayClock:
         return self.start_wall_ns + round((local_ns - self.first_local_ns) / self.speed)
 
 
-class ReplayEngine(MatchingEngine):
-    """A matching engine over a recorded book; see the module doc.
+class RecordedDisplayedBook:
+    """The displayed book of a replay (a `DisplayedBook`): the recorded book, and a queue
+    model for the client orders resting in it; see the module doc.
 
-    Feed every recorded frame, in order, through `on_frame`; client calls (submit, cancel,
-    cancel_replace, modify, queries) are those of `MatchingEngine`. `depth`, `best_bid`,
-    `best_ask`, `level_size` and `update_id` show the recorded book; `last_trade_id` is the
-    last recorded trade's id.
+    Client takers fill at once against the displayed size (less what earlier takers already
+    took at that level since it last changed); client orders rest only in the queue model and
+    fill from recorded trades. Client orders never change the recorded levels or update id.
     """
+
+    __slots__ = (
+        "_lot_size",
+        "_next_trade_id",
+        "_recorded_trade_id",
+        "_resting",
+        "_taken",
+        "_tick_size",
+        "book",
+        "queue",
+    )
 
     def __init__(
         self,
         instrument: Instrument,
-        accounts: Accounts | None = None,
-        *,
         dialect: Dialect,
+        *,
         size_decrease_queue_share: float = 0.5,
-        first_order_id: int = 1,
         first_trade_id: int = 1,
     ) -> None:
-        super().__init__(
-            instrument, accounts, first_order_id=first_order_id, first_trade_id=first_trade_id
-        )
         self.book = ReplayBook(instrument, dialect)
         self.queue = QueueFillModel(size_decrease_queue_share=size_decrease_queue_share)
         self._recorded_trade_id = 0
+        self._next_trade_id = first_trade_id  # ids of client fills (not public trades)
         self._lot_size = instrument.lot_size
         self._tick_size = instrument.tick_size
         # Displayed liquidity our takers consumed since the level last changed (lots).
         self._taken: dict[tuple[Side, int], int] = {}
+        self._resting: dict[int, Order] = {}
 
     # -- the recorded view -----------------------------------------------------------------
 
@@ -237,13 +248,8 @@ class ReplayEngine(MatchingEngine):
 
     # -- frames ----------------------------------------------------------------------------
 
-    def on_frame(self, frame: RecordedFrame, ts_ns: int) -> MatchResult:
-        """Apply one recorded frame at time `ts_ns`.
-
-        The result's `level_changes` are the recorded book changes (empty for a dropped
-        update), `trades` the recorded public trade, `reports` the client fills it caused.
-        `update_id` is the book's lastUpdateId after the frame.
-        """
+    def on_frame(self, frame: RecordedFrame, ts_ns: int, fills: Fills) -> MatchResult:
+        """Apply one recorded frame; see `ReplayEngine.on_frame`."""
         result = MatchResult(update_id=self.book.last_update_id)
         kind = frame.kind
         data = frame.data
@@ -259,7 +265,7 @@ class ReplayEngine(MatchingEngine):
                     queue.on_level_change(change.side, change.price_ticks, change.size_lots)
         elif kind is FrameKind.TRADE:
             if data.get("X", "MARKET") == "MARKET":
-                self._on_trade(data, ts_ns, result)
+                self._on_trade(data, ts_ns, result, fills)
         elif kind is FrameKind.SNAPSHOT:
             result.level_changes = self.book.apply_snapshot(data)
             self._taken.clear()
@@ -268,7 +274,9 @@ class ReplayEngine(MatchingEngine):
         result.update_id = self.book.last_update_id
         return result
 
-    def _on_trade(self, data: Mapping[str, Any], ts_ns: int, result: MatchResult) -> None:
+    def _on_trade(
+        self, data: Mapping[str, Any], ts_ns: int, result: MatchResult, fills: Fills
+    ) -> None:
         trade_id = int(data["t"])
         self._recorded_trade_id = trade_id
         price = round(float(data["p"]) / self._tick_size)
@@ -276,40 +284,29 @@ class ReplayEngine(MatchingEngine):
         aggressor = Side.SELL if data["m"] else Side.BUY
         result.trades.append(PublicTrade(trade_id, price, lots, aggressor, ts_ns, -1, -1))
         for fill in self.queue.on_trade(price, lots, aggressor):
-            order = self._open.get(int(fill.order_id))
+            order = self._resting.get(int(fill.order_id))
             if order is None:
                 continue
-            book = self._bids if order.side is Side.BUY else self._asks
-            level = book.levels[order.price]
-            level.total -= fill.size_lots
             own_id = self._next_trade_id
             self._next_trade_id += 1
-            self._fill(
-                order,
-                price=fill.price_ticks,
-                qty=fill.size_lots,
-                trade_id=own_id,
-                ts_ns=ts_ns,
-                liquidity=Liquidity.MAKER,
-                result=result,
+            fills.apply_fill(
+                order, fill.price_ticks, fill.size_lots, own_id, ts_ns, Liquidity.MAKER, result
             )
             if order.remaining == 0:
-                order.dead = True
-                level.dead += 1
-                if level.total == 0:
-                    book.remove_level(order.price)
-                self._drop_filled(order)
+                # The queue model has let go of it already.
+                del self._resting[order.order_id]
+                fills.drop_filled(order)
 
-    # -- hooks -----------------------------------------------------------------------------
+    # -- the engine's hook -----------------------------------------------------------------
 
-    def _would_cross(self, side: Side, price_ticks: int) -> bool:
+    def would_cross(self, side: Side, price_ticks: int) -> bool:
         if side is Side.BUY:
             ask = self.book.best_ask()
             return ask is not None and ask[0] <= price_ticks
         bid = self.book.best_bid()
         return bid is not None and bid[0] >= price_ticks
 
-    def _market_units(self, side: Side, lots: int) -> int:
+    def market_units(self, side: Side, lots: int) -> int:
         units = 0
         left = lots
         for price, size in self.book.walk(side.opposite):
@@ -322,53 +319,35 @@ class ReplayEngine(MatchingEngine):
                 break
         return units
 
-    def _take(
-        self,
-        order: _Order,
-        ts_ns: int,
-        result: MatchResult,
-        touched: dict[tuple[Side, int], None],
-    ) -> None:
-        """Fill as taker against the displayed recorded levels up to the order's limit."""
-        del touched
-        maker_side = order.side.opposite
-        is_market = order.order_type is OrderType.MARKET
-        fills: list[tuple[int, int]] = []
-        left = order.remaining
+    def take(self, taker: Order, ts_ns: int, result: MatchResult, fills: Fills) -> None:
+        """Fill as taker against the displayed recorded levels up to the order's limit (no
+        public trade: the recording has the market's trades)."""
+        maker_side = taker.side.opposite
+        is_market = taker.order_type is OrderType.MARKET
+        planned: list[tuple[int, int]] = []
+        left = taker.remaining
         for price, size in self.book.walk(maker_side):
             if not is_market and (
-                price > order.price if order.side is Side.BUY else price < order.price
+                price > taker.price if taker.side is Side.BUY else price < taker.price
             ):
                 break
             key = (maker_side, price)
             qty = min(left, size - self._taken.get(key, 0))
             if qty <= 0:
                 continue
-            fills.append((price, qty))
+            planned.append((price, qty))
             left -= qty
             if left == 0:
                 break
-        for price, qty in fills:
+        for price, qty in planned:
             key = (maker_side, price)
             self._taken[key] = self._taken.get(key, 0) + qty
             trade_id = self._next_trade_id
             self._next_trade_id += 1
-            self._fill(
-                order,
-                price=price,
-                qty=qty,
-                trade_id=trade_id,
-                ts_ns=ts_ns,
-                liquidity=Liquidity.TAKER,
-                result=result,
-            )
+            fills.apply_fill(taker, price, qty, trade_id, ts_ns, Liquidity.TAKER, result)
 
-    def _close(self, result: MatchResult, touched: dict[tuple[Side, int], None]) -> None:
-        """Client orders are not part of the recorded book: no level changes, no new id."""
-        del touched
-        result.update_id = self.book.last_update_id
-
-    def _on_rest(self, order: _Order) -> None:
+    def rest(self, order: Order) -> None:
+        self._resting[order.order_id] = order
         self.queue.on_place(
             str(order.order_id),
             order.side,
@@ -377,8 +356,54 @@ class ReplayEngine(MatchingEngine):
             self.book.level_size(order.side, order.price),
         )
 
-    def _on_unrest(self, order: _Order) -> None:
+    def unrest(self, order: Order) -> None:
+        del self._resting[order.order_id]
         self.queue.on_cancel(str(order.order_id))
+
+    def close(self, result: MatchResult) -> None:
+        """Client orders are not part of the recorded book: no level changes, no new id."""
+        result.update_id = self.book.last_update_id
+
+
+class ReplayEngine(MatchingEngine):
+    """A matching engine over a recorded book (its displayed book is a
+    `RecordedDisplayedBook`); see the module doc.
+
+    Feed every recorded frame, in order, through `on_frame`; client calls (submit, cancel,
+    cancel_replace, modify, queries) are those of `MatchingEngine`. `depth`, `best_bid`,
+    `best_ask`, `level_size` and `update_id` show the recorded book; `last_trade_id` is the
+    last recorded trade's id.
+    """
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        accounts: Accounts | None = None,
+        *,
+        dialect: Dialect,
+        size_decrease_queue_share: float = 0.5,
+        first_order_id: int = 1,
+        first_trade_id: int = 1,
+    ) -> None:
+        recorded = RecordedDisplayedBook(
+            instrument,
+            dialect,
+            size_decrease_queue_share=size_decrease_queue_share,
+            first_trade_id=first_trade_id,
+        )
+        super().__init__(instrument, accounts, displayed=recorded, first_order_id=first_order_id)
+        self.recorded = recorded
+        self.book = recorded.book
+        self.queue = recorded.queue
+
+    def on_frame(self, frame: RecordedFrame, ts_ns: int) -> MatchResult:
+        """Apply one recorded frame at time `ts_ns`.
+
+        The result's `level_changes` are the recorded book changes (empty for a dropped
+        update), `trades` the recorded public trade, `reports` the client fills it caused.
+        `update_id` is the book's lastUpdateId after the frame.
+        """
+        return self.recorded.on_frame(frame, ts_ns, self)
 
 
 @dataclass(slots=True)

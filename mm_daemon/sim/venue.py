@@ -216,6 +216,14 @@ class SimVenue:
             code, msg = -2019, "Margin is insufficient."
         raise BinanceError(code, msg)
 
+    def _answer(self, sym: VenueSymbol, result: MatchResult, now_ns: int) -> MatchResult:
+        """Raise the engine's refusal the Binance way, or publish what the call did."""
+        if result.error is not None:
+            self.raise_error(result.error)
+        self.publish(sym, result, now_ns)
+        self.flush_realtime(sym, now_ns)
+        return result
+
     def submit(
         self,
         sym: VenueSymbol,
@@ -240,11 +248,7 @@ class SimVenue:
             client_order_id=client_order_id,
             reduce_only=reduce_only,
         )
-        if result.error is not None:
-            self.raise_error(result.error)
-        self.publish(sym, result, now)
-        self.flush_realtime(sym, now)
-        return result
+        return self._answer(sym, result, now)
 
     def cancel(
         self,
@@ -255,11 +259,7 @@ class SimVenue:
     ) -> MatchResult:
         now = time.time_ns()
         result = sym.engine.cancel(api_key, now, order_id=order_id, client_order_id=client_order_id)
-        if result.error is not None:
-            self.raise_error(result.error)
-        self.publish(sym, result, now)
-        self.flush_realtime(sym, now)
-        return result
+        return self._answer(sym, result, now)
 
     def cancel_all(self, sym: VenueSymbol, api_key: str) -> list[OrderView]:
         now = time.time_ns()
@@ -324,11 +324,7 @@ class SimVenue:
             order_id=order_id,
             client_order_id=client_order_id,
         )
-        if result.error is not None:
-            self.raise_error(result.error)
-        self.publish(sym, result, now)
-        self.flush_realtime(sym, now)
-        return result
+        return self._answer(sym, result, now)
 
     def flush_realtime(self, sym: VenueSymbol, now_ns: int) -> None:
         sym.feed.flush(now_ns)
@@ -337,24 +333,15 @@ class SimVenue:
     def publish_source(self, result: MatchResult, now_ns: int) -> None:
         """Publish a market-source engine call of this venue's single-symbol engine (rate-0
         depth streams get one message per call)."""
-        sym = self._only
-        if sym is None:
-            raise ValueError(f"{self.name}: a market source needs a single-symbol venue")
+        sym = self.only_symbol()
         self.publish(sym, result, now_ns)
         sym.feed.flush_depth(now_ns)
 
-    @property
-    def _only(self) -> VenueSymbol | None:
-        if len(self.symbols) != 1:
-            return None
-        return next(iter(self.symbols.values()))
-
     def only_symbol(self) -> VenueSymbol:
         """The symbol of a single-symbol venue (market sources drive one engine per venue)."""
-        sym = self._only
-        if sym is None:
+        if len(self.symbols) != 1:
             raise ValueError(f"{self.name}: a market source needs a single-symbol venue")
-        return sym
+        return next(iter(self.symbols.values()))
 
     # -- faults ----------------------------------------------------------------------------
     async def apply_fault(self, spec: FaultSpec) -> None:

@@ -4,6 +4,7 @@ are the protocol's own (`mm_daemon.binance.numbers`, `mm_daemon.binance.signing`
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -15,6 +16,9 @@ __all__ = [
     "check_timestamp",
     "dumps",
     "expected_secret",
+    "malformed_params",
+    "missing_param",
+    "server_time_ms",
 ]
 
 DEFAULT_RECV_WINDOW_MS = 5_000
@@ -23,6 +27,11 @@ MAX_RECV_WINDOW_MS = 60_000
 
 def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
+
+
+def server_time_ms() -> int:
+    """Server time in milliseconds, as Binance stamps its answers."""
+    return time.time_ns() // 1_000_000
 
 
 class BinanceError(Exception):
@@ -63,6 +72,11 @@ def missing_param(name: str) -> BinanceError:
     return BinanceError(
         -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
     )
+
+
+def malformed_params() -> BinanceError:
+    """A request whose parameters could not be read (the answer to any parsing failure)."""
+    return BinanceError(-1102, "A mandatory parameter was not sent, was empty/null, or malformed.")
 
 
 def expected_secret(api_key: str) -> str:
