@@ -344,3 +344,16 @@ def test_a_builder_refuses_a_class_with_a_dict() -> None:
 
     with pytest.raises(TypeError, match="__slots__"):
         SlotBuilder(Plain, ())
+
+
+def test_a_size_half_way_between_two_lots_is_left_to_the_general_path() -> None:
+    """Off the lot grid (never from Binance; a damaged frame) the compiled reader refuses
+    rather than rounding the half lot its own way: the general path then decides."""
+    raw = DEPTH.replace(b'"1.5"', b'"0.00001500"')
+    assert parse_depth(raw) is None
+    trade = (
+        b'{"e":"trade","E":1,"s":"BTCUSDT","t":7,"p":"60000.01","q":"0.00001500",'
+        b'"T":1,"m":true,"M":true}'
+    )
+    assert parse_trade(trade) is None
+    assert parse_trade(trade.replace(b'"0.00001500"', b'"0.00002000"')) is not None
