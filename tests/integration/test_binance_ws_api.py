@@ -290,6 +290,7 @@ async def test_dropped_connection_is_survived_and_orders_reconciled(
     assert sorted(open_ids(sim, SPOT)) == ["w-dc-1", "w-dc-2"]
 
 
+@pytest.mark.parametrize("market_speed", [0.0])  # a still market: only our sell fills it
 @pytest.mark.parametrize("reconnect_backoff_s", [1.0])
 async def test_fill_while_disconnected_is_recovered_once_on_reconnect(
     sim: SimulatorHandle, spot: Live, admin: Any
@@ -306,6 +307,7 @@ async def test_fill_while_disconnected_is_recovered_once_on_reconnect(
 # -- USD-M ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("market_speed", [0.0])  # a still market: only our sell fills it
 @pytest.mark.parametrize("reconnect_backoff_s", [1.0])
 async def test_usdm_fill_while_disconnected_is_recovered_once_on_reconnect(
     sim: SimulatorHandle, perp: Live, admin: Any
