@@ -7,6 +7,7 @@ unit in its name. Secrets (API keys) never come from the YAML: only from the env
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -440,6 +441,60 @@ class MetricsConfig(_Model):
     )
 
 
+class StateConfig(_Model):
+    """Where the journal lives and what a start does with what an earlier run left."""
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "Keep a journal and recover from it at start (off: every start begins from "
+            "nothing, and orders of earlier runs are not recognised)."
+        ),
+    )
+    dir: Path = Field(
+        default=Path("state"),
+        description="Folder of the journal (one SQLite file per instance); created if absent.",
+    )
+    instance_id: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,47}$",
+        description=(
+            "A stable name for this daemon (lowercase letters, digits, '-'): it names the "
+            "journal file and roots every client order id, so a restart recognises the orders "
+            "of each earlier run of itself. Default: derived from the venues and symbols."
+        ),
+    )
+    on_start: Literal["cancel", "adopt"] = Field(
+        default="cancel",
+        description=(
+            "Open orders of an earlier run found at start: cancel them, or adopt and manage "
+            "them as this run's (hedge orders are always cancelled)."
+        ),
+    )
+    position_mismatch: Literal["halt", "adopt_venue"] = Field(
+        default="halt",
+        description=(
+            "When the venue's position differs from the journal's by more than a lot: halt "
+            "the markets of that asset, or take the venue's position as the truth."
+        ),
+    )
+    retention_days: PositiveFloat = Field(
+        default=7.0,
+        description="Age past which 1 s snapshots and finished orders' history are pruned.",
+    )
+    fsync_each_commit: bool = Field(
+        default=False,
+        description=(
+            "Wait for the disk at every durable record (fill, halt, hedge decision) instead of "
+            "within the next 0.25 s: survives a power cut, not only a kill, at ~0.6 ms a fill."
+        ),
+    )
+    max_bytes: Annotated[int, Field(ge=1 << 20)] | None = Field(
+        default=None,
+        description="Cap on the journal file's size: past it writes fail as on a full disk.",
+    )
+
+
 class LogLevel(StrEnum):
     DEBUG = "debug"
     INFO = "info"
@@ -605,6 +660,9 @@ class Config(_Model):
         default_factory=RiskConfig, description="Risk limits (every market's defaults)."
     )
     paper: PaperConfig = Field(default_factory=PaperConfig, description="Paper execution.")
+    state: StateConfig = Field(
+        default_factory=StateConfig, description="The journal and restart recovery."
+    )
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logs.")
     runtime: RuntimeConfig = Field(
@@ -720,6 +778,22 @@ class Config(_Model):
             raise ValueError(
                 f"market_data.fair_value: cross_venue needs {where}.hedge (the reference venue)"
             )
+
+    @property
+    def instance_id(self) -> str:
+        """`state.instance_id`, or one derived from the venues and symbols traded: the same
+        config names the same instance (and finds its journal) at every start."""
+        if self.state.instance_id is not None:
+            return self.state.instance_id
+        legs = []
+        for market in self.markets:
+            venue = self.venues[market.venue]
+            legs.append(f"{venue.exchange}:{venue.endpoint}:{market.symbol}")
+            if market.hedge is not None:
+                hedge = self.venues[market.hedge.venue]
+                legs.append(f"{hedge.exchange}:{hedge.endpoint}:{market.hedge.symbol}")
+        digest = hashlib.sha256("|".join(sorted(set(legs))).encode()).hexdigest()[:8]
+        return f"mmd-{digest}"
 
     def venue_of(self, market: MarketConfig) -> VenueConfig:
         return self.venues[market.venue]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
 __all__ = [
+    "AccountPosition",
     "BookDelta",
     "BookLevels",
     "BookSnapshot",
@@ -271,6 +272,17 @@ class ExecutionStatus:
     ts_local_ns: int
     connected: bool
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPosition:
+    """What an account holds of one instrument, as its venue reports it (a restart compares
+    it with the journal's position)."""
+
+    venue: str
+    symbol: str
+    lots: int  # spot: the base balance, free and locked; perpetual: the signed position
+    last_trade_id: str  # the account's latest trade on the symbol; "" when it has none
 
 
 MarketEvent = BookSnapshot | BookDelta | Trade | MarketStatus

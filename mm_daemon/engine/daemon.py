@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
+import yaml
 from pydantic import SecretStr
 
 from mm_daemon.binance.capture import CaptureRecorder, CaptureWriter, default_data_dir
@@ -38,10 +39,20 @@ from mm_daemon.core.summary import (
 from mm_daemon.core.types import ExecutionStatus, Instrument, MarketEvent
 from mm_daemon.engine import wiring
 from mm_daemon.engine.asset import AssetBook, HedgeLeg
-from mm_daemon.engine.metrics import MarketDataMetrics, Metrics, MetricsServer
-from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
+from mm_daemon.engine.journal import Journal, JournalError, Recovery
+from mm_daemon.engine.metrics import JournalMetrics, MarketDataMetrics, Metrics, MetricsServer
+from mm_daemon.engine.orders import (
+    OrderManager,
+    OrderManagerSettings,
+    hedge_prefix,
+    instance_root,
+    new_client_id_prefix,
+    quote_prefix,
+    run_prefix,
+)
 from mm_daemon.engine.portfolio import Portfolio, PortfolioLimits
 from mm_daemon.engine.reconcile import ReconciledExecution
+from mm_daemon.engine.restart import RestartPolicy, StartRecovery
 from mm_daemon.engine.runtime import BusyPoll, apply_cpu_affinity
 from mm_daemon.engine.trader import MarketTrader
 from mm_daemon.engine.virtual_time import VirtualClock, VirtualTimeLoop
@@ -74,6 +85,7 @@ __all__ = [
 log = get_logger(__name__)
 
 TIMER_INTERVAL_SECONDS = 0.2  # markouts, hedge slices and timeouts, risk, gauges
+SNAPSHOT_EVERY_TICKS = 5  # the journal's snapshot series: once a second
 SHUTDOWN_CANCEL_SECONDS = 1.0  # with CLOSE_SECONDS, leaves room to exit within 2 s of SIGTERM
 CLOSE_SECONDS = 0.5
 EXIT_ORDERS_LEFT_OPEN = 3  # the exit code when cancels left orders resting at a venue
@@ -101,11 +113,18 @@ class Daemon:
         *,
         clock: Callable[[], int] = time.time_ns,
         recorded: RecordedMarkets | None = None,
+        fresh: bool = False,
     ) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
         self._clock = clock
         self._recorded = recorded
+        self._fresh = fresh
+        self.journal: Journal | None = None
+        self._recovery: Recovery | None = None
+        self._start_recovery: StartRecovery | None = None
+        self._run_prefix = f"{new_client_id_prefix()}_"
+        self._executions_by_key: dict[tuple[str, str], ReconciledExecution] = {}
         self._stop = asyncio.Event()
         self._stop_reason = ""
         self._metrics_server: MetricsServer | None = None
@@ -190,6 +209,7 @@ class Daemon:
             await self._start_recorded(self._recorded)
             return
         cfg = self.config
+        self._open_journal()  # first: a second daemon on this journal stops here
         venues = cfg.used_venues()
         if any(v.endpoint == "sim" for v in venues):
             self.simulator = await start_simulator(cfg.sim)
@@ -255,6 +275,75 @@ class Daemon:
         self._check_markets(down, unknown)
         await self._start_trading()
 
+    def _open_journal(self) -> None:
+        """Lock and read the journal; a locked, corrupt or newer one ends the start (exit 2,
+        the file untouched)."""
+        cfg = self.config
+        if not cfg.state.enabled:
+            return
+        fresh = self._fresh
+        embedded = [v.name for v in cfg.used_venues() if v.endpoint == "sim"]
+        if cfg.mode is Mode.LIVE and embedded:
+            # The embedded simulator's accounts start empty at every start: a journal of
+            # positions held there would only disagree with them.
+            fresh = True
+            log.info("journal_fresh", reason="the embedded simulator starts empty", venues=embedded)
+        path = cfg.state.dir / f"{cfg.instance_id}.journal"
+        loop = asyncio.get_running_loop()
+        try:
+            cfg.state.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                [f"state.dir: cannot create {cfg.state.dir}: {exc.strerror}"]
+            ) from None
+        try:
+            journal = Journal.open(
+                path,
+                fresh=fresh,
+                retention_s=cfg.state.retention_days * 86_400.0,
+                max_bytes=cfg.state.max_bytes,
+                observer=JournalMetrics(self.metrics),
+                on_failure=functools.partial(_call_soon, loop, self._journal_failed),
+                clock=self._clock,
+                fsync_each_commit=cfg.state.fsync_each_commit,
+            )
+            self._recovery = journal.recover()
+        except JournalError as exc:
+            raise ConfigError([f"state: {exc}"]) from None
+        self.journal = journal
+        last = self._recovery.last_run
+        log.info(
+            "journal_opened",
+            path=str(path),
+            moved_aside=str(journal.moved_to) if journal.moved_to else None,
+            last_run=last.run_id if last else None,
+            last_run_end=(last.end_reason or "running") if last else None,
+        )
+
+    def _journal_failed(self, reason: str) -> None:
+        """A journal write failed (disk full): nothing more is durable, so nothing more may
+        count on it. Quoting halts; the process stays up and alerting."""
+        self.metrics.journal_failed.set(1)
+        log.error("journal_failed", reason=reason, action="quoting halted until a restart")
+        if self.portfolio is not None:
+            self.portfolio.halt("journal", source="journal")
+
+    def _begin_run(self) -> None:
+        """Open this run in the journal: its id roots this run's client order ids."""
+        journal = self.journal
+        if journal is None:
+            return
+        cfg = self.config
+        config_yaml = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+        run_id = journal.start_run(
+            mode=cfg.mode.value,
+            instance_id=cfg.instance_id,
+            config_yaml=config_yaml,
+            ts_ns=self._clock(),
+        )
+        self._run_prefix = run_prefix(instance_root(cfg.instance_id), run_id)
+        log.info("run_started", run_id=run_id, client_id_prefix=self._run_prefix)
+
     def _check_markets(self, down: dict[str, str], unknown: dict[tuple[str, str], str]) -> None:
         """Leave out the markets whose venue is down or symbol unknown (a required one ends
         the start), and say which."""
@@ -296,11 +385,14 @@ class Daemon:
 
     async def _start_trading(self) -> None:
         cfg = self.config
+        self._begin_run()
         self.portfolio = portfolio = self._build_portfolio()
+        recovery = self._restore(portfolio)
         _freeze_heap()
         loop = asyncio.get_running_loop()
-        # Order entry first (connections open, private streams listening, our leftovers
-        # reconciled), then market data: the first quote must find a venue ready to take it.
+        # Order entry first (connections open, private streams listening), then market data,
+        # then the venues aligned with the journal; only then quotes: the first quote must find
+        # a venue ready to take it and a book that knows what the account holds.
         for execution in self._executions:
             await self._retry(f"{execution.venue}:execution_connect", execution.connect)
         for execution in self._executions:
@@ -313,9 +405,6 @@ class Daemon:
                     )
                 )
             )
-        if cfg.mode is Mode.LIVE:
-            for market in portfolio.markets:
-                await market.orders.reconcile()
         for md in self._market_data:
             if any(source is md for source in self._sources.values()):
                 self._tasks.append(
@@ -325,7 +414,49 @@ class Daemon:
                         )
                     )
                 )
+        if recovery is not None:
+            executions = self._executions_by_key
+            await self._retry("recovery", functools.partial(recovery.align, executions))
+            log.info(
+                "recovered",
+                fills_booked=recovery.recovered_fills,
+                orders_cancelled=len(recovery.cancelled),
+                orders_adopted=len(recovery.adopted),
+                foreign_orders=len(recovery.foreign),
+                position_mismatches=len(recovery.mismatches),
+            )
+        elif cfg.mode is Mode.LIVE:
+            for market in portfolio.markets:
+                await market.orders.reconcile()
+        portfolio.start_trading()
         self._tasks.append(loop.create_task(self._timer(portfolio)))
+
+    def _restore(self, portfolio: Portfolio) -> StartRecovery | None:
+        """Step 1 of the start's recovery (the journal's books); quoting waits for the rest."""
+        journal, recovery = self.journal, self._recovery
+        if journal is None or recovery is None:
+            return None
+        cfg = self.config
+        start = StartRecovery(
+            portfolio,
+            journal,
+            recovery,
+            RestartPolicy(
+                instance_root(cfg.instance_id),
+                on_start=cfg.state.on_start,
+                position_mismatch=cfg.state.position_mismatch,
+                compare_positions=cfg.mode is Mode.LIVE,
+            ),
+            metrics=self.metrics,
+            clock=self._clock,
+        )
+        try:
+            start.restore()
+        except JournalError as exc:
+            raise ConfigError([f"state: {exc}"]) from None
+        portfolio.stop_trading()
+        self._start_recovery = start
+        return start
 
     def _sim_url(self, venue: VenueConfig) -> str:
         assert self.simulator is not None  # noqa: S101  started before any sim venue is built
@@ -342,19 +473,23 @@ class Daemon:
         paper_feeds: dict[tuple[str, str], Callable[[MarketEvent], None]] = {}
         assets: dict[str, AssetBook] = {}
         hedge_md = cfg.market_data.model_copy(update={"fair_value": FairValueModel.MID})
-        for market in cfg.markets:
+        journal = self.journal
+        for index, market in enumerate(cfg.markets):
             if market.name in self.failed_markets:
                 continue
             maker_inst, maker_book = self._instrument(market.venue, market.symbol)
             asset = assets.get(maker_inst.base)
             if asset is None:
-                ledger = Ledger(maker_inst)
+                hedges_as = hedge_prefix(self._run_prefix, len(assets))
+                ledger = Ledger(maker_inst, hedge_client_id_prefix=hedges_as)
                 leg: HedgeLeg | None = None
                 if market.hedge is not None:
                     hedge_inst, hedge_book = self._instrument(
                         market.hedge.venue, market.hedge.symbol
                     )
-                    hedger = Hedger(wiring.hedge_params(market.hedging), hedge_inst)
+                    hedger = Hedger(
+                        wiring.hedge_params(market.hedging), hedge_inst, client_id_prefix=hedges_as
+                    )
                     ledger.add_instrument(hedge_inst)
                     ledger.set_netting_weight(hedge_inst.venue, hedger.netting_weight)
                     leg = HedgeLeg(
@@ -366,7 +501,12 @@ class Daemon:
                     )
                     log.info("hedge_instrument", asset=maker_inst.base, **_describe(hedge_inst))
                 asset = assets[maker_inst.base] = AssetBook(
-                    maker_inst.base, ledger, self.metrics, hedge=leg, clock=self._clock
+                    maker_inst.base,
+                    ledger,
+                    self.metrics,
+                    hedge=leg,
+                    clock=self._clock,
+                    journal=journal,
                 )
             else:
                 asset.ledger.add_instrument(maker_inst)
@@ -391,7 +531,9 @@ class Daemon:
                 risk=risk,
                 metrics=self.metrics,
                 clock=self._clock,
+                client_id_prefix=quote_prefix(self._run_prefix, index),
                 market=market.name,
+                journal=journal,
             )
             MarketTrader(
                 name=market.name,
@@ -403,6 +545,7 @@ class Daemon:
                 asset=asset,
                 metrics=self.metrics,
                 clock=self._clock,
+                journal=journal,
             )
             self.metrics.inventory_limit_base.labels(market.name).set(market.inventory.limit_base)
             self.metrics.max_drawdown_quote.labels(market.name).set(market.risk.max_drawdown_quote)
@@ -421,6 +564,7 @@ class Daemon:
             ),
             paper_feeds=paper_feeds,
             clock=self._clock,
+            journal=journal,
         )
 
     def _execution(
@@ -432,24 +576,32 @@ class Daemon:
         """Paper: one paper venue per instrument, fed by its public flow. Live: one order
         entry per venue (one connection, one account) for all of its instruments."""
         venue = self.config.venues[instrument.venue]
+        key = (instrument.venue, instrument.symbol)
+        if self.journal is not None:
+            self.journal.register_instrument(instrument)
         if self.config.mode is Mode.PAPER:
+            last = self._recovery.last_trades.get(key) if self._recovery is not None else None
             paper = PaperExecution(
                 instrument,
                 self.config.paper,
                 venue=venue.name,
                 book=book,
                 clock=self._clock,
+                # Paper trade ids go on from the journal's: a new fill never looks booked.
+                last_trade_id=int(last.trade_id) if last and last.trade_id.isdigit() else 0,
             )
-            paper_feeds[(instrument.venue, instrument.symbol)] = paper.on_market_event
-            return self._reconciled(paper)
-        execution = self._live_executions.get(venue.name)
-        if execution is None:
-            execution = self._reconciled(self._live_execution(venue))
-            self._live_executions[venue.name] = execution
-        add = getattr(execution.inner, "add_instrument", None)
+            paper_feeds[key] = paper.on_market_event
+            self._executions_by_key[key] = self._reconciled(paper)
+            return self._executions_by_key[key]
+        live = self._live_executions.get(venue.name)
+        if live is None:
+            live = self._reconciled(self._live_execution(venue))
+            self._live_executions[venue.name] = live
+        add = getattr(live.inner, "add_instrument", None)
         if add is not None:
             add(instrument)
-        return execution
+        self._executions_by_key[key] = live
+        return live
 
     def _reconciled(self, execution: Execution) -> ReconciledExecution:
         reconciled = ReconciledExecution(
@@ -558,10 +710,14 @@ class Daemon:
 
     async def _timer(self, portfolio: Portfolio) -> None:
         interval = TIMER_INTERVAL_SECONDS
+        ticks = 0
         while True:
             await asyncio.sleep(interval)
+            ticks += 1
             try:
                 portfolio.on_timer()
+                if ticks % SNAPSHOT_EVERY_TICKS == 0:
+                    portfolio.persist(self._clock())
             except Exception as exc:
                 log.exception("timer_failed", error=repr(exc))
 
@@ -617,7 +773,26 @@ class Daemon:
             log.info("run_summary", **summary_to_dict(self.summary))
             sys.stdout.write(render_summary(self.summary) + "\n")
             sys.stdout.flush()
+        self._close_journal(portfolio, left)
         return left
+
+    def _close_journal(self, portfolio: Portfolio | None, left_open: list[str]) -> None:
+        journal = self.journal
+        if journal is None:
+            return
+        self.journal = None
+        try:
+            if journal.run_id is not None:
+                now = self._clock()
+                if portfolio is not None:
+                    portfolio.checkpoint(now)
+                journal.end_run(
+                    reason=("orders_left_open" if left_open else self._stop_reason) or "stopped",
+                    summary=summary_to_dict(self.summary) if self.summary is not None else None,
+                    ts_ns=now,
+                )
+        finally:
+            journal.close()
 
     async def _cancel_market(self, market: MarketTrader) -> list[str]:
         try:
@@ -670,6 +845,13 @@ def simulator_url(simulator: SimulatorHandle, venue: VenueConfig) -> str:
     raise ConfigError([f"venues: {venue.name}: the simulator has no {venue.exchange} venue"])
 
 
+def _call_soon(
+    loop: asyncio.AbstractEventLoop, callback: Callable[[str], None], reason: str
+) -> None:
+    """`callback(reason)` on `loop`'s thread (the journal fails on its writer thread too)."""
+    loop.call_soon_threadsafe(callback, reason)
+
+
 def _freeze_heap() -> None:
     """Move everything alive now (modules, ccxt's markets) out of the collector's reach.
 
@@ -693,7 +875,9 @@ def _describe(instrument: Instrument) -> dict[str, object]:
     }
 
 
-def run_daemon(config: Config, duration_seconds: float | None = None) -> int:
+def run_daemon(
+    config: Config, duration_seconds: float | None = None, *, fresh: bool = False
+) -> int:
     """Entry point of `mm-daemon run`: logging, safety checks, then the event loop."""
     configure_logging(config.logging.level.value, config.logging.format)
     _register_config_secrets(config)
@@ -708,7 +892,7 @@ def run_daemon(config: Config, duration_seconds: float | None = None) -> int:
     import ccxt.pro  # noqa: F401, PLC0415  imported for its side effect of loading now
 
     apply_cpu_affinity(config.runtime)
-    return uvloop.run(Daemon(config).run(duration_seconds))
+    return uvloop.run(Daemon(config, fresh=fresh).run(duration_seconds))
 
 
 def open_recorded(config: Config, data_dir: Path) -> tuple[VirtualTimeLoop, RecordedMarkets]:

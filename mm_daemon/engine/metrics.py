@@ -25,7 +25,13 @@ if TYPE_CHECKING:
     from threading import Thread
     from wsgiref.simple_server import WSGIServer
 
-__all__ = ["LATENCY_BUCKETS_SECONDS", "MarketDataMetrics", "Metrics", "MetricsServer"]
+__all__ = [
+    "LATENCY_BUCKETS_SECONDS",
+    "JournalMetrics",
+    "MarketDataMetrics",
+    "Metrics",
+    "MetricsServer",
+]
 
 # From 10 us to 5 s: tick-to-quote lives in the tens of microseconds, network in milliseconds.
 LATENCY_BUCKETS_SECONDS = (
@@ -236,6 +242,43 @@ class Metrics:
             _MA,
             registry=r,
         )
+        # Journal and restart recovery
+        self.journal_writes = Counter(
+            "mm_journal_writes",
+            "Records committed to the journal.",
+            registry=r,
+        )
+        self.journal_write_seconds = Histogram(
+            "mm_journal_write_seconds",
+            "Time of one journal commit (a durable record, or a batch of buffered ones).",
+            buckets=LATENCY_BUCKETS_SECONDS,
+            registry=r,
+        )
+        self.journal_failed = Gauge(
+            "mm_journal_failed",
+            "1 once a journal write failed (quoting is halted until a restart).",
+            registry=r,
+        )
+        self.recovered_fills = Counter(
+            "mm_recovered_fills",
+            "Fills booked at a start from the venue's trade history (made while the daemon "
+            "was down).",
+            _MV,
+            registry=r,
+        )
+        self.orphan_orders = Counter(
+            "mm_orphan_orders",
+            "Open orders found at a start: an earlier run's (cancelled or adopted) or another "
+            "program's (left).",
+            ("venue", "action"),
+            registry=r,
+        )
+        self.reconcile_position_diff_base = Gauge(
+            "mm_reconcile_position_diff_base",
+            "The venue's position minus the journal's at the last start, base units.",
+            _MVS,
+            registry=r,
+        )
 
 
 class MarketDataMetrics:
@@ -301,3 +344,18 @@ class MetricsServer:
         if self._thread is not None:
             self._thread.join(timeout=2)
             self._thread = None
+
+
+class JournalMetrics:
+    """The journal's commits into the daemon's metrics (a `JournalObserver`; called from the
+    writer thread too, which prometheus_client's locks allow)."""
+
+    __slots__ = ("_seconds", "_writes")
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._writes = metrics.journal_writes
+        self._seconds = metrics.journal_write_seconds
+
+    def journal_committed(self, records: int, seconds: float) -> None:
+        self._writes.inc(records)
+        self._seconds.observe(seconds)

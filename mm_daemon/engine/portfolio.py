@@ -26,7 +26,11 @@ from mm_daemon.core.types import ExecutionEvent, MarketEvent
 from mm_daemon.log import get_logger
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from mm_daemon.engine.asset import AssetBook
+    from mm_daemon.engine.journal import Journal
     from mm_daemon.engine.metrics import Metrics
     from mm_daemon.engine.trader import MarketTrader
 
@@ -53,6 +57,7 @@ class Portfolio:
         limits: PortfolioLimits | None = None,
         paper_feeds: dict[tuple[str, str], Callable[[MarketEvent], None]] | None = None,
         clock: Callable[[], int] = time.time_ns,
+        journal: Journal | None = None,
     ) -> None:
         self.assets = assets
         self.markets: list[MarketTrader] = [m for a in assets for m in a.markets]
@@ -68,6 +73,8 @@ class Portfolio:
         }
         self._peak_pnl: float | None = None
         self.halted_reason = ""
+        self.journal = journal
+        self._last_checkpoint_ns = 0
         self.market_events = 0
         self._m_pnl = {c: metrics.pnl_quote.labels(c) for c in (*COMPONENTS, "total")}
 
@@ -160,8 +167,17 @@ class Portfolio:
                 f"{limits.max_drawdown_quote:g}"
             )
             log.error("portfolio_halted", reason=self.halted_reason)
+            if self.journal is not None:
+                self.journal.record_risk_state(
+                    None,
+                    RiskState.HALTED,
+                    reason=self.halted_reason,
+                    source="portfolio",
+                    ts_ns=self._clock(),
+                )
             for market in self.markets:
                 market.risk.halt(self.halted_reason)
+                market.journal_risk("portfolio")
         gross = self.gross_notional_quote()
         self.metrics.gross_notional_quote.set(gross)
         gross_reason = ""
@@ -183,11 +199,69 @@ class Portfolio:
             for market in asset.markets:
                 market.risk.constrain(reason)
 
-    def halt(self, reason: str) -> None:
+    def halt(self, reason: str, *, source: str = "operator") -> None:
         """HALT every market (an operator's kill switch, a journal that cannot write)."""
         for market in self.markets:
             market.risk.halt(reason)
+            market.journal_risk(source)
             market.requote(0)
+
+    # -- restart state -----------------------------------------------------------------------
+
+    def export_state(self) -> dict[str, Any]:
+        """The portfolio's own risk state: its drawdown peak and halt latch."""
+        return {
+            "state": "HALTED" if self.halted_reason else "ACTIVE",
+            "halted_reason": self.halted_reason,
+            "peak_pnl_quote": self._peak_pnl,
+        }
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        peak = state.get("peak_pnl_quote")
+        self._peak_pnl = None if peak is None else float(peak)
+        self.halted_reason = (
+            str(state.get("halted_reason") or "") if state.get("state") == "HALTED" else ""
+        )
+
+    def start_trading(self) -> None:
+        """The start has recovered: markets quote and assets hedge from now on."""
+        for asset in self.assets:
+            asset.trading = True
+        for market in self.markets:
+            market.trading = True
+            market.requote(0)
+
+    def stop_trading(self) -> None:
+        """Nothing quotes or hedges until `start_trading` (a start recovering)."""
+        for asset in self.assets:
+            asset.trading = False
+        for market in self.markets:
+            market.trading = False
+
+    def persist(self, now_ns: int, *, checkpoint_every_ns: int = 60 * 1_000_000_000) -> None:
+        """Each market's snapshot (once a second, from the daemon's timer) and, every
+        `checkpoint_every_ns`, the checkpoints a restart starts from."""
+        journal = self.journal
+        if journal is None:
+            return
+        for market in self.markets:
+            journal.record_snapshot(market.snapshot(now_ns))
+        if now_ns - self._last_checkpoint_ns >= checkpoint_every_ns:
+            self.checkpoint(now_ns)
+
+    def checkpoint(self, now_ns: int) -> None:
+        """Every ledger, every market's risk and the portfolio's, as of now."""
+        journal = self.journal
+        if journal is None:
+            return
+        self._last_checkpoint_ns = now_ns
+        for asset in self.assets:
+            asset.checkpoint(now_ns)
+        for market in self.markets:
+            journal.record_checkpoint(
+                market.name, now_ns, ledger=None, risk=market.risk.export_state()
+            )
+        journal.record_checkpoint(None, now_ns, ledger=None, risk=self.export_state())
 
     def publish(self) -> None:
         for component, value in self.pnl().items():

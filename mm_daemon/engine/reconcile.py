@@ -26,6 +26,7 @@ from dataclasses import replace
 import structlog
 
 from mm_daemon.core.types import (
+    AccountPosition,
     ExecutionStatus,
     Fill,
     OrderRequest,
@@ -214,6 +215,9 @@ class ReconciledExecution:
             client_order_id=client_order_id,
             after_trade_id=after_trade_id,
         )
+
+    async def account_position(self, symbol: str) -> AccountPosition:
+        return await self.inner.account_position(symbol)
 
     async def close(self) -> None:
         await self.inner.close()

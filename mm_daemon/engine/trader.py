@@ -25,14 +25,19 @@ from typing import TYPE_CHECKING
 from mm_daemon.core.quoting import MarketInputs, Quoter
 from mm_daemon.core.risk import RiskGate, RiskState
 from mm_daemon.core.types import BookDelta, ExecutionEvent, Fill, MarketEvent, Trade
+from mm_daemon.engine.journal import Snapshot
 from mm_daemon.log import get_logger
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from mm_daemon.core.estimators import IntensityFit
     from mm_daemon.core.market_state import MarketState
     from mm_daemon.core.markouts import MarkoutTracker
     from mm_daemon.core.pnl import PnlBreakdown
     from mm_daemon.engine.asset import AssetBook
+    from mm_daemon.engine.journal import Journal
     from mm_daemon.engine.metrics import Metrics
     from mm_daemon.engine.orders import OrderManager
 
@@ -59,6 +64,7 @@ class MarketTrader:
         asset: AssetBook,
         metrics: Metrics,
         clock: Callable[[], int] = time.time_ns,
+        journal: Journal | None = None,
     ) -> None:
         self.name = name
         self.state = state
@@ -77,6 +83,9 @@ class MarketTrader:
         self._deferred_ts_ns = 0  # oldest event waiting for the end-of-turn requote (0: none)
         self.paused = False  # quoting nothing on purpose (stale, halted, hedge down, volatility)
         self.pause_reason = ""
+        self.trading = True  # False while a start recovers: the quotes wait for it
+        self.journal = journal
+        self._journaled_risk = risk.state
         m = metrics
         self._m_markout = {h: m.markout_bps.labels(name, h) for h in markouts.horizons}
         self._m_paused = m.quoting_paused.labels(name)
@@ -145,6 +154,8 @@ class MarketTrader:
 
     def requote(self, event_ts_ns: int) -> None:
         self._deferred_ts_ns = 0
+        if not self.trading:
+            return
         state = self.state
         fair = state.fair_value_ticks
         if fair is None:
@@ -176,9 +187,10 @@ class MarketTrader:
 
     def on_execution(self, event: ExecutionEvent) -> None:
         """An order update or fill of this market's quotes."""
+        if type(event) is Fill and not self.asset.book_fill(event, self.instrument):
+            return  # booked before (the journal knows its trade id)
         self.orders.on_execution_event(event)
         if type(event) is Fill:
-            self.asset.book_fill(event, self.instrument)
             self.markouts.on_fill(event.ts_local_ns, event.side, self.state.fair_value_price)
             self.asset.maybe_hedge()
             self.asset.requote_markets(event.ts_local_ns)
@@ -204,7 +216,55 @@ class MarketTrader:
             log.warning("risk_state", market=self.name, state=state.name, reason=self.risk.reason)
             self._m_risk.set(int(state))
             self.requote(0)
+        self.journal_risk("risk")
         return state
+
+    def journal_risk(self, source: str) -> None:
+        """Journal the risk state if it changed since it was last journaled (a halt commits
+        before this returns; see `Journal.record_risk_state`)."""
+        state = self.risk.state
+        if self.journal is None or state is self._journaled_risk:
+            return
+        self._journaled_risk = state
+        self.journal.record_risk_state(
+            self.name, state, reason=self.risk.reason, source=source, ts_ns=self._clock()
+        )
+
+    def restore_risk(self, exported: Mapping[str, Any]) -> None:
+        """Continue from a journaled risk state (a HALTED market stays HALTED)."""
+        self.risk.restore_state(exported)
+        self._journaled_risk = self.risk.state
+        self._m_risk.set(int(self.risk.state))
+
+    def snapshot(self, now_ns: int) -> Snapshot:
+        """This market as of now, for the journal's 1 s series (what run reports plot)."""
+        inst = self.instrument
+        book = self.state.book
+        bid, ask = book.best_bid(), book.best_ask()
+        quote_bid, quote_ask = self.orders.best_prices()
+        pnl = self.pnl().as_floats()
+        ledger = self.asset.ledger
+        return Snapshot(
+            market=self.name,
+            ts_ns=now_ns,
+            fair_value=self.state.fair_value_price,
+            best_bid=inst.ticks_to_price(bid[0]) if bid else None,
+            best_ask=inst.ticks_to_price(ask[0]) if ask else None,
+            quote_bid=inst.ticks_to_price(quote_bid) if quote_bid is not None else None,
+            quote_ask=inst.ticks_to_price(quote_ask) if quote_ask is not None else None,
+            position_base=ledger.position(*self._key).base,
+            net_exposure_base=ledger.net_exposure_base,
+            pnl_total=pnl["total"],
+            pnl_spread_capture=pnl["spread_capture"],
+            pnl_fees=pnl["fees"],
+            pnl_inventory=pnl["inventory"],
+            pnl_hedge_cost=pnl["hedge_cost"],
+            pnl_basis=pnl["basis"],
+            pnl_funding=pnl.get("funding", 0.0),
+            drawdown_peak=self.risk.peak_pnl_quote,
+            risk_state=self.risk.state.name,
+            paused=self.paused,
+        )
 
     def pnl(self) -> PnlBreakdown:
         """This market's own P&L (its quoting fills; the asset's hedges are the asset's)."""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
 from mm_daemon.core.types import (
+    AccountPosition,
     ExecutionEvent,
     ExecutionStatus,
     Fill,
@@ -107,6 +108,10 @@ class Execution(Protocol):
     ) -> list[Fill]:
         """Our account's fills on `symbol`, oldest first: those of one order (`order_id`, the
         venue's id; `client_order_id` labels them), or every one after `after_trade_id`."""
+        ...
+
+    async def account_position(self, symbol: str) -> AccountPosition:
+        """What the account holds of `symbol` now, and its latest trade there."""
         ...
 
     async def close(self) -> None: ...

@@ -41,6 +41,7 @@ import structlog
 from mm_daemon.binance.numbers import NumberFormat
 from mm_daemon.binance.signing import make_signer, signed_params
 from mm_daemon.core.types import (
+    AccountPosition,
     ExecutionStatus,
     Fill,
     Instrument,
@@ -743,8 +744,8 @@ class BinanceWsApiExecution:
         params = {"symbol": market.venue_id, "limit": str(_TRADES_PAGE)}
         if order_id:
             params["orderId"] = order_id
-        elif after_trade_id:
-            params["fromId"] = str(int(after_trade_id) + 1)
+        else:  # without fromId Binance answers the latest page, not the first
+            params["fromId"] = str(int(after_trade_id) + 1) if after_trade_id else "0"
         trades: list[Any] = []
         while True:
             if self._usdm:
@@ -761,3 +762,33 @@ class BinanceWsApiExecution:
         ]
         fills.sort(key=lambda f: (f.ts_exchange_ns, int(f.trade_id)))
         return fills
+
+    async def account_position(self, symbol: str) -> AccountPosition:
+        """Spot: the base asset's balance (`account.status`); USD-M: the position
+        (`account.position`); with the latest trade (`myTrades` / `userTrades`, limit 1)."""
+        market = self._market(symbol)
+        inst = market.instrument
+        latest = {"symbol": market.venue_id, "limit": "1"}
+        if self._usdm:
+            rows = await self._call("account.position", {"symbol": market.venue_id})
+            amount = sum(
+                float(row.get("positionAmt", 0))
+                for row in rows
+                if row.get("symbol") == market.venue_id
+            )
+            trades = await self._rest("GET", "/userTrades", latest)
+        else:
+            account = await self._call("account.status", {})
+            amount = sum(
+                float(b.get("free", 0)) + float(b.get("locked", 0))
+                for b in account.get("balances", ())
+                if b.get("asset") == inst.base
+            )
+            trades = await self._call("myTrades", latest)
+        last = max((int(t["id"]) for t in trades), default=None)
+        return AccountPosition(
+            self._venue,
+            symbol,
+            round(amount / inst.lot_size),
+            "" if last is None else str(last),
+        )

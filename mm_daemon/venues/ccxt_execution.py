@@ -33,6 +33,7 @@ import structlog
 
 from mm_daemon.aio import start_eagerly
 from mm_daemon.core.types import (
+    AccountPosition,
     ExecutionStatus,
     Fill,
     Instrument,
@@ -578,6 +579,31 @@ class CcxtExecution:
         ]
         fills.sort(key=lambda f: (f.ts_exchange_ns, int(f.trade_id or 0)))
         return fills
+
+    async def account_position(self, symbol: str) -> AccountPosition:
+        """Spot: the base balance (`fetch_balance`); a perpetual: the position
+        (`fetch_positions`); with the latest trade (`fetch_my_trades`, limit 1)."""
+        ex = self.exchange
+        inst = self._instrument(symbol)
+        if inst.kind is InstrumentKind.SPOT:
+            balance = await ex.fetch_balance()
+            amount = float((balance.get(inst.base) or {}).get("total") or 0.0)
+        else:
+            amount = 0.0
+            for position in await ex.fetch_positions([symbol]):
+                if position.get("symbol") != symbol:
+                    continue
+                contracts = float(position.get("contracts") or 0.0)
+                size = contracts * float(position.get("contractSize") or 1.0)
+                amount += -size if position.get("side") == "short" else size
+        trades = await ex.fetch_my_trades(symbol, limit=1)
+        ids = [int(t["id"]) for t in trades if str(t.get("id") or "").isdigit()]
+        return AccountPosition(
+            self._venue,
+            symbol,
+            round(amount / inst.lot_size),
+            str(max(ids)) if ids else "",
+        )
 
     async def close(self) -> None:
         await self.exchange.close()

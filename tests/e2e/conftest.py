@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -144,6 +145,7 @@ def start_daemon(config: Path, metrics_port: int) -> Daemon:
         "MMD_METRICS__HOST": "127.0.0.1",
         "MMD_METRICS__PORT": str(metrics_port),
         "MMD_LOGGING__FORMAT": "json",
+        "MMD_STATE__DIR": tempfile.mkdtemp(prefix="mmd-state-"),  # a book of its own
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "mm_daemon", "run", "--config", str(config)],

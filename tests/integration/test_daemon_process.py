@@ -45,9 +45,10 @@ class DaemonProcess:
 
 
 @pytest.fixture
-def daemon() -> Iterator[DaemonProcess]:
+def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     env = {
         **os.environ,
+        "MMD_STATE__DIR": str(tmp_path / "state"),
         "MMD_METRICS__PORT": "0",
         "MMD_VENUES__SIM_SPOT__API_SECRET": SECRET,
         "MMD_VENUES__SIM_SPOT__API_KEY": SECRET + "-key",
@@ -109,9 +110,12 @@ def test_secret_never_appears_in_logs_or_metrics(daemon: DaemonProcess) -> None:
     assert SECRET not in daemon.proc.stdout.read()
 
 
-def test_unknown_symbol_of_a_required_market_ends_in_one_clear_line_and_exit_2() -> None:
+def test_unknown_symbol_of_a_required_market_ends_in_one_clear_line_and_exit_2(
+    tmp_path: Path,
+) -> None:
     env = {
         **os.environ,
+        "MMD_STATE__DIR": str(tmp_path / "state"),
         "MMD_METRICS__PORT": "0",
         "MMD_MARKETS__0__SYMBOL": "DOGE/XYZ",
         "MMD_MARKETS__0__REQUIRED": "true",

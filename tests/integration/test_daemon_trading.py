@@ -21,6 +21,7 @@ import asyncio
 import copy
 import io
 import re
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass
@@ -84,6 +85,8 @@ def _config_data(overrides: dict[str, Any]) -> dict[str, Any]:
         "hedging": {"mode": "threshold", "threshold_base": HEDGE_THRESHOLD_BASE},
         "metrics": {"host": "127.0.0.1", "port": 0},
         "logging": {"level": "warning", "format": "json"},
+        # Each daemon its own journal: a run never restores another test's book.
+        "state": {"dir": tempfile.mkdtemp(prefix="mmd-state-")},
     }
     for section, values in overrides.items():
         if isinstance(values, dict) and isinstance(data.get(section), dict):

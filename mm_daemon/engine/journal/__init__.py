@@ -56,6 +56,7 @@ from mm_daemon.engine.journal.errors import (
     JournalSchemaError,
 )
 from mm_daemon.engine.journal.records import (
+    Baseline,
     Checkpoint,
     ControlAction,
     FillOutcome,
@@ -84,6 +85,7 @@ from mm_daemon.engine.journal.writer import Journal
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Baseline",
     "Checkpoint",
     "ControlAction",
     "FillOutcome",

@@ -11,6 +11,7 @@ from mm_daemon.core.inventory import FillMarks
 from mm_daemon.core.types import Fill, OrderStatus, OrderType, Side
 
 __all__ = [
+    "Baseline",
     "Checkpoint",
     "ControlAction",
     "FillOutcome",
@@ -213,3 +214,17 @@ class TradeMark:
 
     trade_id: str
     ts_exchange_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What the account held of an instrument when this journal first traded it (another
+    program's holdings, or the account's before this instance): the venue's position should
+    be the baseline plus the journal's."""
+
+    venue: str
+    symbol: str
+    run_id: int
+    ts_ns: int
+    lots: int
+    last_trade_id: str  # the account's latest trade then ("" : none); recovery reads after it

@@ -26,6 +26,7 @@ from mm_daemon.core.types import Fill, Liquidity, OrderStatus, OrderType, Side
 from mm_daemon.engine.journal import schema
 from mm_daemon.engine.journal.errors import JournalCorruptError, JournalError
 from mm_daemon.engine.journal.records import (
+    Baseline,
     Checkpoint,
     ControlAction,
     FundingPayment,
@@ -104,6 +105,7 @@ class Recovery:
     last_trades: dict[tuple[str, str], TradeMark]
     open_orders: tuple[OpenOrder, ...]
     last_run: RunInfo | None  # read before start_run: the run before this one
+    baselines: dict[tuple[str, str], Baseline]
 
     def market(self, name: str) -> MarketRecovery:
         """The recovery of `name`; an empty one for a market the journal has never seen."""
@@ -150,6 +152,12 @@ def read_recovery(conn: sqlite3.Connection, *, hedge_decisions_kept: int = 4096)
         last_trades=_last_trades(conn),
         open_orders=_open_orders(conn),
         last_run=runs[0] if runs else None,
+        baselines={
+            (row[0], row[1]): Baseline(*row)
+            for row in conn.execute(
+                "SELECT venue, symbol, run_id, ts_ns, lots, last_trade_id FROM baselines"
+            )
+        },
     )
 
 

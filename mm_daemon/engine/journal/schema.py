@@ -248,6 +248,15 @@ CREATE TABLE snapshots (
     risk_state TEXT NOT NULL,
     paused INTEGER NOT NULL
 );
+CREATE TABLE baselines (
+    venue TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    lots INTEGER NOT NULL,
+    last_trade_id TEXT NOT NULL,
+    PRIMARY KEY (venue, symbol)
+) WITHOUT ROWID;
 CREATE INDEX snapshots_by_ts ON snapshots (ts_ns);
 CREATE INDEX snapshots_by_market ON snapshots (market, ts_ns);
 """
@@ -290,6 +299,10 @@ INSERT = {
     ),
     "checkpoints": (
         "INSERT INTO checkpoints (seq, run_id, market, ts_ns, ledger_json, risk_json) "
+        "VALUES (?, ?, ?, ?, ?, ?)"
+    ),
+    "baselines": (
+        "INSERT OR IGNORE INTO baselines (venue, symbol, run_id, ts_ns, lots, last_trade_id) "
         "VALUES (?, ?, ?, ?, ?, ?)"
     ),
     "snapshots": (

@@ -455,6 +455,14 @@ class Journal:
             ),
         )
 
+    def record_baseline(
+        self, venue: str, symbol: str, *, lots: int, last_trade_id: str, ts_ns: int
+    ) -> None:
+        """The account's holding of an instrument the first time this journal trades it
+        (durable; kept once: a later call for the same instrument changes nothing)."""
+        params = (venue, symbol, self._run(), ts_ns, lots, last_trade_id)
+        self._store.commit_now(lambda conn: conn.execute(schema.INSERT["baselines"], params))
+
     def record_snapshot(self, snapshot: Snapshot) -> None:
         """One market's 1 s snapshot (buffered)."""
         s = snapshot
