@@ -122,7 +122,7 @@ class Metrics:
             "mm_ws_reconnects", "Websocket stream reconnects.", _MVS, registry=r
         )
         self.market_stale = Gauge(
-            "mm_market_stale", "1 while the market's data is stale.", _MVS, registry=r
+            "mm_market_stale", "1 while the instrument's market data is stale.", _MVS, registry=r
         )
         self.md_latency = Histogram(
             "mm_md_latency_seconds",
@@ -197,7 +197,7 @@ class Metrics:
         )
         self.inventory_limit_base = Gauge(
             "mm_inventory_limit_base",
-            "Configured |net exposure| limit of the market, base units.",
+            "Configured limit of the market on its asset's |net exposure|, base units.",
             _MK,
             registry=r,
         )
