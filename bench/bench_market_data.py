@@ -16,12 +16,14 @@
    handed to the websocket reader (frame cutting, orjson, levels, book, events, fair value).
 
 `--baseline python` also runs 2 and 5 with the compiled readers off (the pure-Python fallback
-of a build without a C compiler), interleaved with the compiled runs. Another commit is
-compared with `bench/compare.py`, which runs this script in both checkouts in turn.
+of a build without a C compiler), interleaved with the compiled runs. `--picows` also runs 2 and
+3 with the stream read through the picows client (`venues.websocket_picows`) instead of the
+hand-written one, interleaved with them (the order alternating between repeats). Another commit
+is compared with `bench/compare.py`, which runs this script in both checkouts in turn.
 
-Run: `.venv/bin/python bench/bench_market_data.py [--repeats N] [--baseline python]`; prints a
-table and writes bench/results/market_data.json. Needs the recorded captures ($MMD_DATA_DIR or
-../shared/data/binance); exits with a note when they are absent.
+Run: `.venv/bin/python bench/bench_market_data.py [--repeats N] [--baseline python] [--picows]`;
+prints a table and writes bench/results/market_data.json. Needs the recorded captures
+($MMD_DATA_DIR or ../shared/data/binance); exits with a note when they are absent.
 """
 
 from __future__ import annotations
@@ -366,14 +368,35 @@ def compiled_readers(*, enabled: bool) -> Iterator[None]:
         binance_stream.compiled_frame_parser, binance_stream.compiled_apply_side = saved
 
 
+@contextlib.contextmanager
+def websocket_client(name: str) -> Iterator[None]:
+    """Read the native streams through the hand-written client or through picows."""
+    from mm_daemon.venues import binance_stream  # noqa: PLC0415
+    from mm_daemon.venues.websocket_picows import picows_connect  # noqa: PLC0415
+
+    saved = binance_stream.ws_connect
+    if name == "picows":
+        binance_stream.ws_connect = picows_connect  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        binance_stream.ws_connect = saved
+
+
 async def adapter_run(
-    port: int, index_of: dict[int, int], final_u: int, *, compiled: bool = True
-) -> float:
-    with compiled_readers(enabled=compiled):
+    port: int,
+    index_of: dict[int, int],
+    final_u: int,
+    *,
+    compiled: bool = True,
+    client: str = "hand-written",
+) -> tuple[float, float]:
+    """(messages per second, messages per CPU-second of this process) through the adapter."""
+    with compiled_readers(enabled=compiled), websocket_client(client):
         return await _adapter_run(port, index_of, final_u)
 
 
-async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> float:
+async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> tuple[float, float]:
     from mm_daemon.venues.ccxt_venue import CcxtMarketData  # noqa: PLC0415
 
     md = CcxtMarketData(venue_config(port), MarketDataConfig(stale_after_seconds=30.0))
@@ -387,14 +410,19 @@ async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> flo
     done = asyncio.Event()
     first: list[tuple[int, int]] = []
     end: list[int] = []
+    # CPU time of this process over the stream: on a shared machine it moves less with the
+    # load than the wall clock does.
+    cpu: list[float] = []
 
     def sink(event: MarketEvent) -> None:
         if type(event) is BookDelta:
             state.on_event(event)
             if not first:
                 first.append((index_of[event.last_update_id], event.ts_local_ns))
+                cpu.append(time.process_time())
             if event.last_update_id == final_u:
                 end.append(time.time_ns())
+                cpu.append(time.process_time())
                 done.set()
         elif type(event) is BookSnapshot:
             state.on_event(event)
@@ -407,7 +435,8 @@ async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> flo
         await asyncio.gather(task, return_exceptions=True)
         await md.close()
     i0, t0 = first[0]
-    return (index_of[final_u] - i0) / ((end[0] - t0) / 1e9)
+    messages = index_of[final_u] - i0
+    return messages / ((end[0] - t0) / 1e9), messages / (cpu[1] - cpu[0])
 
 
 async def ccxt_run(port: int, index_of: dict[int, int], final_u: int) -> float:
@@ -524,7 +553,14 @@ def processing_latency(snapshot: dict[str, Any], payloads: list[dict[str, Any]])
     return {"samples": n, "p50_us": samples[n // 2] / 1e3, "p99_us": samples[int(n * 0.99)] / 1e3}
 
 
-async def latency_run(port: int, *, busy_poll: bool = False) -> dict[str, float]:
+async def latency_run(
+    port: int, *, busy_poll: bool = False, client: str = "hand-written"
+) -> dict[str, float]:
+    with websocket_client(client):
+        return await _latency_run(port, busy_poll=busy_poll)
+
+
+async def _latency_run(port: int, *, busy_poll: bool = False) -> dict[str, float]:
     from mm_daemon.engine.runtime import BusyPoll  # noqa: PLC0415
     from mm_daemon.venues.ccxt_venue import CcxtMarketData  # noqa: PLC0415
 
@@ -660,6 +696,12 @@ def main() -> None:
         choices=("python",),
         help="also run the adapter without its compiled readers, interleaved",
     )
+    parser.add_argument(
+        "--picows",
+        action="store_true",
+        help="also run the adapter and the paced latency with the picows websocket client, "
+        "interleaved with the hand-written one",
+    )
     args = parser.parse_args()
     data_dir = default_data_dir() if default_data_dir().is_dir() else None
     if data_dir is None:
@@ -708,25 +750,50 @@ def main() -> None:
     if len(cores) >= 2 and server.pid is not None:
         os.sched_setaffinity(server.pid, {cores[1]})
         os.sched_setaffinity(0, {cores[0]})
-    adapter_rates, ccxt_rates, base_rates = [], [], []
+    adapter_rates, ccxt_rates, base_rates, picows_rates = [], [], [], []
+    adapter_cpu_rates, picows_cpu_rates = [], []
+    picows_paced: dict[bool, list[dict[str, float]]] = {False: [], True: []}
     try:
         for i in range(args.repeats):
             # Alternate which adapter runs right after the ccxt loop (its garbage and caches).
             if baseline and i % 2:
                 base_rates.append(
-                    uvloop.run(adapter_run(burst_port, index_of, final_u, compiled=False))
+                    uvloop.run(adapter_run(burst_port, index_of, final_u, compiled=False))[0]
                 )
-            adapter_rates.append(uvloop.run(adapter_run(burst_port, index_of, final_u)))
+            if args.picows and i % 2:
+                rate, cpu_rate = uvloop.run(
+                    adapter_run(burst_port, index_of, final_u, client="picows")
+                )
+                picows_rates.append(rate)
+                picows_cpu_rates.append(cpu_rate)
+            rate, cpu_rate = uvloop.run(adapter_run(burst_port, index_of, final_u))
+            adapter_rates.append(rate)
+            adapter_cpu_rates.append(cpu_rate)
             if baseline and not i % 2:
                 base_rates.append(
-                    uvloop.run(adapter_run(burst_port, index_of, final_u, compiled=False))
+                    uvloop.run(adapter_run(burst_port, index_of, final_u, compiled=False))[0]
                 )
+            if args.picows and not i % 2:
+                rate, cpu_rate = uvloop.run(
+                    adapter_run(burst_port, index_of, final_u, client="picows")
+                )
+                picows_rates.append(rate)
+                picows_cpu_rates.append(cpu_rate)
             ccxt_rates.append(uvloop.run(ccxt_run(burst_port, index_of, final_u)))
         # Paced runs, sleeping and busy-polling loops alternated; medians of each statistic.
         paced: dict[bool, list[dict[str, float]]] = {False: [], True: []}
         for i in range(max(2, args.repeats // 2) * 2):
             busy = bool(i % 2)
+            picows_first = args.picows and bool((i // 2) % 2)
+            if picows_first:
+                picows_paced[busy].append(
+                    uvloop.run(latency_run(paced_port, busy_poll=busy, client="picows"))
+                )
             paced[busy].append(uvloop.run(latency_run(paced_port, busy_poll=busy)))
+            if args.picows and not picows_first:
+                picows_paced[busy].append(
+                    uvloop.run(latency_run(paced_port, busy_poll=busy, client="picows"))
+                )
         latency, latency_busy = (
             {k: statistics.median(r[k] for r in paced[busy]) for k in paced[busy][0]}
             for busy in (False, True)
@@ -761,6 +828,7 @@ def main() -> None:
             "",
         ),
         ("adapter, messages/s", adapter, ">= 60,000"),
+        ("  messages per CPU-second", statistics.median(adapter_cpu_rates), ""),
         ("bare ccxt.pro watch_order_book, messages/s", bare, ""),
         ("  ratio adapter / ccxt", adapter / bare, ">= 3"),
         (f"receipt -> fair value p50 us @ {PACED_RATE:,.0f} msg/s", latency["p50_us"], ""),
@@ -783,6 +851,29 @@ def main() -> None:
             (f"baseline {args.baseline}: 64 KiB chunks, us/msg", base_chunk, ""),
             ("  ratio chunk path now / baseline", statistics.median(chunk_us) / base_chunk, ""),
         ]
+    if args.picows:
+        picows_rate = statistics.median(picows_rates)
+        picows_latency, picows_latency_busy = (
+            {k: statistics.median(r[k] for r in picows_paced[busy]) for k in picows_paced[busy][0]}
+            for busy in (False, True)
+        )
+        rows += [
+            ("picows client: adapter, messages/s", picows_rate, ""),
+            ("  ratio picows / hand-written", picows_rate / adapter, ""),
+            ("  messages per CPU-second", statistics.median(picows_cpu_rates), ""),
+            (
+                "  ratio picows / hand-written",
+                statistics.median(picows_cpu_rates) / statistics.median(adapter_cpu_rates),
+                "",
+            ),
+            ("picows client: receipt -> fair value p50 us", picows_latency["p50_us"], ""),
+            ("  ratio picows / hand-written", picows_latency["p50_us"] / latency["p50_us"], ""),
+            ("picows client: receipt -> fair value p99 us", picows_latency["p99_us"], ""),
+            ("  ratio picows / hand-written", picows_latency["p99_us"] / latency["p99_us"], ""),
+            ("  first frame of each chunk, p50 us", picows_latency["first_in_chunk_p50_us"], ""),
+            ("  same, busy-polling loop: p50 us", picows_latency_busy["p50_us"], ""),
+            ("  same, busy-polling loop: p99 us", picows_latency_busy["p99_us"], ""),
+        ]
     print(f"{'measure':48} {'median':>14}  target   (load average {os.getloadavg()[0]:.1f})")
     for name, value, target in rows:
         print(f"{name:48} {value:>14,.1f}  {target}")
@@ -800,6 +891,10 @@ def main() -> None:
                 },
                 "book": books,
                 "adapter_messages_per_s": {"median": adapter, "runs": adapter_rates},
+                "adapter_messages_per_cpu_s": {
+                    "median": statistics.median(adapter_cpu_rates),
+                    "runs": adapter_cpu_rates,
+                },
                 "ccxt_watch_order_book_messages_per_s": {"median": bare, "runs": ccxt_rates},
                 "adapter_over_ccxt": adapter / bare,
                 "receipt_to_fair_value": {"rate_per_s": PACED_RATE, **latency},
@@ -821,6 +916,24 @@ def main() -> None:
                     "chunks_to_fair_value_in_process_us_per_msg": {
                         "median": statistics.median(chunk_us_base),
                         "runs": chunk_us_base,
+                    },
+                },
+                "picows": None
+                if not args.picows
+                else {
+                    "adapter_messages_per_s": {
+                        "median": statistics.median(picows_rates),
+                        "runs": picows_rates,
+                    },
+                    "adapter_messages_per_cpu_s": {
+                        "median": statistics.median(picows_cpu_rates),
+                        "runs": picows_cpu_rates,
+                    },
+                    "receipt_to_fair_value": picows_latency,
+                    "receipt_to_fair_value_busy_poll": picows_latency_busy,
+                    "paced_runs": {
+                        "sleeping": picows_paced[False],
+                        "busy_poll": picows_paced[True],
                     },
                 },
                 "load_average_1m": os.getloadavg()[0],

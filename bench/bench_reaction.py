@@ -10,6 +10,10 @@ Four contenders, one after the other against the same simulator process in one r
 - plain ccxt.pro loop: watch_order_book -> mid +/- half spread -> REST cancel_order +
   create_order for both sides (rate limiter off).
 
+`--picows` adds the native daemon with its websockets on the picows client
+(`venues.websocket_picows`) instead of the hand-written one: for market data and order entry,
+for market data only, and for order entry only, each run in turn with the others.
+
 Roles run as separate processes (`--role sim|daemon|plain`), so the simulator does not share an
 event loop with the contender it measures, and (unless `--no-pin`) on one core each. The
 simulator's synthetic market is frozen (speed 0); a mover sends REACTION_RATE book messages a
@@ -22,7 +26,7 @@ of that request. Every contender reads the same 0 ms diff-depth stream (one mess
 change) and quotes the same spread with the same tolerance.
 
 Usage: .venv/bin/python bench/bench_reaction.py [--seconds S] [--rounds R] [--no-pin]
-       [--only native,native-busy,...] [--sim-busy-poll]
+       [--only native,native-busy,...] [--sim-busy-poll] [--picows]
 Writes bench/results/reaction.json.
 """
 
@@ -65,6 +69,9 @@ CCXT_KEY = "bench-daemon-ccxt-key"
 QUEUED_KEY = "bench-daemon-native-queued-key"
 BUSY_KEY = "bench-daemon-native-busy-key"
 PLAIN_KEY = "bench-plain-key"
+PICOWS_KEY = "bench-daemon-native-picows-key"
+PICOWS_MD_KEY = "bench-daemon-native-picows-md-key"
+PICOWS_OE_KEY = "bench-daemon-native-picows-oe-key"
 TARGET_P50_US = 1_000.0
 TARGET_P99_US = 5_000.0
 TARGET_RATIO = 2.0
@@ -75,6 +82,13 @@ CONTENDERS = (
     ("daemon, native WS-API, uvloop-queued writes", "native-queued", QUEUED_KEY),
     ("daemon, ccxt WS-API", "ccxt", CCXT_KEY),
     ("plain ccxt.pro loop", "plain", PLAIN_KEY),
+)
+# The native daemon with the picows websocket client (`--picows`): both paths, market data
+# only, order entry only. Run before the plain loop, which stays last in the table.
+PICOWS_CONTENDERS = (
+    ("daemon, native WS-API, picows", "native-picows", PICOWS_KEY),
+    ("daemon, native WS-API, picows market data", "native-picows-md", PICOWS_MD_KEY),
+    ("daemon, native WS-API, picows order entry", "native-picows-oe", PICOWS_OE_KEY),
 )
 
 
@@ -280,13 +294,28 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
 
     markets.DEPTH_RATE = "0ms"  # the same one-message-per-change stream as the plain loop
     from mm_daemon.venues import binance_stream, binance_ws_api, websocket  # noqa: PLC0415
+    from mm_daemon.venues.websocket_picows import PicowsConnection, picows_connect  # noqa: PLC0415
 
     key = {
         "native": NATIVE_KEY,
         "native-busy": BUSY_KEY,
         "native-queued": QUEUED_KEY,
         "ccxt": CCXT_KEY,
+        "native-picows": PICOWS_KEY,
+        "native-picows-md": PICOWS_MD_KEY,
+        "native-picows-oe": PICOWS_OE_KEY,
     }[order_entry]
+    if order_entry in {"native-picows", "native-picows-md"}:
+        binance_stream.ws_connect = picows_connect  # type: ignore[assignment]
+    if order_entry in {"native-picows", "native-picows-oe"}:
+
+        def picows_order_entry(url: str, on_message: Any, *, send_at_once: bool = False) -> Any:
+            del send_at_once  # picows sends inside the call whenever nothing is queued
+            return picows_connect(url, on_message)
+
+        binance_ws_api.ws_connect = picows_order_entry
+    if order_entry.startswith("native-picows"):
+        order_entry = "native"
     busy_poll = order_entry == "native-busy"
     if busy_poll:
         order_entry = "native"
@@ -356,6 +385,13 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
         sent.append(time.time_ns())
 
     websocket.WsClientProtocol.send = stamped_send  # type: ignore[method-assign]
+    original_picows_send = PicowsConnection.send
+
+    def stamped_picows_send(self: Any, opcode: int, payload: bytes) -> None:
+        original_picows_send(self, opcode, payload)
+        sent.append(time.time_ns())
+
+    PicowsConnection.send = stamped_picows_send  # type: ignore[method-assign]
     cls: Any = BinanceWsApiExecution if order_entry == "native" else CcxtExecution
     for name in ("place", "replace", "cancel"):
         original = getattr(cls, name)
@@ -634,7 +670,15 @@ def main() -> int:
     parser.add_argument("--role", choices=("sim", "daemon", "plain"), help=argparse.SUPPRESS)
     parser.add_argument(
         "--order-entry",
-        choices=("native", "native-busy", "native-queued", "ccxt"),
+        choices=(
+            "native",
+            "native-busy",
+            "native-queued",
+            "ccxt",
+            "native-picows",
+            "native-picows-md",
+            "native-picows-oe",
+        ),
         help=argparse.SUPPRESS,
     )
     parser.add_argument(
@@ -654,6 +698,12 @@ def main() -> int:
         action="store_true",
         help="the simulator's loop polls instead of sleeping: takes its wake-ups (the same "
         "for every contender) out of the reaction",
+    )
+    parser.add_argument(
+        "--picows",
+        action="store_true",
+        help="also run the native daemon on the picows websocket client (both paths, market "
+        "data only, order entry only)",
     )
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -677,14 +727,19 @@ def main() -> int:
     print(f"load average (1 min) at start: {load_at_start} on {os.cpu_count()} cores")
     wanted = {"native", "plain", *filter(None, args.only.split(","))} if args.only else None
     contenders = tuple(c for c in CONTENDERS if wanted is None or c[1] in wanted)
+    if args.picows:
+        contenders = contenders[:-1] + PICOWS_CONTENDERS + contenders[-1:]
+    # The daemons run in the opposite order every other round (a simulator that has run longer
+    # is not the same for the first and the last); the plain loop stays last.
+    daemons, plain_last = contenders[:-1], contenders[-1:]
     rounds = [
         reaction_benchmark(
             args.seconds,
             pin=not args.no_pin,
-            contenders=contenders,
+            contenders=(daemons if i % 2 == 0 else daemons[::-1]) + plain_last,
             sim_busy_poll=args.sim_busy_poll,
         )
-        for _ in range(args.rounds)
+        for i in range(args.rounds)
     ]
     names = [k for k, v in rounds[0].items() if isinstance(v, dict) and "p50_us" in v]
     table = {name: _median(rounds, name) for name in names}

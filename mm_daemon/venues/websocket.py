@@ -26,6 +26,8 @@ __all__ = [
     "WsClientProtocol",
     "WsConnection",
     "WsConnector",
+    "WsReader",
+    "WsReaderConnector",
     "ws_connect",
 ]
 
@@ -285,6 +287,19 @@ class WsConnection(Protocol):
 
 WsConnector = Callable[[str, Callable[[bytes, int], None]], Awaitable[WsConnection]]
 """Opens a connection to a URL, handing each received message to the callback."""
+
+
+class WsReader(WsConnection, Protocol):
+    """A connection a market-data stream reads: also says when data last arrived."""
+
+    @property
+    def last_rx_ns(self) -> int:
+        """`time.monotonic_ns()` of the last read from the socket (0 before the first)."""
+        ...
+
+
+WsReaderConnector = Callable[[str, Callable[[bytes, int], None]], Awaitable[WsReader]]
+"""Opens a market-data connection to a URL, handing each received message to the callback."""
 
 
 async def ws_connect(
