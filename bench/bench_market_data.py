@@ -13,16 +13,15 @@
    no socket (processing time alone).
 4. RSS of a process running two venues' adapters (spot + USD-M) against the simulator.
 5. The adapter path without a socket: the wire bytes of the stream cut into 64 KiB chunks and
-   handed to the websocket reader (frame cutting, orjson, levels, book, events, fair value).
+   handed to the websocket client's protocol as the loop hands it what it reads (frame cutting,
+   orjson, levels, book, events, fair value).
 
 `--baseline python` also runs 2 and 5 with the compiled readers off (the pure-Python fallback
-of a build without a C compiler), interleaved with the compiled runs. `--picows` also runs 2 and
-3 with the stream read through the picows client (`venues.websocket_picows`) instead of the
-hand-written one, interleaved with them (the order alternating between repeats). Another commit
-is compared with `bench/compare.py`, which runs this script in both checkouts in turn.
+of a build without a C compiler), interleaved with the compiled runs. Another commit is
+compared with `bench/compare.py`, which runs this script in both checkouts in turn.
 
-Run: `.venv/bin/python bench/bench_market_data.py [--repeats N] [--baseline python] [--picows]`;
-prints a table and writes bench/results/market_data.json. Needs the recorded captures
+Run: `.venv/bin/python bench/bench_market_data.py [--repeats N] [--baseline python]`; prints a
+table and writes bench/results/market_data.json. Needs the recorded captures
 ($MMD_DATA_DIR or ../shared/data/binance); exits with a note when they are absent.
 """
 
@@ -38,6 +37,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import socket
 import statistics
 import struct
 import sys
@@ -368,31 +368,15 @@ def compiled_readers(*, enabled: bool) -> Iterator[None]:
         binance_stream.compiled_frame_parser, binance_stream.compiled_apply_side = saved
 
 
-@contextlib.contextmanager
-def websocket_client(name: str) -> Iterator[None]:
-    """Read the native streams through the hand-written client or through picows."""
-    from mm_daemon.venues import binance_stream  # noqa: PLC0415
-    from mm_daemon.venues.websocket_picows import picows_connect  # noqa: PLC0415
-
-    saved = binance_stream.ws_connect
-    if name == "picows":
-        binance_stream.ws_connect = picows_connect  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        binance_stream.ws_connect = saved
-
-
 async def adapter_run(
     port: int,
     index_of: dict[int, int],
     final_u: int,
     *,
     compiled: bool = True,
-    client: str = "hand-written",
 ) -> tuple[float, float]:
     """(messages per second, messages per CPU-second of this process) through the adapter."""
-    with compiled_readers(enabled=compiled), websocket_client(client):
+    with compiled_readers(enabled=compiled):
         return await _adapter_run(port, index_of, final_u)
 
 
@@ -458,6 +442,95 @@ async def ccxt_run(port: int, index_of: dict[int, int], final_u: int) -> float:
         await exchange.close()
 
 
+class _IdleTransport:
+    """What picows' protocol asks of a transport, on an idle loopback socket of its own (the
+    protocol sets socket options on it); what the protocol writes (its upgrade request) is kept."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.written: list[bytes] = []
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.sock if name == "socket" else default
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+    abort = close
+
+
+def open_in_process(on_message: Any) -> tuple[Any, _IdleTransport]:
+    """The websocket client's protocol (picows' own, with the daemon's listener) past its
+    handshake, with no socket read: `feed(protocol, chunk)` hands it bytes as the loop does.
+    picows' protocol class is not part of its public API: this follows `picows.ws_connect`."""
+    import picows  # noqa: PLC0415
+    from picows.picows import WSProtocol  # noqa: PLC0415
+
+    from mm_daemon.venues.websocket import WsClient  # noqa: PLC0415
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    listener.close()
+    server.close()
+    protocol = WSProtocol(
+        host_port="bench:1",
+        ws_path="/",
+        is_client_side=True,
+        ws_listener_factory=lambda: WsClient(on_message),
+        logger=logging.getLogger("bench.picows"),
+        disconnect_on_exception=True,
+        websocket_handshake_timeout=None,
+        enable_auto_ping=False,
+        auto_ping_idle_timeout=10.0,
+        auto_ping_reply_timeout=10.0,
+        auto_ping_strategy=picows.WSAutoPingStrategy.PING_WHEN_IDLE,
+        enable_auto_pong=False,  # pings reach the listener, as `ws_connect` sets it
+        max_frame_size=10 * 1024 * 1024,
+        extra_headers=None,
+        read_buffer_init_size=16 * 1024,
+    )
+    transport = _IdleTransport(client)
+    protocol.connection_made(transport)
+    request = transport.written[0].decode()
+    key = next(
+        line.split(":", 1)[1].strip()
+        for line in request.split("\r\n")
+        if line.lower().startswith("sec-websocket-key:")
+    )
+    accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest())  # noqa: S324  the websocket handshake is defined with SHA-1
+    feed(
+        protocol,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + b"Sec-WebSocket-Accept: "
+        + accept
+        + b"\r\n\r\n",
+    )
+    return protocol, transport
+
+
+def feed(protocol: Any, data: bytes) -> None:
+    """What the loop does with bytes it reads for a buffered protocol: read into the protocol's
+    buffer (as much as it offers), then `buffer_updated`."""
+    view = memoryview(data)
+    at = 0
+    while at < len(view):
+        buffer = protocol.get_buffer(-1)
+        n = min(len(buffer), len(view) - at)
+        buffer[:n] = view[at : at + n]
+        protocol.buffer_updated(n)
+        at += n
+
+
 def chunk_path_us(
     snapshot: dict[str, Any], payloads: list[dict[str, Any]], *, compiled: bool = True
 ) -> float:
@@ -465,7 +538,6 @@ def chunk_path_us(
     from mm_daemon.binance.frames import parse_levels  # noqa: PLC0415
     from mm_daemon.core.types import Instrument, InstrumentKind  # noqa: PLC0415
     from mm_daemon.venues.binance_stream import NativeStream  # noqa: PLC0415
-    from mm_daemon.venues.websocket import WsClientProtocol  # noqa: PLC0415
 
     inst = Instrument(
         "bench", "BTC/USDT:USDT", "BTCUSDT", InstrumentKind.PERPETUAL, "BTC", "USDT", TICK, LOT
@@ -493,13 +565,13 @@ def chunk_path_us(
             parse_levels(snapshot["bids"], TICK, LOT),
             parse_levels(snapshot["asks"], TICK, LOT),
         )
-        reader = WsClientProtocol("bench", "/", stream.frame_handler)
-        reader._open = True  # past the handshake: only frames are measured
+        protocol, transport = open_in_process(stream.frame_handler)  # only frames are measured
         gc.collect()
         t0 = time.perf_counter()
         for chunk in chunks:
-            reader.data_received(chunk)
+            feed(protocol, chunk)
         elapsed = time.perf_counter() - t0
+        transport.close()
         if stream.book.update_id != payloads[-1]["u"] or state.fair_value_ticks is None:
             raise RuntimeError("the chunked replay must apply every diff")
         return elapsed / len(payloads) * 1e6
@@ -553,14 +625,7 @@ def processing_latency(snapshot: dict[str, Any], payloads: list[dict[str, Any]])
     return {"samples": n, "p50_us": samples[n // 2] / 1e3, "p99_us": samples[int(n * 0.99)] / 1e3}
 
 
-async def latency_run(
-    port: int, *, busy_poll: bool = False, client: str = "hand-written"
-) -> dict[str, float]:
-    with websocket_client(client):
-        return await _latency_run(port, busy_poll=busy_poll)
-
-
-async def _latency_run(port: int, *, busy_poll: bool = False) -> dict[str, float]:
+async def latency_run(port: int, *, busy_poll: bool = False) -> dict[str, float]:
     from mm_daemon.engine.runtime import BusyPoll  # noqa: PLC0415
     from mm_daemon.venues.ccxt_venue import CcxtMarketData  # noqa: PLC0415
 
@@ -696,12 +761,6 @@ def main() -> None:
         choices=("python",),
         help="also run the adapter without its compiled readers, interleaved",
     )
-    parser.add_argument(
-        "--picows",
-        action="store_true",
-        help="also run the adapter and the paced latency with the picows websocket client, "
-        "interleaved with the hand-written one",
-    )
     args = parser.parse_args()
     data_dir = default_data_dir() if default_data_dir().is_dir() else None
     if data_dir is None:
@@ -750,9 +809,7 @@ def main() -> None:
     if len(cores) >= 2 and server.pid is not None:
         os.sched_setaffinity(server.pid, {cores[1]})
         os.sched_setaffinity(0, {cores[0]})
-    adapter_rates, ccxt_rates, base_rates, picows_rates = [], [], [], []
-    adapter_cpu_rates, picows_cpu_rates = [], []
-    picows_paced: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    adapter_rates, ccxt_rates, base_rates, adapter_cpu_rates = [], [], [], []
     try:
         for i in range(args.repeats):
             # Alternate which adapter runs right after the ccxt loop (its garbage and caches).
@@ -760,12 +817,6 @@ def main() -> None:
                 base_rates.append(
                     uvloop.run(adapter_run(burst_port, index_of, final_u, compiled=False))[0]
                 )
-            if args.picows and i % 2:
-                rate, cpu_rate = uvloop.run(
-                    adapter_run(burst_port, index_of, final_u, client="picows")
-                )
-                picows_rates.append(rate)
-                picows_cpu_rates.append(cpu_rate)
             rate, cpu_rate = uvloop.run(adapter_run(burst_port, index_of, final_u))
             adapter_rates.append(rate)
             adapter_cpu_rates.append(cpu_rate)
@@ -773,27 +824,12 @@ def main() -> None:
                 base_rates.append(
                     uvloop.run(adapter_run(burst_port, index_of, final_u, compiled=False))[0]
                 )
-            if args.picows and not i % 2:
-                rate, cpu_rate = uvloop.run(
-                    adapter_run(burst_port, index_of, final_u, client="picows")
-                )
-                picows_rates.append(rate)
-                picows_cpu_rates.append(cpu_rate)
             ccxt_rates.append(uvloop.run(ccxt_run(burst_port, index_of, final_u)))
         # Paced runs, sleeping and busy-polling loops alternated; medians of each statistic.
         paced: dict[bool, list[dict[str, float]]] = {False: [], True: []}
         for i in range(max(2, args.repeats // 2) * 2):
             busy = bool(i % 2)
-            picows_first = args.picows and bool((i // 2) % 2)
-            if picows_first:
-                picows_paced[busy].append(
-                    uvloop.run(latency_run(paced_port, busy_poll=busy, client="picows"))
-                )
             paced[busy].append(uvloop.run(latency_run(paced_port, busy_poll=busy)))
-            if args.picows and not picows_first:
-                picows_paced[busy].append(
-                    uvloop.run(latency_run(paced_port, busy_poll=busy, client="picows"))
-                )
         latency, latency_busy = (
             {k: statistics.median(r[k] for r in paced[busy]) for k in paced[busy][0]}
             for busy in (False, True)
@@ -851,29 +887,6 @@ def main() -> None:
             (f"baseline {args.baseline}: 64 KiB chunks, us/msg", base_chunk, ""),
             ("  ratio chunk path now / baseline", statistics.median(chunk_us) / base_chunk, ""),
         ]
-    if args.picows:
-        picows_rate = statistics.median(picows_rates)
-        picows_latency, picows_latency_busy = (
-            {k: statistics.median(r[k] for r in picows_paced[busy]) for k in picows_paced[busy][0]}
-            for busy in (False, True)
-        )
-        rows += [
-            ("picows client: adapter, messages/s", picows_rate, ""),
-            ("  ratio picows / hand-written", picows_rate / adapter, ""),
-            ("  messages per CPU-second", statistics.median(picows_cpu_rates), ""),
-            (
-                "  ratio picows / hand-written",
-                statistics.median(picows_cpu_rates) / statistics.median(adapter_cpu_rates),
-                "",
-            ),
-            ("picows client: receipt -> fair value p50 us", picows_latency["p50_us"], ""),
-            ("  ratio picows / hand-written", picows_latency["p50_us"] / latency["p50_us"], ""),
-            ("picows client: receipt -> fair value p99 us", picows_latency["p99_us"], ""),
-            ("  ratio picows / hand-written", picows_latency["p99_us"] / latency["p99_us"], ""),
-            ("  first frame of each chunk, p50 us", picows_latency["first_in_chunk_p50_us"], ""),
-            ("  same, busy-polling loop: p50 us", picows_latency_busy["p50_us"], ""),
-            ("  same, busy-polling loop: p99 us", picows_latency_busy["p99_us"], ""),
-        ]
     print(f"{'measure':48} {'median':>14}  target   (load average {os.getloadavg()[0]:.1f})")
     for name, value, target in rows:
         print(f"{name:48} {value:>14,.1f}  {target}")
@@ -916,24 +929,6 @@ def main() -> None:
                     "chunks_to_fair_value_in_process_us_per_msg": {
                         "median": statistics.median(chunk_us_base),
                         "runs": chunk_us_base,
-                    },
-                },
-                "picows": None
-                if not args.picows
-                else {
-                    "adapter_messages_per_s": {
-                        "median": statistics.median(picows_rates),
-                        "runs": picows_rates,
-                    },
-                    "adapter_messages_per_cpu_s": {
-                        "median": statistics.median(picows_cpu_rates),
-                        "runs": picows_cpu_rates,
-                    },
-                    "receipt_to_fair_value": picows_latency,
-                    "receipt_to_fair_value_busy_poll": picows_latency_busy,
-                    "paced_runs": {
-                        "sleeping": picows_paced[False],
-                        "busy_poll": picows_paced[True],
                     },
                 },
                 "load_average_1m": os.getloadavg()[0],

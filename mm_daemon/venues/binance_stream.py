@@ -41,7 +41,7 @@ from mm_daemon.binance.markets import StreamKind, stream_name
 from mm_daemon.core.book import ApplyResult, Book
 from mm_daemon.core.types import BookDelta, BookLevels, Instrument, MarketEvent, Side
 from mm_daemon.retry import BackoffPolicy
-from mm_daemon.venues.websocket import OP_TEXT, WsReader, WsReaderConnector, ws_connect
+from mm_daemon.venues.websocket import OP_TEXT, WsClient, ws_connect
 
 if TYPE_CHECKING:
     from mm_daemon.venues.base import Counter, Histogram
@@ -90,7 +90,6 @@ class NativeStream:
         "_apply_side",
         "_book",
         "_clock",
-        "_connect",
         "_expected_symbol",
         "_fetch_snapshot",
         "_frames",
@@ -145,7 +144,6 @@ class NativeStream:
         trades_after_book: bool = False,
         clock: Callable[[], int] = time.time_ns,
         tap: Callable[[bytes, int], None] | None = None,
-        connector: WsReaderConnector | None = None,
     ) -> None:
         if kind == "depth" and fetch_snapshot is None:
             raise ValueError("a depth stream needs fetch_snapshot")
@@ -168,8 +166,7 @@ class NativeStream:
         self._clock = clock  # stamps the events this stream makes itself (snapshots)
         self._tap = tap  # sees every received frame first (recording), when given
         self._snapshot_task: asyncio.Task[None] | None = None
-        self._connect = connector  # None: `ws_connect`, looked up when connecting
-        self._ws: WsReader | None = None
+        self._ws: WsClient | None = None
         self._expected_symbol = instrument.exchange_symbol
         self._parser = shared_parser(instrument.tick_size, instrument.lot_size)
         self._prices, self._sizes = self._parser.memos()
@@ -197,8 +194,7 @@ class NativeStream:
         `WebSocketError`/`OSError`)."""
         self.sync.reset()
         try:
-            connect = self._connect or ws_connect
-            ws = await connect(
+            ws = await ws_connect(
                 self.ws_url, self.on_frame if self._tap is None else self._tapped_frame
             )
             self._ws = ws

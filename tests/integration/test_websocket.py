@@ -1,7 +1,8 @@
-"""The picows websocket client against real servers on loopback: what the market-data stream and
-order entry rely on (messages with their receipt time, malformed frames counted, pings answered,
-fragments joined, a close or a broken protocol reported on `closed`, a request on the wire
-before `send` returns)."""
+"""The websocket client against real servers on loopback: what the market-data stream and
+order entry rely on (frames whole and in order however the bytes arrive, messages stamped with
+the read that brought them, a close, a dropped socket or a broken protocol reported on
+`closed`, a request on the wire before `send` returns). Malformed frames, pings and fragmented
+messages: tests/integration/test_market_data_frames.py."""
 
 from __future__ import annotations
 
@@ -13,26 +14,11 @@ import select
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import orjson
 import pytest
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from mm_daemon.core.types import Instrument, InstrumentKind, MarketEvent, Trade
-from mm_daemon.engine.metrics import Metrics
-from mm_daemon.venues.binance_stream import NativeStream
-from mm_daemon.venues.websocket import OP_TEXT, WebSocketError
-from mm_daemon.venues.websocket_picows import picows_connect
+from mm_daemon.venues.websocket import OP_TEXT, WebSocketError, ws_connect
 
-INST = Instrument(
-    "perp", "BTC/USDT:USDT", "BTCUSDT", InstrumentKind.PERPETUAL, "BTC", "USDT", 0.1, 0.001
-)
-GOOD_TRADE = {"e": "trade", "s": "BTCUSDT", "T": 1, "t": 42, "p": "100.0", "q": "1", "m": False}
-MALFORMED = [
-    "not json at all",
-    "[1, 2, 3]",
-    '{"e": "trade", "s": "BTCUSDT", "T": 1}',
-    '{"stream": "btcusdt@trade"}',
-]
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 Script = Callable[[web.WebSocketResponse], Awaitable[None]]
@@ -67,9 +53,10 @@ async def aiohttp_server(script: Script) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def raw_server(script: RawScript) -> AsyncIterator[str]:
-    """A server that completes the handshake and then writes whatever bytes `script` writes:
-    for frames no websocket server library would send."""
+async def raw_server(script: RawScript, with_handshake: bytes = b"") -> AsyncIterator[str]:
+    """A server that completes the handshake (its response followed by `with_handshake` in one
+    write) and then writes whatever bytes `script` writes: for frames and cuts no websocket
+    server library would make."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode()
@@ -81,7 +68,10 @@ async def raw_server(script: RawScript) -> AsyncIterator[str]:
         accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()  # noqa: S324  RFC 6455 handshake
         writer.write(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+            + accept.encode()
+            + b"\r\n\r\n"
+            + with_handshake
         )
         await writer.drain()
         try:
@@ -99,84 +89,75 @@ async def raw_server(script: RawScript) -> AsyncIterator[str]:
 
 
 def text_frame(payload: bytes, first_byte: int = 0x81) -> bytes:
-    assert len(payload) < 126
-    return bytes((first_byte, len(payload))) + payload
+    """A server frame (unmasked) in the shortest length form."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((first_byte, n))
+    elif n < 65_536:
+        head = bytes((first_byte, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((first_byte, 127)) + n.to_bytes(8, "big")
+    return head + payload
 
 
-async def test_malformed_frames_are_counted_and_the_stream_carries_on() -> None:
+PAYLOADS = [b"x" * 10, b"y" * 125, b"z" * 126, b"w" * 70_000, b'{"e":"depthUpdate"}']
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 125, 4096, 1 << 20])
+async def test_frames_cut_at_any_chunk_boundary_arrive_whole_and_in_order(
+    chunk_size: int,
+) -> None:
+    received: list[bytes] = []
     done = asyncio.Event()
+    wire = b"".join(text_frame(p) for p in PAYLOADS)
 
-    async def script(ws: web.WebSocketResponse) -> None:
-        request = orjson.loads((await ws.receive()).data)
-        await ws.send_str(orjson.dumps({"result": None, "id": request["id"]}).decode())
-        for frame in MALFORMED:
-            await ws.send_str(frame)
-        await ws.send_str(orjson.dumps(GOOD_TRADE).decode())
-        await done.wait()
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # The large frame is cut finely only around its header: the cuts that matter.
+        big = wire.index(b"w" * 16)
+        for start, end, step in ((0, big + 16, chunk_size), (big + 16, len(wire), 4096)):
+            for i in range(start, end, step):
+                writer.write(wire[i : min(i + step, end)])
+                await writer.drain()
+                await asyncio.sleep(0)  # let the client read this piece on its own
+        await reader.read()
 
-    events: list[MarketEvent] = []
-    metrics = Metrics()
-    async with aiohttp_server(script) as url:
-        stream = NativeStream(
-            venue="perp",
-            ws_url=url,
-            instrument=INST,
-            kind="trade",
-            usdm=True,
-            sink=lambda e: (events.append(e), done.set()),  # type: ignore[func-returns-value]
-            malformed_counter=metrics.malformed_frames.labels("perp"),
-            connector=picows_connect,
-        )
-        task = asyncio.get_running_loop().create_task(stream.run_once())
+    def on_message(payload: bytes, _ts: int) -> None:
+        received.append(payload)
+        if len(received) == len(PAYLOADS):
+            done.set()
+
+    async with raw_server(script) as url:
+        ws = await ws_connect(url, on_message)
         try:
             await asyncio.wait_for(done.wait(), 10.0)
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    assert metrics.registry.get_sample_value("mm_malformed_frames_total", {"venue": "perp"}) == len(
-        MALFORMED
-    )
-    assert [e.trade_id for e in events if isinstance(e, Trade)] == [42]
-
-
-async def test_server_ping_is_answered_with_a_pong() -> None:
-    got_pong: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-    async def script(ws: web.WebSocketResponse) -> None:
-        await ws.ping(b"are-you-there")
-        msg = await ws.receive()
-        if msg.type is WSMsgType.PONG:
-            got_pong.set_result(msg.data)
-
-    async with aiohttp_server(script) as url:
-        ws = await picows_connect(url, ignore)
-        try:
-            assert await asyncio.wait_for(got_pong, 5.0) == b"are-you-there"
-        finally:
             ws.close()
+    assert received == PAYLOADS
+    assert all(type(payload) is bytes for payload in received)
 
 
-async def test_fragmented_message_is_joined() -> None:
-    received: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+async def test_handshake_and_first_frames_in_one_read_are_all_delivered() -> None:
+    received: list[bytes] = []
+    done = asyncio.Event()
+    second = text_frame(b"sec")
 
-    async def script(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # TEXT without FIN, CONTINUATION without FIN, CONTINUATION with FIN.
-        for first_byte, part in ((0x01, b'{"a":'), (0x00, b' 1, "b"'), (0x80, b": 2}")):
-            writer.write(text_frame(part, first_byte))
-        await writer.drain()
-        await received
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.05)  # the first read has come and gone
+        writer.write(second[3:])
+        await reader.read()
 
     def on_message(payload: bytes, _ts: int) -> None:
-        if not received.done():
-            received.set_result(payload)
+        received.append(payload)
+        if len(received) == 2:
+            done.set()
 
-    async with raw_server(script) as url:
-        ws = await picows_connect(url, on_message)
+    async with raw_server(script, with_handshake=text_frame(b"first") + second[:3]) as url:
+        ws = await ws_connect(url, on_message)
         try:
-            assert orjson.loads(await asyncio.wait_for(received, 5.0)) == {"a": 1, "b": 2}
+            await asyncio.wait_for(done.wait(), 5.0)
         finally:
             ws.close()
+    assert received == [b"first", b"sec"]
 
 
 async def test_server_close_is_answered_and_fails_closed() -> None:
@@ -187,7 +168,7 @@ async def test_server_close_is_answered_and_fails_closed() -> None:
         answer.set_result(ws.close_code)  # the code the client answered with
 
     async with aiohttp_server(script) as url:
-        ws = await picows_connect(url, ignore)
+        ws = await ws_connect(url, ignore)
         with pytest.raises(WebSocketError, match="closed by the server"):
             await asyncio.wait_for(ws.closed, 5.0)
         assert await asyncio.wait_for(answer, 5.0) == 1000
@@ -198,7 +179,7 @@ async def test_dropped_tcp_connection_fails_closed() -> None:
         writer.transport.abort()
 
     async with raw_server(script) as url:
-        ws = await picows_connect(url, ignore)
+        ws = await ws_connect(url, ignore)
         with pytest.raises(WebSocketError, match="connection closed"):
             await asyncio.wait_for(ws.closed, 5.0)
 
@@ -212,7 +193,7 @@ async def test_masked_server_frame_fails_the_connection_and_is_not_delivered() -
         await reader.read()  # until the client leaves
 
     async with raw_server(script) as url:
-        ws = await picows_connect(url, lambda payload, _ts: received.append(payload))
+        ws = await ws_connect(url, lambda payload, _ts: received.append(payload))
         with pytest.raises(WebSocketError, match="masked"):
             await asyncio.wait_for(ws.closed, 5.0)
     assert received == []
@@ -234,7 +215,7 @@ async def test_frames_read_together_share_their_receipt_time() -> None:
         (two if len(received) == 2 else three).set()
 
     async with raw_server(script) as url:
-        ws = await picows_connect(url, on_message)
+        ws = await ws_connect(url, on_message)
         try:
             await asyncio.wait_for(three.wait(), 5.0)
         finally:
@@ -251,7 +232,7 @@ async def test_a_message_is_on_the_socket_when_send_returns() -> None:
     port = listener.getsockname()[1]
     listener.settimeout(0.0)  # non-blocking, as the loop needs
     loop = asyncio.get_running_loop()
-    connecting = loop.create_task(picows_connect(f"ws://127.0.0.1:{port}/ws", ignore))
+    connecting = loop.create_task(ws_connect(f"ws://127.0.0.1:{port}/ws", ignore))
     server_side, _ = await loop.sock_accept(listener)
     listener.close()
     try:
@@ -274,13 +255,40 @@ async def test_a_message_is_on_the_socket_when_send_returns() -> None:
         # No await between the send and this check: the loop has not run since.
         readable, _, _ = select.select([server_side], [], [], 1.0)
         assert readable == [server_side]
-        frame = server_side.recv(64)
-        mask, body = frame[2:6], frame[6:]
-        assert frame[0] == 0x81
-        assert bytes(b ^ mask[i % 4] for i, b in enumerate(body)) == b'{"id":1}'
+        assert unmask(server_side.recv(64)) == b'{"id":1}'
         ws.close()
     finally:
         server_side.close()
+
+
+def unmask(frame: bytes) -> bytes:
+    """The payload of one short masked text frame, read as a server does."""
+    assert frame[0] == 0x81  # FIN, text
+    assert frame[1] & 0x80  # masked
+    assert frame[1] & 0x7F == len(frame) - 6
+    mask = frame[2:6]
+    return bytes(b ^ mask[i % 4] for i, b in enumerate(frame[6:]))
+
+
+async def test_every_frame_sent_has_a_mask_of_its_own() -> None:
+    frames: list[bytes] = []
+    done = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
+        while len(frames) < 50:
+            frames.append(await reader.readexactly(2 + 4 + 8))
+        done.set()
+
+    async with raw_server(script) as url:
+        ws = await ws_connect(url, ignore)
+        try:
+            for i in range(50):
+                ws.send(OP_TEXT, b"request%d" % (i % 10))
+            await asyncio.wait_for(done.wait(), 5.0)
+        finally:
+            ws.close()
+    assert [unmask(f) for f in frames] == [b"request%d" % (i % 10) for i in range(50)]
+    assert len({f[2:6] for f in frames}) == 50
 
 
 async def test_a_refused_handshake_is_a_websocket_error() -> None:
@@ -296,12 +304,6 @@ async def test_a_refused_handshake_is_a_websocket_error() -> None:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
         with pytest.raises(WebSocketError, match="handshake"):
-            await picows_connect(f"ws://127.0.0.1:{port}/ws", ignore)
+            await ws_connect(f"ws://127.0.0.1:{port}/ws", ignore)
     finally:
         await runner.cleanup()
-
-
-@pytest.mark.parametrize("url", ["http://127.0.0.1:1/x", "ws://"])
-async def test_non_websocket_urls_are_refused(url: str) -> None:
-    with pytest.raises(WebSocketError, match="websocket URL"):
-        await picows_connect(url, ignore)
