@@ -13,15 +13,16 @@
    no socket (processing time alone).
 4. RSS of a process running two venues' adapters (spot + USD-M) against the simulator.
 5. The adapter path without a socket: the wire bytes of the stream cut into 64 KiB chunks and
-   handed to the websocket reader (frame cutting, orjson, levels, book, events, fair value).
+   handed to the websocket client's protocol as the loop hands it what it reads (frame cutting,
+   orjson, levels, book, events, fair value).
 
 `--baseline python` also runs 2 and 5 with the compiled readers off (the pure-Python fallback
 of a build without a C compiler), interleaved with the compiled runs. Another commit is
 compared with `bench/compare.py`, which runs this script in both checkouts in turn.
 
 Run: `.venv/bin/python bench/bench_market_data.py [--repeats N] [--baseline python]`; prints a
-table and writes bench/results/market_data.json. Needs the recorded captures ($MMD_DATA_DIR or
-../shared/data/binance); exits with a note when they are absent.
+table and writes bench/results/market_data.json. Needs the recorded captures
+($MMD_DATA_DIR or ../shared/data/binance); exits with a note when they are absent.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import socket
 import statistics
 import struct
 import sys
@@ -367,13 +369,18 @@ def compiled_readers(*, enabled: bool) -> Iterator[None]:
 
 
 async def adapter_run(
-    port: int, index_of: dict[int, int], final_u: int, *, compiled: bool = True
-) -> float:
+    port: int,
+    index_of: dict[int, int],
+    final_u: int,
+    *,
+    compiled: bool = True,
+) -> tuple[float, float]:
+    """(messages per second, messages per CPU-second of this process) through the adapter."""
     with compiled_readers(enabled=compiled):
         return await _adapter_run(port, index_of, final_u)
 
 
-async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> float:
+async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> tuple[float, float]:
     from mm_daemon.venues.ccxt_venue import CcxtMarketData  # noqa: PLC0415
 
     md = CcxtMarketData(venue_config(port), MarketDataConfig(stale_after_seconds=30.0))
@@ -387,14 +394,19 @@ async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> flo
     done = asyncio.Event()
     first: list[tuple[int, int]] = []
     end: list[int] = []
+    # CPU time of this process over the stream: on a shared machine it moves less with the
+    # load than the wall clock does.
+    cpu: list[float] = []
 
     def sink(event: MarketEvent) -> None:
         if type(event) is BookDelta:
             state.on_event(event)
             if not first:
                 first.append((index_of[event.last_update_id], event.ts_local_ns))
+                cpu.append(time.process_time())
             if event.last_update_id == final_u:
                 end.append(time.time_ns())
+                cpu.append(time.process_time())
                 done.set()
         elif type(event) is BookSnapshot:
             state.on_event(event)
@@ -407,7 +419,8 @@ async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> flo
         await asyncio.gather(task, return_exceptions=True)
         await md.close()
     i0, t0 = first[0]
-    return (index_of[final_u] - i0) / ((end[0] - t0) / 1e9)
+    messages = index_of[final_u] - i0
+    return messages / ((end[0] - t0) / 1e9), messages / (cpu[1] - cpu[0])
 
 
 async def ccxt_run(port: int, index_of: dict[int, int], final_u: int) -> float:
@@ -429,6 +442,95 @@ async def ccxt_run(port: int, index_of: dict[int, int], final_u: int) -> float:
         await exchange.close()
 
 
+class _IdleTransport:
+    """What picows' protocol asks of a transport, on an idle loopback socket of its own (the
+    protocol sets socket options on it); what the protocol writes (its upgrade request) is kept."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.written: list[bytes] = []
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.sock if name == "socket" else default
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+    abort = close
+
+
+def open_in_process(on_message: Any) -> tuple[Any, _IdleTransport]:
+    """The websocket client's protocol (picows' own, with the daemon's listener) past its
+    handshake, with no socket read: `feed(protocol, chunk)` hands it bytes as the loop does.
+    picows' protocol class is not part of its public API: this follows `picows.ws_connect`."""
+    import picows  # noqa: PLC0415
+    from picows.picows import WSProtocol  # noqa: PLC0415
+
+    from mm_daemon.venues.websocket import WsClient  # noqa: PLC0415
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    listener.close()
+    server.close()
+    protocol = WSProtocol(
+        host_port="bench:1",
+        ws_path="/",
+        is_client_side=True,
+        ws_listener_factory=lambda: WsClient(on_message),
+        logger=logging.getLogger("bench.picows"),
+        disconnect_on_exception=True,
+        websocket_handshake_timeout=None,
+        enable_auto_ping=False,
+        auto_ping_idle_timeout=10.0,
+        auto_ping_reply_timeout=10.0,
+        auto_ping_strategy=picows.WSAutoPingStrategy.PING_WHEN_IDLE,
+        enable_auto_pong=False,  # pings reach the listener, as `ws_connect` sets it
+        max_frame_size=10 * 1024 * 1024,
+        extra_headers=None,
+        read_buffer_init_size=16 * 1024,
+    )
+    transport = _IdleTransport(client)
+    protocol.connection_made(transport)
+    request = transport.written[0].decode()
+    key = next(
+        line.split(":", 1)[1].strip()
+        for line in request.split("\r\n")
+        if line.lower().startswith("sec-websocket-key:")
+    )
+    accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest())  # noqa: S324  the websocket handshake is defined with SHA-1
+    feed(
+        protocol,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + b"Sec-WebSocket-Accept: "
+        + accept
+        + b"\r\n\r\n",
+    )
+    return protocol, transport
+
+
+def feed(protocol: Any, data: bytes) -> None:
+    """What the loop does with bytes it reads for a buffered protocol: read into the protocol's
+    buffer (as much as it offers), then `buffer_updated`."""
+    view = memoryview(data)
+    at = 0
+    while at < len(view):
+        buffer = protocol.get_buffer(-1)
+        n = min(len(buffer), len(view) - at)
+        buffer[:n] = view[at : at + n]
+        protocol.buffer_updated(n)
+        at += n
+
+
 def chunk_path_us(
     snapshot: dict[str, Any], payloads: list[dict[str, Any]], *, compiled: bool = True
 ) -> float:
@@ -436,7 +538,6 @@ def chunk_path_us(
     from mm_daemon.binance.frames import parse_levels  # noqa: PLC0415
     from mm_daemon.core.types import Instrument, InstrumentKind  # noqa: PLC0415
     from mm_daemon.venues.binance_stream import NativeStream  # noqa: PLC0415
-    from mm_daemon.venues.websocket import WsClientProtocol  # noqa: PLC0415
 
     inst = Instrument(
         "bench", "BTC/USDT:USDT", "BTCUSDT", InstrumentKind.PERPETUAL, "BTC", "USDT", TICK, LOT
@@ -464,13 +565,13 @@ def chunk_path_us(
             parse_levels(snapshot["bids"], TICK, LOT),
             parse_levels(snapshot["asks"], TICK, LOT),
         )
-        reader = WsClientProtocol("bench", "/", stream.frame_handler)
-        reader._open = True  # past the handshake: only frames are measured
+        protocol, transport = open_in_process(stream.frame_handler)  # only frames are measured
         gc.collect()
         t0 = time.perf_counter()
         for chunk in chunks:
-            reader.data_received(chunk)
+            feed(protocol, chunk)
         elapsed = time.perf_counter() - t0
+        transport.close()
         if stream.book.update_id != payloads[-1]["u"] or state.fair_value_ticks is None:
             raise RuntimeError("the chunked replay must apply every diff")
         return elapsed / len(payloads) * 1e6
@@ -708,18 +809,20 @@ def main() -> None:
     if len(cores) >= 2 and server.pid is not None:
         os.sched_setaffinity(server.pid, {cores[1]})
         os.sched_setaffinity(0, {cores[0]})
-    adapter_rates, ccxt_rates, base_rates = [], [], []
+    adapter_rates, ccxt_rates, base_rates, adapter_cpu_rates = [], [], [], []
     try:
         for i in range(args.repeats):
             # Alternate which adapter runs right after the ccxt loop (its garbage and caches).
             if baseline and i % 2:
                 base_rates.append(
-                    uvloop.run(adapter_run(burst_port, index_of, final_u, compiled=False))
+                    uvloop.run(adapter_run(burst_port, index_of, final_u, compiled=False))[0]
                 )
-            adapter_rates.append(uvloop.run(adapter_run(burst_port, index_of, final_u)))
+            rate, cpu_rate = uvloop.run(adapter_run(burst_port, index_of, final_u))
+            adapter_rates.append(rate)
+            adapter_cpu_rates.append(cpu_rate)
             if baseline and not i % 2:
                 base_rates.append(
-                    uvloop.run(adapter_run(burst_port, index_of, final_u, compiled=False))
+                    uvloop.run(adapter_run(burst_port, index_of, final_u, compiled=False))[0]
                 )
             ccxt_rates.append(uvloop.run(ccxt_run(burst_port, index_of, final_u)))
         # Paced runs, sleeping and busy-polling loops alternated; medians of each statistic.
@@ -761,6 +864,7 @@ def main() -> None:
             "",
         ),
         ("adapter, messages/s", adapter, ">= 60,000"),
+        ("  messages per CPU-second", statistics.median(adapter_cpu_rates), ""),
         ("bare ccxt.pro watch_order_book, messages/s", bare, ""),
         ("  ratio adapter / ccxt", adapter / bare, ">= 3"),
         (f"receipt -> fair value p50 us @ {PACED_RATE:,.0f} msg/s", latency["p50_us"], ""),
@@ -800,6 +904,10 @@ def main() -> None:
                 },
                 "book": books,
                 "adapter_messages_per_s": {"median": adapter, "runs": adapter_rates},
+                "adapter_messages_per_cpu_s": {
+                    "median": statistics.median(adapter_cpu_rates),
+                    "runs": adapter_cpu_rates,
+                },
                 "ccxt_watch_order_book_messages_per_s": {"median": bare, "runs": ccxt_rates},
                 "adapter_over_ccxt": adapter / bare,
                 "receipt_to_fair_value": {"rate_per_s": PACED_RATE, **latency},

@@ -1,11 +1,10 @@
 """Reaction at the simulator: a book update that moves fair value past the tolerance, to the
 first order action of the contender arriving at the simulator, at 2,500 book messages a second.
 
-Four contenders, one after the other against the same simulator process in one run:
+Contenders, one after the other against the same simulator process in one run:
 - daemon, native: the real daemon (`Daemon`, live mode, its startup heap frozen as it does)
   with `order_entry: native` (signed WS-API requests written on the caller's stack);
-- daemon, native, uvloop-queued writes: the same, with the request left in uvloop's write
-  queue until the end of the loop turn (without `send_at_once`), for the side-by-side;
+- daemon, native, busy poll: the same with `runtime.busy_poll`;
 - daemon, ccxt: the same daemon with `order_entry: ccxt` (ccxt.pro's WS-API calls);
 - plain ccxt.pro loop: watch_order_book -> mid +/- half spread -> REST cancel_order +
   create_order for both sides (rate limiter off).
@@ -62,7 +61,6 @@ REACTION_TOLERANCE_BPS = 0.5
 REACTION_WARMUP_S = 5.0
 NATIVE_KEY = "bench-daemon-native-key"
 CCXT_KEY = "bench-daemon-ccxt-key"
-QUEUED_KEY = "bench-daemon-native-queued-key"
 BUSY_KEY = "bench-daemon-native-busy-key"
 PLAIN_KEY = "bench-plain-key"
 TARGET_P50_US = 1_000.0
@@ -72,7 +70,6 @@ TARGET_RATIO = 2.0
 CONTENDERS = (
     ("daemon, native WS-API", "native", NATIVE_KEY),
     ("daemon, native WS-API, busy poll", "native-busy", BUSY_KEY),
-    ("daemon, native WS-API, uvloop-queued writes", "native-queued", QUEUED_KEY),
     ("daemon, ccxt WS-API", "ccxt", CCXT_KEY),
     ("plain ccxt.pro loop", "plain", PLAIN_KEY),
 )
@@ -279,24 +276,15 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
     from mm_daemon.venues.ccxt_execution import CcxtExecution  # noqa: PLC0415
 
     markets.DEPTH_RATE = "0ms"  # the same one-message-per-change stream as the plain loop
-    from mm_daemon.venues import binance_stream, binance_ws_api, websocket  # noqa: PLC0415
+    from mm_daemon.venues import binance_stream, websocket  # noqa: PLC0415
 
     key = {
         "native": NATIVE_KEY,
         "native-busy": BUSY_KEY,
-        "native-queued": QUEUED_KEY,
         "ccxt": CCXT_KEY,
     }[order_entry]
     busy_poll = order_entry == "native-busy"
     if busy_poll:
-        order_entry = "native"
-    if order_entry == "native-queued":
-        # As before the fix: requests wait in uvloop's write queue until the end of the turn.
-        def queued_connect(url: str, on_message: Any, *, send_at_once: bool = False) -> Any:
-            del send_at_once
-            return websocket.ws_connect(url, on_message)
-
-        binance_ws_api.ws_connect = queued_connect
         order_entry = "native"
     config = parse_config(
         {
@@ -348,13 +336,13 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
     binance_stream.NativeStream._handle_frame = on_frame  # type: ignore[method-assign]
     # When each request's bytes have been handed to the kernel (the socket send returned).
     sent: list[int] = []
-    original_send = websocket.WsClientProtocol.send
+    original_send = websocket.WsClient.send
 
     def stamped_send(self: Any, opcode: int, payload: bytes) -> None:
         original_send(self, opcode, payload)
         sent.append(time.time_ns())
 
-    websocket.WsClientProtocol.send = stamped_send  # type: ignore[method-assign]
+    websocket.WsClient.send = stamped_send  # type: ignore[method-assign]
     cls: Any = BinanceWsApiExecution if order_entry == "native" else CcxtExecution
     for name in ("place", "replace", "cancel"):
         original = getattr(cls, name)
@@ -633,7 +621,7 @@ def main() -> int:
     parser.add_argument("--role", choices=("sim", "daemon", "plain"), help=argparse.SUPPRESS)
     parser.add_argument(
         "--order-entry",
-        choices=("native", "native-busy", "native-queued", "ccxt"),
+        choices=("native", "native-busy", "ccxt"),
         help=argparse.SUPPRESS,
     )
     parser.add_argument(
@@ -644,9 +632,8 @@ def main() -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated contenders to run (native, native-busy, native-queued, ccxt, "
-        "plain); "
-        "default all. The native daemon and the plain loop are always kept.",
+        help="comma-separated contenders to run (native, native-busy, ccxt, plain); default "
+        "all. The native daemon and the plain loop are always kept.",
     )
     parser.add_argument(
         "--sim-busy-poll",
@@ -676,14 +663,17 @@ def main() -> int:
     print(f"load average (1 min) at start: {load_at_start} on {os.cpu_count()} cores")
     wanted = {"native", "plain", *filter(None, args.only.split(","))} if args.only else None
     contenders = tuple(c for c in CONTENDERS if wanted is None or c[1] in wanted)
+    # The daemons run in the opposite order every other round (a simulator that has run longer
+    # is not the same for the first and the last); the plain loop stays last.
+    daemons, plain_last = contenders[:-1], contenders[-1:]
     rounds = [
         reaction_benchmark(
             args.seconds,
             pin=not args.no_pin,
-            contenders=contenders,
+            contenders=(daemons if i % 2 == 0 else daemons[::-1]) + plain_last,
             sim_busy_poll=args.sim_busy_poll,
         )
-        for _ in range(args.rounds)
+        for i in range(args.rounds)
     ]
     names = [k for k, v in rounds[0].items() if isinstance(v, dict) and "p50_us" in v]
     table = {name: _median(rounds, name) for name in names}
@@ -702,7 +692,7 @@ def main() -> int:
     met: dict[str, dict[str, bool]] = {}
     ratios: dict[str, float] = {}
     for name, role, _ in contenders:
-        if not role.startswith("native") or role == "native-queued":
+        if not role.startswith("native"):
             continue
         row = table[name]
         ratio = round(plain["p50_us"] / row["p50_us"], 2) if row["p50_us"] else 0.0

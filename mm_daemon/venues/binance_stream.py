@@ -41,7 +41,7 @@ from mm_daemon.binance.markets import StreamKind, stream_name
 from mm_daemon.core.book import ApplyResult, Book
 from mm_daemon.core.types import BookDelta, BookLevels, Instrument, MarketEvent, Side
 from mm_daemon.retry import BackoffPolicy
-from mm_daemon.venues.websocket import WsClientProtocol, ws_connect
+from mm_daemon.venues.websocket import OP_TEXT, WsClient, ws_connect
 
 if TYPE_CHECKING:
     from mm_daemon.venues.base import Counter, Histogram
@@ -167,7 +167,7 @@ class NativeStream:
         self._clock = clock  # stamps the events this stream makes itself (snapshots)
         self._tap = tap  # sees every received frame first (recording), when given
         self._snapshot_task: asyncio.Task[None] | None = None
-        self._ws: WsClientProtocol | None = None
+        self._ws: WsClient | None = None
         self._expected_symbol = instrument.exchange_symbol
         self._parser = shared_parser(instrument.tick_size, instrument.lot_size)
         self._prices, self._sizes = self._parser.memos()
@@ -203,7 +203,7 @@ class NativeStream:
             self.stats.connects += 1
             self.stats.last_rx_ns = time.monotonic_ns()
             request = {"method": "SUBSCRIBE", "params": [self.stream], "id": 1}
-            ws.send_text(orjson.dumps(request).decode())
+            ws.send(OP_TEXT, orjson.dumps(request))
             if self.kind == "depth":
                 self._start_snapshot()
             await ws.closed

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -332,7 +331,7 @@ class BinanceWsApiExecution:
         self._timeout_s = request_timeout_s
         self._backoff = BackoffPolicy(initial_backoff_s, max_backoff_s)
         self._clock_ns = clock_ns
-        self._connect_ws = connector or functools.partial(ws_connect, send_at_once=True)
+        self._connect_ws = connector or ws_connect
         self._ws: WsConnection | None = None
         self._user_ws: WsConnection | None = None
         self._pending: dict[int, tuple[asyncio.Future[Any], asyncio.TimerHandle]] = {}
