@@ -30,7 +30,7 @@ from mm_daemon.core.types import (
     Trade,
 )
 from mm_daemon.engine.journal import FillOutcome
-from mm_daemon.engine.orders import reject_reason_label
+from mm_daemon.engine.orders import REJECT_REASONS, reject_reason_label
 from mm_daemon.log import get_logger
 
 if TYPE_CHECKING:
@@ -101,6 +101,8 @@ class AssetBook:
         m = self.metrics
         venue, symbol = instrument.venue, instrument.symbol
         m.event_errors.labels(venue)
+        for reason in REJECT_REASONS:
+            m.order_rejects.labels(venue, reason)
         for side in ("buy", "sell"):
             for liquidity in ("maker", "taker"):
                 m.fills.labels(venue, symbol, side, liquidity)

@@ -92,6 +92,12 @@ class Metrics:
         self.risk_state = Gauge(
             "mm_risk_state", "Risk state: 0 ACTIVE, 1 REDUCING, 2 HALTED.", _MK, registry=r
         )
+        self.market_info = Gauge(
+            "mm_market_info",
+            "1 for each market that trades: its venue, symbol and base asset (for joins).",
+            ("market", "venue", "symbol", "asset"),
+            registry=r,
+        )
         self.market_up = Gauge(
             "mm_market_up",
             "1 while the market trades; 0 when it failed to start (its venue or symbol).",

@@ -94,6 +94,8 @@ class MarketTrader:
         self._m_fair = m.fair_value.labels(self.instrument.venue, self.instrument.symbol)
         self._m_vol = m.volatility.labels(self.instrument.venue, self.instrument.symbol)
         m.market_up.labels(name).set(1)
+        inst = self.instrument
+        m.market_info.labels(name, inst.venue, inst.symbol, inst.base).set(1)
         asset.add_market(self)
 
     # -- market events ------------------------------------------------------------------------

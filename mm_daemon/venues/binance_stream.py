@@ -680,7 +680,7 @@ class NativeConnection:
         self.ws_url = ws_url
         self.streams = streams
         self.connects = 0
-        self._ws: WsClientProtocol | None = None
+        self._ws: WsClient | None = None
         depth = {s.instrument.exchange_symbol.encode(): s for s in streams if s.kind == "depth"}
         trades = {s.instrument.exchange_symbol.encode(): s for s in streams if s.kind == "trade"}
         self._depth_handlers = {sym: s.receiver for sym, s in depth.items()}
@@ -707,7 +707,7 @@ class NativeConnection:
                 stream.stats.connects += 1
                 stream.stats.last_rx_ns = now
             request = {"method": "SUBSCRIBE", "params": [s.stream for s in self.streams], "id": 1}
-            ws.send_text(orjson.dumps(request).decode())
+            ws.send(OP_TEXT, orjson.dumps(request))
             for stream in self._depth_streams.values():
                 stream.start_sync()
             await ws.closed
