@@ -489,7 +489,7 @@ class StateConfig(_Model):
             "within the next 0.25 s: survives a power cut, not only a kill, at ~0.6 ms a fill."
         ),
     )
-    max_bytes: Annotated[int, Field(ge=1 << 20)] | None = Field(
+    max_bytes: Annotated[int, Field(ge=1 << 16)] | None = Field(
         default=None,
         description="Cap on the journal file's size: past it writes fail as on a full disk.",
     )

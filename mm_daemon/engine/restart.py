@@ -122,10 +122,15 @@ class StartRecovery:
             log.info(
                 "journal_restored",
                 fills_booked_again=booked,
+                positions={
+                    f"{p.instrument.symbol}@{p.instrument.venue}": p.base
+                    for a in self.portfolio.assets
+                    for p in a.ledger.positions()
+                },
                 net_exposure={
                     a.asset: round(a.net_exposure_base, 8) for a in self.portfolio.assets
                 },
-                pnl=round(self.portfolio.pnl()["total"], 6),
+                pnl=self.portfolio.pnl(),
             )
         return booked
 
@@ -233,8 +238,10 @@ class StartRecovery:
             self.metrics.reconcile_position_diff_base.labels(*key).set(0.0)
             return
         diff = held.lots - (baseline.lots + ledger_lots)
-        self.metrics.reconcile_position_diff_base.labels(*key).set(inst.lots_to_base(diff))
-        if abs(diff) <= 1:
+        beyond_a_lot = abs(diff) > 1
+        gauge = self.metrics.reconcile_position_diff_base.labels(*key)
+        gauge.set(inst.lots_to_base(diff) if beyond_a_lot else 0.0)
+        if not beyond_a_lot:
             return
         self.mismatches[key] = diff
         reason = (

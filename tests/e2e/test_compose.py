@@ -82,6 +82,14 @@ def test_the_daemon_reaches_the_simulator_by_its_service_name() -> None:
     assert sim.sim.host == "0.0.0.0"  # noqa: S104  reached from the daemon's container
 
 
+def test_the_daemons_journal_is_on_a_named_volume() -> None:
+    config = load_config(DEPLOY / "config" / "compose-daemon.yaml", environ={})
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    mounts = [str(v).split(":")[:2] for v in compose["services"]["daemon"]["volumes"]]
+    (source,) = [src for src, target in mounts if target == str(config.state.dir)]
+    assert source in compose["volumes"]  # named: it outlives the container
+
+
 def test_prometheus_scrapes_the_daemon_service_on_its_metrics_port() -> None:
     scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
