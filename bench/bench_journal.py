@@ -18,9 +18,15 @@ Cases (each printed as a table, all written to bench/results/journal.json):
   journaled every 25th event (100/s, ten times spot's order budget) and 10 markets'
   snapshots each second: journal off / writer thread flushing every 0.25 s / writer thread
   busy (committing every millisecond) / the rejected design of committing on the loop every
-  0.25 s. The loop sleeps between events, as an event loop does in its poll.
+  0.25 s. The loop sleeps between events, as an event loop does in its poll;
+- engine tick-to-quote: the daemon's own engine (portfolio, market trader, order manager, asset
+  book; one market hedged) with its journal hooks, journal off and on in alternate rounds: a
+  book delta that moves fair value past the price tolerance, to the replace handed to the venue
+  (each one journals a cancel and an order after the send), and every 20th event a fill
+  (committed to the journal before it counts, then a requote).
 
 Usage: .venv/bin/python bench/bench_journal.py [--fills 100000] [--runs 3] [--seconds 8]
+       [--engine-only]
 """
 
 from __future__ import annotations
@@ -47,8 +53,18 @@ from mm_daemon.core.instruments import BTC_USDT_PERP, BTC_USDT_SPOT
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.market_state import MarketState
 from mm_daemon.core.quoting import MarketInputs, QuoteParams, Quoter
-from mm_daemon.core.types import BookDelta, BookSnapshot, Fill, Liquidity, OrderRequest, Side
+from mm_daemon.core.types import (
+    BookDelta,
+    BookSnapshot,
+    Fill,
+    Liquidity,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    Side,
+)
 from mm_daemon.engine.journal import Journal, Snapshot
+from mm_daemon.log import configure_logging
 
 RESULTS = Path(__file__).resolve().parent / "results" / "journal.json"
 SPOT = BTC_USDT_SPOT
@@ -69,6 +85,7 @@ def summary_us(samples_ns: list[int]) -> dict[str, float]:
     return {
         "count": len(us),
         "p50_us": pct(us, 0.5),
+        "p90_us": pct(us, 0.9),
         "p99_us": pct(us, 0.99),
         "p999_us": pct(us, 0.999),
         "max_us": max(us),
@@ -402,6 +419,172 @@ BOOK_CASES = (
 # -- main -----------------------------------------------------------------------------------------
 
 
+class _TimedVenue:
+    """An Execution that notes when the engine hands it an order action."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.handed_ns = 0
+        self.answers: list[OrderUpdate] = []  # what the venue would say, delivered next turn
+
+    @property
+    def venue(self) -> str:
+        return self.name
+
+    async def place(self, request: OrderRequest) -> None:
+        self.handed_ns = self.handed_ns or time.perf_counter_ns()
+        self.answers.append(request.as_update(OrderStatus.OPEN, 0))
+
+    async def replace(self, old_client_order_id: str, request: OrderRequest) -> None:
+        self.handed_ns = self.handed_ns or time.perf_counter_ns()
+        self.answers.append(
+            replace(
+                request.as_update(OrderStatus.CANCELLED, 0), client_order_id=old_client_order_id
+            )
+        )
+        self.answers.append(request.as_update(OrderStatus.OPEN, 0))
+
+    async def cancel(self, symbol: str, client_order_id: str) -> None:
+        del symbol, client_order_id
+        self.handed_ns = self.handed_ns or time.perf_counter_ns()
+
+
+def _engine(journal: Journal | None) -> tuple[Any, _TimedVenue]:
+    """One market of the daemon's engine (BTC spot quoted, hedged on the perpetual)."""
+    from mm_daemon.config import (  # noqa: PLC0415  only this case needs the engine
+        HedgingConfig,
+        InventoryConfig,
+        MarketDataConfig,
+        QuotingConfig,
+        RiskConfig,
+    )
+    from mm_daemon.core.hedging import Hedger  # noqa: PLC0415
+    from mm_daemon.core.markouts import MarkoutTracker  # noqa: PLC0415
+    from mm_daemon.core.risk import RiskGate  # noqa: PLC0415
+    from mm_daemon.engine import wiring  # noqa: PLC0415
+    from mm_daemon.engine.asset import AssetBook, HedgeLeg  # noqa: PLC0415
+    from mm_daemon.engine.metrics import Metrics  # noqa: PLC0415
+    from mm_daemon.engine.orders import OrderManager, OrderManagerSettings  # noqa: PLC0415
+    from mm_daemon.engine.portfolio import Portfolio  # noqa: PLC0415
+    from mm_daemon.engine.trader import MarketTrader  # noqa: PLC0415
+
+    metrics = Metrics()
+    venue = _TimedVenue(SPOT.venue)
+    if journal is not None:
+        journal.register_instrument(SPOT)
+        journal.register_instrument(PERP)
+        journal.start_run(mode="paper", instance_id="bench", config_yaml="", ts_ns=0)
+    ledger = Ledger(SPOT)
+    ledger.add_instrument(PERP)
+    hedger = Hedger(wiring.hedge_params(HedgingConfig(threshold_base=1e9)), PERP)
+    leg = HedgeLeg(
+        wiring.market_state(PERP, MarketDataConfig(fair_value="mid")),
+        _TimedVenue(PERP.venue),  # type: ignore[arg-type]  the engine only sends to it
+        hedger,
+    )
+    asset = AssetBook("BTC", ledger, metrics, hedge=leg, journal=journal)
+    quoting = QuotingConfig(model="fixed", spread_bps=1.0, min_spread_bps=0.0, levels=1)
+    inventory = InventoryConfig(limit_base=1e6)
+    risk = RiskGate(wiring.risk_limits(RiskConfig(price_band_bps=10_000), inventory, quoting, SPOT))
+    MarketTrader(
+        name="BTC/USDT@binance",
+        state=wiring.market_state(SPOT, MarketDataConfig(fair_value="mid")),
+        quoter=Quoter(wiring.quote_params(quoting, inventory, SPOT)),
+        orders=OrderManager(
+            venue,  # type: ignore[arg-type]  the engine only sends to it
+            SPOT,
+            OrderManagerSettings(rate_limit_orders_per_second=1e9, rate_limit_burst_orders=10**9),
+            risk=risk,
+            metrics=metrics,
+            journal=journal,
+        ),
+        markouts=MarkoutTracker(),
+        risk=risk,
+        asset=asset,
+        metrics=metrics,
+        journal=journal,
+    )
+    return Portfolio([asset], metrics, journal=journal), venue
+
+
+async def _engine_case(journal: Journal | None, n: int) -> list[int]:
+    portfolio, venue = _engine(journal)
+    bid = 6_000_000
+    portfolio.on_market_event(
+        BookSnapshot(SPOT.venue, SPOT.symbol, 0, 0, 1, ((bid, 50_000),), ((bid + 2, 50_000),))
+    )
+    perp_bid = bid // 10  # the hedge venue's book: up, so the market quotes both sides
+    portfolio.on_market_event(
+        BookSnapshot(PERP.venue, PERP.symbol, 0, 0, 1, ((perp_bid, 500),), ((perp_bid + 1, 500),))
+    )
+    samples: list[int] = []
+    market = portfolio.markets[0]
+    trade = 0
+    for i in range(n):
+        old = bid
+        bid += 40 if (i // 50) % 2 == 0 else -40  # 6.7 bps a step: past the tolerance
+        delta = BookDelta(
+            SPOT.venue,
+            SPOT.symbol,
+            0,
+            0,
+            i + 2,
+            i + 2,
+            -1,
+            ((old, 0), (bid, 50_000)),
+            ((old + 2, 0), (bid + 2, 50_000)),
+        )
+        venue.handed_ns = 0
+        start = time.perf_counter_ns()
+        portfolio.on_market_event(delta)
+        if venue.handed_ns:
+            samples.append(venue.handed_ns - start)
+        if i % 20 == 0:
+            live = market.orders.live_orders()
+            if live:
+                order = live[0]
+                trade += 1
+                portfolio.on_execution_event(
+                    Fill(
+                        SPOT.venue,
+                        SPOT.symbol,
+                        0,
+                        0,
+                        order.client_order_id,
+                        "1",
+                        str(trade),
+                        order.side,
+                        order.price_ticks,
+                        1,
+                        0.0,
+                        Liquidity.MAKER,
+                    )
+                )
+        await asyncio.sleep(0)  # the loop's turn: the order tasks finish, as in the daemon
+        answers, venue.answers = venue.answers, []
+        for answer in answers:
+            portfolio.on_execution_event(answer)
+    return samples
+
+
+def engine_tick_to_quote(folder: Path, n: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Journal off and on in alternate rounds; medians of each round's percentiles."""
+    runs: dict[str, list[dict[str, float]]] = {"journal off": [], "journal on": []}
+    for round_ in range(rounds):
+        cases = ("journal off", "journal on") if round_ % 2 == 0 else ("journal on", "journal off")
+        for case in cases:
+            gc.collect()
+            journal = None
+            if case == "journal on":
+                journal = Journal.open(folder / f"engine{round_}.journal")
+            try:
+                runs[case].append(summary_us(asyncio.run(_engine_case(journal, n))))
+            finally:
+                if journal is not None:
+                    journal.close()
+    return {case: median_of(stats) for case, stats in runs.items()}
+
+
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
@@ -411,6 +594,9 @@ def main() -> None:
     parser.add_argument("--fills", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--engine-only", action="store_true", help="only the engine tick-to-quote case"
+    )
     args = parser.parse_args()
     load = os.getloadavg()[0]
     results: dict[str, Any] = {
@@ -420,6 +606,16 @@ def main() -> None:
         "fills": args.fills,
         "runs": args.runs,
     }
+    configure_logging("warning", "console")  # the engine logs every fill at info
+    if args.engine_only:
+        with tempfile.TemporaryDirectory(dir=RESULTS.parent.parent) as tmp:
+            engine = engine_tick_to_quote(Path(tmp), 20_000, max(args.runs, 2) * 2)
+        print_engine(engine)
+        previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        previous["engine_tick_to_quote"] = engine
+        previous["engine_tick_to_quote_load_average"] = load
+        RESULTS.write_text(json.dumps(previous, indent=2) + "\n", encoding="utf-8")
+        return
     with tempfile.TemporaryDirectory(dir=RESULTS.parent.parent) as tmp:
         folder = Path(tmp)
         print(f"building a journal of {args.fills:,} fills (load average {load:.2f}) ...")
@@ -473,6 +669,7 @@ def main() -> None:
         results["book_update_processing"] = {
             case: median_of(work_runs[case]) for case in BOOK_CASES
         }
+        results["engine_tick_to_quote"] = engine_tick_to_quote(folder, 20_000, args.runs * 2)
 
     print_tables(results)
     RESULTS.parent.mkdir(exist_ok=True)
@@ -511,6 +708,8 @@ def print_tables(results: dict[str, Any]) -> None:
         print(f"{name:<30}{r['open_s']:>8.3f}{r['open_without_integrity_check_s']:>11.3f}"
               f"{r['read_recovery_s']:>8.3f}{r['rebuild_ledger_s']:>9.3f}{r['total_s']:>9.3f}"
               f"{r['fills_booked_again']:>8,.0f}")  # fmt: skip
+    if "engine_tick_to_quote" in results:
+        print_engine(results["engine_tick_to_quote"])
     print(f"\nbook update + quote at {EVENT_RATE:,}/s (us): latency from the due time | "
           "the event's own processing")  # fmt: skip
     print(f"{'case':<28}{'p50':>8}{'p99':>9}{'p99.9':>9}{'max':>9} |{'p50':>7}{'p99':>8}")
@@ -519,6 +718,17 @@ def print_tables(results: dict[str, Any]) -> None:
         print(f"{case:<28}{stats['p50_us']:>8.1f}{stats['p99_us']:>9.1f}"
               f"{stats['p999_us']:>9.1f}{stats['max_us']:>9.1f} |"
               f"{work['p50_us']:>7.1f}{work['p99_us']:>8.1f}")  # fmt: skip
+
+
+def print_engine(engine: dict[str, dict[str, float]]) -> None:
+    off, on = engine["journal off"], engine["journal on"]
+    print("\nengine tick-to-quote: book delta to the order handed to the venue (us)")
+    print(f"{'case':<16}{'p50':>8}{'p90':>8}{'p99':>9}{'samples':>10}")
+    for case, stats in engine.items():
+        print(f"{case:<16}{stats['p50_us']:>8.1f}{stats['p90_us']:>8.1f}{stats['p99_us']:>9.1f}"
+              f"{stats['count']:>10,.0f}")  # fmt: skip
+    ratios = [on[k] / off[k] for k in ("p50_us", "p90_us", "p99_us")]
+    print(f"{'on / off':<16}{ratios[0]:>8.2f}{ratios[1]:>8.2f}{ratios[2]:>9.2f}")
 
 
 if __name__ == "__main__":
