@@ -313,6 +313,8 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
             "metrics": {"port": 0},
             "logging": {"level": "warning", "format": "json"},
             "runtime": {"busy_poll": busy_poll},
+            # A journal of its own (the contenders run side by side on one config).
+            "state": {"dir": tempfile.mkdtemp(prefix="mmd-bench-state-")},
         },
         environ={"MMD_VENUES__SIM_SPOT__API_KEY": key, "MMD_VENUES__SIM_SPOT__API_SECRET": key},
     )

@@ -30,6 +30,7 @@ import math
 import multiprocessing
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import redirect_stdout
@@ -142,6 +143,7 @@ def daemon_config_data(spec: CellSpec, sim: SimulatorHandle | None) -> dict[str,
         "paper": {"fill_model": spec.fill_model},
         "metrics": {"enabled": False},
         "logging": {"level": "error", "format": "json"},
+        "state": {"dir": tempfile.mkdtemp(prefix="mmd-study-state-")},  # every run a new book
     }
     for section, values in spec.extra.items():
         data[section] = {**data.get(section, {}), **values}
