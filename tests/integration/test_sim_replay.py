@@ -91,7 +91,7 @@ async def test_an_ioc_order_fills_against_the_recorded_book_at_taker_fee(
 ) -> None:
     exchange = make_exchange(PERP)
     await exchange.load_markets()
-    engine = next(iter(sim.venues[PERP].symbols.values())).engine
+    engine = sim.venues[PERP].symbols["BTCUSDT"].engine
     ask = engine.best_ask()
     assert ask is not None
     # A limit well through the touch: the book moves while the order travels.
