@@ -499,6 +499,15 @@ class SimConfig(_Model):
                 "correlation on the others"
             )
         for i, fault in enumerate(self.faults):
+            if fault.symbol is not None and fault.kind not in (
+                "gap",
+                "stall",
+                "halt",
+                "reject_orders",
+            ):
+                raise ValueError(
+                    f"sim.faults.{i}.symbol: {fault.kind} acts on the whole venue; leave symbol out"
+                )
             if fault.symbol is not None and fault.symbol.removesuffix("USDT") not in seen:
                 raise ValueError(
                     f"sim.faults.{i}.symbol: {fault.symbol} is not listed (sim.assets: "

@@ -38,8 +38,12 @@ def _live_config(sim: SimulatorHandle) -> Config:
     data: dict[str, Any] = yaml.safe_load(DEFAULT.read_text())
     data["mode"] = "live"
     data.pop("sim", None)
+    sim_config = SimConfig()
     for name, venue in data["venues"].items():
-        venue["endpoint"] = sim.endpoint(name).rest
+        maker_bps, taker_bps = sim_config.fees_bps(venue["exchange"])
+        venue.update(
+            endpoint=sim.endpoint(name).rest, maker_fee_bps=maker_bps, taker_fee_bps=taker_bps
+        )
     data["metrics"] = {"host": "127.0.0.1", "port": 0}
     data["logging"] = {"level": "warning", "format": "json"}
     environ = {

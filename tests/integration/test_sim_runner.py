@@ -181,6 +181,21 @@ async def test_scheduled_faults_from_the_config_are_applied() -> None:
         await handle.stop()
 
 
+async def test_a_scheduled_fault_naming_a_symbol_touches_only_that_symbol() -> None:
+    config = SimConfig(
+        faults=(SimFault(at_seconds=0.0, venue=SPOT, kind="gap", count=2, symbol="ETHUSDT"),)
+    )
+    handle = await start_simulator(config, market_speed=0.0)
+    try:
+        symbols = handle.venues[SPOT].symbols
+        await eventually(
+            lambda: symbols["ETHUSDT"].faults.gaps_pending == 2, timeout_s=5, what="the gap"
+        )
+        assert symbols["BTCUSDT"].faults.gaps_pending == 0
+    finally:
+        await handle.stop()
+
+
 async def _frames_after_fault(kind: str, seconds: float) -> tuple[float, float]:
     """Apply a fault to a moving market and return, for the first depth frame produced after
     it, (seconds from the fault to its arrival, seconds from its exchange time to arrival)."""
