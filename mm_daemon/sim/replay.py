@@ -38,7 +38,7 @@ from mm_daemon.binance.markets import Dialect, recorded_instrument
 from mm_daemon.core.book import ApplyResult
 from mm_daemon.core.queue import QueueFillModel
 from mm_daemon.core.types import BookDelta, BookLevels, Instrument, Liquidity, OrderType, Side
-from mm_daemon.sim.market import PERP_VENUE, SPOT_VENUE, BookKey
+from mm_daemon.sim.market import PERP_VENUE, SPOT_VENUE, BookKey, starting_balances
 from mm_daemon.sim.matching import (
     Accounts,
     Fills,
@@ -436,8 +436,9 @@ def open_replay(
     """The recorded spot markets on sim-spot and the USD-M ones on sim-perp (`symbols` like
     "btcusdt", default `replay_symbols(cfg)`: BTCUSDT and ETHUSDT), keyed by (venue, exchange
     symbol), spot first; with the config's fees, and starting balances shared by a venue's
-    books (each base asset `cfg.starting_base`). `data_dir` defaults to `cfg.replay_data_dir`,
-    then `default_data_dir()`; raises FileNotFoundError naming a capture that is missing."""
+    books (those of the synthetic market, `starting_balances`). `data_dir` defaults to
+    `cfg.replay_data_dir`, then `default_data_dir()`; raises FileNotFoundError naming a
+    capture that is missing."""
     folder = data_dir or cfg.replay_data_dir or default_data_dir()
     names = tuple(symbols) if symbols is not None else replay_symbols(cfg)
     feeds: dict[BookKey, ReplayFeed] = {}
@@ -458,7 +459,7 @@ def open_replay(
         ]
         balances = {inst.quote: cfg.starting_quote for inst in instruments}
         if dialect == "spot":
-            balances.update({inst.base: cfg.starting_base for inst in instruments})
+            balances.update(starting_balances(cfg))
         accounts = Accounts(instruments[0].kind, balances)
         for symbol, inst in zip(names, instruments, strict=True):
             engine = ReplayEngine(inst, accounts, dialect=dialect)
