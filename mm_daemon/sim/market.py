@@ -303,16 +303,17 @@ def asset_instruments(
     tick 0.01 lot 0.0001, min notional 5; USD-M BTCUSDT tick 0.1, ETHUSDT tick 0.01, lot 0.001,
     min notional 100 and 20). Another asset gets filters sized to its start price the way
     Binance sizes them: a tick of at most 0.1 bps (a power of ten), a spot lot worth at most
-    1 USDT and a perpetual lot at most 10 USDT, min notional 5.
+    1 USDT and a perpetual lot at most 10 USDT (none finer than 1e-8), min notional 5.
     """
     if base in ("BTC", "ETH"):
         symbol = f"{base.lower()}usdt"
         spot = recorded_instrument("spot", symbol, SPOT_VENUE)
         perp = recorded_instrument("usdm", symbol, PERP_VENUE)
     else:
-        tick = 10.0 ** math.floor(math.log10(start_price * 1e-5))
-        spot_lot = 10.0 ** math.floor(math.log10(1.0 / start_price))
-        perp_lot = 10.0 ** math.floor(math.log10(10.0 / start_price))
+        # Binance prints at most 8 decimals: nothing finer than 1e-8.
+        tick = max(1e-8, 10.0 ** math.floor(math.log10(start_price * 1e-5)))
+        spot_lot = max(1e-8, 10.0 ** math.floor(math.log10(1.0 / start_price)))
+        perp_lot = max(1e-8, 10.0 ** math.floor(math.log10(10.0 / start_price)))
         spot = Instrument(
             venue=SPOT_VENUE,
             symbol=f"{base}/{QUOTE_ASSET}",
