@@ -310,7 +310,7 @@ def fetch_exchange_info() -> bytes:
 
         from mm_daemon.sim.runner import start_simulator  # noqa: PLC0415
 
-        handle = await start_simulator(SimConfig())
+        handle = await start_simulator(SimConfig(assets=("BTC",)))
         try:
             await asyncio.sleep(0)  # let the market driver start before it is stopped
             url = handle.endpoint("sim-perp").rest + "/fapi/v1/exchangeInfo"
@@ -703,7 +703,8 @@ def sim_main(conn: Any) -> None:
     async def run() -> None:
         from mm_daemon.sim.runner import start_simulator  # noqa: PLC0415
 
-        handle = await start_simulator(SimConfig())
+        # BTC alone: the daemon reads one market, and the figures predate ETH's books.
+        handle = await start_simulator(SimConfig(assets=("BTC",)))
         conn.send({k: v.rest for k, v in handle.endpoints.items()})
         await asyncio.Event().wait()
 

@@ -165,7 +165,8 @@ async def _sim_role(*, busy_poll: bool = False) -> dict[str, Any]:
 
     streams.Connection.__init__ = conn_init  # type: ignore[method-assign]
     handle = await start_simulator(
-        SimConfig(seed=7, starting_base=10.0, starting_quote=1_000_000.0), market_speed=0.0
+        SimConfig(seed=7, starting_base=10.0, starting_quote=1_000_000.0, assets=("BTC",)),
+        market_speed=0.0,
     )
     if busy_poll:  # the simulator's loop polls instead of sleeping (`--sim-busy-poll`)
         from mm_daemon.engine.runtime import BusyPoll  # noqa: PLC0415

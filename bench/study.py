@@ -94,10 +94,13 @@ class CellSpec:
 
 
 def sim_config(spec: CellSpec) -> SimConfig:
+    # BTC alone: every cell quotes BTC, and another asset's books would only share the CPU.
     if spec.market == "replay":
-        return SimConfig(source="replay", replay_speed=spec.replay_speed, seed=spec.seed)
+        return SimConfig(
+            source="replay", replay_speed=spec.replay_speed, seed=spec.seed, assets=("BTC",)
+        )
     return SimConfig.model_validate(
-        {"source": "synthetic", "regime": spec.market, "seed": spec.seed}
+        {"source": "synthetic", "regime": spec.market, "seed": spec.seed, "assets": ["BTC"]}
     )
 
 

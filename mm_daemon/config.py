@@ -380,6 +380,49 @@ class SimFault(_Model):
     )
     seconds: NonNegativeFloat = Field(default=0.0, description="How long it lasts.")
     count: Annotated[int, Field(ge=0)] = Field(default=1, description="How many (gap, rejects).")
+    symbol: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z][A-Z0-9]{1,11}USDT$",
+        description=(
+            "Only this symbol's streams or orders (the venue's id, e.g. ETHUSDT; gap, stall, "
+            "halt, reject_orders); default every symbol of the venue."
+        ),
+    )
+
+
+class SimAssetConfig(_Model):
+    """One asset the simulator lists: `<BASE>/USDT` on its spot venue and `<BASE>/USDT:USDT`
+    on its perpetual one."""
+
+    base: str = Field(
+        pattern=r"^[A-Z][A-Z0-9]{1,11}$",
+        description="Base asset, upper case, e.g. BTC, ETH, SOL.",
+    )
+    start_price_quote: PositiveFloat | None = Field(
+        default=None,
+        description=(
+            "Initial fair price in USDT (default: BTC sim.start_price_quote, ETH the recorded "
+            "BTC/ETH price ratio of it, 1/23; any other asset 100)."
+        ),
+    )
+    return_correlation: Annotated[float, Field(ge=-1.0, le=1.0)] | None = Field(
+        default=None,
+        description=(
+            "Correlation of its 1 s mid returns with the first asset's, per venue (default "
+            "0.68, measured between BTCUSDT and ETHUSDT on Binance spot); not for the first "
+            "asset, which drives the others."
+        ),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        """An asset may be written as its name alone: `- ETH`."""
+        return {"base": data} if isinstance(data, str) else data
+
+
+def _default_sim_assets() -> tuple[SimAssetConfig, ...]:
+    return (SimAssetConfig(base="BTC"), SimAssetConfig(base="ETH"))
 
 
 class SimConfig(_Model):
@@ -399,7 +442,19 @@ class SimConfig(_Model):
     regime: Literal["calm", "volatile", "trending", "flash_crash", "mixed"] = Field(
         default="calm", description="Regime of the latent fair price."
     )
-    start_price_quote: PositiveFloat = Field(default=60_000.0, description="Initial fair price.")
+    assets: tuple[SimAssetConfig, ...] = Field(
+        default_factory=_default_sim_assets,
+        min_length=1,
+        description=(
+            "Assets listed on both simulator venues against USDT, the first driving the "
+            "others' prices (the others' returns correlate with its); a name alone or "
+            "{base, start_price_quote, return_correlation}. The replay serves those recorded "
+            "(BTC, ETH)."
+        ),
+    )
+    start_price_quote: PositiveFloat = Field(
+        default=60_000.0, description="Initial fair price of BTC (ETH starts at 1/23 of it)."
+    )
     replay_data_dir: Path | None = Field(
         default=None,
         description="Folder of recorded Binance captures (default: $MMD_DATA_DIR).",
@@ -412,7 +467,11 @@ class SimConfig(_Model):
     perp_maker_fee_bps: float = Field(default=0.0, description="Simulator perp maker fee.")
     perp_taker_fee_bps: float = Field(default=2.0, description="Simulator perp taker fee.")
     starting_base: NonNegativeFloat = Field(
-        default=1.0, description="Base balance of each new simulator account."
+        default=1.0,
+        description=(
+            "Balance of each new simulator spot account in the first asset; every other asset "
+            "gets the same value at start prices."
+        ),
     )
     starting_quote: NonNegativeFloat = Field(
         default=100_000.0, description="Quote balance of each new simulator account."
@@ -425,6 +484,37 @@ class SimConfig(_Model):
         ),
     )
     faults: tuple[SimFault, ...] = Field(default=(), description="Faults scheduled at start.")
+
+    @model_validator(mode="after")
+    def _check_assets(self) -> Self:
+        seen: set[str] = set()
+        for i, asset in enumerate(self.assets):
+            if asset.base in seen:
+                raise ValueError(f"sim.assets.{i}.base: {asset.base} is listed twice")
+            if asset.base == "USDT":
+                raise ValueError(f"sim.assets.{i}.base: USDT is the quote asset of every market")
+            seen.add(asset.base)
+        if self.assets[0].return_correlation is not None:
+            raise ValueError(
+                "sim.assets.0.return_correlation: the first asset drives the others; set the "
+                "correlation on the others"
+            )
+        for i, fault in enumerate(self.faults):
+            if fault.symbol is not None and fault.kind not in (
+                "gap",
+                "stall",
+                "halt",
+                "reject_orders",
+            ):
+                raise ValueError(
+                    f"sim.faults.{i}.symbol: {fault.kind} acts on the whole venue; leave symbol out"
+                )
+            if fault.symbol is not None and fault.symbol.removesuffix("USDT") not in seen:
+                raise ValueError(
+                    f"sim.faults.{i}.symbol: {fault.symbol} is not listed (sim.assets: "
+                    f"{', '.join(a.base for a in self.assets)})"
+                )
+        return self
 
     def fees_bps(self, exchange: str) -> tuple[float, float]:
         """(maker, taker) fee in bps the simulator charges on `exchange`'s dialect."""

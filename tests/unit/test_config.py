@@ -356,3 +356,58 @@ def test_portfolio_limits_are_read() -> None:
     config = load_config(DEFAULT, environ={})
     assert config.portfolio.max_gross_notional_quote == 50_000.0
     assert config.portfolio.max_net_notional_quote is None
+
+
+def test_the_simulator_lists_btc_and_eth_unless_told_otherwise() -> None:
+    config = load_config(DEFAULT, environ={})
+    assert [asset.base for asset in config.sim.assets] == ["BTC", "ETH"]
+
+
+def test_a_simulator_asset_may_be_a_name_or_a_mapping() -> None:
+    data = _default_data()
+    data["sim"] = {"assets": ["BTC", {"base": "SOL", "start_price_quote": 150.0}]}
+    btc, sol = parse_config(data, {}).sim.assets
+    assert (btc.base, btc.start_price_quote) == ("BTC", None)
+    assert (sol.base, sol.start_price_quote) == ("SOL", 150.0)
+
+
+def test_a_simulator_asset_listed_twice_is_refused() -> None:
+    data = _default_data()
+    data["sim"] = {"assets": ["BTC", "ETH", "BTC"]}
+    assert _problems(data) == ["sim.assets.2.base: BTC is listed twice"]
+
+
+def test_a_lower_case_simulator_asset_is_refused_naming_it() -> None:
+    data = _default_data()
+    data["sim"] = {"assets": ["BTC", "eth"]}
+    (problem,) = _problems(data)
+    assert problem.startswith("sim.assets.1.base: String should match pattern")
+
+
+def test_a_correlation_on_the_first_simulator_asset_is_refused() -> None:
+    data = _default_data()
+    data["sim"] = {"assets": [{"base": "BTC", "return_correlation": 0.5}, "ETH"]}
+    assert _problems(data) == [
+        "sim.assets.0.return_correlation: the first asset drives the others; set the "
+        "correlation on the others"
+    ]
+
+
+def test_a_scheduled_fault_on_a_symbol_the_simulator_does_not_list_is_refused() -> None:
+    data = _default_data()
+    data["sim"] = {
+        "faults": [{"at_seconds": 1, "venue": "sim-spot", "kind": "gap", "symbol": "SOLUSDT"}]
+    }
+    assert _problems(data) == ["sim.faults.0.symbol: SOLUSDT is not listed (sim.assets: BTC, ETH)"]
+
+
+def test_a_scheduled_fault_of_the_whole_venue_naming_a_symbol_is_refused() -> None:
+    data = _default_data()
+    data["sim"] = {
+        "faults": [
+            {"at_seconds": 1, "venue": "sim-spot", "kind": "disconnect", "symbol": "ETHUSDT"}
+        ]
+    }
+    assert _problems(data) == [
+        "sim.faults.0.symbol: disconnect acts on the whole venue; leave symbol out"
+    ]

@@ -23,7 +23,7 @@ from mm_daemon.sim.binance.common import (
 from mm_daemon.sim.binance.streams import Connection
 from mm_daemon.sim.faults import FaultSpec
 from mm_daemon.sim.matching import ExecutionReport
-from mm_daemon.sim.venue import SimVenue, UserSink, VenueSymbol
+from mm_daemon.sim.venue import ConnectionKind, SimVenue, UserSink, VenueSymbol
 
 __all__ = [
     "Handler",
@@ -238,20 +238,20 @@ def ws_api_params(venue: SimVenue, raw: Any, *, signed: bool) -> tuple[Params, s
 
 @contextlib.asynccontextmanager
 async def websocket(
-    request: web.Request, *, combined: bool
+    request: web.Request, *, combined: bool, kind: ConnectionKind
 ) -> AsyncIterator[tuple[web.WebSocketResponse, Connection]]:
     """A websocket of the venue (market streams, WS-API, user data): prepared, registered with
-    the venue and sending; dropped and closed however the handler ends."""
+    the venue as `kind` and sending; dropped and closed however the handler ends."""
     venue = request.app[VENUE_KEY]
     ws = web.WebSocketResponse(compress=False, heartbeat=None)
     await ws.prepare(request)
     conn = Connection(ws, request.transport, combined=combined, faults=venue.faults)
-    venue.register(conn)
+    venue.register(conn, kind)
     conn.start()
     try:
         yield ws, conn
     finally:
-        venue.streams.drop(conn)
+        venue.unregister(conn)
         with contextlib.suppress(Exception):
             await conn.close()
 
@@ -294,7 +294,10 @@ def user_data_sink(
 async def _market_ws(request: web.Request) -> web.StreamResponse:
     """Market streams: `/ws`, `/ws/<n>`, `/stream`, `/public/ws`, `/market/stream?streams=...`."""
     venue = request.app[VENUE_KEY]
-    async with websocket(request, combined="/stream" in request.path) as (ws, conn):
+    async with websocket(request, combined="/stream" in request.path, kind="market_data") as (
+        ws,
+        conn,
+    ):
         initial = request.query.get("streams")
         if initial:
             venue.streams.subscribe(conn, initial.split("/"))
@@ -377,8 +380,11 @@ async def _admin_faults(request: web.Request) -> web.Response:
         spec = FaultSpec.parse(await request.json(loads=orjson.loads))
     except (ValueError, TypeError) as exc:
         return json_response({"error": str(exc)}, status=400)
-    await venue.apply_fault(spec)
-    return json_response({"ok": True, "kind": spec.kind})
+    try:
+        await venue.apply_fault(spec)
+    except BinanceError as exc:
+        return error_response(exc)
+    return json_response({"ok": True, "kind": spec.kind, "symbol": spec.symbol})
 
 
 async def _admin_state(request: web.Request) -> web.Response:
@@ -387,9 +393,14 @@ async def _admin_state(request: web.Request) -> web.Response:
     return json_response(venue.state(depth))
 
 
+async def _admin_connections(request: web.Request) -> web.Response:
+    return json_response(request.app[VENUE_KEY].connections())
+
+
 def add_admin_routes(app: web.Application) -> None:
     app.router.add_post("/admin/faults", _admin_faults)
     app.router.add_get("/admin/state", _admin_state)
+    app.router.add_get("/admin/connections", _admin_connections)
 
 
 def make_base_app(venue: SimVenue) -> web.Application:

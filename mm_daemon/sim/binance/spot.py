@@ -112,7 +112,7 @@ def exchange_info(venue: SimVenue, now_ms: int) -> dict[str, Any]:
         symbols.append(
             {
                 "symbol": name,
-                "status": "BREAK" if venue.faults.halted(now_ms * _MS) else "TRADING",
+                "status": "BREAK" if venue.halted(sym, now_ms * _MS) else "TRADING",
                 "baseAsset": inst.base,
                 "baseAssetPrecision": 8,
                 "quoteAsset": inst.quote,
@@ -588,7 +588,7 @@ _SIGNED_METHODS = frozenset(
 
 
 async def _ws_api(request: web.Request) -> web.StreamResponse:
-    async with websocket(request, combined=False) as (ws, conn):
+    async with websocket(request, combined=False, kind="ws_api") as (ws, conn):
         session = _WsApiSession(request.app[VENUE_KEY], conn)
         try:
             async for text in text_frames(ws):

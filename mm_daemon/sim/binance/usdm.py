@@ -517,7 +517,10 @@ async def _private_ws(request: web.Request) -> web.StreamResponse:
         return web.json_response(
             {"code": -1125, "msg": "This listenKey does not exist."}, status=400
         )
-    async with websocket(request, combined="/stream" in request.path) as (ws, conn):
+    async with websocket(request, combined="/stream" in request.path, kind="user_data") as (
+        ws,
+        conn,
+    ):
         sink = user_data_sink(
             conn, order_trade_update, lambda now_ms: account_update(venue, api_key, now_ms)
         )
@@ -543,7 +546,7 @@ _WS_SIGNED: dict[str, PrivateHandler] = {
 
 async def _ws_api(request: web.Request) -> web.StreamResponse:
     venue = request.app[VENUE_KEY]
-    async with websocket(request, combined=False) as (ws, conn):
+    async with websocket(request, combined=False, kind="ws_api") as (ws, conn):
         async for text in text_frames(ws):
             _ws_api_request(venue, conn, text)
     return ws
