@@ -118,7 +118,9 @@ def run(
     from mm_daemon.engine.daemon import run_daemon  # noqa: PLC0415  heavy imports only for `run`
 
     try:
-        code = run_daemon(config, duration_seconds=duration, fresh=fresh)
+        code = run_daemon(
+            config, duration_seconds=duration, fresh=fresh, config_path=config_path.resolve()
+        )
     except ConfigError as exc:
         raise _fail(exc.problems) from None
     _exit_now(code)

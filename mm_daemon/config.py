@@ -50,7 +50,7 @@ __all__ = [
 
 ENV_PREFIX = "MMD_"
 SECRET_FIELDS = ("api_key", "api_secret")
-CONTROL_TOKEN_ENV = "MMD_CONTROL__TOKEN"
+CONTROL_TOKEN_ENV = "MMD_CONTROL__TOKEN"  # noqa: S105  the variable's name, not a token
 MIN_CONTROL_TOKEN_LENGTH = 16
 
 

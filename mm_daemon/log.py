@@ -186,7 +186,6 @@ def configure_logging(
     use_console = fmt == "console" or (fmt == "auto" and stream.isatty())
     on_terminal = use_console and stream.isatty()
     _terminal = stream if on_terminal else None
-    level_no = logging.getLevelNamesMapping()[level.upper()]
 
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
