@@ -941,6 +941,7 @@ ENV_OUTSIDE_CONFIG = frozenset(
     {
         "MMD_DATA_DIR",  # the recorded captures' folder
         "MMD_CONFIRM_MAINNET",  # the second key to live orders on mainnet
+        "MMD_CONTROL_URL",  # mm-daemon ctl: the daemon to talk to
         "MMD_IMAGE",  # compose: the image to run
         "MMD_METRICS_HOST_PORT",  # compose: published ports
         "MMD_PROMETHEUS_HOST_PORT",
