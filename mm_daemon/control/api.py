@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 __all__ = [
     "ACTIONS",
+    "Action",
     "ActionResult",
     "AssetStatus",
     "ConfigChange",
