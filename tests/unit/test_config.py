@@ -402,13 +402,13 @@ def test_a_short_control_token_is_refused() -> None:
 
 
 def test_an_http_server_beyond_loopback_without_a_token_is_refused_naming_control_token() -> None:
-    (problem,) = _problems(_default_data(), {"MMD_METRICS__HOST": "0.0.0.0"})
+    (problem,) = _problems(_default_data(), {"MMD_METRICS__HOST": "0.0.0.0"})  # noqa: S104  the case under test
     assert problem.startswith("control.token: the HTTP server binds 0.0.0.0")
     assert "MMD_CONTROL__TOKEN" in problem
 
 
 def test_an_http_server_beyond_loopback_takes_a_token_or_the_control_api_off() -> None:
-    remote = {"MMD_METRICS__HOST": "0.0.0.0"}
+    remote = {"MMD_METRICS__HOST": "0.0.0.0"}  # noqa: S104  the case under test
     with_token = parse_config(_default_data(), {**remote, "MMD_CONTROL__TOKEN": CONTROL_TOKEN})
     control_off = parse_config(_default_data(), {**remote, "MMD_CONTROL__ENABLED": "false"})
     assert with_token.metrics.host == control_off.metrics.host == "0.0.0.0"  # noqa: S104

@@ -31,6 +31,8 @@ class Target:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.audited: list[tuple[str, str, str]] = []
+        self.callers: list[str] = []
+        self.details: list[str] = []
         self.fail_with: Exception | None = None
 
     def health(self) -> api.Health:
@@ -64,26 +66,32 @@ class Target:
 
     async def pause(self, markets: list[str] | None, caller: str) -> api.ActionResult:
         self.calls.append(("pause", markets))
+        self.callers.append(caller)
         return self._result("pause", markets)
 
     async def resume(self, markets: list[str] | None, caller: str) -> api.ActionResult:
         self.calls.append(("resume", markets))
+        self.callers.append(caller)
         return self._result("resume", markets)
 
     async def kill(self, reason: str | None, caller: str) -> api.ActionResult:
         self.calls.append(("kill", reason))
+        self.callers.append(caller)
         return self._result("kill", None)
 
     async def reset(self, caller: str) -> api.ActionResult:
         self.calls.append(("reset", None))
+        self.callers.append(caller)
         return self._result("reset", None)
 
     async def reload(self, caller: str) -> api.ActionResult:
         self.calls.append(("reload", None))
+        self.callers.append(caller)
         return self._result("reload", None)
 
     def audit(self, action: str, caller: str, result: str, detail: str) -> None:
         self.audited.append((action, caller, result))
+        self.details.append(detail)
 
 
 class Served:
@@ -277,7 +285,9 @@ async def test_every_request_is_counted_by_action_and_result(served: Served) -> 
 
 async def test_done_actions_are_audited_with_the_callers_address(served: Served) -> None:
     await served.call("POST", "/resume")
+    assert served.target.callers == ["127.0.0.1"]
     assert served.target.audited == [("resume", "127.0.0.1", "ok")]
+    assert served.target.details == ["done"]
 
 
 async def test_neither_token_offered_is_ever_logged(served: Served) -> None:

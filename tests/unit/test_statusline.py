@@ -12,7 +12,7 @@ def _market(name: str, **overrides: Any) -> api.MarketStatus:
     fields: dict[str, Any] = {
         "name": name,
         "venue": "sim-spot",
-        "symbol": name.split("@")[0],
+        "symbol": name.split("@", maxsplit=1)[0],
         "asset": "BTC",
         "stale": False,
         "fair_value": 60_000.5,
