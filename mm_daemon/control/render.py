@@ -60,22 +60,16 @@ def _header(status: Status) -> Text:
     return text
 
 
-def _markets_table(status: Status, *, with_budget: bool) -> Table:
-    table = Table(title="markets", title_justify="left", expand=False)
+def _markets_table(status: Status) -> Table:
+    table = Table(title="markets", title_justify="left")
     widest = max((len(m.name) for m in status.markets), default=6)
     table.add_column("market", no_wrap=True, min_width=widest)
-    for column in ("state", "fair", "bid", "ask", "our bid", "our ask", "orders"):
-        table.add_column(column, justify="left" if column == "state" else "right")
-    table.add_column("position", justify="right")
-    for title, _ in _PNL_COLUMNS:
-        table.add_column(title, justify="right")
-    horizons = list(status.markets[0].markouts_bps) if status.markets else []
-    for horizon in horizons:
-        table.add_column(f"mo {horizon}", justify="right")
-    if with_budget:
-        table.add_column("budget", justify="right")
+    table.add_column("state")
+    for column in ("fair", "bid", "ask", "our bid", "our ask", "orders", "position", "budget"):
+        table.add_column(column, justify="right")
     for m in status.markets:
-        row: list[RenderableType] = [
+        budget = m.order_budget
+        table.add_row(
             m.name,
             _state(m),
             _n(m.fair_value),
@@ -85,12 +79,27 @@ def _markets_table(status: Status, *, with_budget: bool) -> Table:
             _n(m.quote_ask),
             str(len(m.open_orders)),
             f"{m.position_base:+.4f}",
-        ]
+            f"{budget.tokens:.0f}/{budget.burst}",
+        )
+    return table
+
+
+def _pnl_table(status: Status) -> Table:
+    table = Table(title="P&L (quote) and markouts (bps)", title_justify="left")
+    widest = max((len(m.name) for m in status.markets), default=6)
+    table.add_column("market", no_wrap=True, min_width=widest)
+    for title, _ in _PNL_COLUMNS:
+        table.add_column(title, justify="right")
+    horizons = list(status.markets[0].markouts_bps) if status.markets else []
+    for horizon in horizons:
+        table.add_column(f"mo {horizon}", justify="right")
+    table.add_column("fills marked", justify="right")
+    for m in status.markets:
+        row: list[RenderableType] = [m.name]
         row.extend(_signed(m.pnl.get(key)) for _, key in _PNL_COLUMNS)
         row.extend(_n(m.markouts_bps.get(h)) for h in horizons)
-        if with_budget:
-            budget = m.order_budget
-            row.append(f"{budget.tokens:.0f}/{budget.burst}")
+        counts = m.markout_counts
+        row.append(str(counts[horizons[0]]) if horizons else "-")
         table.add_row(*row)
     return table
 
@@ -144,7 +153,7 @@ def _venues_table(status: Status) -> Table:
 
 def status_view(status: Status) -> RenderableType:
     """Everything /status says, as tables."""
-    parts: list[RenderableType] = [_header(status), _markets_table(status, with_budget=True)]
+    parts: list[RenderableType] = [_header(status), _markets_table(status), _pnl_table(status)]
     parts.extend(
         Text(f"{m.name}: {m.risk.state} {m.risk.reason}", style="yellow")
         for m in status.markets
@@ -168,7 +177,8 @@ def top_view(status: Status, *, url: str) -> RenderableType:
     footer = Text(f"{url}  refreshed every second  q: quit", style="dim")
     return Group(
         _header(status),
-        _markets_table(status, with_budget=True),
+        _markets_table(status),
+        _pnl_table(status),
         _assets_table(status),
         footer,
     )
