@@ -82,6 +82,11 @@ def test_the_daemon_reaches_the_simulator_by_its_service_name() -> None:
     assert sim.sim.host == "0.0.0.0"  # noqa: S104  reached from the daemon's container
 
 
+def test_the_daemon_service_is_healthy_while_health_answers() -> None:
+    check = _services()["daemon"]["healthcheck"]["test"]  # type: ignore[index]
+    assert any("/health'" in str(part) for part in check), check
+
+
 def test_prometheus_scrapes_the_daemon_service_on_its_metrics_port() -> None:
     scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]

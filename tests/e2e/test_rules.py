@@ -27,6 +27,8 @@ REQUIRED_ALERTS = {
     "MmPnlDrawdown",
     "MmPortfolioDrawdown",
     "MmTickToQuoteP99High",
+    "MmQuotingPausedLong",
+    "MmHaltedByOperator",
 }
 
 
