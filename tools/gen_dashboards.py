@@ -340,8 +340,7 @@ def _control_row(builder: dash_b.Dashboard) -> None:
             "unauthorized: a missing or wrong token).",
             (
                 Query(
-                    f"sum by (action, result) (increase(mm_control_requests_total{{{I}}}"
-                    f"[{RATE}]))",
+                    f"sum by (action, result) (increase(mm_control_requests_total{{{I}}}[{RATE}]))",
                     "{{action}} {{result}}",
                 ),
             ),
