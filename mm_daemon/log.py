@@ -54,8 +54,9 @@ _MIN_SECRET_LENGTH = 4  # shorter values would redact ordinary words and numbers
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 
-QUIET_ON_TERMINAL = frozenset({"fill", "hedge_sent"})
-"""Events logged once per fill: on a terminal they would scroll everything else away."""
+QUIET_ON_TERMINAL = frozenset({"fill", "hedge_sent", "run_summary"})
+"""Events that would scroll everything else away on a terminal: once per fill, and the summary's
+one long line (its table is printed to stdout)."""
 
 _PROBLEMS_KEPT = 20
 _PROBLEM_LEVELS = frozenset({"warning", "error", "critical", "exception"})
