@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from mm_daemon.engine.journal.recovery import load_run_series
 from tests.integration.processes import (
     TOKEN,
     DaemonProcess,
@@ -331,3 +332,21 @@ def test_the_token_never_appears_in_logs_status_or_errors(daemon: DaemonProcess)
     for text in [*(a.text for a in answers), daemon.output.text]:
         assert TOKEN not in text
         assert wrong not in text
+
+
+# -- the journal ---------------------------------------------------------------------------------
+
+
+def test_every_action_done_or_refused_is_journaled_with_the_caller(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    assert daemon.post("/pause").status == 200
+    assert daemon.post("/resume", {"markets": ["no-such-market"]}).status == 404
+    assert daemon.post("/resume").status == 200
+    (journal,) = (tmp_path / "state").glob("*.journal")
+    actions = load_run_series(journal).control_actions
+    assert [(a.action, a.caller, a.result) for a in actions] == [
+        ("pause", "127.0.0.1", "ok"),
+        ("resume", "127.0.0.1", "refused"),
+        ("resume", "127.0.0.1", "ok"),
+    ]
