@@ -8,6 +8,7 @@ unit in its name. Secrets (API keys) never come from the YAML: only from the env
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -49,6 +50,8 @@ __all__ = [
 
 ENV_PREFIX = "MMD_"
 SECRET_FIELDS = ("api_key", "api_secret")
+CONTROL_TOKEN_ENV = "MMD_CONTROL__TOKEN"  # noqa: S105  the variable's name, not a token
+MIN_CONTROL_TOKEN_LENGTH = 16
 
 
 class ConfigError(Exception):
@@ -524,11 +527,56 @@ class SimConfig(_Model):
 
 
 class MetricsConfig(_Model):
-    enabled: bool = Field(default=True, description="Serve Prometheus metrics.")
-    host: str = Field(default="127.0.0.1", description="Address of the /metrics server.")
-    port: Annotated[int, Field(ge=0, le=65535)] = Field(
-        default=9464, description="Port of the /metrics server (0: a free one)."
+    """The daemon's one HTTP server: /metrics, the probes /health and /ready, and the control
+    API (see the `control` section)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Serve HTTP: /metrics, /health, /ready and the control API.",
     )
+    host: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Address of the HTTP server (/metrics, probes, control API); a non-loopback "
+            "address needs control.token (or control.enabled: false)."
+        ),
+    )
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=9464, description="Port of the HTTP server (0: a free one)."
+    )
+
+
+class ControlConfig(_Model):
+    """The operator's control API on the daemon's HTTP server: /status, /pause, /resume,
+    /kill, /reset and /reload, each behind `Authorization: Bearer <token>`."""
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "Serve the control API (off: /status and the actions answer 403; /metrics, /health "
+            "and /ready stay)."
+        ),
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token of the control API: only from MMD_CONTROL__TOKEN or token_file. "
+            "Without one, the control endpoints answer 403."
+        ),
+    )
+    token_file: Path | None = Field(
+        default=None, description="File holding the control token (container secrets)."
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_CONTROL_TOKEN_LENGTH:
+            raise ValueError(
+                f"the control token needs at least {MIN_CONTROL_TOKEN_LENGTH} characters "
+                "(e.g. the output of `openssl rand -hex 32`)"
+            )
+        return value
 
 
 class StateConfig(_Model):
@@ -596,6 +644,20 @@ class LoggingConfig(_Model):
     level: LogLevel = Field(default=LogLevel.INFO, description="Lowest level written.")
     format: Literal["auto", "console", "json"] = Field(
         default="auto", description="auto: console on a terminal, JSON lines otherwise."
+    )
+    status_line_seconds: NonNegativeFloat = Field(
+        default=5.0,
+        description=(
+            "On a terminal, print a one-line status of every market this often (0: never). "
+            "Logs off a terminal are unaffected."
+        ),
+    )
+    console_fill_lines: bool = Field(
+        default=False,
+        description=(
+            "On a terminal, log every fill and hedge at info (off: at debug, the status line "
+            "shows them). JSON logs off a terminal always keep every event."
+        ),
     )
 
 
@@ -753,7 +815,13 @@ class Config(_Model):
     state: StateConfig = Field(
         default_factory=StateConfig, description="The journal and restart recovery."
     )
-    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus.")
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig,
+        description="The HTTP server: Prometheus metrics, probes and the control API.",
+    )
+    control: ControlConfig = Field(
+        default_factory=ControlConfig, description="The operator's control API and its token."
+    )
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logs.")
     runtime: RuntimeConfig = Field(
         default_factory=RuntimeConfig, description="Event-loop polling and core placement."
@@ -797,6 +865,22 @@ class Config(_Model):
         if isinstance(value, list | tuple) and not value:
             raise ValueError("list at least one market (a venue and a symbol)")
         return value
+
+    @model_validator(mode="after")
+    def _control_needs_a_token_off_loopback(self) -> Self:
+        metrics, control = self.metrics, self.control
+        if (
+            metrics.enabled
+            and control.enabled
+            and control.token is None
+            and not is_loopback(metrics.host)
+        ):
+            raise ValueError(
+                f"control.token: the HTTP server binds {metrics.host}, beyond this machine, and "
+                "the control API has no token; set MMD_CONTROL__TOKEN or control.token_file, "
+                "or turn the control API off with control.enabled: false"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:
@@ -898,6 +982,16 @@ class Config(_Model):
         return list(seen.values())
 
 
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "config"
 
@@ -937,6 +1031,7 @@ ENV_OUTSIDE_CONFIG = frozenset(
     {
         "MMD_DATA_DIR",  # the recorded captures' folder
         "MMD_CONFIRM_MAINNET",  # the second key to live orders on mainnet
+        "MMD_CONTROL_URL",  # mm-daemon ctl: the daemon to talk to
         "MMD_IMAGE",  # compose: the image to run
         "MMD_METRICS_HOST_PORT",  # compose: published ports
         "MMD_PROMETHEUS_HOST_PORT",
@@ -1047,6 +1142,12 @@ def _refuse_old_shape(data: Mapping[str, Any]) -> list[str]:
 
 def _refuse_yaml_secrets(data: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
+    control = data.get("control")
+    if isinstance(control, Mapping) and "token" in control:
+        problems.append(
+            "control.token: secrets are not accepted in the YAML file; set the environment "
+            f"variable {CONTROL_TOKEN_ENV} or name a file in control.token_file"
+        )
     venues = data.get("venues")
     if isinstance(venues, Mapping):
         for name, venue in venues.items():
@@ -1065,6 +1166,15 @@ def _refuse_yaml_secrets(data: Mapping[str, Any]) -> list[str]:
 
 def _read_secret_files(data: dict[str, Any], base_dir: Path) -> list[str]:
     problems: list[str] = []
+    control = data.get("control")
+    if isinstance(control, dict) and control.get("token_file") and "token" not in control:
+        path = Path(str(control["token_file"]))
+        if not path.is_absolute():
+            path = base_dir / path
+        try:
+            control["token"] = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            problems.append(f"control.token_file: cannot read {path}: {exc.strerror}")
     venues = data.get("venues")
     if not isinstance(venues, dict):
         return problems
@@ -1102,7 +1212,7 @@ def parse_config(
     if problems:
         raise ConfigError(problems)
     for path, raw in overrides:
-        is_secret = path[-1] in SECRET_FIELDS
+        is_secret = path[-1] in SECRET_FIELDS or path == ["control", "token"]
         _apply_override(data, path, raw if is_secret else _parse_env_value(raw))
     problems = _read_secret_files(data, base_dir or Path.cwd())
     if problems:

@@ -241,9 +241,14 @@ class AssetBook:
             ts_ns=update.ts_local_ns,
         )
 
+    @property
+    def held(self) -> bool:
+        """No hedge is sent while an operator's kill holds the asset's markets."""
+        return any(market.killed for market in self.markets)
+
     def maybe_hedge(self) -> None:
         leg = self.hedge
-        if leg is None or not self.trading:
+        if leg is None or not self.trading or self.held:
             return
         now = self._clock()
         intent = leg.hedger.decide(now, self.ledger.net_exposure_base)

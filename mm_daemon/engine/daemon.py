@@ -39,8 +39,9 @@ from mm_daemon.core.summary import (
 from mm_daemon.core.types import ExecutionStatus, Instrument, MarketEvent
 from mm_daemon.engine import wiring
 from mm_daemon.engine.asset import AssetBook, HedgeLeg
+from mm_daemon.engine.control import Controller
 from mm_daemon.engine.journal import Journal, JournalError, Recovery
-from mm_daemon.engine.metrics import JournalMetrics, MarketDataMetrics, Metrics, MetricsServer
+from mm_daemon.engine.metrics import JournalMetrics, MarketDataMetrics, Metrics
 from mm_daemon.engine.orders import (
     OrderManager,
     OrderManagerSettings,
@@ -96,6 +97,8 @@ def _register_config_secrets(config: Config) -> None:
         for secret in (venue.api_key, venue.api_secret):
             if secret is not None:
                 register_secret(secret.get_secret_value())
+    if config.control.token is not None:
+        register_secret(config.control.token.get_secret_value())
 
 
 class Daemon:
@@ -114,6 +117,7 @@ class Daemon:
         clock: Callable[[], int] = time.time_ns,
         recorded: RecordedMarkets | None = None,
         fresh: bool = False,
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
@@ -127,7 +131,7 @@ class Daemon:
         self._executions_by_key: dict[tuple[str, str], ReconciledExecution] = {}
         self._stop = asyncio.Event()
         self._stop_reason = ""
-        self._metrics_server: MetricsServer | None = None
+        self.control = Controller(self, config_path)  # the HTTP server, SIGHUP, status line
         self.metrics_url: str | None = None
         self.simulator: SimulatorHandle | None = None
         self.portfolio: Portfolio | None = None
@@ -156,7 +160,8 @@ class Daemon:
         busy_poll = BusyPoll(loop)
         try:
             if self._recorded is None:
-                self._start_metrics()
+                await self.control.start()
+                self.metrics_url = f"{self.control.url}/metrics" if self.control.url else None
             if self.config.runtime.busy_poll:
                 busy_poll.start()
             if duration_seconds is not None:
@@ -189,8 +194,7 @@ class Daemon:
             for sig in signals:
                 with suppress(Exception):
                     loop.remove_signal_handler(sig)
-            if self._metrics_server is not None:
-                self._metrics_server.stop()
+            await self.control.stop()
         if left_open:
             # Loud: orders resting unmanaged are the one outcome an operator must act on.
             log.error("orders_left_open", orders=left_open)
@@ -429,6 +433,7 @@ class Daemon:
             for market in portfolio.markets:
                 await market.orders.reconcile()
         portfolio.start_trading()
+        self.control.on_trading_started()
         self._tasks.append(loop.create_task(self._timer(portfolio)))
 
     def _restore(self, portfolio: Portfolio) -> StartRecovery | None:
@@ -656,6 +661,7 @@ class Daemon:
     def _execution_status(self, status: ExecutionStatus) -> None:
         """An order-entry connection went down or came back (the reconcile is the wrapper's);
         a hedge venue that cannot take orders counts as down."""
+        self.control.on_execution_status(status)
         log.log(
             20 if status.connected else 30,
             "order_entry_connected" if status.connected else "order_entry_lost",
@@ -822,18 +828,28 @@ class Daemon:
             return [f"{symbol}@{leg.execution.venue}: cancel failed ({type(exc).__name__})"]
         return [f"{symbol}@{leg.execution.venue}: {u.client_order_id}" for u in remaining]
 
-    def _start_metrics(self) -> None:
-        cfg = self.config.metrics
-        if not cfg.enabled:
-            return
-        self._metrics_server = MetricsServer(self.metrics.registry, cfg.host, cfg.port)
-        try:
-            self.metrics_url = self._metrics_server.start()
-        except OSError as exc:
-            raise ConfigError(
-                [f"metrics.port: cannot serve on {cfg.host}:{cfg.port}: {exc.strerror}"]
-            ) from None
-        log.info("metrics_serving", url=self.metrics_url)
+    # -- what the control plane reads ------------------------------------------------------------
+
+    @property
+    def started_ns(self) -> int:
+        return self._started_ns
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def market_data_of(self, venue: str, symbol: str) -> object | None:
+        """The market-data source of an instrument (None: its venue did not start)."""
+        return self._sources.get((venue, symbol))
+
+    def symbols_of(self, venue: str) -> list[str] | None:
+        """The symbols read on `venue` (None: it did not start)."""
+        symbols = [symbol for (name, symbol) in self._sources if name == venue]
+        return symbols or None
+
+    def executions(self) -> dict[tuple[str, str], ReconciledExecution]:
+        """Order entry by (venue, symbol), quoted and hedge instruments."""
+        return dict(self._executions_by_key)
 
 
 def simulator_url(simulator: SimulatorHandle, venue: VenueConfig) -> str:
@@ -876,10 +892,19 @@ def _describe(instrument: Instrument) -> dict[str, object]:
 
 
 def run_daemon(
-    config: Config, duration_seconds: float | None = None, *, fresh: bool = False
+    config: Config,
+    duration_seconds: float | None = None,
+    *,
+    fresh: bool = False,
+    config_path: Path | None = None,
 ) -> int:
-    """Entry point of `mm-daemon run`: logging, safety checks, then the event loop."""
-    configure_logging(config.logging.level.value, config.logging.format)
+    """Entry point of `mm-daemon run`: logging, safety checks, then the event loop.
+    `config_path` is the file a reload (POST /reload, SIGHUP) reads again."""
+    configure_logging(
+        config.logging.level.value,
+        config.logging.format,
+        fill_lines_on_terminal=config.logging.console_fill_lines,
+    )
     _register_config_secrets(config)
     if config.mode is Mode.LIVE:
         for venue in config.used_venues():
@@ -892,7 +917,7 @@ def run_daemon(
     import ccxt.pro  # noqa: F401, PLC0415  imported for its side effect of loading now
 
     apply_cpu_affinity(config.runtime)
-    return uvloop.run(Daemon(config, fresh=fresh).run(duration_seconds))
+    return uvloop.run(Daemon(config, fresh=fresh, config_path=config_path).run(duration_seconds))
 
 
 def open_recorded(config: Config, data_dir: Path) -> tuple[VirtualTimeLoop, RecordedMarkets]:

@@ -291,6 +291,11 @@ class OrderManager:
                 ask = order.price_ticks if ask is None else min(ask, order.price_ticks)
         return bid, ask
 
+    def order_budget(self, now_ns: int) -> tuple[float, int, float]:
+        """(actions that may be sent now, burst, refill per second) of the token bucket."""
+        bucket = self._bucket
+        return bucket.available(now_ns), bucket.burst, bucket.rate_per_second
+
     def get(self, client_order_id: str) -> LiveOrder | None:
         return self._orders.get(client_order_id) or self._finished.get(client_order_id)
 

@@ -206,6 +206,25 @@ class Portfolio:
             market.journal_risk(source)
             market.requote(0)
 
+    def reset_halt(self) -> list[str]:
+        """Every HALTED market and the portfolio's drawdown latch leave HALTED (an operator's
+        reset, journaled); drawdowns count from the next P&L. Returns the markets reset."""
+        reset = []
+        for market in self.markets:
+            if market.risk.state is RiskState.HALTED:
+                market.risk.reset()
+                market.journal_risk("operator")
+                reset.append(market.name)
+        if self.halted_reason and self.journal is not None:
+            self.journal.record_risk_state(
+                None, RiskState.ACTIVE, reason="", source="operator", ts_ns=self._clock()
+            )
+        self.halted_reason = ""
+        self._peak_pnl = None
+        for market in self.markets:
+            market.requote(0)
+        return reset
+
     # -- restart state -----------------------------------------------------------------------
 
     def export_state(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mm_daemon.core.quoting import MarketInputs, Quoter
+from mm_daemon.core.quoting import MarketInputs, Quoter, Quotes
 from mm_daemon.core.risk import RiskGate, RiskState
 from mm_daemon.core.types import BookDelta, ExecutionEvent, Fill, MarketEvent, Trade
 from mm_daemon.engine.journal import Snapshot
@@ -41,12 +41,15 @@ if TYPE_CHECKING:
     from mm_daemon.engine.metrics import Metrics
     from mm_daemon.engine.orders import OrderManager
 
-__all__ = ["PAUSE_REASONS", "MarketTrader"]
+__all__ = ["KILL_REASON", "OPERATOR_PAUSE", "PAUSE_REASONS", "MarketTrader"]
 
 log = get_logger(__name__)
 
-PAUSE_REASONS = frozenset({"stale", "halted", "hedge_down", "volatility"})
+OPERATOR_PAUSE = "operator"
+PAUSE_REASONS = frozenset({"stale", "halted", "hedge_down", "volatility", OPERATOR_PAUSE})
 """Why the quoter may quote nothing on purpose; anything else with no quotes is a fault."""
+KILL_REASON = "killed by an operator"
+"""How an operator's kill starts its halt reason (journaled, so a restart knows it too)."""
 
 
 class MarketTrader:
@@ -84,6 +87,7 @@ class MarketTrader:
         self.paused = False  # quoting nothing on purpose (stale, halted, hedge down, volatility)
         self.pause_reason = ""
         self.trading = True  # False while a start recovers: the quotes wait for it
+        self.operator_paused = False  # an operator's pause: no quotes until resumed
         self.journal = journal
         self._journaled_risk = risk.state
         m = metrics
@@ -162,6 +166,10 @@ class MarketTrader:
         fair = state.fair_value_ticks
         if fair is None:
             return
+        if self.operator_paused:  # pulled by an operator, whatever the market says
+            self.orders.set_desired(Quotes((), (), self._clock(), OPERATOR_PAUSE), fair_ticks=fair)
+            self.paused, self.pause_reason = True, OPERATOR_PAUSE
+            return
         self._quoted_fair = fair
         now = self._clock()
         book = state.book
@@ -220,6 +228,12 @@ class MarketTrader:
             self.requote(0)
         self.journal_risk("risk")
         return state
+
+    @property
+    def killed(self) -> bool:
+        """HALTED by an operator's kill (nothing may be sent for it until a reset)."""
+        risk = self.risk
+        return risk.state is RiskState.HALTED and risk.halted_reason.startswith(KILL_REASON)
 
     def journal_risk(self, source: str) -> None:
         """Journal the risk state if it changed since it was last journaled (a halt commits

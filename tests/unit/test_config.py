@@ -411,3 +411,70 @@ def test_a_scheduled_fault_of_the_whole_venue_naming_a_symbol_is_refused() -> No
     assert _problems(data) == [
         "sim.faults.0.symbol: disconnect acts on the whole venue; leave symbol out"
     ]
+
+
+# -- the control API's token ---------------------------------------------------------------------
+
+CONTROL_TOKEN = "ctl-token-0123456789abcdef"
+
+
+def test_the_control_token_comes_from_its_environment_variable_as_a_secret() -> None:
+    config = parse_config(_default_data(), {"MMD_CONTROL__TOKEN": CONTROL_TOKEN})
+    assert config.control.token is not None
+    assert config.control.token.get_secret_value() == CONTROL_TOKEN
+    assert CONTROL_TOKEN not in repr(config)
+
+
+def test_a_control_token_that_yaml_would_read_as_a_number_stays_text() -> None:
+    config = parse_config(_default_data(), {"MMD_CONTROL__TOKEN": "1234567890123456"})
+    assert config.control.token is not None
+    assert config.control.token.get_secret_value() == "1234567890123456"
+
+
+def test_a_control_token_in_the_yaml_is_refused() -> None:
+    data = _default_data()
+    data["control"] = {"token": CONTROL_TOKEN}
+    (problem,) = _problems(data)
+    assert problem.startswith("control.token: secrets are not accepted in the YAML file")
+    assert CONTROL_TOKEN not in problem
+
+
+def test_the_control_token_file_is_read_beside_the_config(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(CONTROL_TOKEN + "\n")
+    data = _default_data()
+    data["control"] = {"token_file": "token"}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    config = load_config(path, environ={})
+    assert config.control.token is not None
+    assert config.control.token.get_secret_value() == CONTROL_TOKEN
+
+
+def test_a_short_control_token_is_refused() -> None:
+    (problem,) = _problems(_default_data(), {"MMD_CONTROL__TOKEN": "short"})
+    assert problem.startswith("control.token: ")
+    assert "16 characters" in problem
+
+
+def test_an_http_server_beyond_loopback_without_a_token_is_refused_naming_control_token() -> None:
+    (problem,) = _problems(_default_data(), {"MMD_METRICS__HOST": "0.0.0.0"})  # noqa: S104  the case under test
+    assert problem.startswith("control.token: the HTTP server binds 0.0.0.0")
+    assert "MMD_CONTROL__TOKEN" in problem
+
+
+def test_an_http_server_beyond_loopback_takes_a_token_or_the_control_api_off() -> None:
+    remote = {"MMD_METRICS__HOST": "0.0.0.0"}  # noqa: S104  the case under test
+    with_token = parse_config(_default_data(), {**remote, "MMD_CONTROL__TOKEN": CONTROL_TOKEN})
+    control_off = parse_config(_default_data(), {**remote, "MMD_CONTROL__ENABLED": "false"})
+    assert with_token.metrics.host == control_off.metrics.host == "0.0.0.0"  # noqa: S104
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_a_loopback_http_server_needs_no_token(host: str) -> None:
+    config = parse_config(_default_data(), {"MMD_METRICS__HOST": host})
+    assert config.control.token is None
+
+
+def test_the_ctl_url_variable_is_not_taken_for_a_config_field() -> None:
+    config = parse_config(_default_data(), {"MMD_CONTROL_URL": "http://127.0.0.1:9464"})
+    assert config.control.enabled
