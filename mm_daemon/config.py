@@ -86,6 +86,45 @@ _DEFAULT_FEES_BPS: dict[str, tuple[float, float]] = {
 }
 
 
+class RateLimitConfig(_Model):
+    kind: Literal["orders", "weight"] = Field(
+        description="orders (new orders per account) or weight (request weight per IP)."
+    )
+    interval_seconds: Annotated[int, Field(ge=1)] = Field(
+        description="Length of the venue's fixed window, e.g. 10, 60 or 86400."
+    )
+    limit: Annotated[int, Field(ge=1)] = Field(description="Most units per window.")
+
+
+class OrderBudgetConfig(_Model):
+    rate_limits: tuple[RateLimitConfig, ...] = Field(
+        default=(),
+        description=(
+            "The venue's limits, if they are not to be read from it (Binance publishes them in "
+            "exchangeInfo and reports usage in every answer; empty: those, and Binance's "
+            "published base tier until the venue is connected)."
+        ),
+    )
+    usable_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.9,
+        description=(
+            "Share of each limit the daemon lets itself use; the rest absorbs the venue's "
+            "delayed count updates and other programs on the account."
+        ),
+    )
+    hedge_reserve_fraction: Annotated[float, Field(ge=0, lt=1)] = Field(
+        default=0.2,
+        description="Share of the usable order count only hedges (and urgent cancels) may use.",
+    )
+    refresh_fraction: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.5,
+        description=(
+            "Share of the usable order count past which replaces for size or age alone wait "
+            "(they are deferred first)."
+        ),
+    )
+
+
 class VenueConfig(_Model):
     """One venue (an exchange account at an endpoint), named by its key under `venues`."""
 
@@ -126,11 +165,12 @@ class VenueConfig(_Model):
     taker_fee_bps: float | None = Field(
         default=None, description="Taker fee in bps. Unset: the venue's published base tier."
     )
-    rate_limit_orders_per_second: PositiveFloat = Field(
-        default=10.0, description="Token-bucket refill rate for order actions on this venue."
-    )
-    rate_limit_burst_orders: Annotated[int, Field(ge=1)] = Field(
-        default=20, description="Token-bucket capacity for order actions on this venue."
+    order_budget: OrderBudgetConfig = Field(
+        default_factory=OrderBudgetConfig,
+        description=(
+            "The account's order budget on this venue, modelled on the venue's own rate limits "
+            "and shared by every market and hedge on it."
+        ),
     )
     order_entry: Literal["native", "ccxt"] = Field(
         default="native",
@@ -338,6 +378,18 @@ class RiskConfig(_Model):
     )
     price_band_bps: PositiveFloat = Field(
         default=200.0, description="Refuse an order priced further than this from fair value."
+    )
+    max_order_notional_quote: PositiveFloat | None = Field(
+        default=None,
+        description="Refuse an order (quote or hedge) worth more than this, quote units.",
+    )
+    max_position_notional_quote: PositiveFloat | None = Field(
+        default=None,
+        description=(
+            "Refuse an order that would carry the position of its instrument (the market's, or "
+            "the hedge's) past this |position| x fair value, quote units; orders that reduce it "
+            "pass."
+        ),
     )
 
 
@@ -955,6 +1007,25 @@ def _refuse_old_shape(data: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+_REPLACED_VENUE_KEYS = ("rate_limit_orders_per_second", "rate_limit_burst_orders")
+
+
+def _refuse_replaced_venue_keys(data: Mapping[str, Any]) -> list[str]:
+    """The token-bucket keys a venue had before its order budget: one line each, saying what
+    replaced them."""
+    venues = data.get("venues")
+    if not isinstance(venues, Mapping):
+        return []
+    return [
+        f"venues.{name}.{key}: replaced by venues.{name}.order_budget (the venue's own rate "
+        "limits, read from the venue; order_budget.rate_limits sets them by hand)"
+        for name, venue in venues.items()
+        if isinstance(venue, Mapping)
+        for key in _REPLACED_VENUE_KEYS
+        if key in venue
+    ]
+
+
 def _refuse_yaml_secrets(data: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     venues = data.get("venues")
@@ -1003,7 +1074,9 @@ def parse_config(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(["config: the file must hold a mapping of sections"])
-    problems = _refuse_old_shape(data) or _refuse_yaml_secrets(data)
+    problems = (
+        _refuse_old_shape(data) or _refuse_replaced_venue_keys(data) or _refuse_yaml_secrets(data)
+    )
     if problems:
         raise ConfigError(problems)
     data = dict(data)
