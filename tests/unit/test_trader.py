@@ -160,7 +160,7 @@ def _build(
     orders = OrderManager(
         maker_exec,
         SPOT,
-        OrderManagerSettings(price_tolerance_ticks=1, rate_limit_burst_orders=100),
+        OrderManagerSettings(price_tolerance_ticks=1),
         risk=risk,
         metrics=metrics,
         clock=clock,
