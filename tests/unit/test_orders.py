@@ -654,3 +654,16 @@ async def test_a_refusal_raised_by_the_venue_is_labelled_by_its_reason() -> None
         "mm_order_rejects_total", {"venue": "paper", "reason": "post_only"}
     )
     assert value == 1.0
+
+
+async def test_order_breaking_a_venue_filter_is_not_sent_and_is_counted() -> None:
+    execution, clock = FakeExecution(), Clock()
+    metrics = Metrics()
+    one_order = replace(INSTRUMENT, max_num_orders=1)  # MAX_NUM_ORDERS: one open order
+    om = OrderManager(
+        execution, one_order, SETTINGS, clock=clock, client_id_prefix="mmtest", metrics=metrics
+    )
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    await om.drain()
+    assert execution.actions() == ["place"]
+    assert sample(metrics.registry, "mm_order_rejects_total", venue="paper", reason="filter") == 1.0
