@@ -985,7 +985,7 @@ def reject_reason_label(reason: str) -> str:
     text = reason.lower()
     if "post" in text or "immediately match" in text or "would cross" in text:
         return "post_only"
-    if "rate" in text or "too many" in text:
+    if "rate" in text or "too many" in text or "too much" in text or "banned" in text:
         return "rate_limit"
     if "balance" in text or "insufficient" in text:
         return "balance"
