@@ -434,6 +434,36 @@ class SimFault(_Model):
     count: Annotated[int, Field(ge=0)] = Field(default=1, description="How many (gap, rejects).")
 
 
+class SimLimitsConfig(_Model):
+    """Binance's base-tier limits (its API docs; exchangeInfo publishes them)."""
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "Enforce the limits: -1015 past an order count, -1003 past the request weight "
+            "(HTTP 429 with Retry-After), 418 bans for clients that ignore them."
+        ),
+    )
+    spot_orders_per_10_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=100, description="Spot: unfilled orders per account per 10 s window."
+    )
+    spot_orders_per_day: Annotated[int, Field(ge=1)] = Field(
+        default=200_000, description="Spot: unfilled orders per account per UTC day."
+    )
+    spot_request_weight_per_minute: Annotated[int, Field(ge=1)] = Field(
+        default=6_000, description="Spot: request weight per IP per minute."
+    )
+    perp_orders_per_10_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=300, description="USD-M: orders per account per 10 s window."
+    )
+    perp_orders_per_minute: Annotated[int, Field(ge=1)] = Field(
+        default=1_200, description="USD-M: orders per account per minute."
+    )
+    perp_request_weight_per_minute: Annotated[int, Field(ge=1)] = Field(
+        default=2_400, description="USD-M: request weight per IP per minute."
+    )
+
+
 class SimConfig(_Model):
     host: str = Field(default="127.0.0.1", description="Address the simulator listens on.")
     spot_port: Annotated[int, Field(ge=0, le=65535)] = Field(
@@ -469,11 +499,15 @@ class SimConfig(_Model):
     starting_quote: NonNegativeFloat = Field(
         default=100_000.0, description="Quote balance of each new simulator account."
     )
-    max_orders_per_10_seconds: Annotated[int, Field(ge=0)] = Field(
+    limits: SimLimitsConfig = Field(
+        default_factory=SimLimitsConfig,
+        description="Binance's rate limits, enforced by the simulator (on by default).",
+    )
+    server_time_offset_ms: int = Field(
         default=0,
         description=(
-            "New orders per API key per rolling 10 s before the simulator answers Binance's "
-            "-1015 with 429 + Retry-After (Binance spot: 100; 0: no limit)."
+            "The simulator's clock minus the host's, in ms: clients must estimate it from "
+            "the server time (as on a real venue) or their signed requests get -1021."
         ),
     )
     faults: tuple[SimFault, ...] = Field(default=(), description="Faults scheduled at start.")
@@ -1024,6 +1058,16 @@ def _refuse_replaced_venue_keys(data: Mapping[str, Any]) -> list[str]:
         for key in _REPLACED_VENUE_KEYS
         if key in venue
     ]
+
+
+def _refuse_replaced_sim_keys(data: Mapping[str, Any]) -> list[str]:
+    sim = data.get("sim")
+    if isinstance(sim, Mapping) and "max_orders_per_10_seconds" in sim:
+        return [
+            "sim.max_orders_per_10_seconds: replaced by sim.limits (Binance's limits, enforced "
+            "by default; sim.limits.spot_orders_per_10_seconds sets this one)"
+        ]
+    return []
 
 
 def _refuse_yaml_secrets(data: Mapping[str, Any]) -> list[str]:
