@@ -1119,7 +1119,10 @@ def parse_config(
     if not isinstance(data, dict):
         raise ConfigError(["config: the file must hold a mapping of sections"])
     problems = (
-        _refuse_old_shape(data) or _refuse_replaced_venue_keys(data) or _refuse_yaml_secrets(data)
+        _refuse_old_shape(data)
+        or _refuse_replaced_venue_keys(data)
+        or _refuse_replaced_sim_keys(data)
+        or _refuse_yaml_secrets(data)
     )
     if problems:
         raise ConfigError(problems)
@@ -1137,13 +1140,29 @@ def parse_config(
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_validation_problems(exc)) from None
+        set_by = {
+            ".".join(path): ENV_PREFIX + "__".join(part.upper() for part in path)
+            for path, _ in overrides
+        }
+        raise ConfigError(_validation_problems(exc, set_by)) from None
 
 
-def _validation_problems(exc: ValidationError) -> list[str]:
+def _validation_problems(
+    exc: ValidationError, set_by: Mapping[str, str] | None = None
+) -> list[str]:
+    """One line per problem; an unknown key an `MMD_*` variable put there (`set_by`: the
+    dotted path each variable sets) names the variable."""
     problems: list[str] = []
     for error in exc.errors(include_url=False, include_input=False):
         message = error["msg"]
+        where = _format_loc(error["loc"])
+        variable = (set_by or {}).get(where)
+        if error["type"] == "extra_forbidden" and variable is not None:
+            problems.append(
+                f"{variable}: sets {where}, an unknown key (MMD_<SECTION>__<FIELD>; check the "
+                "spelling against config/schema.json)"
+            )
+            continue
         if error["type"] == "value_error":
             message = message.removeprefix("Value error, ")
             # Cross-field errors name their own field first.
@@ -1156,11 +1175,20 @@ def _validation_problems(exc: ValidationError) -> list[str]:
     # A bad key in a top-level default section is in every market that inherits it: say it
     # once, where the user wrote it.
     top = set(problems)
+    top_paths = {e["loc"] for e in exc.errors() if e["loc"] and e["loc"][0] != "markets"}
     return [
         p
         for p in dict.fromkeys(problems)
-        if not (re.match(r"markets\.\d+\.", p) and p.split(".", 2)[2] in top)
+        if not (
+            re.match(r"markets\.\d+\.", p)
+            and (p.split(".", 2)[2] in top or _market_loc(p) in top_paths)
+        )
     ]
+
+
+def _market_loc(problem: str) -> tuple[str, ...]:
+    """The section path a `markets.<i>.` problem has below the market."""
+    return tuple(problem.split(": ", 1)[0].split(".")[2:])
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:

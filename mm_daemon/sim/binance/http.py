@@ -140,13 +140,17 @@ def rest(handler: Handler, *, signed: bool) -> Callable[[web.Request], Awaitable
                 limiter.charge_weight(ip, weight, venue.now_ms())
             if signed:
                 api_key = _authenticate(request, params, query, body, venue.now_ms())
-            if places and limiter is not None and api_key is not None:
-                limiter.check_order(api_key, ip, venue.now_ms())
-            result = handler(venue, params, api_key)
-            if isinstance(result, Awaitable):
-                result = await result
-            if places and limiter is not None and api_key is not None:
-                limiter.count_order(api_key, venue.now_ms())
+            reserved = places and limiter is not None and api_key is not None
+            if limiter is not None and api_key is not None and places:
+                limiter.reserve_order(api_key, ip, venue.now_ms())
+            try:
+                result = handler(venue, params, api_key)
+                if isinstance(result, Awaitable):
+                    result = await result
+            except Exception:
+                if limiter is not None and api_key is not None and reserved:
+                    limiter.release_order(api_key, venue.now_ms())
+                raise
         except BinanceError as exc:
             response = error_response(exc, limit_error=exc.http_status in (429, BAN_CODE))
             _usage_headers(response, venue, api_key, ip, orders=False)

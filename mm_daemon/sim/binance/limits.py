@@ -149,6 +149,16 @@ class RateLimiter:
                     now_ms=now_ms,
                 )
 
+    def reserve_order(self, api_key: str, ip: str, now_ms: int) -> None:
+        """Count a new order of `api_key` before it reaches the matching engine (it may fill
+        at once, and its first fill gives it back), or raise -1015 past an ORDERS limit."""
+        self.check_order(api_key, ip, now_ms)
+        self.count_order(api_key, now_ms, 1)
+
+    def release_order(self, api_key: str, now_ms: int) -> None:
+        """The order counted by `reserve_order` was refused: it does not count."""
+        self.count_order(api_key, now_ms, -1)
+
     def check_order(self, api_key: str, ip: str, now_ms: int) -> None:
         """Raise -1015 if one more order of `api_key` would pass an ORDERS limit."""
         windows = self._windows(self._orders, api_key, self.order_limits, now_ms)
@@ -164,10 +174,10 @@ class RateLimiter:
                     now_ms=now_ms,
                 )
 
-    def count_order(self, api_key: str, now_ms: int) -> None:
+    def count_order(self, api_key: str, now_ms: int, orders: int = 1) -> None:
         windows = self._windows(self._orders, api_key, self.order_limits, now_ms)
         for i in range(len(windows.counts)):
-            windows.counts[i] += 1
+            windows.counts[i] = max(0, windows.counts[i] + orders)
 
     def on_reports(self, reports: list[ExecutionReport], now_ms: int) -> None:
         """Spot: an order's first fill takes it out of its account's unfilled order count."""
@@ -281,11 +291,12 @@ class WsApiLimits:
     def before_order(self, api_key: str) -> None:
         self._api_key = api_key
         if self.orders and self._limiter is not None:
-            self._limiter.check_order(api_key, self._ip, self._venue.now_ms())
+            self._limiter.reserve_order(api_key, self._ip, self._venue.now_ms())
 
-    def after_order(self) -> None:
+    def refused(self) -> None:
+        """The order request was refused: its reserved order does not count."""
         if self.orders and self._limiter is not None and self._api_key is not None:
-            self._limiter.count_order(self._api_key, self._venue.now_ms())
+            self._limiter.release_order(self._api_key, self._venue.now_ms())
 
     def usage(self) -> list[dict[str, Any]]:
         if self._limiter is None:

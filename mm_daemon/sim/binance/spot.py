@@ -543,8 +543,11 @@ class _WsApiSession:
             else:
                 assert api_key is not None  # noqa: S101  signed methods carry a key
                 limits.before_order(api_key)
-                result = self._signed(str(method), params, api_key)
-                limits.after_order()
+                try:
+                    result = self._signed(str(method), params, api_key)
+                except Exception:
+                    limits.refused()
+                    raise
                 self._usage = limits.usage()
                 self.reply(req_id, result)
         except BinanceError as exc:

@@ -570,9 +570,11 @@ def _ws_api_result(venue: SimVenue, request: Any, limits: WsApiLimits) -> Any:
     params, api_key = ws_api_params(venue, request.get("params", {}), signed=True)
     assert api_key is not None  # noqa: S101  signed requests carry a key
     limits.before_order(api_key)
-    result = handler(venue, params, api_key)
-    limits.after_order()
-    return result
+    try:
+        return handler(venue, params, api_key)
+    except Exception:
+        limits.refused()
+        raise
 
 
 def _request_object(request: Any) -> dict[str, Any]:
