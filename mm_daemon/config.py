@@ -319,7 +319,13 @@ class QuotingConfig(_Model):
 
 
 class InventoryConfig(_Model):
-    target_base: float = Field(default=0.0, description="Net exposure the quoter leans toward.")
+    target_base: float = Field(
+        default=0.0,
+        description=(
+            "Net exposure the quoter leans toward: every skewing model skews its prices on the "
+            "distance from it (linear_skew its sizes too)."
+        ),
+    )
     limit_base: PositiveFloat = Field(
         default=0.1,
         description=(
