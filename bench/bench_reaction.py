@@ -371,6 +371,8 @@ def _daemon_role(rest: str, seconds: float, order_entry: str, spread_bps: float)
 
 
 async def _plain_role(rest: str, ws: str, seconds: float, spread_bps: float) -> None:
+    from ccxt.base import errors as ccxt_errors  # noqa: PLC0415  only the plain loop needs it
+
     from mm_daemon.venues.exchanges import make_ccxt_exchange  # noqa: PLC0415
 
     exchange = make_ccxt_exchange("spot", rest, ws, PLAIN_KEY, PLAIN_KEY)
@@ -397,13 +399,15 @@ async def _plain_role(rest: str, ws: str, seconds: float, spread_bps: float) -> 
                 except Exception:  # noqa: BLE001, S112  already filled or gone: quote anyway
                     continue
             half = mid * spread_bps / 2 * 1e-4
-            bid = await exchange.create_order(
-                symbol, "limit", "buy", 0.01, round(mid - half - 0.005, 2), {"postOnly": True}
-            )
-            ask = await exchange.create_order(
-                symbol, "limit", "sell", 0.01, round(mid + half + 0.005, 2), {"postOnly": True}
-            )
-            ids = [bid["id"], ask["id"]]
+            ids = []
+            for side, price in (("buy", mid - half - 0.005), ("sell", mid + half + 0.005)):
+                try:
+                    order = await exchange.create_order(
+                        symbol, "limit", side, 0.01, round(price, 2), {"postOnly": True}
+                    )
+                except ccxt_errors.InvalidOrder:
+                    continue  # the book moved on (post-only would cross): the next move requotes
+                ids.append(order["id"])
             quoted_mid = mid
         for order_id in ids:
             with contextlib.suppress(Exception):
