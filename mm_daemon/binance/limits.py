@@ -50,7 +50,6 @@ __all__ = [
     "REST_WEIGHTS",
     "TOO_MANY_ORDERS",
     "TOO_MANY_REQUESTS",
-    "WS_API_CONNECT_WEIGHT",
     "WS_API_WEIGHTS",
     "OrderCosts",
     "Weight",
@@ -178,10 +177,7 @@ WS_API_WEIGHTS: dict[Dialect, dict[str, Weight]] = {
         "account.position": 5,
     },
 }
-"""Request weight of each WS-API method (spot: `web-socket-api.md`; "Connecting to WebSocket
-API costs 2 weight")."""
-
-WS_API_CONNECT_WEIGHT = 2
+"""Request weight of each WS-API method (spot: `web-socket-api.md`)."""
 
 REST_WEIGHTS: dict[Dialect, dict[tuple[str, str], Weight]] = {
     "spot": {

@@ -191,7 +191,8 @@ class Metrics:
         )
         self.order_actions_deferred = Counter(
             "mm_order_actions_deferred",
-            "Order actions the venue's order budget could not pay for when wanted, by priority.",
+            "Order actions the venue's order budget could not pay for when wanted, by priority "
+            "(counted at every requote that wanted them until they go).",
             ("venue", "priority"),
             registry=r,
         )
