@@ -89,6 +89,45 @@ _DEFAULT_FEES_BPS: dict[str, tuple[float, float]] = {
 }
 
 
+class RateLimitConfig(_Model):
+    kind: Literal["orders", "weight"] = Field(
+        description="orders (new orders per account) or weight (request weight per IP)."
+    )
+    interval_seconds: Annotated[int, Field(ge=1)] = Field(
+        description="Length of the venue's fixed window, e.g. 10, 60 or 86400."
+    )
+    limit: Annotated[int, Field(ge=1)] = Field(description="Most units per window.")
+
+
+class OrderBudgetConfig(_Model):
+    rate_limits: tuple[RateLimitConfig, ...] = Field(
+        default=(),
+        description=(
+            "The venue's limits, if they are not to be read from it (Binance publishes them in "
+            "exchangeInfo and reports usage in every answer; empty: those, and Binance's "
+            "published base tier until the venue is connected)."
+        ),
+    )
+    usable_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.9,
+        description=(
+            "Share of each limit the daemon lets itself use; the rest absorbs the venue's "
+            "delayed count updates and other programs on the account."
+        ),
+    )
+    hedge_reserve_fraction: Annotated[float, Field(ge=0, lt=1)] = Field(
+        default=0.2,
+        description="Share of the usable order count only hedges (and urgent cancels) may use.",
+    )
+    refresh_fraction: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.5,
+        description=(
+            "Share of the usable order count past which replaces for size or age alone wait "
+            "(they are deferred first)."
+        ),
+    )
+
+
 class VenueConfig(_Model):
     """One venue (an exchange account at an endpoint), named by its key under `venues`."""
 
@@ -129,11 +168,12 @@ class VenueConfig(_Model):
     taker_fee_bps: float | None = Field(
         default=None, description="Taker fee in bps. Unset: the venue's published base tier."
     )
-    rate_limit_orders_per_second: PositiveFloat = Field(
-        default=10.0, description="Token-bucket refill rate for order actions on this venue."
-    )
-    rate_limit_burst_orders: Annotated[int, Field(ge=1)] = Field(
-        default=20, description="Token-bucket capacity for order actions on this venue."
+    order_budget: OrderBudgetConfig = Field(
+        default_factory=OrderBudgetConfig,
+        description=(
+            "The account's order budget on this venue, modelled on the venue's own rate limits "
+            "and shared by every market and hedge on it."
+        ),
     )
     order_entry: Literal["native", "ccxt"] = Field(
         default="native",
@@ -282,7 +322,13 @@ class QuotingConfig(_Model):
 
 
 class InventoryConfig(_Model):
-    target_base: float = Field(default=0.0, description="Net exposure the quoter leans toward.")
+    target_base: float = Field(
+        default=0.0,
+        description=(
+            "Net exposure the quoter leans toward: every skewing model skews its prices on the "
+            "distance from it (linear_skew its sizes too)."
+        ),
+    )
     limit_base: PositiveFloat = Field(
         default=0.1,
         description=(
@@ -341,6 +387,18 @@ class RiskConfig(_Model):
     )
     price_band_bps: PositiveFloat = Field(
         default=200.0, description="Refuse an order priced further than this from fair value."
+    )
+    max_order_notional_quote: PositiveFloat | None = Field(
+        default=None,
+        description="Refuse an order (quote or hedge) worth more than this, quote units.",
+    )
+    max_position_notional_quote: PositiveFloat | None = Field(
+        default=None,
+        description=(
+            "Refuse an order that would carry the position of its instrument (the market's, or "
+            "the hedge's) past this |position| x fair value, quote units; orders that reduce it "
+            "pass."
+        ),
     )
 
 
@@ -428,6 +486,36 @@ def _default_sim_assets() -> tuple[SimAssetConfig, ...]:
     return (SimAssetConfig(base="BTC"), SimAssetConfig(base="ETH"))
 
 
+class SimLimitsConfig(_Model):
+    """Binance's base-tier limits (its API docs; exchangeInfo publishes them)."""
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "Enforce the limits: -1015 past an order count, -1003 past the request weight "
+            "(HTTP 429 with Retry-After), 418 bans for clients that ignore them."
+        ),
+    )
+    spot_orders_per_10_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=100, description="Spot: unfilled orders per account per 10 s window."
+    )
+    spot_orders_per_day: Annotated[int, Field(ge=1)] = Field(
+        default=200_000, description="Spot: unfilled orders per account per UTC day."
+    )
+    spot_request_weight_per_minute: Annotated[int, Field(ge=1)] = Field(
+        default=6_000, description="Spot: request weight per IP per minute."
+    )
+    perp_orders_per_10_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=300, description="USD-M: orders per account per 10 s window."
+    )
+    perp_orders_per_minute: Annotated[int, Field(ge=1)] = Field(
+        default=1_200, description="USD-M: orders per account per minute."
+    )
+    perp_request_weight_per_minute: Annotated[int, Field(ge=1)] = Field(
+        default=2_400, description="USD-M: request weight per IP per minute."
+    )
+
+
 class SimConfig(_Model):
     host: str = Field(default="127.0.0.1", description="Address the simulator listens on.")
     spot_port: Annotated[int, Field(ge=0, le=65535)] = Field(
@@ -479,11 +567,15 @@ class SimConfig(_Model):
     starting_quote: NonNegativeFloat = Field(
         default=100_000.0, description="Quote balance of each new simulator account."
     )
-    max_orders_per_10_seconds: Annotated[int, Field(ge=0)] = Field(
+    limits: SimLimitsConfig = Field(
+        default_factory=SimLimitsConfig,
+        description="Binance's rate limits, enforced by the simulator (on by default).",
+    )
+    server_time_offset_ms: int = Field(
         default=0,
         description=(
-            "New orders per API key per rolling 10 s before the simulator answers Binance's "
-            "-1015 with 429 + Retry-After (Binance spot: 100; 0: no limit)."
+            "The simulator's clock minus the host's, in ms: clients must estimate it from "
+            "the server time (as on a real venue) or their signed requests get -1021."
         ),
     )
     faults: tuple[SimFault, ...] = Field(default=(), description="Faults scheduled at start.")
@@ -1140,6 +1232,35 @@ def _refuse_old_shape(data: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+_REPLACED_VENUE_KEYS = ("rate_limit_orders_per_second", "rate_limit_burst_orders")
+
+
+def _refuse_replaced_venue_keys(data: Mapping[str, Any]) -> list[str]:
+    """The token-bucket keys a venue had before its order budget: one line each, saying what
+    replaced them."""
+    venues = data.get("venues")
+    if not isinstance(venues, Mapping):
+        return []
+    return [
+        f"venues.{name}.{key}: replaced by venues.{name}.order_budget (the venue's own rate "
+        "limits, read from the venue; order_budget.rate_limits sets them by hand)"
+        for name, venue in venues.items()
+        if isinstance(venue, Mapping)
+        for key in _REPLACED_VENUE_KEYS
+        if key in venue
+    ]
+
+
+def _refuse_replaced_sim_keys(data: Mapping[str, Any]) -> list[str]:
+    sim = data.get("sim")
+    if isinstance(sim, Mapping) and "max_orders_per_10_seconds" in sim:
+        return [
+            "sim.max_orders_per_10_seconds: replaced by sim.limits (Binance's limits, enforced "
+            "by default; sim.limits.spot_orders_per_10_seconds sets this one)"
+        ]
+    return []
+
+
 def _refuse_yaml_secrets(data: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     control = data.get("control")
@@ -1203,7 +1324,12 @@ def parse_config(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(["config: the file must hold a mapping of sections"])
-    problems = _refuse_old_shape(data) or _refuse_yaml_secrets(data)
+    problems = (
+        _refuse_old_shape(data)
+        or _refuse_replaced_venue_keys(data)
+        or _refuse_replaced_sim_keys(data)
+        or _refuse_yaml_secrets(data)
+    )
     if problems:
         raise ConfigError(problems)
     data = dict(data)
@@ -1220,13 +1346,29 @@ def parse_config(
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_validation_problems(exc)) from None
+        set_by = {
+            ".".join(path): ENV_PREFIX + "__".join(part.upper() for part in path)
+            for path, _ in overrides
+        }
+        raise ConfigError(_validation_problems(exc, set_by)) from None
 
 
-def _validation_problems(exc: ValidationError) -> list[str]:
+def _validation_problems(
+    exc: ValidationError, set_by: Mapping[str, str] | None = None
+) -> list[str]:
+    """One line per problem; an unknown key an `MMD_*` variable put there (`set_by`: the
+    dotted path each variable sets) names the variable."""
     problems: list[str] = []
     for error in exc.errors(include_url=False, include_input=False):
         message = error["msg"]
+        where = _format_loc(error["loc"])
+        variable = (set_by or {}).get(where)
+        if error["type"] == "extra_forbidden" and variable is not None:
+            problems.append(
+                f"{variable}: sets {where}, an unknown key (MMD_<SECTION>__<FIELD>; check the "
+                "spelling against config/schema.json)"
+            )
+            continue
         if error["type"] == "value_error":
             message = message.removeprefix("Value error, ")
             # Cross-field errors name their own field first.
@@ -1239,11 +1381,20 @@ def _validation_problems(exc: ValidationError) -> list[str]:
     # A bad key in a top-level default section is in every market that inherits it: say it
     # once, where the user wrote it.
     top = set(problems)
+    top_paths = {e["loc"] for e in exc.errors() if e["loc"] and e["loc"][0] != "markets"}
     return [
         p
         for p in dict.fromkeys(problems)
-        if not (re.match(r"markets\.\d+\.", p) and p.split(".", 2)[2] in top)
+        if not (
+            re.match(r"markets\.\d+\.", p)
+            and (p.split(".", 2)[2] in top or _market_loc(p) in top_paths)
+        )
     ]
+
+
+def _market_loc(problem: str) -> tuple[str, ...]:
+    """The section path a `markets.<i>.` problem has below the market."""
+    return tuple(problem.split(": ", 1)[0].split(".")[2:])
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:

@@ -749,15 +749,32 @@ def _orders_row(builder: dash_b.Dashboard) -> None:
     )
     builder.with_panel(
         timeseries(
-            "Rate limited",
-            "Order actions delayed by the rate limiter per second.",
+            "Order budget deferrals",
+            "Order actions the venue's order budget deferred per second, by priority "
+            "(refresh first, then stale quotes; hedges and urgent cancels rarely).",
             (
                 Query(
-                    f"sum by (venue) (rate(mm_rate_limited_total{{{IV}}}[{RATE}]))",
-                    "{{venue}}",
+                    f"sum by (venue, priority) "
+                    f"(rate(mm_order_actions_deferred_total{{{IV}}}[{RATE}]))",
+                    "{{venue}} {{priority}}",
                 ),
             ),
             unit="ops",
+            width=8,
+        )
+    )
+    builder.with_panel(
+        timeseries(
+            "Order budget used",
+            "Share of each of the venue's rate-limit windows used (orders, request weight).",
+            (
+                Query(
+                    f"max by (venue, window) (mm_order_budget_used{{{IV}}} "
+                    f"/ mm_order_budget_limit{{{IV}}})",
+                    "{{venue}} {{window}}",
+                ),
+            ),
+            unit="percentunit",
             width=8,
         )
     )

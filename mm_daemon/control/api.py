@@ -16,6 +16,7 @@ __all__ = [
     "Action",
     "ActionResult",
     "AssetStatus",
+    "BudgetWindow",
     "ConfigChange",
     "ErrorBody",
     "Health",
@@ -24,7 +25,6 @@ __all__ = [
     "MarketStatus",
     "MarketsRequest",
     "OpenOrder",
-    "OrderBudget",
     "PortfolioStatus",
     "ProblemEntry",
     "Readiness",
@@ -132,12 +132,13 @@ class OpenOrder(_Body):
     status: str
 
 
-class OrderBudget(_Body):
-    """The market's order-action token bucket (the venue's rate limit, kept on our side)."""
+class BudgetWindow(_Body):
+    """One window of the venue account's order budget (Binance's rate limits, counted on our
+    side and corrected by the venue's usage headers)."""
 
-    tokens: float = Field(description="Order actions that may be sent at once now.")
-    burst: int
-    rate_per_second: float
+    window: str = Field(description="The limit: orders_10s, orders_1d, weight_1m, ...")
+    used: int = Field(description="Counted in the current window.")
+    limit: int
 
 
 class RiskStatus(_Body):
@@ -168,7 +169,10 @@ class MarketStatus(_Body):
     paused: bool = Field(description="Quoting nothing on purpose (see pause_reason).")
     pause_reason: str
     operator_paused: bool = Field(description="Held by an operator's pause (until resume).")
-    order_budget: OrderBudget
+    order_budget: list[BudgetWindow] = Field(
+        description="The market's venue account's order budget, shared with the venue's other "
+        "markets and hedges."
+    )
 
 
 class HedgeStatus(_Body):

@@ -68,7 +68,7 @@ def _markets_table(status: Status) -> Table:
     for column in ("fair", "bid", "ask", "our bid", "our ask", "orders", "position", "budget"):
         table.add_column(column, justify="right")
     for m in status.markets:
-        budget = m.order_budget
+        fullest = max(m.order_budget, key=lambda w: w.used / w.limit, default=None)
         table.add_row(
             m.name,
             _state(m),
@@ -79,7 +79,7 @@ def _markets_table(status: Status) -> Table:
             _n(m.quote_ask),
             str(len(m.open_orders)),
             f"{m.position_base:+.4f}",
-            f"{budget.tokens:.0f}/{budget.burst}",
+            f"{fullest.used}/{fullest.limit} {fullest.window}" if fullest else "-",
         )
     return table
 

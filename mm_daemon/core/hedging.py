@@ -374,6 +374,16 @@ class Hedger:
         side = Side.SELL if exposure > 0 else Side.BUY
         return self._order(now_ns, side, amount)
 
+    def withdraw(self, intent: HedgeIntent) -> None:
+        """`intent` was not sent after all (the venue's order budget is short): forget it, so
+        the next `decide` weighs the exposure again."""
+        coid = intent.request.client_order_id
+        if self._in_flight.pop(coid, None) is None:
+            return
+        self._sent_ns.pop(coid, None)
+        self._decision_fair.pop(coid, None)
+        self.stats.orders -= 1
+
     # -- internals -----------------------------------------------------------------------
 
     def _order(self, now_ns: int, side: Side, exposure_amount: float) -> HedgeIntent | None:

@@ -293,7 +293,7 @@ class Controller:
             started_at=datetime.fromtimestamp(started / 1e9, UTC).isoformat(),
             uptime_seconds=self._uptime(),
             readiness=self.readiness(),
-            markets=[self._market_status(m, now) for m in portfolio.markets] if portfolio else [],
+            markets=[self._market_status(m) for m in portfolio.markets] if portfolio else [],
             failed_markets=dict(daemon.failed_markets),
             assets=self._asset_status(portfolio, now) if portfolio else [],
             venues=self._venue_status(),
@@ -306,12 +306,11 @@ class Controller:
             ],
         )
 
-    def _market_status(self, market: MarketTrader, now: int) -> api.MarketStatus:
+    def _market_status(self, market: MarketTrader) -> api.MarketStatus:
         inst = market.instrument
         book = market.state.book
         bid, ask = book.best_bid(), book.best_ask()
         quote_bid, quote_ask = market.orders.best_prices()
-        tokens, burst, rate = market.orders.order_budget(now)
         risk = market.risk
         return api.MarketStatus(
             name=market.name,
@@ -350,9 +349,10 @@ class Controller:
             paused=market.paused,
             pause_reason=market.pause_reason,
             operator_paused=market.operator_paused,
-            order_budget=api.OrderBudget(
-                tokens=round(tokens, 3), burst=burst, rate_per_second=rate
-            ),
+            order_budget=[
+                api.BudgetWindow(window=w.limit.label, used=w.used, limit=w.limit.limit)
+                for w in market.orders.budget.usage()
+            ],
         )
 
     def _asset_status(self, portfolio: Portfolio, now: int) -> list[api.AssetStatus]:
@@ -643,9 +643,7 @@ class Controller:
             inst = market.instrument
             market.quoter = Quoter(wiring.quote_params(cfg.quoting, cfg.inventory, inst))
             market.risk.limits = wiring.risk_limits(cfg.risk, cfg.inventory, cfg.quoting, inst)
-            market.orders.settings = OrderManagerSettings.from_config(
-                cfg.quoting, cfg.risk, new.venues[cfg.venue]
-            )
+            market.orders.settings = OrderManagerSettings.from_config(cfg.quoting, cfg.risk)
             metrics.inventory_limit_base.labels(market.name).set(cfg.inventory.limit_base)
             metrics.max_drawdown_quote.labels(market.name).set(cfg.risk.max_drawdown_quote)
         for asset in portfolio.assets:

@@ -39,6 +39,7 @@ from mm_daemon.core.summary import (
 from mm_daemon.core.types import ExecutionStatus, Instrument, MarketEvent
 from mm_daemon.engine import wiring
 from mm_daemon.engine.asset import AssetBook, HedgeLeg
+from mm_daemon.engine.budget import VenueBudget
 from mm_daemon.engine.control import Controller
 from mm_daemon.engine.journal import Journal, JournalError, Recovery
 from mm_daemon.engine.metrics import JournalMetrics, MarketDataMetrics, Metrics
@@ -142,6 +143,7 @@ class Daemon:
         self._executions: list[ReconciledExecution] = []
         self._live_executions: dict[str, ReconciledExecution] = {}
         self._hedge_venues: dict[str, list[AssetBook]] = {}
+        self.budgets: dict[str, VenueBudget] = {}  # one order budget per venue account
         self._tasks: list[asyncio.Task[None]] = []
         self._started_ns = 0
 
@@ -503,6 +505,12 @@ class Daemon:
                         ),
                         self._execution(hedge_inst, hedge_book, paper_feeds),
                         hedger,
+                        budget=self._budget(hedge_inst.venue),
+                        risk=RiskGate(
+                            wiring.hedge_risk_limits(
+                                market.risk, market.inventory.limit_base, market.hedging, hedge_inst
+                            )
+                        ),
                     )
                     log.info("hedge_instrument", asset=maker_inst.base, **_describe(hedge_inst))
                 asset = assets[maker_inst.base] = AssetBook(
@@ -528,17 +536,17 @@ class Daemon:
             risk = RiskGate(
                 wiring.risk_limits(market.risk, market.inventory, market.quoting, maker_inst)
             )
-            venue = cfg.venues[market.venue]
             orders = OrderManager(
                 self._execution(maker_inst, maker_book, paper_feeds),
                 maker_inst,
-                OrderManagerSettings.from_config(market.quoting, market.risk, venue),
+                OrderManagerSettings.from_config(market.quoting, market.risk),
                 risk=risk,
                 metrics=self.metrics,
                 clock=self._clock,
                 client_id_prefix=quote_prefix(self._run_prefix, index),
                 market=market.name,
                 journal=journal,
+                budget=self._budget(market.venue),
             )
             MarketTrader(
                 name=market.name,
@@ -572,6 +580,16 @@ class Daemon:
             journal=journal,
         )
 
+    def _budget(self, venue_name: str) -> VenueBudget:
+        """The order budget of `venue_name`'s account, shared by its markets and hedges."""
+        budget = self.budgets.get(venue_name)
+        if budget is None:
+            budget = VenueBudget.for_venue(
+                self.config.venues[venue_name], metrics=self.metrics, clock=self._clock
+            )
+            self.budgets[venue_name] = budget
+        return budget
+
     def _execution(
         self,
         instrument: Instrument,
@@ -602,6 +620,9 @@ class Daemon:
         if live is None:
             live = self._reconciled(self._live_execution(venue))
             self._live_executions[venue.name] = live
+            observe = getattr(live.inner, "observe_rate_limits", None)
+            if observe is not None:
+                observe(self._budget(venue.name))
         add = getattr(live.inner, "add_instrument", None)
         if add is not None:
             add(instrument)
@@ -722,6 +743,8 @@ class Daemon:
             ticks += 1
             try:
                 portfolio.on_timer()
+                for budget in self.budgets.values():
+                    budget.publish()
                 if ticks % SNAPSHOT_EVERY_TICKS == 0:
                     portfolio.persist(self._clock())
             except Exception as exc:

@@ -171,8 +171,24 @@ class Metrics:
             buckets=LATENCY_BUCKETS_SECONDS,
             registry=r,
         )
-        self.rate_limited = Counter(
-            "mm_rate_limited", "Order actions delayed by the rate limiter.", _MV, registry=r
+        self.order_budget_used = Gauge(
+            "mm_order_budget_used",
+            "Order budget used in the venue's current window (orders, or request weight).",
+            ("venue", "window"),
+            registry=r,
+        )
+        self.order_budget_limit = Gauge(
+            "mm_order_budget_limit",
+            "The venue's limit of the window (orders, or request weight).",
+            ("venue", "window"),
+            registry=r,
+        )
+        self.order_actions_deferred = Counter(
+            "mm_order_actions_deferred",
+            "Order actions the venue's order budget could not pay for when wanted, by priority "
+            "(counted at every requote that wanted them until they go).",
+            ("venue", "priority"),
+            registry=r,
         )
         # Inventory, P&L, hedging
         self.inventory_base = Gauge(

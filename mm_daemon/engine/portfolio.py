@@ -200,7 +200,11 @@ class Portfolio:
                 market.risk.constrain(reason)
 
     def halt(self, reason: str, *, source: str = "operator") -> None:
-        """HALT every market (an operator's kill switch, a journal that cannot write)."""
+        """HALT every market and every hedge (an operator's kill switch, a journal that
+        cannot write)."""
+        for asset in self.assets:
+            if asset.hedge is not None and asset.hedge.risk is not None:
+                asset.hedge.risk.halt(reason)
         for market in self.markets:
             market.risk.halt(reason)
             market.journal_risk(source)

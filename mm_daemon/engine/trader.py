@@ -46,8 +46,12 @@ __all__ = ["KILL_REASON", "OPERATOR_PAUSE", "PAUSE_REASONS", "MarketTrader"]
 log = get_logger(__name__)
 
 OPERATOR_PAUSE = "operator"
-PAUSE_REASONS = frozenset({"stale", "halted", "hedge_down", "volatility", OPERATOR_PAUSE})
-"""Why the quoter may quote nothing on purpose; anything else with no quotes is a fault."""
+PAUSE_REASONS = frozenset(
+    {"stale", "halted", "hedge_down", "volatility", "reduce_only", OPERATOR_PAUSE}
+)
+"""Why the quoter may quote nothing on purpose; anything else with no quotes is a fault.
+`reduce_only` with nothing to reduce (REDUCING, or the hedge venue down, on a flat book) is
+idle on purpose."""
 KILL_REASON = "killed by an operator"
 """How an operator's kill starts its halt reason (journaled, so a restart knows it too)."""
 
@@ -81,6 +85,7 @@ class MarketTrader:
         self.cross_venue = state.reference is not None
         self._clock = clock
         self._key = (self.instrument.venue, self.instrument.symbol)
+        self._position_limited = risk.limits.max_position_notional_quote is not None
         self._fit: IntensityFit | None = None  # refitted on the timer, not per event
         self._quoted_fair: float | None = None  # fair value at the last requote
         self._deferred_ts_ns = 0  # oldest event waiting for the end-of-turn requote (0: none)
@@ -188,7 +193,14 @@ class MarketTrader:
         net = self.asset.net_exposure_base
         quotes = self.quoter.quote(inputs, net, now, self.risk.state, self.asset.hedge_down(now))
         self.orders.set_desired(
-            quotes, fair_ticks=fair, net_exposure_base=net, event_ts_ns=event_ts_ns
+            quotes,
+            fair_ticks=fair,
+            net_exposure_base=net,
+            event_ts_ns=event_ts_ns,
+            # Exact arithmetic: read only when a position limit needs it.
+            position_base=self.asset.ledger.position(*self._key).base
+            if self._position_limited
+            else 0.0,
         )
         self.paused = quotes.empty and quotes.reason in PAUSE_REASONS
         self.pause_reason = quotes.reason if quotes.empty else ""

@@ -24,6 +24,8 @@ from mm_daemon.binance.capture import FrameKind, RecordedFrame
 from mm_daemon.binance.markets import Dialect, dialect_of
 from mm_daemon.config import SimConfig, SimFault
 from mm_daemon.core.types import Instrument
+from mm_daemon.sim.binance.filters import VenueFilters
+from mm_daemon.sim.binance.limits import rate_limiter
 from mm_daemon.sim.binance.spot import make_spot_app
 from mm_daemon.sim.binance.usdm import make_usdm_app
 from mm_daemon.sim.faults import FaultSpec
@@ -111,8 +113,13 @@ def _build_venues(engines: Iterable[MatchingEngine]) -> dict[str, SimVenue]:
 
 
 def _configure(venues: dict[str, SimVenue], config: SimConfig) -> None:
+    """Binance's venue rules: the published filters, the rate limits (unless turned off), and
+    the venue's own clock."""
     for venue in venues.values():
-        venue.max_orders_per_10s = config.max_orders_per_10_seconds
+        venue.filters = VenueFilters()
+        venue.time_offset_ms = config.server_time_offset_ms
+        if config.limits.enabled:
+            venue.limiter = rate_limiter(venue.dialect, config.limits)
 
 
 async def _drive_synthetic(

@@ -267,12 +267,12 @@ def test_reload_of_a_venue_change_is_refused_naming_the_field(
     daemon: DaemonProcess, config: dict[str, Any]
 ) -> None:
     venues = {**config["venues"]}
-    venues["sim-spot"] = {**venues["sim-spot"], "rate_limit_orders_per_second": 5.0}
+    venues["sim-spot"] = {**venues["sim-spot"], "order_budget": {"usable_fraction": 0.5}}
     daemon.write_config({**config, "venues": venues})
     reply = daemon.post("/reload")
     assert reply.status == 409, reply.text
     assert any(
-        p.startswith("venues.sim-spot.rate_limit_orders_per_second:")
+        p.startswith("venues.sim-spot.order_budget.usable_fraction:")
         for p in reply.body["problems"]
     ), reply.body
     assert daemon.metric("mm_config_reloads_total", result="refused") == 1.0

@@ -130,6 +130,7 @@ def test_ctl_top_shows_both_markets_rows_and_quits_on_q(daemon: DaemonProcess) -
 
     command = " ".join(
         [
+            "env -u COLUMNS -u LINES",  # the terminal's size, not the test runner's
             f"MMD_CONTROL__TOKEN={shlex.quote(TOKEN)}",
             shlex.quote(sys.executable),
             "-m mm_daemon ctl --url",
@@ -139,17 +140,22 @@ def test_ctl_top_shows_both_markets_rows_and_quits_on_q(daemon: DaemonProcess) -
     )
     tmux_run("new-session", "-d", "-x", "220", "-y", "50", "-c", str(REPO), command)
     try:
+        last_screen = [""]
 
         def screen_with(*texts: str) -> str | None:
-            screen = tmux_run("capture-pane", "-p")
+            screen = last_screen[0] = tmux_run("capture-pane", "-p")
             return screen if all(text in screen for text in texts) else None
 
-        screen = poll(
-            lambda: screen_with(*MARKETS, "refreshed every second"),
-            deadline_seconds=30.0,
-            interval_seconds=0.2,
-            what="ctl top showing both markets",
-        )
+        try:
+            screen = poll(
+                lambda: screen_with(*MARKETS, "refreshed every second"),
+                deadline_seconds=30.0,
+                interval_seconds=0.2,
+                what="ctl top showing both markets",
+            )
+        except BaseException:
+            print(last_screen[0])  # the test's output shows what the terminal had instead
+            raise
         market_rows = [line for line in screen.splitlines() if any(m in line for m in MARKETS)]
         assert len(market_rows) >= 2, screen
         tmux_run("send-keys", "q")

@@ -478,3 +478,39 @@ def test_a_loopback_http_server_needs_no_token(host: str) -> None:
 def test_the_ctl_url_variable_is_not_taken_for_a_config_field() -> None:
     config = parse_config(_default_data(), {"MMD_CONTROL_URL": "http://127.0.0.1:9464"})
     assert config.control.enabled
+
+
+def test_mmd_variable_naming_an_unknown_key_of_a_known_section_is_refused_naming_it() -> None:
+    (problem,) = _problems(_default_data(), {"MMD_QUOTING__SPRED_BPS": "5"})
+    assert problem.startswith("MMD_QUOTING__SPRED_BPS: sets quoting.spred_bps, an unknown key")
+
+
+def test_token_bucket_keys_of_a_venue_are_refused_naming_the_order_budget() -> None:
+    data = _default_data()
+    data["venues"]["sim-spot"]["rate_limit_orders_per_second"] = 10.0  # type: ignore[index]
+    (problem,) = _problems(data)
+    assert problem.startswith(
+        "venues.sim-spot.rate_limit_orders_per_second: replaced by venues.sim-spot.order_budget"
+    )
+
+
+def test_simulator_order_limit_key_is_refused_naming_its_limits_section() -> None:
+    data = _default_data()
+    data["sim"]["max_orders_per_10_seconds"] = 100  # type: ignore[index]
+    (problem,) = _problems(data)
+    assert problem.startswith("sim.max_orders_per_10_seconds: replaced by sim.limits")
+
+
+def test_venue_rate_limits_set_by_hand_are_validated() -> None:
+    data = _default_data()
+    data["venues"]["sim-spot"]["order_budget"] = {  # type: ignore[index]
+        "rate_limits": [{"kind": "orders", "interval_seconds": 10, "limit": 0}]
+    }
+    (problem,) = _problems(data)
+    assert problem.startswith("venues.sim-spot.order_budget.rate_limits.0.limit:")
+
+
+def test_simulator_enforces_binance_limits_by_default() -> None:
+    config = parse_config(_default_data(), {})
+    assert config.sim.limits.enabled
+    assert config.sim.limits.spot_orders_per_10_seconds == 100

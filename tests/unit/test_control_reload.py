@@ -79,10 +79,10 @@ def test_the_log_level_is_tunable() -> None:
 
 def test_a_venue_change_is_refused_naming_the_field() -> None:
     new = _data()
-    new["venues"]["sim-spot"]["rate_limit_orders_per_second"] = 5.0
+    new["venues"]["sim-spot"]["order_budget"] = {"usable_fraction": 0.5}
     plan = plan_reload(_config(_data()), _config(new))
     assert plan.refused == [
-        "venues.sim-spot.rate_limit_orders_per_second: cannot change while the daemon runs "
+        "venues.sim-spot.order_budget.usable_fraction: cannot change while the daemon runs "
         "(restart it to apply the change)"
     ]
 

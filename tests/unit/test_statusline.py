@@ -30,7 +30,7 @@ def _market(name: str, **overrides: Any) -> api.MarketStatus:
         "paused": False,
         "pause_reason": "",
         "operator_paused": False,
-        "order_budget": api.OrderBudget(tokens=20.0, burst=20, rate_per_second=10.0),
+        "order_budget": [api.BudgetWindow(window="orders_10s", used=3, limit=100)],
     }
     fields.update(overrides)
     return api.MarketStatus(**fields)
