@@ -154,7 +154,7 @@ def test_ctl_top_shows_both_markets_rows_and_quits_on_q(daemon: DaemonProcess) -
                 what="ctl top showing both markets",
             )
         except BaseException:
-            print(last_screen[0])  # the test's output shows what the terminal had instead
+            print(last_screen[0])  # noqa: T201  the failure shows what the terminal had instead
             raise
         market_rows = [line for line in screen.splitlines() if any(m in line for m in MARKETS)]
         assert len(market_rows) >= 2, screen
