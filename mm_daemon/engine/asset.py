@@ -32,7 +32,7 @@ from mm_daemon.core.types import (
     Trade,
 )
 from mm_daemon.engine.journal import FillOutcome
-from mm_daemon.engine.orders import REJECT_REASONS, reject_reason_label
+from mm_daemon.engine.order_state import REJECT_REASONS, reject_reason_label
 from mm_daemon.log import get_logger
 
 if TYPE_CHECKING:

@@ -40,18 +40,17 @@ from mm_daemon.core.types import ExecutionStatus, Instrument, MarketEvent
 from mm_daemon.engine import wiring
 from mm_daemon.engine.asset import AssetBook, HedgeLeg
 from mm_daemon.engine.budget import VenueBudget
-from mm_daemon.engine.control import Controller
-from mm_daemon.engine.journal import Journal, JournalError, Recovery
-from mm_daemon.engine.metrics import JournalMetrics, MarketDataMetrics, Metrics
-from mm_daemon.engine.orders import (
-    OrderManager,
-    OrderManagerSettings,
+from mm_daemon.engine.client_ids import (
     hedge_prefix,
     instance_root,
     new_client_id_prefix,
     quote_prefix,
     run_prefix,
 )
+from mm_daemon.engine.control import Controller
+from mm_daemon.engine.journal import Journal, JournalError, Recovery
+from mm_daemon.engine.metrics import JournalMetrics, MarketDataMetrics, Metrics
+from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
 from mm_daemon.engine.portfolio import Portfolio, PortfolioLimits
 from mm_daemon.engine.reconcile import ReconciledExecution
 from mm_daemon.engine.restart import RestartPolicy, StartRecovery

@@ -1,20 +1,18 @@
 """The order manager: keeps the venue's live orders close to the desired quotes, with little churn.
 
-`set_desired(quotes, ...)` is called synchronously on every requote (from the market or fill
-sink); it diffs the desired quotes against our live orders at once and hands the resulting
-actions to the `Execution` (each call runs as its own task, so a slow acknowledgement never
-blocks the next decision). What it does per side and level:
+`set_desired(quotes, ...)`, called on every requote, diffs the desired quotes against our live
+orders at once and hands the actions to the `Execution` (each call its own task, so a slow
+acknowledgement never blocks the next decision). What it does per side and level:
 
-- no live order at a desired level: place one (never more live orders per side than
-  `max_open_orders_per_side`; an order being cancelled still counts);
+- no live order at a desired level: place one (at most `max_open_orders_per_side` per side,
+  counting orders being cancelled);
 - a live order at a desired level: left alone unless its price is off by at least the price
   tolerance (the larger of `price_tolerance_ticks` and `price_tolerance_bps` of the price, and
   at least one tick), its remaining size is off by more than `size_tolerance_fraction`, or it is
   older than `max_order_age_seconds`; then replaced with one cancel-replace;
 - a live order with no desired level: cancelled;
-- an order in flight (pending new or pending cancel) is left alone until the venue answers or
-  `order_timeout_seconds` passes; then the venue's open orders are fetched and our view is
-  reconciled with them.
+- an order in flight is left alone until the venue answers or `order_timeout_seconds` passes;
+  then our view is reconciled with the venue's open orders.
 
 Rate limits: the venue account's order budget (`engine.budget.VenueBudget`, shared by every
 market and hedge on the venue), spent by priority. First a live order the market has moved through
@@ -33,12 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import math
-import os
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -57,9 +52,16 @@ from mm_daemon.core.types import (
     Side,
 )
 from mm_daemon.engine.budget import VenueBudget
+from mm_daemon.engine.client_ids import new_client_id_prefix
+from mm_daemon.engine.order_state import (
+    STATUS_RANK,
+    LiveOrder,
+    OrderManagerSettings,
+    OrderMetrics,
+    reject_reason_label,
+)
 
 if TYPE_CHECKING:
-    from mm_daemon.config import QuotingConfig, RiskConfig
     from mm_daemon.core.quoting import Quote, Quotes
     from mm_daemon.core.risk import RiskGate
     from mm_daemon.core.types import Instrument
@@ -67,144 +69,12 @@ if TYPE_CHECKING:
     from mm_daemon.engine.metrics import Metrics
     from mm_daemon.venues.base import Execution
 
-__all__ = [
-    "REJECT_REASONS",
-    "LiveOrder",
-    "OrderManager",
-    "OrderManagerSettings",
-    "hedge_prefix",
-    "instance_root",
-    "new_client_id_prefix",
-    "quote_prefix",
-    "reject_reason_label",
-    "run_prefix",
-]
+__all__ = ["LiveOrder", "OrderManager", "OrderManagerSettings"]
 
 log = structlog.get_logger(__name__)
 
 _NS = 1_000_000_000
-_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-_LIVE = frozenset(
-    {
-        OrderStatus.PENDING_NEW,
-        OrderStatus.OPEN,
-        OrderStatus.PARTIALLY_FILLED,
-        OrderStatus.PENDING_CANCEL,
-    }
-)
-_RANK = {  # how far along an order's life a status is; updates never move an order backwards
-    OrderStatus.PENDING_NEW: 0,
-    OrderStatus.OPEN: 1,
-    OrderStatus.PARTIALLY_FILLED: 2,
-    OrderStatus.PENDING_CANCEL: 3,
-    OrderStatus.FILLED: 4,
-    OrderStatus.CANCELLED: 4,
-    OrderStatus.REJECTED: 4,
-    OrderStatus.EXPIRED: 4,
-}
 _RECENT_TERMINAL_KEPT = 256  # finished orders remembered for late fills and updates
-
-
-def new_client_id_prefix() -> str:
-    """A short random prefix naming this run's orders (venue-legal: [a-z0-9])."""
-    raw = int.from_bytes(os.urandom(4), "big")
-    return "mm" + _base36(raw)[:6]
-
-
-# Client order ids of a daemon with a journal: `<root><run>_q<market>-<n>` for quotes and
-# `<root><run>_h<asset>-<n>` for hedges. The root (6 characters, from the instance id) is the
-# same at every start, so a restart knows the orders of each earlier run as its own; the run
-# (the journal's run id) tells this run's from theirs. At most about 24 characters: Binance
-# takes 36 of [.A-Z:/a-z0-9_-].
-
-
-def instance_root(instance_id: str) -> str:
-    """The part every client order id of every run of `instance_id` starts with."""
-    digest = int.from_bytes(hashlib.sha256(instance_id.encode()).digest()[:8], "big")
-    return "m" + _base36(digest)[-5:].rjust(5, "0")
-
-
-def run_prefix(root: str, run_id: int) -> str:
-    return f"{root}{_base36(run_id)}_"
-
-
-def quote_prefix(run: str, market_index: int) -> str:
-    """The order manager's prefix of market `market_index` (its ids add `-<n>`)."""
-    return f"{run}q{_base36(market_index)}"
-
-
-def hedge_prefix(run: str, asset_index: int) -> str:
-    """The hedger's prefix of asset book `asset_index` (its ids add `<n>`)."""
-    return f"{run}h{_base36(asset_index)}-"
-
-
-def _base36(value: int) -> str:
-    if value == 0:
-        return "0"
-    digits = []
-    while value:
-        value, rem = divmod(value, 36)
-        digits.append(_ID_ALPHABET[rem])
-    return "".join(reversed(digits))
-
-
-@dataclass(frozen=True, slots=True)
-class OrderManagerSettings:
-    """The manager's knobs in plain values (`from_config` reads them from the YAML)."""
-
-    price_tolerance_ticks: int = 1
-    price_tolerance_bps: float = 0.0
-    size_tolerance_fraction: float = 0.2
-    max_order_age_ns: int = 60 * _NS
-    order_timeout_ns: int = 5 * _NS
-    debounce_ns: int = 0
-    max_open_orders_per_side: int = 5
-
-    @classmethod
-    def from_config(cls, quoting: QuotingConfig, risk: RiskConfig) -> OrderManagerSettings:
-        return cls(
-            price_tolerance_ticks=quoting.price_tolerance_ticks,
-            price_tolerance_bps=quoting.price_tolerance_bps,
-            size_tolerance_fraction=quoting.size_tolerance_fraction,
-            max_order_age_ns=int(quoting.max_order_age_seconds * _NS),
-            order_timeout_ns=int(quoting.order_timeout_seconds * _NS),
-            debounce_ns=int(quoting.debounce_seconds * _NS),
-            max_open_orders_per_side=risk.max_open_orders_per_side,
-        )
-
-
-@dataclass(slots=True)
-class LiveOrder:
-    """Our view of one order."""
-
-    client_order_id: str
-    side: Side
-    level: int
-    price_ticks: int
-    size_lots: int
-    status: OrderStatus
-    created_ns: int
-    status_ns: int  # when the status last changed (in-flight timeouts run from here)
-    filled_lots: int = 0  # cumulative, the larger of what updates and fills say
-    fills_lots: int = 0  # sum of the Fill events seen
-    exchange_order_id: str = ""
-    reason: str = ""
-
-    @property
-    def remaining_lots(self) -> int:
-        return max(0, self.size_lots - self.filled_lots)
-
-    @property
-    def in_flight(self) -> bool:
-        status = self.status
-        return status is OrderStatus.PENDING_NEW or status is OrderStatus.PENDING_CANCEL
-
-    @property
-    def live(self) -> bool:
-        return self.status in _LIVE
-
-
-Spawn = Callable[[Coroutine[Any, Any, None]], object]
 
 
 class OrderManager:
@@ -256,20 +126,9 @@ class OrderManager:
         self._stopped = False
         self.left_open: list[str] = []  # client ids still open at the venue after shutdown
         self.deferred_count = 0  # syncs that left an action for the budget to allow
-        self._quote_gauges: dict[tuple[Side, int], Any] = {}
-        self._published: object = None
         self._synced_key: object = None  # (bids, asks) as last diffed
         self._dirty = True  # something besides the quotes changed since the last diff
-        self._published_counts: tuple[int, int] | None = None
-        self._tick_size = instrument.tick_size
-        self._price_decimals = instrument.price_decimals
-        if metrics is not None:
-            self._m_place = metrics.orders.labels(self.market, "place")
-            self._m_replace = metrics.orders.labels(self.market, "replace")
-            self._m_cancel = metrics.orders.labels(self.market, "cancel")
-            self._m_t2q = metrics.tick_to_quote.labels(self.market)
-            self._m_open_buy = metrics.open_orders.labels(self.market, "buy")
-            self._m_open_sell = metrics.open_orders.labels(self.market, "sell")
+        self._om = OrderMetrics(metrics, self.market, instrument) if metrics is not None else None
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -333,8 +192,8 @@ class OrderManager:
             self._wake_at(self._last_sync_ns + debounce)
         else:
             self.sync(now)
-        if self.metrics is not None:  # after the requests: off the tick-to-quote path
-            self._publish_quotes(quotes)
+        if self._om is not None:  # after the requests: off the tick-to-quote path
+            self._om.publish_quotes(quotes)
 
     def sync(self, now_ns: int | None = None) -> None:
         """Diff the desired quotes against live orders and send what the rate limit allows."""
@@ -398,8 +257,8 @@ class OrderManager:
                 first_sent_ns = first_sent_ns or self.clock()
         if sent and self._event_ts_ns:
             # Tick-to-quote: the event's receipt to the first request handed to the venue.
-            if self.metrics is not None:
-                self._m_t2q.observe(max(0, first_sent_ns - self._event_ts_ns) / _NS)
+            if self._om is not None:
+                self._om.tick_to_quote.observe(max(0, first_sent_ns - self._event_ts_ns) / _NS)
             self._event_ts_ns = 0
         elif not (cancels or replaces or places):
             self._event_ts_ns = 0  # nothing to do for that event
@@ -411,8 +270,8 @@ class OrderManager:
         # not on the way from the event to the venue.
         self._check_timeouts(now)
         self._schedule_deadlines(now)
-        if self.metrics is not None:
-            self._publish_open_orders()
+        if self._om is not None:
+            self._om.publish_open_orders(self._orders.values())
 
     def _diff_side(
         self,
@@ -578,8 +437,8 @@ class OrderManager:
             return False
         self._track(request, quote.level, now)  # first: the send below may answer at once
         self._spawn(self._call(self.execution.place(request), request.client_order_id))
-        if self.metrics is not None:
-            self._m_place.inc()
+        if self._om is not None:
+            self._om.place.inc()
         if self.journal is not None:  # buffered, after the send: off the reaction path
             self.journal.record_order(self.market, request, now)
         return True
@@ -601,8 +460,8 @@ class OrderManager:
         self._track(request, quote.level, now)  # first: the send below may answer at once
         coro = self.execution.replace(order.client_order_id, request)
         self._spawn(self._call(coro, request.client_order_id))
-        if self.metrics is not None:
-            self._m_replace.inc()
+        if self._om is not None:
+            self._om.replace.inc()
         if self.journal is not None:
             self.journal.record_cancel(self.market, self._cancel_of(order), now, reason="replace")
             self.journal.record_order(self.market, request, now, action="replace")
@@ -619,8 +478,8 @@ class OrderManager:
     def _send_cancel(self, order: LiveOrder, now: int) -> None:
         order.status = OrderStatus.PENDING_CANCEL
         order.status_ns = now
-        if self.metrics is not None:
-            self._m_cancel.inc()
+        if self._om is not None:
+            self._om.cancel.inc()
         self._spawn(self._call(self.execution.cancel(self.symbol, order.client_order_id), None))
         if self.journal is not None:
             self.journal.record_cancel(self.market, self._cancel_of(order), now)
@@ -693,7 +552,7 @@ class OrderManager:
             if status is OrderStatus.REJECTED:
                 self._rejected(order, update.reason or "rejected")
             self._finish(order, status, now, update.reason, journaled=True)
-        elif _RANK[status] >= _RANK[order.status]:
+        elif STATUS_RANK[status] >= STATUS_RANK[order.status]:
             # Never backwards: an ack overtaken by our cancel leaves the order pending cancel.
             order.status = status
             order.status_ns = now
@@ -712,8 +571,8 @@ class OrderManager:
             return  # filled or cancelled here: a late update, not a live order
         self._stray_cancelled.add(client_order_id)
         log.warning("stray order cancelled", venue=self.venue, client_order_id=client_order_id)
-        if self.metrics is not None:
-            self._m_cancel.inc()
+        if self._om is not None:
+            self._om.cancel.inc()
         self.budget.charge(self._costs.cancel)
         self._spawn(self._call(self.execution.cancel(self.symbol, client_order_id), None))
 
@@ -936,59 +795,6 @@ class OrderManager:
         for order in list(self._orders.values()):
             if order.client_order_id not in listed:
                 self._finish(order, OrderStatus.CANCELLED, now, "shutdown")
-        if self.metrics is not None:
-            self._publish_open_orders()
+        if self._om is not None:
+            self._om.publish_open_orders(self._orders.values())
         return len(remaining)
-
-    # -- metrics -------------------------------------------------------------------------------
-
-    def _publish_quotes(self, quotes: Quotes) -> None:
-        """Quote gauges, set only when a quoted price changed (most events change none)."""
-        assert self.metrics is not None  # noqa: S101  only called when metrics are set
-        published = (quotes.bids, quotes.asks)
-        if published == self._published:
-            return
-        self._published = published
-        for quote in quotes.bids + quotes.asks:
-            key = (quote.side, quote.level)
-            gauge = self._quote_gauges.get(key)
-            if gauge is None:
-                gauge = self.metrics.quote_price.labels(
-                    self.market, quote.side.name.lower(), str(quote.level)
-                )
-                self._quote_gauges[key] = gauge
-            gauge.set(round(quote.price_ticks * self._tick_size, self._price_decimals))
-        if quotes.bids and quotes.asks:
-            bid = quotes.bids[0].price_ticks
-            ask = quotes.asks[0].price_ticks
-            mid = (bid + ask) / 2.0
-            self.metrics.quoted_spread_bps.labels(self.market).set((ask - bid) / mid * 1e4)
-
-    def _publish_open_orders(self) -> None:
-        """Open-order gauges, set only when a count changed."""
-        assert self.metrics is not None  # noqa: S101  only called when metrics are set
-        bids = sum(1 for o in self._orders.values() if o.side is Side.BUY)
-        counts = (bids, len(self._orders) - bids)
-        if counts == self._published_counts:
-            return
-        self._published_counts = counts
-        self._m_open_buy.set(counts[0])
-        self._m_open_sell.set(counts[1])
-
-
-REJECT_REASONS = ("post_only", "rate_limit", "balance", "filter", "other", "error")
-"""Every label `reject_reason_label` gives, plus "error" for a send that failed outright."""
-
-
-def reject_reason_label(reason: str) -> str:
-    """A short, bounded metric label from a venue's reject text."""
-    text = reason.lower()
-    if "post" in text or "immediately match" in text or "would cross" in text:
-        return "post_only"
-    if "rate" in text or "too many" in text or "too much" in text or "banned" in text:
-        return "rate_limit"
-    if "balance" in text or "insufficient" in text:
-        return "balance"
-    if "notional" in text or "lot" in text or "filter" in text:
-        return "filter"
-    return "other"

@@ -27,7 +27,7 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
-from mm_daemon.engine.orders import reject_reason_label
+from mm_daemon.engine.order_state import reject_reason_label
 from mm_daemon.venues.binance_ws_api import (
     BinanceWsApiExecution,
     WsApiEndpoints,
