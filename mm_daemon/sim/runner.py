@@ -29,9 +29,9 @@ from mm_daemon.sim.binance.limits import rate_limiter
 from mm_daemon.sim.binance.spot import make_spot_app
 from mm_daemon.sim.binance.usdm import make_usdm_app
 from mm_daemon.sim.faults import FaultSpec
-from mm_daemon.sim.market import (
+from mm_daemon.sim.market import SyntheticMarket
+from mm_daemon.sim.market_params import (
     BookKey,
-    SyntheticMarket,
     build_engines,
     default_instruments,
     params_from_config,
