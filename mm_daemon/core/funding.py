@@ -47,10 +47,7 @@ class FundingSettler:
         due: FundingFee | None = None
         if last is not None and last.next_funding_time_ns > self.settled_through_ns:
             funding_time = last.next_funding_time_ns
-            if (
-                update.ts_exchange_ns >= funding_time
-                or update.next_funding_time_ns > funding_time
-            ):
+            if update.ts_exchange_ns >= funding_time or update.next_funding_time_ns > funding_time:
                 self.settled_through_ns = funding_time
                 due = FundingFee(
                     venue=self.venue,

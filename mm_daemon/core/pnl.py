@@ -39,8 +39,9 @@ Identity (by construction, term by term): for each fill,
                             + [s x ((F(now) - R(now)) - (E - R_i))]
 where the first two brackets are spread capture and fees for a quoting fill and together the
 hedge cost for a hedge fill; so spread capture + fees + hedge cost + inventory P&L + basis P&L
-+ funding = total, exactly (a funding payment is cash that is its own component). Inventory P&L counts base units as held on every venue (the hedge ratio is a
-risk weight, not a P&L one): a hedge that moves less than one-to-one shows up as basis P&L.
++ funding = total, exactly (a funding payment is cash, and its own component). Inventory P&L
+counts base units as held on every venue (the hedge ratio is a risk weight, not a P&L one): a
+hedge that moves less than one-to-one shows up as basis P&L.
 A venue with no fair value yet is marked at its position's average cost.
 
 `Attribution.export_state()` / `restore_state()` carry the accumulated sums as plain,

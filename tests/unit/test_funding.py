@@ -45,7 +45,9 @@ def test_a_long_receives_when_the_rate_is_negative() -> None:
 
 
 def test_the_amount_is_rounded_to_eight_decimals_as_binance_prints_income() -> None:
-    assert funding_amount(0.001, 61_234.56789, 0.000123) == round(-0.001 * 61_234.56789 * 0.000123, 8)
+    assert funding_amount(0.001, 61_234.56789, 0.000123) == round(
+        -0.001 * 61_234.56789 * 0.000123, 8
+    )
 
 
 def test_a_flat_position_settles_zero() -> None:
@@ -61,7 +63,9 @@ def test_nothing_is_settled_before_the_funding_time() -> None:
     assert funding.on_mark_price(mark(28_799, 60_010.0, 0.0001), 1.0) is None
 
 
-def test_the_first_update_at_the_funding_time_settles_it_with_the_last_rate_and_mark_before() -> None:
+def test_the_first_update_at_the_funding_time_settles_it_with_the_last_rate_and_mark_before() -> (
+    None
+):
     funding = settler()
     funding.on_mark_price(mark(28_798, 60_000.0, 0.0003), 0.2)
     funding.on_mark_price(mark(28_799, 60_100.0, 0.0001), 0.2)
@@ -91,7 +95,9 @@ def test_each_funding_time_settles_once() -> None:
     funding.on_mark_price(mark(28_799, 60_000.0, 0.0001), 1.0)
     assert funding.on_mark_price(mark(28_800, 60_000.0, 0.0001), 1.0) is not None
     assert funding.on_mark_price(mark(28_801, 60_000.0, 0.0001), 1.0) is None
-    assert funding.on_mark_price(mark(28_802, 60_000.0, 0.0001, FUNDING_TIME + 8 * HOUR), 1.0) is None
+    assert (
+        funding.on_mark_price(mark(28_802, 60_000.0, 0.0001, FUNDING_TIME + 8 * HOUR), 1.0) is None
+    )
 
 
 def test_an_update_past_an_unsettled_funding_time_does_not_replace_the_rate_it_settles_at() -> None:
