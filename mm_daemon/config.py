@@ -556,6 +556,18 @@ class SimConfig(_Model):
         return self.spot_maker_fee_bps, self.spot_taker_fee_bps
 
 
+class FundingConfig(_Model):
+    """Funding on perpetual positions (the `funding` P&L component)."""
+
+    income_poll_seconds: PositiveFloat = Field(
+        default=60.0,
+        description=(
+            "Live: how often the venue's funding income (/fapi/v1/income) is read; a "
+            "FUNDING_FEE account event on the user-data stream reads it at once."
+        ),
+    )
+
+
 class MetricsConfig(_Model):
     enabled: bool = Field(default=True, description="Serve Prometheus metrics.")
     host: str = Field(default="127.0.0.1", description="Address of the /metrics server.")
@@ -783,6 +795,9 @@ class Config(_Model):
         default_factory=RiskConfig, description="Risk limits (every market's defaults)."
     )
     paper: PaperConfig = Field(default_factory=PaperConfig, description="Paper execution.")
+    funding: FundingConfig = Field(
+        default_factory=FundingConfig, description="Funding on perpetual positions."
+    )
     state: StateConfig = Field(
         default_factory=StateConfig, description="The journal and restart recovery."
     )
