@@ -186,7 +186,12 @@ class VenueFunding:
 
     # -- rate ----------------------------------------------------------------------------------
 
-    def _rate(self, symbol: str) -> float:
+    def record_premium(self, symbol: str, premium: float) -> None:
+        """One premium index sample of `symbol` in the current interval."""
+        self._premiums.setdefault(symbol, _PremiumAverage()).add(premium)
+
+    def rate(self, symbol: str) -> float:
+        """The rate the next settlement of `symbol` applies, from the samples so far."""
         p = self.params
         if p.fixed_rate is not None:
             return p.fixed_rate
@@ -209,8 +214,8 @@ class VenueFunding:
             mid = (bid_px + ask_px) / 2
             index = self.index_price(sym) or mid
             premium = (max(0.0, bid_px - index) - max(0.0, index - ask_px)) / index
-            self._premiums.setdefault(name, _PremiumAverage()).add(premium)
-            state = MarkState(mid, index, self._rate(name), self._next_funding_ns, now_ns)
+            self.record_premium(name, premium)
+            state = MarkState(mid, index, self.rate(name), self._next_funding_ns, now_ns)
             self.marks[name] = state
             sym.feed.on_mark_price(mark_price_update(sym, state), now_ns, slow=slow)
 
