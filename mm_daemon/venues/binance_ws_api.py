@@ -572,8 +572,10 @@ class BinanceWsApiExecution:
         kind = msg.get("e")
         if kind == "ORDER_TRADE_UPDATE":
             self._on_report(msg["o"], ts_ns)
-        elif kind == "ACCOUNT_UPDATE" and (msg.get("a") or {}).get("m") == "FUNDING_FEE":
-            self._funding_event.set()
+        elif kind == "ACCOUNT_UPDATE":
+            update = msg.get("a")
+            if isinstance(update, Mapping) and update.get("m") == "FUNDING_FEE":
+                self._funding_event.set()  # the income history says which position paid
 
     async def funding_settled(self) -> None:
         """Return once an `ACCOUNT_UPDATE` with reason FUNDING_FEE (USD-M) has arrived since
