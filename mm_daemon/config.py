@@ -482,6 +482,35 @@ class SimAssetConfig(_Model):
         return {"base": data} if isinstance(data, str) else data
 
 
+class SimFundingConfig(_Model):
+    """Funding on the simulator's perpetual venue (Binance's rules; see docs/simulator.md)."""
+
+    interval_seconds: Annotated[float, Field(ge=1.0)] = Field(
+        default=28_800.0,
+        description=(
+            "Time between settlements, aligned to multiples of it since the Unix epoch (8 h: "
+            "00:00, 08:00, 16:00 UTC, as Binance); shorter in tests."
+        ),
+    )
+    interest_rate: float = Field(
+        default=0.0001, description="Interest rate per 8 h (Binance: 0.01 %)."
+    )
+    premium_clamp: NonNegativeFloat = Field(
+        default=0.0005,
+        description="Clamp of (interest rate - premium index) in the rate (Binance: 0.05 %).",
+    )
+    rate_cap: NonNegativeFloat = Field(
+        default=0.0075, description="Largest |funding rate| of one settlement (0.75 %)."
+    )
+    fixed_rate: Annotated[float, Field(ge=-0.0075, le=0.0075)] | None = Field(
+        default=None,
+        description=(
+            "Settle every interval at this rate instead of the premium-index model (tests "
+            "that need a known rate)."
+        ),
+    )
+
+
 def _default_sim_assets() -> tuple[SimAssetConfig, ...]:
     return (SimAssetConfig(base="BTC"), SimAssetConfig(base="ETH"))
 
@@ -579,6 +608,10 @@ class SimConfig(_Model):
         ),
     )
     faults: tuple[SimFault, ...] = Field(default=(), description="Faults scheduled at start.")
+    funding: SimFundingConfig = Field(
+        default_factory=SimFundingConfig,
+        description="Mark price, funding rate and funding settlements of the perpetual venue.",
+    )
 
     @model_validator(mode="after")
     def _check_assets(self) -> Self:
@@ -616,6 +649,18 @@ class SimConfig(_Model):
         if exchange == "binanceusdm":
             return self.perp_maker_fee_bps, self.perp_taker_fee_bps
         return self.spot_maker_fee_bps, self.spot_taker_fee_bps
+
+
+class FundingConfig(_Model):
+    """Funding on perpetual positions (the `funding` P&L component)."""
+
+    income_poll_seconds: PositiveFloat = Field(
+        default=60.0,
+        description=(
+            "Live: how often the venue's funding income (/fapi/v1/income) is read; a "
+            "FUNDING_FEE account event on the user-data stream reads it at once."
+        ),
+    )
 
 
 class MetricsConfig(_Model):
@@ -904,6 +949,9 @@ class Config(_Model):
         default_factory=RiskConfig, description="Risk limits (every market's defaults)."
     )
     paper: PaperConfig = Field(default_factory=PaperConfig, description="Paper execution.")
+    funding: FundingConfig = Field(
+        default_factory=FundingConfig, description="Funding on perpetual positions."
+    )
     state: StateConfig = Field(
         default_factory=StateConfig, description="The journal and restart recovery."
     )

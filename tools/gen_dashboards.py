@@ -407,8 +407,8 @@ def _portfolio_row(builder: dash_b.Dashboard) -> None:
     builder.with_panel(
         timeseries(
             "Portfolio P&L by component",
-            "Spread capture, inventory, hedging, fees and basis P&L of every market and hedge; "
-            "they sum to the total.",
+            "Spread capture, inventory, hedging, fees, basis and funding P&L of every market and "
+            "hedge; they sum to the total.",
             (Query(f"mm_pnl_quote{{{I}}}", "{{component}}"),),
             width=8,
         )

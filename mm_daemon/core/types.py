@@ -20,9 +20,11 @@ __all__ = [
     "ExecutionEvent",
     "ExecutionStatus",
     "Fill",
+    "FundingFee",
     "Instrument",
     "InstrumentKind",
     "Liquidity",
+    "MarkPrice",
     "MarketEvent",
     "MarketStatus",
     "OrderRequest",
@@ -202,6 +204,39 @@ class MarketStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class MarkPrice:
+    """A perpetual's mark price and funding (Binance's `markPriceUpdate`): the rate the next
+    settlement will apply (an estimate until then) and when that settlement is."""
+
+    venue: str
+    symbol: str
+    ts_exchange_ns: int
+    ts_local_ns: int
+    mark_price: float
+    index_price: float
+    funding_rate: float
+    next_funding_time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class FundingFee:
+    """A funding payment settled on a perpetual position: received > 0, paid < 0 (quote).
+
+    `payment_id` is the venue's (Binance's income `tranId`), or the settlement time on paper.
+    `rate` and `position_base` are known on paper; a venue's income record has neither."""
+
+    venue: str
+    symbol: str
+    funding_time_ns: int
+    amount_quote: float
+    asset: str
+    payment_id: str
+    rate: float | None = None
+    position_base: float | None = None
+    mark_price: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OrderRequest:
     venue: str
     symbol: str
@@ -294,6 +329,6 @@ class AccountPosition:
     last_trade_id: str  # the account's latest trade on the symbol; "" when it has none
 
 
-MarketEvent = BookSnapshot | BookDelta | Trade | MarketStatus
+MarketEvent = BookSnapshot | BookDelta | Trade | MarketStatus | MarkPrice
 ExecutionEvent = OrderUpdate | Fill
 Event = MarketEvent | ExecutionEvent

@@ -23,9 +23,11 @@ from mm_daemon.core.filters import check_filters
 from mm_daemon.core.types import (
     ExecutionEvent,
     Fill,
+    FundingFee,
     Instrument,
     MarketEvent,
     MarketStatus,
+    MarkPrice,
     OrderRequest,
     OrderStatus,
     OrderUpdate,
@@ -36,6 +38,7 @@ from mm_daemon.engine.order_state import REJECT_REASONS, reject_reason_label
 from mm_daemon.log import get_logger
 
 if TYPE_CHECKING:
+    from mm_daemon.core.funding import FundingSettler
     from mm_daemon.core.hedging import Hedger
     from mm_daemon.core.inventory import Ledger
     from mm_daemon.core.market_state import MarketState
@@ -91,6 +94,7 @@ class AssetBook:
         self.fills_since_checkpoint = 0
         self._hedge_fills: dict[str, tuple[int, float]] = {}  # lots, slippage x lots per order
         self._clock = clock
+        self.funding_settlers: dict[tuple[str, str], FundingSettler] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_unhedged_ns = 0
         self._m_net = metrics.net_exposure_base.labels(asset)
@@ -189,6 +193,54 @@ class AssetBook:
             fee=fill.fee_quote,
             net_exposure_base=round(self.ledger.net_exposure_base, 8),
             recovered=recovered,
+        )
+        return True
+
+    # -- funding -----------------------------------------------------------------------------
+
+    def add_funding_settler(self, settler: FundingSettler) -> None:
+        """Paper: settle funding on this perpetual from its mark price stream."""
+        self.funding_settlers[(settler.venue, settler.symbol)] = settler
+
+    def on_mark_price(self, event: MarkPrice) -> None:
+        """A perpetual's mark price and funding rate: in paper mode, a funding settlement it
+        reveals as due is booked on the position held now."""
+        settler = self.funding_settlers.get((event.venue, event.symbol))
+        if settler is None:
+            return
+        position = self.ledger.position(event.venue, event.symbol).base
+        fee = settler.on_mark_price(event, position)
+        if fee is not None:
+            self.book_funding(fee)
+
+    def book_funding(self, fee: FundingFee) -> bool:
+        """Into the journal, then the ledger's funding component, counted once; False for a
+        settlement the journal holds already (it must not count again)."""
+        journal = self.journal
+        if journal is not None and not journal.record_funding(
+            self.asset,
+            venue=fee.venue,
+            symbol=fee.symbol,
+            funding_time_ns=fee.funding_time_ns,
+            amount=fee.amount_quote,
+            asset=fee.asset,
+            rate=fee.rate,
+            position_base=fee.position_base,
+        ):
+            log.info("funding_already_booked", venue=fee.venue, symbol=fee.symbol)
+            return False
+        self.ledger.on_funding(fee.venue, fee.symbol, fee.amount_quote)
+        self.metrics.funding_payments.labels(fee.venue, fee.symbol).inc()
+        log.info(
+            "funding",
+            venue=fee.venue,
+            symbol=fee.symbol,
+            funding_time_ms=fee.funding_time_ns // 1_000_000,
+            amount=fee.amount_quote,
+            asset=fee.asset,
+            rate=fee.rate,
+            position_base=fee.position_base,
+            payment_id=fee.payment_id,
         )
         return True
 

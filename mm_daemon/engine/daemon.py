@@ -23,6 +23,7 @@ from mm_daemon.binance.capture import CaptureRecorder, CaptureWriter, default_da
 from mm_daemon.binance.markets import DIALECTS
 from mm_daemon.config import Config, ConfigError, FairValueModel, Mode, VenueConfig, env_key
 from mm_daemon.core.book import Book
+from mm_daemon.core.funding import FundingSettler
 from mm_daemon.core.hedging import Hedger
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.markouts import MarkoutTracker
@@ -36,7 +37,7 @@ from mm_daemon.core.summary import (
     render_summary,
     summary_to_dict,
 )
-from mm_daemon.core.types import ExecutionStatus, Instrument, MarketEvent
+from mm_daemon.core.types import ExecutionStatus, Instrument, InstrumentKind, MarketEvent
 from mm_daemon.engine import wiring
 from mm_daemon.engine.asset import AssetBook, HedgeLeg
 from mm_daemon.engine.budget import VenueBudget
@@ -60,7 +61,7 @@ from mm_daemon.engine.virtual_time import VirtualClock, VirtualTimeLoop
 from mm_daemon.log import configure_logging, get_logger, register_secret
 from mm_daemon.retry import BackoffPolicy
 from mm_daemon.sim.runner import SimulatorHandle, serve_forever, start_simulator
-from mm_daemon.venues.base import Execution
+from mm_daemon.venues.base import Execution, FundingHistory
 from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, endpoints_from_ccxt
 from mm_daemon.venues.ccxt_execution import (
     CcxtExecution,
@@ -239,6 +240,8 @@ class Daemon:
                 # Live: the book before a burst of trades read in the same turn (requote
                 # latency); paper fills need each trade before the book change it explains.
                 trades_after_book=cfg.mode is Mode.LIVE,
+                # Paper settles funding from the public mark price and rate.
+                mark_prices=cfg.mode is Mode.PAPER,
             )
             self._market_data.append(md)
             for symbol in symbols[venue.name]:
@@ -436,6 +439,21 @@ class Daemon:
         portfolio.start_trading()
         self.control.on_trading_started()
         self._tasks.append(loop.create_task(self._timer(portfolio)))
+        if cfg.mode is Mode.LIVE:
+            for venue, execution in self._live_executions.items():
+                history = execution.inner
+                perpetuals = [
+                    i.symbol
+                    for i in getattr(history, "instruments", ())
+                    if i.kind is InstrumentKind.PERPETUAL
+                ]
+                if perpetuals and isinstance(history, FundingHistory):
+                    self._tasks.append(
+                        loop.create_task(
+                            self._poll_funding(history, venue, perpetuals, portfolio),
+                            name=f"{venue}:funding",
+                        )
+                    )
 
     def _restore(self, portfolio: Portfolio) -> StartRecovery | None:
         """Step 1 of the start's recovery (the journal's books); quoting waits for the rest."""
@@ -565,6 +583,8 @@ class Daemon:
         for asset in assets.values():
             if asset.hedge is not None:
                 self._hedge_venues.setdefault(asset.hedge.execution.venue, []).append(asset)
+            if cfg.mode is Mode.PAPER:
+                self._settle_paper_funding(asset)
         limits = cfg.portfolio
         return Portfolio(
             list(assets.values()),
@@ -588,6 +608,22 @@ class Daemon:
             )
             self.budgets[venue_name] = budget
         return budget
+
+    def _settle_paper_funding(self, asset: AssetBook) -> None:
+        """Paper: each perpetual of the asset settles funding from its mark price stream,
+        from after the last settlement the journal holds."""
+        recovered = self._recovery.last_funding_ns if self._recovery is not None else {}
+        for position in asset.ledger.positions():
+            inst = position.instrument
+            if inst.kind is InstrumentKind.PERPETUAL:
+                asset.add_funding_settler(
+                    FundingSettler(
+                        inst.venue,
+                        inst.symbol,
+                        inst.quote,
+                        settled_through_ns=recovered.get((inst.venue, inst.symbol), 0),
+                    )
+                )
 
     def _execution(
         self,
@@ -733,6 +769,42 @@ class Daemon:
             except Exception as exc:
                 log.exception("task_failed", task=name, error=repr(exc))
             await backoff.sleep()
+
+    async def _poll_funding(
+        self, history: FundingHistory, venue: str, symbols: list[str], portfolio: Portfolio
+    ) -> None:
+        """Live: book the venue's funding payments on our perpetual positions, read from its
+        income history every `funding.income_poll_seconds` and at once when the user-data
+        stream says a settlement happened. The journal keeps each settlement once (a restart
+        reads from the last one it holds, or from this run's start)."""
+        recovered = self._recovery.last_funding_ns if self._recovery is not None else {}
+        start_ms = {
+            symbol: (
+                recovered[(venue, symbol)] // 1_000_000 + 1
+                if (venue, symbol) in recovered
+                else self._started_ns // 1_000_000
+            )
+            for symbol in symbols
+        }
+        poll_s = self.config.funding.income_poll_seconds
+        while True:
+            for symbol in symbols:
+                asset = portfolio.asset_of(venue, symbol)
+                if asset is None:
+                    continue
+                try:
+                    fees = await history.funding_fees(symbol, start_ms[symbol])
+                except Exception as exc:  # noqa: BLE001  read again on the next poll
+                    log.warning("funding_read_failed", venue=venue, symbol=symbol, error=repr(exc))
+                    continue
+                for fee in fees:
+                    asset.book_funding(fee)
+                    start_ms[symbol] = max(start_ms[symbol], fee.funding_time_ns // 1_000_000 + 1)
+            settled = asyncio.ensure_future(history.funding_settled())
+            try:
+                await asyncio.wait({settled}, timeout=poll_s)
+            finally:
+                settled.cancel()
 
     async def _timer(self, portfolio: Portfolio) -> None:
         interval = TIMER_INTERVAL_SECONDS

@@ -155,6 +155,12 @@ class Metrics:
         self.fills = Counter(
             "mm_fills", "Fills received.", ("venue", "symbol", "side", "liquidity"), registry=r
         )
+        self.funding_payments = Counter(
+            "mm_funding_payments",
+            "Funding settlements booked on perpetual positions (paid or received).",
+            ("venue", "symbol"),
+            registry=r,
+        )
         self.fill_volume_base = Counter(
             "mm_fill_volume_base",
             "Filled size in base units.",

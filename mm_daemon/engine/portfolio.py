@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from mm_daemon.core.pnl import COMPONENTS
 from mm_daemon.core.risk import RiskState
-from mm_daemon.core.types import ExecutionEvent, MarketEvent
+from mm_daemon.core.types import ExecutionEvent, MarketEvent, MarkPrice
 from mm_daemon.log import get_logger
 
 if TYPE_CHECKING:
@@ -71,12 +71,21 @@ class Portfolio:
             for a in assets
             if a.hedge is not None
         }
+        self._assets_by_key = {
+            (p.instrument.venue, p.instrument.symbol): a
+            for a in assets
+            for p in a.ledger.positions()
+        }
         self._peak_pnl: float | None = None
         self.halted_reason = ""
         self.journal = journal
         self._last_checkpoint_ns = 0
         self.market_events = 0
         self._m_pnl = {c: metrics.pnl_quote.labels(c) for c in (*COMPONENTS, "total")}
+
+    def asset_of(self, venue: str, symbol: str) -> AssetBook | None:
+        """The asset book whose ledger holds the instrument (its funding is booked there)."""
+        return self._assets_by_key.get((venue, symbol))
 
     def market(self, name: str) -> MarketTrader | None:
         return next((m for m in self.markets if m.name == name), None)
@@ -88,6 +97,12 @@ class Portfolio:
         try:
             self.market_events += 1
             key = (event.venue, event.symbol)
+            if type(event) is MarkPrice:
+                # Funding only: no book, quote or paper fill reads a mark price.
+                owner = self._assets_by_key.get(key)
+                if owner is not None:
+                    owner.on_mark_price(event)
+                return
             feed = self._paper_feeds.get(key)
             if feed is not None:
                 feed(event)  # paper fills see the public flow before we requote on it

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from mm_daemon.core.pnl import COMPONENTS
 from mm_daemon.core.quoting import MarketInputs, Quoter, Quotes
 from mm_daemon.core.risk import RiskGate, RiskState
 from mm_daemon.core.types import BookDelta, ExecutionEvent, Fill, MarketEvent, Trade
@@ -288,7 +289,7 @@ class MarketTrader:
             pnl_inventory=pnl["inventory"],
             pnl_hedge_cost=pnl["hedge_cost"],
             pnl_basis=pnl["basis"],
-            pnl_funding=pnl.get("funding", 0.0),
+            pnl_funding=pnl["funding"],
             drawdown_peak=self.risk.peak_pnl_quote,
             risk_state=self.risk.state.name,
             paused=self.paused,
@@ -309,4 +310,4 @@ class MarketTrader:
         self._m_risk.set(int(self.risk.state))
 
 
-_PNL_LABELS = ("spread_capture", "fees", "inventory", "hedge_cost", "basis", "total")
+_PNL_LABELS = (*COMPONENTS, "total")

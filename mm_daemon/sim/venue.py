@@ -28,6 +28,7 @@ from mm_daemon.core.types import Instrument, InstrumentKind, OrderType, Side
 from mm_daemon.sim.binance.common import BinanceError
 from mm_daemon.sim.binance.streams import Connection, MarketStreams, SymbolFeed
 from mm_daemon.sim.faults import FaultSpec, FaultState
+from mm_daemon.sim.funding import VenueFunding
 from mm_daemon.sim.matching import (
     Accounts,
     ExecutionReport,
@@ -64,6 +65,7 @@ class VenueSymbol:
 class _UserStream:
     api_key: str
     sink: UserSink
+    send_event: Callable[[dict[str, Any], int], None] | None = None  # an event as it is
 
 
 @dataclass(slots=True)
@@ -79,6 +81,7 @@ class SimVenue:
     user_streams: dict[int, _UserStream] = field(default_factory=dict)
     listen_keys: dict[str, str] = field(default_factory=dict)
     book_observers: list[Callable[[VenueSymbol, MatchResult], None]] = field(default_factory=list)
+    funding: VenueFunding | None = None  # USD-M: mark prices, funding settlements, income
     """Called with every engine result that changed a book, in update-id order."""
     _next_user_id: int = 0
     limiter: RateLimiter | None = None  # Binance's rate limits (None: none enforced)
@@ -181,10 +184,23 @@ class SimVenue:
     def flush(self, now_ns: int) -> None:
         self.streams.flush(now_ns)
 
-    def add_user_stream(self, api_key: str, sink: UserSink) -> int:
+    def add_user_stream(
+        self,
+        api_key: str,
+        sink: UserSink,
+        send_event: Callable[[dict[str, Any], int], None] | None = None,
+    ) -> int:
+        """Subscribe a user-data stream of `api_key`: `sink` gets its execution reports and
+        account changes, `send_event` (if given) the account events that no order caused."""
         self._next_user_id += 1
-        self.user_streams[self._next_user_id] = _UserStream(api_key, sink)
+        self.user_streams[self._next_user_id] = _UserStream(api_key, sink, send_event)
         return self._next_user_id
+
+    def send_user_event(self, api_key: str, event: dict[str, Any], now_ns: int) -> None:
+        """Push an account event (a funding settlement) to `api_key`'s user-data streams."""
+        for stream in list(self.user_streams.values()):
+            if stream.api_key == api_key and stream.send_event is not None:
+                stream.send_event(event, now_ns)
 
     def remove_user_stream(self, stream_id: int) -> None:
         self.user_streams.pop(stream_id, None)

@@ -17,6 +17,7 @@ from mm_daemon.core.types import (
     ExecutionEvent,
     ExecutionStatus,
     Fill,
+    FundingFee,
     Instrument,
     MarketEvent,
     OrderRequest,
@@ -27,6 +28,7 @@ __all__ = [
     "Counter",
     "Execution",
     "ExecutionSink",
+    "FundingHistory",
     "Gauge",
     "Histogram",
     "MarketData",
@@ -64,6 +66,21 @@ class MarketData(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class FundingHistory(Protocol):
+    """A live perpetual account's funding payments, as the venue lists them (Binance:
+    `GET /fapi/v1/income` with incomeType FUNDING_FEE)."""
+
+    async def funding_fees(self, symbol: str, start_ms: int) -> list[FundingFee]:
+        """Every funding payment on `symbol` at or after `start_ms`, oldest first."""
+        ...
+
+    async def funding_settled(self) -> None:
+        """Return when the venue says a settlement happened (its user-data event), so the
+        history is read at once; a venue that cannot say never returns."""
+        ...
 
 
 @runtime_checkable

@@ -52,6 +52,7 @@ from mm_daemon.core.types import (
     AccountPosition,
     ExecutionStatus,
     Fill,
+    FundingFee,
     Instrument,
     Liquidity,
     OrderRequest,
@@ -80,6 +81,7 @@ __all__ = [
     "endpoints_from_ccxt",
     "fill_from_report",
     "fill_from_trade",
+    "funding_fee_from_income",
     "order_update_from_order",
     "order_update_from_report",
 ]
@@ -92,6 +94,7 @@ LISTEN_KEY_KEEPALIVE_S = 30 * 60.0  # USD-M listen keys expire after 60 minutes 
 TIME_SAMPLES = 3  # server-time requests per sync; the one with the shortest round trip counts
 DEFAULT_RETRY_AFTER_S = 1.0  # a limit error that says nothing of when to come back
 _TRADES_PAGE = 1000  # Binance's most trades per myTrades/userTrades request
+_INCOME_PAGE = 1000  # Binance's most records per /fapi/v1/income request
 UNKNOWN_ORDER = -2011  # "Unknown order sent." (cancel of an order that is already gone)
 ORDER_NOT_EXIST = -2013  # "Order does not exist." (status of an order the venue forgot)
 
@@ -244,6 +247,20 @@ def fill_from_trade(
     )
 
 
+def funding_fee_from_income(
+    row: Mapping[str, Any], instrument: Instrument, venue: str
+) -> FundingFee:
+    """A FUNDING_FEE record of `GET /fapi/v1/income` (`income`: received > 0, paid < 0)."""
+    return FundingFee(
+        venue=venue,
+        symbol=instrument.symbol,
+        funding_time_ns=int(row["time"]) * _MS,
+        amount_quote=float(row["income"]),
+        asset=str(row["asset"]),
+        payment_id=str(row["tranId"]),
+    )
+
+
 def order_update_from_order(
     order: Mapping[str, Any], instrument: Instrument, venue: str, now_ns: int
 ) -> OrderUpdate:
@@ -360,6 +377,7 @@ class BinanceWsApiExecution:
         self._next_id = 1
         self._sink: ExecutionSink | None = None
         self._ready = asyncio.Event()
+        self._funding_event = asyncio.Event()
         self._http: HttpTransport = (
             http or AiohttpTransport()
         )  # USD-M listenKey, trades, cancel-all
@@ -681,8 +699,46 @@ class BinanceWsApiExecution:
             return
         if "data" in msg and "stream" in msg:
             msg = msg["data"]
-        if msg.get("e") == "ORDER_TRADE_UPDATE":
+        kind = msg.get("e")
+        if kind == "ORDER_TRADE_UPDATE":
             self._on_report(msg["o"], ts_ns)
+        elif kind == "ACCOUNT_UPDATE":
+            update = msg.get("a")
+            if isinstance(update, Mapping) and update.get("m") == "FUNDING_FEE":
+                self._funding_event.set()  # the income history says which position paid
+
+    async def funding_settled(self) -> None:
+        """Return once an `ACCOUNT_UPDATE` with reason FUNDING_FEE (USD-M) has arrived since
+        the last return."""
+        await self._funding_event.wait()
+        self._funding_event.clear()
+
+    async def funding_fees(self, symbol: str, start_ms: int) -> list[FundingFee]:
+        """USD-M `GET /fapi/v1/income` (incomeType FUNDING_FEE) from `start_ms`, a page of
+        1000 at a time, oldest first."""
+        market = self._market(symbol)
+        inst = market.instrument
+        fees: list[FundingFee] = []
+        start = start_ms
+        while True:
+            page = await self._rest(
+                "GET",
+                "/income",
+                {
+                    "symbol": market.venue_id,
+                    "incomeType": "FUNDING_FEE",
+                    "startTime": str(start),
+                    "limit": str(_INCOME_PAGE),
+                },
+            )
+            for row in page:
+                try:
+                    fees.append(funding_fee_from_income(row, inst, self._venue))
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("malformed income record", venue=self._venue, error=repr(exc))
+            if len(page) < _INCOME_PAGE:
+                return fees
+            start = max(int(row["time"]) for row in page) + 1
 
     def _on_event(self, event: Mapping[str, Any], ts_ns: int) -> None:
         if event.get("e") == "executionReport":

@@ -48,7 +48,8 @@ MAKER_KEY = "daemon-live-maker"
 HEDGE_KEY = "daemon-live-hedge"
 LIVE_DEADLINE_SECONDS = 15.0
 PNL_LINE = re.compile(
-    r"\b(?P<component>spread_capture|fees|inventory|hedge_cost|basis|total)\s+(?P<value>-?\d+\.\d+)$",
+    r"\b(?P<component>spread_capture|fees|inventory|hedge_cost|basis|funding|total)"
+    r"\s+(?P<value>-?\d+\.\d+)$",
     re.MULTILINE,
 )
 

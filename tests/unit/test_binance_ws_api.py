@@ -749,3 +749,82 @@ async def test_usdm_rest_usage_headers_reach_the_observer() -> None:
         assert set(weights) == {17}
     finally:
         await ex.close()
+
+
+# -- funding (USD-M) ---------------------------------------------------------------------------
+
+
+class IncomeHttp:
+    """Answers `/income` with the pages it is given, one per request, recording the URLs."""
+
+    def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
+        self.pages = pages
+        self.urls: list[str] = []
+
+    async def request(
+        self, method: str, url: str, headers: Mapping[str, str]
+    ) -> tuple[int, Any, Mapping[str, str]]:
+        del method, headers
+        self.urls.append(url)
+        return 200, self.pages.pop(0), {}
+
+    async def close(self) -> None:
+        return None
+
+
+def income_row(tran_id: int, time_ms: int, income: str) -> dict[str, Any]:
+    return {
+        "symbol": "BTCUSDT", "incomeType": "FUNDING_FEE", "income": income, "asset": "USDT",
+        "info": "FUNDING_FEE", "time": time_ms, "tranId": tran_id, "tradeId": "",
+    }  # fmt: skip
+
+
+def usdm_execution(http: IncomeHttp) -> BinanceWsApiExecution:
+    endpoints = WsApiEndpoints("ws://127.0.0.1:1/ws-fapi/v1", "http://127.0.0.1:1", "ws://x")
+    return BinanceWsApiExecution(
+        endpoints,
+        SecretStr("key"),
+        SecretStr("secret"),
+        venue=PERP.venue,
+        usdm=True,
+        instruments=(PERP,),
+        http=http,
+    )
+
+
+async def test_funding_fees_are_read_from_the_income_history_from_the_start_time() -> None:
+    http = IncomeHttp([[income_row(7, 1_700_006_400_000, "-0.01234567")]])
+    fees = await usdm_execution(http).funding_fees(PERP.symbol, 1_700_000_000_000)
+    assert [(f.payment_id, f.funding_time_ns, f.amount_quote, f.asset) for f in fees] == [
+        ("7", 1_700_006_400_000 * 10**6, -0.01234567, "USDT")
+    ]
+    assert "incomeType=FUNDING_FEE" in http.urls[0]
+    assert "startTime=1700000000000" in http.urls[0]
+
+
+async def test_a_full_income_page_is_followed_by_the_next_from_after_its_last_record() -> None:
+    first = [income_row(i, 1_000 + i, "0.1") for i in range(1000)]
+    http = IncomeHttp([first, [income_row(1000, 5_000, "0.2")]])
+    fees = await usdm_execution(http).funding_fees(PERP.symbol, 0)
+    assert len(fees) == 1001
+    assert "startTime=2000" in http.urls[1]
+
+
+async def test_a_funding_fee_account_event_wakes_the_funding_reader() -> None:
+    execution = usdm_execution(IncomeHttp([]))
+    waiting = asyncio.ensure_future(execution.funding_settled())
+    event = {"e": "ACCOUNT_UPDATE", "E": 1, "T": 1, "a": {"m": "FUNDING_FEE", "B": [], "P": []}}
+    execution._on_user_frame(orjson.dumps(event), 1)
+    await asyncio.wait_for(waiting, 1.0)
+
+
+async def test_an_order_account_event_does_not_wake_the_funding_reader() -> None:
+    execution = usdm_execution(IncomeHttp([]))
+    event = {"e": "ACCOUNT_UPDATE", "E": 1, "T": 1, "a": {"m": "ORDER", "B": [], "P": []}}
+    execution._on_user_frame(orjson.dumps(event), 1)
+    execution._on_user_frame(b'{"e":"ACCOUNT_UPDATE","a":["not","a","mapping"]}', 2)
+    waiting = asyncio.ensure_future(execution.funding_settled())
+    await asyncio.sleep(0)  # one loop turn: a set event would have let it finish in it
+    finished = waiting.done()
+    waiting.cancel()
+    assert not finished

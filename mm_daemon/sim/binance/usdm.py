@@ -506,6 +506,64 @@ def _commission(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]
     }
 
 
+def _int_param(params: Params, name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BinanceError(-1100, f"Illegal characters found in parameter '{name}'.") from None
+
+
+def income(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
+    """`GET /fapi/v1/income`: the account's funding fees (the only income the simulator
+    records), oldest first from startTime, else the latest `limit` (default 100, max 1000)."""
+    funding = venue.funding
+    wanted = params.get("symbol")
+    if wanted:
+        venue.symbol(wanted)  # an unknown symbol is refused as Binance does
+    limit = _int_param(params, "limit") or 100
+    if funding is None:
+        return []
+    rows = funding.income_records(
+        api_key,
+        symbol=wanted.upper() if wanted else None,
+        income_type=params.get("incomeType") or None,
+        start_ms=_int_param(params, "startTime"),
+        end_ms=_int_param(params, "endTime"),
+        limit=max(1, min(limit, 1000)),
+    )
+    return [row.as_json() for row in rows]
+
+
+def premium_index(venue: SimVenue, params: Params) -> dict[str, Any] | list[dict[str, Any]]:
+    """`GET /fapi/v1/premiumIndex`: mark and index price, last funding rate, next funding
+    time; one symbol's object, or a list of every symbol without `symbol`."""
+    wanted = params.get("symbol")
+    syms = [venue.symbol(wanted)] if wanted else list(venue.symbols.values())
+    funding = venue.funding
+    now = server_time_ms()
+    out = []
+    for sym in syms:
+        name = sym.instrument.exchange_symbol
+        state = funding.marks.get(name) if funding is not None else None
+        mark = state.mark_price if state is not None else _mark(sym)
+        out.append(
+            {
+                "symbol": name,
+                "markPrice": _d(mark),
+                "indexPrice": _d(state.index_price if state is not None else mark),
+                "estimatedSettlePrice": _d(mark),
+                "lastFundingRate": _d(state.funding_rate if state is not None else 0.0),
+                "interestRate": _d(funding.params.interest_rate if funding is not None else 0.0),
+                "nextFundingTime": state.next_funding_time_ns // _MS if state is not None else 0,
+                "time": now,
+            }
+        )
+    return out[0] if wanted else out
+
+
 def _exchange_info(venue: SimVenue, params: Params) -> dict[str, Any]:
     del params
     return exchange_info(venue, venue.now_ms())
@@ -529,7 +587,9 @@ async def _private_ws(request: web.Request) -> web.StreamResponse:
         sink = user_data_sink(
             conn, order_trade_update, lambda now_ms: account_update(venue, api_key, now_ms)
         )
-        stream_id = venue.add_user_stream(api_key, sink)
+        stream_id = venue.add_user_stream(
+            api_key, sink, lambda event, now_ns: conn.send(orjson.dumps(event), now_ns)
+        )
         try:
             async for _msg in ws:
                 pass
@@ -615,6 +675,8 @@ def make_usdm_app(venue: SimVenue) -> web.Application:
     r.add_get("/fapi/v1/time", rest(public(server_time), signed=False))
     r.add_get("/fapi/v1/exchangeInfo", rest(public(_exchange_info), signed=False))
     r.add_get("/fapi/v1/depth", rest(public(depth), signed=False))
+    r.add_get("/fapi/v1/premiumIndex", rest(public(premium_index), signed=False))
+    r.add_get("/fapi/v1/income", rest(private(income), signed=True))
     r.add_post("/fapi/v1/order", rest(private(place), signed=True))
     r.add_put("/fapi/v1/order", rest(private(modify), signed=True))
     r.add_get("/fapi/v1/order", rest(private(get_order), signed=True))
