@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 MAKER_KEY = "restart-maker"
 HEDGE_KEY = "restart-hedge"
 TAKER_KEY = "restart-taker"
-STARTING_BASE = 100.0  # every simulator account's opening base balance (sim.starting_base)
+STARTING_BASE = 10_000.0  # every simulator account's opening base balance (sim.starting_base)
 
 
 def _python() -> list[str]:
@@ -151,7 +151,7 @@ class SimProcess:
 
     def bids(self, venue: str = "sim-spot") -> list[tuple[float, float]]:
         """The public book's bids (price, size), best first."""
-        url = f"{self.rest(venue)}/api/v3/depth?symbol=BTCUSDT&limit=100"
+        url = f"{self.rest(venue)}/api/v3/depth?symbol=BTCUSDT&limit=5000"
         with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310  loopback
             book: dict[str, Any] = json.loads(response.read())
         return [(float(p), float(q)) for p, q in book["bids"]]

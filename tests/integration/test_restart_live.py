@@ -65,10 +65,10 @@ def sell_into_bid(sim: SimProcess, prefix: str) -> float:
         what="a bid of the daemon resting at the simulator",
     )
     size = float(bid["origQty"]) - float(bid["executedQty"])
-    price = float(bid["price"])
-    # Everything bid at our price or better, ours included (and room for a bid added since).
-    at_or_above = sum(q for p, q in sim.bids() if p >= price)
-    sim.sell_through(bid["price"], at_or_above + 2 * size)
+    # Everything bid down to 1 bp under ours: ours, also if it was just moved a little.
+    floor = round(float(bid["price"]) * (1 - 1e-4), 2)
+    at_or_above = sum(q for p, q in sim.bids() if p >= floor)
+    sim.sell_through(f"{floor:.2f}", at_or_above + 2 * size)
     return size
 
 
@@ -85,9 +85,9 @@ def positions_agree(daemon: DaemonProcess, sim: SimProcess) -> bool:
 
 def test_a_killed_daemon_is_picked_up_where_it_died(sim: SimProcess, tmp_path: Path) -> None:
     state = tmp_path / "state"
-    # Quotes 2 bps from fair: the flow seldom reaches them, so the dead run leaves orders
-    # resting (the test's own sells fill them).
-    config = live_config(sim, state, tmp_path, quoting={"spread_bps": 4.0})
+    # Quotes 10 bps from fair: the flow does not reach them, so the dead run leaves orders
+    # resting until the test's own sells take them.
+    config = live_config(sim, state, tmp_path, quoting={"spread_bps": 20.0})
     with running(DaemonProcess.start(config, live_env())) as first:
         run1 = str(first.wait_for("run_started")["client_id_prefix"])
         sell_into_bid(sim, run1)
