@@ -729,6 +729,11 @@ class Config(_Model):
                 raise ValueError(
                     f"{where}.name: {market.name!r} is also markets.{names[market.name]}'s name"
                 )
+            if market.name in {m.asset for m in self.markets}:
+                raise ValueError(
+                    f"{where}.name: {market.name!r} names an asset (the journal keeps each "
+                    "asset's ledger and series under its name); choose another"
+                )
             names[market.name] = i
             key = (market.venue, market.symbol)
             if key in quoted:
