@@ -800,6 +800,11 @@ class Config(_Model):
         digest = hashlib.sha256("|".join(sorted(set(legs))).encode()).hexdigest()[:8]
         return f"mmd-{digest}"
 
+    @property
+    def journal_path(self) -> Path:
+        """The journal file of this instance: `state.dir/<instance_id>.journal`."""
+        return self.state.dir / f"{self.instance_id}.journal"
+
     def venue_of(self, market: MarketConfig) -> VenueConfig:
         return self.venues[market.venue]
 

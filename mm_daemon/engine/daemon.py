@@ -293,7 +293,7 @@ class Daemon:
             # positions held there would only disagree with them.
             fresh = True
             log.info("journal_fresh", reason="the embedded simulator starts empty", venues=embedded)
-        path = self._journal_path or cfg.state.dir / f"{cfg.instance_id}.journal"
+        path = self._journal_path or cfg.journal_path
         loop = asyncio.get_running_loop()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

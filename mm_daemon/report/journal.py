@@ -38,6 +38,7 @@ from mm_daemon.engine.journal import (
     InstrumentInfo,
     JournaledFill,
     RiskChange,
+    RunInfo,
     RunSeries,
     load_run_series,
 )
@@ -53,7 +54,14 @@ from mm_daemon.report.data import (
     Snapshot,
 )
 
-__all__ = ["load_run_data", "pnl_curve", "run_data_from_series"]
+__all__ = [
+    "default_report_name",
+    "load_run_data",
+    "parse_time",
+    "pnl_curve",
+    "run_data_from_series",
+    "runs_table",
+]
 
 _NS = 1_000_000_000
 _NANOS = 1_000_000_000  # entry marks are journaled in 1e-9 quote (pnl.fair_nanos)
@@ -158,11 +166,11 @@ def _pnl(snap: JournalSnapshot) -> Pnl:
     )
 
 
+_RISK_STATES = {state.name: state for state in RiskState}
+
+
 def _risk_state(name: str) -> RiskState:
-    try:
-        return RiskState[name]
-    except KeyError:
-        return RiskState.ACTIVE
+    return _RISK_STATES.get(name, RiskState.ACTIVE)
 
 
 def _snapshot(snap: JournalSnapshot, pnl: Pnl | None = None) -> Snapshot:
@@ -547,3 +555,63 @@ def _note(series: RunSeries) -> str:
         "the range; P&L and exposure as of the last 1 s snapshot; the largest |net exposure| "
         "and the time unhedged to the second."
     )
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def parse_time(text: str) -> int:
+    """A time given on the command line, as Unix nanoseconds: ISO 8601 (UTC unless it says
+    otherwise: "2026-01-01T10:00", "2026-01-01 10:00:30+02:00") or Unix seconds. ValueError
+    with what was expected."""
+    value = text.strip()
+    try:
+        return round(float(value) * _NS)
+    except ValueError:
+        pass
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time: give ISO 8601 (2026-01-01T10:00, UTC unless an offset is "
+            "given) or Unix seconds"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return round(moment.timestamp() * _NS)
+
+
+def default_report_name(data: RunData, run_id: int | None) -> str:
+    """`<instance>-run<N>.html`, or `<instance>-<from>-<to>.html` for a time range."""
+    if run_id is not None:
+        return f"{data.instance}-run{run_id}.html"
+
+    def stamp(ts_ns: int) -> str:
+        return dt.datetime.fromtimestamp(ts_ns / _NS, tz=dt.UTC).strftime("%Y%m%dT%H%M%S")
+
+    return f"{data.instance}-{stamp(data.started_ns)}-{stamp(data.ended_ns)}.html"
+
+
+def runs_table(runs: Sequence[RunInfo]) -> str:
+    """One line per run: id, mode, start, duration, how it ended, quoting fills, P&L."""
+    lines = [
+        f"{'run':>4}  {'mode':<6}  {'started (UTC)':<23}  {'duration':>10}  {'ended':<16}  "
+        f"{'fills':>7}  {'P&L':>12}"
+    ]
+    for run in runs:
+        end = "running" if run.ended_ns is None else (run.end_reason or "stopped")
+        seconds = None if run.ended_ns is None else (run.ended_ns - run.started_ns) / _NS
+        duration = "-" if seconds is None else f"{seconds:,.0f} s"
+        fills = pnl = "-"
+        if run.summary is not None:
+            try:
+                fills = f"{int(run.summary['fills']['quoting']['count']):,}"
+                total = float(run.summary["pnl_quote"]["total"])
+                pnl = f"{total:,.2f} {run.summary.get('quote_currency', '')}".strip()
+            except (KeyError, TypeError, ValueError):
+                pass
+        lines.append(
+            f"{run.run_id:>4}  {run.mode:<6}  {_utc(run.started_ns):<23}  {duration:>10}  "
+            f"{end[:16]:<16}  {fills:>7}  {pnl:>12}"
+        )
+    return "\n".join(lines)
