@@ -584,9 +584,11 @@ def write_synthetic_journal(
     markets: tuple[SyntheticMarket, ...] = DEFAULT_MARKETS,
     seed: int = 7,
     start_ns: int = _START_NS,
+    end_run: bool = True,
 ) -> RunSummary:
     """Write a paper run like `synthetic_run`'s into a new journal at `path` through the
-    `Journal` API, as the daemon writes one; return its run summary (journaled at the end).
+    `Journal` API, as the daemon writes one; return its run summary (journaled at the end;
+    with `end_run` False the run is left open, as a kill leaves it).
 
     Each asset's series is its whole ledger (the market and its hedge); the market's own is
     its fills' share. The second market's hedge venue is down for ten minutes a third into
@@ -623,9 +625,12 @@ def write_synthetic_journal(
                     hedge_venue_down=outage,
                 )
         summary = _portfolio_summary(sims, seconds)
-        journal.end_run(
-            reason="duration", summary=summary_to_dict(summary), ts_ns=start_ns + seconds * _NS
-        )
+        if end_run:
+            journal.end_run(
+                reason="duration",
+                summary=summary_to_dict(summary),
+                ts_ns=start_ns + seconds * _NS,
+            )
     return summary
 
 
