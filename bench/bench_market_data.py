@@ -310,7 +310,7 @@ def fetch_exchange_info() -> bytes:
 
         from mm_daemon.sim.runner import start_simulator  # noqa: PLC0415
 
-        handle = await start_simulator(SimConfig())
+        handle = await start_simulator(SimConfig(assets=("BTC",)))
         try:
             await asyncio.sleep(0)  # let the market driver start before it is stopped
             url = handle.endpoint("sim-perp").rest + "/fapi/v1/exchangeInfo"
@@ -348,7 +348,6 @@ def venue_config(port: int) -> VenueConfig:
     return VenueConfig(
         name="bench-usdm",
         exchange="binanceusdm",
-        symbol="BTC/USDT:USDT",
         endpoint=f"http://127.0.0.1:{port}",
     )
 
@@ -383,7 +382,11 @@ async def adapter_run(
 async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> tuple[float, float]:
     from mm_daemon.venues.ccxt_venue import CcxtMarketData  # noqa: PLC0415
 
-    md = CcxtMarketData(venue_config(port), MarketDataConfig(stale_after_seconds=30.0))
+    md = CcxtMarketData(
+        venue_config(port),
+        MarketDataConfig(stale_after_seconds=30.0),
+        symbols=["BTC/USDT:USDT"],
+    )
     await md.connect()
     state = MarketState(
         md.instruments["BTC/USDT:USDT"],
@@ -633,7 +636,11 @@ async def latency_run(port: int, *, busy_poll: bool = False) -> dict[str, float]
     if busy_poll:  # as the daemon runs with `runtime.busy_poll: true`
         poller.start()
 
-    md = CcxtMarketData(venue_config(port), MarketDataConfig(stale_after_seconds=30.0))
+    md = CcxtMarketData(
+        venue_config(port),
+        MarketDataConfig(stale_after_seconds=30.0),
+        symbols=["BTC/USDT:USDT"],
+    )
     await md.connect()
     # ccxt's markets make a large, long-lived heap: move it out of the collector's way (as the
     # daemon should once started), or full collections pause the loop for 0.1 s and more.
@@ -696,7 +703,8 @@ def sim_main(conn: Any) -> None:
     async def run() -> None:
         from mm_daemon.sim.runner import start_simulator  # noqa: PLC0415
 
-        handle = await start_simulator(SimConfig())
+        # BTC alone: the daemon reads one market, and the figures predate ETH's books.
+        handle = await start_simulator(SimConfig(assets=("BTC",)))
         conn.send({k: v.rest for k, v in handle.endpoints.items()})
         await asyncio.Event().wait()
 
@@ -712,13 +720,15 @@ def rss_main(conn: Any, endpoints: dict[str, str]) -> None:
     async def run() -> float:
         mds = [
             CcxtMarketData(
-                VenueConfig(name="sim-spot", exchange="binance", symbol="BTC/USDT"),
+                VenueConfig(name="sim-spot", exchange="binance"),
                 MarketDataConfig(),
+                symbols=["BTC/USDT"],
                 sim_base_url=endpoints["sim-spot"],
             ),
             CcxtMarketData(
-                VenueConfig(name="sim-perp", exchange="binanceusdm", symbol="BTC/USDT:USDT"),
+                VenueConfig(name="sim-perp", exchange="binanceusdm"),
                 MarketDataConfig(),
+                symbols=["BTC/USDT:USDT"],
                 sim_base_url=endpoints["sim-perp"],
             ),
         ]

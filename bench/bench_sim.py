@@ -80,7 +80,7 @@ def _venue() -> SimVenue:
 
 
 async def _produce(venue: SimVenue, stop: asyncio.Event, stats: dict[str, float]) -> None:
-    feed = venue.only_symbol().feed
+    feed = venue.symbols["BTCUSDT"].feed
     patterns = _patterns()
     update_id = feed.update_id
     i = 0
@@ -185,7 +185,7 @@ def _serialize_only() -> float:
             del name, payload, now_ns
 
     venue = _venue()
-    feed: SymbolFeed = venue.only_symbol().feed
+    feed: SymbolFeed = venue.symbols["BTCUSDT"].feed
     sink: Any = _Sink()
     feed.subscribe(sink, "depth", 0)
     patterns = _patterns()

@@ -30,6 +30,7 @@ import math
 import multiprocessing
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import redirect_stdout
@@ -93,10 +94,13 @@ class CellSpec:
 
 
 def sim_config(spec: CellSpec) -> SimConfig:
+    # BTC alone: every cell quotes BTC, and another asset's books would only share the CPU.
     if spec.market == "replay":
-        return SimConfig(source="replay", replay_speed=spec.replay_speed, seed=spec.seed)
+        return SimConfig(
+            source="replay", replay_speed=spec.replay_speed, seed=spec.seed, assets=("BTC",)
+        )
     return SimConfig.model_validate(
-        {"source": "synthetic", "regime": spec.market, "seed": spec.seed}
+        {"source": "synthetic", "regime": spec.market, "seed": spec.seed, "assets": ["BTC"]}
     )
 
 
@@ -142,6 +146,7 @@ def daemon_config_data(spec: CellSpec, sim: SimulatorHandle | None) -> dict[str,
         "paper": {"fill_model": spec.fill_model},
         "metrics": {"enabled": False},
         "logging": {"level": "error", "format": "json"},
+        "state": {"dir": tempfile.mkdtemp(prefix="mmd-study-state-")},  # every run a new book
     }
     for section, values in spec.extra.items():
         data[section] = {**data.get(section, {}), **values}

@@ -99,6 +99,15 @@ class Instrument:
     contract_size_base: float = 1.0  # base units per contract (1 for spot and Binance linear)
     maker_fee_rate: float = 0.001  # fraction of notional; negative means a rebate
     taker_fee_rate: float = 0.001
+    # The venue's other filters (`core.filters`); 0 leaves a rule out.
+    min_price_ticks: int = 0  # PRICE_FILTER minPrice
+    max_price_ticks: int = 0  # PRICE_FILTER maxPrice
+    max_size_lots: int = 0  # LOT_SIZE maxQty
+    max_notional_quote: float = 0.0  # NOTIONAL maxNotional
+    # PERCENT_PRICE_BY_SIDE (spot, around the average price) or PERCENT_PRICE (USD-M, around the
+    # mark price): (bid up, bid down, ask up, ask down) multipliers.
+    percent_price: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    max_num_orders: int = 0  # MAX_NUM_ORDERS: open orders of the account on the symbol
 
     def price_to_ticks(self, price: float) -> int:
         return round(price / self.tick_size)

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mm_daemon.core.budget import Priority
+from mm_daemon.core.filters import check_filters
 from mm_daemon.core.types import (
     ExecutionEvent,
     Fill,
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
     from mm_daemon.core.inventory import Ledger
     from mm_daemon.core.market_state import MarketState
     from mm_daemon.core.quoting import HedgeDown
+    from mm_daemon.core.risk import RiskGate
+    from mm_daemon.engine.budget import VenueBudget
     from mm_daemon.engine.journal import Journal
     from mm_daemon.engine.metrics import Metrics
     from mm_daemon.engine.trader import MarketTrader
@@ -60,6 +64,8 @@ class HedgeLeg:
     state: MarketState
     execution: Execution
     hedger: Hedger
+    budget: VenueBudget | None = None  # the hedge venue account's order budget
+    risk: RiskGate | None = None  # every hedge order passes it before it is sent
 
 
 class AssetBook:
@@ -205,6 +211,8 @@ class AssetBook:
         if type(event) is Fill:
             if not self.book_fill(event, leg.state.instrument):
                 return
+            if leg.budget is not None and event.client_order_id not in self._hedge_fills:
+                leg.budget.on_first_fill()  # the venue stops counting an order that trades
             slippage = leg.hedger.on_fill(event)
             if slippage is not None:
                 self._m_slippage.observe(slippage)
@@ -241,13 +249,32 @@ class AssetBook:
             ts_ns=update.ts_local_ns,
         )
 
+    @property
+    def held(self) -> bool:
+        """No hedge is sent while an operator's kill holds the asset's markets."""
+        return any(market.killed for market in self.markets)
+
     def maybe_hedge(self) -> None:
         leg = self.hedge
-        if leg is None or not self.trading:
+        if leg is None or not self.trading or self.held:
             return
         now = self._clock()
         intent = leg.hedger.decide(now, self.ledger.net_exposure_base)
         if intent is None:
+            return
+        refused = self._refusal(leg, intent.request)
+        if refused is not None:
+            # Hedging is impaired: the hedger counts it rejected and reports the hedge venue
+            # down for a while (the quotes take the configured reaction).
+            self.metrics.order_rejects.labels(intent.request.venue, refused).inc()
+            log.warning("hedge_refused", asset=self.asset, reason=refused)
+            leg.hedger.on_order_update(
+                intent.request.as_update(OrderStatus.REJECTED, now, refused), now
+            )
+            return
+        budget = leg.budget
+        if budget is not None and not budget.try_take(Priority.HEDGE, budget.costs.place):
+            leg.hedger.withdraw(intent)  # decided again once the budget allows
             return
         if self.journal is not None:
             # Durable before the order leaves: its fill is measured from this decision.
@@ -266,6 +293,26 @@ class AssetBook:
         task = asyncio.get_running_loop().create_task(self._send_hedge(leg, request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _refusal(self, leg: HedgeLeg, request: OrderRequest) -> str | None:
+        """Why the hedge venue's filters or the risk gate refuse `request` (a metric label),
+        else None."""
+        state = leg.state
+        fair = state.fair_value_ticks or 0.0
+        hedger = leg.hedger
+        if check_filters(state.instrument, request, fair, open_orders=hedger.in_flight_orders - 1):
+            return "filter"
+        if leg.risk is None:
+            return None
+        inst = state.instrument
+        reason = leg.risk.check(
+            request,
+            fair,
+            hedger.in_flight_orders - 1,
+            net_exposure_base=self.ledger.net_exposure_base,
+            position_base=self.ledger.position(inst.venue, inst.symbol).base,
+        )
+        return None if reason is None else f"risk_{reason}"
 
     async def _send_hedge(self, leg: HedgeLeg, request: OrderRequest) -> None:
         try:
@@ -291,6 +338,8 @@ class AssetBook:
             if reference_fair is not None:
                 leg.hedger.on_fair_values(now_ns, reference_fair, hedge_fair)
                 self.ledger.set_netting_weight(inst.venue, leg.hedger.netting_weight)
+        if leg.risk is not None:
+            leg.risk.update(self.ledger.net_exposure_base, 0.0)
         self.maybe_hedge()
         unhedged_ns = leg.hedger.stats.unhedged_exposure_ns
         if unhedged_ns > self._last_unhedged_ns:

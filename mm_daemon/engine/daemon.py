@@ -39,8 +39,10 @@ from mm_daemon.core.summary import (
 from mm_daemon.core.types import ExecutionStatus, Instrument, MarketEvent
 from mm_daemon.engine import wiring
 from mm_daemon.engine.asset import AssetBook, HedgeLeg
+from mm_daemon.engine.budget import VenueBudget
+from mm_daemon.engine.control import Controller
 from mm_daemon.engine.journal import Journal, JournalError, Recovery
-from mm_daemon.engine.metrics import JournalMetrics, MarketDataMetrics, Metrics, MetricsServer
+from mm_daemon.engine.metrics import JournalMetrics, MarketDataMetrics, Metrics
 from mm_daemon.engine.orders import (
     OrderManager,
     OrderManagerSettings,
@@ -96,6 +98,8 @@ def _register_config_secrets(config: Config) -> None:
         for secret in (venue.api_key, venue.api_secret):
             if secret is not None:
                 register_secret(secret.get_secret_value())
+    if config.control.token is not None:
+        register_secret(config.control.token.get_secret_value())
 
 
 class Daemon:
@@ -116,6 +120,7 @@ class Daemon:
         recorded: RecordedMarkets | None = None,
         fresh: bool = False,
         journal_path: Path | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
@@ -130,7 +135,7 @@ class Daemon:
         self._executions_by_key: dict[tuple[str, str], ReconciledExecution] = {}
         self._stop = asyncio.Event()
         self._stop_reason = ""
-        self._metrics_server: MetricsServer | None = None
+        self.control = Controller(self, config_path)  # the HTTP server, SIGHUP, status line
         self.metrics_url: str | None = None
         self.simulator: SimulatorHandle | None = None
         self.portfolio: Portfolio | None = None
@@ -141,6 +146,7 @@ class Daemon:
         self._executions: list[ReconciledExecution] = []
         self._live_executions: dict[str, ReconciledExecution] = {}
         self._hedge_venues: dict[str, list[AssetBook]] = {}
+        self.budgets: dict[str, VenueBudget] = {}  # one order budget per venue account
         self._tasks: list[asyncio.Task[None]] = []
         self._started_ns = 0
 
@@ -159,7 +165,8 @@ class Daemon:
         busy_poll = BusyPoll(loop)
         try:
             if self._recorded is None:
-                self._start_metrics()
+                await self.control.start()
+                self.metrics_url = f"{self.control.url}/metrics" if self.control.url else None
             if self.config.runtime.busy_poll:
                 busy_poll.start()
             if duration_seconds is not None:
@@ -192,8 +199,7 @@ class Daemon:
             for sig in signals:
                 with suppress(Exception):
                     loop.remove_signal_handler(sig)
-            if self._metrics_server is not None:
-                self._metrics_server.stop()
+            await self.control.stop()
         if left_open:
             # Loud: orders resting unmanaged are the one outcome an operator must act on.
             log.error("orders_left_open", orders=left_open)
@@ -432,6 +438,7 @@ class Daemon:
             for market in portfolio.markets:
                 await market.orders.reconcile()
         portfolio.start_trading()
+        self.control.on_trading_started()
         self._tasks.append(loop.create_task(self._timer(portfolio)))
 
     def _restore(self, portfolio: Portfolio) -> StartRecovery | None:
@@ -501,6 +508,12 @@ class Daemon:
                         ),
                         self._execution(hedge_inst, hedge_book, paper_feeds),
                         hedger,
+                        budget=self._budget(hedge_inst.venue),
+                        risk=RiskGate(
+                            wiring.hedge_risk_limits(
+                                market.risk, market.inventory.limit_base, market.hedging, hedge_inst
+                            )
+                        ),
                     )
                     log.info("hedge_instrument", asset=maker_inst.base, **_describe(hedge_inst))
                 asset = assets[maker_inst.base] = AssetBook(
@@ -526,17 +539,17 @@ class Daemon:
             risk = RiskGate(
                 wiring.risk_limits(market.risk, market.inventory, market.quoting, maker_inst)
             )
-            venue = cfg.venues[market.venue]
             orders = OrderManager(
                 self._execution(maker_inst, maker_book, paper_feeds),
                 maker_inst,
-                OrderManagerSettings.from_config(market.quoting, market.risk, venue),
+                OrderManagerSettings.from_config(market.quoting, market.risk),
                 risk=risk,
                 metrics=self.metrics,
                 clock=self._clock,
                 client_id_prefix=quote_prefix(self._run_prefix, index),
                 market=market.name,
                 journal=journal,
+                budget=self._budget(market.venue),
             )
             MarketTrader(
                 name=market.name,
@@ -570,6 +583,16 @@ class Daemon:
             journal=journal,
         )
 
+    def _budget(self, venue_name: str) -> VenueBudget:
+        """The order budget of `venue_name`'s account, shared by its markets and hedges."""
+        budget = self.budgets.get(venue_name)
+        if budget is None:
+            budget = VenueBudget.for_venue(
+                self.config.venues[venue_name], metrics=self.metrics, clock=self._clock
+            )
+            self.budgets[venue_name] = budget
+        return budget
+
     def _execution(
         self,
         instrument: Instrument,
@@ -600,6 +623,9 @@ class Daemon:
         if live is None:
             live = self._reconciled(self._live_execution(venue))
             self._live_executions[venue.name] = live
+            observe = getattr(live.inner, "observe_rate_limits", None)
+            if observe is not None:
+                observe(self._budget(venue.name))
         add = getattr(live.inner, "add_instrument", None)
         if add is not None:
             add(instrument)
@@ -659,6 +685,7 @@ class Daemon:
     def _execution_status(self, status: ExecutionStatus) -> None:
         """An order-entry connection went down or came back (the reconcile is the wrapper's);
         a hedge venue that cannot take orders counts as down."""
+        self.control.on_execution_status(status)
         log.log(
             20 if status.connected else 30,
             "order_entry_connected" if status.connected else "order_entry_lost",
@@ -719,6 +746,8 @@ class Daemon:
             ticks += 1
             try:
                 portfolio.on_timer()
+                for budget in self.budgets.values():
+                    budget.publish()
                 if ticks % SNAPSHOT_EVERY_TICKS == 0:
                     portfolio.persist(self._clock())
             except Exception as exc:
@@ -825,18 +854,28 @@ class Daemon:
             return [f"{symbol}@{leg.execution.venue}: cancel failed ({type(exc).__name__})"]
         return [f"{symbol}@{leg.execution.venue}: {u.client_order_id}" for u in remaining]
 
-    def _start_metrics(self) -> None:
-        cfg = self.config.metrics
-        if not cfg.enabled:
-            return
-        self._metrics_server = MetricsServer(self.metrics.registry, cfg.host, cfg.port)
-        try:
-            self.metrics_url = self._metrics_server.start()
-        except OSError as exc:
-            raise ConfigError(
-                [f"metrics.port: cannot serve on {cfg.host}:{cfg.port}: {exc.strerror}"]
-            ) from None
-        log.info("metrics_serving", url=self.metrics_url)
+    # -- what the control plane reads ------------------------------------------------------------
+
+    @property
+    def started_ns(self) -> int:
+        return self._started_ns
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def market_data_of(self, venue: str, symbol: str) -> object | None:
+        """The market-data source of an instrument (None: its venue did not start)."""
+        return self._sources.get((venue, symbol))
+
+    def symbols_of(self, venue: str) -> list[str] | None:
+        """The symbols read on `venue` (None: it did not start)."""
+        symbols = [symbol for (name, symbol) in self._sources if name == venue]
+        return symbols or None
+
+    def executions(self) -> dict[tuple[str, str], ReconciledExecution]:
+        """Order entry by (venue, symbol), quoted and hedge instruments."""
+        return dict(self._executions_by_key)
 
 
 def simulator_url(simulator: SimulatorHandle, venue: VenueConfig) -> str:
@@ -879,10 +918,19 @@ def _describe(instrument: Instrument) -> dict[str, object]:
 
 
 def run_daemon(
-    config: Config, duration_seconds: float | None = None, *, fresh: bool = False
+    config: Config,
+    duration_seconds: float | None = None,
+    *,
+    fresh: bool = False,
+    config_path: Path | None = None,
 ) -> int:
-    """Entry point of `mm-daemon run`: logging, safety checks, then the event loop."""
-    configure_logging(config.logging.level.value, config.logging.format)
+    """Entry point of `mm-daemon run`: logging, safety checks, then the event loop.
+    `config_path` is the file a reload (POST /reload, SIGHUP) reads again."""
+    configure_logging(
+        config.logging.level.value,
+        config.logging.format,
+        fill_lines_on_terminal=config.logging.console_fill_lines,
+    )
     _register_config_secrets(config)
     if config.mode is Mode.LIVE:
         for venue in config.used_venues():
@@ -895,7 +943,7 @@ def run_daemon(
     import ccxt.pro  # noqa: F401, PLC0415  imported for its side effect of loading now
 
     apply_cpu_affinity(config.runtime)
-    return uvloop.run(Daemon(config, fresh=fresh).run(duration_seconds))
+    return uvloop.run(Daemon(config, fresh=fresh, config_path=config_path).run(duration_seconds))
 
 
 def open_recorded(config: Config, data_dir: Path) -> tuple[VirtualTimeLoop, RecordedMarkets]:

@@ -16,10 +16,17 @@ blocks the next decision). What it does per side and level:
   `order_timeout_seconds` passes; then the venue's open orders are fetched and our view is
   reconciled with them.
 
-Rate limits: a token bucket per venue. Cancels go first, then replaces, then new orders, nearest
-level first. Actions the bucket cannot pay for now are not queued: the manager wakes when a token
-is due and diffs again against the latest desired quotes, so a burst of events collapses into the
-latest desired state.
+Rate limits: the venue account's order budget (`engine.budget.VenueBudget`, shared by every
+market and hedge on the venue), spent by priority. First a live order the market has moved through
+(a bid at or above fair value, an ask at or below it): replaced if the budget allows, else
+cancelled at once (a cancel is no order on Binance, so it never waits for the order count). Then
+orders no longer wanted (cancelled), quotes whose price is off beyond the tolerance (replaced, or
+cancelled now and placed when the budget allows), missing quotes (placed), and last the replaces
+for size or age alone, which are deferred first. Each group goes nearest level first. Actions the
+budget cannot pay for now are not queued: the manager wakes when the budget allows (or when the
+venue gives orders back) and diffs again against the latest desired quotes, so a burst of events
+collapses into the latest desired state. Every order is checked against the risk gate and the
+venue's filters before it is sent.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from mm_daemon.aio import start_eagerly
+from mm_daemon.core.budget import ActionCost, Priority
+from mm_daemon.core.filters import check_filters
 from mm_daemon.core.types import (
     CancelRequest,
     ExecutionEvent,
@@ -47,10 +56,10 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
-from mm_daemon.engine.ratelimit import TokenBucket
+from mm_daemon.engine.budget import VenueBudget
 
 if TYPE_CHECKING:
-    from mm_daemon.config import QuotingConfig, RiskConfig, VenueConfig
+    from mm_daemon.config import QuotingConfig, RiskConfig
     from mm_daemon.core.quoting import Quote, Quotes
     from mm_daemon.core.risk import RiskGate
     from mm_daemon.core.types import Instrument
@@ -150,13 +159,9 @@ class OrderManagerSettings:
     order_timeout_ns: int = 5 * _NS
     debounce_ns: int = 0
     max_open_orders_per_side: int = 5
-    rate_limit_orders_per_second: float = 10.0
-    rate_limit_burst_orders: int = 20
 
     @classmethod
-    def from_config(
-        cls, quoting: QuotingConfig, risk: RiskConfig, venue: VenueConfig
-    ) -> OrderManagerSettings:
+    def from_config(cls, quoting: QuotingConfig, risk: RiskConfig) -> OrderManagerSettings:
         return cls(
             price_tolerance_ticks=quoting.price_tolerance_ticks,
             price_tolerance_bps=quoting.price_tolerance_bps,
@@ -165,8 +170,6 @@ class OrderManagerSettings:
             order_timeout_ns=int(quoting.order_timeout_seconds * _NS),
             debounce_ns=int(quoting.debounce_seconds * _NS),
             max_open_orders_per_side=risk.max_open_orders_per_side,
-            rate_limit_orders_per_second=venue.rate_limit_orders_per_second,
-            rate_limit_burst_orders=venue.rate_limit_burst_orders,
         )
 
 
@@ -219,6 +222,7 @@ class OrderManager:
         client_id_prefix: str | None = None,
         market: str = "",
         journal: Journal | None = None,
+        budget: VenueBudget | None = None,
     ) -> None:
         self.execution = execution
         self.instrument = instrument
@@ -232,15 +236,16 @@ class OrderManager:
         self._prefix = client_id_prefix or new_client_id_prefix()
         self.journal = journal
         self._next_id = 0
-        self._bucket = TokenBucket(
-            settings.rate_limit_orders_per_second, settings.rate_limit_burst_orders, clock()
-        )
+        self.budget = budget or VenueBudget.unlimited(instrument.venue, clock)
+        self._costs = self.budget.costs
+        self._wait_ns = -1  # the soonest a deferred action may go in this sync (-1: none)
         self._orders: dict[str, LiveOrder] = {}
         self._finished: dict[str, LiveOrder] = {}
         self._stray_cancelled: set[str] = set()  # our ids found live after we gave them up
         self._desired: Quotes | None = None
         self._fair_ticks = 0.0
         self._net_exposure_base = 0.0
+        self._position_base = 0.0
         self._event_ts_ns = 0  # receipt time of the event behind the pending desired state
         self._last_sync_ns = -(1 << 62)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -250,7 +255,7 @@ class OrderManager:
         self._post_only_blocked: set[Side] = set()
         self._stopped = False
         self.left_open: list[str] = []  # client ids still open at the venue after shutdown
-        self.rate_limited_count = 0
+        self.deferred_count = 0  # syncs that left an action for the budget to allow
         self._quote_gauges: dict[tuple[Side, int], Any] = {}
         self._published: object = None
         self._synced_key: object = None  # (bids, asks) as last diffed
@@ -263,7 +268,6 @@ class OrderManager:
             self._m_replace = metrics.orders.labels(self.market, "replace")
             self._m_cancel = metrics.orders.labels(self.market, "cancel")
             self._m_t2q = metrics.tick_to_quote.labels(self.market)
-            self._m_rate_limited = metrics.rate_limited.labels(self.venue)
             self._m_open_buy = metrics.open_orders.labels(self.market, "buy")
             self._m_open_sell = metrics.open_orders.labels(self.market, "sell")
 
@@ -303,11 +307,13 @@ class OrderManager:
         fair_ticks: float,
         net_exposure_base: float = 0.0,
         event_ts_ns: int = 0,
+        position_base: float = 0.0,
     ) -> None:
         """Take the latest desired quotes and act on them now (or when debounce/limits allow).
 
         `event_ts_ns` is the local receipt time of the event that caused this requote (for the
-        tick-to-quote histogram); 0 skips the measurement.
+        tick-to-quote histogram); 0 skips the measurement. `position_base` is this market's own
+        position (the risk gate's position-notional limit), `net_exposure_base` its asset's.
         """
         if self._post_only_blocked:
             self._post_only_blocked.clear()  # a new market event: the view may have caught up
@@ -315,6 +321,7 @@ class OrderManager:
         self._desired = quotes
         self._fair_ticks = fair_ticks
         self._net_exposure_base = net_exposure_base
+        self._position_base = position_base
         key = (quotes.bids, quotes.asks)
         if key == self._synced_key and not self._dirty:
             return  # the same quotes as last time and nothing happened since: nothing to do
@@ -350,34 +357,45 @@ class OrderManager:
         self._diff_side(
             Side.SELL, desired.asks, now=now, cancels=cancels, replaces=replaces, places=places
         )
-        replaces.sort(key=lambda pair: pair[1].level)
+        fair = self._fair_ticks
+        at_risk: list[tuple[LiveOrder, Quote]] = []
+        stale: list[tuple[LiveOrder, Quote]] = []
+        refresh: list[tuple[LiveOrder, Quote]] = []
+        for order, quote in replaces:
+            if self._moved_through(order, fair):
+                at_risk.append((order, quote))
+            elif self._price_off(order, quote):
+                stale.append((order, quote))
+            else:
+                refresh.append((order, quote))
+        for group in (at_risk, stale, refresh):
+            group.sort(key=lambda pair: pair[1].level)
         places.sort(key=lambda q: q.level)
+        self._wait_ns = -1
         sent = 0
-        blocked = False
         first_sent_ns = 0
+        # The quotes the market moved through first, then unwanted orders, then stale prices
+        # and missing quotes; refreshes for size or age last (the budget defers them first).
+        for order, quote in at_risk:
+            if self._send_replace(order, quote, now, Priority.STALE):
+                sent += 1
+                first_sent_ns = first_sent_ns or self.clock()
         for order in cancels:
-            if not self._bucket.try_take(now):
-                blocked = True
-                break
-            self._send_cancel(order, now)
-            sent += 1
-            first_sent_ns = first_sent_ns or self.clock()
-        if not blocked:
-            for order, quote in replaces:
-                if not self._bucket.try_take(now):
-                    blocked = True
-                    break
-                if self._send_replace(order, quote, now):
-                    sent += 1
-                    first_sent_ns = first_sent_ns or self.clock()
-        if not blocked:
-            for quote in places:
-                if not self._bucket.try_take(now):
-                    blocked = True
-                    break
-                if self._send_place(quote, now):
-                    sent += 1
-                    first_sent_ns = first_sent_ns or self.clock()
+            if self._cancel_now(order, now):
+                sent += 1
+                first_sent_ns = first_sent_ns or self.clock()
+        for order, quote in stale:
+            if self._send_replace(order, quote, now, Priority.STALE):
+                sent += 1
+                first_sent_ns = first_sent_ns or self.clock()
+        for quote in places:
+            if self._send_place(quote, now):
+                sent += 1
+                first_sent_ns = first_sent_ns or self.clock()
+        for order, quote in refresh:
+            if self._send_replace(order, quote, now, Priority.REFRESH):
+                sent += 1
+                first_sent_ns = first_sent_ns or self.clock()
         if sent and self._event_ts_ns:
             # Tick-to-quote: the event's receipt to the first request handed to the venue.
             if self.metrics is not None:
@@ -385,12 +403,10 @@ class OrderManager:
             self._event_ts_ns = 0
         elif not (cancels or replaces or places):
             self._event_ts_ns = 0  # nothing to do for that event
-        if blocked:
-            self._dirty = True  # the rest waits for tokens
-            self.rate_limited_count += 1
-            if self.metrics is not None:
-                self._m_rate_limited.inc()
-            self._wake_at(now + self._bucket.ns_until(now))
+        if self._wait_ns >= 0:
+            self._dirty = True  # the rest waits for the budget
+            self.deferred_count += 1
+            self._wake_at(now + self._wait_ns)
         # After the requests: looking for in-flight orders past their timeout is bookkeeping,
         # not on the way from the event to the venue.
         self._check_timeouts(now)
@@ -453,6 +469,20 @@ class OrderManager:
         s = self.settings
         return max(s.price_tolerance_ticks, s.price_tolerance_bps * 1e-4 * price_ticks, 1)
 
+    @staticmethod
+    def _moved_through(order: LiveOrder, fair_ticks: float) -> bool:
+        """Fair value has reached or passed the order: it is about to be picked off."""
+        if fair_ticks <= 0:
+            return False
+        if order.side is Side.BUY:
+            return order.price_ticks >= fair_ticks
+        return order.price_ticks <= fair_ticks
+
+    def _price_off(self, order: LiveOrder, quote: Quote) -> bool:
+        return abs(order.price_ticks - quote.price_ticks) >= self.price_tolerance_ticks(
+            quote.price_ticks
+        )
+
     def _needs_replace(self, order: LiveOrder, quote: Quote, now: int) -> bool:
         s = self.settings
         if abs(order.price_ticks - quote.price_ticks) >= self.price_tolerance_ticks(
@@ -483,24 +513,50 @@ class OrderManager:
             ts_decided_ns=now,
         )
 
-    def _risk_ok(self, request: OrderRequest, replacing: LiveOrder | None) -> bool:
+    def _allowed(self, request: OrderRequest, replacing: LiveOrder | None) -> bool:
+        """The risk gate and the venue's filters both pass `request`; a refusal is counted
+        (`risk_<reason>`, `filter`)."""
+        others = [o for o in self._orders.values() if o is not replacing]
+        filtered = check_filters(
+            self.instrument, request, self._fair_ticks, open_orders=len(others)
+        )
+        if filtered is not None:
+            if self.metrics is not None:
+                self.metrics.order_rejects.labels(self.venue, "filter").inc()
+            log.warning("order_refused_by_filter", market=self.market, filter=filtered)
+            return False
         if self.risk is None:
             return True
         same_side = sum(
             1
-            for o in self._orders.values()
-            if o.side is request.side
-            and o is not replacing
-            and o.status is not OrderStatus.PENDING_CANCEL
+            for o in others
+            if o.side is request.side and o.status is not OrderStatus.PENDING_CANCEL
         )
         reason = self.risk.check(
-            request, self._fair_ticks, same_side, net_exposure_base=self._net_exposure_base
+            request,
+            self._fair_ticks,
+            same_side,
+            net_exposure_base=self._net_exposure_base,
+            position_base=self._position_base,
         )
         if reason is None:
             return True
         if self.metrics is not None:
             self.metrics.order_rejects.labels(self.venue, f"risk_{reason}").inc()
         return False
+
+    def _take(self, priority: Priority, cost: ActionCost) -> bool:
+        """Spend `cost` from the venue's budget, or note how long until it allows it."""
+        if self.budget.try_take(priority, cost, self):
+            return True
+        wait = self.budget.ns_until(priority, cost)
+        if self._wait_ns < 0 or wait < self._wait_ns:
+            self._wait_ns = wait
+        return False
+
+    def budget_freed(self) -> None:
+        """The venue gave orders back while an action of ours waited: diff again now."""
+        self._poke()
 
     def _track(self, request: OrderRequest, level: int, now: int) -> None:
         self._orders[request.client_order_id] = LiveOrder(
@@ -516,7 +572,9 @@ class OrderManager:
 
     def _send_place(self, quote: Quote, now: int) -> bool:
         request = self._request(quote, now)
-        if not self._risk_ok(request, None):
+        if not self._allowed(request, None):
+            return False
+        if not self._take(Priority.STALE, self._costs.place):
             return False
         self._track(request, quote.level, now)  # first: the send below may answer at once
         self._spawn(self._call(self.execution.place(request), request.client_order_id))
@@ -526,12 +584,18 @@ class OrderManager:
             self.journal.record_order(self.market, request, now)
         return True
 
-    def _send_replace(self, order: LiveOrder, quote: Quote, now: int) -> bool:
+    def _send_replace(self, order: LiveOrder, quote: Quote, now: int, priority: Priority) -> bool:
+        """Replace `order` with `quote`; True when a request went out.
+
+        An order the checks refuse to replace is cancelled instead. A stale quote the budget
+        cannot replace now is cancelled now (a cancel costs no order) and placed again when
+        the budget allows; a refresh for size or age just waits.
+        """
         request = self._request(quote, now)
-        if not self._risk_ok(request, order):
-            # The old order no longer matches what we want: take it off the book.
-            self._send_cancel(order, now)
-            return True
+        if not self._allowed(request, order):
+            return self._cancel_now(order, now)  # it no longer matches what we want
+        if not self._take(priority, self._costs.replace):
+            return priority is not Priority.REFRESH and self._cancel_now(order, now)
         order.status = OrderStatus.PENDING_CANCEL
         order.status_ns = now
         self._track(request, quote.level, now)  # first: the send below may answer at once
@@ -542,6 +606,14 @@ class OrderManager:
         if self.journal is not None:
             self.journal.record_cancel(self.market, self._cancel_of(order), now, reason="replace")
             self.journal.record_order(self.market, request, now, action="replace")
+        return True
+
+    def _cancel_now(self, order: LiveOrder, now: int) -> bool:
+        """Cancel `order` if the budget allows it now (only a weight breach or a ban stops a
+        cancel); True when sent."""
+        if not self._take(Priority.URGENT, self._costs.cancel):
+            return False
+        self._send_cancel(order, now)
         return True
 
     def _send_cancel(self, order: LiveOrder, now: int) -> None:
@@ -642,12 +714,15 @@ class OrderManager:
         log.warning("stray order cancelled", venue=self.venue, client_order_id=client_order_id)
         if self.metrics is not None:
             self._m_cancel.inc()
+        self.budget.charge(self._costs.cancel)
         self._spawn(self._call(self.execution.cancel(self.symbol, client_order_id), None))
 
     def _on_fill(self, fill: Fill) -> None:
         order = self._orders.get(fill.client_order_id)
         if order is None:
             return  # finished already (a late fill changes no order state), or not ours
+        if order.fills_lots == 0:
+            self.budget.on_first_fill()  # the venue stops counting an order that trades
         # Fills and cumulative order updates may arrive in either order: take the larger.
         order.fills_lots += fill.size_lots
         order.filled_lots = max(order.filled_lots, order.fills_lots)
@@ -763,6 +838,7 @@ class OrderManager:
         Our orders the venue does not list are gone (cancelled, or never arrived); open orders
         with our prefix that we do not track are cancelled; orders the venue lists are open.
         """
+        self.budget.charge(self._costs.query)
         venue_orders = await self.execution.open_orders(self.symbol)
         now = self.clock()
         listed = {u.client_order_id: u for u in venue_orders}
@@ -777,12 +853,14 @@ class OrderManager:
                 order.filled_lots = max(order.filled_lots, update.filled_lots)
                 if order.status is OrderStatus.PENDING_CANCEL:
                     if now - order.status_ns >= self.settings.order_timeout_ns:
+                        self.budget.charge(self._costs.cancel)
                         self._send_cancel(order, now)  # the cancel was lost: send it again
                 else:
                     order.status = OrderStatus.OPEN
                     order.status_ns = now
         for client_id in listed:
             if client_id.startswith(self._prefix) and client_id not in self._orders:
+                self.budget.charge(self._costs.cancel)
                 with contextlib.suppress(Exception):
                     await self.execution.cancel(self.symbol, client_id)
 
@@ -838,13 +916,19 @@ class OrderManager:
             self._timer = None
         async with asyncio.timeout(timeout_s):
             await self.drain()
+            # Sent whatever the budget says: nothing must stay open.
+            costs = self._costs
+            self.budget.charge(costs.cancel)
             await self.execution.cancel_all(self.symbol)
             if self.metrics is not None:
                 self.metrics.orders.labels(self.market, "cancel_all").inc()
+            self.budget.charge(costs.query)
             remaining = await self.execution.open_orders(self.symbol)
             for update in remaining:
+                self.budget.charge(costs.cancel)
                 with contextlib.suppress(Exception):
                     await self.execution.cancel(self.symbol, update.client_order_id)
+            self.budget.charge(costs.query)
             remaining = await self.execution.open_orders(self.symbol)
         now = self.clock()
         listed = {u.client_order_id for u in remaining}
@@ -901,7 +985,7 @@ def reject_reason_label(reason: str) -> str:
     text = reason.lower()
     if "post" in text or "immediately match" in text or "would cross" in text:
         return "post_only"
-    if "rate" in text or "too many" in text:
+    if "rate" in text or "too many" in text or "too much" in text or "banned" in text:
         return "rate_limit"
     if "balance" in text or "insufficient" in text:
         return "balance"

@@ -200,11 +200,34 @@ class Portfolio:
                 market.risk.constrain(reason)
 
     def halt(self, reason: str, *, source: str = "operator") -> None:
-        """HALT every market (an operator's kill switch, a journal that cannot write)."""
+        """HALT every market and every hedge (an operator's kill switch, a journal that
+        cannot write)."""
+        for asset in self.assets:
+            if asset.hedge is not None and asset.hedge.risk is not None:
+                asset.hedge.risk.halt(reason)
         for market in self.markets:
             market.risk.halt(reason)
             market.journal_risk(source)
             market.requote(0)
+
+    def reset_halt(self) -> list[str]:
+        """Every HALTED market and the portfolio's drawdown latch leave HALTED (an operator's
+        reset, journaled); drawdowns count from the next P&L. Returns the markets reset."""
+        reset = []
+        for market in self.markets:
+            if market.risk.state is RiskState.HALTED:
+                market.risk.reset()
+                market.journal_risk("operator")
+                reset.append(market.name)
+        if self.halted_reason and self.journal is not None:
+            self.journal.record_risk_state(
+                None, RiskState.ACTIVE, reason="", source="operator", ts_ns=self._clock()
+            )
+        self.halted_reason = ""
+        self._peak_pnl = None
+        for market in self.markets:
+            market.requote(0)
+        return reset
 
     # -- restart state -----------------------------------------------------------------------
 

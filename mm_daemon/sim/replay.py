@@ -16,12 +16,17 @@ for serving as is).
 
 Nothing here reads a clock: the caller passes the time of each call and paces the frames
 (`ReplayClock` maps recorded time to wall time at a speed-up factor).
+
+`open_replay` opens one feed per recorded book (BTCUSDT and ETHUSDT, spot on sim-spot and USD-M
+on sim-perp, by default), and `merge_feeds` interleaves them in recorded receive order (the
+captures share one collector clock), ties broken by the order of the feeds: the same captures
+always give the same sequence.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +38,7 @@ from mm_daemon.binance.markets import Dialect, recorded_instrument
 from mm_daemon.core.book import ApplyResult
 from mm_daemon.core.queue import QueueFillModel
 from mm_daemon.core.types import BookDelta, BookLevels, Instrument, Liquidity, OrderType, Side
-from mm_daemon.sim.market import PERP_VENUE, SPOT_VENUE
+from mm_daemon.sim.market import PERP_VENUE, SPOT_VENUE, BookKey, starting_balances
 from mm_daemon.sim.matching import (
     Accounts,
     Fills,
@@ -56,6 +61,7 @@ __all__ = [
     "ReplayGapError",
     "merge_feeds",
     "open_replay",
+    "replay_symbols",
 ]
 
 
@@ -408,52 +414,71 @@ class ReplayEngine(MatchingEngine):
 
 @dataclass(slots=True)
 class ReplayFeed:
-    """One replayed venue: its engine and the recorded frames still to feed it."""
+    """One replayed book: its venue, engine and the recorded frames still to feed it."""
 
     venue: str
     engine: ReplayEngine
     frames: Iterator[RecordedFrame]
 
+    @property
+    def key(self) -> BookKey:
+        return self.venue, self.engine.instrument.exchange_symbol
+
+
+def replay_symbols(cfg: SimConfig) -> tuple[str, ...]:
+    """The recorded markets to replay: the configured assets against USDT (`btcusdt`, ...)."""
+    return tuple(f"{asset.base.lower()}usdt" for asset in cfg.assets)
+
 
 def open_replay(
-    cfg: SimConfig, *, symbol: str = "btcusdt", data_dir: Path | None = None
-) -> dict[str, ReplayFeed]:
-    """The recorded spot market on sim-spot and the USD-M one on sim-perp, with the config's
-    fees and starting balances. `data_dir` defaults to `cfg.replay_data_dir`, then
-    `default_data_dir()`; raises FileNotFoundError when a capture is missing."""
+    cfg: SimConfig, *, symbols: Sequence[str] | None = None, data_dir: Path | None = None
+) -> dict[BookKey, ReplayFeed]:
+    """The recorded spot markets on sim-spot and the USD-M ones on sim-perp (`symbols` like
+    "btcusdt", default `replay_symbols(cfg)`: BTCUSDT and ETHUSDT), keyed by (venue, exchange
+    symbol), spot first; with the config's fees, and starting balances shared by a venue's
+    books (those of the synthetic market, `starting_balances`). `data_dir` defaults to
+    `cfg.replay_data_dir`, then `default_data_dir()`; raises FileNotFoundError naming a
+    capture that is missing."""
     folder = data_dir or cfg.replay_data_dir or default_data_dir()
-    feeds: dict[str, ReplayFeed] = {}
+    names = tuple(symbols) if symbols is not None else replay_symbols(cfg)
+    feeds: dict[BookKey, ReplayFeed] = {}
     plan: tuple[tuple[str, Dialect, float, float], ...] = (
         (SPOT_VENUE, "spot", cfg.spot_maker_fee_bps, cfg.spot_taker_fee_bps),
         (PERP_VENUE, "usdm", cfg.perp_maker_fee_bps, cfg.perp_taker_fee_bps),
     )
     for venue, dialect, maker_bps, taker_bps in plan:
-        inst = recorded_instrument(
-            dialect,
-            symbol,
-            venue,
-            maker_fee_rate=maker_bps * 1e-4,
-            taker_fee_rate=taker_bps * 1e-4,
-        )
-        balances = (
-            {inst.base: cfg.starting_base, inst.quote: cfg.starting_quote}
-            if dialect == "spot"
-            else {inst.quote: cfg.starting_quote}
-        )
-        engine = ReplayEngine(inst, Accounts(inst.kind, balances), dialect=dialect)
-        feeds[venue] = ReplayFeed(venue, engine, iter_frames(folder, dialect, symbol))
+        instruments = [
+            recorded_instrument(
+                dialect,
+                symbol,
+                venue,
+                maker_fee_rate=maker_bps * 1e-4,
+                taker_fee_rate=taker_bps * 1e-4,
+            )
+            for symbol in names
+        ]
+        balances = {inst.quote: cfg.starting_quote for inst in instruments}
+        if dialect == "spot":
+            balances.update(starting_balances(cfg))
+        accounts = Accounts(instruments[0].kind, balances)
+        for symbol, inst in zip(names, instruments, strict=True):
+            engine = ReplayEngine(inst, accounts, dialect=dialect)
+            feed = ReplayFeed(venue, engine, iter_frames(folder, dialect, symbol))
+            feeds[feed.key] = feed
     return feeds
 
 
-def merge_feeds(feeds: Mapping[str, ReplayFeed]) -> Iterator[tuple[str, RecordedFrame]]:
-    """(venue, frame) across feeds in recorded receive order (one collector clock)."""
-    streams = [_tagged(venue, feed.frames) for venue, feed in feeds.items()]
-    for _ns, venue, frame in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
-        yield venue, frame
+def merge_feeds(feeds: Mapping[BookKey, ReplayFeed]) -> Iterator[tuple[BookKey, RecordedFrame]]:
+    """(book, frame) across feeds in recorded receive order (one collector clock); frames
+    received at the same nanosecond come in the order of `feeds`."""
+    streams = [_tagged(i, feed.frames) for i, feed in enumerate(feeds.values())]
+    keys = list(feeds)
+    for _ns, index, frame in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+        yield keys[index], frame
 
 
 def _tagged(
-    venue: str, frames: Iterator[RecordedFrame]
-) -> Iterator[tuple[int, str, RecordedFrame]]:
+    index: int, frames: Iterator[RecordedFrame]
+) -> Iterator[tuple[int, int, RecordedFrame]]:
     for frame in frames:
-        yield frame.local_ns, venue, frame
+        yield frame.local_ns, index, frame

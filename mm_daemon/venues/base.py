@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
+from mm_daemon.core.budget import RateLimit
 from mm_daemon.core.types import (
     AccountPosition,
     ExecutionEvent,
@@ -31,6 +32,7 @@ __all__ = [
     "MarketData",
     "MarketDataReporter",
     "MarketSink",
+    "RateLimitObserver",
 ]
 
 MarketSink = Callable[[MarketEvent], None]
@@ -115,6 +117,28 @@ class Execution(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class RateLimitObserver(Protocol):
+    """Where an order entry reports what its venue says of the account's rate limits (the
+    engine's order budget for that venue)."""
+
+    def on_limits(self, limits: tuple[RateLimit, ...]) -> None:
+        """The limits the venue publishes (its `exchangeInfo`)."""
+        ...
+
+    def on_usage(self, usage: list[tuple[RateLimit, int]], answered_orders: int) -> None:
+        """The venue's counts in an answer to a request that placed `answered_orders` orders."""
+        ...
+
+    def on_limit_error(self, retry_after_ns: int, *, orders_only: bool) -> None:
+        """The venue refused for a limit: wait `retry_after_ns` (new orders only, or every
+        request)."""
+        ...
+
+    def on_time_offset(self, offset_ns: int) -> None:
+        """The venue's clock minus ours (its windows start on its clock)."""
+        ...
 
 
 class Counter(Protocol):

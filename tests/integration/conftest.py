@@ -98,13 +98,14 @@ async def make_exchange(sim: SimulatorHandle) -> AsyncIterator[ExchangeFactory]:
 
 
 class BookHistory:
-    """The simulator's own book (top `depth` levels as ticks and lots) after every update id,
-    rebuilt from the engine's level changes as they are published, starting from the engine's
-    book when recording starts (`check_engine` compares the rebuilt book with the engine)."""
+    """The simulator's own book of one symbol (top `depth` levels as ticks and lots) after
+    every update id, rebuilt from the engine's level changes as they are published, starting
+    from the engine's book when recording starts (`check_engine` compares the rebuilt book
+    with the engine)."""
 
-    def __init__(self, venue: SimVenue, depth: int = 100) -> None:
+    def __init__(self, venue: SimVenue, depth: int = 100, symbol: str = "BTCUSDT") -> None:
         self.depth = depth
-        self.sym = next(iter(venue.symbols.values()))
+        self.sym = venue.symbols[symbol]
         bids, asks, update_id = self.sym.engine.depth(1_000_000)
         self._bids = dict(bids)
         self._asks = dict(asks)
@@ -117,7 +118,8 @@ class BookHistory:
         return bids, asks
 
     def _record(self, sym: VenueSymbol, result: MatchResult) -> None:
-        del sym  # one symbol per venue
+        if sym is not self.sym:
+            return
         for change in result.level_changes:
             side = self._bids if change.side is Side.BUY else self._asks
             if change.size_lots:
@@ -137,11 +139,12 @@ def ccxt_levels(levels: list[list[float]], tick: float, lot: float, depth: int) 
 
 
 @pytest.fixture
-def book_history(sim: SimulatorHandle) -> Callable[[str], BookHistory]:
-    """Start recording a venue's own book after every update id."""
+def book_history(sim: SimulatorHandle) -> Callable[..., BookHistory]:
+    """Start recording a venue's own book of one symbol (BTCUSDT unless named) after every
+    update id."""
 
-    def start(venue: str, depth: int = 100) -> BookHistory:
-        return BookHistory(sim.venues[venue], depth)
+    def start(venue: str, depth: int = 100, symbol: str = "BTCUSDT") -> BookHistory:
+        return BookHistory(sim.venues[venue], depth, symbol)
 
     return start
 
@@ -158,9 +161,18 @@ class Admin:
         self.sim = sim
         self.session = session
 
-    async def fault(self, venue: str, kind: str, seconds: float = 0.0, count: int = 1) -> None:
+    async def fault(
+        self,
+        venue: str,
+        kind: str,
+        seconds: float = 0.0,
+        count: int = 1,
+        symbol: str | None = None,
+    ) -> None:
         url = self.sim.endpoint(venue).admin + "/faults"
-        body = {"kind": kind, "seconds": seconds, "count": count}
+        body: dict[str, Any] = {"kind": kind, "seconds": seconds, "count": count}
+        if symbol is not None:
+            body["symbol"] = symbol
         async with self.session.post(url, json=body) as resp:
             assert resp.status == 200, await resp.text()
 

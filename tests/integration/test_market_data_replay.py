@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from pathlib import Path
 
 import orjson
@@ -14,8 +13,6 @@ import pytest
 from mm_daemon.binance.capture import default_data_dir, read_capture
 from mm_daemon.config import MarketDataConfig, SimConfig, VenueConfig
 from mm_daemon.core.types import BookDelta, BookSnapshot, Instrument, MarketEvent
-from mm_daemon.sim import runner
-from mm_daemon.sim.replay import open_replay
 from mm_daemon.sim.runner import SimulatorHandle
 from mm_daemon.venues.ccxt_venue import CcxtMarketData
 
@@ -46,9 +43,14 @@ def replay_symbol(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def sim_config(replay_symbol: str, monkeypatch: pytest.MonkeyPatch) -> SimConfig:
-    monkeypatch.setattr(runner, "open_replay", functools.partial(open_replay, symbol=replay_symbol))
-    return SimConfig(source="replay", replay_speed=REPLAY_SPEED, replay_data_dir=DATA)
+def sim_config(replay_symbol: str) -> SimConfig:
+    # One asset replayed at a time: the other's frames would only slow the fast replay down.
+    return SimConfig(
+        source="replay",
+        replay_speed=REPLAY_SPEED,
+        replay_data_dir=DATA,
+        assets=(replay_symbol.removesuffix("usdt").upper(),),
+    )
 
 
 def capture_paths(symbol: str, venue: str) -> list[Path]:

@@ -44,7 +44,7 @@ def test_a_recording_replays_gap_free_with_the_daemon_trading_on_it(tmp_path: Pa
     )  # fmt: skip
     assert recorded.returncode == 0, recorded.stderr[-2000:]
     written = recorded.stdout.splitlines()
-    assert len(written) == 2  # spot and perpetual, one capture file each
+    assert len(written) == 4  # BTC and ETH, spot and perpetual: one capture file each
     assert all(" 1 snapshot(s)" in line for line in written)
     summary = tmp_path / "summary.json"
     replayed = cli(
@@ -53,9 +53,12 @@ def test_a_recording_replays_gap_free_with_the_daemon_trading_on_it(tmp_path: Pa
     )  # fmt: skip
     assert replayed.returncode == 0, replayed.stderr[-2000:]
     lines = [json.loads(x) for x in replayed.stderr.splitlines() if x.startswith("{")]
-    assert sorted(x["venue"] for x in lines if x["event"] == "book synced") == [
-        "sim-perp",
-        "sim-spot",
+    synced = sorted((x["venue"], x["symbol"]) for x in lines if x["event"] == "book synced")
+    assert synced == [
+        ("sim-perp", "BTC/USDT:USDT"),
+        ("sim-perp", "ETH/USDT:USDT"),
+        ("sim-spot", "BTC/USDT"),
+        ("sim-spot", "ETH/USDT"),
     ]
     # Every frame continued the one before it: no gap, no resync, no warning.
     assert [x for x in lines if x["level"] in {"warning", "error"}] == []

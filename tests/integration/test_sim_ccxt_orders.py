@@ -49,7 +49,7 @@ async def _until_subscribed(sim: Any, venue: str, count: int = 1, deadline_s: fl
 
 
 def _touch(sim: Any, venue: str) -> tuple[tuple[int, int], tuple[int, int], Any]:
-    sym = next(iter(sim.venues[venue].symbols.values()))
+    sym = sim.venues[venue].symbols["BTCUSDT"]
     bid = sym.engine.best_bid()
     ask = sym.engine.best_ask()
     assert bid is not None

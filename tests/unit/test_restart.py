@@ -190,7 +190,7 @@ def start(
         orders=OrderManager(
             spot,
             SPOT,
-            OrderManagerSettings(rate_limit_burst_orders=100),
+            OrderManagerSettings(),
             risk=risk,
             metrics=metrics,
             client_id_prefix=quote_prefix(run, 0),

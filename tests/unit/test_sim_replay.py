@@ -318,11 +318,60 @@ def test_missing_capture_raises_a_clear_error(tmp_path: Path) -> None:
 def test_open_replay_serves_spot_and_usdm_merged_in_receive_order() -> None:
     cfg = SimConfig(source="replay", starting_quote=5_000.0, perp_taker_fee_bps=3.0)
     feeds = open_replay(cfg, data_dir=DATA_DIR)
-    assert feeds["sim-spot"].engine.instrument.kind is InstrumentKind.SPOT
-    perp = feeds["sim-perp"].engine
+    assert feeds[("sim-spot", "BTCUSDT")].engine.instrument.kind is InstrumentKind.SPOT
+    perp = feeds[("sim-perp", "BTCUSDT")].engine
     assert perp.instrument.taker_fee_rate == pytest.approx(3e-4)
     assert perp.accounts.get("k").balance("USDT").free == 5_000.0
     merged = list(itertools.islice(merge_feeds(feeds), 5_000))
     times = [f.local_ns for _v, f in merged]
     assert times == sorted(times)
-    assert {v for v, _f in merged} == {"sim-spot", "sim-perp"}
+    assert {venue for (venue, _symbol), _f in merged} == {"sim-spot", "sim-perp"}
+
+
+@needs_data
+def test_open_replay_opens_btc_and_eth_on_both_venues_sharing_each_venues_accounts() -> None:
+    feeds = open_replay(SimConfig(source="replay"), data_dir=DATA_DIR)
+    assert list(feeds) == [
+        ("sim-spot", "BTCUSDT"),
+        ("sim-spot", "ETHUSDT"),
+        ("sim-perp", "BTCUSDT"),
+        ("sim-perp", "ETHUSDT"),
+    ]
+    eth = feeds[("sim-spot", "ETHUSDT")].engine.instrument
+    assert (eth.symbol, eth.tick_size, eth.lot_size) == ("ETH/USDT", 0.01, 0.0001)
+    spot_accounts = feeds[("sim-spot", "BTCUSDT")].engine.accounts
+    assert feeds[("sim-spot", "ETHUSDT")].engine.accounts is spot_accounts
+    assert set(spot_accounts.get("k").balances) == {"BTC", "ETH", "USDT"}
+
+
+@needs_data
+def test_open_replay_of_an_asset_never_recorded_names_the_missing_capture() -> None:
+    with pytest.raises(FileNotFoundError, match="no spot capture of solusdt"):
+        open_replay(SimConfig(source="replay", assets=("BTC", "SOL")), data_dir=DATA_DIR)
+
+
+def _replayed_books(frames: int) -> list[tuple[object, ...]]:
+    """Apply the first `frames` merged frames of BTC and ETH on both venues; the book, its
+    update id and touch after every frame that changed a book."""
+    feeds = open_replay(SimConfig(source="replay"), data_dir=DATA_DIR)
+    out: list[tuple[object, ...]] = []
+    for key, frame in itertools.islice(merge_feeds(feeds), frames):
+        engine = feeds[key].engine
+        result = engine.on_frame(frame, frame.local_ns)
+        if result.level_changes or result.trades:
+            out.append(
+                (key, frame.local_ns, engine.update_id, engine.best_bid(), engine.best_ask())
+            )
+    return out
+
+
+@needs_data
+def test_the_replay_of_btc_and_eth_together_is_deterministic() -> None:
+    first = _replayed_books(40_000)
+    assert {key for key, *_ in first} == {
+        ("sim-spot", "BTCUSDT"),
+        ("sim-spot", "ETHUSDT"),
+        ("sim-perp", "BTCUSDT"),
+        ("sim-perp", "ETHUSDT"),
+    }
+    assert _replayed_books(40_000) == first

@@ -495,9 +495,12 @@ def _runs(conn: sqlite3.Connection, clause: str, args: tuple[Any, ...]) -> list[
 
 
 def _last_ts(conn: sqlite3.Connection, run_id: int) -> int:
+    """Where a run without an end (running, or killed) ends: its latest timed record."""
     row = conn.execute(
         "SELECT max(ts) FROM (SELECT max(ts_ns) AS ts FROM snapshots WHERE run_id = ?1 "
         "UNION ALL SELECT max(ts_local_ns) FROM fills WHERE run_id = ?1 "
+        "UNION ALL SELECT max(ts_ns) FROM risk_states WHERE run_id = ?1 "
+        "UNION ALL SELECT max(ts_ns) FROM control_actions WHERE run_id = ?1 "
         "UNION ALL SELECT started_ns FROM runs WHERE run_id = ?1)",
         (run_id,),
     ).fetchone()

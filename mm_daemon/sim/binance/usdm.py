@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mm_daemon.core.types import Side
+from mm_daemon.core.types import OrderType, Side
 from mm_daemon.sim.binance.common import BinanceError, malformed_params, server_time_ms
 from mm_daemon.sim.binance.http import (
     VENUE_KEY,
@@ -30,6 +30,7 @@ from mm_daemon.sim.binance.http import (
     websocket,
     ws_api_params,
 )
+from mm_daemon.sim.binance.limits import WsApiLimits, published_rate_limits
 from mm_daemon.sim.binance.orders import (
     account_trades,
     binance_type,
@@ -122,16 +123,7 @@ def exchange_info(venue: SimVenue, now_ms: int) -> dict[str, Any]:
         "timezone": "UTC",
         "serverTime": now_ms,
         "futuresType": "U_MARGINED",
-        "rateLimits": [
-            {
-                "rateLimitType": "REQUEST_WEIGHT",
-                "interval": "MINUTE",
-                "intervalNum": 1,
-                "limit": 2400,
-            },
-            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
-        ],
+        "rateLimits": published_rate_limits(venue.limiter, "usdm"),
         "exchangeFilters": [],
         "assets": [
             {"asset": a, "marginAvailable": True, "autoAssetExchange": "-10000"}
@@ -418,6 +410,19 @@ def modify(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
         raise BinanceError(-1013, "Filter failure: LOT_SIZE")
     if px is None or px <= 0:
         raise BinanceError(-1013, "Filter failure: PRICE_FILTER")
+    if venue.filters is not None:
+        venue.filters.check(
+            venue,
+            sym,
+            api_key,
+            side=Side.SELL if params.get("side", "").upper() == "SELL" else Side.BUY,
+            order_type=OrderType.LIMIT,
+            price_ticks=px,
+            size_lots=qty,
+            reduce_only=False,
+            now_ns=time.time_ns(),
+            replacing=True,
+        )
     result = venue.modify(
         sym, api_key, price_ticks=px, size_lots=qty, order_id=order_id, client_order_id=client_id
     )
@@ -503,7 +508,7 @@ def _commission(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]
 
 def _exchange_info(venue: SimVenue, params: Params) -> dict[str, Any]:
     del params
-    return exchange_info(venue, server_time_ms())
+    return exchange_info(venue, venue.now_ms())
 
 
 # -- user data and WS-API ----------------------------------------------------------------------
@@ -517,7 +522,10 @@ async def _private_ws(request: web.Request) -> web.StreamResponse:
         return web.json_response(
             {"code": -1125, "msg": "This listenKey does not exist."}, status=400
         )
-    async with websocket(request, combined="/stream" in request.path) as (ws, conn):
+    async with websocket(request, combined="/stream" in request.path, kind="user_data") as (
+        ws,
+        conn,
+    ):
         sink = user_data_sink(
             conn, order_trade_update, lambda now_ms: account_update(venue, api_key, now_ms)
         )
@@ -543,20 +551,19 @@ _WS_SIGNED: dict[str, PrivateHandler] = {
 
 async def _ws_api(request: web.Request) -> web.StreamResponse:
     venue = request.app[VENUE_KEY]
-    async with websocket(request, combined=False) as (ws, conn):
+    ip = request.remote or ""
+    async with websocket(request, combined=False, kind="ws_api") as (ws, conn):
         async for text in text_frames(ws):
-            _ws_api_request(venue, conn, text)
+            _ws_api_request(venue, conn, text, ip)
     return ws
 
 
-def _ws_api_result(venue: SimVenue, request: Any, now_ns: int) -> Any:
-    if not isinstance(request, dict):
-        raise BinanceError(-1102, "Malformed request.")
+def _ws_api_result(venue: SimVenue, request: Any, limits: WsApiLimits) -> Any:
     method = request.get("method")
     if method == "ping":
         return {}
     if method == "time":
-        return {"serverTime": now_ns // _MS}
+        return {"serverTime": venue.now_ms()}
     if method == "depth":
         params, _ = ws_api_params(venue, request.get("params", {}), signed=False)
         return depth(venue, params)
@@ -565,24 +572,39 @@ def _ws_api_result(venue: SimVenue, request: Any, now_ns: int) -> Any:
         raise BinanceError(-1102, f"Unknown method '{method}'.")
     params, api_key = ws_api_params(venue, request.get("params", {}), signed=True)
     assert api_key is not None  # noqa: S101  signed requests carry a key
-    return handler(venue, params, api_key)
+    limits.before_order(api_key)
+    try:
+        return handler(venue, params, api_key)
+    except Exception:
+        limits.refused()
+        raise
 
 
-def _ws_api_request(venue: SimVenue, conn: Connection, text: str) -> None:
+def _request_object(request: Any) -> dict[str, Any]:
+    if not isinstance(request, dict):
+        raise BinanceError(-1102, "Malformed request.")
+    return request
+
+
+def _ws_api_request(venue: SimVenue, conn: Connection, text: str, ip: str = "") -> None:
     now = time.time_ns()
     req_id: Any = None
     body: dict[str, Any]
+    limits: WsApiLimits | None = None
     try:
-        request = orjson.loads(text)
-        req_id = request.get("id") if isinstance(request, dict) else None
-        result = _ws_api_result(venue, request, now)
-        body = {"id": req_id, "status": 200, "result": result, "rateLimits": []}
+        request = _request_object(orjson.loads(text))
+        req_id = request.get("id")
+        limits = WsApiLimits(venue, ip, str(request.get("method")), request.get("params"))
+        limits.before()
+        result = _ws_api_result(venue, request, limits)
+        body = {"id": req_id, "status": 200, "result": result}
     except orjson.JSONDecodeError:
         body = {"id": None, "status": 400, "error": {"code": -1102, "msg": "Malformed request."}}
     except BinanceError as exc:
         body = {"id": req_id, "status": exc.http_status, "error": exc.body()}
     except (ValueError, KeyError, TypeError):
         body = {"id": req_id, "status": 400, "error": malformed_params().body()}
+    body["rateLimits"] = limits.usage() if limits is not None else []
     conn.send(orjson.dumps(body), now)
 
 
