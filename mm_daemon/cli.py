@@ -1,4 +1,4 @@
-"""Command line: run | replay | record | sim | ctl | check-config | schema | --version.
+"""Command line: run | replay | record | report | sim | ctl | check-config | schema | --version.
 
 Errors a user can cause (config, keys, symbols) end in one clear line per problem on stderr and
 exit code 2, never a traceback.
@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -178,6 +179,15 @@ def replay(
             dir_okay=False,
         ),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Also write the replay's report here (one HTML page); with --set, the "
+            "sweep's comparison page.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the daemon on recorded market data, as fast as it computes, and print the summary."""
     if sets:
@@ -188,16 +198,57 @@ def replay(
             duration=duration,
             jobs=jobs,
             summary_json=summary_json,
+            report=report,
         )
         return
     config = _load(config_path)
     from mm_daemon.engine.daemon import run_replay  # noqa: PLC0415  heavy imports only here
 
-    try:
-        code = run_replay(config, data_dir, duration, summary_json)
-    except ConfigError as exc:
-        raise _fail(exc.problems) from None
+    with tempfile.TemporaryDirectory(prefix="mmd-replay-") as folder:
+        journal = Path(folder) / "replay.journal" if report is not None else None
+        try:
+            code = run_replay(config, data_dir, duration, summary_json, journal_path=journal)
+        except ConfigError as exc:
+            raise _fail(exc.problems) from None
+        if report is not None and journal is not None:
+            _write_run_report(journal, report, mode="replay", title=f"replay: {config_path.name}")
     _exit_now(code)
+
+
+def _write_run_report(
+    journal: Path,
+    out: Path | None,
+    *,
+    run_id: int | None = None,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    mode: str | None = None,
+    title: str = "",
+) -> None:
+    """Build a run's report from its journal and write it (by default to
+    `<instance>-run<N>.html` here); one line saying what was written."""
+    from mm_daemon.engine.journal import JournalError  # noqa: PLC0415  only for reports
+    from mm_daemon.report import render_run_report  # noqa: PLC0415
+    from mm_daemon.report.journal import default_report_name, load_run_data  # noqa: PLC0415
+
+    try:
+        data = load_run_data(
+            journal, run_id, start_ns=start_ns, end_ns=end_ns, mode=mode, title=title
+        )
+    except JournalError as exc:
+        raise _fail([f"report: {exc}"]) from None
+    if not data.markets:
+        raise _fail([f"report: {data.title} has no market with data in {journal}"])
+    path = out or Path(default_report_name(data, run_id))
+    try:
+        render_run_report(data, path)
+    except OSError as exc:
+        raise _fail([f"report: cannot write {path}: {exc.strerror}"]) from None
+    fills = sum(1 for m in data.markets for f in m.fills if not f.is_hedge)
+    typer.echo(
+        f"wrote {path}: {data.title} ({data.mode}, {data.duration_seconds:,.1f} s, "
+        f"{len(data.markets)} market(s), {fills:,} quoting fills)"
+    )
 
 
 def _sweep(
@@ -208,23 +259,109 @@ def _sweep(
     duration: float | None,
     jobs: int,
     summary_json: Path | None,
+    report: Path | None,
 ) -> None:
     from mm_daemon.engine.sweep import parse_sets, run_sweep, sweep_table  # noqa: PLC0415
 
-    try:
-        runs = run_sweep(
-            config_path,
-            parse_sets(sets),
-            data_dir=data_dir,
-            duration_seconds=duration,
-            jobs=jobs,
-        )
-    except ConfigError as exc:
-        raise _fail(exc.problems) from None
-    typer.echo(sweep_table(runs))
-    if summary_json is not None:
-        data = [{"set": run.values, "summary": run.summary} for run in runs]
-        summary_json.write_text(json.dumps(data, indent=2) + "\n")
+    with tempfile.TemporaryDirectory(prefix="mmd-sweep-") as folder:
+        try:
+            runs = run_sweep(
+                config_path,
+                parse_sets(sets),
+                data_dir=data_dir,
+                duration_seconds=duration,
+                jobs=jobs,
+                journal_dir=Path(folder) if report is not None else None,
+            )
+        except ConfigError as exc:
+            raise _fail(exc.problems) from None
+        typer.echo(sweep_table(runs))
+        if summary_json is not None:
+            data = [{"set": run.values, "summary": run.summary} for run in runs]
+            summary_json.write_text(json.dumps(data, indent=2) + "\n")
+        if report is not None:
+            from mm_daemon.engine.journal import load_run_series  # noqa: PLC0415  reports only
+            from mm_daemon.report import SweepResult, render_sweep_report  # noqa: PLC0415
+            from mm_daemon.report.journal import pnl_curve  # noqa: PLC0415
+
+            results = [
+                SweepResult(
+                    run.values,
+                    run.summary,
+                    pnl_curve(load_run_series(run.journal)) if run.journal else (),
+                )
+                for run in runs
+            ]
+            try:
+                render_sweep_report(results, report, title=f"sweep: {config_path.name}")
+            except OSError as exc:
+                raise _fail([f"--report: cannot write {report}: {exc.strerror}"]) from None
+            typer.echo(f"wrote {report}: {len(results)} combinations")
+
+
+@app.command("report")
+def report_command(
+    config_path: ConfigOption,
+    *,
+    run_id: Annotated[
+        int | None,
+        typer.Option(
+            "--run", help="The run to report (default: the latest; --list shows them).", min=1
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Report a time range instead, from this time (ISO 8601, UTC unless an offset "
+            "is given, e.g. 2026-01-01T10:00; or Unix seconds).",
+        ),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="End of the time range (as --from).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="The HTML file to write (default: <instance>-run<N>.html in this folder).",
+            dir_okay=False,
+        ),
+    ] = None,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="List the journal's runs instead.")
+    ] = False,
+) -> None:
+    """Write the report of a run (one self-contained HTML page) from the instance's journal."""
+    config = _load(config_path)
+    from mm_daemon.engine.journal import JournalError, list_runs  # noqa: PLC0415  reports only
+    from mm_daemon.report.journal import parse_time, runs_table  # noqa: PLC0415
+
+    journal = config.journal_path
+    if list_only:
+        try:
+            typer.echo(runs_table(list_runs(journal)))
+        except JournalError as exc:
+            raise _fail([f"report: {exc}"]) from None
+        return
+    if run_id is not None and (start is not None or end is not None):
+        raise _fail(["--run: give a run or a time range (--from/--to), not both"])
+    times: dict[str, int | None] = {"--from": None, "--to": None}
+    for option, text in (("--from", start), ("--to", end)):
+        if text is not None:
+            try:
+                times[option] = parse_time(text)
+            except ValueError as exc:
+                raise _fail([f"{option}: {exc}"]) from None
+    if run_id is None and start is None and end is None:
+        try:
+            runs = list_runs(journal)
+        except JournalError as exc:
+            raise _fail([f"report: {exc}"]) from None
+        if not runs:
+            raise _fail([f"report: journal {journal} holds no run yet"])
+        run_id = runs[-1].run_id
+    _write_run_report(journal, out, run_id=run_id, start_ns=times["--from"], end_ns=times["--to"])
 
 
 @app.command("record")

@@ -1043,6 +1043,11 @@ class Config(_Model):
                 raise ValueError(
                     f"{where}.name: {market.name!r} is also markets.{names[market.name]}'s name"
                 )
+            if market.name in {m.asset for m in self.markets}:
+                raise ValueError(
+                    f"{where}.name: {market.name!r} names an asset (the journal keeps each "
+                    "asset's ledger and series under its name); choose another"
+                )
             names[market.name] = i
             key = (market.venue, market.symbol)
             if key in quoted:
@@ -1108,6 +1113,11 @@ class Config(_Model):
                 legs.append(f"{hedge.exchange}:{hedge.endpoint}:{market.hedge.symbol}")
         digest = hashlib.sha256("|".join(sorted(set(legs))).encode()).hexdigest()[:8]
         return f"mmd-{digest}"
+
+    @property
+    def journal_path(self) -> Path:
+        """The journal file of this instance: `state.dir/<instance_id>.journal`."""
+        return self.state.dir / f"{self.instance_id}.journal"
 
     def venue_of(self, market: MarketConfig) -> VenueConfig:
         return self.venues[market.venue]

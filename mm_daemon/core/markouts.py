@@ -18,7 +18,13 @@ from dataclasses import dataclass
 
 from mm_daemon.core.types import Side
 
-__all__ = ["DEFAULT_HORIZONS_SECONDS", "Markout", "MarkoutTracker", "horizon_label"]
+__all__ = [
+    "DEFAULT_HORIZONS_SECONDS",
+    "Markout",
+    "MarkoutTracker",
+    "horizon_label",
+    "horizon_seconds",
+]
 
 DEFAULT_HORIZONS_SECONDS = (1, 5, 30, 60)
 _NS = 1_000_000_000
@@ -27,6 +33,15 @@ _NS = 1_000_000_000
 def horizon_label(seconds: float) -> str:
     """Label of a horizon for metrics and tables: 1 -> "1s", 0.5 -> "0.5s"."""
     return f"{seconds:g}s"
+
+
+def horizon_seconds(label: str) -> float:
+    """The seconds of a horizon label ("5s" -> 5.0); infinity for a label of another form, so
+    that sorting by it puts those last."""
+    try:
+        return float(label.removesuffix("s"))
+    except ValueError:
+        return float("inf")
 
 
 @dataclass(frozen=True, slots=True)

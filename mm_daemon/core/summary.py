@@ -5,15 +5,18 @@
 markouts; its asset's exposure and hedging) inside one for the whole portfolio (every fill,
 the P&L of every ledger, each asset's exposure). `render_summary` turns it into aligned
 plain-text tables; `summary_to_dict` into JSON-ready data (the portfolio's figures at the top,
-each market's under "markets"). All pure: the caller prints or writes the result.
+each market's under "markets"), and `summary_from_dict` back (a journal keeps the JSON). All
+pure: the caller prints or writes the result.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mm_daemon.core.inventory import FillStats
+from mm_daemon.core.markouts import horizon_seconds
 from mm_daemon.core.pnl import COMPONENTS
 
 if TYPE_CHECKING:
@@ -28,6 +31,7 @@ __all__ = [
     "build_portfolio_summary",
     "build_run_summary",
     "render_summary",
+    "summary_from_dict",
     "summary_to_dict",
 ]
 
@@ -295,3 +299,52 @@ def summary_to_dict(summary: RunSummary) -> dict[str, Any]:
     if summary.markets:
         data["markets"] = {name: summary_to_dict(m) for name, m in summary.markets}
     return data
+
+
+def summary_from_dict(data: Mapping[str, Any]) -> RunSummary:
+    """The summary `summary_to_dict` gave (read back from JSON): equal to the original.
+
+    Markout horizons come back shortest first, whatever order the JSON kept its keys in.
+    Raises KeyError or TypeError for data of another shape.
+    """
+
+    def counts(c: Mapping[str, Any]) -> FillCounts:
+        return FillCounts(
+            int(c["buys"]),
+            int(c["sells"]),
+            int(c["maker"]),
+            int(c["taker"]),
+            float(c["volume_base"]),
+            float(c["volume_quote"]),
+        )
+
+    hedging = data["hedging"]
+    slippage = hedging["mean_slippage_bps"]
+    return RunSummary(
+        duration_seconds=float(data["duration_seconds"]),
+        quote_currency=str(data["quote_currency"]),
+        base_currency=str(data["base_currency"]),
+        quoting_fills=counts(data["fills"]["quoting"]),
+        hedge_fills=counts(data["fills"]["hedge"]),
+        pnl_quote={name: float(value) for name, value in data["pnl_quote"].items()},
+        net_exposure_base=float(data["net_exposure_base"]),
+        max_abs_net_exposure_base=float(data["max_abs_net_exposure_base"]),
+        markouts={
+            horizon: (None if m["mean"] is None else float(m["mean"]), int(m["count"]))
+            for horizon, m in sorted(
+                data["markouts_bps"].items(), key=lambda item: horizon_seconds(item[0])
+            )
+        },
+        hedge_orders=int(hedging["orders"]),
+        hedge_rejects=int(hedging["rejects"]),
+        hedge_timeouts=int(hedging["timeouts"]),
+        hedge_mean_slippage_bps=None if slippage is None else float(slippage),
+        unhedged_exposure_seconds=float(hedging["unhedged_exposure_seconds"]),
+        exposure_by_asset={
+            asset: (float(e["net_base"]), float(e["max_abs_base"]))
+            for asset, e in data.get("exposure_by_asset", {}).items()
+        },
+        markets=tuple(
+            (name, summary_from_dict(market)) for name, market in data.get("markets", {}).items()
+        ),
+    )

@@ -33,7 +33,7 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Trade,
 )
-from mm_daemon.engine.journal import FillOutcome
+from mm_daemon.engine.journal import FillOutcome, Snapshot
 from mm_daemon.engine.order_state import REJECT_REASONS, reject_reason_label
 from mm_daemon.log import get_logger
 
@@ -397,6 +397,47 @@ class AssetBook:
         if unhedged_ns > self._last_unhedged_ns:
             self._m_unhedged.inc((unhedged_ns - self._last_unhedged_ns) / _NS)
             self._last_unhedged_ns = unhedged_ns
+
+    def snapshot(self, now_ns: int) -> Snapshot:
+        """This asset as of now, for the journal's 1 s series: the P&L of its whole ledger
+        (markets and hedge), its net exposure, and its hedge instrument's market and position;
+        paused while the hedge venue counts as down."""
+        ledger = self.ledger
+        pnl = ledger.pnl().as_floats()
+        fair = bid_price = ask_price = None
+        position = 0.0
+        down = None
+        leg = self.hedge
+        if leg is not None:
+            inst = leg.state.instrument
+            fair = leg.state.fair_value_price
+            bid, ask = leg.state.book.best_bid(), leg.state.book.best_ask()
+            bid_price = inst.ticks_to_price(bid[0]) if bid else None
+            ask_price = inst.ticks_to_price(ask[0]) if ask else None
+            position = ledger.position(inst.venue, inst.symbol).base
+            down = leg.hedger.hedge_down(now_ns)
+        return Snapshot(
+            market=self.asset,
+            ts_ns=now_ns,
+            fair_value=fair,
+            best_bid=bid_price,
+            best_ask=ask_price,
+            quote_bid=None,
+            quote_ask=None,
+            position_base=position,
+            net_exposure_base=ledger.net_exposure_base,
+            pnl_total=pnl["total"],
+            pnl_spread_capture=pnl["spread_capture"],
+            pnl_fees=pnl["fees"],
+            pnl_inventory=pnl["inventory"],
+            pnl_hedge_cost=pnl["hedge_cost"],
+            pnl_basis=pnl["basis"],
+            pnl_funding=pnl.get("funding", 0.0),
+            drawdown_peak=None,
+            risk_state="ACTIVE",
+            paused=down is not None,
+            pause_reason=down.reason if down is not None else "",
+        )
 
     def publish(self) -> None:
         net = self.ledger.net_exposure_base

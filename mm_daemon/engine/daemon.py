@@ -107,7 +107,8 @@ class Daemon:
 
     With `recorded`, the markets are recorded captures instead of exchanges (`mm-daemon
     replay`): paper fills, no simulator, no signal handlers and no /metrics server, and `clock`
-    is the replay loop's virtual clock, which every component reads.
+    is the replay loop's virtual clock, which every component reads. A replay keeps no journal
+    unless given `journal_path` (a new file: what its report is built from).
     """
 
     def __init__(
@@ -118,6 +119,7 @@ class Daemon:
         clock: Callable[[], int] = time.time_ns,
         recorded: RecordedMarkets | None = None,
         fresh: bool = False,
+        journal_path: Path | None = None,
         config_path: Path | None = None,
     ) -> None:
         self.config = config
@@ -125,6 +127,7 @@ class Daemon:
         self._clock = clock
         self._recorded = recorded
         self._fresh = fresh
+        self._journal_path = journal_path
         self.journal: Journal | None = None
         self._recovery: Recovery | None = None
         self._start_recovery: StartRecovery | None = None
@@ -212,6 +215,8 @@ class Daemon:
 
     async def _start(self) -> None:
         if self._recorded is not None:
+            if self._journal_path is not None:
+                self._open_journal()
             await self._start_recorded(self._recorded)
             return
         cfg = self.config
@@ -287,23 +292,21 @@ class Daemon:
         """Lock and read the journal; a locked, corrupt or newer one ends the start (exit 2,
         the file untouched)."""
         cfg = self.config
-        if not cfg.state.enabled:
+        if not cfg.state.enabled and self._journal_path is None:
             return
-        fresh = self._fresh
+        fresh = self._fresh or self._recorded is not None  # a replay starts from nothing
         embedded = [v.name for v in cfg.used_venues() if v.endpoint == "sim"]
         if cfg.mode is Mode.LIVE and embedded:
             # The embedded simulator's accounts start empty at every start: a journal of
             # positions held there would only disagree with them.
             fresh = True
             log.info("journal_fresh", reason="the embedded simulator starts empty", venues=embedded)
-        path = cfg.state.dir / f"{cfg.instance_id}.journal"
+        path = self._journal_path or cfg.journal_path
         loop = asyncio.get_running_loop()
         try:
-            cfg.state.dir.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(
-                [f"state.dir: cannot create {cfg.state.dir}: {exc.strerror}"]
-            ) from None
+            raise ConfigError([f"state.dir: cannot create {path.parent}: {exc.strerror}"]) from None
         try:
             journal = Journal.open(
                 path,
@@ -1031,12 +1034,16 @@ def open_recorded(config: Config, data_dir: Path) -> tuple[VirtualTimeLoop, Reco
 
 
 def replay_summary(
-    config: Config, data_dir: Path | None = None, duration_seconds: float | None = None
+    config: Config,
+    data_dir: Path | None = None,
+    duration_seconds: float | None = None,
+    journal_path: Path | None = None,
 ) -> RunSummary:
     """Replay the recorded markets of `config`'s venues in virtual time; the run summary.
 
     Fills are paper fills whatever `mode` says. The summary is also printed and logged, as at the
-    end of every run.
+    end of every run. With `journal_path` the replay journals as a run does (in recorded time),
+    into that file: what a report of the replay reads.
     """
     configured_mode = config.mode
     config = config.model_copy(update={"mode": Mode.PAPER})
@@ -1046,7 +1053,7 @@ def replay_summary(
     configure_logging(config.logging.level.value, config.logging.format, clock=loop.clock.now_ns)
     if configured_mode is not Mode.PAPER:
         log.info("replay_on_paper", configured_mode=configured_mode.value)
-    daemon = Daemon(config, clock=loop.clock.now_ns, recorded=markets)
+    daemon = Daemon(config, clock=loop.clock.now_ns, recorded=markets, journal_path=journal_path)
     try:
         loop.run_until_complete(daemon.run(duration_seconds))
     finally:
@@ -1061,9 +1068,10 @@ def run_replay(
     data_dir: Path | None = None,
     duration_seconds: float | None = None,
     summary_path: Path | None = None,
+    journal_path: Path | None = None,
 ) -> int:
     """Entry point of `mm-daemon replay` (one run): `replay_summary`, optionally saved."""
-    summary = replay_summary(config, data_dir, duration_seconds)
+    summary = replay_summary(config, data_dir, duration_seconds, journal_path)
     if summary_path is not None:
         summary_path.write_text(json.dumps(summary_to_dict(summary), indent=2) + "\n")
     return 0

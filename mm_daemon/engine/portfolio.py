@@ -277,13 +277,15 @@ class Portfolio:
             market.trading = False
 
     def persist(self, now_ns: int, *, checkpoint_every_ns: int = 60 * 1_000_000_000) -> None:
-        """Each market's snapshot (once a second, from the daemon's timer) and, every
-        `checkpoint_every_ns`, the checkpoints a restart starts from."""
+        """Each market's and each asset's snapshot (once a second, from the daemon's timer)
+        and, every `checkpoint_every_ns`, the checkpoints a restart starts from."""
         journal = self.journal
         if journal is None:
             return
         for market in self.markets:
             journal.record_snapshot(market.snapshot(now_ns))
+        for asset in self.assets:
+            journal.record_snapshot(asset.snapshot(now_ns))
         if now_ns - self._last_checkpoint_ns >= checkpoint_every_ns:
             self.checkpoint(now_ns)
 

@@ -38,10 +38,12 @@ class SweepAxis:
 
 @dataclass(frozen=True, slots=True)
 class SweepRun:
-    """One combination: its values by path, and the run summary (`summary_to_dict`)."""
+    """One combination: its values by path, the run summary (`summary_to_dict`), and the
+    journal its replay wrote (None unless the sweep was given a journal folder)."""
 
     values: dict[str, str]
     summary: dict[str, Any]
+    journal: Path | None = None
 
 
 def parse_sets(items: list[str]) -> list[SweepAxis]:
@@ -93,6 +95,7 @@ def _replay_one(
     environ: dict[str, str],
     data_dir: Path | None,
     duration_seconds: float | None,
+    journal_path: Path | None,
 ) -> dict[str, Any]:
     """One combination in a worker process: the replay, quiet, and its summary."""
     from mm_daemon.core.summary import summary_to_dict  # noqa: PLC0415  worker-side imports
@@ -100,7 +103,7 @@ def _replay_one(
 
     config = load_config(config_path, environ={**environ, "MMD_LOGGING__LEVEL": "error"})
     with contextlib.redirect_stdout(io.StringIO()):  # the table is the sweep's output
-        summary = replay_summary(config, data_dir, duration_seconds)
+        summary = replay_summary(config, data_dir, duration_seconds, journal_path)
     return summary_to_dict(summary)
 
 
@@ -111,8 +114,10 @@ def run_sweep(
     data_dir: Path | None = None,
     duration_seconds: float | None = None,
     jobs: int = 1,
+    journal_dir: Path | None = None,
 ) -> list[SweepRun]:
-    """Replay every combination; results in combination order."""
+    """Replay every combination; results in combination order. With `journal_dir`, each
+    combination's replay journals into a file of its own there (`SweepRun.journal`)."""
     combos = combinations(axes)
     problems: list[str] = []
     for values in combos:  # every combination valid before the first replay starts
@@ -122,7 +127,14 @@ def run_sweep(
             problems.extend(f"{p} (with {_label(values)})" for p in exc.problems)
     if problems:
         raise ConfigError(problems)
-    args = [(config_path, _environ(axes, v), data_dir, duration_seconds) for v in combos]
+    journals = [
+        None if journal_dir is None else journal_dir / f"combination-{index}.journal"
+        for index in range(len(combos))
+    ]
+    args = [
+        (config_path, _environ(axes, v), data_dir, duration_seconds, journal)
+        for v, journal in zip(combos, journals, strict=True)
+    ]
     if jobs <= 1 or len(combos) == 1:
         summaries = [_replay_one(*a) for a in args]
     else:
@@ -130,7 +142,10 @@ def run_sweep(
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(jobs, len(combos)), mp_context=context) as pool:
             summaries = list(pool.map(_replay_one, *zip(*args, strict=True)))
-    return [SweepRun(values, summary) for values, summary in zip(combos, summaries, strict=True)]
+    return [
+        SweepRun(values, summary, journal)
+        for values, summary, journal in zip(combos, summaries, journals, strict=True)
+    ]
 
 
 def _number(value: float | None, digits: int) -> str:

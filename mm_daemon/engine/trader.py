@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from mm_daemon.core.estimators import IntensityFit
     from mm_daemon.core.market_state import MarketState
-    from mm_daemon.core.markouts import MarkoutTracker
+    from mm_daemon.core.markouts import Markout, MarkoutTracker
     from mm_daemon.core.pnl import PnlBreakdown
     from mm_daemon.engine.asset import AssetBook
     from mm_daemon.engine.journal import Journal
@@ -224,12 +224,16 @@ class MarketTrader:
         """Refit intensity, mark the ledger and markouts, re-evaluate risk, publish."""
         self._fit = self.state.intensity_fit(now_ns)
         fair = self.state.fair_value_price
+        completed: list[Markout] = []
         if fair is not None:
             self.asset.ledger.on_fair_value(*self._key, fair)
-            for markout in self.markouts.on_fair_value(now_ns, fair):
-                self._m_markout[markout.horizon].observe(markout.bps)
-        for markout in self.markouts.advance(now_ns):
+            completed += self.markouts.on_fair_value(now_ns, fair)
+        completed += self.markouts.advance(now_ns)
+        journal = self.journal
+        for markout in completed:
             self._m_markout[markout.horizon].observe(markout.bps)
+            if journal is not None:
+                journal.record_markout(self.name, markout, now_ns)
 
     def update_risk(self) -> RiskState:
         """Risk from the asset's net exposure and this market's own P&L; a change requotes."""
@@ -293,6 +297,7 @@ class MarketTrader:
             drawdown_peak=self.risk.peak_pnl_quote,
             risk_state=self.risk.state.name,
             paused=self.paused,
+            pause_reason=self.pause_reason if self.paused else "",
         )
 
     def pnl(self) -> PnlBreakdown:

@@ -748,40 +748,70 @@ def risk_figure(data: RunData, market: MarketRun) -> tuple[dict[str, Any], str]:
 # -- portfolio ---------------------------------------------------------------------------------
 
 
-class _MarketGrid:
-    """The markets' snapshots on one 1 s grid: at each step, each market's latest snapshot."""
+class _Grid:
+    """Several 1 s series on one grid: at each step, each series' latest snapshot."""
 
-    def __init__(self, data: RunData) -> None:
-        self.markets = data.markets
-        grid, self.indexes = latest_at([[s.ts_ns for s in m.snapshots] for m in data.markets], _NS)
+    def __init__(self, series: Sequence[Sequence[Snapshot]]) -> None:
+        self.series = series
+        grid, self.indexes = latest_at([[s.ts_ns for s in snaps] for snaps in series], _NS)
         self.xs = [_ms(t) for t in grid]
 
     def columns(self, value: Callable[[Snapshot], float]) -> list[list[float | None]]:
         columns: list[list[float | None]] = []
-        for market, index in zip(self.markets, self.indexes, strict=True):
-            values = [value(s) for s in market.snapshots]
+        for snaps, index in zip(self.series, self.indexes, strict=True):
+            values = [value(s) for s in snaps]
             columns.append([values[i] if i >= 0 else None for i in index])
         return columns
 
     @staticmethod
-    def summed(columns: list[list[float | None]]) -> list[float | None]:
-        """Per step, the sum over markets; None until every market has a value."""
+    def summed(columns: Sequence[list[float | None]]) -> list[float | None]:
+        """Per step, the sum over series; None until every series has a value."""
         return [None if None in row else sum(row) for row in zip(*columns, strict=True)]
 
 
+def _total(snap: Snapshot) -> float:
+    return snap.pnl.total
+
+
 def portfolio_pnl_figure(data: RunData, quote: str | None) -> Figure:
-    """Total P&L per market, and their sum when they share a quote currency."""
-    grid = _MarketGrid(data)
-    columns = grid.columns(lambda s: s.pnl.total)
+    """Total P&L per market, each asset's hedge, and their sum when they share a quote
+    currency (the assets' whole ledgers when the run has them, else the markets')."""
+    markets = [m.snapshots for m in data.markets]
+    assets = [a.snapshots for a in data.assets]
+    grid = _Grid([*markets, *assets])
+    columns = grid.columns(_total)
+    market_columns, asset_columns = columns[: len(markets)], columns[len(markets) :]
     traces = [
         _line(grid.xs, column, name=m.market, color=PALETTE[i % len(PALETTE)], hover="%{y:,.2f}")
-        for i, (m, column) in enumerate(zip(data.markets, columns, strict=True))
+        for i, (m, column) in enumerate(zip(data.markets, market_columns, strict=True))
     ]
+    for asset, column in zip(data.assets, asset_columns, strict=True):
+        if asset.hedge_symbol is None:
+            continue
+        own = [
+            column_of
+            for m, column_of in zip(data.markets, market_columns, strict=True)
+            if m.base_currency == asset.asset
+        ]
+        hedge = [
+            None if whole is None or ours is None else whole - ours
+            for whole, ours in zip(column, grid.summed(own), strict=True)
+        ]
+        traces.append(
+            _line(
+                grid.xs,
+                hedge,
+                name=f"{asset.asset} hedge ({asset.hedge_symbol})",
+                color=PALETTE[len(traces) % len(PALETTE)],
+                dash="dot",
+                hover="%{y:,.2f}",
+            )
+        )
     if quote is not None:
         traces.append(
             _line(
                 grid.xs,
-                grid.summed(columns),
+                grid.summed(asset_columns if assets else market_columns),
                 name="portfolio",
                 color=COMPONENT_COLORS["total"],
                 width=2.8,
@@ -792,10 +822,13 @@ def portfolio_pnl_figure(data: RunData, quote: str | None) -> Figure:
 
 
 def portfolio_components_figure(data: RunData, quote: str) -> Figure:
-    """Every market's P&L components added up (markets of one quote currency)."""
-    grid = _MarketGrid(data)
+    """The P&L components of every asset's whole ledger added up (of every market's, for a run
+    without asset series); markets of one quote currency."""
+    series = [a.snapshots for a in data.assets] or [m.snapshots for m in data.markets]
+    grid = _Grid(series)
+    summaries = [m.summary for m in data.markets] + ([data.summary] if data.summary else [])
     traces = []
-    for name in (*tracked_components(m.summary for m in data.markets), "total"):
+    for name in (*tracked_components(summaries), "total"):
         read = operator.attrgetter(f"pnl.{name}")
         traces.append(
             _line(

@@ -1,10 +1,13 @@
 """What a run report shows, independent of where it came from (a journal, a replay, a test).
 
 Plain frozen dataclasses: a `RunData` holds the run's header (mode, instance, start and end, the
-config text that ran) and one `MarketRun` per market: its run summary (`RunSummary`, the figures
-the daemon prints at the end, which the page shows unchanged), its 1 s `Snapshot` series, its
-fills, hedges, completed markouts (`Markout` of the core), and the intervals it spent reducing,
-halted or paused. A sweep's comparison page takes one `SweepResult` per combination.
+config text that ran, the run summary as the daemon printed it), one `MarketRun` per market and
+one `AssetRun` per base asset. A market has its run summary (`RunSummary`, the figures the
+daemon prints at the end, which the page shows unchanged), its 1 s `Snapshot` series, its fills,
+hedges, completed markouts (`Markout` of the core), and the intervals it spent reducing, halted
+or paused. An asset has the 1 s series of its whole ledger: its markets and its hedge, whose P&L
+belongs to the asset rather than to any one market. A sweep's comparison page takes one
+`SweepResult` per combination.
 
 Times are Unix nanoseconds (the daemon's `ts_*_ns`); money is in the market's quote currency,
 sizes in base units. Names follow the core: P&L components are `pnl.COMPONENTS` (plus
@@ -25,6 +28,7 @@ from mm_daemon.core.types import Liquidity, Side
 
 __all__ = [
     "PNL_COMPONENTS",
+    "AssetRun",
     "FillRecord",
     "HedgeRecord",
     "Interval",
@@ -150,8 +154,26 @@ class MarketRun:
 
 
 @dataclass(frozen=True, slots=True)
+class AssetRun:
+    """One base asset: the 1 s series of its whole ledger (every market of the asset and its
+    hedge); the snapshots' fair value, touch and position are the hedge instrument's (None and
+    0 without a hedge), `paused` marks the hedge venue down."""
+
+    asset: str
+    quote_currency: str
+    snapshots: tuple[Snapshot, ...]
+    hedge_venue: str | None = None
+    hedge_symbol: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RunData:
-    """One run (live, paper or replay) of one daemon instance, with all its markets."""
+    """One run (live, paper or replay) of one daemon instance, with all its markets.
+
+    `summary` is the whole run's summary as the daemon printed it at the end (None when there
+    is none: a killed run, a time range); the header's figures come from it when present.
+    `note` says, on the page, where the figures come from when they are not the run summary's.
+    """
 
     mode: str  # "paper", "live" or "replay"
     instance: str
@@ -160,6 +182,9 @@ class RunData:
     config_text: str  # the config that ran, as written
     markets: tuple[MarketRun, ...]
     title: str = ""
+    summary: RunSummary | None = None
+    assets: tuple[AssetRun, ...] = ()
+    note: str = ""
 
     @property
     def duration_seconds(self) -> float:

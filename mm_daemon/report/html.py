@@ -47,6 +47,8 @@ def run_report_html(data: RunData) -> str:
     """The report of `data` as one self-contained HTML page."""
     page = Page(data.title or f"mm-daemon {data.mode} run: {data.instance}")
     page.add(_run_header(data))
+    if data.note:
+        page.add(f'<p class="run-note" data-key="run.note">{esc(data.note)}</p>')
     page.add(_cards(data))
     page.add(
         '<details class="config"><summary>Config that ran</summary>'
@@ -122,28 +124,61 @@ def _single_quote_currency(data: RunData) -> str | None:
     return currencies.pop() if len(currencies) == 1 else None
 
 
+def _one_market_per_asset(data: RunData) -> list[MarketRun]:
+    """The first market of each base asset (each carries its asset's hedging figures)."""
+    first: dict[str, MarketRun] = {}
+    for market in data.markets:
+        first.setdefault(market.base_currency, market)
+    return list(first.values())
+
+
+def _total_pnl(data: RunData) -> dict[str, float]:
+    """The whole run's P&L by component: the run summary's; without one, the assets' whole
+    ledgers at their last snapshots (markets and hedges), or else the markets added up."""
+    names = (*PNL_COMPONENTS, "total")
+    if data.summary is not None:
+        return {name: data.summary.pnl_quote.get(name, 0.0) for name in names}
+    if data.assets:
+        return {
+            name: sum(a.snapshots[-1].pnl.component(name) for a in data.assets if a.snapshots)
+            for name in names
+        }
+    return {name: sum(m.summary.pnl_quote.get(name, 0.0) for m in data.markets) for name in names}
+
+
 def _cards(data: RunData) -> str:
-    """The figures a quant looks at first: the run's totals over every market."""
+    """The figures a quant looks at first: the run summary's, over every market."""
+    whole = data.summary
     summaries = [m.summary for m in data.markets]
     quote = _single_quote_currency(data)
     cards = []
     if quote is not None:
-        total = sum(s.pnl_quote["total"] for s in summaries)
-        spread = sum(s.pnl_quote["spread_capture"] for s in summaries)
-        volume = sum(s.quoting_fills.volume_quote for s in summaries)
+        pnl = _total_pnl(data)
+        total, spread = pnl["total"], pnl["spread_capture"]
+        volume = (
+            whole.quoting_fills.volume_quote
+            if whole is not None
+            else sum(s.quoting_fills.volume_quote for s in summaries)
+        )
         cards += [
             _card("card.pnl.total", "P&L total", fmt(total, 2), quote, _sign_class(total)),
             _card("card.pnl.spread_capture", "spread capture", fmt(spread, 2), quote),
             _card("card.volume_quote", "volume traded", fmt(volume, 0), quote),
         ]
-    cards.append(
-        _card("card.fills", "quoting fills", fmt(sum(s.quoting_fills.count for s in summaries), 0))
+    fills = (
+        whole.quoting_fills.count
+        if whole is not None
+        else sum(s.quoting_fills.count for s in summaries)
     )
-    cards.append(
-        _card("card.hedges", "hedge orders", fmt(sum(s.hedge_orders for s in summaries), 0))
+    hedges = (
+        whole.hedge_orders
+        if whole is not None
+        else sum(m.summary.hedge_orders for m in _one_market_per_asset(data))
     )
+    cards.append(_card("card.fills", "quoting fills", fmt(fills, 0)))
+    cards.append(_card("card.hedges", "hedge orders", fmt(hedges, 0)))
     if len(data.markets) == 1:
-        s = summaries[0]
+        s = whole if whole is not None else summaries[0]
         cards.append(
             _card(
                 "card.max_abs_net_exposure",
@@ -299,7 +334,12 @@ def _market_section(page: Page, data: RunData, market: MarketRun) -> None:
         charts.pnl_figure(data, market),
         title=f"P&L over time by component ({quote})",
         caption="Marked at fair value every second; the components add up to the total. "
-        "Click a legend entry to hide or isolate it.",
+        + (
+            "This market's own fills: its asset's hedge is in the portfolio section. "
+            if len(data.markets) > 1 and data.assets
+            else ""
+        )
+        + "Click a legend entry to hide or isolate it.",
     )
     page.chart(
         "exposure",
@@ -333,7 +373,9 @@ def _market_section(page: Page, data: RunData, market: MarketRun) -> None:
 
 
 def _portfolio_table(data: RunData, quote: str | None) -> str:
-    components = tracked_components(m.summary for m in data.markets)
+    components = tracked_components(
+        [m.summary for m in data.markets] + ([data.summary] if data.summary else [])
+    )
     headers = [
         "market",
         "fills",
@@ -369,24 +411,53 @@ def _portfolio_table(data: RunData, quote: str | None) -> str:
     total: list[tuple[str, dict[str, str]]] | None = None
     if quote is not None:
         summaries = [m.summary for m in data.markets]
+        whole = data.summary
+        pnl = _total_pnl(data)
+        if data.summary is not None or data.assets:
+            # The hedge instruments' P&L is the assets', not any market's: the whole less the
+            # markets' own.
+            hedging: list[tuple[str, dict[str, str]]] = [("hedges", {}), ("", {}), ("", {})]
+            for name in (*components, "total"):
+                value = pnl[name] - sum(s.pnl_quote.get(name, 0.0) for s in summaries)
+                attrs = {"data-key": f"portfolio.hedges.pnl.{name}"}
+                if css := _sign_class(value):
+                    attrs["class"] = css
+                hedging.append((fmt(value, 4), attrs))
+            hedging += [("", {}), ("", {})]
+            rows.append(hedging)
         total = [
             ("portfolio", {}),
             (
-                fmt(sum(s.quoting_fills.count for s in summaries), 0),
+                fmt(
+                    whole.quoting_fills.count
+                    if whole is not None
+                    else sum(s.quoting_fills.count for s in summaries),
+                    0,
+                ),
                 {"data-key": "portfolio.total.fills"},
             ),
             (
-                fmt(sum(s.quoting_fills.volume_quote for s in summaries), 2),
+                fmt(
+                    whole.quoting_fills.volume_quote
+                    if whole is not None
+                    else sum(s.quoting_fills.volume_quote for s in summaries),
+                    2,
+                ),
                 {"data-key": "portfolio.total.volume_quote"},
             ),
         ]
         for name in (*components, "total"):
-            value = sum(s.pnl_quote.get(name, 0.0) for s in summaries)
+            value = pnl[name]
             attrs = {"data-key": f"portfolio.total.pnl.{name}"}
             if css := _sign_class(value):
                 attrs["class"] = css
             total.append((fmt(value, 4), attrs))
-        total += [("", {}), (fmt(sum(s.hedge_orders for s in summaries), 0), {})]
+        hedges = (
+            whole.hedge_orders
+            if whole is not None
+            else sum(m.summary.hedge_orders for m in _one_market_per_asset(data))
+        )
+        total += [("", {}), (fmt(hedges, 0), {"data-key": "portfolio.total.hedges"})]
     body = table(headers, rows, total=total)
     return f'<div class="table-scroll">{body}</div>'
 
@@ -404,15 +475,25 @@ def _portfolio_section(page: Page, data: RunData) -> None:
         "portfolio-pnl",
         charts.portfolio_pnl_figure(data, quote),
         title="P&L over time by market",
-        caption="Each market marked at its own fair value"
-        + ("; the portfolio line is their sum." if quote else "."),
+        caption=(
+            "Each market's own fills, marked at its fair value; a hedge line is an asset's "
+            "hedge instrument (its whole ledger less its markets); the portfolio line is every "
+            "asset's whole ledger added up."
+            if data.assets
+            else "Each market marked at its own fair value"
+            + ("; the portfolio line is their sum." if quote else ".")
+        ),
     )
     if quote is not None:
         page.chart(
             "portfolio-components",
             charts.portfolio_components_figure(data, quote),
             title=f"Portfolio P&L by component ({quote})",
-            caption="Every market's components added up.",
+            caption=(
+                "Every asset's whole ledger (its markets and its hedge) added up."
+                if data.assets
+                else "Every market's components added up."
+            ),
         )
     page.chart(
         "portfolio-exposure",

@@ -297,6 +297,8 @@ details.config pre { margin: 10px 0 4px; padding: 12px; background: #f9fafb;
   border: 1px solid var(--line); border-radius: 6px; overflow: auto; max-height: 480px;
   font: 12.5px/1.45 ui-monospace, 'DejaVu Sans Mono', Menlo, Consolas, monospace; }
 .note { color: var(--muted); font-size: 13px; }
+p.run-note { background: #fffbeb; border: 1px solid #fcd34d; border-radius: 10px;
+  padding: 10px 16px; margin: 0 0 16px; color: #78350f; }
 """
 
 # Draws every chart from its JSON block. On charts marked data-autoscale-y, zooming the time axis

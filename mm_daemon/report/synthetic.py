@@ -1,4 +1,4 @@
-"""A synthetic run to exercise the report: the benchmark, the page tests and the README picture.
+"""A synthetic run to exercise the report: the benchmark and the page tests.
 
 A seeded price path per market (diffusion with a few jumps, a drifting basis to the perpetual)
 drives a simple maker: quotes at a fixed half spread skewed by inventory, maker fills arriving at
@@ -6,6 +6,11 @@ random with some adverse selection, a taker fill now and then, threshold hedges 
 and a pause for stale data. Every fill is booked by the core's own `Ledger` and markouts are
 measured by its `MarkoutTracker`, so the snapshots' P&L, the fills and the summary agree the way
 they do in a real run. It is not a model of any market.
+
+`synthetic_run` gives the `RunData` directly; `write_synthetic_journal` writes the same kind of
+run through the `Journal` API, as the daemon does (fills with their entry marks, hedge
+decisions and outcomes, markouts, risk changes, each market's and each asset's 1 s snapshots,
+the run summary at the end), for what reads journals: the report's conversion and its benchmark.
 """
 
 from __future__ import annotations
@@ -14,13 +19,26 @@ import dataclasses
 import math
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
+import yaml
+
+from mm_daemon.core.hedging import HedgeIntent
 from mm_daemon.core.instruments import BTC_USDT_PERP, BTC_USDT_SPOT
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.markouts import Markout, MarkoutTracker
 from mm_daemon.core.risk import RiskState
-from mm_daemon.core.summary import build_run_summary, summary_to_dict
-from mm_daemon.core.types import Fill, Instrument, Liquidity, Side
+from mm_daemon.core.summary import (
+    AssetRecord,
+    MarketRecord,
+    RunSummary,
+    build_portfolio_summary,
+    build_run_summary,
+    summary_to_dict,
+)
+from mm_daemon.core.types import Fill, Instrument, Liquidity, OrderRequest, OrderType, Side
+from mm_daemon.engine.journal import Journal
+from mm_daemon.engine.journal import Snapshot as JournalSnapshot
 from mm_daemon.report.data import (
     FillRecord,
     HedgeRecord,
@@ -32,7 +50,13 @@ from mm_daemon.report.data import (
     intervals_from_snapshots,
 )
 
-__all__ = ["DEFAULT_MARKETS", "SyntheticMarket", "synthetic_run", "synthetic_sweep"]
+__all__ = [
+    "DEFAULT_MARKETS",
+    "SyntheticMarket",
+    "synthetic_run",
+    "synthetic_sweep",
+    "write_synthetic_journal",
+]
 
 _NS = 1_000_000_000
 _START_NS = 1_767_261_600 * _NS  # 2026-01-01 10:00 UTC
@@ -96,10 +120,20 @@ def _config_text(markets: tuple[SyntheticMarket, ...]) -> str:
 class _MarketSim:
     """One market's run, second by second."""
 
-    def __init__(self, spec: SyntheticMarket, rng: random.Random, fills_per_second: float) -> None:
+    def __init__(
+        self,
+        spec: SyntheticMarket,
+        rng: random.Random,
+        fills_per_second: float,
+        journal: Journal | None = None,
+    ) -> None:
         self.spec = spec
         self.rng = rng
         self.fill_rate = fills_per_second
+        self.journal = journal
+        self.name = _market_name(spec)
+        self.asset = spec.spot.base
+        self.journaled_state = RiskState.ACTIVE
         self.ledger = Ledger(spec.spot)
         self.ledger.add_instrument(spec.perp)
         self.tracker = MarkoutTracker()
@@ -131,7 +165,11 @@ class _MarketSim:
         perp_fair = self.fair + self.basis
         ledger.on_fair_value(spot.venue, spot.symbol, self.fair)
         ledger.on_fair_value(perp.venue, perp.symbol, perp_fair)
-        self.markouts += self.tracker.on_fair_value(ts_ns, self.fair)
+        completed = self.tracker.on_fair_value(ts_ns, self.fair)
+        self.markouts += completed
+        if self.journal is not None:
+            for markout in completed:
+                self.journal.record_markout(self.name, markout, ts_ns)
 
         tick = spot.tick_size
         touch_half = tick * rng.choice((0.5, 0.5, 0.5, 1.5, 2.5))
@@ -141,6 +179,15 @@ class _MarketSim:
         limit = spec.inventory_limit_base
         reducing = abs(net) >= limit
         state = RiskState.REDUCING if reducing else RiskState.ACTIVE
+        if self.journal is not None and state is not self.journaled_state:
+            self.journaled_state = state
+            self.journal.record_risk_state(
+                self.name,
+                state,
+                reason="inventory limit" if reducing else "",
+                source="inventory",
+                ts_ns=ts_ns,
+            )
         half = spec.half_spread_bps * 1e-4 * self.fair
         center = self.fair - 0.8 * half * net / limit  # inventory skew
         bid_quote: float | None = min(math.floor((center - half) / tick) * tick, best_bid)
@@ -175,6 +222,17 @@ class _MarketSim:
             elif not paused:
                 self._hedge(ts_ns + _NS // 2, net, perp_fair)
 
+        if self.journal is not None:
+            self._journal_snapshots(
+                ts_ns,
+                best_bid=best_bid,
+                best_ask=best_ask,
+                bid_quote=bid_quote,
+                ask_quote=ask_quote,
+                perp_fair=perp_fair,
+                state=state,
+                paused=paused,
+            )
         self.snapshots.append(
             Snapshot(
                 ts_ns=ts_ns,
@@ -190,6 +248,72 @@ class _MarketSim:
                 paused=paused,
             )
         )
+
+    def _journal_snapshots(
+        self,
+        ts_ns: int,
+        *,
+        best_bid: float,
+        best_ask: float,
+        bid_quote: float | None,
+        ask_quote: float | None,
+        perp_fair: float,
+        state: RiskState,
+        paused: bool,
+    ) -> None:
+        """The market's snapshot (its own fills' P&L) and its asset's (the whole ledger)."""
+        assert self.journal is not None  # noqa: S101  called only with a journal
+        spot, perp, ledger = self.spec.spot, self.spec.perp, self.ledger
+        own = ledger.pnl(((spot.venue, spot.symbol),)).as_floats()
+        whole = ledger.pnl().as_floats()
+        half_tick = perp.tick_size / 2
+        for name, pnl, market in (
+            (self.name, own, True),
+            (self.asset, whole, False),
+        ):
+            self.journal.record_snapshot(
+                JournalSnapshot(
+                    market=name,
+                    ts_ns=ts_ns,
+                    fair_value=round(self.fair if market else perp_fair, 4),
+                    best_bid=best_bid if market else round(perp_fair - half_tick, 1),
+                    best_ask=best_ask if market else round(perp_fair + half_tick, 1),
+                    quote_bid=bid_quote if market else None,
+                    quote_ask=ask_quote if market else None,
+                    position_base=ledger.position(
+                        *((spot.venue, spot.symbol) if market else (perp.venue, perp.symbol))
+                    ).base,
+                    net_exposure_base=ledger.net_exposure_base,
+                    pnl_total=pnl["total"],
+                    pnl_spread_capture=pnl["spread_capture"],
+                    pnl_fees=pnl["fees"],
+                    pnl_inventory=pnl["inventory"],
+                    pnl_hedge_cost=pnl["hedge_cost"],
+                    pnl_basis=pnl["basis"],
+                    pnl_funding=0.0,
+                    drawdown_peak=None,
+                    risk_state=state.name if market else RiskState.ACTIVE.name,
+                    paused=paused and market,
+                    pause_reason="stale" if paused and market else "",
+                )
+            )
+
+    def _hedge_intent(
+        self, ts_ns: int, side: Side, lots: int, price: float, client_order_id: str
+    ) -> HedgeIntent:
+        perp = self.spec.perp
+        request = OrderRequest(
+            perp.venue,
+            perp.symbol,
+            client_order_id,
+            side,
+            perp.price_to_ticks(price),
+            lots,
+            OrderType.IOC,
+            ts_decided_ns=ts_ns,
+        )
+        change = side * perp.lots_to_base(lots)
+        return HedgeIntent(request, self.fair + self.basis, self.fair, change)
 
     def _poisson(self, rate: float) -> int:
         threshold, count, product = math.exp(-rate), 0, self.rng.random()
@@ -208,15 +332,54 @@ class _MarketSim:
         price = perp_fair * (1 + side * slip_bps * 1e-4)
         price = perp.ticks_to_price(perp.price_to_ticks(price))
         size = perp.lots_to_size(lots)
+        journal = self.journal
+        # the client order id `_book` gives the fill
+        intent = self._hedge_intent(ts_ns, side, lots, price, f"hdg-{self.order_seq + 1}")
+        if journal is not None:
+            journal.record_hedge_decision(self.asset, intent, ts_ns)
+            self.ledger.on_hedge_intent(intent)
         self._book(ts_ns, perp, side, price, size, taker=True, hedge=True)
         slippage = side * (price - perp_fair) / perp_fair * 1e4
         self.hedges.append(HedgeRecord(ts_ns, perp.venue, perp.symbol, side, size, slippage))
+        if journal is not None:
+            journal.record_hedge_outcome(
+                self.asset,
+                venue=perp.venue,
+                symbol=perp.symbol,
+                client_order_id=intent.request.client_order_id,
+                status="filled",
+                filled_lots=lots,
+                avg_price=price,
+                slippage_bps=slippage,
+                reason="",
+                ts_ns=ts_ns,
+            )
 
     def _reject_hedge(self, ts_ns: int, net: float) -> None:
         perp = self.spec.perp
         side = Side.SELL if net > 0 else Side.BUY
         self.hedge_rejects += 1
         self.hedges.append(HedgeRecord(ts_ns, perp.venue, perp.symbol, side, 0.0, None))
+        journal = self.journal
+        if journal is not None:
+            lots = max(perp.min_size_lots, perp.size_to_lots(abs(net)))
+            self.order_seq += 1
+            intent = self._hedge_intent(
+                ts_ns, side, lots, self.fair + self.basis, f"hdg-{self.order_seq}"
+            )
+            journal.record_hedge_decision(self.asset, intent, ts_ns)
+            journal.record_hedge_outcome(
+                self.asset,
+                venue=perp.venue,
+                symbol=perp.symbol,
+                client_order_id=intent.request.client_order_id,
+                status="rejected",
+                filled_lots=0,
+                avg_price=None,
+                slippage_bps=None,
+                reason="hedge venue down",
+                ts_ns=ts_ns,
+            )
 
     def _book(
         self,
@@ -250,7 +413,12 @@ class _MarketSim:
             fee_quote=round(price * size * rate, 8),
             liquidity=liquidity,
         )
-        edge = self.ledger.on_fill(fill)
+        if self.journal is not None:
+            marks = self.ledger.entry_marks(fill)
+            self.journal.record_fill(self.asset, fill, marks)
+            edge = self.ledger.on_fill(fill, marks)
+        else:
+            edge = self.ledger.on_fill(fill)
         if not hedge and liquidity is Liquidity.MAKER:
             self.tracker.on_fill(ts_ns, side, self.fair)
         self.fills.append(
@@ -336,6 +504,134 @@ def synthetic_run(
         markets=tuple(runs),
         title="synthetic paper run",
     )
+
+
+def _market_name(spec: SyntheticMarket) -> str:
+    return f"{spec.spot.symbol}@{spec.spot.venue}"
+
+
+def _journal_config(markets: tuple[SyntheticMarket, ...]) -> str:
+    """The config the run journals, in the shape the daemon dumps (every market's sections
+    merged in)."""
+    document = {
+        "mode": "paper",
+        "markets": [
+            {
+                "name": _market_name(m),
+                "venue": m.spot.venue,
+                "symbol": m.spot.symbol,
+                "hedge": {"venue": m.perp.venue, "symbol": m.perp.symbol},
+                "quoting": {
+                    "model": "linear_skew",
+                    "order_size_base": m.order_size_base,
+                    "spread_bps": 2 * m.half_spread_bps,
+                },
+                "inventory": {"limit_base": m.inventory_limit_base},
+                "hedging": {"mode": "threshold", "threshold_base": m.hedge_threshold_base},
+            }
+            for m in markets
+        ],
+    }
+    header = "# synthetic run (mm_daemon.report.synthetic)\n"
+    return header + yaml.safe_dump(document, sort_keys=False)
+
+
+def _portfolio_summary(sims: list[_MarketSim], seconds: int) -> RunSummary:
+    """The run summary the daemon would print: the portfolio's, with each market's inside,
+    and the hedging figures of each asset (the simulation has no `Hedger`)."""
+    summary = build_portfolio_summary(
+        [
+            AssetRecord(
+                sim.ledger,
+                None,
+                (MarketRecord(sim.name, sim.spec.spot.venue, sim.spec.spot.symbol, sim.tracker),),
+            )
+            for sim in sims
+        ],
+        float(seconds),
+    )
+
+    def with_hedging(market: RunSummary, sim: _MarketSim) -> RunSummary:
+        slippages = [h.slippage_bps for h in sim.hedges if h.slippage_bps is not None]
+        return dataclasses.replace(
+            market,
+            hedge_orders=len(sim.hedges),
+            hedge_rejects=sim.hedge_rejects,
+            hedge_mean_slippage_bps=sum(slippages) / len(slippages) if slippages else None,
+            unhedged_exposure_seconds=float(sim.unhedged_seconds),
+        )
+
+    markets = tuple(
+        (name, with_hedging(market, sim))
+        for (name, market), sim in zip(summary.markets, sims, strict=True)
+    )
+    slippages = [h.slippage_bps for sim in sims for h in sim.hedges if h.slippage_bps is not None]
+    return dataclasses.replace(
+        summary,
+        markets=markets,
+        hedge_orders=sum(len(sim.hedges) for sim in sims),
+        hedge_rejects=sum(sim.hedge_rejects for sim in sims),
+        hedge_mean_slippage_bps=sum(slippages) / len(slippages) if slippages else None,
+        unhedged_exposure_seconds=float(sum(sim.unhedged_seconds for sim in sims)),
+    )
+
+
+def write_synthetic_journal(
+    path: Path,
+    *,
+    seconds: int = 3600,
+    fills_per_market: int = 2500,
+    markets: tuple[SyntheticMarket, ...] = DEFAULT_MARKETS,
+    seed: int = 7,
+    start_ns: int = _START_NS,
+    end_run: bool = True,
+) -> RunSummary:
+    """Write a paper run like `synthetic_run`'s into a new journal at `path` through the
+    `Journal` API, as the daemon writes one; return its run summary (journaled at the end;
+    with `end_run` False the run is left open, as a kill leaves it).
+
+    Each asset's series is its whole ledger (the market and its hedge); the market's own is
+    its fills' share. The second market's hedge venue is down for ten minutes a third into
+    the run (its hedges are rejected and it reaches the inventory limit); each market pauses
+    for stale data for a minute two thirds into it.
+    """
+    sims: list[_MarketSim] = []
+    with Journal.open(path, retention_s=None, clock=lambda: start_ns) as journal:
+        for spec in markets:
+            journal.register_instrument(spec.spot)
+            journal.register_instrument(spec.perp)
+        journal.start_run(
+            mode="paper",
+            instance_id="synthetic",
+            config_yaml=_journal_config(markets),
+            ts_ns=start_ns,
+        )
+        for index, spec in enumerate(markets):
+            sims.append(
+                _MarketSim(
+                    spec,
+                    random.Random(seed * 1000 + index),
+                    fills_per_market / seconds,
+                    journal=journal,
+                )
+            )
+        for second in range(seconds):
+            for index, sim in enumerate(sims):
+                pause_start = seconds * 2 // 3 + 97 * index
+                outage = index == 1 and seconds // 3 <= second < seconds // 3 + 600
+                sim.run_second(
+                    start_ns + second * _NS,
+                    paused=pause_start <= second < pause_start + 60,
+                    hedge_venue_down=outage,
+                )
+        summary = _portfolio_summary(sims, seconds)
+        if end_run:
+            journal.end_run(
+                reason="duration",
+                summary=summary_to_dict(summary),
+                ts_ns=start_ns + seconds * _NS,
+            )
+    return summary
 
 
 def synthetic_sweep(

@@ -8,19 +8,18 @@ refused, and inspected once every chart has drawn. Screenshots are saved beside 
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mm_daemon.core.summary import RunSummary
 from mm_daemon.core.types import Side
 from mm_daemon.report import render_run_report, render_sweep_report
 from mm_daemon.report.charts import DISPLAY_POINTS
 from mm_daemon.report.data import RunData, SweepResult
 from mm_daemon.report.html import MARKET_CHARTS, PORTFOLIO_CHARTS
 from mm_daemon.report.synthetic import synthetic_run, synthetic_sweep
+from tests.e2e.report_pages import matches_display, png_size, summary_figures
 from tools.chromium import Chromium, LoadedPage
 
 pytestmark = pytest.mark.e2e
@@ -59,13 +58,6 @@ def sweep_page(
     loaded.page.close()
 
 
-def png_size(path: Path) -> tuple[int, int]:
-    header = path.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", header[16:24])
-    return width, height
-
-
 # -- the run report ---------------------------------------------------------------------------
 
 
@@ -88,48 +80,6 @@ def test_run_report_screenshot_is_saved_at_the_page_width(
 ) -> None:
     width, height = png_size(run_page.screenshot(tmp_path / "top.png", height=1600))
     assert (width, height) == (1400, 1600)
-
-
-def summary_figures(prefix: str, s: RunSummary) -> dict[str, float | None]:
-    """What the page must show of one run summary, by the page's data-key."""
-    figures: dict[str, float | None] = {
-        "fills.quoting.buys": s.quoting_fills.buys,
-        "fills.quoting.sells": s.quoting_fills.sells,
-        "fills.quoting.maker": s.quoting_fills.maker,
-        "fills.quoting.taker": s.quoting_fills.taker,
-        "fills.hedge.buys": s.hedge_fills.buys,
-        "fills.hedge.sells": s.hedge_fills.sells,
-        "volume.quoting.base": s.quoting_fills.volume_base,
-        "volume.quoting.quote": s.quoting_fills.volume_quote,
-        "volume.hedge.base": s.hedge_fills.volume_base,
-        "volume.hedge.quote": s.hedge_fills.volume_quote,
-        "exposure.net_end": s.net_exposure_base,
-        "exposure.max_abs": s.max_abs_net_exposure_base,
-        "hedging.orders": s.hedge_orders,
-        "hedging.rejects": s.hedge_rejects,
-        "hedging.timeouts": s.hedge_timeouts,
-        "hedging.cost": s.pnl_quote["hedge_cost"],
-        "hedging.mean_slippage_bps": s.hedge_mean_slippage_bps,
-        "hedging.unhedged_seconds": s.unhedged_exposure_seconds,
-        "pnl.funding": s.pnl_quote.get("funding"),
-    }
-    for name, value in s.pnl_quote.items():
-        figures[f"pnl.{name}"] = value
-    for horizon, (mean, count) in s.markouts.items():
-        figures[f"markouts.{horizon}.mean"] = mean
-        figures[f"markouts.{horizon}.count"] = count
-    return {prefix + key: value for key, value in figures.items()}
-
-
-def matches_display(text: str, value: float | None) -> bool:
-    """The text shows the value to its last printed digit (n/a for no value)."""
-    if value is None:
-        return text == "n/a"
-    number = re.fullmatch(r"[+-]?[\d,]+(\.(\d+))?", text)
-    if number is None:
-        return False
-    decimals = len(number.group(2) or "")
-    return abs(float(text.replace(",", "")) - value) <= 0.5 * 10**-decimals + 1e-9
 
 
 def test_run_report_header_figures_equal_the_run_summaries(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from mm_daemon import __version__
 from mm_daemon.cli import config_json_schema
+from mm_daemon.report.synthetic import write_synthetic_journal
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "config" / "default.yaml"
@@ -108,3 +111,75 @@ def test_shipped_yaml_files_reference_the_schema() -> None:
     for path in sorted((REPO / "config").glob("*.yaml")):
         first = path.read_text().splitlines()[0]
         assert first == "# yaml-language-server: $schema=schema.json", path
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def journaled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of config/default.yaml whose journal holds one synthetic run."""
+    state = tmp_path_factory.mktemp("state")
+    write_synthetic_journal(state / "synthetic.journal", seconds=120, fills_per_market=50)
+    return {
+        **os.environ,
+        "MMD_STATE__DIR": str(state),
+        "MMD_STATE__INSTANCE_ID": "synthetic",
+    }
+
+
+def test_report_lists_the_runs_of_the_configured_instance(journaled: dict[str, str]) -> None:
+    result = _cli("report", "--config", str(DEFAULT), "--list", env=journaled)
+    assert result.returncode == 0, result.stderr
+    head, row = result.stdout.strip().splitlines()
+    assert head.split()[:2] == ["run", "mode"]
+    assert row.split()[:2] == ["1", "paper"]
+
+
+def test_report_writes_the_latest_runs_page_named_after_the_instance_and_run(
+    journaled: dict[str, str], tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mm_daemon", "report", "--config", str(DEFAULT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=journaled,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    page = tmp_path / "synthetic-run1.html"
+    assert result.stdout.startswith(f"wrote {page.name}: synthetic run 1 (paper, 120.0 s")
+    assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_report_of_an_instance_without_a_journal_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = {**os.environ, "MMD_STATE__DIR": str(tmp_path)}
+    result = _cli("report", "--config", str(DEFAULT), env=env)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("report: journal ")
+    assert "does not exist" in line
+
+
+def test_report_of_an_unknown_run_is_one_line_and_exit_2(journaled: dict[str, str]) -> None:
+    result = _cli("report", "--config", str(DEFAULT), "--run", "7", env=journaled)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "has no run 7" in line
+
+
+def test_report_refuses_a_run_and_a_time_range_together(journaled: dict[str, str]) -> None:
+    result = _cli(
+        "report", "--config", str(DEFAULT), "--run", "1", "--from", "2026-01-01", env=journaled
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "--run: give a run or a time range (--from/--to), not both"
+
+
+def test_report_names_a_time_it_cannot_read(journaled: dict[str, str]) -> None:
+    result = _cli("report", "--config", str(DEFAULT), "--from", "noon", env=journaled)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("--from: 'noon' is not a time")

@@ -300,6 +300,13 @@ def test_the_same_market_twice_is_refused() -> None:
     assert problem.startswith("markets.1.name: 'BTC/USDT@sim-spot' is also markets.0's name")
 
 
+def test_a_market_named_like_an_asset_is_refused() -> None:
+    data = _default_data()
+    data["markets"][0]["name"] = "BTC"  # type: ignore[index]
+    (problem,) = _problems(data)
+    assert problem.startswith("markets.0.name: 'BTC' names an asset")
+
+
 def test_markets_of_one_asset_must_hedge_alike() -> None:
     data = yaml.safe_load(ONE_MARKET)
     data["venues"]["spot2"] = {"exchange": "binance"}

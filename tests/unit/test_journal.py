@@ -3,6 +3,7 @@ retention, and the recovery readers."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ import pytest
 from mm_daemon.core.hedging import HedgeIntent
 from mm_daemon.core.instruments import BTC_USDT_PERP, BTC_USDT_SPOT
 from mm_daemon.core.inventory import FillMarks, Ledger
+from mm_daemon.core.markouts import Markout
 from mm_daemon.core.risk import RiskState
 from mm_daemon.core.types import (
     CancelRequest,
@@ -745,6 +747,41 @@ def test_run_series_of_a_time_range_spans_runs(tmp_path: Path) -> None:
     series = load_run_series(path, start_ns=0, end_ns=20 * S)
     assert [r.run_id for r in series.runs] == [1, 2]
     assert [s.ts_ns // S for s in series.snapshots] == [2, 10]
+
+
+def test_run_series_holds_the_markouts_of_its_fills_with_the_pause_reasons(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.db"
+    with open_journal(path) as journal:
+        journal.record_markout("BTC/USDT@sim-spot", Markout("1s", -0.75, 2 * S, Side.SELL), 3 * S)
+        journal.record_markout("BTC/USDT@sim-spot", Markout("5s", 1.25, 2 * S, Side.SELL), 7 * S)
+        journal.record_snapshot(dataclasses.replace(snapshot(3), paused=True, pause_reason="stale"))
+        journal.end_run(reason="done", summary=None, ts_ns=8 * S)
+    series = load_run_series(path, 1)
+    assert [(m.horizon, m.bps, m.fill_ts_ns, m.side) for m in series.markouts] == [
+        ("1s", -0.75, 2 * S, Side.SELL),
+        ("5s", 1.25, 2 * S, Side.SELL),
+    ]
+    assert [(s.paused, s.pause_reason) for s in series.snapshots] == [(True, "stale")]
+
+
+def test_a_journal_from_before_the_schema_settled_is_refused_in_one_line_untouched(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.db"
+    with open_journal(path):
+        pass
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE markouts")
+    conn.commit()
+    conn.close()
+    before = digest(path)
+    with pytest.raises(JournalSchemaError) as refused:
+        Journal.open(path)
+    assert "\n" not in str(refused.value)
+    assert "--fresh" in str(refused.value)
+    assert digest(path) == before
 
 
 def test_an_unknown_run_is_a_one_line_error(tmp_path: Path) -> None:

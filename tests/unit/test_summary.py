@@ -12,9 +12,13 @@ from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.markouts import MarkoutTracker
 from mm_daemon.core.pnl import COMPONENTS
 from mm_daemon.core.summary import (
+    AssetRecord,
+    MarketRecord,
     RunSummary,
+    build_portfolio_summary,
     build_run_summary,
     render_summary,
+    summary_from_dict,
     summary_to_dict,
 )
 from mm_daemon.core.types import Fill, Instrument, Liquidity, Side
@@ -131,3 +135,32 @@ def test_summary_without_hedger_or_markouts_still_renders() -> None:
     text = render_summary(summary)
     assert summary.hedge_orders == 0
     assert "total" in text
+
+
+def test_a_summary_read_back_from_its_json_equals_the_original() -> None:
+    ledger = Ledger(SPOT)
+    ledger.add_instrument(PERP)
+    markouts = MarkoutTracker()
+    markouts.on_fair_value(T0, 60_000.0)
+    ledger.on_fair_value(SPOT.venue, SPOT.symbol, 60_000.0)
+    ledger.on_fill(make_fill(SPOT, "q-1", Side.BUY, 5_999_900, 1_000, fee=-0.06))
+    markouts.on_fill(T0, Side.BUY)
+    markouts.advance(T0 + 2 * S)
+    summary = build_portfolio_summary(
+        [
+            AssetRecord(
+                ledger,
+                None,
+                (MarketRecord("BTC/USDT@sim-spot", SPOT.venue, SPOT.symbol, markouts),),
+            )
+        ],
+        60.0,
+    )
+    # As a journal keeps it: JSON with its keys sorted.
+    text = json.dumps(summary_to_dict(summary), sort_keys=True)
+    assert summary_from_dict(json.loads(text)) == summary
+
+
+def test_markout_horizons_read_back_shortest_first_whatever_the_json_order() -> None:
+    text = json.dumps(summary_to_dict(run()), sort_keys=True)  # "1s", "30s", "5s", "60s"
+    assert list(summary_from_dict(json.loads(text)).markouts) == ["1s", "5s", "30s", "60s"]

@@ -5,8 +5,9 @@ Design (what is durable when):
   loop) and a writer thread; the writer thread's own second connection checkpoints the WAL
   into the file, so no commit waits for the disk's fsync.
 - Buffered records (orders, cancels and status changes, hedge outcomes, inventory-limit risk
-  changes, checkpoints, 1 s snapshots) are tuples appended to a deque on the caller's thread
-  (about a microsecond, no lock, no I/O: all a book update or a requote ever does) and
+  changes, checkpoints, 1 s snapshots, completed markouts) are tuples appended to a deque on
+  the caller's thread (about a microsecond, no lock, no I/O: all a book update or a requote
+  ever does) and
   committed by the writer thread every `flush_interval_s` (0.25 s), or sooner past 2,000.
 - Durable records commit on the caller's thread, together with everything buffered before
   them, and the call returns after the commit: a fill (`record_fill`: committed, then
@@ -65,6 +66,7 @@ from mm_daemon.engine.journal.records import (
     HedgeOutcome,
     InstrumentInfo,
     JournaledFill,
+    JournaledMarkout,
     JournalObserver,
     OpenOrder,
     RiskChange,
@@ -100,6 +102,7 @@ __all__ = [
     "JournalObserver",
     "JournalSchemaError",
     "JournaledFill",
+    "JournaledMarkout",
     "MarketRecovery",
     "OpenOrder",
     "Recovery",

@@ -21,6 +21,7 @@ __all__ = [
     "InstrumentInfo",
     "JournalObserver",
     "JournaledFill",
+    "JournaledMarkout",
     "OpenOrder",
     "RiskChange",
     "RunInfo",
@@ -73,7 +74,13 @@ class InstrumentInfo:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """One market once a second: what the run reports plot."""
+    """One market once a second: what the run reports plot.
+
+    Each asset has a series of its own too, under the asset's name ("BTC"), as its other
+    records (fills, hedges, ledger checkpoints) have: the P&L of its whole ledger (its markets
+    and its hedge), its net exposure, and its hedge instrument's fair value, touch and
+    position (no quotes; paused while the hedge venue is down).
+    """
 
     market: str
     ts_ns: int
@@ -94,6 +101,7 @@ class Snapshot:
     drawdown_peak: float | None
     risk_state: str
     paused: bool
+    pause_reason: str = ""  # why quoting (or, for an asset, hedging) is paused
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +115,20 @@ class JournaledFill:
     size: float
     fee_asset: str
     recovered: bool  # booked from the venue's trade history at a start, not from the stream
+
+
+@dataclass(frozen=True, slots=True)
+class JournaledMarkout:
+    """A maker fill's markout at one horizon, journaled when it completed (`ts_ns`)."""
+
+    seq: int
+    run_id: int
+    market: str
+    ts_ns: int
+    fill_ts_ns: int
+    side: Side
+    horizon: str  # a horizon label of core.markouts ("5s")
+    bps: float  # positive: good for us
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from mm_daemon.engine.journal.records import (
     HedgeOutcome,
     InstrumentInfo,
     JournaledFill,
+    JournaledMarkout,
     OpenOrder,
     RiskChange,
     RunInfo,
@@ -135,6 +136,7 @@ class RunSeries:
     risk_changes: tuple[RiskChange, ...]
     control_actions: tuple[ControlAction, ...]
     funding: tuple[FundingPayment, ...]
+    markouts: tuple[JournaledMarkout, ...]  # of the fills in the range, by fill time
 
 
 # -- recovery ----------------------------------------------------------------------------------
@@ -461,6 +463,14 @@ def load_run_series(
                     "funding_time_ns",
                 )
             ),
+            markouts=tuple(
+                JournaledMarkout(seq, run_id, name, ts_ns, fill_ts_ns, Side(side), horizon, bps)
+                for seq, run_id, name, ts_ns, fill_ts_ns, side, horizon, bps in query(
+                    "SELECT seq, run_id, market, ts_ns, fill_ts_ns, side, horizon, bps "
+                    "FROM markouts",
+                    "fill_ts_ns",
+                )
+            ),
         )
 
 
@@ -568,7 +578,10 @@ def _decision(row: tuple[Any, ...]) -> HedgeDecision:
     )
 
 
+_PAUSED = [field.name for field in fields(Snapshot)].index("paused")
+
+
 def _snapshot(row: tuple[Any, ...]) -> Snapshot:
     values = list(row)
-    values[-1] = bool(values[-1])  # paused
+    values[_PAUSED] = bool(values[_PAUSED])
     return Snapshot(*values)

@@ -39,6 +39,7 @@ TABLES_WITH_SEQ = (
     "funding",
     "checkpoints",
     "snapshots",
+    "markouts",
 )
 
 _DDL = f"""
@@ -246,8 +247,20 @@ CREATE TABLE snapshots (
     pnl_funding REAL NOT NULL,
     drawdown_peak REAL,
     risk_state TEXT NOT NULL,
-    paused INTEGER NOT NULL
+    paused INTEGER NOT NULL,
+    pause_reason TEXT NOT NULL
 );
+CREATE TABLE markouts (
+    seq INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    market TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    fill_ts_ns INTEGER NOT NULL,
+    side INTEGER NOT NULL,
+    horizon TEXT NOT NULL,
+    bps REAL NOT NULL
+);
+CREATE INDEX markouts_by_fill_ts ON markouts (fill_ts_ns);
 CREATE TABLE baselines (
     venue TEXT NOT NULL,
     symbol TEXT NOT NULL,
@@ -309,13 +322,18 @@ INSERT = {
         "INSERT INTO snapshots (seq, run_id, market, ts_ns, fair_value, best_bid, best_ask, "
         "quote_bid, quote_ask, position_base, net_exposure_base, pnl_total, "
         "pnl_spread_capture, pnl_fees, pnl_inventory, pnl_hedge_cost, pnl_basis, pnl_funding, "
-        "drawdown_peak, risk_state, paused) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "drawdown_peak, risk_state, paused, pause_reason) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ),
+    "markouts": (
+        "INSERT INTO markouts (seq, run_id, market, ts_ns, fill_ts_ns, side, horizon, bps) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     ),
 }
 
 PRUNE = (
     "DELETE FROM snapshots WHERE seq IN (SELECT seq FROM snapshots WHERE ts_ns < ? LIMIT ?)",
+    "DELETE FROM markouts WHERE seq IN (SELECT seq FROM markouts WHERE fill_ts_ns < ? LIMIT ?)",
     # Rows of finished orders only: an order still open keeps its history.
     "DELETE FROM orders WHERE seq IN (SELECT o.seq FROM orders AS o WHERE o.ts_ns < ? "
     "AND NOT EXISTS (SELECT 1 FROM open_orders AS p WHERE p.venue = o.venue "
@@ -398,6 +416,13 @@ def inspect(path: Path, *, integrity_check: bool = True) -> int | None:
             )
         if version < SCHEMA_VERSION:
             raise _corrupt(path, f"schema version {version} predates any this version reads")
+        snapshot_columns = {row[1] for row in conn.execute("PRAGMA table_info(snapshots)")}
+        if "markouts" not in tables or "pause_reason" not in snapshot_columns:
+            raise JournalSchemaError(
+                f"journal {path} was written by a development build of mm-daemon before its "
+                "schema was settled (no markouts or pause reasons): start a new journal with "
+                "--fresh (the old file is kept)"
+            )
         if integrity_check:
             problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
             if problems != ["ok"]:

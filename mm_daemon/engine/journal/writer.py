@@ -31,6 +31,7 @@ from mm_daemon.engine.journal.store import JournalStore
 if TYPE_CHECKING:
     from mm_daemon.core.hedging import HedgeIntent
     from mm_daemon.core.inventory import FillMarks
+    from mm_daemon.core.markouts import Markout
 
 __all__ = ["Journal"]
 
@@ -490,6 +491,24 @@ class Journal:
                 s.drawdown_peak,
                 s.risk_state,
                 int(s.paused),
+                s.pause_reason,
+            ),
+        )
+
+    def record_markout(self, market: str, markout: Markout, ts_ns: int) -> None:
+        """A maker fill's markout, completed at `ts_ns` (buffered): the run reports' markouts
+        are exactly those the run summary averages."""
+        self._store.buffer(
+            "markouts",
+            (
+                self._next_seq(),
+                self._run(),
+                market,
+                ts_ns,
+                markout.fill_ts_ns,
+                int(markout.side),
+                markout.horizon,
+                markout.bps,
             ),
         )
 
