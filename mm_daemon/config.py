@@ -407,25 +407,25 @@ class PaperConfig(_Model):
         default=1.0, description="power: the exponent n (1: in proportion to the sizes)."
     )
     exposure_rate_multiplier: NonNegativeFloat = Field(
-        default=143.0,
+        default=19.5,
         description=(
             "exposure: aggressive orders reaching an exposed quote per aggressive order "
             "observed on that side of the market, for a quote just past fair value."
         ),
     )
     exposure_rate_multiplier_per_bps: NonNegativeFloat = Field(
-        default=1.83,
+        default=0.037,
         description="exposure: added to exposure_rate_multiplier per bps past fair value.",
     )
     exposure_size_multiplier: NonNegativeFloat = Field(
-        default=10.8,
+        default=154.0,
         description=(
             "exposure: size taken by each arrival at an exposed quote, as a multiple of an "
             "observed aggressive order's size (drawn from the recent ones), just past fair value."
         ),
     )
     exposure_size_multiplier_per_bps: NonNegativeFloat = Field(
-        default=0.69,
+        default=0.01,
         description="exposure: added to exposure_size_multiplier per bps past fair value.",
     )
     exposure_onset_window_seconds: NonNegativeFloat = Field(
