@@ -47,7 +47,7 @@ from typing import Any
 
 import uvloop
 
-from mm_daemon.config import PaperConfig, parse_config
+from mm_daemon.config import parse_config
 from mm_daemon.core.exposure import ExposureParams
 from mm_daemon.core.queue import QueueProbability
 from mm_daemon.core.types import BookDelta, BookSnapshot, Fill, OrderRequest, OrderUpdate, Trade
@@ -351,17 +351,13 @@ def cmd_excursions(args: argparse.Namespace) -> None:
 # -- fit ---------------------------------------------------------------------------------------
 
 
-def load_recordings(paths: Iterable[Path], paper: PaperConfig) -> list[Recording]:
-    entry = round(paper.order_entry_latency_seconds * 1e9)
-    cancel = round(paper.cancel_latency_seconds * 1e9)
+def load_recordings(paths: Iterable[Path]) -> list[Recording]:
     out = []
     for path in sorted(paths):
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt") as f:
             rows = [json.loads(line) for line in f if line.strip()]
-        out.append(
-            recording_from_rows(rows, path.name, entry_latency_ns=entry, cancel_latency_ns=cancel)
-        )
+        out.append(recording_from_rows(rows, path.name))
     return out
 
 
@@ -373,25 +369,39 @@ def _bucket_names() -> list[str]:
     return names
 
 
+def _markout(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _pooled(buckets: Sequence[Any], lots: str, markout: str) -> float | None:
+    pairs = [(getattr(b, markout), getattr(b, lots)) for b in buckets]
+    weight = sum(w for m, w in pairs if m is not None)
+    return sum(m * w for m, w in pairs if m is not None) / weight if weight else None
+
+
 def bucket_table(title: str, buckets: Sequence[Any]) -> str:
     lines = [
         title,
         f"  {'past fair value':<17} {'orders':>6} {'live fills':>10} {'paper':>8} "
-        f"{'live lots':>10} {'paper':>10} {'lots ratio':>10}",
+        f"{'live lots':>10} {'paper':>10} {'lots ratio':>10} {'mk 1s live':>10} {'paper':>6}",
     ]
     for name, b in zip(_bucket_names(), buckets, strict=True):
         ratio = b.paper_lots / b.live_lots if b.live_lots else float("nan")
         lines.append(
             f"  {name:<17} {b.orders:>6} {b.live_fills:>10.0f} {b.paper_fills:>8.1f} "
-            f"{b.live_lots:>10.0f} {b.paper_lots:>10.1f} {ratio:>10.2f}"
+            f"{b.live_lots:>10.0f} {b.paper_lots:>10.1f} {ratio:>10.2f} "
+            f"{_markout(b.live_markout_bps):>10} {_markout(b.paper_markout_bps):>6}"
         )
     lf = sum(b.live_fills for b in buckets)
     pf = sum(b.paper_fills for b in buckets)
     ll = sum(b.live_lots for b in buckets)
     pl = sum(b.paper_lots for b in buckets)
+    live_mk = _pooled(buckets, "live_lots", "live_markout_bps")
+    paper_mk = _pooled(buckets, "paper_lots", "paper_markout_bps")
     lines.append(
         f"  {'all':<17} {sum(b.orders for b in buckets):>6} {lf:>10.0f} {pf:>8.1f} "
-        f"{ll:>10.0f} {pl:>10.1f} {pl / ll if ll else float('nan'):>10.2f}"
+        f"{ll:>10.0f} {pl:>10.1f} {pl / ll if ll else float('nan'):>10.2f} "
+        f"{_markout(live_mk):>10} {_markout(paper_mk):>6}"
     )
     return "\n".join(lines)
 
@@ -400,15 +410,15 @@ def cmd_fit(args: argparse.Namespace) -> None:
     paths = list(args.recordings) or sorted(args.dir.glob("*.jsonl*"))
     if not paths:
         raise SystemExit(f"no recordings in {args.dir}: run `record` first")
-    paper = PaperConfig()
-    recordings = load_recordings(paths, paper)
+    recordings = load_recordings(paths)
     seeds = [int(s) for s in args.fit_seeds.split(",")]
     started = time.monotonic()
     for rec in recordings:
-        rested = len(rec.orders)
         print(
-            f"{rec.name}: {len(rec.market)} public events, {rested} orders rested, "
-            f"reaction {rec.reaction_ns / 1e6:.2f} ms",
+            f"{rec.name}: {len(rec.market)} public events, {len(rec.orders)} orders rested; "
+            f"median latencies: entry {rec.entry_latency_ns / 1e6:.2f} ms, cancel "
+            f"{rec.cancel_latency_ns / 1e6:.2f} ms, ack {rec.ack_latency_ns / 1e6:.2f} ms, "
+            f"reaction to a book update {rec.reaction_ns / 1e6:.2f} ms",
             flush=True,
         )
 
@@ -460,9 +470,14 @@ def cmd_fit(args: argparse.Namespace) -> None:
             {
                 "python": platform.python_version(),
                 "recordings": [r.name for r in recordings],
-                "paper_latencies_seconds": {
-                    "order_entry": paper.order_entry_latency_seconds,
-                    "cancel": paper.cancel_latency_seconds,
+                "live_latencies_ms": {
+                    r.name: {
+                        "order_entry": r.entry_latency_ns / 1e6,
+                        "cancel": r.cancel_latency_ns / 1e6,
+                        "ack": r.ack_latency_ns / 1e6,
+                        "reaction": r.reaction_ns / 1e6,
+                    }
+                    for r in recordings
                 },
                 "fit_seeds": seeds,
                 "fitted": {

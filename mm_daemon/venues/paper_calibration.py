@@ -8,12 +8,15 @@ what the paper venue would have filled of the same orders in the same market:
 - the market is the public one: our own resting orders are taken out of the book (each level
   less what we had resting there at the update's venue time) and our own fills out of the
   trades;
-- each order that rested live rests on paper from its send time plus the paper order entry
-  latency, and is cancelled at its cancel's send time plus the paper cancel latency;
+- each order that rested live rests on paper when it rested at the venue, and is cancelled
+  when its cancel took effect there (the venue's times, on our clock): the paper venue gets
+  the orders with the latencies they had, so what is fitted is the venue's fill process, not
+  a difference of latencies;
 - an order that filled out live was never cancelled; the daemon would have replaced it on the
   first book update after the fill (that update shows the move that filled it), after its
   usual reaction time (measured in the recording: from a book update to the cancel it
-  caused), plus the cancel latency.
+  caused), plus the usual cancel latency (measured: from sending a cancel to it taking
+  effect).
 
 `fit` then searches the exposure parameters that make the paper fills of those orders match
 the live ones: the number of fills and the volume, per bucket of how far past fair value the
@@ -83,6 +86,7 @@ class CounterfactualOrder:
     live_fills: int
     live_filled_lots: int
     max_depth_bps: float  # furthest past the public mid while it rested on paper (<= 0: never)
+    live_fill_times: tuple[tuple[int, int], ...] = ()  # (local ns, lots) of each live fill
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,16 @@ class Recording:
     market: tuple[tuple[int, MarketEvent], ...]  # (local ns, public event), in time order
     orders: tuple[CounterfactualOrder, ...]
     reaction_ns: int  # measured: book update to the cancel it caused being sent
+    entry_latency_ns: int  # measured medians: order sent to resting at the venue,
+    cancel_latency_ns: int  # cancel sent to taking effect,
+    ack_latency_ns: int  # and the venue's update to its receipt (venue times on our clock)
+    mid_times: tuple[int, ...] = ()  # local ns of each book update
+    mids: tuple[float | None, ...] = ()  # the public mid after it, in ticks
+
+    def mid_at(self, ts_ns: int) -> float | None:
+        """The public mid as of `ts_ns` (the last update at or before it)."""
+        i = bisect.bisect_right(self.mid_times, ts_ns) - 1
+        return self.mids[i] if i >= 0 else None
 
 
 @dataclass(slots=True)
@@ -132,15 +146,9 @@ def _levels(raw: Iterable[Sequence[int]]) -> tuple[tuple[int, int], ...]:
     return tuple((int(p), int(s)) for p, s in raw)
 
 
-def recording_from_rows(
-    rows: Iterable[Mapping[str, Any]],
-    name: str,
-    *,
-    entry_latency_ns: int = 5 * _MS,
-    cancel_latency_ns: int = 5 * _MS,
-) -> Recording:
-    """Build the counterfactual of one live recording (see the module doc); the latencies are
-    the paper venue's. The first row is the `meta` row (the instrument)."""
+def recording_from_rows(rows: Iterable[Mapping[str, Any]], name: str) -> Recording:
+    """Build the counterfactual of one live recording (see the module doc). The first row is
+    the `meta` row (the instrument)."""
     rows = list(rows)
     if not rows or rows[0].get("k") != "meta":
         raise ValueError(f"{name}: the first row must be the meta row")
@@ -185,18 +193,29 @@ def recording_from_rows(
     rested = [o for o in orders.values() if o.rest_e is not None and not o.rejected]
     market, book_times, mids = _public_market(body, inst, rested)
     reaction = _reaction_ns(body, book_times)
+    entries, cancels = [0], [0]
+    for o in rested:
+        if o.rest_e is not None:
+            entries.append(o.rest_e + offset - o.sent_ns)
+        if o.end_e is not None and o.cancel_sent_ns is not None and not o.filled_out:
+            cancels.append(o.end_e + offset - o.cancel_sent_ns)
+    entry_latency = statistics.median(entries[1:] or entries)
+    cancel_latency = statistics.median(cancels[1:] or cancels)
+    acks = [int(r["t"]) - int(r["e"]) - offset for r in body if r["k"] == "upd"]
+    ack_latency = statistics.median(acks or [0])
     out: list[CounterfactualOrder] = []
     for o in rested:
-        rest = o.sent_ns + entry_latency_ns
+        assert o.rest_e is not None  # noqa: S101  `rested` holds only orders that rested
+        rest = o.rest_e + offset
         if o.filled_out:
             assert o.end_e is not None  # noqa: S101  set above for every filled order
             i = bisect.bisect_right(book_times, o.end_e + offset)
             seen = book_times[i] if i < len(book_times) else o.end_e + offset
-            end = seen + reaction + cancel_latency_ns
-        elif o.cancel_sent_ns is not None:
-            end = o.cancel_sent_ns + cancel_latency_ns
+            end = seen + reaction + round(cancel_latency)
         elif o.end_e is not None:
             end = o.end_e + offset
+        elif o.cancel_sent_ns is not None:
+            end = o.cancel_sent_ns + round(cancel_latency)
         else:
             end = int(body[-1]["t"]) if body else rest
         if end <= rest:
@@ -212,10 +231,22 @@ def recording_from_rows(
                 len(o.fills),
                 sum(q for _, q in o.fills),
                 _max_depth_bps(o, rest, end, book_times, mids),
+                tuple((e + offset, q) for e, q in sorted(o.fills)),
             )
         )
     out.sort(key=lambda o: o.rest_ns)
-    return Recording(name, inst, tuple(market), tuple(out), reaction)
+    return Recording(
+        name,
+        inst,
+        tuple(market),
+        tuple(out),
+        reaction,
+        round(entry_latency),
+        round(cancel_latency),
+        round(ack_latency),
+        tuple(book_times),
+        tuple(mids),
+    )
 
 
 def _public_market(
@@ -361,6 +392,7 @@ class PaperOutcome:
 
     filled: Mapping[str, tuple[int, int]]  # maker fills only
     crossed: frozenset[str]  # orders the public book crossed on arrival (they took liquidity)
+    fill_times: Mapping[str, tuple[tuple[int, int], ...]]  # (ns when it happened, lots)
 
 
 def counterfactual(
@@ -389,6 +421,7 @@ def counterfactual(
     actions.sort()
     filled: dict[str, list[int]] = {}
     crossed: set[str] = set()
+    times: dict[str, list[tuple[int, int]]] = {}
 
     def note(events: Iterable[object]) -> None:
         for event in events:
@@ -399,6 +432,9 @@ def counterfactual(
                 got = filled.setdefault(event.client_order_id, [0, 0])
                 got[0] += 1
                 got[1] += event.size_lots
+                times.setdefault(event.client_order_id, []).append(
+                    (event.ts_exchange_ns, event.size_lots)
+                )
 
     for t, kind, i in actions:
         if kind == 0:
@@ -418,7 +454,11 @@ def counterfactual(
             note(matcher.accept(request, t))
         else:
             note(matcher.cancel(recording.orders[i].order_id, t))
-    return PaperOutcome({k: (v[0], v[1]) for k, v in filled.items()}, frozenset(crossed))
+    return PaperOutcome(
+        {k: (v[0], v[1]) for k, v in filled.items()},
+        frozenset(crossed),
+        {k: tuple(v) for k, v in times.items()},
+    )
 
 
 # -- scoring and fitting -----------------------------------------------------------------------
@@ -438,6 +478,40 @@ class BucketFigures:
     live_lots: float
     paper_fills: float
     paper_lots: float
+    # Lots-weighted mean markout of the fills against the public mid MARKOUT_NS later, in bps
+    # (positive: the fill earned); None without fills.
+    live_markout_bps: float | None = None
+    paper_markout_bps: float | None = None
+
+
+MARKOUT_NS = _NS
+
+
+class _Markouts:
+    """Lots-weighted markout sums per bucket."""
+
+    def __init__(self, buckets: int) -> None:
+        self.sums = [0.0] * buckets
+        self.lots = [0.0] * buckets
+
+    def add(
+        self,
+        bucket: int,
+        recording: Recording,
+        order: CounterfactualOrder,
+        fills: Iterable[tuple[int, int]],
+        weight: float,
+    ) -> None:
+        for ts, lots in fills:
+            later = recording.mid_at(ts + MARKOUT_NS)
+            if later is None:
+                continue
+            edge = (later - order.price_ticks) * int(order.side) / order.price_ticks * 1e4
+            self.sums[bucket] += edge * lots * weight
+            self.lots[bucket] += lots * weight
+
+    def mean(self, bucket: int) -> float | None:
+        return self.sums[bucket] / self.lots[bucket] if self.lots[bucket] else None
 
 
 def score(
@@ -461,12 +535,14 @@ def score(
     paper_f = [0.0] * n
     paper_l = [0.0] * n
     runs = [None] if exposure is None else [replace(exposure, seed=s) for s in seeds]
+    live_markouts, paper_markouts = _Markouts(n), _Markouts(n)
     for rec in recordings:
         for o in rec.orders:
             b = _bucket(o.max_depth_bps)
             orders[b] += 1
             live_f[b] += o.live_fills
             live_l[b] += o.live_filled_lots
+            live_markouts.add(b, rec, o, o.live_fill_times, 1.0)
         for params in runs:
             outcome = counterfactual(rec, probability, params)
             for o in rec.orders:
@@ -475,6 +551,8 @@ def score(
                     b = _bucket(o.max_depth_bps)
                     paper_f[b] += got[0] / len(runs)
                     paper_l[b] += got[1] / len(runs)
+                    times = outcome.fill_times.get(o.order_id, ())
+                    paper_markouts.add(b, rec, o, times, 1.0 / len(runs))
     size = (
         statistics.median(o.size_lots for r in recordings for o in r.orders)
         if any(r.orders for r in recordings)
@@ -492,7 +570,17 @@ def score(
         lots = math.log((paper_l[b] + size) / (live_l[b] + size))
         fills = math.log((paper_f[b] + 1.0) / (live_f[b] + 1.0))
         objective += weight * (lots * lots + fills * fills)
-        figures.append(BucketFigures(orders[b], live_f[b], live_l[b], paper_f[b], paper_l[b]))
+        figures.append(
+            BucketFigures(
+                orders[b],
+                live_f[b],
+                live_l[b],
+                paper_f[b],
+                paper_l[b],
+                live_markouts.mean(b),
+                paper_markouts.mean(b),
+            )
+        )
     return objective, figures
 
 
