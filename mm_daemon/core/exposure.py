@@ -13,8 +13,9 @@ generator, so the same events give the same fills.
   is *exposed*, `depth` ticks past the mid.
 - The market moved through the order somewhere between the book update that shows it and the
   one before, at most `onset_window_ns` before it (a diff-depth stream batches what changed,
-  100 ms on Binance spot): the moment is drawn uniformly within that window. Exposure starts
-  then, or when the order rested if that is later.
+  100 ms on Binance spot). A book moves when it trades: the moment is drawn among the public
+  prints in that window, or uniformly within it if nothing printed. Exposure starts then, or
+  when the order rested if that is later.
 - A post-only order that the opposite touch is seen to have crossed, and that reached the venue
   only after the drawn moment, never rested: the venue would have refused it on arrival, as it
   checks post-only orders against its own book, not against our delayed view of it. It is
@@ -51,6 +52,7 @@ __all__ = ["AggressiveFlow", "ExposureModel", "ExposureParams"]
 
 _NS = 1_000_000_000
 _LN2 = math.log(2.0)
+_PRINTS_KEPT = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,16 @@ class _Exposure:
 class ExposureModel:
     """Fills resting orders of a `QueueFillModel` that the market has moved through."""
 
-    __slots__ = ("_flows", "_last_book_ns", "_mid", "_orders", "_queue", "_rng", "params")
+    __slots__ = (
+        "_flows",
+        "_last_book_ns",
+        "_mid",
+        "_orders",
+        "_print_times",
+        "_queue",
+        "_rng",
+        "params",
+    )
 
     def __init__(self, params: ExposureParams, queue: QueueFillModel) -> None:
         self.params = params
@@ -160,9 +171,7 @@ class ExposureModel:
         self._orders: dict[str, _Exposure] = {}
         self._mid: float | None = None
         self._last_book_ns: int | None = None
-
-    def flow(self, aggressor: Side) -> AggressiveFlow:
-        return self._flows[aggressor]
+        self._print_times: deque[int] = deque(maxlen=_PRINTS_KEPT)  # ours: when prints came
 
     def is_exposed(self, order_id: str) -> bool:
         state = self._orders.get(order_id)
@@ -185,6 +194,9 @@ class ExposureModel:
         """A public print: the observed flow, and the orders it went through (exposed from now,
         each with this aggressive order as its first arrival); returns their fills."""
         self._flows[aggressor].on_print(now_ns, size_lots, exchange_ts_ns)
+        prints = self._print_times
+        if not prints or prints[-1] != now_ns:
+            prints.append(now_ns)
         if not self._orders:
             return []
         queue = self._queue
@@ -240,6 +252,8 @@ class ExposureModel:
         window = 0
         if previous is not None and previous < now_ns:
             window = min(now_ns - previous, self.params.onset_window_ns)
+        # A book moves when it trades: the prints in the window are when it most likely moved.
+        moments = [t for t in self._print_times if now_ns - window < t <= now_ns] if window else []
         queue = self._queue
         for state in list(self._orders.values()):
             if state.next_ns is not None:  # exposed already: a new depth, a new rate
@@ -254,7 +268,12 @@ class ExposureModel:
                 if order.side is Side.BUY
                 else best_bid_ticks is not None and best_bid_ticks >= order.price_ticks
             )
-            onset = now_ns - round(self._rng.random() * window) if window else now_ns
+            if moments:
+                onset = moments[self._rng.randrange(len(moments))]
+            elif window:
+                onset = now_ns - round(self._rng.random() * window)
+            else:
+                onset = now_ns
             if crossed and state.post_only and onset < state.rested_ns:
                 queue.on_cancel(state.order_id)
                 del self._orders[state.order_id]

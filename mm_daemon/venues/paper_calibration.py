@@ -59,9 +59,11 @@ __all__ = [
     "BucketFigures",
     "CounterfactualOrder",
     "FitResult",
+    "PaperOutcome",
     "Recording",
     "counterfactual",
     "fit",
+    "not_exposed_error",
     "recording_from_rows",
     "score",
 ]

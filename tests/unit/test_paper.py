@@ -252,6 +252,30 @@ async def test_cancel_latency_leaves_the_order_fillable_until_it_takes_effect() 
     await stopped(execution, task)
 
 
+async def test_an_exposed_order_is_filled_on_the_loop_timer_without_more_market_events() -> None:
+    config = PaperConfig(
+        order_entry_latency_seconds=0.0,
+        ack_latency_seconds=0.0,
+        exposure_rate_multiplier=5.0,
+        exposure_size_multiplier=100.0,
+        exposure_onset_window_seconds=0.0,  # exposure starts when seen: fills come later
+    )
+    execution, recorder, task = await started(config)
+    for i in range(20):  # observed sell flow
+        execution.on_market_event(
+            Trade("paper", "BTC/USDT", T0 + i, T0 + i, i, 100_000, 1, Side.SELL)
+        )
+    await execution.place(order("b1", Side.BUY, 100_000, 3))
+    # The ask drops to our bid: the mid is half a tick below it, nothing prints.
+    execution.on_market_event(
+        delta(bids=((100_000, 0), (99_990, 5)), asks=((100_010, 0), (100_000, 4)))
+    )
+    assert not any(isinstance(e, Fill) for _, e in recorder.events)
+    await recorder.wait_for(OrderStatus.FILLED)
+    assert [e.size_lots for _, e in recorder.events if isinstance(e, Fill)] == [3]
+    await stopped(execution, task)
+
+
 async def test_cancel_that_overtakes_its_order_keeps_it_off_the_book() -> None:
     config = PaperConfig(
         order_entry_latency_seconds=0.05, ack_latency_seconds=0.0, cancel_latency_seconds=0.0
