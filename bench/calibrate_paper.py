@@ -418,7 +418,9 @@ def cmd_fit(args: argparse.Namespace) -> None:
             f"{rec.name}: {len(rec.market)} public events, {len(rec.orders)} orders rested; "
             f"median latencies: entry {rec.entry_latency_ns / 1e6:.2f} ms, cancel "
             f"{rec.cancel_latency_ns / 1e6:.2f} ms, ack {rec.ack_latency_ns / 1e6:.2f} ms, "
-            f"reaction to a book update {rec.reaction_ns / 1e6:.2f} ms",
+            f"reaction to a book update {rec.reaction_ns / 1e6:.2f} ms; "
+            f"{rec.live_rejects} post-only rejects, {rec.live_rejects_crossed_next} of them "
+            "crossed in the next public book update",
             flush=True,
         )
 
@@ -476,6 +478,13 @@ def cmd_fit(args: argparse.Namespace) -> None:
                         "cancel": r.cancel_latency_ns / 1e6,
                         "ack": r.ack_latency_ns / 1e6,
                         "reaction": r.reaction_ns / 1e6,
+                    }
+                    for r in recordings
+                },
+                "live_post_only_rejects": {
+                    r.name: {
+                        "rejects": r.live_rejects,
+                        "crossed_in_next_update": r.live_rejects_crossed_next,
                     }
                     for r in recordings
                 },

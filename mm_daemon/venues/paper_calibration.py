@@ -101,6 +101,8 @@ class Recording:
     entry_latency_ns: int  # measured medians: order sent to resting at the venue,
     cancel_latency_ns: int  # cancel sent to taking effect,
     ack_latency_ns: int  # and the venue's update to its receipt (venue times on our clock)
+    live_rejects: int  # orders the venue refused (post-only) ...
+    live_rejects_crossed_next: int  # ... of which the next public book update shows crossed
     mid_times: tuple[int, ...] = ()  # local ns of each book update
     mids: tuple[float | None, ...] = ()  # the public mid after it, in ticks
 
@@ -193,7 +195,21 @@ def recording_from_rows(rows: Iterable[Mapping[str, Any]], name: str) -> Recordi
     # The venue's clock against ours: the smallest market-data delay is the closest to none.
     offset = min(trade_lags) if trade_lags else 0
     rested = [o for o in orders.values() if o.rest_e is not None and not o.rejected]
-    market, book_times, mids = _public_market(body, inst, rested)
+    market, book_times, mids, touches = _public_market(body, inst, rested)
+    # Live post-only rejects, and how many of them the next public book update shows crossed.
+    rejects = crossed_next = 0
+    for o in orders.values():
+        if not o.rejected:
+            continue
+        rejects += 1
+        i = bisect.bisect_right(book_times, o.sent_ns)
+        if i < len(touches):
+            bid, ask = touches[i]
+            crossed_next += (
+                ask is not None and ask <= o.price_ticks
+                if o.side is Side.BUY
+                else bid is not None and bid >= o.price_ticks
+            )
     reaction = _reaction_ns(body, book_times)
     entries, cancels = [0], [0]
     for o in rested:
@@ -246,6 +262,8 @@ def recording_from_rows(rows: Iterable[Mapping[str, Any]], name: str) -> Recordi
         round(entry_latency),
         round(cancel_latency),
         round(ack_latency),
+        rejects,
+        crossed_next,
         tuple(book_times),
         tuple(mids),
     )
@@ -253,9 +271,14 @@ def recording_from_rows(rows: Iterable[Mapping[str, Any]], name: str) -> Recordi
 
 def _public_market(
     body: Sequence[Mapping[str, Any]], inst: Instrument, rested: Sequence[_Order]
-) -> tuple[list[tuple[int, MarketEvent]], list[int], list[float | None]]:
+) -> tuple[
+    list[tuple[int, MarketEvent]],
+    list[int],
+    list[float | None],
+    list[tuple[int | None, int | None]],
+]:
     """The public events (our orders out of the book, our fills out of the trades), with the
-    local times of the book updates and the public mid after each."""
+    local times of the book updates and the public mid and touch after each."""
     our_trade_ids = {str(r["tid"]) for r in body if r["k"] == "fill"}
     # Our resting lots per level as a function of venue time: +size at rest, -lots at each
     # fill, -remainder at the cancel; swept in venue time as the book updates come.
@@ -276,6 +299,7 @@ def _public_market(
     market: list[tuple[int, MarketEvent]] = []
     book_times: list[int] = []
     mids: list[float | None] = []
+    touches: list[tuple[int | None, int | None]] = []
     applied = 0
     touched_ours: set[tuple[Side, int]] = set()
     for r in body:
@@ -352,7 +376,8 @@ def _public_market(
         best_bid = max(public[Side.BUY], default=None)
         best_ask = min(public[Side.SELL], default=None)
         mids.append(None if best_bid is None or best_ask is None else (best_bid + best_ask) / 2)
-    return market, book_times, mids
+        touches.append((best_bid, best_ask))
+    return market, book_times, mids, touches
 
 
 def _reaction_ns(body: Sequence[Mapping[str, Any]], book_times: Sequence[int]) -> int:
