@@ -2,7 +2,7 @@
 
 Both are optional: where no C compiler is at hand the package installs without them and the
 same work runs in Python (same results, slower). `mm_daemon._levels` reads Binance market-data
-frames; `mm_daemon._orderwire` signs order requests and masks their websocket frames.
+frames; `mm_daemon._orderwire` signs order requests.
 """
 
 from setuptools import Extension, setup

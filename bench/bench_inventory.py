@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mm_daemon.config import HedgeRatioMode, HedgingConfig
-from mm_daemon.core.hedging import Hedger
+from mm_daemon.config import HedgeRatioMode
+from mm_daemon.core.hedging import HedgeParams, Hedger
 from mm_daemon.core.instruments import BTC_USDT_PERP, BTC_USDT_SPOT
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.markouts import MarkoutTracker
@@ -150,7 +150,7 @@ def bench_markout_update() -> Callable[[], int]:
 
 
 def bench_hedger_decide_idle() -> Callable[[], int]:
-    hedger = Hedger(HedgingConfig(threshold_base=0.02), PERP)
+    hedger = Hedger(HedgeParams(threshold_base=0.02), PERP)
     hedger.on_touch(600_000, 600_001)
 
     def run() -> int:
@@ -162,7 +162,7 @@ def bench_hedger_decide_idle() -> Callable[[], int]:
 
 
 def bench_hedger_beta_update() -> Callable[[], int]:
-    hedger = Hedger(HedgingConfig(ratio_mode=HedgeRatioMode.BETA), PERP)
+    hedger = Hedger(HedgeParams(ratio_mode=HedgeRatioMode.BETA), PERP)
     rng = random.Random(2)
     n = 50_000
     prices = [(i * S // 100, 60_000 + rng.random(), 60_010 + rng.random()) for i in range(n)]

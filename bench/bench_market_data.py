@@ -13,16 +13,16 @@
    no socket (processing time alone).
 4. RSS of a process running two venues' adapters (spot + USD-M) against the simulator.
 5. The adapter path without a socket: the wire bytes of the stream cut into 64 KiB chunks and
-   handed to the websocket reader (frame cutting, orjson, levels, book, events, fair value).
+   handed to the websocket client's protocol as the loop hands it what it reads (frame cutting,
+   orjson, levels, book, events, fair value).
 
-`--baseline COMMIT` also runs 2 and 5 with `mm_daemon/venues/binance_native.py` as it was at
-COMMIT (read with `git show`), interleaved with the current one, so before/after come from the
-same run on the same machine load; `--baseline python` runs the current file with its compiled
-readers off (the pure-Python fallback of a build without a C compiler).
+`--baseline python` also runs 2 and 5 with the compiled readers off (the pure-Python fallback
+of a build without a C compiler), interleaved with the compiled runs. Another commit is
+compared with `bench/compare.py`, which runs this script in both checkouts in turn.
 
-Run: `.venv/bin/python bench/bench_market_data.py [--repeats N] [--baseline COMMIT]`; prints a
-table and writes bench/results/market_data.json. Needs the recorded captures ($MMD_DATA_DIR or
-../shared/data/binance); exits with a note when they are absent.
+Run: `.venv/bin/python bench/bench_market_data.py [--repeats N] [--baseline python]`; prints a
+table and writes bench/results/market_data.json. Needs the recorded captures
+($MMD_DATA_DIR or ../shared/data/binance); exits with a note when they are absent.
 """
 
 from __future__ import annotations
@@ -30,20 +30,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import gc
 import hashlib
-import importlib.util
 import json
 import logging
 import multiprocessing as mp
 import os
+import socket
 import statistics
 import struct
-import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import orjson
@@ -51,11 +51,11 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mm_daemon.binance.capture import default_data_dir, read_capture  # noqa: E402
 from mm_daemon.config import MarketDataConfig, SimConfig, VenueConfig  # noqa: E402
 from mm_daemon.core.book import Book, SequenceRule  # noqa: E402
 from mm_daemon.core.market_state import MarketState  # noqa: E402
 from mm_daemon.core.types import BookDelta, BookSnapshot, MarketEvent  # noqa: E402
-from mm_daemon.venues.binance_native import read_capture, recorded_data_dir  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "market_data.json"
 TICK, LOT = 0.1, 0.001
@@ -310,7 +310,7 @@ def fetch_exchange_info() -> bytes:
 
         from mm_daemon.sim.runner import start_simulator  # noqa: PLC0415
 
-        handle = await start_simulator(SimConfig())
+        handle = await start_simulator(SimConfig(assets=("BTC",)))
         try:
             await asyncio.sleep(0)  # let the market driver start before it is stopped
             url = handle.endpoint("sim-perp").rest + "/fapi/v1/exchangeInfo"
@@ -348,51 +348,45 @@ def venue_config(port: int) -> VenueConfig:
     return VenueConfig(
         name="bench-usdm",
         exchange="binanceusdm",
-        symbol="BTC/USDT:USDT",
         endpoint=f"http://127.0.0.1:{port}",
     )
 
 
-def load_baseline(commit: str) -> ModuleType:
-    """`mm_daemon/venues/binance_native.py` as it was at `commit`, as a separate module.
+@contextlib.contextmanager
+def compiled_readers(*, enabled: bool) -> Iterator[None]:
+    """Run the native stream with its compiled readers on or off (the Python fallback)."""
+    from mm_daemon.venues import binance_stream  # noqa: PLC0415
 
-    `python`: the current file with its compiled readers off (the pure-Python fallback)."""
-    path = "mm_daemon/venues/binance_native.py"
-    if commit == "python":
-        source = (REPO / path).read_bytes()
-    else:
-        source = subprocess.run(
-            ["git", "-C", str(REPO), "show", f"{commit}:{path}"], capture_output=True, check=True
-        ).stdout
-    spec = importlib.util.spec_from_loader("baseline_binance_native", loader=None)
-    assert spec is not None  # noqa: S101  spec_from_loader returns a spec for a name
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while building
-    exec(compile(source, f"{commit}:binance_native.py", "exec"), module.__dict__)  # noqa: S102  the repository's own code at an earlier commit
-    if commit == "python":
-        module.compiled_apply_side = None
-        module.compiled_frame_parser = None
-    return module
+    saved = binance_stream.compiled_frame_parser, binance_stream.compiled_apply_side
+    if not enabled:
+        binance_stream.compiled_frame_parser = None
+        binance_stream.compiled_apply_side = None
+    try:
+        yield
+    finally:
+        binance_stream.compiled_frame_parser, binance_stream.compiled_apply_side = saved
 
 
 async def adapter_run(
-    port: int, index_of: dict[int, int], final_u: int, native: ModuleType | None = None
-) -> float:
-    from mm_daemon.venues import ccxt_venue  # noqa: PLC0415
-
-    current = ccxt_venue.NativeStream
-    if native is not None:
-        ccxt_venue.NativeStream = native.NativeStream
-    try:
+    port: int,
+    index_of: dict[int, int],
+    final_u: int,
+    *,
+    compiled: bool = True,
+) -> tuple[float, float]:
+    """(messages per second, messages per CPU-second of this process) through the adapter."""
+    with compiled_readers(enabled=compiled):
         return await _adapter_run(port, index_of, final_u)
-    finally:
-        ccxt_venue.NativeStream = current
 
 
-async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> float:
+async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> tuple[float, float]:
     from mm_daemon.venues.ccxt_venue import CcxtMarketData  # noqa: PLC0415
 
-    md = CcxtMarketData(venue_config(port), MarketDataConfig(stale_after_seconds=30.0))
+    md = CcxtMarketData(
+        venue_config(port),
+        MarketDataConfig(stale_after_seconds=30.0),
+        symbols=["BTC/USDT:USDT"],
+    )
     await md.connect()
     state = MarketState(
         md.instruments["BTC/USDT:USDT"],
@@ -403,14 +397,19 @@ async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> flo
     done = asyncio.Event()
     first: list[tuple[int, int]] = []
     end: list[int] = []
+    # CPU time of this process over the stream: on a shared machine it moves less with the
+    # load than the wall clock does.
+    cpu: list[float] = []
 
     def sink(event: MarketEvent) -> None:
         if type(event) is BookDelta:
             state.on_event(event)
             if not first:
                 first.append((index_of[event.last_update_id], event.ts_local_ns))
+                cpu.append(time.process_time())
             if event.last_update_id == final_u:
                 end.append(time.time_ns())
+                cpu.append(time.process_time())
                 done.set()
         elif type(event) is BookSnapshot:
             state.on_event(event)
@@ -423,11 +422,12 @@ async def _adapter_run(port: int, index_of: dict[int, int], final_u: int) -> flo
         await asyncio.gather(task, return_exceptions=True)
         await md.close()
     i0, t0 = first[0]
-    return (index_of[final_u] - i0) / ((end[0] - t0) / 1e9)
+    messages = index_of[final_u] - i0
+    return messages / ((end[0] - t0) / 1e9), messages / (cpu[1] - cpu[0])
 
 
 async def ccxt_run(port: int, index_of: dict[int, int], final_u: int) -> float:
-    from mm_daemon.venues.ccxt_venue import create_exchange  # noqa: PLC0415
+    from mm_daemon.venues.exchanges import create_exchange  # noqa: PLC0415
 
     exchange = create_exchange(venue_config(port))
     try:
@@ -445,11 +445,102 @@ async def ccxt_run(port: int, index_of: dict[int, int], final_u: int) -> float:
         await exchange.close()
 
 
+class _IdleTransport:
+    """What picows' protocol asks of a transport, on an idle loopback socket of its own (the
+    protocol sets socket options on it); what the protocol writes (its upgrade request) is kept."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.written: list[bytes] = []
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.sock if name == "socket" else default
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+    abort = close
+
+
+def open_in_process(on_message: Any) -> tuple[Any, _IdleTransport]:
+    """The websocket client's protocol (picows' own, with the daemon's listener) past its
+    handshake, with no socket read: `feed(protocol, chunk)` hands it bytes as the loop does.
+    picows' protocol class is not part of its public API: this follows `picows.ws_connect`."""
+    import picows  # noqa: PLC0415
+    from picows.picows import WSProtocol  # noqa: PLC0415
+
+    from mm_daemon.venues.websocket import WsClient  # noqa: PLC0415
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    listener.close()
+    server.close()
+    protocol = WSProtocol(
+        host_port="bench:1",
+        ws_path="/",
+        is_client_side=True,
+        ws_listener_factory=lambda: WsClient(on_message),
+        logger=logging.getLogger("bench.picows"),
+        disconnect_on_exception=True,
+        websocket_handshake_timeout=None,
+        enable_auto_ping=False,
+        auto_ping_idle_timeout=10.0,
+        auto_ping_reply_timeout=10.0,
+        auto_ping_strategy=picows.WSAutoPingStrategy.PING_WHEN_IDLE,
+        enable_auto_pong=False,  # pings reach the listener, as `ws_connect` sets it
+        max_frame_size=10 * 1024 * 1024,
+        extra_headers=None,
+        read_buffer_init_size=16 * 1024,
+    )
+    transport = _IdleTransport(client)
+    protocol.connection_made(transport)
+    request = transport.written[0].decode()
+    key = next(
+        line.split(":", 1)[1].strip()
+        for line in request.split("\r\n")
+        if line.lower().startswith("sec-websocket-key:")
+    )
+    accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest())  # noqa: S324  the websocket handshake is defined with SHA-1
+    feed(
+        protocol,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + b"Sec-WebSocket-Accept: "
+        + accept
+        + b"\r\n\r\n",
+    )
+    return protocol, transport
+
+
+def feed(protocol: Any, data: bytes) -> None:
+    """What the loop does with bytes it reads for a buffered protocol: read into the protocol's
+    buffer (as much as it offers), then `buffer_updated`."""
+    view = memoryview(data)
+    at = 0
+    while at < len(view):
+        buffer = protocol.get_buffer(-1)
+        n = min(len(buffer), len(view) - at)
+        buffer[:n] = view[at : at + n]
+        protocol.buffer_updated(n)
+        at += n
+
+
 def chunk_path_us(
-    snapshot: dict[str, Any], payloads: list[dict[str, Any]], native: ModuleType
+    snapshot: dict[str, Any], payloads: list[dict[str, Any]], *, compiled: bool = True
 ) -> float:
     """Microseconds per message from wire bytes (64 KiB chunks) to fair value, no socket."""
+    from mm_daemon.binance.frames import parse_levels  # noqa: PLC0415
     from mm_daemon.core.types import Instrument, InstrumentKind  # noqa: PLC0415
+    from mm_daemon.venues.binance_stream import NativeStream  # noqa: PLC0415
 
     inst = Instrument(
         "bench", "BTC/USDT:USDT", "BTCUSDT", InstrumentKind.PERPETUAL, "BTC", "USDT", TICK, LOT
@@ -461,7 +552,7 @@ def chunk_path_us(
         return snapshot
 
     async def run() -> float:
-        stream = native.NativeStream(
+        stream = NativeStream(
             venue="bench",
             ws_url="ws://127.0.0.1:1/",
             instrument=inst,
@@ -474,30 +565,30 @@ def chunk_path_us(
         stream.sink = state.on_event
         stream.sync.on_snapshot(
             snapshot["lastUpdateId"],
-            native.parse_levels(snapshot["bids"], TICK, LOT),
-            native.parse_levels(snapshot["asks"], TICK, LOT),
+            parse_levels(snapshot["bids"], TICK, LOT),
+            parse_levels(snapshot["asks"], TICK, LOT),
         )
-        reader = native.WsClientProtocol(
-            "bench", "/", getattr(stream, "frame_handler", stream.on_frame)
-        )
-        reader._open = True  # past the handshake: only frames are measured
+        protocol, transport = open_in_process(stream.frame_handler)  # only frames are measured
         gc.collect()
         t0 = time.perf_counter()
         for chunk in chunks:
-            reader.data_received(chunk)
+            feed(protocol, chunk)
         elapsed = time.perf_counter() - t0
+        transport.close()
         if stream.book.update_id != payloads[-1]["u"] or state.fair_value_ticks is None:
             raise RuntimeError("the chunked replay must apply every diff")
         return elapsed / len(payloads) * 1e6
 
-    return asyncio.run(run())
+    with compiled_readers(enabled=compiled):
+        return asyncio.run(run())
 
 
 def processing_latency(snapshot: dict[str, Any], payloads: list[dict[str, Any]]) -> dict:
     """Per frame, in process (no socket): frame bytes handed to the reader -> fair value
     updated by the MarketState in the sink; p50/p99 over the whole stream."""
+    from mm_daemon.binance.frames import parse_levels  # noqa: PLC0415
     from mm_daemon.core.types import Instrument, InstrumentKind  # noqa: PLC0415
-    from mm_daemon.venues.binance_native import NativeStream, parse_levels  # noqa: PLC0415
+    from mm_daemon.venues.binance_stream import NativeStream  # noqa: PLC0415
 
     inst = Instrument(
         "bench", "BTC/USDT:USDT", "BTCUSDT", InstrumentKind.PERPETUAL, "BTC", "USDT", TICK, LOT
@@ -545,7 +636,11 @@ async def latency_run(port: int, *, busy_poll: bool = False) -> dict[str, float]
     if busy_poll:  # as the daemon runs with `runtime.busy_poll: true`
         poller.start()
 
-    md = CcxtMarketData(venue_config(port), MarketDataConfig(stale_after_seconds=30.0))
+    md = CcxtMarketData(
+        venue_config(port),
+        MarketDataConfig(stale_after_seconds=30.0),
+        symbols=["BTC/USDT:USDT"],
+    )
     await md.connect()
     # ccxt's markets make a large, long-lived heap: move it out of the collector's way (as the
     # daemon should once started), or full collections pause the loop for 0.1 s and more.
@@ -608,7 +703,8 @@ def sim_main(conn: Any) -> None:
     async def run() -> None:
         from mm_daemon.sim.runner import start_simulator  # noqa: PLC0415
 
-        handle = await start_simulator(SimConfig())
+        # BTC alone: the daemon reads one market, and the figures predate ETH's books.
+        handle = await start_simulator(SimConfig(assets=("BTC",)))
         conn.send({k: v.rest for k, v in handle.endpoints.items()})
         await asyncio.Event().wait()
 
@@ -624,13 +720,15 @@ def rss_main(conn: Any, endpoints: dict[str, str]) -> None:
     async def run() -> float:
         mds = [
             CcxtMarketData(
-                VenueConfig(name="sim-spot", exchange="binance", symbol="BTC/USDT"),
+                VenueConfig(name="sim-spot", exchange="binance"),
                 MarketDataConfig(),
+                symbols=["BTC/USDT"],
                 sim_base_url=endpoints["sim-spot"],
             ),
             CcxtMarketData(
-                VenueConfig(name="sim-perp", exchange="binanceusdm", symbol="BTC/USDT:USDT"),
+                VenueConfig(name="sim-perp", exchange="binanceusdm"),
                 MarketDataConfig(),
+                symbols=["BTC/USDT:USDT"],
                 sim_base_url=endpoints["sim-perp"],
             ),
         ]
@@ -670,12 +768,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--baseline",
-        metavar="COMMIT",
-        help="also run the adapter with binance_native.py as of COMMIT (or `python`: the "
-        "current one without its compiled readers), interleaved",
+        choices=("python",),
+        help="also run the adapter without its compiled readers, interleaved",
     )
     args = parser.parse_args()
-    data_dir = recorded_data_dir()
+    data_dir = default_data_dir() if default_data_dir().is_dir() else None
     if data_dir is None:
         print("recorded captures absent (set MMD_DATA_DIR); nothing measured")
         return
@@ -690,19 +787,17 @@ def main() -> None:
         f"({levels_per_msg:.1f} levels/diff on average) from the recorded BTC USD-M capture"
     )
 
-    import mm_daemon.venues.binance_native as current_native  # noqa: PLC0415
-
-    baseline = load_baseline(args.baseline) if args.baseline else None
+    baseline = args.baseline is not None
     books = bench_books(snapshot, payloads, args.repeats)
     processing = processing_latency(snapshot, payloads)
     chunk_us: list[float] = []
     chunk_us_base: list[float] = []
     for i in range(args.repeats + 1):  # the first round fills each version's level memo
-        if baseline is not None and i % 2:
-            chunk_us_base.append(chunk_path_us(snapshot, payloads, baseline))
-        chunk_us.append(chunk_path_us(snapshot, payloads, current_native))
-        if baseline is not None and not i % 2:
-            chunk_us_base.append(chunk_path_us(snapshot, payloads, baseline))
+        if baseline and i % 2:
+            chunk_us_base.append(chunk_path_us(snapshot, payloads, compiled=False))
+        chunk_us.append(chunk_path_us(snapshot, payloads))
+        if baseline and not i % 2:
+            chunk_us_base.append(chunk_path_us(snapshot, payloads, compiled=False))
     del chunk_us[0]
     if chunk_us_base:
         del chunk_us_base[0]
@@ -724,15 +819,21 @@ def main() -> None:
     if len(cores) >= 2 and server.pid is not None:
         os.sched_setaffinity(server.pid, {cores[1]})
         os.sched_setaffinity(0, {cores[0]})
-    adapter_rates, ccxt_rates, base_rates = [], [], []
+    adapter_rates, ccxt_rates, base_rates, adapter_cpu_rates = [], [], [], []
     try:
         for i in range(args.repeats):
             # Alternate which adapter runs right after the ccxt loop (its garbage and caches).
-            if baseline is not None and i % 2:
-                base_rates.append(uvloop.run(adapter_run(burst_port, index_of, final_u, baseline)))
-            adapter_rates.append(uvloop.run(adapter_run(burst_port, index_of, final_u)))
-            if baseline is not None and not i % 2:
-                base_rates.append(uvloop.run(adapter_run(burst_port, index_of, final_u, baseline)))
+            if baseline and i % 2:
+                base_rates.append(
+                    uvloop.run(adapter_run(burst_port, index_of, final_u, compiled=False))[0]
+                )
+            rate, cpu_rate = uvloop.run(adapter_run(burst_port, index_of, final_u))
+            adapter_rates.append(rate)
+            adapter_cpu_rates.append(cpu_rate)
+            if baseline and not i % 2:
+                base_rates.append(
+                    uvloop.run(adapter_run(burst_port, index_of, final_u, compiled=False))[0]
+                )
             ccxt_rates.append(uvloop.run(ccxt_run(burst_port, index_of, final_u)))
         # Paced runs, sleeping and busy-polling loops alternated; medians of each statistic.
         paced: dict[bool, list[dict[str, float]]] = {False: [], True: []}
@@ -773,6 +874,7 @@ def main() -> None:
             "",
         ),
         ("adapter, messages/s", adapter, ">= 60,000"),
+        ("  messages per CPU-second", statistics.median(adapter_cpu_rates), ""),
         ("bare ccxt.pro watch_order_book, messages/s", bare, ""),
         ("  ratio adapter / ccxt", adapter / bare, ">= 3"),
         (f"receipt -> fair value p50 us @ {PACED_RATE:,.0f} msg/s", latency["p50_us"], ""),
@@ -786,7 +888,7 @@ def main() -> None:
         ("64 KiB chunks -> fair value in process, us/msg", statistics.median(chunk_us), ""),
         ("RSS, two venues' adapters, MB", rss_mb, "< 200"),
     ]
-    if baseline is not None:
+    if baseline:
         base = statistics.median(base_rates)
         base_chunk = statistics.median(chunk_us_base)
         rows += [
@@ -812,6 +914,10 @@ def main() -> None:
                 },
                 "book": books,
                 "adapter_messages_per_s": {"median": adapter, "runs": adapter_rates},
+                "adapter_messages_per_cpu_s": {
+                    "median": statistics.median(adapter_cpu_rates),
+                    "runs": adapter_cpu_rates,
+                },
                 "ccxt_watch_order_book_messages_per_s": {"median": bare, "runs": ccxt_rates},
                 "adapter_over_ccxt": adapter / bare,
                 "receipt_to_fair_value": {"rate_per_s": PACED_RATE, **latency},
@@ -823,7 +929,7 @@ def main() -> None:
                     "runs": chunk_us,
                 },
                 "baseline": None
-                if baseline is None
+                if not baseline
                 else {
                     "commit": args.baseline,
                     "adapter_messages_per_s": {

@@ -1,11 +1,10 @@
 """Reaction at the simulator: a book update that moves fair value past the tolerance, to the
 first order action of the contender arriving at the simulator, at 2,500 book messages a second.
 
-Four contenders, one after the other against the same simulator process in one run:
+Contenders, one after the other against the same simulator process in one run:
 - daemon, native: the real daemon (`Daemon`, live mode, its startup heap frozen as it does)
   with `order_entry: native` (signed WS-API requests written on the caller's stack);
-- daemon, native, uvloop-queued writes: the same, with the request left in uvloop's write
-  queue until the end of the loop turn (as before `send_on_write`), for the side-by-side;
+- daemon, native, busy poll: the same with `runtime.busy_poll`;
 - daemon, ccxt: the same daemon with `order_entry: ccxt` (ccxt.pro's WS-API calls);
 - plain ccxt.pro loop: watch_order_book -> mid +/- half spread -> REST cancel_order +
   create_order for both sides (rate limiter off).
@@ -62,7 +61,6 @@ REACTION_TOLERANCE_BPS = 0.5
 REACTION_WARMUP_S = 5.0
 NATIVE_KEY = "bench-daemon-native-key"
 CCXT_KEY = "bench-daemon-ccxt-key"
-QUEUED_KEY = "bench-daemon-native-queued-key"
 BUSY_KEY = "bench-daemon-native-busy-key"
 PLAIN_KEY = "bench-plain-key"
 TARGET_P50_US = 1_000.0
@@ -72,7 +70,6 @@ TARGET_RATIO = 2.0
 CONTENDERS = (
     ("daemon, native WS-API", "native", NATIVE_KEY),
     ("daemon, native WS-API, busy poll", "native-busy", BUSY_KEY),
-    ("daemon, native WS-API, uvloop-queued writes", "native-queued", QUEUED_KEY),
     ("daemon, ccxt WS-API", "ccxt", CCXT_KEY),
     ("plain ccxt.pro loop", "plain", PLAIN_KEY),
 )
@@ -168,7 +165,8 @@ async def _sim_role(*, busy_poll: bool = False) -> dict[str, Any]:
 
     streams.Connection.__init__ = conn_init  # type: ignore[method-assign]
     handle = await start_simulator(
-        SimConfig(seed=7, starting_base=10.0, starting_quote=1_000_000.0), market_speed=0.0
+        SimConfig(seed=7, starting_base=10.0, starting_quote=1_000_000.0, assets=("BTC",)),
+        market_speed=0.0,
     )
     if busy_poll:  # the simulator's loop polls instead of sleeping (`--sim-busy-poll`)
         from mm_daemon.engine.runtime import BusyPoll  # noqa: PLC0415
@@ -271,37 +269,30 @@ async def _sim_role(*, busy_poll: bool = False) -> dict[str, Any]:
 
 
 def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
-    import mm_daemon.venues.binance_native as native  # noqa: PLC0415
+    from mm_daemon.binance import markets  # noqa: PLC0415
     from mm_daemon.config import parse_config  # noqa: PLC0415
     from mm_daemon.engine.daemon import Daemon  # noqa: PLC0415
     from mm_daemon.log import configure_logging  # noqa: PLC0415
     from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution  # noqa: PLC0415
     from mm_daemon.venues.ccxt_execution import CcxtExecution  # noqa: PLC0415
 
-    native.DEPTH_RATE = "0ms"  # the same one-message-per-change stream as the plain loop
-    from mm_daemon.venues import binance_ws_api  # noqa: PLC0415
+    markets.DEPTH_RATE = "0ms"  # the same one-message-per-change stream as the plain loop
+    from mm_daemon.venues import binance_stream, websocket  # noqa: PLC0415
 
     key = {
         "native": NATIVE_KEY,
         "native-busy": BUSY_KEY,
-        "native-queued": QUEUED_KEY,
         "ccxt": CCXT_KEY,
     }[order_entry]
     busy_poll = order_entry == "native-busy"
     if busy_poll:
         order_entry = "native"
-    if order_entry == "native-queued":
-        # As before the fix: requests wait in uvloop's write queue until the end of the turn.
-        binance_ws_api.send_on_write = lambda _ws: None
-        order_entry = "native"
     config = parse_config(
         {
             "mode": "live",
             "venues": {
-                "maker": {
-                    "name": "sim-spot",
+                "sim-spot": {
                     "exchange": "binance",
-                    "symbol": "BTC/USDT",
                     "endpoint": rest,
                     "maker_fee_bps": 0.0,
                     "taker_fee_bps": 4.0,
@@ -310,6 +301,7 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
                     "order_entry": order_entry,
                 }
             },
+            "markets": [{"venue": "sim-spot", "symbol": "BTC/USDT"}],
             "market_data": {"fair_value": "mid"},
             "quoting": {
                 "model": "fixed",
@@ -322,8 +314,10 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
             "metrics": {"port": 0},
             "logging": {"level": "warning", "format": "json"},
             "runtime": {"busy_poll": busy_poll},
+            # A journal of its own (the contenders run side by side on one config).
+            "state": {"dir": tempfile.mkdtemp(prefix="mmd-bench-state-")},
         },
-        environ={"MMD_VENUES__MAKER__API_KEY": key, "MMD_VENUES__MAKER__API_SECRET": key},
+        environ={"MMD_VENUES__SIM_SPOT__API_KEY": key, "MMD_VENUES__SIM_SPOT__API_SECRET": key},
     )
     configure_logging("warning", "json")
     # When each order action is handed to the execution (splits the reaction in two), and
@@ -331,7 +325,7 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
     handed: list[int] = []
     read: list[int] = []
     reading = [0]
-    original_frame = native.NativeStream._handle_frame
+    original_frame = binance_stream.NativeStream._handle_frame
 
     chunks: list[int] = []
 
@@ -342,16 +336,16 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
         original_frame(self, raw, ts_local_ns)
         reading[0] = 0
 
-    native.NativeStream._handle_frame = on_frame  # type: ignore[method-assign]
+    binance_stream.NativeStream._handle_frame = on_frame  # type: ignore[method-assign]
     # When each request's bytes have been handed to the kernel (the socket send returned).
     sent: list[int] = []
-    original_send = native.WsClientProtocol.send
+    original_send = websocket.WsClient.send
 
     def stamped_send(self: Any, opcode: int, payload: bytes) -> None:
         original_send(self, opcode, payload)
         sent.append(time.time_ns())
 
-    native.WsClientProtocol.send = stamped_send  # type: ignore[method-assign]
+    websocket.WsClient.send = stamped_send  # type: ignore[method-assign]
     cls: Any = BinanceWsApiExecution if order_entry == "native" else CcxtExecution
     for name in ("place", "replace", "cancel"):
         original = getattr(cls, name)
@@ -369,9 +363,9 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
 
 
 async def _plain_role(rest: str, ws: str, seconds: float) -> None:
-    from mm_daemon.venues.endpoints import make_ccxt_exchange  # noqa: PLC0415
+    from mm_daemon.venues.exchanges import make_ccxt_exchange  # noqa: PLC0415
 
-    exchange = make_ccxt_exchange("binance-spot", rest, ws, PLAIN_KEY, PLAIN_KEY)
+    exchange = make_ccxt_exchange("spot", rest, ws, PLAIN_KEY, PLAIN_KEY)
     exchange.options["watchOrderBookRate"] = "0"  # `@depth@0ms`, as the daemon reads
     symbol = "BTC/USDT"
     try:
@@ -630,7 +624,7 @@ def main() -> int:
     parser.add_argument("--role", choices=("sim", "daemon", "plain"), help=argparse.SUPPRESS)
     parser.add_argument(
         "--order-entry",
-        choices=("native", "native-busy", "native-queued", "ccxt"),
+        choices=("native", "native-busy", "ccxt"),
         help=argparse.SUPPRESS,
     )
     parser.add_argument(
@@ -641,9 +635,8 @@ def main() -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated contenders to run (native, native-busy, native-queued, ccxt, "
-        "plain); "
-        "default all. The native daemon and the plain loop are always kept.",
+        help="comma-separated contenders to run (native, native-busy, ccxt, plain); default "
+        "all. The native daemon and the plain loop are always kept.",
     )
     parser.add_argument(
         "--sim-busy-poll",
@@ -673,14 +666,17 @@ def main() -> int:
     print(f"load average (1 min) at start: {load_at_start} on {os.cpu_count()} cores")
     wanted = {"native", "plain", *filter(None, args.only.split(","))} if args.only else None
     contenders = tuple(c for c in CONTENDERS if wanted is None or c[1] in wanted)
+    # The daemons run in the opposite order every other round (a simulator that has run longer
+    # is not the same for the first and the last); the plain loop stays last.
+    daemons, plain_last = contenders[:-1], contenders[-1:]
     rounds = [
         reaction_benchmark(
             args.seconds,
             pin=not args.no_pin,
-            contenders=contenders,
+            contenders=(daemons if i % 2 == 0 else daemons[::-1]) + plain_last,
             sim_busy_poll=args.sim_busy_poll,
         )
-        for _ in range(args.rounds)
+        for i in range(args.rounds)
     ]
     names = [k for k, v in rounds[0].items() if isinstance(v, dict) and "p50_us" in v]
     table = {name: _median(rounds, name) for name in names}
@@ -699,7 +695,7 @@ def main() -> int:
     met: dict[str, dict[str, bool]] = {}
     ratios: dict[str, float] = {}
     for name, role, _ in contenders:
-        if not role.startswith("native") or role == "native-queued":
+        if not role.startswith("native"):
             continue
         row = table[name]
         ratio = round(plain["p50_us"] / row["p50_us"], 2) if row["p50_us"] else 0.0

@@ -76,11 +76,11 @@ def _patterns(seed: int = 1) -> list[list[tuple[int, int]]]:
 def _venue() -> SimVenue:
     inst = _instrument()
     accounts = Accounts(inst.kind, {"BTC": 1.0, "USDT": 100_000.0})
-    return SimVenue.create("sim-spot", "binance-spot", [MatchingEngine(inst, accounts)], accounts)
+    return SimVenue.create("sim-spot", "spot", [MatchingEngine(inst, accounts)], accounts)
 
 
 async def _produce(venue: SimVenue, stop: asyncio.Event, stats: dict[str, float]) -> None:
-    feed = venue.only_symbol().feed
+    feed = venue.symbols["BTCUSDT"].feed
     patterns = _patterns()
     update_id = feed.update_id
     i = 0
@@ -185,7 +185,7 @@ def _serialize_only() -> float:
             del name, payload, now_ns
 
     venue = _venue()
-    feed: SymbolFeed = venue.only_symbol().feed
+    feed: SymbolFeed = venue.symbols["BTCUSDT"].feed
     sink: Any = _Sink()
     feed.subscribe(sink, "depth", 0)
     patterns = _patterns()

@@ -15,22 +15,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mm_daemon.binance.capture import default_data_dir, iter_frames
+from mm_daemon.binance.markets import Dialect, recorded_instrument
+from mm_daemon.config import SimConfig
 from mm_daemon.core.types import OrderType, Side
 from mm_daemon.sim.market import (
     SPOT_VENUE,
-    MarketParams,
     SyntheticMarket,
     build_engines,
     default_instruments,
+    params_from_config,
 )
 from mm_daemon.sim.matching import BACKGROUND_API_KEY, MatchingEngine
-from mm_daemon.sim.replay import (
-    Dialect,
-    ReplayEngine,
-    default_data_dir,
-    iter_frames,
-    replay_instrument,
-)
+from mm_daemon.sim.replay import ReplayEngine
 
 RUNS = 7
 BG = BACKGROUND_API_KEY
@@ -39,7 +36,7 @@ MID = 6_000_000
 
 def seeded_engine(orders_per_side: int = 250) -> MatchingEngine:
     engines = build_engines(default_instruments())
-    eng = engines[SPOT_VENUE]
+    eng = engines[(SPOT_VENUE, "BTCUSDT")]
     rng = random.Random(1)
     for _ in range(orders_per_side):
         d = int(rng.expovariate(1 / 300))
@@ -95,15 +92,17 @@ def bench_depth20(n: int) -> int:
     return n
 
 
-def market_cost() -> tuple[float, float]:
-    """(ms of CPU per simulated second for both default venues, engine calls per sim second)."""
+def market_cost(assets: tuple[str, ...] = ("BTC",)) -> tuple[float, float]:
+    """(ms of CPU per simulated second for `assets` on both default venues, engine calls per
+    sim second)."""
+    config = SimConfig(assets=assets)
     samples = []
     calls = 0
     seconds = 30
     for _ in range(RUNS):
-        instruments = default_instruments()
+        instruments = default_instruments(config)
         engines = build_engines(instruments)
-        market = SyntheticMarket(MarketParams(), instruments, 7)
+        market = SyntheticMarket(params_from_config(config), instruments, 7)
         market.advance(engines, 0)
         t0 = time.process_time_ns()
         calls = sum(len(market.advance(engines, s * 1_000_000_000)) for s in range(1, seconds + 1))
@@ -118,7 +117,7 @@ def replay_cost(dialect: Dialect) -> float | None:
     frames = list(itertools.islice(iter_frames(data_dir, dialect, "btcusdt"), 40_000))
     samples = []
     for _ in range(RUNS):
-        eng = ReplayEngine(replay_instrument(dialect, "btcusdt", "v"), dialect=dialect)
+        eng = ReplayEngine(recorded_instrument(dialect, "btcusdt", "v"), dialect=dialect)
         t0 = time.process_time_ns()
         for f in frames:
             eng.on_frame(f, f.local_ns)
@@ -136,6 +135,10 @@ def main() -> None:
     ms_per_s, calls_per_s = market_cost()
     rows.append(("market: CPU per simulated second", ms_per_s, "ms"))
     rows.append(("market: engine calls per simulated second", calls_per_s, "calls"))
+    ten = ("BTC", "ETH", *(f"ALT{i}" for i in range(1, 9)))
+    for assets in (ten[:2], ten[:5], ten):
+        ms_per_s, _ = market_cost(assets)
+        rows.append((f"market: CPU per sim second, {len(assets)} assets", ms_per_s, "ms"))
     dialects: tuple[Dialect, ...] = ("spot", "usdm")
     for dialect in dialects:
         cost = replay_cost(dialect)

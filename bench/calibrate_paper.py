@@ -52,6 +52,7 @@ from mm_daemon.core.exposure import ExposureParams
 from mm_daemon.core.queue import QueueProbability
 from mm_daemon.core.types import BookDelta, BookSnapshot, Fill, OrderRequest, OrderUpdate, Trade
 from mm_daemon.engine.daemon import Daemon
+from mm_daemon.engine.portfolio import Portfolio
 from mm_daemon.log import configure_logging
 from mm_daemon.sim.runner import start_simulator
 from mm_daemon.venues.paper_calibration import (
@@ -152,38 +153,40 @@ class _Recorder:
 
 
 def _tap(daemon: Daemon, recorder: _Recorder) -> None:
-    """Record the maker market's events and order traffic of the trader the daemon builds.
+    """Record the maker market's events and order traffic of the portfolio the daemon builds.
 
-    The daemon has no event tap of its own; this wraps the trader's handlers and the maker
+    The daemon has no event tap of its own; this wraps the portfolio's handlers and the maker
     execution's calls on the instance, before the daemon binds them to its streams."""
-    build = daemon._build_trader
+    build = daemon._build_portfolio
 
-    def build_and_tap(*args: Any) -> Any:
-        trader = build(*args)
-        maker = trader.maker_venue
-        on_market, on_execution = trader.on_market_event, trader.on_maker_execution
+    def build_and_tap() -> Portfolio:
+        portfolio = build()
+        (maker,) = portfolio.markets  # the benchmark quotes one market
+        key = (maker.instrument.venue, maker.instrument.symbol)
+        on_market, on_execution = portfolio.on_market_event, portfolio.on_execution_event
 
         def market(event: Any) -> None:
-            if event.venue == maker:
+            if (event.venue, event.symbol) == key:
                 recorder.market(event)
             on_market(event)
 
         def execution(event: Any) -> None:
-            recorder.execution(event)
+            if (event.venue, event.symbol) == key:
+                recorder.execution(event)
             on_execution(event)
 
-        trader.on_market_event = market  # type: ignore[method-assign]  # the tap, see above
-        trader.on_maker_execution = execution  # type: ignore[method-assign]  # the tap
-        exe = trader.orders.execution
+        portfolio.on_market_event = market  # type: ignore[method-assign]  # the tap, see above
+        portfolio.on_execution_event = execution  # type: ignore[method-assign]  # the tap
+        exe = maker.orders.execution
         place, replace_, cancel = exe.place, exe.replace, exe.cancel
 
         async def tapped_place(request: OrderRequest) -> None:
             recorder.sent("place", request)
             await place(request)
 
-        async def tapped_replace(old: str, request: OrderRequest) -> None:
-            recorder.sent("replace", request, old=old)
-            await replace_(old, request)
+        async def tapped_replace(old_client_order_id: str, request: OrderRequest) -> None:
+            recorder.sent("replace", request, old=old_client_order_id)
+            await replace_(old_client_order_id, request)
 
         async def tapped_cancel(symbol: str, client_order_id: str) -> None:
             recorder.sent("cancel", None, id=client_order_id)
@@ -192,9 +195,9 @@ def _tap(daemon: Daemon, recorder: _Recorder) -> None:
         exe.place = tapped_place  # type: ignore[method-assign]  # the tap
         exe.replace = tapped_replace  # type: ignore[method-assign]  # the tap
         exe.cancel = tapped_cancel  # type: ignore[method-assign]  # the tap
-        return trader
+        return portfolio
 
-    daemon._build_trader = build_and_tap  # type: ignore[method-assign]
+    daemon._build_portfolio = build_and_tap  # type: ignore[method-assign]  # the tap
 
 
 async def record_run(spec: CellSpec) -> list[dict[str, Any]]:
@@ -207,11 +210,11 @@ async def record_run(spec: CellSpec) -> list[dict[str, Any]]:
         _tap(daemon, recorder)
         with redirect_stdout(io.StringIO()):
             await daemon.run(spec.seconds)
-        trader = daemon.trader
-        if trader is None:
+        if daemon.portfolio is None:
             raise RuntimeError("the daemon did not trade")
-        instrument = dataclasses.asdict(trader.maker.instrument)
-        instrument["kind"] = trader.maker.instrument.kind.value
+        maker = daemon.portfolio.markets[0].instrument
+        instrument = dataclasses.asdict(maker)
+        instrument["kind"] = maker.kind.value
     finally:
         await sim.stop()
     meta = {
@@ -277,10 +280,10 @@ def excursion_figures(mids: Sequence[float], every: int) -> dict[str, float]:
 
 def binance_spot_mids(grid_ns: int) -> list[float] | None:
     """The recorded BTCUSDT spot mid (real-time bookTicker) on a grid; None without the data."""
-    from mm_daemon.venues.binance_native import read_capture, recorded_data_dir  # noqa: PLC0415
+    from mm_daemon.binance.capture import default_data_dir, read_capture  # noqa: PLC0415
 
-    data = recorded_data_dir()
-    if data is None:
+    data = default_data_dir()
+    if not data.is_dir():
         return None
     files = [data / "spot" / "btcusdt_20240808.gz", data / "spot" / "btcusdt_20240809.gz"]
     mids: list[float] = []
@@ -302,6 +305,7 @@ def binance_spot_mids(grid_ns: int) -> list[float] | None:
 def simulator_mids(regime: str, seconds: float, seed: int) -> list[float]:
     """The synthetic spot market's mid (no orders of ours) after each of its steps."""
     from mm_daemon.sim.market import (  # noqa: PLC0415  only this subcommand needs the market
+        DEFAULT_ASSETS,
         SPOT_VENUE,
         MarketParams,
         SyntheticMarket,
@@ -309,10 +313,15 @@ def simulator_mids(regime: str, seconds: float, seed: int) -> list[float]:
         default_instruments,
     )
 
-    instruments = {SPOT_VENUE: default_instruments()[SPOT_VENUE]}
-    engines = build_engines(instruments)
-    market = SyntheticMarket(MarketParams(regime=regime), instruments, seed)  # type: ignore[arg-type]  # a regime name from the command line
-    engine = engines[SPOT_VENUE]
+    # BTC alone, as the benchmarks run the simulator.
+    btc = [i for i in default_instruments() if i.venue == SPOT_VENUE and i.base == "BTC"]
+    engines = build_engines(btc)
+    params = MarketParams(
+        regime=regime,  # type: ignore[arg-type]  # a regime name from the command line
+        assets=tuple(a for a in DEFAULT_ASSETS if a.base == "BTC"),
+    )
+    market = SyntheticMarket(params, btc, seed)
+    engine = engines[(SPOT_VENUE, btc[0].exchange_symbol)]
     step = market.params.step_ns
     mids = []
     for k in range(1, round(seconds * 1e9 / step) + 1):

@@ -30,6 +30,7 @@ import json
 import multiprocessing
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import redirect_stdout
@@ -199,6 +200,8 @@ def recorded_run(label: str) -> dict[str, Any]:
     data["paper"] = {**data.get("paper", {}), **RECORDED_MODELS[label]}
     data["logging"] = {"level": "error", "format": "json"}
     data["metrics"] = {"enabled": False}
+    # A journal of its own: a replay in paper mode would otherwise go on from the last one's.
+    data["state"] = {"dir": tempfile.mkdtemp(prefix="mmd-paper-vs-live-state-")}
     config = parse_config(data, environ={})
     started = time.monotonic()
     with redirect_stdout(io.StringIO()):

@@ -30,6 +30,7 @@ import math
 import multiprocessing
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import redirect_stdout
@@ -40,11 +41,11 @@ from typing import Any
 import uvloop
 from prometheus_client import CollectorRegistry
 
+from mm_daemon.binance.capture import default_data_dir
 from mm_daemon.config import SimConfig, parse_config
 from mm_daemon.core.pnl import ATOMS_PER_QUOTE
 from mm_daemon.engine.daemon import Daemon, open_recorded
 from mm_daemon.log import configure_logging
-from mm_daemon.sim.replay import default_data_dir
 from mm_daemon.sim.runner import SimulatorHandle, start_simulator
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -93,10 +94,13 @@ class CellSpec:
 
 
 def sim_config(spec: CellSpec) -> SimConfig:
+    # BTC alone: every cell quotes BTC, and another asset's books would only share the CPU.
     if spec.market == "replay":
-        return SimConfig(source="replay", replay_speed=spec.replay_speed, seed=spec.seed)
+        return SimConfig(
+            source="replay", replay_speed=spec.replay_speed, seed=spec.seed, assets=("BTC",)
+        )
     return SimConfig.model_validate(
-        {"source": "synthetic", "regime": spec.market, "seed": spec.seed}
+        {"source": "synthetic", "regime": spec.market, "seed": spec.seed, "assets": ["BTC"]}
     )
 
 
@@ -106,23 +110,26 @@ def daemon_config_data(spec: CellSpec, sim: SimulatorHandle | None) -> dict[str,
     data: dict[str, Any] = {
         "mode": spec.mode,
         "venues": {
-            "maker": {
-                "name": "sim-spot",
+            "sim-spot": {
                 "exchange": "binance",
-                "symbol": "BTC/USDT",
                 "endpoint": sim.endpoint("sim-spot").rest if sim else "mainnet",
                 "maker_fee_bps": spot_fees[0],
                 "taker_fee_bps": spot_fees[1],
             },
-            "hedge": {
-                "name": "sim-perp",
+            "sim-perp": {
                 "exchange": "binanceusdm",
-                "symbol": "BTC/USDT:USDT",
                 "endpoint": sim.endpoint("sim-perp").rest if sim else "mainnet",
                 "maker_fee_bps": perp_fees[0],
                 "taker_fee_bps": perp_fees[1],
             },
         },
+        "markets": [
+            {
+                "venue": "sim-spot",
+                "symbol": "BTC/USDT",
+                "hedge": {"venue": "sim-perp", "symbol": "BTC/USDT:USDT"},
+            }
+        ],
         "quoting": {
             "model": spec.model,
             "order_size_base": ORDER_SIZE_BASE,
@@ -139,6 +146,7 @@ def daemon_config_data(spec: CellSpec, sim: SimulatorHandle | None) -> dict[str,
         "paper": {"fill_model": spec.fill_model},
         "metrics": {"enabled": False},
         "logging": {"level": "error", "format": "json"},
+        "state": {"dir": tempfile.mkdtemp(prefix="mmd-study-state-")},  # every run a new book
     }
     for section, values in spec.extra.items():
         data[section] = {**data.get(section, {}), **values}
@@ -150,10 +158,10 @@ def live_environ(spec: CellSpec) -> dict[str, str]:
     if spec.mode != "live":
         return {}
     env: dict[str, str] = {}
-    for role in ("MAKER", "HEDGE"):
-        key = f"study-{role.lower()}-{spec.seed}"
-        env[f"MMD_VENUES__{role}__API_KEY"] = key
-        env[f"MMD_VENUES__{role}__API_SECRET"] = key
+    for name in ("SIM_SPOT", "SIM_PERP"):
+        key = f"study-{name.lower()}-{spec.seed}"
+        env[f"MMD_VENUES__{name}__API_KEY"] = key
+        env[f"MMD_VENUES__{name}__API_SECRET"] = key
     return env
 
 
@@ -169,10 +177,11 @@ async def run_cell(spec: CellSpec) -> dict[str, Any]:
         async def sample() -> None:
             while True:
                 await asyncio.sleep(1.0)  # a 1 s P&L sample, not a synchronisation
-                trader = daemon.trader
-                if trader is not None:
-                    samples.append(trader.ledger.pnl().total_atoms / ATOMS_PER_QUOTE)
-                    nets.append(trader.ledger.net_exposure_base)
+                portfolio = daemon.portfolio
+                if portfolio is not None:
+                    ledger = portfolio.assets[0].ledger
+                    samples.append(ledger.pnl().total_atoms / ATOMS_PER_QUOTE)
+                    nets.append(ledger.net_exposure_base)
 
         sampler = asyncio.get_running_loop().create_task(sample())
         out = io.StringIO()
@@ -204,9 +213,10 @@ def run_recorded_cell(spec: CellSpec) -> dict[str, Any]:
         async def sample() -> None:
             while True:
                 await asyncio.sleep(1.0)  # one recorded second: the loop's clock is virtual
-                trader = daemon.trader
-                if trader is not None:
-                    samples.append(trader.ledger.pnl().total_atoms / ATOMS_PER_QUOTE)
+                portfolio = daemon.portfolio
+                if portfolio is not None:
+                    ledger = portfolio.assets[0].ledger
+                    samples.append(ledger.pnl().total_atoms / ATOMS_PER_QUOTE)
 
         sampler = asyncio.get_running_loop().create_task(sample())
         try:
@@ -235,12 +245,13 @@ def cell_result(
     wall: float,
     engines: list[str],
 ) -> dict[str, Any]:
-    summary, trader = daemon.summary, daemon.trader
-    if summary is None or trader is None:
+    summary, portfolio = daemon.summary, daemon.portfolio
+    if summary is None or portfolio is None:
         return {"cell": spec.name, "spec": _spec_dict(spec), "error": "the daemon did not trade"}
-    pnl = trader.ledger.pnl()
+    (asset,) = portfolio.assets
+    pnl = asset.ledger.pnl()
     steps = [b - a for a, b in itertools.pairwise(samples)]
-    hedge = trader.hedge
+    hedge = asset.hedge
     return {
         "cell": spec.name,
         "spec": _spec_dict(spec),

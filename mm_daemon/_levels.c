@@ -1,6 +1,11 @@
 /*
+ * One file, kept whole on purpose: it is one extension module, and the number readers and the
+ * level writer below are static helpers that the compiler inlines into every parser of the
+ * hot path (parse_depth, parse_trade, apply_levels, apply_side); split into several
+ * translation units they would become calls across files on every level.
+ *
  * Binance depth levels into a book side, compiled: the per-level loop of the market-data hot
- * path (mm_daemon.venues.binance_native), which in Python costs about half a microsecond a
+ * path (mm_daemon.venues.binance_stream), which in Python costs about half a microsecond a
  * level in dictionary look-ups alone.
  *
  * apply_side(levels, book, heap, negate, tick, lot) -> tuple of (price_ticks, size_lots)
@@ -442,7 +447,24 @@ skip_scalar(Cursor *c)
     return -1;
 }
 
-/* Plain decimal text in units of `unit`, as `to_units` computes it; -1 for any other text. */
+/*
+ * digits / 10^decimals in units of `unit`, or -1 when the text is off the unit grid. Binance's
+ * prices and sizes are always on the grid; off it (a damaged frame) the frame readers refuse
+ * the frame, so the general path decides, rather than rounding a half unit its own way.
+ */
+static int
+grid_units(long long digits, int decimals, double unit, long long *out)
+{
+    double units = (double)digits / (unit * POW10[decimals]);
+    double nearest = nearbyint(units);
+    if (fabs(units - nearest) > 1e-3) {
+        return -1;
+    }
+    *out = (long long)nearest;
+    return 0;
+}
+
+/* Plain decimal text in units of `unit`; -1 for any other text, or off the grid. */
 static int
 text_units(const char *text, Py_ssize_t len, double unit, long long *out)
 {
@@ -451,8 +473,7 @@ text_units(const char *text, Py_ssize_t len, double unit, long long *out)
     if (read_plain_decimal(text, len, &digits, &decimals) < 0) {
         return -1;
     }
-    *out = (long long)nearbyint((double)digits / (unit * POW10[decimals]));
-    return 0;
+    return grid_units(digits, decimals, unit, out);
 }
 
 /* A quoted plain decimal in units of `unit`, read in one pass; -1 for any other value. */
@@ -471,8 +492,7 @@ read_quoted_units(Cursor *c, double unit, long long *out)
         return -1;
     }
     c->p = stop + 1;
-    *out = (long long)nearbyint((double)digits / (unit * POW10[decimals]));
-    return 0;
+    return grid_units(digits, decimals, unit, out);
 }
 
 static int

@@ -1,6 +1,6 @@
 /*
- * The order-entry hot path, compiled: HMAC-SHA256 signing of a request and the masked
- * websocket frame that carries it (mm_daemon.venues.binance_ws_api).
+ * The order-entry hot path, compiled: HMAC-SHA256 signing of a request
+ * (mm_daemon.binance.signing, for mm_daemon.venues.binance_ws_api).
  *
  * Why: a market maker sends a request a few times a second, so the signing code is cold in
  * the caches every time it runs. OpenSSL's HMAC through Python (hmac.digest) looks the digest
@@ -11,9 +11,6 @@
  *
  * Signer(key)                 one key's precomputed HMAC-SHA256 states (the key is not kept)
  * Signer.hexdigest(data)      lower-case hex HMAC-SHA256 of `data` (bytes), as str
- * client_frame(op, payload, mask)
- *                             an RFC 6455 client frame: FIN + opcode, the masked length, the
- *                             4-byte `mask` and `payload` XORed with it
  *
  * SHA-256 as FIPS 180-4 specifies it (big-endian words, 64 rounds, length in bits last).
  */
@@ -213,84 +210,12 @@ static PyTypeObject SignerType = {
     .tp_methods = signer_methods,
 };
 
-static PyObject *
-client_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)module;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "client_frame(opcode, payload, mask)");
-        return NULL;
-    }
-    long opcode = PyLong_AsLong(args[0]);
-    if (opcode == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (opcode < 0 || opcode > 15) {
-        PyErr_SetString(PyExc_ValueError, "opcode must be 0..15");
-        return NULL;
-    }
-    Py_buffer payload, mask;
-    if (PyObject_GetBuffer(args[1], &payload, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    if (PyObject_GetBuffer(args[2], &mask, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&payload);
-        return NULL;
-    }
-    if (mask.len != 4) {
-        PyBuffer_Release(&payload);
-        PyBuffer_Release(&mask);
-        PyErr_SetString(PyExc_ValueError, "mask must be 4 bytes");
-        return NULL;
-    }
-    size_t n = (size_t)payload.len;
-    size_t head = n < 126 ? 2 : (n < 65536 ? 4 : 10);
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(head + 4 + n));
-    if (out == NULL) {
-        PyBuffer_Release(&payload);
-        PyBuffer_Release(&mask);
-        return NULL;
-    }
-    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(out);
-    p[0] = (unsigned char)(0x80 | opcode);
-    if (n < 126) {
-        p[1] = (unsigned char)(0x80 | n);
-    }
-    else if (n < 65536) {
-        p[1] = 0x80 | 126;
-        p[2] = (unsigned char)(n >> 8);
-        p[3] = (unsigned char)n;
-    }
-    else {
-        p[1] = 0x80 | 127;
-        for (int i = 0; i < 8; i++) {
-            p[9 - i] = (unsigned char)((uint64_t)n >> (8 * i));
-        }
-    }
-    const unsigned char *m = mask.buf;
-    memcpy(p + head, m, 4);
-    const unsigned char *src = payload.buf;
-    unsigned char *dst = p + head + 4;
-    for (size_t i = 0; i < n; i++) {
-        dst[i] = src[i] ^ m[i & 3];
-    }
-    PyBuffer_Release(&payload);
-    PyBuffer_Release(&mask);
-    return out;
-}
-
-static PyMethodDef orderwire_methods[] = {
-    {"client_frame", (PyCFunction)(void (*)(void))client_frame, METH_FASTCALL,
-     "client_frame(opcode, payload, mask) -> masked RFC 6455 client frame"},
-    {NULL, NULL, 0, NULL},
-};
-
 static struct PyModuleDef orderwire_module = {
     PyModuleDef_HEAD_INIT,
     "_orderwire",
-    "Order entry hot path: HMAC-SHA256 with precomputed key states, masked websocket frames.",
+    "Order entry hot path: HMAC-SHA256 with precomputed key states.",
     -1,
-    orderwire_methods,
+    NULL,
 };
 
 PyMODINIT_FUNC

@@ -100,13 +100,25 @@ def config_json_schema() -> dict[str, object]:
 
 
 @app.command()
-def run(config_path: ConfigOption, duration: DurationOption = None) -> None:
+def run(
+    config_path: ConfigOption,
+    duration: DurationOption = None,
+    *,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Start a new book: the journal is moved aside under a timestamped name (never "
+            "deleted) and this run starts from nothing.",
+        ),
+    ] = False,
+) -> None:
     """Run the daemon until SIGINT or SIGTERM (or --duration), then cancel orders and exit."""
     config = _load(config_path)
     from mm_daemon.engine.daemon import run_daemon  # noqa: PLC0415  heavy imports only for `run`
 
     try:
-        code = run_daemon(config, duration_seconds=duration)
+        code = run_daemon(config, duration_seconds=duration, fresh=fresh)
     except ConfigError as exc:
         raise _fail(exc.problems) from None
     _exit_now(code)

@@ -7,6 +7,7 @@ unit in its name. Secrets (API keys) never come from the YAML: only from the env
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -25,10 +26,24 @@ from pydantic import (
     model_validator,
 )
 
+from mm_daemon.core.modes import (
+    FairValueModel,
+    HedgeMode,
+    HedgeRatioMode,
+    HedgeVenueDownReaction,
+    QuoteModel,
+)
+
 __all__ = [
     "ENV_PREFIX",
     "Config",
     "ConfigError",
+    "FairValueModel",
+    "HedgeMode",
+    "HedgeRatioMode",
+    "HedgeVenueDownReaction",
+    "QuoteModel",
+    "env_key",
     "load_config",
 ]
 
@@ -72,16 +87,15 @@ _DEFAULT_FEES_BPS: dict[str, tuple[float, float]] = {
 
 
 class VenueConfig(_Model):
+    """One venue (an exchange account at an endpoint), named by its key under `venues`."""
+
     name: str = Field(
-        description="Venue label used in logs and metric labels, e.g. sim-spot or binance-spot.",
-        min_length=1,
+        default="",
+        description="Set from the key under venues (the label in logs and metrics).",
+        json_schema_extra={"readOnly": True},
     )
     exchange: str = Field(
         description="ccxt exchange id: binance (spot) or binanceusdm (USD-M perpetuals), bybit.",
-        min_length=1,
-    )
-    symbol: str = Field(
-        description="Unified ccxt symbol, e.g. BTC/USDT (spot) or BTC/USDT:USDT (perpetual).",
         min_length=1,
     )
     endpoint: str = Field(
@@ -93,11 +107,11 @@ class VenueConfig(_Model):
     )
     api_key: SecretStr | None = Field(
         default=None,
-        description="API key: only from MMD_VENUES__<ROLE>__API_KEY or api_key_file.",
+        description="API key: only from MMD_VENUES__<NAME>__API_KEY or api_key_file.",
     )
     api_secret: SecretStr | None = Field(
         default=None,
-        description=("API secret: only from MMD_VENUES__<ROLE>__API_SECRET or api_secret_file."),
+        description="API secret: only from MMD_VENUES__<NAME>__API_SECRET or api_secret_file.",
     )
     api_key_file: Path | None = Field(
         default=None, description="File holding the API key (container secrets)."
@@ -111,10 +125,6 @@ class VenueConfig(_Model):
     )
     taker_fee_bps: float | None = Field(
         default=None, description="Taker fee in bps. Unset: the venue's published base tier."
-    )
-    hedge_ratio: float = Field(
-        default=1.0,
-        description="Base units of exposure per base unit held on this venue (netting weight).",
     )
     rate_limit_orders_per_second: PositiveFloat = Field(
         default=10.0, description="Token-bucket refill rate for order actions on this venue."
@@ -153,26 +163,6 @@ class VenueConfig(_Model):
         return maker, taker
 
 
-class VenuesConfig(_Model):
-    maker: VenueConfig = Field(description="The venue quoted with two-sided maker orders.")
-    hedge: VenueConfig | None = Field(
-        default=None, description="The correlated venue that hedges net exposure (optional)."
-    )
-
-    def by_role(self) -> list[tuple[str, VenueConfig]]:
-        """(role, venue): the maker, then the hedge venue when there is one."""
-        roles = [("maker", self.maker)]
-        if self.hedge is not None:
-            roles.append(("hedge", self.hedge))
-        return roles
-
-
-class FairValueModel(StrEnum):
-    MID = "mid"
-    MICROPRICE = "microprice"
-    CROSS_VENUE = "cross_venue"
-
-
 class MarketDataConfig(_Model):
     stale_after_seconds: PositiveFloat = Field(
         default=5.0, description="A stream silent this long marks its market stale (quotes pulled)."
@@ -185,6 +175,13 @@ class MarketDataConfig(_Model):
     )
     book_depth_levels: Annotated[int, Field(ge=1, le=5000)] = Field(
         default=1000, description="Levels per side kept in the local book."
+    )
+    startup_timeout_seconds: PositiveFloat = Field(
+        default=30.0,
+        description=(
+            "How long the start waits for every venue to connect; the markets of a venue that "
+            "has not by then are reported failed and the others start."
+        ),
     )
     fair_value: FairValueModel = Field(
         default=FairValueModel.MICROPRICE,
@@ -202,13 +199,6 @@ class MarketDataConfig(_Model):
     imbalance_halflife_seconds: PositiveFloat = Field(
         default=5.0, description="Half-life of the signed trade-flow imbalance."
     )
-
-
-class QuoteModel(StrEnum):
-    FIXED = "fixed"
-    LINEAR_SKEW = "linear_skew"
-    AVELLANEDA_STOIKOV = "avellaneda_stoikov"
-    GLFT = "glft"
 
 
 class QuotingConfig(_Model):
@@ -297,24 +287,6 @@ class InventoryConfig(_Model):
             "side that adds is sized to the room left under the limit."
         ),
     )
-
-
-class HedgeMode(StrEnum):
-    OFF = "off"
-    THRESHOLD = "threshold"
-    PARTIAL = "partial"
-    GRADUAL = "gradual"
-
-
-class HedgeRatioMode(StrEnum):
-    FIXED = "fixed"
-    BETA = "beta"
-
-
-class HedgeVenueDownReaction(StrEnum):
-    WIDEN = "widen"
-    REDUCE_ONLY = "reduce_only"
-    STOP = "stop"
 
 
 class HedgingConfig(_Model):
@@ -470,6 +442,49 @@ class SimFault(_Model):
     )
     seconds: NonNegativeFloat = Field(default=0.0, description="How long it lasts.")
     count: Annotated[int, Field(ge=0)] = Field(default=1, description="How many (gap, rejects).")
+    symbol: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z][A-Z0-9]{1,11}USDT$",
+        description=(
+            "Only this symbol's streams or orders (the venue's id, e.g. ETHUSDT; gap, stall, "
+            "halt, reject_orders); default every symbol of the venue."
+        ),
+    )
+
+
+class SimAssetConfig(_Model):
+    """One asset the simulator lists: `<BASE>/USDT` on its spot venue and `<BASE>/USDT:USDT`
+    on its perpetual one."""
+
+    base: str = Field(
+        pattern=r"^[A-Z][A-Z0-9]{1,11}$",
+        description="Base asset, upper case, e.g. BTC, ETH, SOL.",
+    )
+    start_price_quote: PositiveFloat | None = Field(
+        default=None,
+        description=(
+            "Initial fair price in USDT (default: BTC sim.start_price_quote, ETH the recorded "
+            "BTC/ETH price ratio of it, 1/23; any other asset 100)."
+        ),
+    )
+    return_correlation: Annotated[float, Field(ge=-1.0, le=1.0)] | None = Field(
+        default=None,
+        description=(
+            "Correlation of its 1 s mid returns with the first asset's, per venue (default "
+            "0.68, measured between BTCUSDT and ETHUSDT on Binance spot); not for the first "
+            "asset, which drives the others."
+        ),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        """An asset may be written as its name alone: `- ETH`."""
+        return {"base": data} if isinstance(data, str) else data
+
+
+def _default_sim_assets() -> tuple[SimAssetConfig, ...]:
+    return (SimAssetConfig(base="BTC"), SimAssetConfig(base="ETH"))
 
 
 class SimConfig(_Model):
@@ -489,7 +504,19 @@ class SimConfig(_Model):
     regime: Literal["calm", "volatile", "trending", "flash_crash", "mixed"] = Field(
         default="calm", description="Regime of the latent fair price."
     )
-    start_price_quote: PositiveFloat = Field(default=60_000.0, description="Initial fair price.")
+    assets: tuple[SimAssetConfig, ...] = Field(
+        default_factory=_default_sim_assets,
+        min_length=1,
+        description=(
+            "Assets listed on both simulator venues against USDT, the first driving the "
+            "others' prices (the others' returns correlate with its); a name alone or "
+            "{base, start_price_quote, return_correlation}. The replay serves those recorded "
+            "(BTC, ETH)."
+        ),
+    )
+    start_price_quote: PositiveFloat = Field(
+        default=60_000.0, description="Initial fair price of BTC (ETH starts at 1/23 of it)."
+    )
     replay_data_dir: Path | None = Field(
         default=None,
         description="Folder of recorded Binance captures (default: $MMD_DATA_DIR).",
@@ -502,7 +529,11 @@ class SimConfig(_Model):
     perp_maker_fee_bps: float = Field(default=0.0, description="Simulator perp maker fee.")
     perp_taker_fee_bps: float = Field(default=2.0, description="Simulator perp taker fee.")
     starting_base: NonNegativeFloat = Field(
-        default=1.0, description="Base balance of each new simulator account."
+        default=1.0,
+        description=(
+            "Balance of each new simulator spot account in the first asset; every other asset "
+            "gets the same value at start prices."
+        ),
     )
     starting_quote: NonNegativeFloat = Field(
         default=100_000.0, description="Quote balance of each new simulator account."
@@ -516,6 +547,37 @@ class SimConfig(_Model):
     )
     faults: tuple[SimFault, ...] = Field(default=(), description="Faults scheduled at start.")
 
+    @model_validator(mode="after")
+    def _check_assets(self) -> Self:
+        seen: set[str] = set()
+        for i, asset in enumerate(self.assets):
+            if asset.base in seen:
+                raise ValueError(f"sim.assets.{i}.base: {asset.base} is listed twice")
+            if asset.base == "USDT":
+                raise ValueError(f"sim.assets.{i}.base: USDT is the quote asset of every market")
+            seen.add(asset.base)
+        if self.assets[0].return_correlation is not None:
+            raise ValueError(
+                "sim.assets.0.return_correlation: the first asset drives the others; set the "
+                "correlation on the others"
+            )
+        for i, fault in enumerate(self.faults):
+            if fault.symbol is not None and fault.kind not in (
+                "gap",
+                "stall",
+                "halt",
+                "reject_orders",
+            ):
+                raise ValueError(
+                    f"sim.faults.{i}.symbol: {fault.kind} acts on the whole venue; leave symbol out"
+                )
+            if fault.symbol is not None and fault.symbol.removesuffix("USDT") not in seen:
+                raise ValueError(
+                    f"sim.faults.{i}.symbol: {fault.symbol} is not listed (sim.assets: "
+                    f"{', '.join(a.base for a in self.assets)})"
+                )
+        return self
+
     def fees_bps(self, exchange: str) -> tuple[float, float]:
         """(maker, taker) fee in bps the simulator charges on `exchange`'s dialect."""
         if exchange == "binanceusdm":
@@ -528,6 +590,60 @@ class MetricsConfig(_Model):
     host: str = Field(default="127.0.0.1", description="Address of the /metrics server.")
     port: Annotated[int, Field(ge=0, le=65535)] = Field(
         default=9464, description="Port of the /metrics server (0: a free one)."
+    )
+
+
+class StateConfig(_Model):
+    """Where the journal lives and what a start does with what an earlier run left."""
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "Keep a journal and recover from it at start (off: every start begins from "
+            "nothing, and orders of earlier runs are not recognised)."
+        ),
+    )
+    dir: Path = Field(
+        default=Path("state"),
+        description="Folder of the journal (one SQLite file per instance); created if absent.",
+    )
+    instance_id: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,47}$",
+        description=(
+            "A stable name for this daemon (lowercase letters, digits, '-'): it names the "
+            "journal file and roots every client order id, so a restart recognises the orders "
+            "of each earlier run of itself. Default: derived from the venues and symbols."
+        ),
+    )
+    on_start: Literal["cancel", "adopt"] = Field(
+        default="cancel",
+        description=(
+            "Open orders of an earlier run found at start: cancel them, or adopt and manage "
+            "them as this run's (hedge orders are always cancelled)."
+        ),
+    )
+    position_mismatch: Literal["halt", "adopt_venue"] = Field(
+        default="halt",
+        description=(
+            "When the venue's position differs from the journal's by more than a lot: halt "
+            "the markets of that asset, or take the venue's position as the truth."
+        ),
+    )
+    retention_days: PositiveFloat = Field(
+        default=7.0,
+        description="Age past which 1 s snapshots and finished orders' history are pruned.",
+    )
+    fsync_each_commit: bool = Field(
+        default=False,
+        description=(
+            "Wait for the disk at every durable record (fill, halt, hedge decision) instead of "
+            "within the next 0.25 s: survives a power cut, not only a kill, at ~0.6 ms a fill."
+        ),
+    )
+    max_bytes: Annotated[int, Field(ge=1 << 16)] | None = Field(
+        default=None,
+        description="Cap on the journal file's size: past it writes fail as on a full disk.",
     )
 
 
@@ -560,6 +676,104 @@ class RuntimeConfig(_Model):
     )
 
 
+class HedgeLegConfig(_Model):
+    venue: str = Field(description="The venue (a key under venues) the asset is hedged on.")
+    symbol: str = Field(
+        description="Unified ccxt symbol of the hedge instrument, e.g. BTC/USDT:USDT.",
+        min_length=1,
+    )
+
+
+_PER_MARKET_SECTIONS = ("quoting", "inventory", "hedging", "risk")
+"""Sections a market may set for itself; the top-level ones are every market's defaults."""
+
+
+class MarketConfig(_Model):
+    """One quoted market: a symbol on a venue, and where its base asset is hedged."""
+
+    name: str = Field(
+        default="",
+        description=(
+            "Label in logs, metrics and reports (the `market` label); default SYMBOL@VENUE, "
+            "e.g. BTC/USDT@sim-spot."
+        ),
+    )
+    venue: str = Field(description="The venue quoted (a key under venues).", min_length=1)
+    symbol: str = Field(
+        description="Unified ccxt symbol quoted, e.g. BTC/USDT or ETH/USDT.", min_length=1
+    )
+    hedge: HedgeLegConfig | None = Field(
+        default=None, description="Where the market's base asset is hedged (optional)."
+    )
+    required: bool = Field(
+        default=False,
+        description=(
+            "Refuse to start when this market cannot (unknown symbol, venue down); otherwise "
+            "the other markets start and this one is reported as failed."
+        ),
+    )
+    quoting: QuotingConfig = Field(
+        default_factory=QuotingConfig, description="Over the top-level quoting section."
+    )
+    inventory: InventoryConfig = Field(
+        default_factory=InventoryConfig, description="Over the top-level inventory section."
+    )
+    hedging: HedgingConfig = Field(
+        default_factory=HedgingConfig, description="Over the top-level hedging section."
+    )
+    risk: RiskConfig = Field(
+        default_factory=RiskConfig, description="Over the top-level risk section."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name"):
+            data = {**data, "name": f"{data.get('symbol', '')}@{data.get('venue', '')}"}
+        return data
+
+    @property
+    def asset(self) -> str:
+        """The base asset (BTC of BTC/USDT and of BTC/USDT:USDT): exposure nets per asset."""
+        return self.symbol.split("/", 1)[0]
+
+
+class PortfolioConfig(_Model):
+    max_gross_notional_quote: PositiveFloat | None = Field(
+        default=None,
+        description=(
+            "Sum of |position| x fair value over every instrument; past it every market quotes "
+            "only the side that reduces its asset's exposure."
+        ),
+    )
+    max_net_notional_quote: PositiveFloat | None = Field(
+        default=None,
+        description=(
+            "|Net exposure| x fair value of one asset across its markets and hedges; past it the "
+            "side that adds to it stops on every market of the asset."
+        ),
+    )
+    max_drawdown_quote: PositiveFloat | None = Field(
+        default=None,
+        description="HALT every market when the total P&L falls this far below its peak.",
+    )
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = _deep_merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _as_data(section: Any) -> Any:
+    return section.model_dump(exclude_unset=True) if isinstance(section, BaseModel) else section
+
+
 class Config(_Model):
     model_config = ConfigDict(
         frozen=True,
@@ -573,45 +787,177 @@ class Config(_Model):
         default=False,
         description="Permit live orders on mainnet (MMD_CONFIRM_MAINNET=yes must also be set).",
     )
-    venues: VenuesConfig = Field(description="The quoted venue and the hedge venue.")
+    venues: dict[str, VenueConfig] = Field(
+        description="Every venue by name (the name labels logs and metrics), e.g. sim-spot.",
+        min_length=1,
+    )
+    markets: tuple[MarketConfig, ...] = Field(
+        description="The markets quoted (at least one), each on a venue, with an optional hedge."
+    )
+    portfolio: PortfolioConfig = Field(
+        default_factory=PortfolioConfig, description="Limits over every market together."
+    )
     market_data: MarketDataConfig = Field(default_factory=MarketDataConfig, description="Streams.")
     sim: SimConfig = Field(default_factory=SimConfig, description="The embedded simulator.")
-    quoting: QuotingConfig = Field(default_factory=QuotingConfig, description="Quote engine.")
-    inventory: InventoryConfig = Field(default_factory=InventoryConfig, description="Inventory.")
-    hedging: HedgingConfig = Field(default_factory=HedgingConfig, description="Hedging.")
-    risk: RiskConfig = Field(default_factory=RiskConfig, description="Risk limits.")
+    quoting: QuotingConfig = Field(
+        default_factory=QuotingConfig, description="Quote engine (every market's defaults)."
+    )
+    inventory: InventoryConfig = Field(
+        default_factory=InventoryConfig, description="Inventory (every market's defaults)."
+    )
+    hedging: HedgingConfig = Field(
+        default_factory=HedgingConfig, description="Hedging (every market's defaults)."
+    )
+    risk: RiskConfig = Field(
+        default_factory=RiskConfig, description="Risk limits (every market's defaults)."
+    )
     paper: PaperConfig = Field(default_factory=PaperConfig, description="Paper execution.")
+    state: StateConfig = Field(
+        default_factory=StateConfig, description="The journal and restart recovery."
+    )
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logs.")
     runtime: RuntimeConfig = Field(
         default_factory=RuntimeConfig, description="Event-loop polling and core placement."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _markets_over_defaults(cls, data: Any) -> Any:
+        """Each market's sections are the top-level ones with the market's own keys on top;
+        each venue is named by its key."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        venues = data.get("venues")
+        if isinstance(venues, Mapping):
+            data["venues"] = {
+                name: {**_as_data(venue), "name": name}
+                if isinstance(_as_data(venue), Mapping)
+                else venue
+                for name, venue in venues.items()
+            }
+        markets = data.get("markets")
+        if isinstance(markets, list | tuple):
+            merged = []
+            for market in markets:
+                market_data = _as_data(market)
+                if isinstance(market_data, Mapping):
+                    market_data = dict(market_data)
+                    for section in _PER_MARKET_SECTIONS:
+                        defaults = _as_data(data.get(section)) or {}
+                        own = market_data.get(section) or {}
+                        if isinstance(defaults, Mapping) and isinstance(own, Mapping):
+                            market_data[section] = _deep_merge(defaults, own)
+                merged.append(market_data)
+            data["markets"] = merged
+        return data
+
+    @field_validator("markets", mode="before")
+    @classmethod
+    def _some_market(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and not value:
+            raise ValueError("list at least one market (a venue and a symbol)")
+        return value
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:
-        quoting, inventory = self.quoting, self.inventory
+        names: dict[str, int] = {}
+        quoted: dict[tuple[str, str], int] = {}
+        hedged_as: dict[str, int] = {}
+        for i, market in enumerate(self.markets):
+            where = f"markets.{i}"
+            if market.venue not in self.venues:
+                raise ValueError(
+                    f"{where}.venue: {market.venue!r} is not a venue; define it under venues "
+                    f"(venues: {', '.join(sorted(self.venues))})"
+                )
+            if market.hedge is not None and market.hedge.venue not in self.venues:
+                raise ValueError(
+                    f"{where}.hedge.venue: {market.hedge.venue!r} is not a venue; define it "
+                    f"under venues (venues: {', '.join(sorted(self.venues))})"
+                )
+            if market.name in names:
+                raise ValueError(
+                    f"{where}.name: {market.name!r} is also markets.{names[market.name]}'s name"
+                )
+            names[market.name] = i
+            key = (market.venue, market.symbol)
+            if key in quoted:
+                raise ValueError(
+                    f"{where}.symbol: {market.symbol} on {market.venue} is quoted by "
+                    f"markets.{quoted[key]} already"
+                )
+            quoted[key] = i
+            self._check_market(where, market)
+            first = hedged_as.setdefault(market.asset, i)
+            other = self.markets[first]
+            if first != i and (market.hedge, market.hedging) != (other.hedge, other.hedging):
+                raise ValueError(
+                    f"{where}.hedge: markets of {market.asset} are hedged together, so they "
+                    f"need the same hedge and hedging settings as markets.{first}"
+                )
+        return self
+
+    def _check_market(self, where: str, market: MarketConfig) -> None:
+        quoting, inventory = market.quoting, market.inventory
         total = quoting.order_size_base * sum(
             quoting.level_size_multiplier**i for i in range(quoting.levels)
         )
         if total > inventory.limit_base + 1e-12:
             raise ValueError(
-                f"quoting.order_size_base: {quoting.levels} level(s) add up to {total:g} base, "
-                f"above inventory.limit_base {inventory.limit_base:g}; lower the size or levels"
+                f"{where}.quoting.order_size_base: {quoting.levels} level(s) add up to {total:g} "
+                f"base, above inventory.limit_base {inventory.limit_base:g}; lower the size or "
+                "levels"
             )
         if quoting.min_spread_bps > quoting.max_spread_bps:
-            raise ValueError("quoting.min_spread_bps: above quoting.max_spread_bps")
-        sim_fees = (self.sim.spot_maker_fee_bps, self.sim.spot_taker_fee_bps)
-        maker_fee_bps, _ = self.venues.maker.fees_bps(sim_fees)
+            raise ValueError(f"{where}.quoting.min_spread_bps: above quoting.max_spread_bps")
+        venue = self.venues[market.venue]
+        maker_fee_bps, _ = venue.fees_bps(self.sim.fees_bps(venue.exchange))
         round_trip_bps = 2 * maker_fee_bps
         if quoting.min_spread_bps < round_trip_bps and not quoting.allow_spread_below_fees:
             raise ValueError(
-                f"quoting.min_spread_bps: {quoting.min_spread_bps:g} bps is below the round-trip "
-                f"maker fee of {round_trip_bps:g} bps; raise it or set "
-                "quoting.allow_spread_below_fees: true"
+                f"{where}.quoting.min_spread_bps: {quoting.min_spread_bps:g} bps is below the "
+                f"round-trip maker fee of {round_trip_bps:g} bps on {market.venue}; raise it or "
+                "set quoting.allow_spread_below_fees: true"
             )
-        if self.hedging.mode is not HedgeMode.OFF and self.venues.hedge is None:
-            raise ValueError("hedging.mode: hedging needs venues.hedge; add it or set mode: off")
-        return self
+        if market.hedging.mode is not HedgeMode.OFF and market.hedge is None:
+            raise ValueError(
+                f"{where}.hedging.mode: hedging needs {where}.hedge (a venue and symbol); add "
+                "it or set hedging.mode: off"
+            )
+        if self.market_data.fair_value is FairValueModel.CROSS_VENUE and market.hedge is None:
+            raise ValueError(
+                f"market_data.fair_value: cross_venue needs {where}.hedge (the reference venue)"
+            )
+
+    @property
+    def instance_id(self) -> str:
+        """`state.instance_id`, or one derived from the venues and symbols traded: the same
+        config names the same instance (and finds its journal) at every start."""
+        if self.state.instance_id is not None:
+            return self.state.instance_id
+        legs = []
+        for market in self.markets:
+            venue = self.venues[market.venue]
+            legs.append(f"{venue.exchange}:{venue.endpoint}:{market.symbol}")
+            if market.hedge is not None:
+                hedge = self.venues[market.hedge.venue]
+                legs.append(f"{hedge.exchange}:{hedge.endpoint}:{market.hedge.symbol}")
+        digest = hashlib.sha256("|".join(sorted(set(legs))).encode()).hexdigest()[:8]
+        return f"mmd-{digest}"
+
+    def venue_of(self, market: MarketConfig) -> VenueConfig:
+        return self.venues[market.venue]
+
+    def used_venues(self) -> list[VenueConfig]:
+        """The venues some market quotes or hedges on, in the order markets name them."""
+        seen: dict[str, VenueConfig] = {}
+        for market in self.markets:
+            seen.setdefault(market.venue, self.venues[market.venue])
+            if market.hedge is not None:
+                seen.setdefault(market.hedge.venue, self.venues[market.hedge.venue])
+        return list(seen.values())
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:
@@ -649,42 +995,132 @@ def _parse_env_value(raw: str) -> Any:
         return raw
 
 
-def _env_overrides(environ: Mapping[str, str]) -> list[tuple[list[str], str]]:
+ENV_OUTSIDE_CONFIG = frozenset(
+    {
+        "MMD_DATA_DIR",  # the recorded captures' folder
+        "MMD_CONFIRM_MAINNET",  # the second key to live orders on mainnet
+        "MMD_IMAGE",  # compose: the image to run
+        "MMD_METRICS_HOST_PORT",  # compose: published ports
+        "MMD_PROMETHEUS_HOST_PORT",
+        "MMD_GRAFANA_HOST_PORT",
+    }
+)
+"""MMD_* variables the project reads outside the config; any other MMD_* must name a field."""
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[list[tuple[list[str], str]], list[str]]:
+    """(path, raw value) of every MMD_* config override, and one problem line per MMD_*
+    variable that names no config section (a misspelt section would otherwise do nothing)."""
     overrides = []
-    for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX):
+    problems = []
+    for key, value in sorted(environ.items()):
+        if not key.startswith(ENV_PREFIX) or key in ENV_OUTSIDE_CONFIG:
             continue
         path = [part.lower() for part in key[len(ENV_PREFIX) :].split("__") if part]
         if path and path[0] in Config.model_fields:
             overrides.append((path, value))
-    return overrides
+        else:
+            sections = ", ".join(sorted(Config.model_fields))
+            problems.append(
+                f"{key}: names no config section (MMD_<SECTION>__<FIELD>, sections: {sections}; "
+                f"other MMD_ variables read: {', '.join(sorted(ENV_OUTSIDE_CONFIG))})"
+            )
+    return overrides, problems
+
+
+def env_key(name: str) -> str:
+    """How a venue's name appears in an environment variable: sim-spot -> sim_spot."""
+    return re.sub(r"[^a-z0-9]", "_", name.lower())
 
 
 def _apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
-    node = data
-    for part in path[:-1]:
+    """Set `value` at `path`; a part names a venue by its environment form, a market by its
+    index (MMD_MARKETS__0__QUOTING__SPREAD_BPS)."""
+    node: Any = data
+    for depth, raw_part in enumerate(path):
+        part = raw_part
+        last = depth == len(path) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError([f"{'.'.join(path)}: no such entry to override ({part})"])
+            if last:
+                node[int(part)] = value
+                return
+            child = node[int(part)]
+            if not isinstance(child, dict):
+                child = node[int(part)] = {}
+            else:
+                child = node[int(part)] = dict(child)
+            node = child
+            continue
+        if depth == 1 and path[0] == "venues":
+            part = next((name for name in node if env_key(str(name)) == part), part)
+        if last:
+            node[part] = value
+            return
         child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
+        if isinstance(child, list):
+            node[part] = child = list(child)
+        elif isinstance(child, dict):
+            node[part] = child = dict(child)
+        else:
+            node[part] = child = {}
         node = child
-    node[path[-1]] = value
+
+
+_OLD_VENUE_ROLES = ("maker", "hedge")
+
+
+def _refuse_old_shape(data: Mapping[str, Any]) -> list[str]:
+    """A config written for one maker and one hedge venue (`venues.maker`, `venues.hedge` with
+    a symbol each): one line per field saying where it moved."""
+    venues = data.get("venues")
+    if not isinstance(venues, Mapping):
+        return []
+    old = {
+        role: venue
+        for role, venue in venues.items()
+        if role in _OLD_VENUE_ROLES and isinstance(venue, Mapping) and "symbol" in venue
+    }
+    if not old:
+        return []
+    problems = []
+    for role, venue in old.items():
+        name = str(venue.get("name") or role)
+        market = "markets[0]" if role == "maker" else "markets[0].hedge"
+        for field in venue:
+            where = f"venues.{role}.{field}"
+            if field == "symbol":
+                problems.append(
+                    f"{where}: moved to {market}.symbol, with {market}.venue: {name} "
+                    "(a market is a symbol on a named venue)"
+                )
+            elif field == "name":
+                problems.append(
+                    f"{where}: a venue is now named by its key: venues.{name}: "
+                    "{exchange: ..., endpoint: ...}"
+                )
+            elif field == "hedge_ratio":
+                problems.append(f"{where}: moved to hedging.ratio (the hedge's units per unit)")
+            else:
+                problems.append(f"{where}: moved to venues.{name}.{field}")
+    return problems
 
 
 def _refuse_yaml_secrets(data: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     venues = data.get("venues")
     if isinstance(venues, Mapping):
-        for role, venue in venues.items():
+        for name, venue in venues.items():
             if not isinstance(venue, Mapping):
                 continue
             for field in SECRET_FIELDS:
                 if field in venue:
-                    env = f"{ENV_PREFIX}VENUES__{str(role).upper()}__{field.upper()}"
+                    env = f"{ENV_PREFIX}VENUES__{env_key(str(name)).upper()}__{field.upper()}"
                     problems.append(
-                        f"venues.{role}.{field}: secrets are not accepted in the YAML file; "
+                        f"venues.{name}.{field}: secrets are not accepted in the YAML file; "
                         f"set the environment variable {env} or name a file in "
-                        f"venues.{role}.{field}_file"
+                        f"venues.{name}.{field}_file"
                     )
     return problems
 
@@ -719,12 +1155,15 @@ def parse_config(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(["config: the file must hold a mapping of sections"])
-    problems = _refuse_yaml_secrets(data)
+    problems = _refuse_old_shape(data) or _refuse_yaml_secrets(data)
     if problems:
         raise ConfigError(problems)
     data = dict(data)
     data.pop("$schema", None)
-    for path, raw in _env_overrides(os.environ if environ is None else environ):
+    overrides, problems = _env_overrides(os.environ if environ is None else environ)
+    if problems:
+        raise ConfigError(problems)
+    for path, raw in overrides:
         is_secret = path[-1] in SECRET_FIELDS
         _apply_override(data, path, raw if is_secret else _parse_env_value(raw))
     problems = _read_secret_files(data, base_dir or Path.cwd())
@@ -749,7 +1188,14 @@ def _validation_problems(exc: ValidationError) -> list[str]:
         elif error["type"] == "extra_forbidden":
             message = "unknown key (check its spelling against config/schema.json)"
         problems.append(f"{_format_loc(error['loc'])}: {message}")
-    return problems
+    # A bad key in a top-level default section is in every market that inherits it: say it
+    # once, where the user wrote it.
+    top = set(problems)
+    return [
+        p
+        for p in dict.fromkeys(problems)
+        if not (re.match(r"markets\.\d+\.", p) and p.split(".", 2)[2] in top)
+    ]
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:
@@ -771,10 +1217,12 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> C
 
 def config_summary(config: Config) -> str:
     """One line describing what the config will do (safe to print: no secrets)."""
-    maker = config.venues.maker
-    hedge = config.venues.hedge
-    hedge_text = f", hedge {hedge.symbol} on {hedge.name}" if hedge else ""
-    return (
-        f"ok: {config.mode.value} mode, quoting {maker.symbol} on {maker.name} ({maker.endpoint}) "
-        f"with {config.quoting.model.value}{hedge_text}, hedging {config.hedging.mode.value}"
-    )
+    parts = []
+    for market in config.markets:
+        venue = config.venues[market.venue]
+        text = f"{market.symbol} on {venue.name} ({venue.endpoint}) with {market.quoting.model}"
+        if market.hedge is not None:
+            text += f", hedged {market.hedging.mode} on {market.hedge.venue}"
+        parts.append(text)
+    plural = "s" if len(parts) > 1 else ""
+    return f"ok: {config.mode.value} mode, {len(parts)} market{plural}: " + "; ".join(parts)

@@ -148,6 +148,9 @@ def configure_logging(
     # Third-party libraries are chatty at debug; keep them one notch quieter than ours.
     for noisy in ("ccxt", "aiohttp", "asyncio", "websockets"):
         logging.getLogger(noisy).setLevel(max(level_no, logging.INFO))
+    # The websocket client logs every connect and disconnect at info; the streams and order
+    # entry report those themselves. Its protocol errors come at error level.
+    logging.getLogger("picows").setLevel(max(level_no, logging.WARNING))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

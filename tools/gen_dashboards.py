@@ -8,9 +8,15 @@ pyproject.toml) and checked in, so Grafana's file provisioning loads them as the
 a fixed datasource uid (the one deploy/grafana/provisioning/datasources/ declares), and no
 `__inputs` placeholders.
 
-Every panel query filters on the dashboard's variables: `$instance` (one daemon, i.e. one market
-shard), `$venue` and `$symbol`. Metrics without a venue label (quotes, tick-to-quote, net
-exposure) belong to one daemon and are filtered by `$instance` only.
+The overview's variables: `$instance` (one daemon), `$market` (its markets, from the `market`
+label), `$venue` and `$symbol` (market data). Every panel query filters on them where its metric
+has the label: per-market series (quotes, orders, a market's P&L, risk and limits) on `$market`,
+instrument series (books, fills, inventory) on `$venue` and `$symbol`, per-asset series (net
+exposure, hedging) and the portfolio's on `$instance` only (the markets' rows show the net
+exposure of the selected markets' assets).
+
+A market's instrument and asset are read from its name (SYMBOL@VENUE unless the config names the
+market otherwise; the asset is the text before the first "/"): no series ties a market to them.
 """
 
 from __future__ import annotations
@@ -48,9 +54,19 @@ DATASOURCE = dash_m.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
 
 # Label matchers shared by every query.
 I = 'instance=~"$instance"'  # noqa: E741  one-letter names keep the PromQL below readable
+IM = f'{I}, market=~"$market"'
 IV = f'{I}, venue=~"$venue"'
 IVS = f'{IV}, symbol=~"$symbol"'
 RATE = "$__rate_interval"
+
+# The selected markets with their instrument (venue, symbol) or their asset as labels, read from
+# the market's name, to keep only the instrument or asset series of the selected markets.
+_MARKETS = f"mm_quoting_paused{{{IM}}}"
+MARKET_INSTRUMENTS = (
+    f'label_replace(label_replace({_MARKETS}, "venue", "$2", "market", "(.+)@([^@]+)"), '
+    '"symbol", "$1", "market", "(.+)@([^@]+)")'
+)
+MARKET_ASSETS = f'label_replace({_MARKETS}, "asset", "$1", "market", "([^/]+)/.*")'
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +98,7 @@ def timeseries(
     unit: str = "short",
     width: int = 12,
     height: int = 8,
+    repeat_per: str | None = None,
 ) -> ts_b.Panel:
     panel = (
         ts_b.Panel()
@@ -103,6 +120,9 @@ def timeseries(
         )
         .tooltip(common_b.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI))
     )
+    if repeat_per is not None:
+        # One panel per selected value, side by side, two to a row.
+        panel.repeat(repeat_per).repeat_direction("h").max_per_row(2)
     for ref, query in _refs(queries):
         panel.with_target(_target(ref, query))
     return panel
@@ -115,6 +135,7 @@ def stat(
     *,
     unit: str = "short",
     steps: tuple[tuple[float | None, str], ...] = ((None, "green"),),
+    texts: tuple[tuple[int, str], ...] = (),
     width: int = 4,
 ) -> stat_b.Panel:
     thresholds = (
@@ -122,7 +143,7 @@ def stat(
         .mode(dash_m.ThresholdsMode.ABSOLUTE)
         .steps([dash_m.Threshold(value=value, color=color) for value, color in steps])
     )
-    return (
+    panel = (
         stat_b.Panel()
         .title(title)
         .description(description)
@@ -136,6 +157,16 @@ def stat(
         .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]))
         .with_target(_target("A", query))
     )
+    if texts:
+        # Words for coded values (risk states, up/failed); the thresholds keep the colours.
+        panel.mappings(
+            [
+                dash_m.ValueMap(
+                    {str(value): dash_m.ValueMappingResult(text=text) for value, text in texts}
+                )
+            ]
+        )
+    return panel
 
 
 def _variable(name: str, label: str, query: str) -> dash_b.QueryVariable:
@@ -166,13 +197,15 @@ def _quantiles(metric: str, matchers: str, by: str, label: str) -> tuple[Query, 
 
 
 def overview() -> dash_b.Dashboard:
-    """The overview of one market shard: P&L, inventory, quoting, fills, hedging, health."""
+    """The overview of one daemon: its portfolio, then its markets, hedging, health."""
     builder = (
         dash_b.Dashboard("mm-daemon: market overview")
         .uid(OVERVIEW_UID)
         .description(
-            "One market-maker shard: P&L by component, inventory against limits, quotes against "
-            "fair value and the touch, fills and markouts, hedging, latency and data health."
+            "One market-maker daemon and the markets it quotes: the portfolio (P&L by "
+            "component, gross and net notional, exposure per asset), each market's P&L, risk, "
+            "quotes against fair value and the touch, fills and markouts, hedging per asset, "
+            "latency and data health."
         )
         .tags(["mm-daemon", "trading"])
         .editable()
@@ -181,6 +214,13 @@ def overview() -> dash_b.Dashboard:
         .refresh("10s")
         .timezone("utc")
         .with_variable(_variable("instance", "Daemon", "label_values(mm_build_info, instance)"))
+        .with_variable(
+            _variable(
+                "market",
+                "Market",
+                'label_values(mm_quoting_paused{instance=~"$instance"}, market)',
+            )
+        )
         .with_variable(
             _variable(
                 "venue",
@@ -197,7 +237,23 @@ def overview() -> dash_b.Dashboard:
             )
         )
     )
+    _status_row(builder)
+    _portfolio_row(builder)
+    _market_risk_row(builder)
+    _quoting_row(builder)
+    _fills_row(builder)
+    _hedging_row(builder)
+    _latency_row(builder)
+    _market_data_row(builder)
+    _orders_row(builder)
+    _process_row(builder)
+    return builder
 
+
+_RISK_STATES = ((0, "ACTIVE"), (1, "REDUCING"), (2, "HALTED"))
+
+
+def _status_row(builder: dash_b.Dashboard) -> None:
     builder.with_row(dash_b.Row("Status"))
     builder.with_panel(
         stat(
@@ -210,23 +266,25 @@ def overview() -> dash_b.Dashboard:
     builder.with_panel(
         stat(
             "Risk state",
-            "0 ACTIVE, 1 REDUCING (only orders that shrink exposure), 2 HALTED.",
-            Query(f"max(mm_risk_state{{{I}}})", "risk state"),
+            "Each selected market's risk gate: ACTIVE, REDUCING (only orders that shrink its "
+            "asset's exposure) or HALTED.",
+            Query(f"mm_risk_state{{{IM}}}", "{{market}}"),
             steps=((None, "green"), (1, "orange"), (2, "red")),
+            texts=_RISK_STATES,
         )
     )
     builder.with_panel(
         stat(
             "Quoting paused",
-            "1 while quoting is paused by risk or stale data.",
-            Query(f"max(mm_quoting_paused{{{I}}})", "paused"),
+            "1 while a market quotes nothing on purpose (risk, stale data, hedge venue down).",
+            Query(f"mm_quoting_paused{{{IM}}}", "{{market}}"),
             steps=((None, "green"), (1, "orange")),
         )
     )
     builder.with_panel(
         stat(
-            "Stale markets",
-            "Markets whose data is stale right now (their quotes are pulled).",
+            "Stale instruments",
+            "Instruments whose data is stale right now (their markets' quotes are pulled).",
             Query(f"sum(mm_market_stale{{{IVS}}})", "stale"),
             steps=((None, "green"), (1, "red")),
         )
@@ -234,84 +292,183 @@ def overview() -> dash_b.Dashboard:
     builder.with_panel(
         stat(
             "Total P&L",
-            "Total P&L in quote units (the sum of every component).",
+            "The portfolio's total P&L in quote units: every market and every hedge.",
             Query(f'sum(mm_pnl_quote{{{I}, component="total"}})', "total"),
             steps=((None, "red"), (0, "green")),
         )
     )
     builder.with_panel(
         stat(
-            "Net exposure",
-            "Net exposure across venues in base units.",
-            Query(f"sum(mm_net_exposure_base{{{I}}})", "net exposure"),
+            "Gross notional",
+            "Sum of |position| x fair value over every instrument (portfolio.max_gross_notional"
+            "_quote limits it).",
+            Query(f"sum(mm_gross_notional_quote{{{I}}})", "gross"),
             steps=((None, "blue"),),
         )
     )
 
-    builder.with_row(dash_b.Row("P&L and inventory"))
+
+def _portfolio_row(builder: dash_b.Dashboard) -> None:
+    builder.with_row(dash_b.Row("Portfolio"))
+    builder.with_panel(
+        stat(
+            "Markets",
+            "Every configured market: up (trading) or failed (did not start).",
+            Query(f"mm_market_up{{{I}}}", "{{market}}"),
+            steps=((None, "red"), (1, "green")),
+            texts=((0, "failed"), (1, "up")),
+            width=8,
+        )
+    )
+    builder.with_panel(
+        stat(
+            "Markets failed",
+            "Markets that could not start (venue down, unknown symbol) and are not quoted.",
+            Query(f"sum(1 - mm_market_up{{{I}}})", "failed"),
+            steps=((None, "green"), (1, "red")),
+        )
+    )
+    builder.with_panel(
+        stat(
+            "Net exposure by asset",
+            "Net exposure of each asset across its markets and hedges, base units.",
+            Query(f"mm_net_exposure_base{{{I}}}", "{{asset}}"),
+            steps=((None, "blue"),),
+            width=6,
+        )
+    )
+    builder.with_panel(
+        stat(
+            "Net notional by asset",
+            "|Net exposure| x fair value of each asset (portfolio.max_net_notional_quote limits "
+            "it).",
+            Query(f"mm_net_notional_quote{{{I}}}", "{{asset}}"),
+            steps=((None, "blue"),),
+            width=6,
+        )
+    )
     builder.with_panel(
         timeseries(
-            "P&L by component",
-            "Spread capture, inventory, hedging, fees and basis P&L; they sum to the total.",
+            "Portfolio P&L by component",
+            "Spread capture, inventory, hedging, fees and basis P&L of every market and hedge; "
+            "they sum to the total.",
             (Query(f"mm_pnl_quote{{{I}}}", "{{component}}"),),
+            width=8,
         )
     )
     builder.with_panel(
         timeseries(
-            "Net exposure against its limit",
-            "Net exposure across venues (spot plus perp times the hedge ratio) and the "
-            "configured +/- limit.",
-            (
-                Query(f"mm_net_exposure_base{{{I}}}", "net exposure"),
-                Query(f"mm_inventory_limit_base{{{I}}}", "+limit"),
-                Query(f"-mm_inventory_limit_base{{{I}}}", "-limit"),
-            ),
-        )
-    )
-    builder.with_panel(
-        timeseries(
-            "Inventory by venue",
-            "Position in base units per venue.",
-            (Query(f"mm_inventory_base{{{IV}}}", "{{venue}}"),),
-        )
-    )
-    builder.with_panel(
-        timeseries(
-            "Drawdown from peak",
-            "Total P&L below its running peak over the dashboard's range, against the drawdown "
-            "that halts quoting.",
+            "Portfolio drawdown from peak",
+            "Total P&L below its running peak over the dashboard's range, against the sum of "
+            "the markets' halting drawdowns (what MmPortfolioDrawdown compares with).",
             (
                 Query(
                     f'max_over_time(mm_pnl_quote{{{I}, component="total"}}[$__range]) '
                     f'- mm_pnl_quote{{{I}, component="total"}}',
                     "drawdown",
                 ),
-                Query(f"mm_max_drawdown_quote{{{I}}}", "halt at"),
+                Query(f"sum(mm_max_drawdown_quote{{{I}}})", "sum of the markets' halts"),
             ),
+            width=8,
+        )
+    )
+    builder.with_panel(
+        timeseries(
+            "Gross and net notional",
+            "Gross notional of the portfolio and net notional of each asset, quote units (the "
+            "portfolio limits max_gross_notional_quote and max_net_notional_quote apply to "
+            "them).",
+            (
+                Query(f"mm_gross_notional_quote{{{I}}}", "gross"),
+                Query(f"mm_net_notional_quote{{{I}}}", "net {{asset}}"),
+            ),
+            width=8,
         )
     )
 
+
+def _market_risk_row(builder: dash_b.Dashboard) -> None:
+    builder.with_row(dash_b.Row("Markets: P&L and inventory"))
+    builder.with_panel(
+        timeseries(
+            "Market P&L by component",
+            "Each selected market's own P&L (its quoting fills; hedges belong to the asset).",
+            (Query(f"mm_market_pnl_quote{{{IM}}}", "{{market}} {{component}}"),),
+        )
+    )
+    builder.with_panel(
+        timeseries(
+            "Market drawdown from peak",
+            "Each market's total P&L below its running peak over the dashboard's range, "
+            "against the drawdown that halts it.",
+            (
+                Query(
+                    f'max_over_time(mm_market_pnl_quote{{{IM}, component="total"}}[$__range]) '
+                    f'- mm_market_pnl_quote{{{IM}, component="total"}}',
+                    "{{market}}",
+                ),
+                Query(f"mm_max_drawdown_quote{{{IM}}}", "halt {{market}}"),
+            ),
+        )
+    )
+    builder.with_panel(
+        timeseries(
+            "Net exposure against the markets' limits",
+            "Net exposure of the selected markets' assets, and each market's +/- inventory "
+            "limit (a market turns REDUCING when its asset's exposure reaches its limit).",
+            (
+                Query(
+                    f"mm_net_exposure_base{{{I}}} and on (instance, asset) {MARKET_ASSETS}",
+                    "{{asset}}",
+                ),
+                Query(f"mm_inventory_limit_base{{{IM}}}", "+limit {{market}}"),
+                Query(f"-mm_inventory_limit_base{{{IM}}}", "-limit {{market}}"),
+            ),
+        )
+    )
+    builder.with_panel(
+        timeseries(
+            "Inventory by instrument",
+            "Position in base units per venue and symbol (quoted and hedge instruments).",
+            (Query(f"mm_inventory_base{{{IVS}}}", "{{venue}} {{symbol}}"),),
+        )
+    )
+
+
+def _quoting_row(builder: dash_b.Dashboard) -> None:
     builder.with_row(dash_b.Row("Quoting"))
     builder.with_panel(
         timeseries(
-            "Quotes against fair value and the touch",
-            "Our desired quote prices per side and level, the fair value, and the venue's best "
-            "bid and ask.",
+            "Quotes of $market against fair value and the touch",
+            "The market's desired quote prices per side and level, its fair value, and its "
+            "venue's best bid and ask (one panel per selected market).",
             (
-                Query(f"mm_quote_price{{{I}}}", "quote {{side}} L{{level}}"),
-                Query(f"mm_fair_value{{{IVS}}}", "fair {{venue}}"),
-                Query(f"mm_book_best_bid{{{IVS}}}", "best bid {{venue}}"),
-                Query(f"mm_book_best_ask{{{IVS}}}", "best ask {{venue}}"),
+                Query(f"mm_quote_price{{{IM}}}", "quote {{side}} L{{level}}"),
+                Query(
+                    f"mm_fair_value{{{I}}} and on (instance, venue, symbol) {MARKET_INSTRUMENTS}",
+                    "fair value",
+                ),
+                Query(
+                    f"mm_book_best_bid{{{I}}} and on (instance, venue, symbol) "
+                    f"{MARKET_INSTRUMENTS}",
+                    "best bid",
+                ),
+                Query(
+                    f"mm_book_best_ask{{{I}}} and on (instance, venue, symbol) "
+                    f"{MARKET_INSTRUMENTS}",
+                    "best ask",
+                ),
             ),
             width=24,
             height=10,
+            repeat_per="market",
         )
     )
     builder.with_panel(
         timeseries(
             "Quoted spread",
-            "Spread between our best bid and ask quotes.",
-            (Query(f"mm_quoted_spread_bps{{{I}}}", "quoted spread"),),
+            "Spread between each market's best bid and ask quotes.",
+            (Query(f"mm_quoted_spread_bps{{{IM}}}", "{{market}}"),),
             unit="bps",
             width=8,
         )
@@ -319,8 +476,8 @@ def overview() -> dash_b.Dashboard:
     builder.with_panel(
         timeseries(
             "Open orders",
-            "Live orders on each venue by side.",
-            (Query(f"mm_open_orders{{{IV}}}", "{{venue}} {{side}}"),),
+            "Live quote orders of each market by side.",
+            (Query(f"mm_open_orders{{{IM}}}", "{{market}} {{side}}"),),
             width=8,
         )
     )
@@ -334,15 +491,18 @@ def overview() -> dash_b.Dashboard:
         )
     )
 
+
+def _fills_row(builder: dash_b.Dashboard) -> None:
     builder.with_row(dash_b.Row("Fills and markouts"))
     builder.with_panel(
         timeseries(
             "Fills by side and liquidity",
-            "Fills per second by venue, side and liquidity (maker or taker).",
+            "Fills per second by instrument, side and liquidity (maker or taker).",
             (
                 Query(
-                    f"sum by (venue, side, liquidity) (rate(mm_fills_total{{{IV}}}[{RATE}]))",
-                    "{{venue}} {{side}} {{liquidity}}",
+                    "sum by (venue, symbol, side, liquidity) "
+                    f"(rate(mm_fills_total{{{IVS}}}[{RATE}]))",
+                    "{{venue}} {{symbol}} {{side}} {{liquidity}}",
                 ),
             ),
             unit="ops",
@@ -352,11 +512,12 @@ def overview() -> dash_b.Dashboard:
     builder.with_panel(
         timeseries(
             "Fill volume",
-            "Filled size per second in base units, by venue and side.",
+            "Filled size per second in base units, by instrument and side.",
             (
                 Query(
-                    f"sum by (venue, side) (rate(mm_fill_volume_base_total{{{IV}}}[{RATE}]))",
-                    "{{venue}} {{side}}",
+                    "sum by (venue, symbol, side) "
+                    f"(rate(mm_fill_volume_base_total{{{IVS}}}[{RATE}]))",
+                    "{{venue}} {{symbol}} {{side}}",
                 ),
             ),
             width=8,
@@ -364,15 +525,15 @@ def overview() -> dash_b.Dashboard:
     )
     builder.with_panel(
         timeseries(
-            "Markouts by horizon",
-            "Fair-value move after maker fills by horizon, signed so that positive is good for "
-            "us: median and interquartile range. (A histogram with negative buckets exports no "
-            "_sum, so there is no mean.)",
+            "Markouts by market and horizon",
+            "Fair-value move after each market's maker fills by horizon, signed so that "
+            "positive is good for us: median and interquartile range. (A histogram with "
+            "negative buckets exports no _sum, so there is no mean.)",
             tuple(
                 Query(
-                    f"histogram_quantile({q}, sum by (horizon, le) "
-                    f"(rate(mm_markout_bps_bucket{{{I}}}[{RATE}])))",
-                    f"{name} {{{{horizon}}}}",
+                    f"histogram_quantile({q}, sum by (market, horizon, le) "
+                    f"(rate(mm_markout_bps_bucket{{{IM}}}[{RATE}])))",
+                    f"{name} {{{{market}}}} {{{{horizon}}}}",
                 )
                 for q, name in (("0.25", "p25"), ("0.5", "median"), ("0.75", "p75"))
             ),
@@ -381,15 +542,17 @@ def overview() -> dash_b.Dashboard:
         )
     )
 
-    builder.with_row(dash_b.Row("Hedging"))
+
+def _hedging_row(builder: dash_b.Dashboard) -> None:
+    builder.with_row(dash_b.Row("Hedging (per asset)"))
     builder.with_panel(
         timeseries(
             "Hedge orders",
-            "Hedge orders sent per second, by venue.",
+            "Hedge orders sent per second, by asset and hedge venue.",
             (
                 Query(
-                    f"sum by (venue) (rate(mm_hedge_orders_total{{{IV}}}[{RATE}]))",
-                    "{{venue}}",
+                    f"sum by (asset, venue) (rate(mm_hedge_orders_total{{{IV}}}[{RATE}]))",
+                    "{{asset}} {{venue}}",
                 ),
             ),
             unit="ops",
@@ -399,8 +562,8 @@ def overview() -> dash_b.Dashboard:
     builder.with_panel(
         timeseries(
             "Hedge slippage",
-            "Hedge fill price against the hedge fair value at decision.",
-            _quantiles("mm_hedge_slippage_bps", I, "", ""),
+            "Hedge fill price against the hedge fair value at decision, by asset.",
+            _quantiles("mm_hedge_slippage_bps", I, "asset", "{{asset}}"),
             unit="bps",
             width=8,
         )
@@ -408,11 +571,11 @@ def overview() -> dash_b.Dashboard:
     builder.with_panel(
         timeseries(
             "Unhedged share of time",
-            "Share of time spent with |net exposure| above the hedge threshold.",
+            "Share of time each asset spent with |net exposure| above its hedge threshold.",
             (
                 Query(
                     f"rate(mm_unhedged_exposure_seconds_total{{{I}}}[{RATE}])",
-                    "unhedged",
+                    "{{asset}}",
                 ),
             ),
             unit="percentunit",
@@ -420,12 +583,14 @@ def overview() -> dash_b.Dashboard:
         )
     )
 
+
+def _latency_row(builder: dash_b.Dashboard) -> None:
     builder.with_row(dash_b.Row("Latency"))
     builder.with_panel(
         timeseries(
             "Tick to quote",
-            "Market event receipt to order request sent: p50, p90, p99.",
-            _quantiles("mm_tick_to_quote_seconds", I, "", ""),
+            "Market event receipt to order request sent, by market: p50, p90, p99.",
+            _quantiles("mm_tick_to_quote_seconds", IM, "market", "{{market}}"),
             unit="s",
         )
     )
@@ -438,6 +603,8 @@ def overview() -> dash_b.Dashboard:
         )
     )
 
+
+def _market_data_row(builder: dash_b.Dashboard) -> None:
     builder.with_row(dash_b.Row("Market data health"))
     builder.with_panel(
         timeseries(
@@ -467,8 +634,8 @@ def overview() -> dash_b.Dashboard:
     )
     builder.with_panel(
         timeseries(
-            "Stale markets",
-            "1 while a market's data is stale (its quotes are pulled).",
+            "Stale instruments",
+            "1 while an instrument's data is stale (its markets' quotes are pulled).",
             (Query(f"mm_market_stale{{{IVS}}}", "{{venue}} {{symbol}}"),),
             width=6,
         )
@@ -492,15 +659,17 @@ def overview() -> dash_b.Dashboard:
         )
     )
 
+
+def _orders_row(builder: dash_b.Dashboard) -> None:
     builder.with_row(dash_b.Row("Orders"))
     builder.with_panel(
         timeseries(
             "Order actions",
-            "Order actions sent per second by venue and action.",
+            "Quote order actions sent per second by market and action.",
             (
                 Query(
-                    f"sum by (venue, action) (rate(mm_orders_total{{{IV}}}[{RATE}]))",
-                    "{{venue}} {{action}}",
+                    f"sum by (market, action) (rate(mm_orders_total{{{IM}}}[{RATE}]))",
+                    "{{market}} {{action}}",
                 ),
             ),
             unit="ops",
@@ -510,7 +679,7 @@ def overview() -> dash_b.Dashboard:
     builder.with_panel(
         timeseries(
             "Rejects",
-            "Orders rejected per second by venue and reason.",
+            "Orders rejected per second by venue and reason (quotes and hedges).",
             (
                 Query(
                     f"sum by (venue, reason) (rate(mm_order_rejects_total{{{IV}}}[{RATE}]))",
@@ -536,6 +705,8 @@ def overview() -> dash_b.Dashboard:
         )
     )
 
+
+def _process_row(builder: dash_b.Dashboard) -> None:
     builder.with_row(dash_b.Row("Process"))
     builder.with_panel(
         timeseries(
@@ -553,7 +724,6 @@ def overview() -> dash_b.Dashboard:
             unit="bytes",
         )
     )
-    return builder
 
 
 def build_dashboards() -> dict[str, dash_m.Dashboard]:

@@ -332,8 +332,3 @@ class Book:
 
     def level_count(self) -> tuple[int, int]:
         return len(self._bids), len(self._asks)
-
-    def is_crossed(self) -> bool:
-        bid = self._best_bid
-        ask = self._best_ask
-        return bid is not None and ask is not None and bid >= ask

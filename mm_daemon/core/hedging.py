@@ -3,9 +3,9 @@
 Feed the hedger the hedge venue's touch (`on_touch`), both fair values (`on_fair_values`), the
 hedge venue's health (`on_venue_status`), and the hedge orders' updates and fills; call
 `decide(now_ns, net_exposure_base)` after every fill and on a regular timer. It returns at most
-one `HedgeIntent` per call. The quote engine reads `quote_constraint(now_ns)`.
+one `HedgeIntent` per call. The quote engine reads `hedge_down(now_ns)`.
 
-Modes (mm_daemon.config.HedgingConfig):
+Modes (`HedgeParams.mode`):
 - off: never hedges, never constrains quoting.
 - threshold: when |exposure| > threshold_base, hedge down to |target_base| (same sign).
 - partial: when |exposure| > threshold_base, hedge `fraction` of the excess over the target;
@@ -30,7 +30,7 @@ rounded down to a tick, a sell at best bid * (1 - s) rounded up, computed exactl
 
 Hedge venue down (a source reported down through `on_venue_status`, no valid touch yet, or
 a hedge rejected or unanswered within the timeout, for hedge_timeout_seconds after it): no
-hedges are sent and `quote_constraint` applies the configured reaction: widen quotes by
+hedges are sent and `hedge_down` gives the quoter the configured reaction: widen quotes by
 down_widen_bps, quote only the side that reduces exposure, or stop quoting.
 """
 
@@ -40,9 +40,9 @@ import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
-from mm_daemon.config import HedgeMode, HedgeRatioMode, HedgeVenueDownReaction, HedgingConfig
+from mm_daemon.core.modes import HedgeMode, HedgeRatioMode, HedgeVenueDownReaction
 from mm_daemon.core.pnl import decimal_fraction
-from mm_daemon.core.quoting import HedgeDown, hedge_down_from_config
+from mm_daemon.core.quoting import HedgeDown
 from mm_daemon.core.types import (
     Fill,
     Instrument,
@@ -55,9 +55,9 @@ from mm_daemon.core.types import (
 
 __all__ = [
     "HedgeIntent",
+    "HedgeParams",
     "HedgeStats",
     "Hedger",
-    "QuoteConstraint",
     "RollingBeta",
 ]
 
@@ -68,20 +68,22 @@ _DECISIONS_KEPT = 1024
 
 
 @dataclass(frozen=True, slots=True)
-class QuoteConstraint:
-    """What the quote engine must respect while the hedge venue is unavailable."""
+class HedgeParams:
+    """The hedge policy's parameters in plain values (the `hedging` config section's fields)."""
 
-    extra_spread_bps: float = 0.0
-    reduce_only: bool = False  # quote only the side that reduces |net exposure|
-    stop: bool = False  # quote nothing
-    reason: str = ""
-
-    @property
-    def active(self) -> bool:
-        return self.stop or self.reduce_only or self.extra_spread_bps > 0
-
-
-NO_CONSTRAINT = QuoteConstraint()
+    mode: HedgeMode = HedgeMode.THRESHOLD
+    threshold_base: float = 0.02
+    target_base: float = 0.0
+    fraction: float = 0.5
+    slice_base: float = 0.01
+    slice_interval_seconds: float = 1.0
+    max_slippage_bps: float = 5.0
+    ratio_mode: HedgeRatioMode = HedgeRatioMode.FIXED
+    ratio: float = 1.0
+    beta_window_seconds: float = 300.0
+    on_hedge_venue_down: HedgeVenueDownReaction = HedgeVenueDownReaction.REDUCE_ONLY
+    down_widen_bps: float = 10.0
+    hedge_timeout_seconds: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +201,7 @@ class Hedger:
 
     def __init__(
         self,
-        config: HedgingConfig,
+        config: HedgeParams,
         instrument: Instrument,
         client_id_prefix: str = "hdg-",
     ) -> None:
@@ -326,25 +328,15 @@ class Hedger:
     def is_down(self, now_ns: int) -> bool:
         return self._down_reason(now_ns) is not None
 
-    def quote_constraint(self, now_ns: int) -> QuoteConstraint:
-        """The constraint the quote engine applies now (none while the hedge venue is fine)."""
+    def hedge_down(self, now_ns: int) -> HedgeDown | None:
+        """How the quoter reacts now (None while the hedge venue is fine or hedging is off)."""
         if self.config.mode is HedgeMode.OFF:
-            return NO_CONSTRAINT
+            return None
         reason = self._down_reason(now_ns)
         if reason is None:
-            return NO_CONSTRAINT
-        reaction = self.config.on_hedge_venue_down
-        if reaction is HedgeVenueDownReaction.WIDEN:
-            return QuoteConstraint(extra_spread_bps=self.config.down_widen_bps, reason=reason)
-        if reaction is HedgeVenueDownReaction.REDUCE_ONLY:
-            return QuoteConstraint(reduce_only=True, reason=reason)
-        return QuoteConstraint(stop=True, reason=reason)
-
-    def hedge_down(self, now_ns: int) -> HedgeDown | None:
-        """The same reaction in the quote engine's own form (`QuoteEngine(..., hedge_down=)`)."""
-        if self.config.mode is HedgeMode.OFF or self._down_reason(now_ns) is None:
             return None
-        return hedge_down_from_config(self.config)
+        config = self.config
+        return HedgeDown(str(config.on_hedge_venue_down.value), config.down_widen_bps, reason)
 
     def decide(self, now_ns: int, net_exposure_base: float) -> HedgeIntent | None:
         """The hedge to send now for `net_exposure_base` (the ledger's), or None."""

@@ -16,14 +16,21 @@ exact P&L attribution (`pnl()`, see `mm_daemon.core.pnl` for the definitions).
   exclude fees, which are kept per position; realized + unrealized - fees over all positions is
   the total P&L of the attribution, exactly.
 - Positions count from zero at start: starting balances are working capital, not inventory.
+
+Restart: `Ledger.export_state()` is the whole state as plain JSON-safe values (integers of
+unbounded size as decimal strings, floats as the floats they are); `restore_state()` continues
+from it exactly. A fill's entry marks (`entry_marks`) are what the attribution measures it
+from; a journal that keeps them with the fill can book it again later (`on_fill(fill, marks)`)
+to exactly the same result, whatever the fair values are by then.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mm_daemon.core.pnl import (
     ATOMS_PER_QUOTE,
@@ -40,7 +47,7 @@ from mm_daemon.core.types import Fill, Instrument, Liquidity, Side
 if TYPE_CHECKING:
     from mm_daemon.core.hedging import HedgeIntent
 
-__all__ = ["FillStats", "Ledger", "Position"]
+__all__ = ["FillMarks", "FillStats", "Ledger", "Position"]
 
 _ZERO = Fraction(0)
 _HEDGE_DECISIONS_KEPT = 4096
@@ -133,6 +140,46 @@ class Position:
         )
         return atoms_to_fraction(atoms)
 
+    def export_state(self) -> dict[str, Any]:
+        """Position, cost and P&L sums; the scale it was counted in, to check on restore."""
+        inst = self.instrument
+        return {
+            "venue": inst.venue,
+            "symbol": inst.symbol,
+            "tick_size": repr(float(inst.tick_size)),
+            "lot_size": repr(float(inst.lot_size)),
+            "contract_size_base": repr(float(inst.contract_size_base)),
+            "lots": self.lots,
+            "cost_units": str(self._cost_units),
+            "realized_units": str(self._realized_units),
+            "fee_atoms": str(self._fee_atoms),
+            "quote_flow_atoms": str(self._quote_flow_atoms),
+        }
+
+    def check_state(self, state: Mapping[str, Any]) -> None:
+        """Raise ValueError when `state` was counted in other ticks or lots than this position."""
+        inst = self.instrument
+        counted = (state["tick_size"], state["lot_size"], state["contract_size_base"])
+        now = (
+            repr(float(inst.tick_size)),
+            repr(float(inst.lot_size)),
+            repr(float(inst.contract_size_base)),
+        )
+        if counted != now:
+            raise ValueError(
+                f"position {inst.venue} {inst.symbol} was counted with tick, lot and contract "
+                f"size {', '.join(counted)}; the instrument now has {', '.join(now)}"
+            )
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from `export_state()` (checked first: a ValueError changes nothing)."""
+        self.check_state(state)
+        self.lots = int(state["lots"])
+        self._cost_units = int(state["cost_units"])
+        self._realized_units = int(state["realized_units"])
+        self._fee_atoms = int(state["fee_atoms"])
+        self._quote_flow_atoms = int(state["quote_flow_atoms"])
+
     def apply(self, side: Side, price_ticks: int, size_lots: int, fee_atoms: int) -> None:
         held = self.lots
         delta = side * size_lots
@@ -179,6 +226,52 @@ class FillStats:
     def count(self) -> int:
         return self.buys + self.sells
 
+    def add(self, side: Side, liquidity: Liquidity, base: float, quote: float) -> None:
+        if side is Side.BUY:
+            self.buys += 1
+        else:
+            self.sells += 1
+        if liquidity is Liquidity.MAKER:
+            self.maker += 1
+        else:
+            self.taker += 1
+        self.volume_base += base
+        self.volume_quote += quote
+
+    def plus(self, other: FillStats) -> FillStats:
+        return FillStats(
+            self.buys + other.buys,
+            self.sells + other.sells,
+            self.maker + other.maker,
+            self.taker + other.taker,
+            self.volume_base + other.volume_base,
+            self.volume_quote + other.volume_quote,
+        )
+
+    def export_state(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        self.buys = int(state["buys"])
+        self.sells = int(state["sells"])
+        self.maker = int(state["maker"])
+        self.taker = int(state["taker"])
+        self.volume_base = float(state["volume_base"])
+        self.volume_quote = float(state["volume_quote"])
+
+
+@dataclass(frozen=True, slots=True)
+class FillMarks:
+    """What a fill is measured from: its entry mark and the reference's, in 1e-9 quote.
+
+    `hedge` says whether it books as a hedge fill (hedge cost) or a quoting fill (spread
+    capture and fees). See `mm_daemon.core.pnl` for the definitions.
+    """
+
+    entry_nanos: int
+    entry_reference_nanos: int
+    hedge: bool
+
 
 @dataclass(frozen=True, slots=True)
 class _HedgeDecision:
@@ -206,6 +299,7 @@ class Ledger:
         "net_exposure_base",
         "quote_stats",
         "reference",
+        "stats_by_instrument",
     )
 
     def __init__(
@@ -226,6 +320,7 @@ class Ledger:
         self.max_abs_net_exposure_base = 0.0
         self.quote_stats = FillStats()
         self.hedge_stats = FillStats()
+        self.stats_by_instrument: dict[tuple[str, str], FillStats] = {}
         self.add_instrument(reference)
 
     # -- setup ---------------------------------------------------------------------------
@@ -237,6 +332,7 @@ class Ledger:
         if position is None:
             position = self._positions[key] = Position(instrument)
             self._attribution.add_instrument(key, position.scale)
+            self.stats_by_instrument[key] = FillStats()
         return position
 
     def set_netting_weight(self, venue: str, weight: float) -> None:
@@ -254,15 +350,21 @@ class Ledger:
 
     def on_hedge_intent(self, intent: HedgeIntent) -> None:
         """Remember the fair values at a hedge decision, for the hedge-cost attribution."""
-        decisions = self._hedge_decisions
-        decisions[intent.request.client_order_id] = _HedgeDecision(
-            intent.fair_value, intent.reference_fair_value
+        self.on_hedge_decision(
+            intent.request.client_order_id, intent.fair_value, intent.reference_fair_value
         )
+
+    def on_hedge_decision(
+        self, client_order_id: str, fair_value: float, reference_fair_value: float
+    ) -> None:
+        """The same as `on_hedge_intent`, from the values a journal keeps of it."""
+        decisions = self._hedge_decisions
+        decisions[client_order_id] = _HedgeDecision(fair_value, reference_fair_value)
         if len(decisions) > _HEDGE_DECISIONS_KEPT:
             decisions.popitem(last=False)
 
-    def on_fill(self, fill: Fill) -> float:
-        """Book a fill; return its edge against its entry mark, s * x * (E - p), in quote."""
+    def entry_marks(self, fill: Fill) -> FillMarks:
+        """What `on_fill(fill)` would measure the fill from now (changes nothing)."""
         key = (fill.venue, fill.symbol)
         position = self._positions.get(key)
         if position is None:
@@ -284,6 +386,21 @@ class Ledger:
             entry_reference = entry if reference_fair is None else fair_nanos(reference_fair)
         if key == self._reference_key:
             entry_reference = entry
+        return FillMarks(entry, entry_reference, hedge)
+
+    def on_fill(self, fill: Fill, marks: FillMarks | None = None) -> float:
+        """Book a fill; return its edge against its entry mark, s * x * (E - p), in quote.
+
+        `marks` (from `entry_marks`, kept by a journal) books it as of then; by default the
+        marks are taken now.
+        """
+        key = (fill.venue, fill.symbol)
+        position = self._positions.get(key)
+        if position is None:
+            raise KeyError(f"fill on an unregistered instrument {fill.venue} {fill.symbol}")
+        if marks is None:
+            marks = self.entry_marks(fill)
+        hedge = marks.hedge
         fee_atoms = to_atoms(fill.fee_quote)
         signed_lots = fill.side * fill.size_lots
         position.apply(fill.side, fill.price_ticks, fill.size_lots, fee_atoms)
@@ -292,24 +409,97 @@ class Ledger:
             signed_lots=signed_lots,
             price_ticks=fill.price_ticks,
             fee_atoms=fee_atoms,
-            entry_nanos=entry,
-            entry_reference_nanos=entry_reference,
+            entry_nanos=marks.entry_nanos,
+            entry_reference_nanos=marks.entry_reference_nanos,
             hedge=hedge,
         )
-        stats = self.hedge_stats if hedge else self.quote_stats
-        if fill.side is Side.BUY:
-            stats.buys += 1
-        else:
-            stats.sells += 1
-        if fill.liquidity is Liquidity.MAKER:
-            stats.maker += 1
-        else:
-            stats.taker += 1
         base = fill.size_lots * position.instrument.lots_to_base(1)
-        stats.volume_base += base
-        stats.volume_quote += base * position.instrument.ticks_to_price(fill.price_ticks)
+        quote = base * position.instrument.ticks_to_price(fill.price_ticks)
+        for stats in (
+            self.hedge_stats if hedge else self.quote_stats,
+            self.stats_by_instrument[key],
+        ):
+            stats.add(fill.side, fill.liquidity, base, quote)
         self._update_net_exposure()
         return edge / ATOMS_PER_QUOTE
+
+    # -- restart -------------------------------------------------------------------------
+
+    def export_state(self, *, hedge_decisions: bool = True) -> dict[str, Any]:
+        """Everything the ledger has counted, as plain JSON-safe values.
+
+        Without `hedge_decisions` the remembered hedge decisions are left out (a journal keeps
+        them as records of their own and feeds them back with `on_hedge_decision`).
+        """
+        state: dict[str, Any] = {
+            "reference": [self.reference.venue, self.reference.symbol],
+            "positions": [position.export_state() for position in self._positions.values()],
+            "attribution": self._attribution.export_state(),
+            "fair_values": [
+                [venue, symbol, fair] for (venue, symbol), fair in sorted(self._fair.items())
+            ],
+            "netting_weights": dict(self._weights),
+            "max_abs_net_exposure_base": self.max_abs_net_exposure_base,
+            "quote_stats": self.quote_stats.export_state(),
+            "hedge_stats": self.hedge_stats.export_state(),
+            "stats_by_instrument": [
+                [venue, symbol, stats.export_state()]
+                for (venue, symbol), stats in self.stats_by_instrument.items()
+            ],
+        }
+        if hedge_decisions:
+            state["hedge_decisions"] = [
+                [client_order_id, decision.fair_value, decision.reference_fair_value]
+                for client_order_id, decision in self._hedge_decisions.items()
+            ]
+        return state
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Continue exactly from `export_state()`.
+
+        The instruments must be registered with the same tick, lot and contract sizes (a fill
+        counted in other units cannot be carried over); registered instruments the state does
+        not mention start flat. Raises ValueError, before changing anything, when the state is of
+        another reference, names an unregistered instrument or was counted in other units.
+        """
+        reference = tuple(state["reference"])
+        if reference != self._reference_key:
+            raise ValueError(
+                f"ledger state is of {' '.join(reference)}, this ledger of "
+                f"{' '.join(self._reference_key)}"
+            )
+        rows = state["positions"]
+        for row in rows:
+            position = self._positions.get((row["venue"], row["symbol"]))
+            if position is None:
+                raise ValueError(
+                    f"ledger state holds a position on {row['venue']} {row['symbol']}, "
+                    "an instrument this ledger does not trade"
+                )
+            position.check_state(row)
+        self._attribution.restore_state(state["attribution"])
+        restored = {(row["venue"], row["symbol"]): row for row in rows}
+        for key, position in self._positions.items():
+            row = restored.get(key)
+            if row is None:
+                position.restore_state(Position(position.instrument).export_state())
+            else:
+                position.restore_state(row)
+        self._fair = {(venue, symbol): float(fair) for venue, symbol, fair in state["fair_values"]}
+        self._weights = {venue: float(w) for venue, w in state["netting_weights"].items()}
+        self._hedge_decisions.clear()
+        for client_order_id, fair, reference_fair in state.get("hedge_decisions", ()):
+            self.on_hedge_decision(client_order_id, float(fair), float(reference_fair))
+        self.quote_stats.restore_state(state["quote_stats"])
+        self.hedge_stats.restore_state(state["hedge_stats"])
+        for stats in self.stats_by_instrument.values():
+            stats.restore_state(FillStats().export_state())
+        for venue, symbol, stats_state in state.get("stats_by_instrument", ()):
+            instrument_stats = self.stats_by_instrument.get((venue, symbol))
+            if instrument_stats is not None:
+                instrument_stats.restore_state(stats_state)
+        self._update_net_exposure()
+        self.max_abs_net_exposure_base = float(state["max_abs_net_exposure_base"])
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -340,10 +530,12 @@ class Ledger:
         """Current mark in quote per base (see `mark_nanos`)."""
         return Fraction(self.mark_nanos(venue, symbol), _NANOS)
 
-    def pnl(self) -> PnlBreakdown:
-        """The exact P&L attribution at the latest fair values."""
+    def pnl(self, instruments: Collection[tuple[str, str]] | None = None) -> PnlBreakdown:
+        """The exact P&L attribution at the latest fair values: of every instrument, or of
+        those named by (venue, symbol) (a quoted market's own share); the parts add up to the
+        whole exactly."""
         marks = {key: self.mark_nanos(*key) for key in self._positions}
-        return self._attribution.breakdown(marks, marks[self._reference_key])
+        return self._attribution.breakdown(marks, marks[self._reference_key], instruments)
 
     def realized(self) -> Fraction:
         return sum((p.realized for p in self._positions.values()), _ZERO)

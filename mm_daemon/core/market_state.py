@@ -3,7 +3,7 @@
 Pure and synchronous. The daemon (and replay, and paper execution) keeps one per
 (venue, symbol) and calls `on_event` with every market event of that market:
 
-    state = MarketState.from_config(instrument, config.market_data, rule=SequenceRule.NONE)
+    state = MarketState(instrument, fair_value_model="microprice", rule=SequenceRule.NONE)
     result = state.on_event(event)       # ApplyResult for book events, APPLIED otherwise
     state.fair_value_ticks               # float, fractional ticks of this instrument (or None)
     state.volatility.value               # fraction per sqrt(second)
@@ -38,7 +38,6 @@ state, recomputing the cross-venue states that reference it:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from mm_daemon.core.book import ApplyResult, Book, SequenceRule
 from mm_daemon.core.estimators import (
@@ -57,9 +56,6 @@ from mm_daemon.core.types import (
     MarketStatus,
     Trade,
 )
-
-if TYPE_CHECKING:
-    from mm_daemon.config import MarketDataConfig
 
 __all__ = ["FairValueKind", "MarketState", "MarketStates"]
 
@@ -121,30 +117,6 @@ class MarketState:
         self._fv: float | None = None
         self._last_ts_ns = 0
         self.last_result = ApplyResult.APPLIED  # of the last book event (see core.book)
-
-    @classmethod
-    def from_config(
-        cls,
-        instrument: Instrument,
-        config: MarketDataConfig,
-        *,
-        rule: SequenceRule = SequenceRule.NONE,
-        book: Book | None = None,
-        book_is_shared: bool = False,
-        reference: MarketState | None = None,
-    ) -> MarketState:
-        return cls(
-            instrument,
-            fair_value_model=str(config.fair_value.value),
-            rule=rule,
-            book=book,
-            book_is_shared=book_is_shared,
-            reference=reference,
-            basis_halflife_ns=int(config.basis_halflife_seconds * _NS),
-            volatility_halflife_ns=int(config.volatility_halflife_seconds * _NS),
-            intensity_window_ns=int(config.intensity_window_seconds * _NS),
-            imbalance_halflife_ns=int(config.imbalance_halflife_seconds * _NS),
-        )
 
     # -- events -----------------------------------------------------------------------------
 

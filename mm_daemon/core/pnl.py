@@ -40,13 +40,19 @@ hedge cost for a hedge fill; so spread capture + fees + hedge cost + inventory P
 risk weight, not a P&L one): a hedge that moves less than one-to-one shows up as basis P&L.
 A venue with no fair value yet is marked at its position's average cost. Funding payments on
 perpetuals are not included.
+
+`Attribution.export_state()` / `restore_state()` carry the accumulated sums as plain,
+JSON-safe values (integers of unbounded size as decimal strings) so a restarted process
+continues with exactly the same components.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
+from typing import Any
 
 __all__ = [
     "ATOMS_PER_QUOTE",
@@ -175,7 +181,16 @@ class PnlBreakdown:
 class _Marks:
     """Per-instrument sums that let inventory and basis P&L be evaluated at any later time."""
 
-    __slots__ = ("cash", "entry", "entry_reference", "lots", "scale")
+    __slots__ = (
+        "cash",
+        "entry",
+        "entry_reference",
+        "fees",
+        "hedge_cost",
+        "lots",
+        "scale",
+        "spread_capture",
+    )
 
     def __init__(self, scale: InstrumentScale) -> None:
         self.scale = scale
@@ -183,6 +198,11 @@ class _Marks:
         self.cash = 0  # atoms: sum of -s * x * p - f
         self.entry = 0  # lots x nanos: sum of s * x * E
         self.entry_reference = 0  # lots x nanos: sum of s * x * R_i
+        # This instrument's share of the fill-time components, atoms (the attribution's own
+        # totals are their sums over instruments).
+        self.spread_capture = 0
+        self.fees = 0
+        self.hedge_cost = 0
 
 
 class Attribution:
@@ -222,19 +242,89 @@ class Attribution:
         edge = signed_lots * entry_nanos * scale.atoms_per_lot_nano - paid
         if hedge:
             self._hedge_cost += edge - fee_atoms
+            marks.hedge_cost += edge - fee_atoms
         else:
             self._spread_capture += edge
             self._fees -= fee_atoms
+            marks.spread_capture += edge
+            marks.fees -= fee_atoms
         marks.lots += signed_lots
         marks.cash -= paid + fee_atoms
         marks.entry += signed_lots * entry_nanos
         marks.entry_reference += signed_lots * entry_reference_nanos
         return edge
 
+    def export_state(self) -> dict[str, Any]:
+        """The accumulated sums, JSON-safe: integers as decimal strings (they exceed 2**53)."""
+        return {
+            "spread_capture_atoms": str(self._spread_capture),
+            "fees_atoms": str(self._fees),
+            "hedge_cost_atoms": str(self._hedge_cost),
+            "instruments": [
+                {
+                    "venue": venue,
+                    "symbol": symbol,
+                    "lots": marks.lots,
+                    "cash_atoms": str(marks.cash),
+                    "entry": str(marks.entry),
+                    "entry_reference": str(marks.entry_reference),
+                    "spread_capture_atoms": str(marks.spread_capture),
+                    "fees_atoms": str(marks.fees),
+                    "hedge_cost_atoms": str(marks.hedge_cost),
+                }
+                for (venue, symbol), marks in self._marks.items()
+            ],
+        }
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from `export_state()`; its instruments must be registered already.
+
+        Registered instruments the state does not mention start from zero. Raises ValueError
+        (nothing changed) when the state names an instrument that is not registered.
+        """
+        rows = [(row["venue"], row["symbol"], row) for row in state["instruments"]]
+        for venue, symbol, _ in rows:
+            if (venue, symbol) not in self._marks:
+                raise ValueError(f"attribution state holds {venue} {symbol}, not registered here")
+        spread_capture = int(state["spread_capture_atoms"])
+        fees = int(state["fees_atoms"])
+        hedge_cost = int(state["hedge_cost_atoms"])
+        restored = {
+            (venue, symbol): (
+                int(row["lots"]),
+                int(row["cash_atoms"]),
+                int(row["entry"]),
+                int(row["entry_reference"]),
+                int(row["spread_capture_atoms"]),
+                int(row["fees_atoms"]),
+                int(row["hedge_cost_atoms"]),
+            )
+            for venue, symbol, row in rows
+        }
+        for key, marks in self._marks.items():
+            (
+                marks.lots,
+                marks.cash,
+                marks.entry,
+                marks.entry_reference,
+                marks.spread_capture,
+                marks.fees,
+                marks.hedge_cost,
+            ) = restored.get(key, (0, 0, 0, 0, 0, 0, 0))
+        self._spread_capture = spread_capture
+        self._fees = fees
+        self._hedge_cost = hedge_cost
+
     def breakdown(
-        self, marks_nanos: dict[tuple[str, str], int], reference_nanos: int
+        self,
+        marks_nanos: dict[tuple[str, str], int],
+        reference_nanos: int,
+        keys: Collection[tuple[str, str]] | None = None,
     ) -> PnlBreakdown:
-        """The components at current fair values (in nanos, one per registered instrument)."""
+        """The components at current fair values (in nanos, one per registered instrument):
+        of every instrument, or of the instruments `keys` names only."""
+        if keys is not None:
+            return self._breakdown_of(marks_nanos, reference_nanos, keys)
         inventory = 0
         basis = 0
         total = 0
@@ -254,3 +344,24 @@ class Attribution:
             basis_atoms=basis,
             total_atoms=total,
         )
+
+    def _breakdown_of(
+        self,
+        marks_nanos: dict[tuple[str, str], int],
+        reference_nanos: int,
+        keys: Collection[tuple[str, str]],
+    ) -> PnlBreakdown:
+        spread = fees = hedge = inventory = basis = total = 0
+        for key in keys:
+            marks = self._marks[key]
+            mark = marks_nanos[key]
+            per_nano = marks.scale.atoms_per_lot_nano
+            spread += marks.spread_capture
+            fees += marks.fees
+            hedge += marks.hedge_cost
+            inventory += (marks.lots * reference_nanos - marks.entry_reference) * per_nano
+            basis += (
+                marks.lots * (mark - reference_nanos) - (marks.entry - marks.entry_reference)
+            ) * per_nano
+            total += marks.cash + marks.lots * mark * per_nano
+        return PnlBreakdown(spread, fees, inventory, hedge, basis, total)

@@ -10,8 +10,8 @@ Units. Prices are (fractional) ticks of the quoted instrument; time is seconds; 
 - inventory `q`: `linear_skew` reads net exposure in base units (its skew is bps per base unit);
   `avellaneda_stoikov` and `glft` count it in lots, as the papers count shares, so `gamma` and
   `xi` are per tick per lot (the `gamma / k` of both papers is then dimensionless). The config
-  gives them per quote unit per base unit; `QuoteParams.from_config` converts (times tick size
-  times lot size), so one value means the same risk aversion on any instrument.
+  gives them per quote unit per base unit; the engine converts them (`wiring.quote_params`: times
+  tick size times lot size), so one value means the same risk aversion on any instrument.
 
 Models (each returns a reservation price `r` and a half spread `h`; bid = r - h, ask = r + h):
 - `fixed`: r = fair, h = spread_bps / 2 of fair.
@@ -37,15 +37,11 @@ when the hedge venue is down with the reduce-only reaction.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from mm_daemon.core.risk import RiskState
 from mm_daemon.core.types import Side
-
-if TYPE_CHECKING:
-    from mm_daemon.config import HedgingConfig, InventoryConfig, QuotingConfig
-    from mm_daemon.core.types import Instrument
 
 __all__ = [
     "HedgeDown",
@@ -57,7 +53,6 @@ __all__ = [
     "as_quotes",
     "glft_coefficients",
     "glft_quotes",
-    "hedge_down_from_config",
 ]
 
 FIXED = "fixed"
@@ -144,6 +139,7 @@ class HedgeDown:
 
     reaction: str
     widen_bps: float = 0.0
+    reason: str = field(default="", compare=False)  # why the venue counts as down
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,43 +174,6 @@ class QuoteParams:
     def __post_init__(self) -> None:
         if self.model not in _MODELS:
             raise ValueError(f"unknown quote model {self.model!r}")
-
-    @classmethod
-    def from_config(
-        cls, quoting: QuotingConfig, inventory: InventoryConfig, instrument: Instrument
-    ) -> QuoteParams:
-        lot_base = instrument.lot_size * instrument.contract_size_base
-        per_tick_lot = instrument.tick_size * lot_base  # config units -> per tick per lot
-        return cls(
-            model=str(quoting.model.value),
-            order_size_base=quoting.order_size_base,
-            lot_base=lot_base,
-            min_size_lots=instrument.min_size_lots,
-            min_notional_quote=instrument.min_notional_quote,
-            tick_size=instrument.tick_size,
-            levels=quoting.levels,
-            level_spacing_bps=quoting.level_spacing_bps,
-            level_size_multiplier=quoting.level_size_multiplier,
-            spread_bps=quoting.spread_bps,
-            min_spread_bps=quoting.min_spread_bps,
-            max_spread_bps=quoting.max_spread_bps,
-            round_trip_fee_bps=2.0 * instrument.maker_fee_rate * 1e4,
-            allow_spread_below_fees=quoting.allow_spread_below_fees,
-            skew_bps_per_base=quoting.skew_bps_per_base,
-            size_skew=quoting.size_skew,
-            gamma=quoting.gamma * per_tick_lot,
-            horizon_seconds=quoting.horizon_seconds,
-            xi=quoting.xi * per_tick_lot,
-            volatility_widening=quoting.volatility_widening,
-            pull_volatility_bps=quoting.pull_volatility_bps,
-            alpha_skew_bps=quoting.alpha_skew_bps,
-            inventory_target_base=inventory.target_base,
-            inventory_limit_base=inventory.limit_base,
-        )
-
-
-def hedge_down_from_config(hedging: HedgingConfig) -> HedgeDown:
-    return HedgeDown(str(hedging.on_hedge_venue_down.value), hedging.down_widen_bps)
 
 
 # -- the models' formulas (exposed for tests and for anyone checking them by hand) ---------------

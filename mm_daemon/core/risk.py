@@ -7,20 +7,19 @@ Pure: P&L, exposure and fair value come in as arguments.
   brings it back (the quoter reads the state).
 - HALTED: P&L fell more than `max_drawdown_quote` below its running peak (when
   `halt_on_drawdown`): cancel everything, quote nothing. A halt latches until `reset()`.
+
+`export_state()` / `restore_state()` carry the state, the halt reason and the drawdown peak
+across a restart (a HALTED gate restored stays HALTED).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import Any
 
 from mm_daemon.core.types import OrderRequest, Side
-
-if TYPE_CHECKING:
-    from mm_daemon.config import InventoryConfig, QuotingConfig, RiskConfig
-    from mm_daemon.core.types import Instrument
 
 __all__ = ["RiskGate", "RiskLimits", "RiskState"]
 
@@ -42,54 +41,22 @@ class RiskLimits:
     max_drawdown_quote: float
     halt_on_drawdown: bool = True
 
-    @classmethod
-    def from_config(
-        cls,
-        risk: RiskConfig,
-        inventory: InventoryConfig,
-        quoting: QuotingConfig,
-        instrument: Instrument,
-    ) -> RiskLimits:
-        """Limits from the config; the largest order the quoter can ask for sets the size cap.
-
-        The largest quote is the last level's size, doubled by size skew at most.
-        """
-        largest_base = quoting.order_size_base * quoting.level_size_multiplier ** (
-            quoting.levels - 1
-        )
-        if quoting.size_skew:
-            largest_base *= 2.0
-        lot_base = instrument.lot_size * instrument.contract_size_base
-        max_lots = max(instrument.min_size_lots, math.ceil(largest_base / lot_base - 1e-9))
-        return cls(
-            max_open_orders_per_side=risk.max_open_orders_per_side,
-            # Room for min-notional bumps of the smallest quotes.
-            max_order_size_lots=max_lots * 2,
-            price_band_bps=risk.price_band_bps,
-            inventory_limit_base=inventory.limit_base,
-            max_drawdown_quote=risk.max_drawdown_quote,
-            halt_on_drawdown=risk.halt_on_drawdown,
-        )
-
 
 class RiskGate:
     """Tracks the risk state from exposure and P&L; checks each order before it is sent."""
 
-    __slots__ = ("_peak_pnl_quote", "_state", "halted_reason", "limits")
+    __slots__ = ("_constraint", "_peak_pnl_quote", "_state", "halted_reason", "limits")
 
     def __init__(self, limits: RiskLimits) -> None:
         self.limits = limits
         self._state = RiskState.ACTIVE
         self._peak_pnl_quote: float | None = None
+        self._constraint = ""  # a limit beyond this market (the portfolio's) that reduces it
         self.halted_reason = ""
 
     @property
     def state(self) -> RiskState:
         return self._state
-
-    @property
-    def peak_pnl_quote(self) -> float | None:
-        return self._peak_pnl_quote
 
     def update(self, net_exposure_base: float, pnl_quote: float) -> RiskState:
         """Re-evaluate the state from the latest net exposure and total P&L."""
@@ -103,11 +70,30 @@ class RiskGate:
                 f"drawdown {drawdown:.2f} beyond max_drawdown_quote "
                 f"{self.limits.max_drawdown_quote:g}"
             )
-        elif abs(net_exposure_base) >= self.limits.inventory_limit_base:
+        elif self._constraint or abs(net_exposure_base) >= self.limits.inventory_limit_base:
             self._state = RiskState.REDUCING
         else:
             self._state = RiskState.ACTIVE
         return self._state
+
+    @property
+    def peak_pnl_quote(self) -> float | None:
+        """The running P&L peak the drawdown is measured from (None before the first update)."""
+        return self._peak_pnl_quote
+
+    @property
+    def reason(self) -> str:
+        """Why the state is not ACTIVE ("" when it is)."""
+        if self._state is RiskState.HALTED:
+            return self.halted_reason
+        if self._state is RiskState.REDUCING:
+            return self._constraint or "inventory limit"
+        return ""
+
+    def constrain(self, reason: str) -> None:
+        """Hold the market in REDUCING for a limit beyond it (a portfolio limit), from the
+        next `update` on; an empty reason lifts it."""
+        self._constraint = reason
 
     def halt(self, reason: str) -> None:
         """Stop quoting until `reset()` (a drawdown, or an operator's kill switch)."""
@@ -119,6 +105,23 @@ class RiskGate:
         self._state = RiskState.ACTIVE
         self.halted_reason = ""
         self._peak_pnl_quote = None
+
+    def export_state(self) -> dict[str, Any]:
+        return {
+            "state": self._state.name,
+            "halted_reason": self.halted_reason,
+            "peak_pnl_quote": self._peak_pnl_quote,
+        }
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from `export_state()`; ValueError (nothing changed) on an unknown state."""
+        name = state["state"]
+        if name not in RiskState.__members__:
+            raise ValueError(f"unknown risk state {name!r}")
+        peak = state["peak_pnl_quote"]
+        self._peak_pnl_quote = None if peak is None else float(peak)
+        self._state = RiskState[name]
+        self.halted_reason = str(state["halted_reason"])
 
     def check(
         self,

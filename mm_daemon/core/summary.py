@@ -1,23 +1,35 @@
 """The end-of-run summary: fills, volume, P&L by component, exposure, markouts, hedging.
 
-`build_run_summary` collects it from the ledger, the markout tracker and the hedger;
-`render_summary` turns it into an aligned plain-text table; `summary_to_dict` into JSON-ready
-data. All pure: the caller prints or writes the result.
+`build_run_summary` collects it for one ledger (one quoted market and its hedge);
+`build_portfolio_summary` for several markets: one summary per market (its own fills, P&L,
+markouts; its asset's exposure and hedging) inside one for the whole portfolio (every fill,
+the P&L of every ledger, each asset's exposure). `render_summary` turns it into aligned
+plain-text tables; `summary_to_dict` into JSON-ready data (the portfolio's figures at the top,
+each market's under "markets"). All pure: the caller prints or writes the result.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from mm_daemon.core.inventory import FillStats
 from mm_daemon.core.pnl import COMPONENTS
 
 if TYPE_CHECKING:
     from mm_daemon.core.hedging import Hedger
-    from mm_daemon.core.inventory import FillStats, Ledger
+    from mm_daemon.core.inventory import Ledger
     from mm_daemon.core.markouts import MarkoutTracker
 
-__all__ = ["RunSummary", "build_run_summary", "render_summary", "summary_to_dict"]
+__all__ = [
+    "AssetRecord",
+    "MarketRecord",
+    "RunSummary",
+    "build_portfolio_summary",
+    "build_run_summary",
+    "render_summary",
+    "summary_to_dict",
+]
 
 _NS = 1_000_000_000
 
@@ -52,6 +64,9 @@ class RunSummary:
     hedge_timeouts: int
     hedge_mean_slippage_bps: float | None
     unhedged_exposure_seconds: float
+    # asset -> (net exposure at the end, max |net exposure|), base units of that asset
+    exposure_by_asset: dict[str, tuple[float, float]] = field(default_factory=dict)
+    markets: tuple[tuple[str, RunSummary], ...] = ()  # name -> its own summary (portfolio)
 
 
 def _counts(stats: FillStats) -> FillCounts:
@@ -86,6 +101,83 @@ def build_run_summary(
         hedge_timeouts=stats.timeouts if stats is not None else 0,
         hedge_mean_slippage_bps=slippage,
         unhedged_exposure_seconds=(stats.unhedged_exposure_ns / _NS if stats is not None else 0.0),
+        exposure_by_asset={
+            ledger.reference.base: (ledger.net_exposure_base, ledger.max_abs_net_exposure_base)
+        },
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRecord:
+    """What the summary needs of one quoted market."""
+
+    name: str
+    venue: str
+    symbol: str
+    markouts: MarkoutTracker | None
+
+
+@dataclass(frozen=True, slots=True)
+class AssetRecord:
+    """What the summary needs of one asset: its ledger, its hedger, its markets."""
+
+    ledger: Ledger
+    hedger: Hedger | None
+    markets: tuple[MarketRecord, ...]
+
+
+def build_portfolio_summary(assets: list[AssetRecord], duration_seconds: float) -> RunSummary:
+    """One summary per market inside the portfolio's (see the module doc)."""
+    markets: list[tuple[str, RunSummary]] = []
+    quoting = FillStats()
+    hedging = FillStats()
+    pnl = dict.fromkeys((*COMPONENTS, "total"), 0.0)
+    exposure: dict[str, tuple[float, float]] = {}
+    orders = rejects = timeouts = hedge_fills = 0
+    slippage_sum = unhedged = 0.0
+    for asset in assets:
+        ledger = asset.ledger
+        whole = build_run_summary(ledger, None, asset.hedger, duration_seconds)
+        for market in asset.markets:
+            key = (market.venue, market.symbol)
+            own = replace(
+                build_run_summary(ledger, market.markouts, asset.hedger, duration_seconds),
+                quoting_fills=_counts(ledger.stats_by_instrument[key]),
+                pnl_quote=ledger.pnl((key,)).as_floats(),
+            )
+            markets.append((market.name, own))
+            quoting = quoting.plus(ledger.stats_by_instrument[key])
+        hedging = hedging.plus(ledger.hedge_stats)
+        for name, value in whole.pnl_quote.items():
+            pnl[name] += value
+        exposure.update(whole.exposure_by_asset)
+        orders += whole.hedge_orders
+        rejects += whole.hedge_rejects
+        timeouts += whole.hedge_timeouts
+        unhedged += whole.unhedged_exposure_seconds
+        if asset.hedger is not None:
+            hedge_fills += asset.hedger.stats.fills
+            slippage_sum += asset.hedger.stats.slippage_bps_sum
+    first = assets[0].ledger.reference
+    single = len(exposure) == 1
+    net, max_abs = next(iter(exposure.values())) if single else (0.0, 0.0)
+    return RunSummary(
+        duration_seconds=duration_seconds,
+        quote_currency=first.quote,
+        base_currency=first.base if single else "+".join(exposure),
+        quoting_fills=_counts(quoting),
+        hedge_fills=_counts(hedging),
+        pnl_quote=pnl,
+        net_exposure_base=net,
+        max_abs_net_exposure_base=max_abs,
+        markouts=markets[0][1].markouts if len(markets) == 1 else {},
+        hedge_orders=orders,
+        hedge_rejects=rejects,
+        hedge_timeouts=timeouts,
+        hedge_mean_slippage_bps=slippage_sum / hedge_fills if hedge_fills else None,
+        unhedged_exposure_seconds=unhedged,
+        exposure_by_asset=exposure,
+        markets=tuple(markets),
     )
 
 
@@ -106,10 +198,13 @@ def _rows(s: RunSummary) -> list[tuple[str, str, str]]:
         label = f"P&L ({quote})" if first else ""
         first = False
         rows.append((label, component, f"{s.pnl_quote[component]:.4f}"))
-    rows += [
-        ("exposure", f"net at end ({base})", f"{s.net_exposure_base:.6f}"),
-        ("", f"max |net| ({base})", f"{s.max_abs_net_exposure_base:.6f}"),
-    ]
+    first = True
+    for asset, (net, max_abs) in (s.exposure_by_asset or {base: (0.0, 0.0)}).items():
+        rows += [
+            ("exposure" if first else "", f"net at end ({asset})", f"{net:.6f}"),
+            ("", f"max |net| ({asset})", f"{max_abs:.6f}"),
+        ]
+        first = False
     first = True
     for horizon, (mean, count) in s.markouts.items():
         label = "markouts (bps)" if first else ""
@@ -128,12 +223,26 @@ def _rows(s: RunSummary) -> list[tuple[str, str, str]]:
 
 
 def render_summary(summary: RunSummary) -> str:
-    """The summary as an aligned plain-text table (no trailing newline)."""
+    """The summary as aligned plain-text tables (no trailing newline): the whole run's, then,
+    with several markets, each market's."""
+    if len(summary.markets) <= 1:
+        return _table(f"run summary: {summary.duration_seconds:.1f} s", summary)
+    tables = [
+        _table(
+            f"run summary: {summary.duration_seconds:.1f} s, portfolio of "
+            f"{len(summary.markets)} markets",
+            summary,
+        )
+    ]
+    tables += [_table(f"market {name}", market) for name, market in summary.markets]
+    return "\n\n".join(tables)
+
+
+def _table(title: str, summary: RunSummary) -> str:
     rows = _rows(summary)
     w_section = max(len(r[0]) for r in rows)
     w_item = max(len(r[1]) for r in rows)
     w_value = max(len(r[2]) for r in rows)
-    title = f"run summary: {summary.duration_seconds:.1f} s"
     rule = "-" * (w_section + w_item + w_value + 4)
     lines = [title, rule]
     for section, item, value in rows:
@@ -158,7 +267,7 @@ def summary_to_dict(summary: RunSummary) -> dict[str, Any]:
             "volume_quote": c.volume_quote,
         }
 
-    return {
+    data: dict[str, Any] = {
         "duration_seconds": summary.duration_seconds,
         "base_currency": summary.base_currency,
         "quote_currency": summary.quote_currency,
@@ -178,4 +287,11 @@ def summary_to_dict(summary: RunSummary) -> dict[str, Any]:
             "mean_slippage_bps": summary.hedge_mean_slippage_bps,
             "unhedged_exposure_seconds": summary.unhedged_exposure_seconds,
         },
+        "exposure_by_asset": {
+            asset: {"net_base": net, "max_abs_base": max_abs}
+            for asset, (net, max_abs) in summary.exposure_by_asset.items()
+        },
     }
+    if summary.markets:
+        data["markets"] = {name: summary_to_dict(m) for name, m in summary.markets}
+    return data

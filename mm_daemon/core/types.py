@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
 __all__ = [
+    "AccountPosition",
     "BookDelta",
     "BookLevels",
     "BookSnapshot",
     "CancelRequest",
     "Event",
     "ExecutionEvent",
+    "ExecutionStatus",
     "Fill",
     "Instrument",
     "InstrumentKind",
@@ -202,6 +204,25 @@ class OrderRequest:
     reduce_only: bool = False
     ts_decided_ns: int = 0  # when the core decided it (tick-to-quote starts at the event)
 
+    def as_update(
+        self, status: OrderStatus, now_ns: int, reason: str = "", venue: str = ""
+    ) -> OrderUpdate:
+        """This order's state before the venue said anything of it (sent, refused, lost)."""
+        return OrderUpdate(
+            venue or self.venue,
+            self.symbol,
+            now_ns,
+            now_ns,
+            self.client_order_id,
+            "",
+            status,
+            self.side,
+            self.price_ticks,
+            self.size_lots,
+            0,
+            reason,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class CancelRequest:
@@ -240,6 +261,28 @@ class Fill:
     size_lots: int
     fee_quote: float  # positive is a cost, negative a rebate, in the quote currency
     liquidity: Liquidity
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionStatus:
+    """An order-entry connection went down or came back; the engine reconciles with the venue
+    after every return (what filled while it was down never reached the private stream)."""
+
+    venue: str
+    ts_local_ns: int
+    connected: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPosition:
+    """What an account holds of one instrument, as its venue reports it (a restart compares
+    it with the journal's position)."""
+
+    venue: str
+    symbol: str
+    lots: int  # spot: the base balance, free and locked; perpetual: the signed position
+    last_trade_id: str  # the account's latest trade on the symbol; "" when it has none
 
 
 MarketEvent = BookSnapshot | BookDelta | Trade | MarketStatus

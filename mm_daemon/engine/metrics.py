@@ -25,7 +25,13 @@ if TYPE_CHECKING:
     from threading import Thread
     from wsgiref.simple_server import WSGIServer
 
-__all__ = ["LATENCY_BUCKETS_SECONDS", "Metrics", "MetricsServer"]
+__all__ = [
+    "LATENCY_BUCKETS_SECONDS",
+    "JournalMetrics",
+    "MarketDataMetrics",
+    "Metrics",
+    "MetricsServer",
+]
 
 # From 10 us to 5 s: tick-to-quote lives in the tens of microseconds, network in milliseconds.
 LATENCY_BUCKETS_SECONDS = (
@@ -52,6 +58,8 @@ MARKOUT_BUCKETS_BPS = (-50.0, -20.0, -10.0, -5.0, -2.0, -1.0, 0.0, 1.0, 2.0, 5.0
 SLIPPAGE_BUCKETS_BPS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 
 _MV = ("venue",)
+_MK = ("market",)
+_MA = ("asset",)
 _MVS = ("venue", "symbol")
 
 
@@ -76,11 +84,24 @@ class Metrics:
             "mm_daemon_running", "1 while the daemon runs its trading loop.", registry=r
         )
         self.quoting_paused = Gauge(
-            "mm_quoting_paused", "1 while quoting is paused by risk or stale data.", registry=r
+            "mm_quoting_paused",
+            "1 while the market quotes nothing on purpose (risk, stale data, hedge venue down).",
+            _MK,
+            registry=r,
         )
         self.risk_state = Gauge(
-            "mm_risk_state",
-            "Risk state: 0 ACTIVE, 1 REDUCING, 2 HALTED.",
+            "mm_risk_state", "Risk state: 0 ACTIVE, 1 REDUCING, 2 HALTED.", _MK, registry=r
+        )
+        self.market_info = Gauge(
+            "mm_market_info",
+            "1 for each market that trades: its venue, symbol and base asset (for joins).",
+            ("market", "venue", "symbol", "asset"),
+            registry=r,
+        )
+        self.market_up = Gauge(
+            "mm_market_up",
+            "1 while the market trades; 0 when it failed to start (its venue or symbol).",
+            _MK,
             registry=r,
         )
         # Market data
@@ -107,7 +128,7 @@ class Metrics:
             "mm_ws_reconnects", "Websocket stream reconnects.", _MVS, registry=r
         )
         self.market_stale = Gauge(
-            "mm_market_stale", "1 while the market's data is stale.", _MVS, registry=r
+            "mm_market_stale", "1 while the instrument's market data is stale.", _MVS, registry=r
         )
         self.md_latency = Histogram(
             "mm_md_latency_seconds",
@@ -125,27 +146,34 @@ class Metrics:
         )
         # Quoting and orders
         self.quote_price = Gauge(
-            "mm_quote_price", "Desired quote price, quote units.", ("side", "level"), registry=r
+            "mm_quote_price",
+            "Desired quote price, quote units.",
+            ("market", "side", "level"),
+            registry=r,
         )
         self.quoted_spread_bps = Gauge(
-            "mm_quoted_spread_bps", "Spread between our best bid and ask quotes.", registry=r
+            "mm_quoted_spread_bps", "Spread between our best bid and ask quotes.", _MK, registry=r
         )
-        self.orders = Counter("mm_orders", "Order actions sent.", ("venue", "action"), registry=r)
+        self.orders = Counter("mm_orders", "Order actions sent.", ("market", "action"), registry=r)
         self.order_rejects = Counter(
             "mm_order_rejects", "Orders rejected.", ("venue", "reason"), registry=r
         )
         self.fills = Counter(
-            "mm_fills", "Fills received.", ("venue", "side", "liquidity"), registry=r
+            "mm_fills", "Fills received.", ("venue", "symbol", "side", "liquidity"), registry=r
         )
         self.fill_volume_base = Counter(
-            "mm_fill_volume_base", "Filled size in base units.", ("venue", "side"), registry=r
+            "mm_fill_volume_base",
+            "Filled size in base units.",
+            ("venue", "symbol", "side"),
+            registry=r,
         )
         self.open_orders = Gauge(
-            "mm_open_orders", "Live orders on the venue.", ("venue", "side"), registry=r
+            "mm_open_orders", "Live quote orders of the market.", ("market", "side"), registry=r
         )
         self.tick_to_quote = Histogram(
             "mm_tick_to_quote_seconds",
             "Market event receipt to order request sent.",
+            _MK,
             buckets=LATENCY_BUCKETS_SECONDS,
             registry=r,
         )
@@ -154,41 +182,145 @@ class Metrics:
         )
         # Inventory, P&L, hedging
         self.inventory_base = Gauge(
-            "mm_inventory_base", "Position in base units per venue.", _MV, registry=r
+            "mm_inventory_base", "Position in base units per instrument.", _MVS, registry=r
         )
         self.net_exposure_base = Gauge(
-            "mm_net_exposure_base", "Net exposure across venues, base units.", registry=r
+            "mm_net_exposure_base",
+            "Net exposure of an asset across its markets and hedges, base units.",
+            _MA,
+            registry=r,
+        )
+        self.net_notional_quote = Gauge(
+            "mm_net_notional_quote",
+            "|Net exposure| of an asset times its fair value, quote units.",
+            _MA,
+            registry=r,
+        )
+        self.gross_notional_quote = Gauge(
+            "mm_gross_notional_quote",
+            "Sum of |position| x fair value over every instrument, quote units.",
+            registry=r,
         )
         self.inventory_limit_base = Gauge(
-            "mm_inventory_limit_base", "Configured |net exposure| limit, base units.", registry=r
+            "mm_inventory_limit_base",
+            "Configured limit of the market on its asset's |net exposure|, base units.",
+            _MK,
+            registry=r,
         )
         self.max_drawdown_quote = Gauge(
             "mm_max_drawdown_quote",
-            "Configured P&L drawdown from peak that halts quoting, quote units.",
+            "Configured P&L drawdown from peak that halts the market, quote units.",
+            _MK,
             registry=r,
         )
         self.pnl_quote = Gauge(
-            "mm_pnl_quote", "P&L by component, quote units.", ("component",), registry=r
+            "mm_pnl_quote",
+            "P&L of the whole portfolio by component, quote units.",
+            ("component",),
+            registry=r,
+        )
+        self.market_pnl_quote = Gauge(
+            "mm_market_pnl_quote",
+            "P&L of one market's quoting by component (its hedges are the asset's), quote units.",
+            ("market", "component"),
+            registry=r,
         )
         self.markout_bps = Histogram(
             "mm_markout_bps",
             "Fair value move after maker fills, signed: positive is good for us.",
-            ("horizon",),
+            ("market", "horizon"),
             buckets=MARKOUT_BUCKETS_BPS,
             registry=r,
         )
-        self.hedge_orders = Counter("mm_hedge_orders", "Hedge orders sent.", ("venue",), registry=r)
+        self.hedge_orders = Counter(
+            "mm_hedge_orders", "Hedge orders sent.", ("asset", "venue"), registry=r
+        )
         self.hedge_slippage_bps = Histogram(
             "mm_hedge_slippage_bps",
             "Hedge fill price against the hedge fair value at decision, bps.",
+            _MA,
             buckets=SLIPPAGE_BUCKETS_BPS,
             registry=r,
         )
         self.unhedged_exposure_seconds = Counter(
             "mm_unhedged_exposure_seconds",
             "Time spent with |net exposure| above the hedge threshold.",
+            _MA,
             registry=r,
         )
+        # Journal and restart recovery
+        self.journal_writes = Counter(
+            "mm_journal_writes",
+            "Records committed to the journal.",
+            registry=r,
+        )
+        self.journal_write_seconds = Histogram(
+            "mm_journal_write_seconds",
+            "Time of one journal commit (a durable record, or a batch of buffered ones).",
+            buckets=LATENCY_BUCKETS_SECONDS,
+            registry=r,
+        )
+        self.journal_failed = Gauge(
+            "mm_journal_failed",
+            "1 once a journal write failed (quoting is halted until a restart).",
+            registry=r,
+        )
+        self.recovered_fills = Counter(
+            "mm_recovered_fills",
+            "Fills booked at a start from the venue's trade history (made while the daemon "
+            "was down).",
+            _MV,
+            registry=r,
+        )
+        self.orphan_orders = Counter(
+            "mm_orphan_orders",
+            "Open orders found at a start: an earlier run's (cancelled or adopted) or another "
+            "program's (left).",
+            ("venue", "action"),
+            registry=r,
+        )
+        self.reconcile_position_diff_base = Gauge(
+            "mm_reconcile_position_diff_base",
+            "The venue's position minus the journal's at the last start, base units.",
+            _MVS,
+            registry=r,
+        )
+
+
+class MarketDataMetrics:
+    """`MarketDataReporter` (what adapters report) onto the daemon's metrics."""
+
+    __slots__ = ("_m",)
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def reconnects(self, venue: str, symbol: str) -> Counter:
+        return self._m.ws_reconnects.labels(venue, symbol)
+
+    def resyncs(self, venue: str, symbol: str) -> Counter:
+        return self._m.book_resyncs.labels(venue, symbol)
+
+    def malformed(self, venue: str) -> Counter:
+        return self._m.malformed_frames.labels(venue)
+
+    def trades(self, venue: str, symbol: str) -> Counter:
+        return self._m.trades.labels(venue, symbol)
+
+    def book_updates(self, venue: str, symbol: str) -> Counter:
+        return self._m.book_updates.labels(venue, symbol)
+
+    def latency(self, venue: str, symbol: str) -> Histogram:
+        return self._m.md_latency.labels(venue, symbol)
+
+    def stale(self, venue: str, symbol: str) -> Gauge:
+        return self._m.market_stale.labels(venue, symbol)
+
+    def best_bid(self, venue: str, symbol: str) -> Gauge:
+        return self._m.book_best_bid.labels(venue, symbol)
+
+    def best_ask(self, venue: str, symbol: str) -> Gauge:
+        return self._m.book_best_ask.labels(venue, symbol)
 
 
 class MetricsServer:
@@ -218,3 +350,18 @@ class MetricsServer:
         if self._thread is not None:
             self._thread.join(timeout=2)
             self._thread = None
+
+
+class JournalMetrics:
+    """The journal's commits into the daemon's metrics (a `JournalObserver`; called from the
+    writer thread too, which prometheus_client's locks allow)."""
+
+    __slots__ = ("_seconds", "_writes")
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._writes = metrics.journal_writes
+        self._seconds = metrics.journal_write_seconds
+
+    def journal_committed(self, records: int, seconds: float) -> None:
+        self._writes.inc(records)
+        self._seconds.observe(seconds)

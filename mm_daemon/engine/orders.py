@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
 import os
 import time
@@ -37,6 +38,7 @@ import structlog
 
 from mm_daemon.aio import start_eagerly
 from mm_daemon.core.types import (
+    CancelRequest,
     ExecutionEvent,
     Fill,
     OrderRequest,
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from mm_daemon.core.quoting import Quote, Quotes
     from mm_daemon.core.risk import RiskGate
     from mm_daemon.core.types import Instrument
+    from mm_daemon.engine.journal import Journal
     from mm_daemon.engine.metrics import Metrics
     from mm_daemon.venues.base import Execution
 
@@ -60,8 +63,12 @@ __all__ = [
     "LiveOrder",
     "OrderManager",
     "OrderManagerSettings",
+    "hedge_prefix",
+    "instance_root",
     "new_client_id_prefix",
+    "quote_prefix",
     "reject_reason_label",
+    "run_prefix",
 ]
 
 log = structlog.get_logger(__name__)
@@ -93,6 +100,33 @@ def new_client_id_prefix() -> str:
     """A short random prefix naming this run's orders (venue-legal: [a-z0-9])."""
     raw = int.from_bytes(os.urandom(4), "big")
     return "mm" + _base36(raw)[:6]
+
+
+# Client order ids of a daemon with a journal: `<root><run>_q<market>-<n>` for quotes and
+# `<root><run>_h<asset>-<n>` for hedges. The root (6 characters, from the instance id) is the
+# same at every start, so a restart knows the orders of each earlier run as its own; the run
+# (the journal's run id) tells this run's from theirs. At most about 24 characters: Binance
+# takes 36 of [.A-Z:/a-z0-9_-].
+
+
+def instance_root(instance_id: str) -> str:
+    """The part every client order id of every run of `instance_id` starts with."""
+    digest = int.from_bytes(hashlib.sha256(instance_id.encode()).digest()[:8], "big")
+    return "m" + _base36(digest)[-5:].rjust(5, "0")
+
+
+def run_prefix(root: str, run_id: int) -> str:
+    return f"{root}{_base36(run_id)}_"
+
+
+def quote_prefix(run: str, market_index: int) -> str:
+    """The order manager's prefix of market `market_index` (its ids add `-<n>`)."""
+    return f"{run}q{_base36(market_index)}"
+
+
+def hedge_prefix(run: str, asset_index: int) -> str:
+    """The hedger's prefix of asset book `asset_index` (its ids add `<n>`)."""
+    return f"{run}h{_base36(asset_index)}-"
 
 
 def _base36(value: int) -> str:
@@ -183,6 +217,8 @@ class OrderManager:
         metrics: Metrics | None = None,
         clock: Callable[[], int] = time.time_ns,
         client_id_prefix: str | None = None,
+        market: str = "",
+        journal: Journal | None = None,
     ) -> None:
         self.execution = execution
         self.instrument = instrument
@@ -192,7 +228,9 @@ class OrderManager:
         self.clock = clock
         self.venue = instrument.venue
         self.symbol = instrument.symbol
+        self.market = market or f"{instrument.symbol}@{instrument.venue}"
         self._prefix = client_id_prefix or new_client_id_prefix()
+        self.journal = journal
         self._next_id = 0
         self._bucket = TokenBucket(
             settings.rate_limit_orders_per_second, settings.rate_limit_burst_orders, clock()
@@ -211,6 +249,7 @@ class OrderManager:
         self._reconciling = False
         self._post_only_blocked: set[Side] = set()
         self._stopped = False
+        self.left_open: list[str] = []  # client ids still open at the venue after shutdown
         self.rate_limited_count = 0
         self._quote_gauges: dict[tuple[Side, int], Any] = {}
         self._published: object = None
@@ -220,13 +259,13 @@ class OrderManager:
         self._tick_size = instrument.tick_size
         self._price_decimals = instrument.price_decimals
         if metrics is not None:
-            self._m_place = metrics.orders.labels(self.venue, "place")
-            self._m_replace = metrics.orders.labels(self.venue, "replace")
-            self._m_cancel = metrics.orders.labels(self.venue, "cancel")
-            self._m_t2q = metrics.tick_to_quote
+            self._m_place = metrics.orders.labels(self.market, "place")
+            self._m_replace = metrics.orders.labels(self.market, "replace")
+            self._m_cancel = metrics.orders.labels(self.market, "cancel")
+            self._m_t2q = metrics.tick_to_quote.labels(self.market)
             self._m_rate_limited = metrics.rate_limited.labels(self.venue)
-            self._m_open_buy = metrics.open_orders.labels(self.venue, "buy")
-            self._m_open_sell = metrics.open_orders.labels(self.venue, "sell")
+            self._m_open_buy = metrics.open_orders.labels(self.market, "buy")
+            self._m_open_sell = metrics.open_orders.labels(self.market, "sell")
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -237,6 +276,20 @@ class OrderManager:
     def live_orders(self, side: Side | None = None) -> list[LiveOrder]:
         """Orders not yet finished (pending new, open, partially filled, pending cancel)."""
         return [o for o in self._orders.values() if side is None or o.side is side]
+
+    def best_prices(self) -> tuple[int | None, int | None]:
+        """Our best bid and ask in ticks among the orders resting or on their way (None: no
+        order on that side)."""
+        bid: int | None = None
+        ask: int | None = None
+        for order in self._orders.values():
+            if order.status is OrderStatus.PENDING_CANCEL:
+                continue
+            if order.side is Side.BUY:
+                bid = order.price_ticks if bid is None else max(bid, order.price_ticks)
+            else:
+                ask = order.price_ticks if ask is None else min(ask, order.price_ticks)
+        return bid, ask
 
     def get(self, client_order_id: str) -> LiveOrder | None:
         return self._orders.get(client_order_id) or self._finished.get(client_order_id)
@@ -469,6 +522,8 @@ class OrderManager:
         self._spawn(self._call(self.execution.place(request), request.client_order_id))
         if self.metrics is not None:
             self._m_place.inc()
+        if self.journal is not None:  # buffered, after the send: off the reaction path
+            self.journal.record_order(self.market, request, now)
         return True
 
     def _send_replace(self, order: LiveOrder, quote: Quote, now: int) -> bool:
@@ -484,6 +539,9 @@ class OrderManager:
         self._spawn(self._call(coro, request.client_order_id))
         if self.metrics is not None:
             self._m_replace.inc()
+        if self.journal is not None:
+            self.journal.record_cancel(self.market, self._cancel_of(order), now, reason="replace")
+            self.journal.record_order(self.market, request, now, action="replace")
         return True
 
     def _send_cancel(self, order: LiveOrder, now: int) -> None:
@@ -492,6 +550,11 @@ class OrderManager:
         if self.metrics is not None:
             self._m_cancel.inc()
         self._spawn(self._call(self.execution.cancel(self.symbol, order.client_order_id), None))
+        if self.journal is not None:
+            self.journal.record_cancel(self.market, self._cancel_of(order), now)
+
+    def _cancel_of(self, order: LiveOrder) -> CancelRequest:
+        return CancelRequest(self.venue, self.symbol, order.client_order_id)
 
     async def _call(self, coro: Coroutine[Any, Any, None], new_id: str | None) -> None:
         try:
@@ -547,6 +610,8 @@ class OrderManager:
             if not update.status.is_terminal:
                 self._cancel_if_stray(update.client_order_id)
             return  # finished already, or not ours
+        if self.journal is not None:
+            self.journal.record_order_update(self.market, update)
         now = self.clock()
         if update.exchange_order_id:
             order.exchange_order_id = update.exchange_order_id
@@ -555,7 +620,7 @@ class OrderManager:
         if status.is_terminal:
             if status is OrderStatus.REJECTED:
                 self._rejected(order, update.reason or "rejected")
-            self._finish(order, status, now, update.reason)
+            self._finish(order, status, now, update.reason, journaled=True)
         elif _RANK[status] >= _RANK[order.status]:
             # Never backwards: an ack overtaken by our cancel leaves the order pending cancel.
             order.status = status
@@ -580,18 +645,9 @@ class OrderManager:
         self._spawn(self._call(self.execution.cancel(self.symbol, client_order_id), None))
 
     def _on_fill(self, fill: Fill) -> None:
-        order = self._orders.get(fill.client_order_id) or self._finished.get(fill.client_order_id)
+        order = self._orders.get(fill.client_order_id)
         if order is None:
-            return
-        if self.metrics is not None:
-            self.metrics.fills.labels(
-                self.venue, fill.side.name.lower(), fill.liquidity.value
-            ).inc()
-            self.metrics.fill_volume_base.labels(self.venue, fill.side.name.lower()).inc(
-                self.instrument.lots_to_base(fill.size_lots)
-            )
-        if not order.live:
-            return
+            return  # finished already (a late fill changes no order state), or not ours
         # Fills and cumulative order updates may arrive in either order: take the larger.
         order.fills_lots += fill.size_lots
         order.filled_lots = max(order.filled_lots, order.fills_lots)
@@ -603,10 +659,38 @@ class OrderManager:
             order.status_ns = now
         self._poke()
 
-    def _finish(self, order: LiveOrder, status: OrderStatus, now: int, reason: str) -> None:
+    def _finish(
+        self,
+        order: LiveOrder,
+        status: OrderStatus,
+        now: int,
+        reason: str,
+        *,
+        journaled: bool = False,
+    ) -> None:
         order.status = status
         order.status_ns = now
         order.reason = reason
+        if self.journal is not None and not journaled:
+            # Finished here, not by a venue update (filled by its fills, given up on a failed
+            # request, gone from the venue's list): the journal's open orders must know.
+            self.journal.record_order_update(
+                self.market,
+                OrderUpdate(
+                    self.venue,
+                    self.symbol,
+                    now,
+                    now,
+                    order.client_order_id,
+                    order.exchange_order_id,
+                    status,
+                    order.side,
+                    order.price_ticks,
+                    order.size_lots,
+                    order.filled_lots,
+                    reason,
+                ),
+            )
         self._orders.pop(order.client_order_id, None)
         self._finished[order.client_order_id] = order
         if len(self._finished) > _RECENT_TERMINAL_KEPT:
@@ -702,6 +786,44 @@ class OrderManager:
                 with contextlib.suppress(Exception):
                     await self.execution.cancel(self.symbol, client_id)
 
+    def adopt(self, orders: list[OrderUpdate]) -> None:
+        """Manage orders an earlier run of this instance left open: tracked as live, levels by
+        distance from the touch (nearest first), so the next diff moves or cancels them as the
+        quotes say."""
+        now = self.clock()
+        for side in (Side.BUY, Side.SELL):
+            mine = sorted(
+                (u for u in orders if u.side is side and not u.status.is_terminal),
+                key=lambda u: -u.price_ticks if side is Side.BUY else u.price_ticks,
+            )
+            for level, update in enumerate(mine):
+                self._orders[update.client_order_id] = LiveOrder(
+                    update.client_order_id,
+                    side,
+                    level,
+                    update.price_ticks,
+                    update.size_lots,
+                    OrderStatus.OPEN if update.filled_lots == 0 else OrderStatus.PARTIALLY_FILLED,
+                    now,
+                    now,
+                    filled_lots=update.filled_lots,
+                    fills_lots=update.filled_lots,
+                    exchange_order_id=update.exchange_order_id,
+                )
+                if self.journal is not None:
+                    request = OrderRequest(
+                        self.venue,
+                        self.symbol,
+                        update.client_order_id,
+                        side,
+                        update.price_ticks,
+                        update.size_lots,
+                        OrderType.LIMIT_MAKER,
+                    )
+                    self.journal.record_order(self.market, request, now, action="adopt")
+                    self.journal.record_order_update(self.market, update)
+        self._dirty = True
+
     # -- shutdown ------------------------------------------------------------------------------
 
     async def shutdown(self, timeout_s: float = 5.0) -> int:
@@ -718,7 +840,7 @@ class OrderManager:
             await self.drain()
             await self.execution.cancel_all(self.symbol)
             if self.metrics is not None:
-                self.metrics.orders.labels(self.venue, "cancel_all").inc()
+                self.metrics.orders.labels(self.market, "cancel_all").inc()
             remaining = await self.execution.open_orders(self.symbol)
             for update in remaining:
                 with contextlib.suppress(Exception):
@@ -726,6 +848,7 @@ class OrderManager:
             remaining = await self.execution.open_orders(self.symbol)
         now = self.clock()
         listed = {u.client_order_id for u in remaining}
+        self.left_open = sorted(listed)
         for order in list(self._orders.values()):
             if order.client_order_id not in listed:
                 self._finish(order, OrderStatus.CANCELLED, now, "shutdown")
@@ -746,14 +869,16 @@ class OrderManager:
             key = (quote.side, quote.level)
             gauge = self._quote_gauges.get(key)
             if gauge is None:
-                gauge = self.metrics.quote_price.labels(quote.side.name.lower(), str(quote.level))
+                gauge = self.metrics.quote_price.labels(
+                    self.market, quote.side.name.lower(), str(quote.level)
+                )
                 self._quote_gauges[key] = gauge
             gauge.set(round(quote.price_ticks * self._tick_size, self._price_decimals))
         if quotes.bids and quotes.asks:
             bid = quotes.bids[0].price_ticks
             ask = quotes.asks[0].price_ticks
             mid = (bid + ask) / 2.0
-            self.metrics.quoted_spread_bps.set((ask - bid) / mid * 1e4)
+            self.metrics.quoted_spread_bps.labels(self.market).set((ask - bid) / mid * 1e4)
 
     def _publish_open_orders(self) -> None:
         """Open-order gauges, set only when a count changed."""

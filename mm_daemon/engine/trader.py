@@ -1,10 +1,10 @@
-"""The trading loop's event handlers: market and execution events in, quotes and hedges out.
+"""One quoted market's trading loop: its market and order events in, quotes out.
 
 Every handler is synchronous and runs on the event loop as the event arrives, so a book move,
 trade, fill or inventory change can move the quotes at once (no fixed clock). The decisions
-themselves are the pure core's (`MarketState`, `Quoter`, `Ledger`, `Hedger`, `RiskGate`); this
-class routes events to them, carries their decisions to the order manager and the hedge venue,
-and keeps the metrics.
+themselves are the pure core's (`MarketState`, `Quoter`, `RiskGate`); the market's asset book
+(`engine.asset.AssetBook`) holds the ledger its quotes skew on and the hedge. This class routes
+events to them, carries the quotes to the order manager, and keeps the market's metrics.
 
 When to requote: a book event that moves fair value by the order manager's price tolerance or
 more since the last requote, a snapshot, a status change or a fill requotes before its handler
@@ -20,172 +20,98 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mm_daemon.core.quoting import MarketInputs, Quoter
 from mm_daemon.core.risk import RiskGate, RiskState
-from mm_daemon.core.types import (
-    BookDelta,
-    ExecutionEvent,
-    Fill,
-    MarketEvent,
-    MarketStatus,
-    OrderRequest,
-    OrderStatus,
-    OrderUpdate,
-    Trade,
-)
-from mm_daemon.engine.orders import REJECT_REASONS, reject_reason_label
+from mm_daemon.core.types import BookDelta, ExecutionEvent, Fill, MarketEvent, Trade
+from mm_daemon.engine.journal import Snapshot
 from mm_daemon.log import get_logger
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from mm_daemon.core.estimators import IntensityFit
-    from mm_daemon.core.hedging import Hedger
-    from mm_daemon.core.inventory import Ledger
     from mm_daemon.core.market_state import MarketState
     from mm_daemon.core.markouts import MarkoutTracker
+    from mm_daemon.core.pnl import PnlBreakdown
+    from mm_daemon.engine.asset import AssetBook
+    from mm_daemon.engine.journal import Journal
     from mm_daemon.engine.metrics import Metrics
     from mm_daemon.engine.orders import OrderManager
-    from mm_daemon.venues.base import Execution
 
-__all__ = ["PAUSE_REASONS", "HedgeLeg", "Trader"]
+__all__ = ["PAUSE_REASONS", "MarketTrader"]
 
 log = get_logger(__name__)
 
-_NS = 1_000_000_000
 PAUSE_REASONS = frozenset({"stale", "halted", "hedge_down", "volatility"})
 """Why the quoter may quote nothing on purpose; anything else with no quotes is a fault."""
 
 
-@dataclass(slots=True)
-class HedgeLeg:
-    """The hedge venue as the trader sees it."""
-
-    state: MarketState
-    execution: Execution
-    hedger: Hedger
-
-
-class Trader:
-    """Routes one maker market (and an optional hedge market) through the core."""
+class MarketTrader:
+    """Routes one quoted market through the core; its asset book holds ledger and hedge."""
 
     def __init__(
         self,
         *,
-        maker_state: MarketState,
+        name: str,
+        state: MarketState,
         quoter: Quoter,
         orders: OrderManager,
-        ledger: Ledger,
         markouts: MarkoutTracker,
         risk: RiskGate,
+        asset: AssetBook,
         metrics: Metrics,
-        hedge: HedgeLeg | None = None,
-        paper_feeds: dict[str, Callable[[MarketEvent], None]] | None = None,
         clock: Callable[[], int] = time.time_ns,
+        journal: Journal | None = None,
     ) -> None:
-        self.maker = maker_state
-        self.maker_venue = maker_state.instrument.venue
+        self.name = name
+        self.state = state
+        self.instrument = state.instrument
         self.quoter = quoter
         self.orders = orders
-        self.ledger = ledger
         self.markouts = markouts
         self.risk = risk
+        self.asset = asset
         self.metrics = metrics
-        self.hedge = hedge
-        self._paper_feeds = paper_feeds or {}
+        self.cross_venue = state.reference is not None
         self._clock = clock
-        self._cross_venue = maker_state.reference is not None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._last_unhedged_ns = 0
-        self.market_events = 0
+        self._key = (self.instrument.venue, self.instrument.symbol)
         self._fit: IntensityFit | None = None  # refitted on the timer, not per event
-        self._quoted_fair: float | None = None  # maker fair value at the last requote
+        self._quoted_fair: float | None = None  # fair value at the last requote
         self._deferred_ts_ns = 0  # oldest event waiting for the end-of-turn requote (0: none)
-        self._paused = False  # quoting nothing on purpose (stale, halted, hedge down, volatility)
-        self._init_metrics()
-
-    def _init_metrics(self) -> None:
-        # Book, latency, trade and staleness series are the market-data adapter's; the
-        # trader publishes what it derives: fair value, volatility, inventory, P&L, markouts.
-        m = self.metrics
-        self._m_markout = {h: m.markout_bps.labels(h) for h in self.markouts.horizons}
-        # Series exist from the start (dashboards and alerts see 0, not "no data").
-        for state in (self.maker, *([self.hedge.state] if self.hedge else [])):
-            venue = state.instrument.venue
-            m.event_errors.labels(venue)
-            for reason in REJECT_REASONS:
-                m.order_rejects.labels(venue, reason)
-            for side in ("buy", "sell"):
-                for liquidity in ("maker", "taker"):
-                    m.fills.labels(venue, side, liquidity)
-                m.fill_volume_base.labels(venue, side)
-        if self.hedge is not None:
-            m.hedge_orders.labels(self.hedge.execution.venue)
-        self._m_markets = [
-            (
-                state,
-                m.fair_value.labels(state.instrument.venue, state.instrument.symbol),
-                m.volatility.labels(state.instrument.venue, state.instrument.symbol),
-            )
-            for state in (self.maker, *([self.hedge.state] if self.hedge else []))
-        ]
+        self.paused = False  # quoting nothing on purpose (stale, halted, hedge down, volatility)
+        self.pause_reason = ""
+        self.trading = True  # False while a start recovers: the quotes wait for it
+        self.journal = journal
+        self._journaled_risk = risk.state
+        m = metrics
+        self._m_markout = {h: m.markout_bps.labels(name, h) for h in markouts.horizons}
+        self._m_paused = m.quoting_paused.labels(name)
+        self._m_risk = m.risk_state.labels(name)
+        self._m_pnl = {c: m.market_pnl_quote.labels(name, c) for c in _PNL_LABELS}
+        self._m_fair = m.fair_value.labels(self.instrument.venue, self.instrument.symbol)
+        self._m_vol = m.volatility.labels(self.instrument.venue, self.instrument.symbol)
+        m.market_up.labels(name).set(1)
+        inst = self.instrument
+        m.market_info.labels(name, inst.venue, inst.symbol, inst.base).set(1)
+        asset.add_market(self)
 
     # -- market events ------------------------------------------------------------------------
 
     def on_market_event(self, event: MarketEvent) -> None:
-        try:
-            self._on_market_event(event)
-        except Exception:  # noqa: BLE001  one bad event is logged and skipped, never fatal
-            self._event_failed(event)
-
-    def on_maker_execution(self, event: ExecutionEvent) -> None:
-        try:
-            self._on_maker_execution(event)
-        except Exception:  # noqa: BLE001  one bad event is logged and skipped, never fatal
-            self._event_failed(event)
-
-    def on_hedge_execution(self, event: ExecutionEvent) -> None:
-        try:
-            self._on_hedge_execution(event)
-        except Exception:  # noqa: BLE001  one bad event is logged and skipped, never fatal
-            self._event_failed(event)
-
-    def _event_failed(self, event: MarketEvent | ExecutionEvent) -> None:
-        self.metrics.event_errors.labels(event.venue).inc()
-        log.exception("event_failed", venue=event.venue, kind=type(event).__name__)  # noqa: LOG004  called from the handlers' except blocks
-
-    def _on_market_event(self, event: MarketEvent) -> None:
-        self.market_events += 1
-        feed = self._paper_feeds.get(event.venue)
-        if feed is not None:
-            feed(event)  # paper fills see the public flow before we requote on it
-        if event.venue == self.maker_venue:
-            self._on_maker_event(event)
-        elif self.hedge is not None and event.venue == self.hedge.state.instrument.venue:
-            self._on_hedge_event(event, self.hedge)
-
-    def _on_maker_event(self, event: MarketEvent) -> None:
-        self.maker.on_event(event)
+        """An event of this market's own instrument."""
+        self.state.on_event(event)
         self._requote_after(event)
 
-    def _on_hedge_event(self, event: MarketEvent, leg: HedgeLeg) -> None:
-        state = leg.state
-        state.on_event(event)
-        if type(event) is MarketStatus:
-            leg.hedger.on_venue_status(event.stale, event.reason, source="market_data")
-            self.requote(event.ts_local_ns)
+    def on_reference_event(self, event: MarketEvent) -> None:
+        """An event of the cross-venue reference (the asset's hedge instrument)."""
+        if type(event) is Trade:
+            self._requote_later(event.ts_local_ns)
             return
-        if type(event) is not Trade:
-            book = state.book
-            bid, ask = book.best_bid(), book.best_ask()
-            leg.hedger.on_touch(bid[0] if bid else None, ask[0] if ask else None)
-        if self._cross_venue:
-            if type(event) is Trade:
-                self._requote_later(event.ts_local_ns)
-                return
-            self.maker.on_reference_update(event.ts_local_ns)
-            self._requote_after(event)
+        self.state.on_reference_update(event.ts_local_ns)
+        self._requote_after(event)
 
     def _requote_after(self, event: MarketEvent) -> None:
         """Requote now or at the end of the loop turn (see the module docstring)."""
@@ -194,7 +120,7 @@ class Trader:
             self._requote_later(event.ts_local_ns)
             return
         if kind is BookDelta:
-            fair = self.maker.fair_value_ticks
+            fair = self.state.fair_value_ticks
             quoted = self._quoted_fair
             if (
                 fair is not None
@@ -223,14 +149,16 @@ class Trader:
         try:
             self.requote(ts)
         except Exception:  # a failing requote is logged, never fatal to the loop
-            self.metrics.event_errors.labels(self.maker_venue).inc()
-            log.exception("requote_failed", venue=self.maker_venue)
+            self.metrics.event_errors.labels(self.instrument.venue).inc()
+            log.exception("requote_failed", market=self.name)
 
     # -- quoting ------------------------------------------------------------------------------
 
     def requote(self, event_ts_ns: int) -> None:
         self._deferred_ts_ns = 0
-        state = self.maker
+        if not self.trading:
+            return
+        state = self.state
         fair = state.fair_value_ticks
         if fair is None:
             return
@@ -249,159 +177,110 @@ class Trader:
             imbalance=state.flow_imbalance,
             stale=state.stale,
         )
-        hedge_down = self.hedge.hedger.hedge_down(now) if self.hedge is not None else None
-        net = self.ledger.net_exposure_base
-        quotes = self.quoter.quote(inputs, net, now, self.risk.state, hedge_down)
+        net = self.asset.net_exposure_base
+        quotes = self.quoter.quote(inputs, net, now, self.risk.state, self.asset.hedge_down(now))
         self.orders.set_desired(
             quotes, fair_ticks=fair, net_exposure_base=net, event_ts_ns=event_ts_ns
         )
-        self._paused = quotes.empty and quotes.reason in PAUSE_REASONS
+        self.paused = quotes.empty and quotes.reason in PAUSE_REASONS
+        self.pause_reason = quotes.reason if quotes.empty else ""
 
-    # -- execution events -----------------------------------------------------------------------
+    # -- order events -------------------------------------------------------------------------
 
-    def _on_maker_execution(self, event: ExecutionEvent) -> None:
+    def on_execution(self, event: ExecutionEvent) -> None:
+        """An order update or fill of this market's quotes."""
+        if type(event) is Fill and not self.asset.book_fill(event, self.instrument):
+            return  # booked before (the journal knows its trade id)
         self.orders.on_execution_event(event)
         if type(event) is Fill:
-            self._book_fill(event)
-            self.markouts.on_fill(event.ts_local_ns, event.side, self.maker.fair_value_price)
-            self.maybe_hedge()
-            self.requote(event.ts_local_ns)
+            self.markouts.on_fill(event.ts_local_ns, event.side, self.state.fair_value_price)
+            self.asset.maybe_hedge()
+            self.asset.requote_markets(event.ts_local_ns)
 
-    def _on_hedge_execution(self, event: ExecutionEvent) -> None:
-        leg = self.hedge
-        if leg is None:
-            return
-        now = self._clock()
-        if type(event) is Fill:
-            self._book_fill(event)
-            slippage = leg.hedger.on_fill(event)
-            if slippage is not None:
-                self.metrics.hedge_slippage_bps.observe(slippage)
-            self.requote(event.ts_local_ns)
-        elif type(event) is OrderUpdate:
-            leg.hedger.on_order_update(event, now)
-            if event.status.value == "rejected":
-                reason = reject_reason_label(event.reason or "rejected")
-                self.metrics.order_rejects.labels(event.venue, reason).inc()
-                log.warning("hedge_rejected", venue=event.venue, reason=event.reason)
+    # -- periodic work --------------------------------------------------------------------------
 
-    def _book_fill(self, fill: Fill) -> None:
-        self.ledger.on_fill(fill)
-        side = "buy" if fill.side > 0 else "sell"
-        self.metrics.fills.labels(fill.venue, side, fill.liquidity.value).inc()
-        inst = self.maker.instrument
-        if self.hedge is not None and fill.venue == self.hedge.state.instrument.venue:
-            inst = self.hedge.state.instrument
-        self.metrics.fill_volume_base.labels(fill.venue, side).inc(
-            inst.lots_to_base(fill.size_lots)
-        )
-        log.info(
-            "fill",
-            venue=fill.venue,
-            side=side,
-            price=inst.ticks_to_price(fill.price_ticks),
-            size=inst.lots_to_size(fill.size_lots),
-            liquidity=fill.liquidity.value,
-            fee=fill.fee_quote,
-            net_exposure_base=round(self.ledger.net_exposure_base, 8),
-        )
-
-    # -- hedging --------------------------------------------------------------------------------
-
-    def maybe_hedge(self) -> None:
-        leg = self.hedge
-        if leg is None:
-            return
-        now = self._clock()
-        intent = leg.hedger.decide(now, self.ledger.net_exposure_base)
-        if intent is None:
-            return
-        self.ledger.on_hedge_intent(intent)
-        self.metrics.hedge_orders.labels(leg.execution.venue).inc()
-        request = intent.request
-        log.info(
-            "hedge_sent",
-            venue=request.venue,
-            side="buy" if request.side > 0 else "sell",
-            size=leg.state.instrument.lots_to_size(request.size_lots),
-            limit=leg.state.instrument.ticks_to_price(request.price_ticks),
-        )
-        task = asyncio.get_running_loop().create_task(self._send_hedge(leg, request))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _send_hedge(self, leg: HedgeLeg, request: OrderRequest) -> None:
-        try:
-            await leg.execution.place(request)
-        except Exception as exc:  # noqa: BLE001  any order-entry failure is a rejected hedge
-            log.warning("hedge_order_failed", venue=request.venue, error=repr(exc))
-            now = self._clock()
-            self.on_hedge_execution(
-                OrderUpdate(
-                    venue=request.venue,
-                    symbol=request.symbol,
-                    ts_exchange_ns=now,
-                    ts_local_ns=now,
-                    client_order_id=request.client_order_id,
-                    exchange_order_id="",
-                    status=OrderStatus.REJECTED,
-                    side=request.side,
-                    price_ticks=request.price_ticks,
-                    size_lots=request.size_lots,
-                    filled_lots=0,
-                    reason="order entry failed",
-                )
-            )
-
-    # -- periodic work (markouts mature, hedge slices and timeouts, risk, gauges) ---------------
-
-    def on_timer(self) -> None:
-        now = self._clock()
-        self._fit = self.maker.intensity_fit(now)
-        maker_fair = self.maker.fair_value_price
-        inst = self.maker.instrument
-        if maker_fair is not None:
-            self.ledger.on_fair_value(inst.venue, inst.symbol, maker_fair)
-            for markout in self.markouts.on_fair_value(now, maker_fair):
+    def on_timer(self, now_ns: int) -> None:
+        """Refit intensity, mark the ledger and markouts, re-evaluate risk, publish."""
+        self._fit = self.state.intensity_fit(now_ns)
+        fair = self.state.fair_value_price
+        if fair is not None:
+            self.asset.ledger.on_fair_value(*self._key, fair)
+            for markout in self.markouts.on_fair_value(now_ns, fair):
                 self._m_markout[markout.horizon].observe(markout.bps)
-        for markout in self.markouts.advance(now):
+        for markout in self.markouts.advance(now_ns):
             self._m_markout[markout.horizon].observe(markout.bps)
-        leg = self.hedge
-        if leg is not None:
-            hedge_fair = leg.state.fair_value_price
-            hinst = leg.state.instrument
-            if hedge_fair is not None:
-                self.ledger.on_fair_value(hinst.venue, hinst.symbol, hedge_fair)
-                if maker_fair is not None:
-                    leg.hedger.on_fair_values(now, maker_fair, hedge_fair)
-                    self.ledger.set_netting_weight(hinst.venue, leg.hedger.netting_weight)
-            self.maybe_hedge()
-            unhedged_ns = leg.hedger.stats.unhedged_exposure_ns
-            if unhedged_ns > self._last_unhedged_ns:
-                self.metrics.unhedged_exposure_seconds.inc(
-                    (unhedged_ns - self._last_unhedged_ns) / _NS
-                )
-                self._last_unhedged_ns = unhedged_ns
-        pnl = self.ledger.pnl().as_floats()
-        before = self.risk.state
-        state = self.risk.update(self.ledger.net_exposure_base, pnl["total"])
-        if state is not before:
-            log.warning("risk_state", state=state.name, reason=self.risk.halted_reason)
-            self.metrics.risk_state.set(int(state))
-            if state is RiskState.HALTED:
-                self.requote(0)
-        self._publish(pnl)
 
-    def _publish(self, pnl: dict[str, float]) -> None:
-        m = self.metrics
-        for state, fair_gauge, vol_gauge in self._m_markets:
-            fair = state.fair_value_price
-            if fair is not None:
-                fair_gauge.set(fair)
-            vol_gauge.set(state.volatility.value)
-        for component, value in pnl.items():
-            m.pnl_quote.labels(component).set(value)
-        for venue, base in self.ledger.inventory_by_venue().items():
-            m.inventory_base.labels(venue).set(base)
-        m.net_exposure_base.set(self.ledger.net_exposure_base)
-        m.quoting_paused.set(1 if self._paused else 0)
+    def update_risk(self) -> RiskState:
+        """Risk from the asset's net exposure and this market's own P&L; a change requotes."""
+        before = self.risk.state
+        state = self.risk.update(self.asset.net_exposure_base, float(self.pnl().total))
+        if state is not before:
+            log.warning("risk_state", market=self.name, state=state.name, reason=self.risk.reason)
+            self._m_risk.set(int(state))
+            self.requote(0)
+        self.journal_risk("risk")
+        return state
+
+    def journal_risk(self, source: str) -> None:
+        """Journal the risk state if it changed since it was last journaled (a halt commits
+        before this returns; see `Journal.record_risk_state`)."""
+        state = self.risk.state
+        if self.journal is None or state is self._journaled_risk:
+            return
+        self._journaled_risk = state
+        self.journal.record_risk_state(
+            self.name, state, reason=self.risk.reason, source=source, ts_ns=self._clock()
+        )
+
+    def restore_risk(self, exported: Mapping[str, Any]) -> None:
+        """Continue from a journaled risk state (a HALTED market stays HALTED)."""
+        self.risk.restore_state(exported)
+        self._journaled_risk = self.risk.state
+        self._m_risk.set(int(self.risk.state))
+
+    def snapshot(self, now_ns: int) -> Snapshot:
+        """This market as of now, for the journal's 1 s series (what run reports plot)."""
+        inst = self.instrument
+        book = self.state.book
+        bid, ask = book.best_bid(), book.best_ask()
+        quote_bid, quote_ask = self.orders.best_prices()
+        pnl = self.pnl().as_floats()
+        ledger = self.asset.ledger
+        return Snapshot(
+            market=self.name,
+            ts_ns=now_ns,
+            fair_value=self.state.fair_value_price,
+            best_bid=inst.ticks_to_price(bid[0]) if bid else None,
+            best_ask=inst.ticks_to_price(ask[0]) if ask else None,
+            quote_bid=inst.ticks_to_price(quote_bid) if quote_bid is not None else None,
+            quote_ask=inst.ticks_to_price(quote_ask) if quote_ask is not None else None,
+            position_base=ledger.position(*self._key).base,
+            net_exposure_base=ledger.net_exposure_base,
+            pnl_total=pnl["total"],
+            pnl_spread_capture=pnl["spread_capture"],
+            pnl_fees=pnl["fees"],
+            pnl_inventory=pnl["inventory"],
+            pnl_hedge_cost=pnl["hedge_cost"],
+            pnl_basis=pnl["basis"],
+            pnl_funding=pnl.get("funding", 0.0),
+            drawdown_peak=self.risk.peak_pnl_quote,
+            risk_state=self.risk.state.name,
+            paused=self.paused,
+        )
+
+    def pnl(self) -> PnlBreakdown:
+        """This market's own P&L (its quoting fills; the asset's hedges are the asset's)."""
+        return self.asset.ledger.pnl((self._key,))
+
+    def publish(self) -> None:
+        fair = self.state.fair_value_price
+        if fair is not None:
+            self._m_fair.set(fair)
+        self._m_vol.set(self.state.volatility.value)
+        for component, value in self.pnl().as_floats().items():
+            self._m_pnl[component].set(value)
+        self._m_paused.set(1 if self.paused else 0)
+        self._m_risk.set(int(self.risk.state))
+
+
+_PNL_LABELS = ("spread_capture", "fees", "inventory", "hedge_cost", "basis", "total")

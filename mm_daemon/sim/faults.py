@@ -8,6 +8,12 @@ frame for `seconds` before delivering it, `http_error` answers REST with 429 + R
 (`count` 429, the default) or with that 5xx status (`count` 500..599) for `seconds`,
 `reject_orders` rejects the next `count` orders, `halt` stops trading for `seconds` (0: until
 a `resume`), `resume` ends a halt. Every query takes the current time in ns (no clock here).
+
+A venue lists several symbols: `gap`, `stall`, `halt`, `resume` and `reject_orders` may name
+one (`symbol`, the venue's id such as ETHUSDT) and then touch only its streams or orders; without
+one, `gap`, `stall`, `halt` and `resume` apply to every symbol (each skips its next `count`
+depth messages) and `reject_orders` rejects the venue's next `count` orders whatever their
+symbol. `disconnect`, `delay` and `http_error` act on connections and REST: the whole venue.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-__all__ = ["FAULT_KINDS", "FaultKind", "FaultSpec", "FaultState"]
+__all__ = ["FAULT_KINDS", "SYMBOL_FAULT_KINDS", "FaultKind", "FaultSpec", "FaultState"]
 
 FaultKind = Literal[
     "disconnect", "gap", "stall", "delay", "http_error", "reject_orders", "halt", "resume"
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
+SYMBOL_FAULT_KINDS = frozenset({"gap", "stall", "halt", "resume", "reject_orders"})
+"""The faults that may name a symbol (the others act on the whole venue)."""
 _NS = 1_000_000_000
 
 
@@ -29,12 +37,17 @@ class FaultSpec:
     kind: FaultKind
     seconds: float = 0.0
     count: int = 1
+    symbol: str | None = None  # the venue's id of the one symbol it touches, e.g. ETHUSDT
+
+    def __post_init__(self) -> None:
+        if self.symbol is not None and self.kind not in SYMBOL_FAULT_KINDS:
+            raise ValueError(f"{self.kind} acts on the whole venue: it takes no symbol")
 
     @classmethod
     def parse(cls, data: object) -> FaultSpec:
         """Validate the JSON body of `POST /admin/faults`; raises ValueError naming the problem."""
         if not isinstance(data, dict):
-            raise TypeError("body must be a JSON object with kind, seconds, count")
+            raise TypeError("body must be a JSON object with kind, seconds, count, symbol")
         kind = data.get("kind")
         if kind not in FAULT_KINDS:
             raise ValueError(f"kind must be one of {', '.join(FAULT_KINDS)}")
@@ -44,7 +57,10 @@ class FaultSpec:
             raise ValueError("seconds must be a number >= 0")
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise ValueError("count must be an integer >= 0")
-        return cls(kind, float(seconds), count)
+        symbol = data.get("symbol")
+        if symbol is not None and (not isinstance(symbol, str) or not symbol):
+            raise ValueError("symbol must be the venue's id of a symbol, e.g. ETHUSDT")
+        return cls(kind, float(seconds), count, symbol.upper() if symbol else None)
 
 
 class FaultState:

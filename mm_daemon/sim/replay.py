@@ -1,395 +1,174 @@
-"""Serve recorded Binance captures: frames, the replayed book, and client orders against them.
+"""Serve recorded Binance captures: the replayed book, and client orders against them.
 
-Captures are gzip text, one message a line: `<local receive ns> <raw JSON>` (REST depth
-snapshot, or a combined-stream envelope of depthUpdate, trade or bookTicker). Spot captures
-span two files per symbol, chained by date.
+The captures are read with `mm_daemon.binance.capture` (frames in receive order, raw bytes kept
+for serving as is).
 
-- `iter_frames` yields `RecordedFrame`s in receive order (raw bytes kept for serving as is).
 - `ReplayBook` rebuilds the order book with Binance's sync rules (spot: `U`/`u`; USD-M: `pu`),
   so a REST depth request can be answered with the state at the moment it is asked
   (`lastUpdateId` = the last applied `u`).
-- `ReplayEngine` is a `MatchingEngine` whose displayed book is the recorded one: client orders
-  that cross it fill at once as taker against the displayed size (LIMIT_MAKER is refused);
-  resting client orders fill from recorded trades through the queue model
-  (`mm_daemon.core.queue.QueueFillModel`): queue ahead at placement = displayed size at the
-  price, reduced by trades at that price and by a share of unexplained size decreases.
-  Client orders are not shown in the recorded book and do not change it.
+- `ReplayEngine` is a `MatchingEngine` whose displayed book (the engine's `DisplayedBook` hook,
+  here `RecordedDisplayedBook`) is the recorded one: client orders that cross it fill at once
+  as taker against the displayed size (LIMIT_MAKER is refused); resting client orders fill
+  from recorded trades through the queue model (`mm_daemon.core.queue.QueueFillModel`): queue
+  ahead at placement = displayed size at the price, reduced by trades at that price and by a
+  share of unexplained size decreases. Client orders are not shown in the recorded book and
+  do not change it.
 
 Nothing here reads a clock: the caller passes the time of each call and paces the frames
 (`ReplayClock` maps recorded time to wall time at a speed-up factor).
+
+`open_replay` opens one feed per recorded book (BTCUSDT and ETHUSDT, spot on sim-spot and USD-M
+on sim-perp, by default), and `merge_feeds` interleaves them in recorded receive order (the
+captures share one collector clock), ties broken by the order of the feeds: the same captures
+always give the same sequence.
 """
 
 from __future__ import annotations
 
-import bisect
-import gzip
 import heapq
-import os
-from collections import deque
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from mm_daemon.binance.capture import FrameKind, RecordedFrame, default_data_dir, iter_frames
+from mm_daemon.binance.depth import BinanceDepthSync
+from mm_daemon.binance.frames import parse_snapshot, shared_parser
+from mm_daemon.binance.markets import Dialect, recorded_instrument
+from mm_daemon.core.book import ApplyResult
 from mm_daemon.core.queue import QueueFillModel
-from mm_daemon.core.types import BookLevels, Instrument, InstrumentKind, Liquidity, OrderType, Side
-from mm_daemon.sim.market import PERP_VENUE, SPOT_VENUE
+from mm_daemon.core.types import BookDelta, BookLevels, Instrument, Liquidity, OrderType, Side
+from mm_daemon.sim.market import PERP_VENUE, SPOT_VENUE, BookKey, starting_balances
 from mm_daemon.sim.matching import (
     Accounts,
+    Fills,
     LevelChange,
     MatchingEngine,
     MatchResult,
+    Order,
     PublicTrade,
-    _Order,
 )
 
 if TYPE_CHECKING:
     from mm_daemon.config import SimConfig
 
 __all__ = [
-    "DATA_DIR_ENV",
-    "Dialect",
-    "FrameKind",
-    "RecordedFrame",
+    "RecordedDisplayedBook",
     "ReplayBook",
     "ReplayClock",
     "ReplayEngine",
     "ReplayFeed",
     "ReplayGapError",
-    "capture_files",
-    "default_data_dir",
-    "envelope_payload",
-    "iter_frames",
     "merge_feeds",
     "open_replay",
-    "read_frames",
-    "read_raw_frames",
-    "replay_instrument",
+    "replay_symbols",
 ]
-
-DATA_DIR_ENV = "MMD_DATA_DIR"
-_PENDING_MAX = 10_000  # depth updates buffered before the first snapshot
-Dialect = Literal["spot", "usdm"]
-
-
-def default_data_dir() -> Path:
-    """$MMD_DATA_DIR, else `shared/data/binance` beside the repository root."""
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        return Path(env)
-    repo_root = Path(__file__).resolve().parents[2]
-    return repo_root.parent / "shared" / "data" / "binance"
-
-
-def capture_files(data_dir: Path, dialect: Dialect, symbol: str) -> list[Path]:
-    """The capture files of one market in replay order (e.g. spot/btcusdt_2024080[89].gz)."""
-    folder = data_dir / dialect
-    return sorted(folder.glob(f"{symbol.lower()}_*.gz"))
-
-
-class FrameKind(StrEnum):
-    SNAPSHOT = "snapshot"
-    DEPTH = "depth"
-    TRADE = "trade"
-    BOOK_TICKER = "bookTicker"
-    OTHER = "other"
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedFrame:
-    """One recorded message. `raw` is the line's JSON as Binance sent it (a combined-stream
-    envelope, or the REST snapshot); `data` is the parsed payload (the envelope's `data`)."""
-
-    local_ns: int
-    raw: bytes
-    kind: FrameKind
-    stream: str  # e.g. "btcusdt@depth@100ms"; "" for the REST snapshot
-    data: dict[str, Any]
-
-    @property
-    def payload_raw(self) -> bytes:
-        """The payload's raw JSON (what a single-stream `/ws` connection receives)."""
-        return envelope_payload(self.raw) if self.stream else self.raw
-
-
-_DATA_KEY = b'"data":'
-
-
-def envelope_payload(raw: bytes) -> bytes:
-    """The raw `data` of a combined-stream envelope (`raw` itself when it has none)."""
-    start = raw.find(_DATA_KEY)
-    return raw[start + len(_DATA_KEY) : raw.rindex(b"}")] if start >= 0 else raw
-
-
-def _kind(stream: str) -> FrameKind:
-    if "@depth" in stream:
-        return FrameKind.DEPTH
-    if stream.endswith("@trade"):
-        return FrameKind.TRADE
-    if stream.endswith("@bookTicker"):
-        return FrameKind.BOOK_TICKER
-    return FrameKind.OTHER
-
-
-_STREAM_PREFIX = b'{"stream":"'
-
-
-def read_raw_frames(
-    paths: Iterable[Path],
-) -> Generator[tuple[int, FrameKind, str, bytes], None, None]:
-    """(local receive ns, kind, stream name, raw JSON line) of the given capture files, in order,
-    file after file; the JSON is not parsed (the stream name is read off the envelope)."""
-    for path in paths:
-        with gzip.open(path, "rb") as fh:
-            for line in fh:
-                space = line.find(b" ")
-                if space <= 0:
-                    continue
-                raw = line[space + 1 :].rstrip(b"\r\n")
-                local_ns = int(line[:space])
-                if raw.startswith(_STREAM_PREFIX):
-                    end = raw.find(b'"', len(_STREAM_PREFIX))
-                    stream = raw[len(_STREAM_PREFIX) : end].decode()
-                    yield local_ns, _kind(stream), stream, raw
-                elif b'"lastUpdateId"' in raw[:32]:
-                    yield local_ns, FrameKind.SNAPSHOT, "", raw
-
-
-def read_frames(paths: Iterable[Path]) -> Iterator[RecordedFrame]:
-    """Frames of the given capture files, in order, file after file."""
-    for local_ns, kind, stream, raw in read_raw_frames(paths):
-        msg = orjson.loads(raw)
-        yield RecordedFrame(local_ns, raw, kind, stream, msg["data"] if stream else msg)
-
-
-def iter_frames(data_dir: Path, dialect: Dialect, symbol: str) -> Iterator[RecordedFrame]:
-    """Frames of one recorded market (`symbol` like "btcusdt"); raises if none is recorded."""
-    paths = capture_files(data_dir, dialect, symbol)
-    if not paths:
-        raise FileNotFoundError(f"no {dialect} capture of {symbol} under {data_dir}")
-    return read_frames(paths)
-
-
-def replay_instrument(
-    dialect: Dialect,
-    symbol: str,
-    venue: str,
-    *,
-    maker_fee_rate: float = 0.0,
-    taker_fee_rate: float = 0.0,
-) -> Instrument:
-    """The instrument of a recorded market, with Binance's filters for BTC and ETH USDT."""
-    sym = symbol.upper()
-    base = sym.removesuffix("USDT")
-    if dialect == "spot":
-        lot = 0.00001 if base == "BTC" else 0.0001
-        return Instrument(
-            venue=venue,
-            symbol=f"{base}/USDT",
-            exchange_symbol=sym,
-            kind=InstrumentKind.SPOT,
-            base=base,
-            quote="USDT",
-            tick_size=0.01,
-            lot_size=lot,
-            min_notional_quote=5.0,
-            maker_fee_rate=maker_fee_rate,
-            taker_fee_rate=taker_fee_rate,
-        )
-    return Instrument(
-        venue=venue,
-        symbol=f"{base}/USDT:USDT",
-        exchange_symbol=sym,
-        kind=InstrumentKind.PERPETUAL,
-        base=base,
-        quote="USDT",
-        tick_size=0.1 if base == "BTC" else 0.01,
-        lot_size=0.001,
-        min_notional_quote=100.0 if base == "BTC" else 20.0,
-        maker_fee_rate=maker_fee_rate,
-        taker_fee_rate=taker_fee_rate,
-    )
 
 
 class ReplayGapError(Exception):
     """A depth update does not continue the book: the capture has a sequence gap."""
 
 
-class _Side:
-    """Displayed levels of one side; keys are sign * price so the best is keys[-1]."""
-
-    __slots__ = ("keys", "levels", "sign")
-
-    def __init__(self, side: Side) -> None:
-        self.sign = int(side)
-        self.levels: dict[int, int] = {}
-        self.keys: list[int] = []
-
-    def clear(self) -> None:
-        self.levels.clear()
-        self.keys.clear()
-
-    def set(self, price: int, lots: int) -> None:
-        levels = self.levels
-        if lots > 0:
-            if price not in levels:
-                bisect.insort(self.keys, price * self.sign)
-            levels[price] = lots
-        elif price in levels:
-            del levels[price]
-            key = price * self.sign
-            keys = self.keys
-            if keys[-1] == key:
-                keys.pop()
-            else:
-                del keys[bisect.bisect_left(keys, key)]
-
-    def best(self) -> tuple[int, int] | None:
-        if not self.keys:
-            return None
-        price = self.keys[-1] * self.sign
-        return price, self.levels[price]
-
-    def top(self, n: int) -> BookLevels:
-        keys = self.keys
-        sign = self.sign
-        stop = max(len(keys) - n, 0) if n > 0 else 0
-        out = []
-        for i in range(len(keys) - 1, stop - 1, -1):
-            price = keys[i] * sign
-            out.append((price, self.levels[price]))
-        return tuple(out)
-
-    def walk(self) -> Iterator[tuple[int, int]]:
-        keys = self.keys
-        sign = self.sign
-        for i in range(len(keys) - 1, -1, -1):
-            price = keys[i] * sign
-            yield price, self.levels[price]
-
-
 class ReplayBook:
-    """The recorded order book, rebuilt with Binance's rules.
-
-    Spot: updates with u <= L (the snapshot's lastUpdateId) are dropped; the first applied has
-    U <= L+1 <= u; every later one has U == previous u + 1. USD-M: updates with u < L are
-    dropped; the first applied has U <= L <= u; every later one has pu == previous u.
-    Updates that arrive before the snapshot are buffered and applied by `apply_snapshot`
-    under the same rules (a capture fetches its snapshot after subscribing). A break raises
-    `ReplayGapError`.
+    """The recorded order book, rebuilt with Binance's sync procedure (`BinanceDepthSync`, the
+    same code the live reader runs): updates that arrive before the snapshot are buffered and
+    applied after it (a capture fetches its snapshot after subscribing); a break in the
+    sequence, or a crossed book, raises `ReplayGapError`.
     """
 
-    __slots__ = (
-        "_asks",
-        "_bids",
-        "_lot",
-        "_pending",
-        "_tick",
-        "dialect",
-        "last_update_id",
-        "synced",
-    )
+    __slots__ = ("_book", "_instrument", "_parser", "_sync", "dialect", "synced")
 
     def __init__(self, instrument: Instrument, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._tick = instrument.tick_size
-        self._lot = instrument.lot_size
-        self._bids = _Side(Side.BUY)
-        self._asks = _Side(Side.SELL)
-        self.last_update_id = -1
-        self.synced = False  # a snapshot has been applied and the first update has followed it
-        self._pending: deque[Mapping[str, Any]] = deque(maxlen=_PENDING_MAX)
+        self._instrument = instrument
+        self._sync = BinanceDepthSync(instrument, instrument.venue, usdm=dialect == "usdm")
+        self._book = self._sync.book
+        self._parser = shared_parser(instrument.tick_size, instrument.lot_size)
+        self.synced = False  # a snapshot has been applied and an update has followed it
 
     @property
     def ready(self) -> bool:
         """Whether the book holds a snapshot (it can answer depth requests)."""
-        return self.last_update_id >= 0
+        return self._book.update_id >= 0
 
-    def _ticks(self, text: str) -> int:
-        return round(float(text) / self._tick)
-
-    def _lots(self, text: str) -> int:
-        return round(float(text) / self._lot)
+    @property
+    def last_update_id(self) -> int:
+        return self._book.update_id
 
     def apply_snapshot(self, data: Mapping[str, Any]) -> list[LevelChange]:
         """Reset the book to a REST depth snapshot, then apply the buffered updates that
-        follow it; returns their level changes."""
-        self._bids.clear()
-        self._asks.clear()
-        for price, qty in data["bids"]:
-            self._bids.set(self._ticks(price), self._lots(qty))
-        for price, qty in data["asks"]:
-            self._asks.set(self._ticks(price), self._lots(qty))
-        self.last_update_id = int(data["lastUpdateId"])
-        self.synced = False
-        changes: list[LevelChange] = []
-        while self._pending:
-            applied = self.apply_depth(self._pending.popleft())
-            if applied:
-                changes.extend(applied)
-        return changes
+        follow it; returns the level changes of the updates applied."""
+        last_id, bids, asks = parse_snapshot(data, self._instrument)
+        sync = self._sync
+        result = sync.on_snapshot(last_id, bids, asks)
+        if result is not ApplyResult.APPLIED:
+            raise ReplayGapError(
+                f"{self.dialect} snapshot {last_id} does not join the buffered updates "
+                f"({result.name.lower()})"
+            )
+        self.synced = bool(sync.replayed)
+        return [change for delta in sync.replayed for change in _changes(delta)]
 
     def apply_depth(self, data: Mapping[str, Any]) -> list[LevelChange] | None:
-        """Apply a depthUpdate payload; None when it is dropped (stale) or buffered (before
-        the first snapshot)."""
-        if self.last_update_id < 0:
-            self._pending.append(data)
+        """Apply a depthUpdate payload; None when it is dropped (older than the book) or
+        buffered (before the first snapshot)."""
+        parser = self._parser
+        try:
+            delta = BookDelta(
+                self._instrument.venue,
+                self._instrument.symbol,
+                0,
+                0,
+                int(data["U"]),
+                int(data["u"]),
+                int(data.get("pu", -1)),
+                parser.levels(data["b"]),
+                parser.levels(data["a"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReplayGapError(f"{self.dialect} malformed depth update: {exc!r}") from None
+        result = self._sync.on_delta(delta)
+        if result is ApplyResult.APPLIED:
+            self.synced = True
+            return _changes(delta)
+        if result is ApplyResult.SKIPPED:
             return None
-        first = int(data["U"])
-        last = int(data["u"])
-        prev = self.last_update_id
-        if self.dialect == "spot":
-            if last <= prev:
-                return None
-            if self.synced:
-                if first != prev + 1:
-                    raise ReplayGapError(f"spot depth U={first} does not follow u={prev}")
-            elif not first <= prev + 1 <= last:
-                raise ReplayGapError(f"spot depth U={first} u={last} misses snapshot {prev}")
-        else:
-            if last < prev:
-                return None
-            if self.synced:
-                if int(data["pu"]) != prev:
-                    raise ReplayGapError(f"usdm depth pu={data['pu']} does not follow u={prev}")
-            elif not first <= prev <= last:
-                raise ReplayGapError(f"usdm depth U={first} u={last} misses snapshot {prev}")
-        changes: list[LevelChange] = []
-        for side, book, levels in (
-            (Side.BUY, self._bids, data["b"]),
-            (Side.SELL, self._asks, data["a"]),
-        ):
-            for price_text, qty_text in levels:
-                price = self._ticks(price_text)
-                lots = self._lots(qty_text)
-                book.set(price, lots)
-                changes.append(LevelChange(side, price, lots))
-        self.last_update_id = last
-        self.synced = True
-        return changes
+        raise ReplayGapError(
+            f"{self.dialect} depth U={delta.first_update_id} u={delta.last_update_id} "
+            f"pu={delta.prev_update_id} does not follow {self._book.update_id} "
+            f"({result.name.lower()})"
+        )
 
     def best_bid(self) -> tuple[int, int] | None:
-        return self._bids.best()
+        return self._book.best_bid()
 
     def best_ask(self) -> tuple[int, int] | None:
-        return self._asks.best()
+        return self._book.best_ask()
 
     def depth(self, n: int) -> tuple[BookLevels, BookLevels, int]:
         """Top `n` levels per side (all when n <= 0) and lastUpdateId."""
-        return self._bids.top(n), self._asks.top(n), self.last_update_id
+        book = self._book
+        count = None if n <= 0 else n
+        return book.bids(count), book.asks(count), book.update_id
 
     def level_size(self, side: Side, price_ticks: int) -> int:
-        return (self._bids if side is Side.BUY else self._asks).levels.get(price_ticks, 0)
+        book = self._book
+        return book.bid_size_at(price_ticks) if side is Side.BUY else book.ask_size_at(price_ticks)
 
     def walk(self, side: Side) -> Iterator[tuple[int, int]]:
-        """(price_ticks, size_lots) of one side, best first; do not mutate meanwhile."""
-        return (self._bids if side is Side.BUY else self._asks).walk()
+        """(price_ticks, size_lots) of one side, best first (rare: takers crossing the book)."""
+        return iter(self._book.bids() if side is Side.BUY else self._book.asks())
 
     def level_count(self, side: Side) -> int:
-        return len((self._bids if side is Side.BUY else self._asks).keys)
+        bids, asks = self._book.level_count()
+        return bids if side is Side.BUY else asks
+
+
+def _changes(delta: BookDelta) -> list[LevelChange]:
+    buy, sell = Side.BUY, Side.SELL
+    return [LevelChange(buy, px, sz) for px, sz in delta.bids] + [
+        LevelChange(sell, px, sz) for px, sz in delta.asks
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,35 +186,43 @@ class ReplayClock:
         return self.start_wall_ns + round((local_ns - self.first_local_ns) / self.speed)
 
 
-class ReplayEngine(MatchingEngine):
-    """A matching engine over a recorded book; see the module doc.
+class RecordedDisplayedBook:
+    """The displayed book of a replay (a `DisplayedBook`): the recorded book, and a queue
+    model for the client orders resting in it; see the module doc.
 
-    Feed every recorded frame, in order, through `on_frame`; client calls (submit, cancel,
-    cancel_replace, modify, queries) are those of `MatchingEngine`. `depth`, `best_bid`,
-    `best_ask`, `level_size` and `update_id` show the recorded book; `last_trade_id` is the
-    last recorded trade's id.
+    Client takers fill at once against the displayed size (less what earlier takers already
+    took at that level since it last changed); client orders rest only in the queue model and
+    fill from recorded trades. Client orders never change the recorded levels or update id.
     """
+
+    __slots__ = (
+        "_lot_size",
+        "_next_trade_id",
+        "_recorded_trade_id",
+        "_resting",
+        "_taken",
+        "_tick_size",
+        "book",
+        "queue",
+    )
 
     def __init__(
         self,
         instrument: Instrument,
-        accounts: Accounts | None = None,
-        *,
         dialect: Dialect,
+        *,
         size_decrease_queue_share: float = 0.5,
-        first_order_id: int = 1,
         first_trade_id: int = 1,
     ) -> None:
-        super().__init__(
-            instrument, accounts, first_order_id=first_order_id, first_trade_id=first_trade_id
-        )
         self.book = ReplayBook(instrument, dialect)
         self.queue = QueueFillModel(size_decrease_queue_share=size_decrease_queue_share)
         self._recorded_trade_id = 0
+        self._next_trade_id = first_trade_id  # ids of client fills (not public trades)
         self._lot_size = instrument.lot_size
         self._tick_size = instrument.tick_size
         # Displayed liquidity our takers consumed since the level last changed (lots).
         self._taken: dict[tuple[Side, int], int] = {}
+        self._resting: dict[int, Order] = {}
 
     # -- the recorded view -----------------------------------------------------------------
 
@@ -467,13 +254,8 @@ class ReplayEngine(MatchingEngine):
 
     # -- frames ----------------------------------------------------------------------------
 
-    def on_frame(self, frame: RecordedFrame, ts_ns: int) -> MatchResult:
-        """Apply one recorded frame at time `ts_ns`.
-
-        The result's `level_changes` are the recorded book changes (empty for a dropped
-        update), `trades` the recorded public trade, `reports` the client fills it caused.
-        `update_id` is the book's lastUpdateId after the frame.
-        """
+    def on_frame(self, frame: RecordedFrame, ts_ns: int, fills: Fills) -> MatchResult:
+        """Apply one recorded frame; see `ReplayEngine.on_frame`."""
         result = MatchResult(update_id=self.book.last_update_id)
         kind = frame.kind
         data = frame.data
@@ -489,7 +271,7 @@ class ReplayEngine(MatchingEngine):
                     queue.on_level_change(change.side, change.price_ticks, change.size_lots)
         elif kind is FrameKind.TRADE:
             if data.get("X", "MARKET") == "MARKET":
-                self._on_trade(data, ts_ns, result)
+                self._on_trade(data, ts_ns, result, fills)
         elif kind is FrameKind.SNAPSHOT:
             result.level_changes = self.book.apply_snapshot(data)
             self._taken.clear()
@@ -498,7 +280,9 @@ class ReplayEngine(MatchingEngine):
         result.update_id = self.book.last_update_id
         return result
 
-    def _on_trade(self, data: Mapping[str, Any], ts_ns: int, result: MatchResult) -> None:
+    def _on_trade(
+        self, data: Mapping[str, Any], ts_ns: int, result: MatchResult, fills: Fills
+    ) -> None:
         trade_id = int(data["t"])
         self._recorded_trade_id = trade_id
         price = round(float(data["p"]) / self._tick_size)
@@ -506,40 +290,29 @@ class ReplayEngine(MatchingEngine):
         aggressor = Side.SELL if data["m"] else Side.BUY
         result.trades.append(PublicTrade(trade_id, price, lots, aggressor, ts_ns, -1, -1))
         for fill in self.queue.on_trade(price, lots, aggressor):
-            order = self._open.get(int(fill.order_id))
+            order = self._resting.get(int(fill.order_id))
             if order is None:
                 continue
-            book = self._bids if order.side is Side.BUY else self._asks
-            level = book.levels[order.price]
-            level.total -= fill.size_lots
             own_id = self._next_trade_id
             self._next_trade_id += 1
-            self._fill(
-                order,
-                price=fill.price_ticks,
-                qty=fill.size_lots,
-                trade_id=own_id,
-                ts_ns=ts_ns,
-                liquidity=Liquidity.MAKER,
-                result=result,
+            fills.apply_fill(
+                order, fill.price_ticks, fill.size_lots, own_id, ts_ns, Liquidity.MAKER, result
             )
             if order.remaining == 0:
-                order.dead = True
-                level.dead += 1
-                if level.total == 0:
-                    book.remove_level(order.price)
-                self._drop_filled(order)
+                # The queue model has let go of it already.
+                del self._resting[order.order_id]
+                fills.drop_filled(order)
 
-    # -- hooks -----------------------------------------------------------------------------
+    # -- the engine's hook -----------------------------------------------------------------
 
-    def _would_cross(self, side: Side, price_ticks: int) -> bool:
+    def would_cross(self, side: Side, price_ticks: int) -> bool:
         if side is Side.BUY:
             ask = self.book.best_ask()
             return ask is not None and ask[0] <= price_ticks
         bid = self.book.best_bid()
         return bid is not None and bid[0] >= price_ticks
 
-    def _market_units(self, side: Side, lots: int) -> int:
+    def market_units(self, side: Side, lots: int) -> int:
         units = 0
         left = lots
         for price, size in self.book.walk(side.opposite):
@@ -552,53 +325,35 @@ class ReplayEngine(MatchingEngine):
                 break
         return units
 
-    def _take(
-        self,
-        order: _Order,
-        ts_ns: int,
-        result: MatchResult,
-        touched: dict[tuple[Side, int], None],
-    ) -> None:
-        """Fill as taker against the displayed recorded levels up to the order's limit."""
-        del touched
-        maker_side = order.side.opposite
-        is_market = order.order_type is OrderType.MARKET
-        fills: list[tuple[int, int]] = []
-        left = order.remaining
+    def take(self, taker: Order, ts_ns: int, result: MatchResult, fills: Fills) -> None:
+        """Fill as taker against the displayed recorded levels up to the order's limit (no
+        public trade: the recording has the market's trades)."""
+        maker_side = taker.side.opposite
+        is_market = taker.order_type is OrderType.MARKET
+        planned: list[tuple[int, int]] = []
+        left = taker.remaining
         for price, size in self.book.walk(maker_side):
             if not is_market and (
-                price > order.price if order.side is Side.BUY else price < order.price
+                price > taker.price if taker.side is Side.BUY else price < taker.price
             ):
                 break
             key = (maker_side, price)
             qty = min(left, size - self._taken.get(key, 0))
             if qty <= 0:
                 continue
-            fills.append((price, qty))
+            planned.append((price, qty))
             left -= qty
             if left == 0:
                 break
-        for price, qty in fills:
+        for price, qty in planned:
             key = (maker_side, price)
             self._taken[key] = self._taken.get(key, 0) + qty
             trade_id = self._next_trade_id
             self._next_trade_id += 1
-            self._fill(
-                order,
-                price=price,
-                qty=qty,
-                trade_id=trade_id,
-                ts_ns=ts_ns,
-                liquidity=Liquidity.TAKER,
-                result=result,
-            )
+            fills.apply_fill(taker, price, qty, trade_id, ts_ns, Liquidity.TAKER, result)
 
-    def _close(self, result: MatchResult, touched: dict[tuple[Side, int], None]) -> None:
-        """Client orders are not part of the recorded book: no level changes, no new id."""
-        del touched
-        result.update_id = self.book.last_update_id
-
-    def _on_rest(self, order: _Order) -> None:
+    def rest(self, order: Order) -> None:
+        self._resting[order.order_id] = order
         self.queue.on_place(
             str(order.order_id),
             order.side,
@@ -607,58 +362,123 @@ class ReplayEngine(MatchingEngine):
             self.book.level_size(order.side, order.price),
         )
 
-    def _on_unrest(self, order: _Order) -> None:
+    def unrest(self, order: Order) -> None:
+        del self._resting[order.order_id]
         self.queue.on_cancel(str(order.order_id))
+
+    def close(self, result: MatchResult) -> None:
+        """Client orders are not part of the recorded book: no level changes, no new id."""
+        result.update_id = self.book.last_update_id
+
+
+class ReplayEngine(MatchingEngine):
+    """A matching engine over a recorded book (its displayed book is a
+    `RecordedDisplayedBook`); see the module doc.
+
+    Feed every recorded frame, in order, through `on_frame`; client calls (submit, cancel,
+    cancel_replace, modify, queries) are those of `MatchingEngine`. `depth`, `best_bid`,
+    `best_ask`, `level_size` and `update_id` show the recorded book; `last_trade_id` is the
+    last recorded trade's id.
+    """
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        accounts: Accounts | None = None,
+        *,
+        dialect: Dialect,
+        size_decrease_queue_share: float = 0.5,
+        first_order_id: int = 1,
+        first_trade_id: int = 1,
+    ) -> None:
+        recorded = RecordedDisplayedBook(
+            instrument,
+            dialect,
+            size_decrease_queue_share=size_decrease_queue_share,
+            first_trade_id=first_trade_id,
+        )
+        super().__init__(instrument, accounts, displayed=recorded, first_order_id=first_order_id)
+        self.recorded = recorded
+        self.book = recorded.book
+        self.queue = recorded.queue
+
+    def on_frame(self, frame: RecordedFrame, ts_ns: int) -> MatchResult:
+        """Apply one recorded frame at time `ts_ns`.
+
+        The result's `level_changes` are the recorded book changes (empty for a dropped
+        update), `trades` the recorded public trade, `reports` the client fills it caused.
+        `update_id` is the book's lastUpdateId after the frame.
+        """
+        return self.recorded.on_frame(frame, ts_ns, self)
 
 
 @dataclass(slots=True)
 class ReplayFeed:
-    """One replayed venue: its engine and the recorded frames still to feed it."""
+    """One replayed book: its venue, engine and the recorded frames still to feed it."""
 
     venue: str
     engine: ReplayEngine
     frames: Iterator[RecordedFrame]
 
+    @property
+    def key(self) -> BookKey:
+        return self.venue, self.engine.instrument.exchange_symbol
+
+
+def replay_symbols(cfg: SimConfig) -> tuple[str, ...]:
+    """The recorded markets to replay: the configured assets against USDT (`btcusdt`, ...)."""
+    return tuple(f"{asset.base.lower()}usdt" for asset in cfg.assets)
+
 
 def open_replay(
-    cfg: SimConfig, *, symbol: str = "btcusdt", data_dir: Path | None = None
-) -> dict[str, ReplayFeed]:
-    """The recorded spot market on sim-spot and the USD-M one on sim-perp, with the config's
-    fees and starting balances. `data_dir` defaults to `cfg.replay_data_dir`, then
-    `default_data_dir()`; raises FileNotFoundError when a capture is missing."""
+    cfg: SimConfig, *, symbols: Sequence[str] | None = None, data_dir: Path | None = None
+) -> dict[BookKey, ReplayFeed]:
+    """The recorded spot markets on sim-spot and the USD-M ones on sim-perp (`symbols` like
+    "btcusdt", default `replay_symbols(cfg)`: BTCUSDT and ETHUSDT), keyed by (venue, exchange
+    symbol), spot first; with the config's fees, and starting balances shared by a venue's
+    books (those of the synthetic market, `starting_balances`). `data_dir` defaults to
+    `cfg.replay_data_dir`, then `default_data_dir()`; raises FileNotFoundError naming a
+    capture that is missing."""
     folder = data_dir or cfg.replay_data_dir or default_data_dir()
-    feeds: dict[str, ReplayFeed] = {}
+    names = tuple(symbols) if symbols is not None else replay_symbols(cfg)
+    feeds: dict[BookKey, ReplayFeed] = {}
     plan: tuple[tuple[str, Dialect, float, float], ...] = (
         (SPOT_VENUE, "spot", cfg.spot_maker_fee_bps, cfg.spot_taker_fee_bps),
         (PERP_VENUE, "usdm", cfg.perp_maker_fee_bps, cfg.perp_taker_fee_bps),
     )
     for venue, dialect, maker_bps, taker_bps in plan:
-        inst = replay_instrument(
-            dialect,
-            symbol,
-            venue,
-            maker_fee_rate=maker_bps * 1e-4,
-            taker_fee_rate=taker_bps * 1e-4,
-        )
-        balances = (
-            {inst.base: cfg.starting_base, inst.quote: cfg.starting_quote}
-            if dialect == "spot"
-            else {inst.quote: cfg.starting_quote}
-        )
-        engine = ReplayEngine(inst, Accounts(inst.kind, balances), dialect=dialect)
-        feeds[venue] = ReplayFeed(venue, engine, iter_frames(folder, dialect, symbol))
+        instruments = [
+            recorded_instrument(
+                dialect,
+                symbol,
+                venue,
+                maker_fee_rate=maker_bps * 1e-4,
+                taker_fee_rate=taker_bps * 1e-4,
+            )
+            for symbol in names
+        ]
+        balances = {inst.quote: cfg.starting_quote for inst in instruments}
+        if dialect == "spot":
+            balances.update(starting_balances(cfg))
+        accounts = Accounts(instruments[0].kind, balances)
+        for symbol, inst in zip(names, instruments, strict=True):
+            engine = ReplayEngine(inst, accounts, dialect=dialect)
+            feed = ReplayFeed(venue, engine, iter_frames(folder, dialect, symbol))
+            feeds[feed.key] = feed
     return feeds
 
 
-def merge_feeds(feeds: Mapping[str, ReplayFeed]) -> Iterator[tuple[str, RecordedFrame]]:
-    """(venue, frame) across feeds in recorded receive order (one collector clock)."""
-    streams = [_tagged(venue, feed.frames) for venue, feed in feeds.items()]
-    for _ns, venue, frame in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
-        yield venue, frame
+def merge_feeds(feeds: Mapping[BookKey, ReplayFeed]) -> Iterator[tuple[BookKey, RecordedFrame]]:
+    """(book, frame) across feeds in recorded receive order (one collector clock); frames
+    received at the same nanosecond come in the order of `feeds`."""
+    streams = [_tagged(i, feed.frames) for i, feed in enumerate(feeds.values())]
+    keys = list(feeds)
+    for _ns, index, frame in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+        yield keys[index], frame
 
 
 def _tagged(
-    venue: str, frames: Iterator[RecordedFrame]
-) -> Iterator[tuple[int, str, RecordedFrame]]:
+    index: int, frames: Iterator[RecordedFrame]
+) -> Iterator[tuple[int, int, RecordedFrame]]:
     for frame in frames:
-        yield frame.local_ns, venue, frame
+        yield frame.local_ns, index, frame

@@ -1,5 +1,6 @@
 """Start the simulator: one Binance-protocol server per venue on 127.0.0.1, driven by the
-synthetic market (default) or by recorded captures.
+synthetic market (default) or by recorded captures. Each venue lists every configured asset
+(`sim.assets`, BTC and ETH by default): spot `<BASE>USDT` on sim-spot, the perpetual on sim-perp.
 
 `start_simulator(config)` returns a handle with each venue's endpoints and `stop()`;
 `serve_forever(config)` prints one JSON line per venue and `{"ready": true}`, then runs until
@@ -12,34 +13,31 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from mm_daemon.binance.capture import FrameKind, RecordedFrame
+from mm_daemon.binance.markets import Dialect, dialect_of
 from mm_daemon.config import SimConfig, SimFault
-from mm_daemon.core.types import Instrument, InstrumentKind
+from mm_daemon.core.types import Instrument
 from mm_daemon.sim.binance.spot import make_spot_app
 from mm_daemon.sim.binance.usdm import make_usdm_app
 from mm_daemon.sim.faults import FaultSpec
 from mm_daemon.sim.market import (
+    BookKey,
     SyntheticMarket,
     build_engines,
     default_instruments,
     params_from_config,
+    starting_balances,
 )
 from mm_daemon.sim.matching import MatchingEngine
-from mm_daemon.sim.replay import (
-    FrameKind,
-    RecordedFrame,
-    ReplayClock,
-    ReplayFeed,
-    merge_feeds,
-    open_replay,
-)
-from mm_daemon.sim.venue import Dialect, SimVenue
+from mm_daemon.sim.replay import ReplayClock, ReplayFeed, merge_feeds, open_replay
+from mm_daemon.sim.venue import SimVenue
 
 __all__ = [
     "SimulatorHandle",
@@ -101,11 +99,15 @@ class SimulatorHandle:
         self._runners.clear()
 
 
-def _build_venue(name: str, engine: MatchingEngine) -> SimVenue:
-    dialect: Dialect = (
-        "binance-spot" if engine.instrument.kind is InstrumentKind.SPOT else "binance-usdm"
-    )
-    return SimVenue.create(name, dialect, [engine], engine.accounts)
+def _build_venues(engines: Iterable[MatchingEngine]) -> dict[str, SimVenue]:
+    """One venue per instrument venue, listing its engines in order (they share accounts)."""
+    by_venue: dict[str, list[MatchingEngine]] = {}
+    for engine in engines:
+        by_venue.setdefault(engine.instrument.venue, []).append(engine)
+    return {
+        name: SimVenue.create(name, dialect_of(group[0].instrument), group, group[0].accounts)
+        for name, group in by_venue.items()
+    }
 
 
 def _configure(venues: dict[str, SimVenue], config: SimConfig) -> None:
@@ -115,7 +117,7 @@ def _configure(venues: dict[str, SimVenue], config: SimConfig) -> None:
 
 async def _drive_synthetic(
     market: SyntheticMarket,
-    engines: dict[str, MatchingEngine],
+    engines: dict[BookKey, MatchingEngine],
     venues: dict[str, SimVenue],
     interval_s: float,
     speed: float,
@@ -129,9 +131,8 @@ async def _drive_synthetic(
         now = time.time_ns()
         market_ns = min(start + int((now - start) * speed), market_ns + _MAX_CATCH_UP_NS)
         until = market_ns
-        for venue_name, result in market.advance(engines, until):
-            venue = venues[venue_name]
-            venue.publish_source(result, now)
+        for (venue_name, symbol), result in market.advance(engines, until):
+            venues[venue_name].publish_source(symbol, result, now)
         for venue in venues.values():
             venue.flush(now)
         await asyncio.sleep(interval_s)
@@ -148,38 +149,40 @@ def _replay_kind(frame: RecordedFrame) -> str | None:
 
 
 def _prime_replay(
-    feeds: Mapping[str, ReplayFeed], frames: Iterator[tuple[str, RecordedFrame]]
-) -> RecordedFrame | None:
-    """Feed frames until every venue's book holds its snapshot (nothing is served before:
-    a client could not sync a book with no snapshot); returns the first frame left to serve."""
+    feeds: Mapping[BookKey, ReplayFeed], frames: Iterator[tuple[BookKey, RecordedFrame]]
+) -> tuple[BookKey, RecordedFrame] | None:
+    """Feed frames until every book holds its snapshot (nothing is served before: a client
+    could not sync a book with no snapshot); returns the first frame left to serve, with its
+    book, which is not applied yet."""
     start = time.time_ns()
-    for venue_name, frame in frames:
-        feeds[venue_name].engine.on_frame(frame, start)
+    for key, frame in frames:
         if all(feed.engine.book.ready for feed in feeds.values()):
-            return frame
+            return key, frame
+        feeds[key].engine.on_frame(frame, start)
     return None
 
 
 async def _drive_replay(
-    feeds: Mapping[str, ReplayFeed],
+    feeds: Mapping[BookKey, ReplayFeed],
     venues: dict[str, SimVenue],
     speed: float,
     interval_s: float,
 ) -> None:
-    """Serve the recorded frames at recorded pace times `speed` (0: as fast as the clients
-    read: the replay waits for a first subscriber, then for every client's backlog to
-    drain), each to its stream as recorded, applying it to the venue's replayed book first.
-    The frames up to the last venue's snapshot only build the books (they are not served)."""
+    """Serve the recorded frames of every book, merged in recorded receive order, at
+    recorded pace times `speed` (0: as fast as the clients read, waiting for every client's
+    backlog to drain), each to its stream as recorded, applying it to its replayed book
+    first. The frames up to the last book's snapshot only build the books (they are not
+    served), and the recording starts playing when the first client subscribes: a recording
+    played to nobody would be lost to a client that is still loading its markets."""
     frames = merge_feeds(feeds)
     first = _prime_replay(feeds, frames)
     if first is None:
         return
-    if speed <= 0:
-        # Subscriptions live in plain sets: no event to wait on, so poll at a short tick.
-        while not any(v.streams.has_subscribers() for v in venues.values()):  # noqa: ASYNC110
-            await asyncio.sleep(interval_s)
-    clock = ReplayClock(first.local_ns, time.time_ns(), speed)
-    pending: tuple[str, RecordedFrame] | None = None
+    # Subscriptions live in plain sets: no event to wait on, so poll at a short tick.
+    while not any(v.streams.has_subscribers() for v in venues.values()):  # noqa: ASYNC110
+        await asyncio.sleep(interval_s)
+    clock = ReplayClock(first[1].local_ns, time.time_ns(), speed)
+    pending: tuple[BookKey, RecordedFrame] | None = first
     while True:
         if speed <= 0:
             # Clients' backlogs are plain deques: no event to wait on, so poll at a short tick.
@@ -196,14 +199,14 @@ async def _drive_replay(
                 pending = next(frames, None)
                 if pending is None:
                     return
-            venue_name, frame = pending
+            key, frame = pending
             if clock.due_ns(frame.local_ns) > now:
                 break
             pending = None
             sent += 1
-            venue = venues[venue_name]
-            sym = venue.only_symbol()
-            result = feeds[venue_name].engine.on_frame(frame, now)
+            venue = venues[key[0]]
+            sym = venue.symbols[key[1]]
+            result = feeds[key].engine.on_frame(frame, now)
             venue.publish(sym, result, now)
             kind = _replay_kind(frame)
             if kind is not None:
@@ -232,12 +235,12 @@ async def _scheduled_faults(venues: dict[str, SimVenue], faults: tuple[SimFault,
             await asyncio.sleep(delay)
         venue = venues.get(fault.venue)
         if venue is not None:
-            await venue.apply_fault(FaultSpec(fault.kind, fault.seconds, fault.count))
+            await venue.apply_fault(FaultSpec(fault.kind, fault.seconds, fault.count, fault.symbol))
 
 
 async def start_simulator(
     config: SimConfig,
-    instruments: Mapping[str, Instrument] | None = None,
+    instruments: Iterable[Instrument] | None = None,
     *,
     drive_interval_s: float = 0.005,
     market_speed: float = 1.0,
@@ -247,21 +250,26 @@ async def start_simulator(
     `config.source` picks the synthetic market (seeded; `market_speed` runs it faster than
     the wall clock, 0 freezes it after seeding the books) or the replay of the recorded
     captures (`config.replay_speed`; data from `config.replay_data_dir` or $MMD_DATA_DIR).
+    `instruments` replaces the synthetic market's books (default: every asset of
+    `config.assets` on both venues).
     """
     loop = asyncio.get_running_loop()
     driver: Coroutine[Any, Any, None]
     if config.source == "replay":
         feeds = open_replay(config, data_dir=config.replay_data_dir)
-        venues = {name: _build_venue(name, feed.engine) for name, feed in feeds.items()}
+        venues = _build_venues(feed.engine for feed in feeds.values())
         for venue in venues.values():
-            venue.only_symbol().feed.raw = True
+            for sym in venue.symbols.values():
+                sym.feed.raw = True
         driver = _drive_replay(feeds, venues, config.replay_speed, drive_interval_s)
     else:
-        insts = instruments if instruments is not None else default_instruments(config)
+        insts = list(instruments) if instruments is not None else default_instruments(config)
         engines = build_engines(
-            insts, starting_base=config.starting_base, starting_quote=config.starting_quote
+            insts,
+            starting_base=starting_balances(config),
+            starting_quote=config.starting_quote,
         )
-        venues = {name: _build_venue(name, engine) for name, engine in engines.items()}
+        venues = _build_venues(engines.values())
         market = SyntheticMarket(
             params_from_config(config), insts, config.seed, start_ns=time.time_ns()
         )

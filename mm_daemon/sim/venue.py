@@ -1,6 +1,11 @@
 """One simulator venue: its instruments and matching engines, accounts, streams, user-data
 subscribers and faults, tied to a market source and served over Binance's wire protocol.
 
+A venue lists several symbols (BTCUSDT, ETHUSDT, ...), one engine each, sharing the venue's
+accounts; every call names its symbol, and an unknown one is answered as Binance does (-1121).
+The venue counts its websockets by kind (market data, WS-API, user data) and its user-data
+streams, for `GET /admin/connections`.
+
 The wire layers (`sim.binance.spot`, `sim.binance.usdm`) call the order methods here; every
 engine result goes through `publish`, which feeds the depth/trade/ticker streams and the
 account's user-data subscribers, so REST, WS-API and background flow all look the same on the
@@ -12,14 +17,16 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from mm_daemon.binance.markets import Dialect
+from mm_daemon.binance.numbers import NumberFormat
 from mm_daemon.core.types import Instrument, InstrumentKind, OrderType, Side
-from mm_daemon.sim.binance.common import BinanceError, NumberFormat
-from mm_daemon.sim.binance.streams import Connection, Dialect, MarketStreams, SymbolFeed
+from mm_daemon.sim.binance.common import BinanceError
+from mm_daemon.sim.binance.streams import Connection, MarketStreams, SymbolFeed
 from mm_daemon.sim.faults import FaultSpec, FaultState
 from mm_daemon.sim.matching import (
     Accounts,
@@ -30,12 +37,16 @@ from mm_daemon.sim.matching import (
     SimError,
 )
 
-__all__ = ["Dialect", "SimVenue", "UserSink", "VenueSymbol"]
+__all__ = ["ConnectionKind", "SimVenue", "UserSink", "VenueSymbol"]
 
 _TEN_SECONDS_NS = 10_000_000_000
 
 UserSink = Callable[["VenueSymbol", list[ExecutionReport], list[str], int], None]
 """Receives (symbol, execution reports of one account, accounts changed, now_ns)."""
+
+ConnectionKind = Literal["market_data", "ws_api", "user_data"]
+"""A websocket's role: market streams, WS-API requests, or a listenKey user-data stream."""
+CONNECTION_KINDS: tuple[ConnectionKind, ...] = ("market_data", "ws_api", "user_data")
 
 
 @dataclass(slots=True)
@@ -44,6 +55,7 @@ class VenueSymbol:
     engine: MatchingEngine
     fmt: NumberFormat
     feed: SymbolFeed
+    faults: FaultState  # the faults that touch this symbol only (its streams, its orders)
 
 
 @dataclass(slots=True)
@@ -70,6 +82,8 @@ class SimVenue:
     max_orders_per_10s: int = 0  # 0: no order rate limit
     _order_times: dict[str, deque[int]] = field(default_factory=dict)
     started_ns: int = field(default_factory=time.time_ns)
+    _connection_kinds: dict[Connection, ConnectionKind] = field(default_factory=dict)
+    _connections_opened: Counter[ConnectionKind] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.streams = MarketStreams(self.dialect)
@@ -89,7 +103,7 @@ class SimVenue:
 
     def add_engine(self, engine: MatchingEngine) -> None:
         inst = engine.instrument
-        if self.dialect == "binance-spot":
+        if self.dialect == "spot":
             fmt = NumberFormat.for_instrument(inst, 8, 8)
         else:
             fmt = NumberFormat.for_instrument(inst, max(2, inst.price_decimals), inst.size_decimals)
@@ -101,13 +115,14 @@ class SimVenue:
             ask = engine.best_ask()
             return engine.update_id, [bid] if bid else [], [ask] if ask else []
 
-        feed = SymbolFeed(self.dialect, inst, fmt, book, self.faults)
+        faults = FaultState()
+        feed = SymbolFeed(self.dialect, inst, fmt, book, faults)
         self.streams.add_feed(feed)
-        self.symbols[inst.exchange_symbol] = VenueSymbol(inst, engine, fmt, feed)
+        self.symbols[inst.exchange_symbol] = VenueSymbol(inst, engine, fmt, feed, faults)
 
     @property
     def is_spot(self) -> bool:
-        return self.dialect == "binance-spot"
+        return self.dialect == "spot"
 
     # -- lookup ----------------------------------------------------------------------------
     def symbol(self, exchange_symbol: str | None) -> VenueSymbol:
@@ -176,10 +191,14 @@ class SimVenue:
         return key
 
     # -- orders ----------------------------------------------------------------------------
-    def _check_trading(self, now_ns: int, api_key: str) -> None:
-        if self.faults.halted(now_ns):
+    def halted(self, sym: VenueSymbol, now_ns: int) -> bool:
+        """Whether trading in `sym` is halted (a halt of the venue or of the symbol)."""
+        return self.faults.halted(now_ns) or sym.faults.halted(now_ns)
+
+    def _check_trading(self, sym: VenueSymbol, now_ns: int, api_key: str) -> None:
+        if self.halted(sym, now_ns):
             raise BinanceError(-1013, "Market is closed.")
-        if self.faults.take_reject():
+        if sym.faults.take_reject() or self.faults.take_reject():
             raise BinanceError(-2010, "NEW_ORDER_REJECTED: order rejected by the venue.")
         if self.max_orders_per_10s:
             self._count_order(now_ns, api_key)
@@ -214,6 +233,14 @@ class SimVenue:
             code, msg = -2019, "Margin is insufficient."
         raise BinanceError(code, msg)
 
+    def _answer(self, sym: VenueSymbol, result: MatchResult, now_ns: int) -> MatchResult:
+        """Raise the engine's refusal the Binance way, or publish what the call did."""
+        if result.error is not None:
+            self.raise_error(result.error)
+        self.publish(sym, result, now_ns)
+        self.flush_realtime(sym, now_ns)
+        return result
+
     def submit(
         self,
         sym: VenueSymbol,
@@ -227,7 +254,7 @@ class SimVenue:
         reduce_only: bool,
     ) -> MatchResult:
         now = time.time_ns()
-        self._check_trading(now, api_key)
+        self._check_trading(sym, now, api_key)
         result = sym.engine.submit(
             api_key,
             side,
@@ -238,11 +265,7 @@ class SimVenue:
             client_order_id=client_order_id,
             reduce_only=reduce_only,
         )
-        if result.error is not None:
-            self.raise_error(result.error)
-        self.publish(sym, result, now)
-        self.flush_realtime(sym, now)
-        return result
+        return self._answer(sym, result, now)
 
     def cancel(
         self,
@@ -253,11 +276,7 @@ class SimVenue:
     ) -> MatchResult:
         now = time.time_ns()
         result = sym.engine.cancel(api_key, now, order_id=order_id, client_order_id=client_order_id)
-        if result.error is not None:
-            self.raise_error(result.error)
-        self.publish(sym, result, now)
-        self.flush_realtime(sym, now)
-        return result
+        return self._answer(sym, result, now)
 
     def cancel_all(self, sym: VenueSymbol, api_key: str) -> list[OrderView]:
         now = time.time_ns()
@@ -283,7 +302,7 @@ class SimVenue:
         allow_failure: bool,
     ) -> tuple[MatchResult, MatchResult | None]:
         now = time.time_ns()
-        self._check_trading(now, api_key)
+        self._check_trading(sym, now, api_key)
         both = sym.engine.cancel_replace(
             api_key,
             now,
@@ -313,7 +332,7 @@ class SimVenue:
         client_order_id: str | None,
     ) -> MatchResult:
         now = time.time_ns()
-        self._check_trading(now, api_key)
+        self._check_trading(sym, now, api_key)
         result = sym.engine.modify(
             api_key,
             now,
@@ -322,44 +341,35 @@ class SimVenue:
             order_id=order_id,
             client_order_id=client_order_id,
         )
-        if result.error is not None:
-            self.raise_error(result.error)
-        self.publish(sym, result, now)
-        self.flush_realtime(sym, now)
-        return result
+        return self._answer(sym, result, now)
 
     def flush_realtime(self, sym: VenueSymbol, now_ns: int) -> None:
         sym.feed.flush(now_ns)
 
     # -- driving ---------------------------------------------------------------------------
-    def publish_source(self, result: MatchResult, now_ns: int) -> None:
-        """Publish a market-source engine call of this venue's single-symbol engine (rate-0
-        depth streams get one message per call)."""
-        sym = self._only
-        if sym is None:
-            raise ValueError(f"{self.name}: a market source needs a single-symbol venue")
+    def publish_source(self, exchange_symbol: str, result: MatchResult, now_ns: int) -> None:
+        """Publish a market-source engine call of one symbol's engine (rate-0 depth streams
+        get one message per call)."""
+        sym = self.symbols[exchange_symbol]
         self.publish(sym, result, now_ns)
         sym.feed.flush_depth(now_ns)
 
-    @property
-    def _only(self) -> VenueSymbol | None:
-        if len(self.symbols) != 1:
-            return None
-        return next(iter(self.symbols.values()))
-
-    def only_symbol(self) -> VenueSymbol:
-        """The symbol of a single-symbol venue (market sources drive one engine per venue)."""
-        sym = self._only
-        if sym is None:
-            raise ValueError(f"{self.name}: a market source needs a single-symbol venue")
-        return sym
-
     # -- faults ----------------------------------------------------------------------------
     async def apply_fault(self, spec: FaultSpec) -> None:
+        """Apply a fault to the venue, or to the one symbol it names (see `sim.faults`);
+        raises BinanceError -1121 for a symbol the venue does not list."""
         now = time.time_ns()
-        self.faults.apply(spec, now)
+        if spec.symbol is not None:
+            targets = [self.symbol(spec.symbol)]
+        elif spec.kind in ("gap", "stall", "halt", "resume"):
+            targets = list(self.symbols.values())
+        else:
+            targets = []
+            self.faults.apply(spec, now)
+        for sym in targets:
+            sym.faults.apply(spec, now)
         for sym in self.symbols.values():
-            sym.engine.halted = self.faults.halted(now)
+            sym.engine.halted = self.halted(sym, now)
         if spec.kind == "disconnect":
             await self.disconnect_all()
 
@@ -367,7 +377,7 @@ class SimVenue:
         """Drop every websocket: abruptly (a network failure) or with a close handshake."""
         conns = list(self.streams.connections)
         for conn in conns:
-            self.streams.drop(conn)
+            self.unregister(conn)
         for conn in conns:
             if abort:
                 conn.abort()
@@ -375,8 +385,30 @@ class SimVenue:
                 with contextlib.suppress(Exception):
                     await conn.close()
 
-    def register(self, conn: Connection) -> None:
+    # -- connections -----------------------------------------------------------------------
+    def register(self, conn: Connection, kind: ConnectionKind) -> None:
         self.streams.connections.add(conn)
+        self._connection_kinds[conn] = kind
+        self._connections_opened[kind] += 1
+
+    def unregister(self, conn: Connection) -> None:
+        """Forget a websocket (closed, or dropped by a fault): its subscriptions go with it."""
+        self.streams.drop(conn)
+        self._connection_kinds.pop(conn, None)
+
+    def connections(self) -> dict[str, Any]:
+        """Websockets open now and opened since start, by kind; the streams each open
+        market-data connection carries; user-data streams (listenKey websockets on USD-M,
+        WS-API subscriptions on spot) open and opened."""
+        out: dict[str, Any] = {"venue": self.name}
+        for kind in CONNECTION_KINDS:
+            conns = [c for c, k in self._connection_kinds.items() if k == kind]
+            entry: dict[str, Any] = {"open": len(conns), "opened": self._connections_opened[kind]}
+            if kind == "market_data":
+                entry["streams"] = sorted(sorted(c.streams) for c in conns)
+            out[kind] = entry
+        out["user_data_streams"] = {"open": len(self.user_streams), "opened": self._next_user_id}
+        return out
 
     # -- admin view ------------------------------------------------------------------------
     def state(self, depth: int = 1000) -> dict[str, Any]:
@@ -425,6 +457,9 @@ class SimVenue:
             "open_orders": orders,
             "balances": balances,
             "positions": positions,
-            "faults": self.faults.snapshot(now),
+            "faults": {
+                **self.faults.snapshot(now),
+                "symbols": {name: sym.faults.snapshot(now) for name, sym in self.symbols.items()},
+            },
             "connections": len(self.streams.connections),
         }

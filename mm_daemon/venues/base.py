@@ -1,7 +1,9 @@
-"""The two narrow boundaries between the runtime and any venue.
+"""The narrow boundaries between the runtime and any venue.
 
-A real exchange (through ccxt.pro), the embedded simulator and paper execution all plug in
-behind these, so the engine never knows which one it talks to.
+A real exchange (through ccxt.pro or Binance's own protocol), the embedded simulator and paper
+execution all plug in behind `MarketData` and `Execution`, so the engine never knows which one
+it talks to. Adapters report their own health through `MarketDataReporter` (counters, a latency
+histogram, gauges), which the engine maps onto its metrics: an adapter knows no metric names.
 """
 
 from __future__ import annotations
@@ -10,20 +12,33 @@ from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
 from mm_daemon.core.types import (
+    AccountPosition,
     ExecutionEvent,
+    ExecutionStatus,
+    Fill,
     Instrument,
     MarketEvent,
     OrderRequest,
     OrderUpdate,
 )
 
-__all__ = ["Execution", "ExecutionSink", "MarketData", "MarketSink"]
+__all__ = [
+    "Counter",
+    "Execution",
+    "ExecutionSink",
+    "Gauge",
+    "Histogram",
+    "MarketData",
+    "MarketDataReporter",
+    "MarketSink",
+]
 
 MarketSink = Callable[[MarketEvent], None]
 """Receives every market event synchronously, on the event loop, in arrival order."""
 
-ExecutionSink = Callable[[ExecutionEvent], None]
-"""Receives order updates and fills synchronously, on the event loop, in arrival order."""
+ExecutionSink = Callable[[ExecutionEvent | ExecutionStatus], None]
+"""Receives order updates, fills and connection changes synchronously, on the event loop, in
+arrival order."""
 
 
 @runtime_checkable
@@ -59,7 +74,8 @@ class Execution(Protocol):
     async def connect(self) -> None: ...
 
     async def run(self, sink: ExecutionSink) -> None:
-        """Deliver order updates and fills into `sink` until cancelled."""
+        """Deliver order updates, fills and connection changes into `sink` until cancelled;
+        a lost connection is reopened with backoff (`ExecutionStatus` says when)."""
         ...
 
     async def place(self, request: OrderRequest) -> None:
@@ -75,7 +91,63 @@ class Execution(Protocol):
     async def cancel_all(self, symbol: str) -> None: ...
 
     async def open_orders(self, symbol: str) -> list[OrderUpdate]:
-        """The venue's view of our open orders, for startup reconcile."""
+        """The venue's view of our open orders on `symbol`."""
+        ...
+
+    async def order_status(self, symbol: str, client_order_id: str) -> OrderUpdate | None:
+        """The venue's view of one of our orders, open or final; None when it knows none."""
+        ...
+
+    async def trades_since(
+        self,
+        symbol: str,
+        *,
+        order_id: str = "",
+        client_order_id: str = "",
+        after_trade_id: str = "",
+    ) -> list[Fill]:
+        """Our account's fills on `symbol`, oldest first: those of one order (`order_id`, the
+        venue's id; `client_order_id` labels them), or every one after `after_trade_id`."""
+        ...
+
+    async def account_position(self, symbol: str) -> AccountPosition:
+        """What the account holds of `symbol` now, and its latest trade there."""
         ...
 
     async def close(self) -> None: ...
+
+
+class Counter(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class Histogram(Protocol):
+    def observe(self, amount: float) -> None: ...
+
+
+class Gauge(Protocol):
+    def set(self, value: float) -> None: ...
+
+
+class MarketDataReporter(Protocol):
+    """Where a market-data adapter reports the health of its streams, per venue and symbol."""
+
+    def reconnects(self, venue: str, symbol: str) -> Counter: ...
+
+    def resyncs(self, venue: str, symbol: str) -> Counter: ...
+
+    def malformed(self, venue: str) -> Counter: ...
+
+    def trades(self, venue: str, symbol: str) -> Counter: ...
+
+    def book_updates(self, venue: str, symbol: str) -> Counter: ...
+
+    def latency(self, venue: str, symbol: str) -> Histogram:
+        """Seconds from the exchange's event time to our receipt."""
+        ...
+
+    def stale(self, venue: str, symbol: str) -> Gauge: ...
+
+    def best_bid(self, venue: str, symbol: str) -> Gauge: ...
+
+    def best_ask(self, venue: str, symbol: str) -> Gauge: ...

@@ -12,32 +12,38 @@ every replacement a new one) and takes its user data from the listenKey stream
 
 A venue refusal (post-only would cross, a filter, the balance) becomes a REJECTED OrderUpdate
 carrying the venue's message; a lost connection fails the pending requests with
-`ConnectionError`, and `run` reconnects with backoff, subscribes again and reconciles the orders
-it knew as live through `openOrders.status` and `order.status`.
+`ConnectionError` and is reported as an `ExecutionStatus`, and `run` reconnects with backoff
+and subscribes again; the engine then reconciles (`open_orders`, `order_status`,
+`trades_since`: `order.status`, spot `myTrades`, USD-M `userTrades`).
+
+The socket comes from a `WsConnector` (`ws_connect` by default), so tests drive the execution
+through a fake connection.
 
 Signing follows Binance's WS-API rule: every parameter except `signature`, sorted by name, joined
 as `k=v&...`, HMAC-SHA256 with the secret, hex. The key and the secret are never logged. The
-signer is made once from the secret (`mm_daemon.signing.make_signer`).
+signer is made once from the secret (`mm_daemon.binance.signing.make_signer`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
 import orjson
 import structlog
 
+from mm_daemon.binance.numbers import NumberFormat
+from mm_daemon.binance.signing import make_signer, signed_params
 from mm_daemon.core.types import (
+    AccountPosition,
+    ExecutionStatus,
     Fill,
     Instrument,
-    InstrumentKind,
     Liquidity,
     OrderRequest,
     OrderStatus,
@@ -45,9 +51,8 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
-from mm_daemon.signing import Signer, make_signer
-from mm_daemon.venues.binance_native import WsClientProtocol, ws_connect
-from mm_daemon.venues.delivery import Delivered
+from mm_daemon.retry import BackoffPolicy
+from mm_daemon.venues.websocket import OP_TEXT, WsConnection, WsConnector, ws_connect
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -57,7 +62,9 @@ if TYPE_CHECKING:
     from mm_daemon.venues.base import ExecutionSink
 
 __all__ = [
+    "AiohttpTransport",
     "BinanceWsApiExecution",
+    "HttpTransport",
     "WsApiEndpoints",
     "WsApiError",
     "endpoints_from_ccxt",
@@ -65,17 +72,14 @@ __all__ = [
     "fill_from_trade",
     "order_update_from_order",
     "order_update_from_report",
-    "send_on_write",
-    "signed_params",
 ]
 
 log = structlog.get_logger(__name__)
 
 
-_OP_TEXT = 0x1
 _MS = 1_000_000
 LISTEN_KEY_KEEPALIVE_S = 30 * 60.0
-_TEXT_MEMO_ENTRIES = 4_096
+_TRADES_PAGE = 1000  # Binance's most trades per myTrades/userTrades request
 UNKNOWN_ORDER = -2011  # "Unknown order sent." (cancel of an order that is already gone)
 ORDER_NOT_EXIST = -2013  # "Order does not exist." (status of an order the venue forgot)
 
@@ -126,14 +130,6 @@ def endpoints_from_ccxt(urls_api: Mapping[str, Any], *, usdm: bool) -> WsApiEndp
 
 
 # -- signing and mapping (pure) ------------------------------------------------------------------
-
-
-def signed_params(params: Mapping[str, str], signer: Signer) -> dict[str, str]:
-    """`params` sorted by name with `signature` appended (the WS-API payload rule)."""
-    items = sorted(params.items())
-    out = dict(items)
-    out["signature"] = signer("&".join(map("=".join, items)).encode())
-    return out
 
 
 def _side(text: Any) -> Side:
@@ -255,50 +251,49 @@ def order_update_from_order(
     )
 
 
-def rejected(request: OrderRequest, venue: str, reason: str, now_ns: int) -> OrderUpdate:
-    return _request_update(request, venue, OrderStatus.REJECTED, now_ns, reason)
+@dataclass(frozen=True, slots=True)
+class _Market:
+    """One instrument traded on the account: its venue id and number formats."""
+
+    instrument: Instrument
+    venue_id: str
+    numbers: NumberFormat
 
 
-def pending_update(request: OrderRequest, venue: str, now_ns: int) -> OrderUpdate:
-    """The state of an order sent and not yet acknowledged."""
-    return _request_update(request, venue, OrderStatus.PENDING_NEW, now_ns, "")
+# -- transports ---------------------------------------------------------------------------------
 
 
-def _request_update(
-    request: OrderRequest, venue: str, status: OrderStatus, now_ns: int, reason: str
-) -> OrderUpdate:
-    return OrderUpdate(
-        venue,
-        request.symbol,
-        now_ns,
-        now_ns,
-        request.client_order_id,
-        "",
-        status,
-        request.side,
-        request.price_ticks,
-        request.size_lots,
-        0,
-        reason,
-    )
+class HttpTransport(Protocol):
+    """Plain HTTP requests (USD-M's REST calls): the seam that tests fill with a fake."""
+
+    async def request(self, method: str, url: str, headers: Mapping[str, str]) -> tuple[int, Any]:
+        """(HTTP status, the JSON body) of one request."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class AiohttpTransport:
+    """`HttpTransport` over one aiohttp session, opened on first use."""
+
+    def __init__(self) -> None:
+        self._session: Any = None
+
+    async def request(self, method: str, url: str, headers: Mapping[str, str]) -> tuple[int, Any]:
+        import aiohttp  # noqa: PLC0415  only USD-M needs REST
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        async with self._session.request(method, url, headers=headers) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 # -- the execution -------------------------------------------------------------------------------
-
-
-def send_on_write(ws: WsClientProtocol) -> None:
-    """Make every request leave on the socket inside its `write`, not at the end of the loop turn.
-
-    uvloop queues a write below the transport's high-water mark and sends it only once the loop
-    has run every ready callback (or, for a write made inside a socket read, every other socket
-    read of that turn): with 2,500 book messages a second that held a request 0.5-0.7 ms (p50)
-    between `write` and the simulator reading it. With the high-water mark at 0 uvloop tries the
-    send at once, as asyncio's own transports do; a send the kernel cannot take whole is queued
-    as before (the protocol's pause/resume callbacks are no-ops).
-    """
-    transport = ws._transport  # the protocol exposes no accessor
-    if transport is not None:
-        transport.set_write_buffer_limits(high=0)
 
 
 class BinanceWsApiExecution:
@@ -306,49 +301,74 @@ class BinanceWsApiExecution:
 
     def __init__(
         self,
-        instrument: Instrument,
         endpoints: WsApiEndpoints,
         api_key: SecretStr,
         api_secret: SecretStr,
         *,
-        venue: str | None = None,
+        venue: str,
+        usdm: bool,
+        instruments: tuple[Instrument, ...] = (),
         recv_window_ms: int = 5000,
         request_timeout_s: float = 10.0,
         initial_backoff_s: float = 0.1,
         max_backoff_s: float = 5.0,
         clock_ns: Callable[[], int] = time.time_ns,
+        connector: WsConnector | None = None,
+        http: HttpTransport | None = None,
     ) -> None:
-        self.instrument = instrument
         self.endpoints = endpoints
-        self._venue = venue or instrument.venue
-        self._symbol = instrument.symbol
-        self._exchange_symbol = instrument.exchange_symbol
-        # Quotes come back to the same few prices and sizes: their decimal text is kept.
-        self._price_texts: dict[int, str] = {}
-        self._size_texts: dict[int, str] = {}
-        self._usdm = instrument.kind is not InstrumentKind.SPOT
-        if self._usdm and not (endpoints.rest and endpoints.user_ws):
+        self._venue = venue
+        self._usdm = usdm
+        if usdm and not (endpoints.rest and endpoints.user_ws):
             raise ValueError("USD-M needs the REST base and the user-data stream URL")
+        self._markets: dict[str, _Market] = {}  # by unified symbol
+        self._by_venue_id: dict[str, _Market] = {}  # by the venue's id (BTCUSDT)
+        for instrument in instruments:
+            self.add_instrument(instrument)
         self._api_key = api_key
         self._signer = make_signer(api_secret.get_secret_value().encode())
         self._recv_window = str(recv_window_ms)
         self._timeout_s = request_timeout_s
-        self._initial_backoff_s = initial_backoff_s
-        self._max_backoff_s = max_backoff_s
+        self._backoff = BackoffPolicy(initial_backoff_s, max_backoff_s)
         self._clock_ns = clock_ns
-        self._ws: WsClientProtocol | None = None
-        self._user_ws: WsClientProtocol | None = None
+        self._connect_ws = connector or ws_connect
+        self._ws: WsConnection | None = None
+        self._user_ws: WsConnection | None = None
         self._pending: dict[int, tuple[asyncio.Future[Any], asyncio.TimerHandle]] = {}
         self._next_id = 1
         self._sink: ExecutionSink | None = None
         self._ready = asyncio.Event()
-        self._delivered = Delivered()
-        self._session: Any = None  # aiohttp session (USD-M listenKey and cancel-all)
+        self._http: HttpTransport = (
+            http or AiohttpTransport()
+        )  # USD-M listenKey, trades, cancel-all
         self.reconnects = 0
         self.requests_sent = 0
 
     def __repr__(self) -> str:  # never the key or the secret
-        return f"BinanceWsApiExecution(venue={self._venue!r}, symbol={self._symbol!r})"
+        return f"BinanceWsApiExecution(venue={self._venue!r}, symbols={sorted(self._markets)!r})"
+
+    def add_instrument(self, instrument: Instrument) -> None:
+        """Trade `instrument` over this account's connection too."""
+        market = _Market(
+            instrument,
+            instrument.exchange_symbol,
+            # Quotes come back to the same few prices and sizes: their decimal text is kept.
+            NumberFormat.for_instrument(
+                instrument, instrument.price_decimals, instrument.size_decimals
+            ),
+        )
+        self._markets[instrument.symbol] = market
+        self._by_venue_id[instrument.exchange_symbol] = market
+
+    @property
+    def instruments(self) -> tuple[Instrument, ...]:
+        return tuple(m.instrument for m in self._markets.values())
+
+    def _market(self, symbol: str) -> _Market:
+        market = self._markets.get(symbol)
+        if market is None:
+            raise ValueError(f"{self._venue}: no instrument {symbol!r} on this order entry")
+        return market
 
     @property
     def venue(self) -> str:
@@ -365,14 +385,13 @@ class BinanceWsApiExecution:
         if self._ws is not None and not self._ws.closed.done():
             return
         self._ready.clear()
-        ws = await ws_connect(self.endpoints.ws_api, self._on_frame)
-        send_on_write(ws)
+        ws = await self._connect_ws(self.endpoints.ws_api, self._on_frame)
         self._ws = ws
         try:
             if self._usdm:
                 listen_key = await self._listen_key("POST")
                 url = f"{self.endpoints.user_ws}?listenKey={listen_key}"
-                self._user_ws = await ws_connect(url, self._on_user_frame)
+                self._user_ws = await self._connect_ws(url, self._on_user_frame)
             else:
                 await self._call("userDataStream.subscribe.signature", {})
         except BaseException:
@@ -381,29 +400,29 @@ class BinanceWsApiExecution:
         self._ready.set()
 
     async def run(self, sink: ExecutionSink) -> None:
-        """Deliver order updates and fills into `sink` until cancelled; reconnect on loss."""
+        """Deliver order updates, fills and connection changes into `sink` until cancelled;
+        reconnect on loss."""
         self._sink = sink
-        backoff = self._initial_backoff_s
-        first = True
+        backoff = self._backoff.start()
         try:
             while True:
+                backoff.attempt()
+                reason = "connection closed"
                 try:
                     await self.connect()
-                    if not first:
-                        await self._reconcile()
-                    first = False
-                    backoff = self._initial_backoff_s
+                    backoff.reset()
+                    sink(ExecutionStatus(self._venue, time.time_ns(), connected=True))
                     await self._until_lost()
                 except asyncio.CancelledError:
                     raise
                 except (OSError, ConnectionError, TimeoutError, WsApiError) as exc:
-                    log.warning("ws-api connection failed", venue=self._venue, error=str(exc))
-                self._lost()
+                    reason = str(exc) or type(exc).__name__
+                    log.warning("ws-api connection failed", venue=self._venue, error=reason)
+                self._lost(reason)
                 self.reconnects += 1
-                await asyncio.sleep(backoff * (0.5 + random.random()))
-                backoff = min(self._max_backoff_s, backoff * 2)
+                await backoff.sleep()
         finally:
-            self._lost()
+            self._lost("stopped")
             self._sink = None
 
     async def _until_lost(self) -> None:
@@ -429,8 +448,10 @@ class BinanceWsApiExecution:
             await asyncio.sleep(LISTEN_KEY_KEEPALIVE_S)
             await self._listen_key("PUT")
 
-    def _lost(self) -> None:
-        """Close both sockets and fail every pending request."""
+    def _lost(self, reason: str = "connection lost") -> None:
+        """Close both sockets and fail every pending request; say so once."""
+        if self._ready.is_set() and self._sink is not None:
+            self._sink(ExecutionStatus(self._venue, time.time_ns(), connected=False, reason=reason))
         self._ready.clear()
         for ws in (self._ws, self._user_ws):
             if ws is not None:
@@ -444,64 +465,22 @@ class BinanceWsApiExecution:
             if not future.done():
                 future.set_exception(ConnectionError("ws-api connection lost"))
 
-    async def _reconcile(self) -> None:
-        """After a reconnect: report every open order, and the final state of each order we
-        knew as live that is no longer open; first the fills of those orders that happened
-        while the connection was down (their user-data events are lost with it)."""
-        known = dict(self._delivered.live)
-        current = {u.client_order_id: u for u in await self.open_orders(self._symbol)}
-        for client_id in [c for c in known if c not in current]:
-            try:
-                order = await self._call(
-                    "order.status",
-                    {"symbol": self._exchange_symbol, "origClientOrderId": client_id},
-                )
-            except WsApiError as exc:
-                if exc.code not in {UNKNOWN_ORDER, ORDER_NOT_EXIST}:
-                    raise
-                self._delivered.live.pop(client_id, None)
-                continue
-            now = time.time_ns()
-            current[client_id] = order_update_from_order(order, self.instrument, self._venue, now)
-        for client_id, update in current.items():
-            last = known.get(client_id)
-            if last is not None and update.filled_lots > last.filled_lots:
-                for fill in await self._order_fills(client_id, update.exchange_order_id):
-                    self._emit(fill)
-            self._emit(update)
-
-    async def _order_fills(self, client_order_id: str, order_id: str) -> list[Fill]:
-        """Every fill of one order, oldest first (spot `myTrades`, USD-M `userTrades`)."""
-        params = {"symbol": self._exchange_symbol, "orderId": order_id}
-        if self._usdm:
-            trades = await self._rest("GET", "/userTrades", params)
-        else:
-            trades = await self._call("myTrades", params)
-        now = time.time_ns()
-        fills = [
-            fill_from_trade(t, self.instrument, self._venue, client_order_id, now) for t in trades
-        ]
-        fills.sort(key=lambda f: (f.ts_exchange_ns, int(f.trade_id)))
-        return fills
-
     async def _listen_key(self, method: str) -> str:
-        import aiohttp  # noqa: PLC0415  only USD-M needs REST
-
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        headers = {"X-MBX-APIKEY": self._api_key.get_secret_value()}
-        url = f"{self.endpoints.rest}/listenKey"
-        async with self._session.request(method, url, headers=headers) as resp:
-            body = await resp.json(content_type=None)
-            if resp.status != 200:
-                raise WsApiError(int(body.get("code", -1)), str(body.get("msg", resp.status)))
+        body = await self._http_call(method, f"{self.endpoints.rest}/listenKey")
         return str(body.get("listenKey", ""))
+
+    async def _http_call(self, method: str, url: str) -> Any:
+        headers = {"X-MBX-APIKEY": self._api_key.get_secret_value()}
+        status, body = await self._http.request(method, url, headers)
+        if status != 200:
+            if not isinstance(body, Mapping):
+                body = {}
+            raise WsApiError(int(body.get("code", -1)), str(body.get("msg", status)))
+        return body
 
     async def close(self) -> None:
         self._lost()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -522,7 +501,7 @@ class BinanceWsApiExecution:
         }
         # The request leaves first; its future and deadline are bookkeeping (no answer can be
         # read before this returns to the loop).
-        ws.send(_OP_TEXT, orjson.dumps(body))
+        ws.send(OP_TEXT, orjson.dumps(body))
         self.requests_sent += 1
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
@@ -580,62 +559,42 @@ class BinanceWsApiExecution:
             self._on_report(event, ts_ns)
 
     def _on_report(self, o: Mapping[str, Any], ts_ns: int) -> None:
-        if o.get("s") != self._exchange_symbol:
-            return
+        market = self._by_venue_id.get(str(o.get("s", "")))
+        if market is None:
+            return  # a symbol this daemon does not trade on the account
+        inst = market.instrument
         ts_exchange = int(o.get("T") or 0) * _MS or ts_ns
         try:
             if o.get("x") == "TRADE":
-                self._emit(fill_from_report(o, self.instrument, self._venue, ts_exchange, ts_ns))
-            self._emit(
-                order_update_from_report(o, self.instrument, self._venue, ts_exchange, ts_ns)
-            )
+                self._emit(fill_from_report(o, inst, self._venue, ts_exchange, ts_ns))
+            self._emit(order_update_from_report(o, inst, self._venue, ts_exchange, ts_ns))
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("malformed order event", venue=self._venue, error=repr(exc))
 
     def _emit(self, event: OrderUpdate | Fill) -> None:
-        if not self._delivered.admit(event):
-            return  # a fill already booked (recovered after a reconnect, then replayed)
         sink = self._sink
         if sink is not None:
             sink(event)
 
     def _reject(self, request: OrderRequest, reason: str) -> None:
-        self._emit(rejected(request, self._venue, reason, time.time_ns()))
+        self._emit(request.as_update(OrderStatus.REJECTED, time.time_ns(), reason, self._venue))
 
     # -- order entry ------------------------------------------------------------------------------
 
-    def _price_text(self, ticks: int) -> str:
-        text = self._price_texts.get(ticks)
-        if text is None:
-            inst = self.instrument
-            if len(self._price_texts) >= _TEXT_MEMO_ENTRIES:
-                self._price_texts.clear()
-            text = f"{inst.ticks_to_price(ticks):.{inst.price_decimals}f}"
-            self._price_texts[ticks] = text
-        return text
-
-    def _size_text(self, lots: int) -> str:
-        text = self._size_texts.get(lots)
-        if text is None:
-            inst = self.instrument
-            if len(self._size_texts) >= _TEXT_MEMO_ENTRIES:
-                self._size_texts.clear()
-            text = f"{inst.lots_to_size(lots):.{inst.size_decimals}f}"
-            self._size_texts[lots] = text
-        return text
-
     def _order_params(self, request: OrderRequest) -> dict[str, str]:
+        market = self._market(request.symbol)
+        numbers = market.numbers
         params = {
-            "symbol": self._exchange_symbol,
+            "symbol": market.venue_id,
             "side": "BUY" if request.side is Side.BUY else "SELL",
-            "quantity": self._size_text(request.size_lots),
+            "quantity": numbers.qty(request.size_lots),
             "newClientOrderId": request.client_order_id,
         }
         order_type = request.order_type
         if order_type is OrderType.MARKET:
             params["type"] = "MARKET"
         else:
-            params["price"] = self._price_text(request.price_ticks)
+            params["price"] = numbers.px(request.price_ticks)
             if order_type is OrderType.LIMIT_MAKER:
                 if self._usdm:
                     params["type"] = "LIMIT"
@@ -653,46 +612,40 @@ class BinanceWsApiExecution:
             params["newOrderRespType"] = "RESULT"
         return params
 
-    def _sent_new(self, request: OrderRequest) -> None:
-        """Remember an order whose acknowledgement may be lost with the connection: after a
-        reconnect the venue is asked for its state (it may rest, or have filled, meanwhile)."""
-        self._delivered.live.setdefault(
-            request.client_order_id, pending_update(request, self._venue, time.time_ns())
-        )
-
     async def place(self, request: OrderRequest) -> None:
         future = self._send("order.place", self._order_params(request))
-        self._sent_new(request)
         try:
             result = await future
         except WsApiError as exc:
             self._reject(request, exc.msg)
             return
-        self._emit(order_update_from_order(result, self.instrument, self._venue, time.time_ns()))
+        self._emit(self._update_of(result, request.symbol))
 
     async def replace(self, old_client_order_id: str, request: OrderRequest) -> None:
         if self._usdm:
             cancel = self._send(
                 "order.cancel",
-                {"symbol": self._exchange_symbol, "origClientOrderId": old_client_order_id},
+                {
+                    "symbol": self._market(request.symbol).venue_id,
+                    "origClientOrderId": old_client_order_id,
+                },
             )
             place = self._send("order.place", self._order_params(request))
-            self._sent_new(request)
-            await asyncio.gather(self._finish_cancel(cancel), self._finish_place(request, place))
+            await asyncio.gather(
+                self._finish_cancel(cancel, request.symbol), self._finish_place(request, place)
+            )
             return
         params = self._order_params(request)
         params["cancelReplaceMode"] = "STOP_ON_FAILURE"
         params["cancelOrigClientOrderId"] = old_client_order_id
         future = self._send("order.cancelReplace", params)
-        self._sent_new(request)
-        now = time.time_ns
         try:
             result = await future
         except WsApiError as exc:
             data = exc.data if isinstance(exc.data, Mapping) else {}
             cancelled = data.get("cancelResponse")
             if data.get("cancelResult") == "SUCCESS" and isinstance(cancelled, Mapping):
-                self._emit(order_update_from_order(cancelled, self.instrument, self._venue, now()))
+                self._emit(self._update_of(cancelled, request.symbol))
             # STOP_ON_FAILURE: the venue's reason is the failed half's own message.
             new = data.get("newOrderResponse")
             reason = exc.msg
@@ -702,9 +655,8 @@ class BinanceWsApiExecution:
                 reason = str(cancelled.get("msg", reason))
             self._reject(request, reason)
             return
-        inst, venue = self.instrument, self._venue
-        self._emit(order_update_from_order(result["cancelResponse"], inst, venue, now()))
-        self._emit(order_update_from_order(result["newOrderResponse"], inst, venue, now()))
+        self._emit(self._update_of(result["cancelResponse"], request.symbol))
+        self._emit(self._update_of(result["newOrderResponse"], request.symbol))
 
     async def _finish_place(self, request: OrderRequest, future: asyncio.Future[Any]) -> None:
         try:
@@ -712,62 +664,130 @@ class BinanceWsApiExecution:
         except WsApiError as exc:
             self._reject(request, exc.msg)
             return
-        self._emit(order_update_from_order(result, self.instrument, self._venue, time.time_ns()))
+        self._emit(self._update_of(result, request.symbol))
 
-    async def _finish_cancel(self, future: asyncio.Future[Any]) -> None:
+    async def _finish_cancel(self, future: asyncio.Future[Any], symbol: str) -> None:
         try:
             result = await future
         except WsApiError as exc:
             if exc.code == UNKNOWN_ORDER:
                 return  # already final: its last update came through the user data
             raise
-        self._emit(order_update_from_order(result, self.instrument, self._venue, time.time_ns()))
+        self._emit(self._update_of(result, symbol))
 
     async def cancel(self, symbol: str, client_order_id: str) -> None:
-        del symbol  # one instrument per execution
         future = self._send(
-            "order.cancel", {"symbol": self._exchange_symbol, "origClientOrderId": client_order_id}
+            "order.cancel",
+            {"symbol": self._market(symbol).venue_id, "origClientOrderId": client_order_id},
         )
-        await self._finish_cancel(future)
+        await self._finish_cancel(future, symbol)
 
     async def cancel_all(self, symbol: str) -> None:
-        del symbol
+        venue_id = self._market(symbol).venue_id
         if not self._usdm:
             try:
-                await self._call("openOrders.cancelAll", {"symbol": self._exchange_symbol})
+                await self._call("openOrders.cancelAll", {"symbol": venue_id})
             except WsApiError as exc:
                 if exc.code != UNKNOWN_ORDER:
                     raise
             return
         # The USD-M WS-API has no cancel-all: one signed REST call.
-        await self._rest_cancel_all()
-
-    async def _rest_cancel_all(self) -> None:
-        await self._rest("DELETE", "/allOpenOrders", {"symbol": self._exchange_symbol})
+        await self._rest("DELETE", "/allOpenOrders", {"symbol": venue_id})
 
     async def _rest(self, method: str, path: str, params: dict[str, str]) -> Any:
         """One signed USD-M REST request (the calls the futures WS-API does not offer)."""
-        import aiohttp  # noqa: PLC0415  only USD-M needs REST
-
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         params["timestamp"] = str(self._clock_ns() // _MS)
         params["recvWindow"] = self._recv_window
         query = urlencode(params)
         query += "&signature=" + self._signer(query.encode())
-        headers = {"X-MBX-APIKEY": self._api_key.get_secret_value()}
-        url = f"{self.endpoints.rest}{path}?{query}"
-        async with self._session.request(method, url, headers=headers) as resp:
-            body = await resp.json(content_type=None)
-            if resp.status != 200:
-                raise WsApiError(int(body.get("code", -1)), str(body.get("msg", resp.status)))
-        return body
+        return await self._http_call(method, f"{self.endpoints.rest}{path}?{query}")
 
     async def open_orders(self, symbol: str) -> list[OrderUpdate]:
-        del symbol
+        market = self._market(symbol)
         if not self._ready.is_set():
             async with asyncio.timeout(self._timeout_s):
                 await self._ready.wait()
-        orders = await self._call("openOrders.status", {"symbol": self._exchange_symbol})
+        orders = await self._call("openOrders.status", {"symbol": market.venue_id})
         now = time.time_ns()
-        return [order_update_from_order(o, self.instrument, self._venue, now) for o in orders]
+        return [order_update_from_order(o, market.instrument, self._venue, now) for o in orders]
+
+    def _update_of(self, order: Mapping[str, Any], symbol: str) -> OrderUpdate:
+        """An order object of a response as an OrderUpdate (of `symbol`'s instrument unless
+        the object names another)."""
+        market = self._by_venue_id.get(str(order.get("symbol", ""))) or self._market(symbol)
+        return order_update_from_order(order, market.instrument, self._venue, time.time_ns())
+
+    async def order_status(self, symbol: str, client_order_id: str) -> OrderUpdate | None:
+        market = self._market(symbol)
+        try:
+            order = await self._call(
+                "order.status",
+                {"symbol": market.venue_id, "origClientOrderId": client_order_id},
+            )
+        except WsApiError as exc:
+            if exc.code in {UNKNOWN_ORDER, ORDER_NOT_EXIST}:
+                return None
+            raise
+        return order_update_from_order(order, market.instrument, self._venue, time.time_ns())
+
+    async def trades_since(
+        self,
+        symbol: str,
+        *,
+        order_id: str = "",
+        client_order_id: str = "",
+        after_trade_id: str = "",
+    ) -> list[Fill]:
+        """Spot `myTrades`, USD-M `userTrades`: by order, or from a trade id a page at a time."""
+        market = self._market(symbol)
+        params = {"symbol": market.venue_id, "limit": str(_TRADES_PAGE)}
+        if order_id:
+            params["orderId"] = order_id
+        else:  # without fromId Binance answers the latest page, not the first
+            params["fromId"] = str(int(after_trade_id) + 1) if after_trade_id else "0"
+        trades: list[Any] = []
+        while True:
+            if self._usdm:
+                page = await self._rest("GET", "/userTrades", dict(params))
+            else:
+                page = await self._call("myTrades", dict(params))
+            trades.extend(page)
+            if order_id or len(page) < _TRADES_PAGE:
+                break
+            params["fromId"] = str(max(int(t["id"]) for t in page) + 1)
+        now = time.time_ns()
+        fills = [
+            fill_from_trade(t, market.instrument, self._venue, client_order_id, now) for t in trades
+        ]
+        fills.sort(key=lambda f: (f.ts_exchange_ns, int(f.trade_id)))
+        return fills
+
+    async def account_position(self, symbol: str) -> AccountPosition:
+        """Spot: the base asset's balance (`account.status`); USD-M: the position
+        (`account.position`); with the latest trade (`myTrades` / `userTrades`, limit 1)."""
+        market = self._market(symbol)
+        inst = market.instrument
+        latest = {"symbol": market.venue_id, "limit": "1"}
+        if self._usdm:
+            rows = await self._call("account.position", {"symbol": market.venue_id})
+            amount = sum(
+                float(row.get("positionAmt", 0))
+                for row in rows
+                if row.get("symbol") == market.venue_id
+            )
+            trades = await self._rest("GET", "/userTrades", latest)
+        else:
+            account = await self._call("account.status", {})
+            amount = sum(
+                float(b.get("free", 0)) + float(b.get("locked", 0))
+                for b in account.get("balances", ())
+                if b.get("asset") == inst.base
+            )
+            trades = await self._call("myTrades", latest)
+        last = max((int(t["id"]) for t in trades), default=None)
+        return AccountPosition(
+            self._venue,
+            symbol,
+            round(amount / inst.lot_size),
+            "" if last is None else str(last),
+        )

@@ -9,9 +9,12 @@ replace there is a cancel and a place sent together.
 
 Order updates and fills come from `watch_orders` and `watch_my_trades`, each on its own task that
 is always waiting (ccxt returns an event that arrives while no call is pending only with the next
-one) and retries with backoff when the socket drops. A venue refusal (post-only would cross,
-balance, filters) is reported as a REJECTED OrderUpdate carrying the venue's message; only
-transport failures raise.
+one) and retries with backoff when the socket drops. A dropped stream is reported as an
+`ExecutionStatus` (down), and again (up) as it is subscribed again and once more when it first
+delivers, since ccxt does not say when a subscription is live: the engine reconciles each time
+(`order_status`, `trades_since`), and what filled while the stream was down is delivered once.
+A venue refusal (post-only would cross, balance, filters) is reported as a REJECTED OrderUpdate
+carrying the venue's message; only transport failures raise.
 
 Mainnet is refused unless the config says `allow_mainnet: true` and the environment has
 `MMD_CONFIRM_MAINNET=yes` (`check_mainnet_allowed`).
@@ -22,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import time
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,8 @@ import structlog
 
 from mm_daemon.aio import start_eagerly
 from mm_daemon.core.types import (
+    AccountPosition,
+    ExecutionStatus,
     Fill,
     Instrument,
     InstrumentKind,
@@ -41,7 +45,7 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
-from mm_daemon.venues.delivery import Delivered
+from mm_daemon.retry import BackoffPolicy
 
 if TYPE_CHECKING:
     from mm_daemon.config import VenueConfig
@@ -57,6 +61,8 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+
+_TRADES_PAGE = 1000  # Binance's most trades per myTrades/userTrades request
 
 
 CONFIRM_MAINNET_ENV = "MMD_CONFIRM_MAINNET"
@@ -213,28 +219,24 @@ class CcxtExecution:
     def __init__(
         self,
         exchange: Any,
-        instrument: Instrument,
         *,
-        venue: str | None = None,
+        venue: str,
+        instruments: tuple[Instrument, ...] = (),
         use_ws_api: bool = True,
         initial_backoff_s: float = 0.1,
         max_backoff_s: float = 5.0,
     ) -> None:
         self.exchange = exchange
-        self.instrument = instrument
-        self._venue = venue or instrument.venue
-        self._symbol = instrument.symbol
-        self._spot = instrument.kind is InstrumentKind.SPOT
+        self._venue = venue
+        self._instruments: dict[str, Instrument] = {}
+        for instrument in instruments:
+            self.add_instrument(instrument)
         self.use_ws_api = use_ws_api
-        self._initial_backoff_s = initial_backoff_s
-        self._max_backoff_s = max_backoff_s
+        self._backoff = BackoffPolicy(initial_backoff_s, max_backoff_s)
         self._sink: ExecutionSink | None = None
         self._errors: Any = None
         self.ws_fallbacks = 0  # WS-API calls that fell back to REST
         self.stream_restarts = 0
-        self.reconciles = 0
-        self._delivered = Delivered()
-        self._reconcile_task: asyncio.Task[None] | None = None
         self._install_send_now()
 
     def _install_send_now(self) -> None:
@@ -277,6 +279,25 @@ class CcxtExecution:
     def venue(self) -> str:
         return self._venue
 
+    def add_instrument(self, instrument: Instrument) -> None:
+        """Trade `instrument` over this account too."""
+        self._instruments[instrument.symbol] = instrument
+
+    @property
+    def instruments(self) -> tuple[Instrument, ...]:
+        return tuple(self._instruments.values())
+
+    def _instrument(self, symbol: str) -> Instrument:
+        instrument = self._instruments.get(symbol)
+        if instrument is None:
+            raise ValueError(f"{self._venue}: no instrument {symbol!r} on this order entry")
+        return instrument
+
+    @property
+    def _one_symbol(self) -> str | None:
+        """The symbol to watch when there is one (ccxt then filters for it); None: all."""
+        return next(iter(self._instruments)) if len(self._instruments) == 1 else None
+
     async def connect(self) -> None:
         import ccxt  # noqa: PLC0415  heavy import, only when a live venue is used
 
@@ -299,22 +320,18 @@ class CcxtExecution:
                 group.create_task(self._stream("watch_orders", self._on_orders))
                 group.create_task(self._stream("watch_my_trades", self._on_trades))
         finally:
-            if self._reconcile_task is not None:
-                self._reconcile_task.cancel()
             self._sink = None
 
     async def _stream(self, method: str, handle: Any) -> None:
-        backoff = self._initial_backoff_s
+        backoff = self._backoff.start()
         watch = getattr(self.exchange, method)
         restarted = False
         while True:
             if restarted:
-                # The socket dropped: what filled meanwhile never reaches the stream. Asked for
-                # as the stream is subscribed again, and once more when it first delivers (the
-                # subscription is live by then); fills are delivered once by trade id.
-                self._start_reconcile()
+                self._status(connected=True, reason=f"{method} subscribing again")
+            backoff.attempt()
             try:
-                items = await watch(self._symbol)
+                items = await watch(self._one_symbol)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001  a stream retries forever; the loop lives on
@@ -322,76 +339,44 @@ class CcxtExecution:
                 log.warning(
                     "private stream failed", venue=self._venue, stream=method, error=str(exc)
                 )
-                await asyncio.sleep(backoff * (0.5 + random.random()))
-                backoff = min(self._max_backoff_s, backoff * 2)
+                self._status(connected=False, reason=f"{method} failed")
+                await backoff.sleep()
                 restarted = True
                 continue
-            backoff = self._initial_backoff_s
+            backoff.reset()
             handle(items)
             if restarted:
                 restarted = False
-                self._start_reconcile()
+                self._status(connected=True, reason=f"{method} delivering")
 
-    def _start_reconcile(self) -> None:
-        if self._reconcile_task is None or self._reconcile_task.done():
-            self._reconcile_task = asyncio.get_running_loop().create_task(self._reconcile())
-
-    async def _reconcile(self) -> None:
-        """Each order known as live: its state at the venue and, when it filled more than we
-        saw, its fills (fetch_my_trades of the order), delivered before the state."""
-        self.reconciles += 1
-        known = dict(self._delivered.live)
-        ex = self.exchange
-        for client_id, last in known.items():
-            try:
-                order = await ex.fetch_order("", self._symbol, {"origClientOrderId": client_id})
-                update = order_update_from_ccxt(order, self.instrument, self._venue, time.time_ns())
-                if update is None:
-                    continue
-                if update.filled_lots > last.filled_lots:
-                    params = {"orderId": update.exchange_order_id}
-                    trades = await ex.fetch_my_trades(self._symbol, params=params)
-                    now = time.time_ns()
-                    fills = [
-                        fill_from_ccxt(t, self.instrument, self._venue, now, client_id)
-                        for t in sorted(trades, key=lambda t: t.get("timestamp") or 0)
-                    ]
-                    for fill in fills:
-                        self._emit(fill)
-                self._emit(update)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001  reconciled again at the next restart
-                if self._errors is not None and isinstance(exc, self._errors.OrderNotFound):
-                    self._delivered.live.pop(client_id, None)
-                    continue
-                log.warning("reconcile failed", venue=self._venue, error=str(exc))
-                return
+    def _status(self, *, connected: bool, reason: str) -> None:
+        if self._sink is not None:
+            self._sink(ExecutionStatus(self._venue, time.time_ns(), connected, reason))
 
     def _emit(self, event: OrderUpdate | Fill | None) -> None:
-        if event is None or not self._delivered.admit(event):
-            return  # nothing, or a fill already booked (recovered, then replayed)
-        if self._sink is not None:
+        if event is not None and self._sink is not None:
             self._sink(event)
 
     def _on_orders(self, orders: list[Mapping[str, Any]]) -> None:
         now = time.time_ns()
         for order in orders:
-            if order.get("symbol") == self._symbol:
-                self._emit(order_update_from_ccxt(order, self.instrument, self._venue, now))
+            instrument = self._instruments.get(str(order.get("symbol")))
+            if instrument is not None:
+                self._emit(order_update_from_ccxt(order, instrument, self._venue, now))
 
     def _on_trades(self, trades: list[Mapping[str, Any]]) -> None:
         now = time.time_ns()
         for trade in trades:
-            if trade.get("symbol") == self._symbol:
-                self._emit(fill_from_ccxt(trade, self.instrument, self._venue, now))
+            instrument = self._instruments.get(str(trade.get("symbol")))
+            if instrument is not None:
+                self._emit(fill_from_ccxt(trade, instrument, self._venue, now))
 
     # -- order entry ---------------------------------------------------------------------------
 
     def _order_args(
         self, request: OrderRequest
     ) -> tuple[str, str, float, float | None, dict[str, Any]]:
-        inst = self.instrument
+        inst = self._instrument(request.symbol)
         side = "buy" if request.side is Side.BUY else "sell"
         amount = inst.lots_to_size(request.size_lots)
         price: float | None = inst.ticks_to_price(request.price_ticks)
@@ -404,7 +389,7 @@ class CcxtExecution:
         elif request.order_type is OrderType.MARKET:
             order_type = "market"
             price = None
-        if request.reduce_only and not self._spot:
+        if request.reduce_only and inst.kind is not InstrumentKind.SPOT:
             params["reduceOnly"] = True
         return order_type, side, amount, price, params
 
@@ -439,47 +424,32 @@ class CcxtExecution:
         prefix = f"{getattr(self.exchange, 'id', '')} "
         if message.startswith(prefix):
             message = message[len(prefix) :]
-        self._emit(
-            OrderUpdate(
-                self._venue,
-                self._symbol,
-                now,
-                now,
-                request.client_order_id,
-                "",
-                OrderStatus.REJECTED,
-                request.side,
-                request.price_ticks,
-                request.size_lots,
-                0,
-                message,
-            )
-        )
+        self._emit(request.as_update(OrderStatus.REJECTED, now, message, self._venue))
 
     def _ack(self, result: Any) -> None:
-        if isinstance(result, Mapping):
-            self._emit(order_update_from_ccxt(result, self.instrument, self._venue, time.time_ns()))
+        if not isinstance(result, Mapping):
+            return
+        instrument = self._instruments.get(str(result.get("symbol")))
+        if instrument is not None:
+            self._emit(order_update_from_ccxt(result, instrument, self._venue, time.time_ns()))
 
     async def place(self, request: OrderRequest) -> None:
         order_type, side, amount, price, params = self._order_args(request)
+        symbol = request.symbol
         ex = self.exchange
         try:
             if self.use_ws_api:
                 try:
                     result = await ex.create_order_ws(
-                        self._symbol, order_type, side, amount, price, params
+                        symbol, order_type, side, amount, price, params
                     )
                 except Exception as exc:
                     if not self._can_fall_back(exc):
                         raise
                     self.ws_fallbacks += 1
-                    result = await ex.create_order(
-                        self._symbol, order_type, side, amount, price, params
-                    )
+                    result = await ex.create_order(symbol, order_type, side, amount, price, params)
             else:
-                result = await ex.create_order(
-                    self._symbol, order_type, side, amount, price, params
-                )
+                result = await ex.create_order(symbol, order_type, side, amount, price, params)
         except Exception as exc:
             if not self._is_refusal(exc):
                 raise
@@ -488,23 +458,21 @@ class CcxtExecution:
         self._ack(result)
 
     async def replace(self, old_client_order_id: str, request: OrderRequest) -> None:
-        if not (self._spot and self.use_ws_api):
-            await asyncio.gather(
-                self.cancel(self._symbol, old_client_order_id), self.place(request)
-            )
+        symbol = request.symbol
+        spot = self._instrument(symbol).kind is InstrumentKind.SPOT
+        if not (spot and self.use_ws_api):
+            await asyncio.gather(self.cancel(symbol, old_client_order_id), self.place(request))
             return
         order_type, side, amount, price, params = self._order_args(request)
         params["cancelOrigClientOrderId"] = old_client_order_id
         try:
             result = await self.exchange.edit_order_ws(
-                "", self._symbol, order_type, side, amount, price, params
+                "", symbol, order_type, side, amount, price, params
             )
         except Exception as exc:
             if self._can_fall_back(exc):
                 self.ws_fallbacks += 1
-                await asyncio.gather(
-                    self.cancel(self._symbol, old_client_order_id), self.place(request)
-                )
+                await asyncio.gather(self.cancel(symbol, old_client_order_id), self.place(request))
                 return
             if not self._is_refusal(exc):
                 raise
@@ -536,7 +504,7 @@ class CcxtExecution:
 
     async def cancel_all(self, symbol: str) -> None:
         ex = self.exchange
-        if self.use_ws_api and self._spot:
+        if self.use_ws_api and self._instrument(symbol).kind is InstrumentKind.SPOT:
             try:
                 await ex.cancel_all_orders_ws(symbol)
             except Exception as exc:
@@ -564,8 +532,78 @@ class CcxtExecution:
         else:
             orders = await ex.fetch_open_orders(symbol)
         now = time.time_ns()
-        updates = [order_update_from_ccxt(o, self.instrument, self._venue, now) for o in orders]
+        instrument = self._instrument(symbol)
+        updates = [order_update_from_ccxt(o, instrument, self._venue, now) for o in orders]
         return [u for u in updates if u is not None]
+
+    async def order_status(self, symbol: str, client_order_id: str) -> OrderUpdate | None:
+        try:
+            order = await self.exchange.fetch_order(
+                "", symbol, {"origClientOrderId": client_order_id}
+            )
+        except Exception as exc:
+            if self._errors is not None and isinstance(exc, self._errors.OrderNotFound):
+                return None
+            raise
+        return order_update_from_ccxt(order, self._instrument(symbol), self._venue, time.time_ns())
+
+    async def trades_since(
+        self,
+        symbol: str,
+        *,
+        order_id: str = "",
+        client_order_id: str = "",
+        after_trade_id: str = "",
+    ) -> list[Fill]:
+        """By order (`orderId`) or after a trade id (Binance's `fromId`, a page at a time)."""
+        ex = self.exchange
+        instrument = self._instrument(symbol)
+        now = time.time_ns()
+        if order_id:
+            trades = await ex.fetch_my_trades(symbol, params={"orderId": order_id})
+        else:
+            trades = []
+            from_id = int(after_trade_id) + 1 if after_trade_id else 0
+            while True:
+                page = await ex.fetch_my_trades(
+                    symbol, limit=_TRADES_PAGE, params={"fromId": from_id}
+                )
+                trades.extend(page)
+                if len(page) < _TRADES_PAGE:
+                    break
+                from_id = max(int(t["id"]) for t in page) + 1
+        fills = [
+            fill
+            for t in trades
+            if (fill := fill_from_ccxt(t, instrument, self._venue, now, client_order_id))
+        ]
+        fills.sort(key=lambda f: (f.ts_exchange_ns, int(f.trade_id or 0)))
+        return fills
+
+    async def account_position(self, symbol: str) -> AccountPosition:
+        """Spot: the base balance (`fetch_balance`); a perpetual: the position
+        (`fetch_positions`); with the latest trade (`fetch_my_trades`, limit 1)."""
+        ex = self.exchange
+        inst = self._instrument(symbol)
+        if inst.kind is InstrumentKind.SPOT:
+            balance = await ex.fetch_balance()
+            amount = float((balance.get(inst.base) or {}).get("total") or 0.0)
+        else:
+            amount = 0.0
+            for position in await ex.fetch_positions([symbol]):
+                if position.get("symbol") != symbol:
+                    continue
+                contracts = float(position.get("contracts") or 0.0)
+                size = contracts * float(position.get("contractSize") or 1.0)
+                amount += -size if position.get("side") == "short" else size
+        trades = await ex.fetch_my_trades(symbol, limit=1)
+        ids = [int(t["id"]) for t in trades if str(t.get("id") or "").isdigit()]
+        return AccountPosition(
+            self._venue,
+            symbol,
+            round(amount / inst.lot_size),
+            str(max(ids)) if ids else "",
+        )
 
     async def close(self) -> None:
         await self.exchange.close()

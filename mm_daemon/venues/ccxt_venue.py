@@ -1,24 +1,18 @@
-"""ccxt.pro venues: one factory for every endpoint, instruments from ccxt's markets, market data.
+"""Market data of one venue: Binance read natively, other exchanges through ccxt.pro.
 
-`create_exchange(venue)` builds a ccxt.pro exchange for `endpoint: sim | testnet | mainnet |
-<url>`. The embedded simulator and a standalone `mm-daemon sim` URL are reached exactly like a
-testnet: loopback URLs in `urls["test"]` and `set_sandbox_mode(True)`
-(`mm_daemon.venues.endpoints`). Testnet means ccxt's own sandbox URLs (Binance spot:
-testnet.binance.vision; Bybit: its testnet); for Binance USD-M, whose testnet ccxt refuses in
-sandbox mode, it means Binance demo trading (`enable_demo_trading(True)`, demo-fapi.binance.com).
-
-`CcxtMarketData` implements `mm_daemon.venues.base.MarketData`:
+The exchange itself comes from `mm_daemon.venues.exchanges.create_exchange` (one factory for
+every endpoint). `CcxtMarketData` implements `mm_daemon.venues.base.MarketData`:
 - `connect()` loads markets once and builds each `Instrument` (tick, lot, min notional,
   contract size, fees); an unknown symbol raises `VenueError` naming the symbol and the venue.
 - `run(sink)` starts one task per stream (book and trades per symbol) and a staleness watchdog.
-  Binance spot and USD-M streams are read natively (`binance_native`: own websocket reader,
-  orjson, integer ticks, Binance's sync rules), several times the throughput of ccxt's
+  Binance spot and USD-M streams are read natively (`binance_stream`: own websocket reader,
+  integer ticks, Binance's sync procedure), several times the throughput of ccxt's
   `watch_order_book` (bench/bench_market_data.py), with ccxt still serving markets and the REST
   snapshot. Other exchanges use ccxt's `watch_order_book` /
   `watch_trades`, emitting a BookSnapshot per book update; for bybit the `u` continuity that
   ccxt does not check is checked on the raw messages, and a gap resubscribes.
 - A failing stream retries with exponential backoff and jitter and never ends `run`; every
-  reconnect and resync is counted (`Metrics`) and logged.
+  reconnect and resync is reported (`MarketDataReporter`) and logged.
 - A book stream silent for `stale_after_seconds`, or out of sync, emits
   `MarketStatus(stale=True)`; the first synced data after that emits `MarketStatus(stale=False)`.
 - `book(symbol)` is the sequence-checked local book the adapter keeps; a `MarketState` can share
@@ -30,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import math
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import structlog
 
+from mm_daemon.binance.capture import CaptureRecorder, CaptureWriter
+from mm_daemon.binance.markets import DIALECTS, stream_name
 from mm_daemon.core.book import Book, SequenceRule
 from mm_daemon.core.types import (
     BookSnapshot,
@@ -50,163 +44,17 @@ from mm_daemon.core.types import (
     Side,
     Trade,
 )
-from mm_daemon.venues.base import MarketSink
-from mm_daemon.venues.binance_native import NativeStream, SnapshotFetcher, stream_name
-from mm_daemon.venues.capture import CaptureRecorder, CaptureWriter
-from mm_daemon.venues.endpoints import Dialect, make_ccxt_exchange
+from mm_daemon.retry import BackoffPolicy
+from mm_daemon.venues.base import MarketDataReporter, MarketSink
+from mm_daemon.venues.binance_stream import NativeConnection, NativeStream, SnapshotFetcher
+from mm_daemon.venues.exchanges import VenueError, build_instrument, create_exchange
 
 if TYPE_CHECKING:
     from mm_daemon.config import MarketDataConfig, VenueConfig
-    from mm_daemon.engine.metrics import Metrics
 
-__all__ = [
-    "NATIVE_EXCHANGES",
-    "BybitSequenceCheck",
-    "CcxtMarketData",
-    "VenueError",
-    "build_instrument",
-    "create_exchange",
-    "http_to_ws",
-]
+__all__ = ["BybitSequenceCheck", "CcxtMarketData"]
 
 log = structlog.get_logger(__name__)
-
-NATIVE_EXCHANGES: dict[str, Dialect] = {"binance": "binance-spot", "binanceusdm": "binance-usdm"}
-"""ccxt ids whose market data is read natively (and which the simulator speaks)."""
-
-_LIVE_OPTIONS: dict[str, dict[str, Any]] = {
-    "binance": {
-        "fetchMarkets": {"types": ["spot"]},
-        "fetchCurrencies": False,
-        "fetchMargins": False,
-        "defaultType": "spot",
-    },
-    "binanceusdm": {
-        "fetchMarkets": {"types": ["linear"]},
-        "fetchCurrencies": False,
-        "fetchMargins": False,
-        "defaultType": "swap",
-    },
-    "bybit": {"defaultType": "swap", "fetchCurrencies": False},
-}
-
-
-class VenueError(Exception):
-    """A venue problem the user must fix (unknown symbol, unsupported exchange/endpoint)."""
-
-
-def http_to_ws(url: str) -> str:
-    """http://host:port -> ws://host:port (https -> wss)."""
-    if url.startswith("https://"):
-        return "wss://" + url[len("https://") :]
-    if url.startswith("http://"):
-        return "ws://" + url[len("http://") :]
-    raise VenueError(f"endpoint {url!r}: expected an http:// or https:// URL")
-
-
-def _secret(value: Any) -> str | None:
-    return None if value is None else str(value.get_secret_value())
-
-
-def create_exchange(
-    venue: VenueConfig, *, sim_base_url: str | None = None, rate_limit: bool | None = None
-) -> Any:
-    """A ccxt.pro exchange for `venue` (markets not loaded yet; the caller closes it).
-
-    `sim_base_url` (e.g. "http://127.0.0.1:8101") is where the embedded simulator serves this
-    venue; it is required for `endpoint: sim`. ccxt's rate limiter stays on except against a
-    simulator (override with `rate_limit`).
-    """
-    endpoint = venue.endpoint
-    key, secret = _secret(venue.api_key), _secret(venue.api_secret)
-    if endpoint == "sim" or endpoint.startswith(("http://", "https://")):
-        base = sim_base_url if endpoint == "sim" else endpoint
-        if base is None:
-            raise VenueError(f"venue {venue.name}: endpoint sim needs the simulator's URL")
-        dialect = NATIVE_EXCHANGES.get(venue.exchange)
-        if dialect is None:
-            raise VenueError(
-                f"venue {venue.name}: the simulator speaks binance and binanceusdm, "
-                f"not {venue.exchange!r}"
-            )
-        return make_ccxt_exchange(
-            dialect,
-            base,
-            http_to_ws(base),
-            key,
-            secret,
-            rate_limit=bool(rate_limit),
-        )
-    import ccxt.pro as ccxtpro  # noqa: PLC0415  heavy import (~0.6 s), only when a venue is made
-
-    cls = getattr(ccxtpro, venue.exchange, None)
-    if cls is None:
-        raise VenueError(f"venue {venue.name}: ccxt.pro has no exchange {venue.exchange!r}")
-    params: dict[str, Any] = {
-        "enableRateLimit": True if rate_limit is None else rate_limit,
-        "options": dict(_LIVE_OPTIONS.get(venue.exchange, {})),
-    }
-    if key is not None:
-        params["apiKey"] = key
-    if secret is not None:
-        params["secret"] = secret
-    exchange = cls(params)
-    if endpoint == "testnet":
-        if venue.exchange == "binanceusdm":
-            # ccxt refuses Binance's futures testnet in sandbox mode; demo trading replaces it.
-            exchange.enable_demo_trading(True)  # noqa: FBT003  ccxt's API takes a positional flag
-        else:
-            exchange.set_sandbox_mode(True)
-    return exchange
-
-
-def _float(value: Any, default: float) -> float:
-    try:
-        result = float(value)
-    except (TypeError, ValueError):
-        return default
-    return result if math.isfinite(result) else default
-
-
-def build_instrument(
-    venue_name: str,
-    market: Mapping[str, Any],
-    *,
-    fees_bps: tuple[float, float] | None = None,
-) -> Instrument:
-    """An Instrument from a ccxt market (ccxt's TICK_SIZE precision: precision = step size)."""
-    precision = market.get("precision") or {}
-    limits = market.get("limits") or {}
-    tick = _float(precision.get("price"), 0.0)
-    lot = _float(precision.get("amount"), 0.0)
-    if tick <= 0 or lot <= 0:
-        raise VenueError(
-            f"venue {venue_name}: market {market.get('symbol')} has no tick/lot size in ccxt's data"
-        )
-    min_amount = _float((limits.get("amount") or {}).get("min"), 0.0)
-    min_cost = _float((limits.get("cost") or {}).get("min"), 0.0)
-    if fees_bps is None:
-        maker = _float(market.get("maker"), 0.001)
-        taker = _float(market.get("taker"), 0.001)
-    else:
-        maker, taker = fees_bps[0] / 1e4, fees_bps[1] / 1e4
-    is_spot = bool(market.get("spot"))
-    return Instrument(
-        venue=venue_name,
-        symbol=str(market["symbol"]),
-        exchange_symbol=str(market["id"]),
-        kind=InstrumentKind.SPOT if is_spot else InstrumentKind.PERPETUAL,
-        base=str(market.get("base", "")),
-        quote=str(market.get("quote", "")),
-        tick_size=tick,
-        lot_size=lot,
-        min_notional_quote=min_cost,
-        min_size_lots=max(1, math.ceil(min_amount / lot - 1e-9)) if min_amount > 0 else 1,
-        contract_size_base=_float(market.get("contractSize"), 1.0) if not is_spot else 1.0,
-        maker_fee_rate=maker,
-        taker_fee_rate=taker,
-    )
-
 
 _RETRYABLE_NAMES = ("NetworkError", "ChecksumError", "RequestTimeout", "ExchangeNotAvailable")
 
@@ -243,10 +91,10 @@ class CcxtMarketData:
         venue: VenueConfig,
         market_data: MarketDataConfig,
         *,
-        symbols: Sequence[str] | None = None,
+        symbols: Sequence[str],
         exchange: Any | None = None,
         sim_base_url: str | None = None,
-        metrics: Metrics | None = None,
+        reporter: MarketDataReporter | None = None,
         fees_bps: tuple[float, float] | None = None,
         native: bool = True,
         rate_limit: bool | None = None,
@@ -258,15 +106,15 @@ class CcxtMarketData:
         self._recorder = recorder  # native streams' frames and snapshots written as received
         self._trades_after_book = trades_after_book  # see NativeStream.on_frame
         self._md = market_data
-        self._symbols = tuple(symbols) if symbols else (venue.symbol,)
+        self._symbols = tuple(symbols)
         self._exchange = (
             exchange
             if exchange is not None
             else create_exchange(venue, sim_base_url=sim_base_url, rate_limit=rate_limit)
         )
-        self._metrics = metrics
+        self._report = reporter
         self._fees_bps = fees_bps if fees_bps is not None else _configured_fees(venue)
-        self._native = native and venue.exchange in NATIVE_EXCHANGES
+        self._native = native and venue.exchange in DIALECTS
         # A native book stream silent this long is closed and redialled (default: 3x the
         # staleness limit, at least 10 s).
         self._redial_ns = (
@@ -275,11 +123,13 @@ class CcxtMarketData:
             else int(redial_after_silence_s * 1e9)
         )
         self._instruments: dict[str, Instrument] = {}
+        self.unknown: dict[str, str] = {}  # symbols the venue does not list, with the problem
         self._books: dict[str, Book] = {}
         self._streams: dict[str, _StreamState] = {}
         self._rx_sources: dict[str, Callable[[], int]] = {}
         self._flushed_updates: dict[int, int] = {}
         self._native_streams: list[NativeStream] = []
+        self._connections: list[NativeConnection] = []
         self._sink: MarketSink | None = None
         self._started = asyncio.Event()
         self.reconnects = 0
@@ -306,17 +156,25 @@ class CcxtMarketData:
         adapter applies every snapshot and delta to it before emitting the event)."""
         return self._books[symbol]
 
-    async def connect(self) -> None:
+    async def connect(self, *, tolerate_unknown: bool = False) -> None:
+        """Load markets and build each symbol's instrument. An unknown symbol raises
+        `VenueError`, or with `tolerate_unknown` is left out and named in `unknown` (the other
+        symbols trade)."""
         markets = await self._exchange.load_markets()
+        self.unknown.clear()
         for symbol in self._symbols:
             market = markets.get(symbol)
             if market is None:
                 near = sorted(s for s in markets if s.split("/")[0] == symbol.split("/")[0])[:5]
                 hint = f"; listed with that base: {', '.join(near)}" if near else ""
-                raise VenueError(
+                problem = (
                     f"venue {self.venue} ({self._config.exchange}, {self._config.endpoint}): "
                     f"unknown symbol {symbol!r}{hint}"
                 )
+                if not tolerate_unknown:
+                    raise VenueError(problem)
+                self.unknown[symbol] = problem
+                continue
             self._instruments[symbol] = build_instrument(
                 self.venue, market, fees_bps=self._fees_bps
             )
@@ -330,13 +188,26 @@ class CcxtMarketData:
         tasks: list[asyncio.Task[None]] = []
         loop = asyncio.get_running_loop()
         try:
+            native: list[NativeStream] = []
             for symbol, instrument in self._instruments.items():
                 state = _StreamState(symbol, last_rx_ns=time.monotonic_ns())
                 self._streams[symbol] = state
                 if self._native:
-                    tasks.extend(self._start_native(loop, instrument, state, sink))
+                    native.extend(self._native_streams_of(instrument, state, sink))
                 else:
                     tasks.extend(self._start_ccxt(loop, instrument, state, sink))
+            if native:
+                # One connection for every symbol's depth and trades on this venue.
+                connection = NativeConnection(
+                    self.venue, self._ws_url(native[0].instrument), native
+                )
+                self._connections.append(connection)
+                tasks.append(
+                    loop.create_task(
+                        self._supervise("streams", tuple(self._instruments), connection.run_once),
+                        name=f"{self.venue}:streams",
+                    )
+                )
             tasks.append(loop.create_task(self._watchdog(sink), name=f"{self.venue}:watchdog"))
             self._started.set()
             await asyncio.gather(*tasks)
@@ -346,14 +217,11 @@ class CcxtMarketData:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def close(self) -> None:
-        for stream in self._native_streams:
-            await stream.close()
+        for connection in self._connections:
+            connection.close()
         await self._exchange.close()
 
     # -- test and operations hooks ----------------------------------------------------------
-
-    def native_streams(self) -> Sequence[NativeStream]:
-        return tuple(self._native_streams)
 
     def is_stale(self, symbol: str) -> bool:
         return self._streams[symbol].stale
@@ -369,29 +237,27 @@ class CcxtMarketData:
 
     # -- native Binance streams -------------------------------------------------------------
 
-    def _ws_url(self, instrument: Instrument, index: int) -> str:
+    def _ws_url(self, instrument: Instrument) -> str:
         ex = self._exchange
         kind = "spot" if instrument.kind is InstrumentKind.SPOT else "linear"
         base: str = ex.get_ws_url(kind, ex.get_future_ws_category("depth"))
-        return f"{base}/{index}"
+        return f"{base}/0"
 
-    def _start_native(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        instrument: Instrument,
-        state: _StreamState,
-        sink: MarketSink,
-    ) -> list[asyncio.Task[None]]:
+    def _native_streams_of(
+        self, instrument: Instrument, state: _StreamState, sink: MarketSink
+    ) -> tuple[NativeStream, NativeStream]:
+        """The depth and trade streams of one symbol, read over the venue's connection."""
         usdm = instrument.kind is not InstrumentKind.SPOT
         symbol = instrument.symbol
-        m = self._metrics
+        m = self._report
         labels = (self.venue, symbol)
         fetch: SnapshotFetcher = self._fetch_usdm_depth if usdm else self._fetch_spot_depth
         depth_tap = trade_tap = None
         if self._recorder is not None:
             writer = self._recorder.writer(instrument)
-            depth_tap = functools.partial(writer.frame, stream_name(instrument, "depth").encode())
-            trade_tap = functools.partial(writer.frame, stream_name(instrument, "trade").encode())
+            venue_id = instrument.exchange_symbol
+            depth_tap = functools.partial(writer.frame, stream_name(venue_id, "depth").encode())
+            trade_tap = functools.partial(writer.frame, stream_name(venue_id, "trade").encode())
             fetch = _recording_fetch(fetch, writer)
 
         def on_sync_change(synced: bool, reason: str) -> None:
@@ -404,10 +270,9 @@ class CcxtMarketData:
                     self.resyncs += 1
                 self._mark(sink, state, stale=True, reason=reason)
 
-        index = len(self._native_streams)
         depth = NativeStream(
             venue=self.venue,
-            ws_url=self._ws_url(instrument, index),
+            ws_url="",
             instrument=instrument,
             kind="depth",
             usdm=usdm,
@@ -415,42 +280,26 @@ class CcxtMarketData:
             fetch_snapshot=fetch,
             on_sync_change=on_sync_change,
             book=self._books[symbol],
-            malformed_counter=m.malformed_frames.labels(self.venue) if m else None,
-            latency_histogram=m.md_latency.labels(*labels) if m else None,
-            resync_counter=m.book_resyncs.labels(*labels) if m else None,
+            malformed_counter=m.malformed(self.venue) if m else None,
+            latency_histogram=m.latency(*labels) if m else None,
+            resync_counter=m.resyncs(*labels) if m else None,
             tap=depth_tap,
         )
         trades = NativeStream(
             venue=self.venue,
-            ws_url=self._ws_url(instrument, index + 1),
+            ws_url="",
             instrument=instrument,
             kind="trade",
             usdm=usdm,
             sink=self._counting_trade_sink(sink, symbol),
-            malformed_counter=m.malformed_frames.labels(self.venue) if m else None,
-            latency_histogram=m.md_latency.labels(*labels) if m else None,
+            malformed_counter=m.malformed(self.venue) if m else None,
+            latency_histogram=m.latency(*labels) if m else None,
             trades_after_book=self._trades_after_book,
             tap=trade_tap,
         )
         self._native_streams.extend((depth, trades))
-
         self._rx_sources[symbol] = lambda: depth.last_rx_ns
-        return [
-            loop.create_task(
-                self._supervise(f"{symbol} depth", symbol, self._native_once(depth)),
-                name=f"{self.venue}:{symbol}:depth",
-            ),
-            loop.create_task(
-                self._supervise(f"{symbol} trades", symbol, self._native_once(trades)),
-                name=f"{self.venue}:{symbol}:trades",
-            ),
-        ]
-
-    def _native_once(self, stream: NativeStream) -> Callable[[], Awaitable[None]]:
-        async def once() -> None:
-            await stream.run_once()
-
-        return once
+        return depth, trades
 
     async def _fetch_spot_depth(self, exchange_symbol: str) -> Any:
         return await self._exchange.publicGetDepth({"symbol": exchange_symbol, "limit": 1000})
@@ -459,10 +308,10 @@ class CcxtMarketData:
         return await self._exchange.fapiPublicGetDepth({"symbol": exchange_symbol, "limit": 1000})
 
     def _counting_trade_sink(self, sink: MarketSink, symbol: str) -> MarketSink:
-        m = self._metrics
+        m = self._report
         if m is None:
             return sink
-        counter = m.trades.labels(self.venue, symbol)
+        counter = m.trades(self.venue, symbol)
 
         def counted(event: MarketEvent) -> None:
             counter.inc()
@@ -488,7 +337,7 @@ class CcxtMarketData:
             loop.create_task(
                 self._supervise(
                     f"{symbol} book",
-                    symbol,
+                    (symbol,),
                     lambda: self._ccxt_book_loop(instrument, book, state, sink, gap_check),
                 ),
                 name=f"{self.venue}:{symbol}:book",
@@ -496,7 +345,7 @@ class CcxtMarketData:
             loop.create_task(
                 self._supervise(
                     f"{symbol} trades",
-                    symbol,
+                    (symbol,),
                     lambda: self._ccxt_trades_loop(instrument, trade_sink),
                 ),
                 name=f"{self.venue}:{symbol}:trades",
@@ -533,7 +382,7 @@ class CcxtMarketData:
         symbol = instrument.symbol
         tick, lot = instrument.tick_size, instrument.lot_size
         depth = min(self._md.book_depth_levels, 200)
-        m = self._metrics
+        m = self._report
         labels = (self.venue, symbol)
         try:
             while True:
@@ -570,8 +419,8 @@ class CcxtMarketData:
                         await ex.un_watch_order_book(symbol)
                     continue
                 if m is not None:
-                    m.book_updates.labels(*labels).inc()
-                    m.md_latency.labels(*labels).observe(max(0, now - ts_ex) / 1e9)
+                    m.book_updates(*labels).inc()
+                    m.latency(*labels).observe(max(0, now - ts_ex) / 1e9)
                 state.synced = True
                 if state.stale:
                     self._mark(sink, state, stale=False, reason="synced")
@@ -611,18 +460,21 @@ class CcxtMarketData:
     # -- supervision, staleness, counting ---------------------------------------------------
 
     async def _supervise(
-        self, name: str, symbol: str, run_once: Callable[[], Awaitable[None]]
+        self, name: str, symbols: tuple[str, ...], run_once: Callable[[], Awaitable[None]]
     ) -> None:
-        """Run a stream forever: retry with exponential backoff and jitter; never raise."""
+        """Run a stream forever: retry with backoff (`mm_daemon.retry`); never raise."""
         md = self._md
-        backoff = md.reconnect_initial_backoff_seconds
+        backoff = BackoffPolicy(
+            md.reconnect_initial_backoff_seconds, md.reconnect_max_backoff_seconds
+        ).start()
         first = True
         while True:
-            started = time.monotonic()
+            backoff.attempt()
             if not first:
                 self.reconnects += 1
-                if self._metrics is not None:
-                    self._metrics.ws_reconnects.labels(self.venue, symbol).inc()
+                if self._report is not None:
+                    for symbol in symbols:
+                        self._report.reconnects(self.venue, symbol).inc()
             first = False
             try:
                 await run_once()
@@ -633,9 +485,7 @@ class CcxtMarketData:
             except Exception as exc:  # noqa: BLE001  a stream never takes the daemon down
                 error = repr(exc)
                 level = "warning" if _retryable(exc) else "error"
-            if time.monotonic() - started > 10 * md.reconnect_max_backoff_seconds:
-                backoff = md.reconnect_initial_backoff_seconds  # it had been healthy
-            delay = backoff * (0.5 + random.random() * 0.5)
+            delay = backoff.next_delay()
             log.log(
                 40 if level == "error" else 30,
                 "stream failed, reconnecting",
@@ -645,7 +495,6 @@ class CcxtMarketData:
                 retry_in_s=round(delay, 3),
             )
             await asyncio.sleep(delay)
-            backoff = min(backoff * 2, md.reconnect_max_backoff_seconds)
 
     async def _watchdog(self, sink: MarketSink) -> None:
         """Mark a market stale when its book stream is silent past the limit; un-stale on data.
@@ -656,7 +505,7 @@ class CcxtMarketData:
         limit_ns = int(self._md.stale_after_seconds * 1e9)
         redial_ns = self._redial_ns
         interval = min(self._md.stale_after_seconds / 10, 0.5)
-        m = self._metrics
+        m = self._report
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic_ns()
@@ -678,9 +527,9 @@ class CcxtMarketData:
                         bid = book.best_bid_ticks
                         ask = book.best_ask_ticks
                         if bid is not None:
-                            m.book_best_bid.labels(self.venue, symbol).set(inst.ticks_to_price(bid))
+                            m.best_bid(self.venue, symbol).set(inst.ticks_to_price(bid))
                         if ask is not None:
-                            m.book_best_ask.labels(self.venue, symbol).set(inst.ticks_to_price(ask))
+                            m.best_ask(self.venue, symbol).set(inst.ticks_to_price(ask))
 
     async def _redial(self, symbol: str) -> None:
         for stream in self._native_streams:
@@ -692,22 +541,22 @@ class CcxtMarketData:
 
     def _flush_update_counts(self, symbol: str) -> None:
         """Move the native streams' applied-delta counts into mm_book_updates_total."""
-        m = self._metrics
+        m = self._report
         if m is None:
             return
         for stream in self._native_streams:
             if stream.kind == "depth" and stream.instrument.symbol == symbol:
                 pending = stream.applied - self._flushed_updates.get(id(stream), 0)
                 if pending > 0:
-                    m.book_updates.labels(self.venue, symbol).inc(pending)
+                    m.book_updates(self.venue, symbol).inc(pending)
                     self._flushed_updates[id(stream)] = stream.applied
 
     def _mark(self, sink: MarketSink, state: _StreamState, *, stale: bool, reason: str) -> None:
         if state.stale == stale:
             return
         state.stale = stale
-        if self._metrics is not None:
-            self._metrics.market_stale.labels(self.venue, state.symbol).set(1 if stale else 0)
+        if self._report is not None:
+            self._report.stale(self.venue, state.symbol).set(1 if stale else 0)
         log.info(
             "market stale" if stale else "market fresh",
             venue=self.venue,
@@ -718,14 +567,14 @@ class CcxtMarketData:
 
     def _count_resync(self, symbol: str, cause: str) -> None:
         self.resyncs += 1
-        if self._metrics is not None:
-            self._metrics.book_resyncs.labels(self.venue, symbol).inc()
+        if self._report is not None:
+            self._report.resyncs(self.venue, symbol).inc()
         log.warning("book out of sync, resyncing", venue=self.venue, symbol=symbol, cause=cause)
 
     def _count_malformed(self) -> None:
         self.malformed += 1
-        if self._metrics is not None:
-            self._metrics.malformed_frames.labels(self.venue).inc()
+        if self._report is not None:
+            self._report.malformed(self.venue).inc()
 
 
 class BybitSequenceCheck:

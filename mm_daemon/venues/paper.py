@@ -35,6 +35,7 @@ from mm_daemon.core.book import Book
 from mm_daemon.core.exposure import ExposureModel, ExposureParams
 from mm_daemon.core.queue import QueueFill, QueueFillModel, QueueProbability
 from mm_daemon.core.types import (
+    AccountPosition,
     BookDelta,
     BookSnapshot,
     ExecutionEvent,
@@ -137,6 +138,15 @@ class PaperMatcher:
         self._next_order_id = 0
         self._next_trade_id = 0
         self._spot = instrument.kind is InstrumentKind.SPOT
+
+    @property
+    def last_trade_id(self) -> int:
+        """The latest paper trade's id (0: none yet)."""
+        return self._next_trade_id
+
+    def continue_trade_ids(self, last_trade_id: int) -> None:
+        """Number new trades after `last_trade_id` (an earlier run's, from the journal)."""
+        self._next_trade_id = max(self._next_trade_id, last_trade_id)
 
     # -- orders --------------------------------------------------------------------------------
 
@@ -442,6 +452,7 @@ class PaperExecution:
         venue: str | None = None,
         clock: Callable[[], int] = time.time_ns,
         book: Book | None = None,
+        last_trade_id: int = 0,
     ) -> None:
         probability, exposure, touch = fill_model_from_config(config)
         self.matcher = PaperMatcher(
@@ -454,6 +465,7 @@ class PaperExecution:
             venue=venue,
             book=book,
         )
+        self.matcher.continue_trade_ids(last_trade_id)
         self._venue = self.matcher.venue
         self._symbol = instrument.symbol
         self._entry_s = config.order_entry_latency_seconds
@@ -530,6 +542,36 @@ class PaperExecution:
         if symbol != self._symbol:
             return []
         return self.matcher.open_orders(self._clock())
+
+    async def order_status(self, symbol: str, client_order_id: str) -> OrderUpdate | None:
+        """An open paper order's state (a finished one is not kept: None)."""
+        for update in await self.open_orders(symbol):
+            if update.client_order_id == client_order_id:
+                return update
+        return None
+
+    async def trades_since(
+        self,
+        symbol: str,
+        *,
+        order_id: str = "",
+        client_order_id: str = "",
+        after_trade_id: str = "",
+    ) -> list[Fill]:
+        """Nothing to recover: a paper fill is delivered as it happens, never lost on the way."""
+        del symbol, order_id, client_order_id, after_trade_id
+        return []
+
+    async def account_position(self, symbol: str) -> AccountPosition:
+        """The paper account's base balance and its latest paper trade."""
+        matcher = self.matcher
+        last = matcher.last_trade_id
+        return AccountPosition(
+            self._venue,
+            symbol,
+            round(matcher.base_balance / matcher.instrument.lots_to_base(1)),
+            str(last) if last else "",
+        )
 
     async def close(self) -> None:
         for timer, done in self._timers.items():

@@ -26,39 +26,52 @@ from typing import Any
 
 import orjson
 
+from mm_daemon.binance.capture import FrameKind, capture_files, envelope_payload, read_raw_frames
+from mm_daemon.binance.markets import DIALECTS, Dialect, recorded_instrument
 from mm_daemon.config import Config, ConfigError, VenueConfig
 from mm_daemon.core.book import Book
 from mm_daemon.core.types import Instrument, MarketStatus
 from mm_daemon.log import get_logger
-from mm_daemon.sim.replay import (
-    Dialect,
-    FrameKind,
-    capture_files,
-    envelope_payload,
-    read_raw_frames,
-    replay_instrument,
-)
 from mm_daemon.venues.base import MarketSink
-from mm_daemon.venues.binance_native import NativeStream
+from mm_daemon.venues.binance_stream import NativeStream
 
-__all__ = ["RecordedMarketData", "RecordedMarkets", "recorded_dialect"]
+__all__ = ["RecordedMarketData", "RecordedMarkets", "config_instruments", "recorded_dialect"]
 
 log = get_logger(__name__)
 
-_DIALECTS: dict[str, Dialect] = {"binance": "spot", "binanceusdm": "usdm"}
 
-
-def recorded_dialect(venue: VenueConfig, role: str) -> Dialect:
+def recorded_dialect(venue: VenueConfig) -> Dialect:
     """Which captures a venue replays; a ConfigError naming the field for any other exchange."""
-    dialect = _DIALECTS.get(venue.exchange)
+    dialect = DIALECTS.get(venue.exchange)
     if dialect is None:
         raise ConfigError(
             [
-                f"venues.{role}.exchange: {venue.exchange!r} has no recorded captures "
+                f"venues.{venue.name}.exchange: {venue.exchange!r} has no recorded captures "
                 f"(replay reads Binance spot 'binance' and USD-M 'binanceusdm')"
             ]
         )
     return dialect
+
+
+def config_instruments(config: Config) -> list[tuple[VenueConfig, str, str]]:
+    """(venue, symbol, where the config names it) of every instrument the markets use, each
+    once, in the order the markets name them (quoted, then hedge)."""
+    seen: dict[tuple[str, str], tuple[VenueConfig, str, str]] = {}
+    for i, market in enumerate(config.markets):
+        seen.setdefault(
+            (market.venue, market.symbol),
+            (config.venues[market.venue], market.symbol, f"markets.{i}.symbol"),
+        )
+        if market.hedge is not None:
+            seen.setdefault(
+                (market.hedge.venue, market.hedge.symbol),
+                (
+                    config.venues[market.hedge.venue],
+                    market.hedge.symbol,
+                    f"markets.{i}.hedge.symbol",
+                ),
+            )
+    return list(seen.values())
 
 
 class RecordedMarketData:
@@ -95,7 +108,7 @@ class RecordedMarketData:
         return {self._instrument.symbol: self._instrument}
 
     def book(self, symbol: str) -> Book:
-        del symbol  # one market per venue
+        del symbol  # one instrument per recorded market
         return self._book
 
     async def connect(self) -> None:
@@ -176,35 +189,36 @@ class RecordedMarkets:
         clock: Callable[[], int],
         wait_until: Callable[[int], Awaitable[None]],
     ) -> RecordedMarkets:
-        """One market per configured venue, read on `clock`; `play` waits for each frame's
-        receive time with `wait_until(ns)` (`VirtualTimeLoop.wait_until`: everything due
-        before it runs first). A ConfigError names what is missing."""
+        """One recorded market per instrument the config's markets use, read on `clock`;
+        `play` waits for each frame's receive time with `wait_until(ns)`
+        (`VirtualTimeLoop.wait_until`: everything due before it runs first). A ConfigError
+        names what is missing."""
         markets = []
-        for role, venue in config.venues.by_role():
-            dialect = recorded_dialect(venue, role)
-            exchange_symbol = venue.symbol.split(":")[0].replace("/", "")
+        for venue, symbol, where in config_instruments(config):
+            dialect = recorded_dialect(venue)
+            exchange_symbol = symbol.split(":")[0].replace("/", "")
             paths = capture_files(data_dir, dialect, exchange_symbol)
             if not paths:
                 raise ConfigError(
                     [
-                        f"venues.{role}.symbol: no {dialect} capture of {exchange_symbol} "
+                        f"{where}: no {dialect} capture of {exchange_symbol} "
                         f"under {data_dir} (--data-dir or MMD_DATA_DIR names the folder)"
                     ]
                 )
             # Configured fees, else the simulator's (endpoint: sim), else the published ones.
             maker_bps, taker_bps = venue.fees_bps(config.sim.fees_bps(venue.exchange))
-            instrument = replay_instrument(
+            instrument = recorded_instrument(
                 dialect,
                 exchange_symbol,
                 venue.name,
                 maker_fee_rate=maker_bps * 1e-4,
                 taker_fee_rate=taker_bps * 1e-4,
             )
-            if instrument.symbol != venue.symbol:
+            if instrument.symbol != symbol:
                 raise ConfigError(
                     [
-                        f"venues.{role}.symbol: {venue.symbol!r} is not the recorded "
-                        f"{dialect} market (its symbol is {instrument.symbol!r})"
+                        f"{where}: {symbol!r} is not the recorded {dialect} market on "
+                        f"{venue.name} (its symbol is {instrument.symbol!r})"
                     ]
                 )
             markets.append(RecordedMarketData(venue, instrument, dialect, paths, clock))

@@ -13,16 +13,21 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
 import pytest
+
+from tests.support import poll
+
+if TYPE_CHECKING:
+    from tools.chromium import Chromium
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -48,20 +53,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def poll(
-    probe: Callable[[], T | None], *, deadline_seconds: float, interval_seconds: float, what: str
-) -> T:
-    """Call probe until it returns something other than None; fail at the deadline."""
-    deadline = time.monotonic() + deadline_seconds
-    while True:
-        result = probe()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not reached within {deadline_seconds:g} s")
-        time.sleep(interval_seconds)
 
 
 def http_get(url: str, timeout_seconds: float = 5.0) -> bytes:
@@ -154,6 +145,7 @@ def start_daemon(config: Path, metrics_port: int) -> Daemon:
         "MMD_METRICS__HOST": "127.0.0.1",
         "MMD_METRICS__PORT": str(metrics_port),
         "MMD_LOGGING__FORMAT": "json",
+        "MMD_STATE__DIR": tempfile.mkdtemp(prefix="mmd-state-"),  # a book of its own
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "mm_daemon", "run", "--config", str(config)],
@@ -193,3 +185,16 @@ def image() -> str:
     from tests.e2e.images import build_image  # noqa: PLC0415  images imports this module
 
     return build_image()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Chromium]:
+    """Debian's headless chromium driven by Playwright, for one test module.
+
+    Playwright's sync API keeps an event loop running while it is started, so it is stopped at
+    the end of the module: asyncio tests of later modules need the thread free of any loop.
+    """
+    from tools.chromium import Chromium  # noqa: PLC0415  playwright only where pages are tested
+
+    with Chromium(require_tool("chromium")) as browser:
+        yield browser

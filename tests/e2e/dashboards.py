@@ -20,6 +20,7 @@ class PanelQuery:
     panel: str
     ref: str
     expr: str
+    row: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +49,21 @@ def panels(dashboard: dict[str, object]) -> list[dict[str, object]]:
 
 
 def queries(path: Path) -> list[PanelQuery]:
+    """Every panel query, with the title of the row the panel sits in."""
     dashboard = load(path)
-    return [
-        PanelQuery(str(dashboard["uid"]), str(panel["title"]), target["refId"], target["expr"])
-        for panel in panels(dashboard)
-        for target in panel.get("targets", [])  # type: ignore[attr-defined]
-    ]
+    found: list[PanelQuery] = []
+    row = ""
+    for panel in panels(dashboard):
+        if panel["type"] == "row":
+            row = str(panel["title"])
+            continue
+        found.extend(
+            PanelQuery(
+                str(dashboard["uid"]), str(panel["title"]), target["refId"], target["expr"], row
+            )
+            for target in panel.get("targets", [])  # type: ignore[attr-defined]
+        )
+    return found
 
 
 def variables(path: Path) -> list[Variable]:

@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from mm_daemon.config import load_config
-from tests.e2e.conftest import DEPLOY, free_port, poll, require_tool, try_http_get
+from tests.e2e.conftest import DEPLOY, free_port, require_tool, try_http_get
+from tests.support import poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -73,11 +74,20 @@ def test_the_daemon_and_simulator_configs_validate() -> None:
 def test_the_daemon_reaches_the_simulator_by_its_service_name() -> None:
     config = load_config(DEPLOY / "config" / "compose-daemon.yaml", environ={})
     sim = load_config(DEPLOY / "config" / "compose-sim.yaml", environ={})
-    assert config.venues.maker.endpoint == f"http://sim:{sim.sim.spot_port}"
-    assert config.venues.hedge is not None
-    assert config.venues.hedge.endpoint == f"http://sim:{sim.sim.perp_port}"
+    (market,) = config.markets
+    assert market.hedge is not None
+    assert config.venues[market.venue].endpoint == f"http://sim:{sim.sim.spot_port}"
+    assert config.venues[market.hedge.venue].endpoint == f"http://sim:{sim.sim.perp_port}"
     assert config.metrics.host == "0.0.0.0"  # noqa: S104  published by the container runtime
     assert sim.sim.host == "0.0.0.0"  # noqa: S104  reached from the daemon's container
+
+
+def test_the_daemons_journal_is_on_a_named_volume() -> None:
+    config = load_config(DEPLOY / "config" / "compose-daemon.yaml", environ={})
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    mounts = [str(v).split(":")[:2] for v in compose["services"]["daemon"]["volumes"]]
+    (source,) = [src for src, target in mounts if target == str(config.state.dir)]
+    assert source in compose["volumes"]  # named: it outlives the container
 
 
 def test_prometheus_scrapes_the_daemon_service_on_its_metrics_port() -> None:

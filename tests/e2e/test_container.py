@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.e2e.conftest import REPO, free_port, poll, require_tool, try_http_get
+from tests.e2e.conftest import REPO, free_port, require_tool, try_http_get
 from tests.e2e.images import ok, run
+from tests.support import poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 

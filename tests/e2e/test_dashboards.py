@@ -26,7 +26,9 @@ from tests.e2e.metric_names import exported_metric_names, metric_names_in
 pytestmark = pytest.mark.e2e
 
 PROVISIONING = DEPLOY / "grafana" / "provisioning"
+OVERVIEW = DEPLOY / "grafana" / "dashboards" / "mm-daemon-overview.json"
 GRAFANA_BUILTINS = {"__rate_interval", "__interval", "__range", "__all"}
+PORTFOLIO_ROW = "Portfolio"
 
 
 def _generator() -> ModuleType:
@@ -96,27 +98,72 @@ def test_panel_ids_are_unique_within_each_dashboard() -> None:
         assert len(ids) == len(set(ids)), path.name
 
 
-def test_overview_has_venue_and_symbol_variables() -> None:
-    names = [
-        v.name for v in variables(DEPLOY / "grafana" / "dashboards" / "mm-daemon-overview.json")
-    ]
-    assert {"venue", "symbol"} <= set(names)
+def test_overview_has_market_venue_and_symbol_variables() -> None:
+    names = [v.name for v in variables(OVERVIEW)]
+    assert {"market", "venue", "symbol"} <= set(names)
+
+
+def test_market_variable_is_a_multi_select_of_the_market_label() -> None:
+    (market,) = (v for v in variables(OVERVIEW) if v.name == "market")
+    assert market.label == "market"
+    assert metric_names_in(market.selector) == {"mm_quoting_paused"}
+    templating = load(OVERVIEW)["templating"]
+    (raw,) = (v for v in templating["list"] if v["name"] == "market")  # type: ignore[index]
+    assert raw["multi"] is True
+    assert raw["includeAll"] is True
+
+
+def test_per_market_series_are_filtered_by_the_market_variable() -> None:
+    # Outside the portfolio row, which shows every market on purpose.
+    per_market = exported_metric_names(label="market")
+    checked = 0
+    for query in queries(OVERVIEW):
+        if query.row == PORTFOLIO_ROW:
+            continue
+        for name in metric_names_in(query.expr) & per_market:
+            for selector in re.finditer(rf"\b{name}\b(\{{[^}}]*\}})?", query.expr):
+                checked += 1
+                matchers = selector[1] or ""
+                assert 'market=~"$market"' in matchers, f"{query.panel}: {selector[0]}"
+    assert checked >= 10
+
+
+def test_portfolio_row_shows_totals_exposure_per_asset_and_every_market() -> None:
+    portfolio = [q for q in queries(OVERVIEW) if q.row == PORTFOLIO_ROW]
+    exprs = " ".join(q.expr for q in portfolio)
+    for metric in (
+        "mm_pnl_quote",
+        "mm_gross_notional_quote",
+        "mm_net_exposure_base",
+        "mm_net_notional_quote",
+        "mm_market_up",
+    ):
+        assert metric in exprs, metric
+    assert "$market" not in exprs
 
 
 def test_queries_refer_only_to_defined_variables() -> None:
     for path in dashboard_files():
         defined = {v.name for v in variables(path)} | GRAFANA_BUILTINS
         for query in queries(path):
-            used = set(re.findall(r"\$(\w+)", query.expr))
+            # $1, $2: label_replace's capture groups, which Grafana leaves as they are.
+            used = set(re.findall(r"\$([A-Za-z_]\w*)", query.expr))
             assert used <= defined, f"{query.panel}: undefined {used - defined}"
 
 
 def test_overview_covers_every_area_the_operators_watch() -> None:
-    exprs = " ".join(
-        q.expr for q in queries(DEPLOY / "grafana" / "dashboards" / "mm-daemon-overview.json")
-    )
+    exprs = " ".join(q.expr for q in queries(OVERVIEW))
     for metric in (
         "mm_pnl_quote",
+        "mm_market_pnl_quote",
+        "mm_market_up",
+        "mm_risk_state",
+        "mm_quoting_paused",
+        "mm_gross_notional_quote",
+        "mm_net_notional_quote",
+        "mm_max_drawdown_quote",
+        "mm_open_orders",
+        "mm_unhedged_exposure_seconds_total",
         "mm_inventory_base",
         "mm_net_exposure_base",
         "mm_inventory_limit_base",

@@ -52,7 +52,7 @@ def test_the_validator_rejects_a_misspelt_field() -> None:
 
 def test_the_shard_has_every_resource_it_needs() -> None:
     kinds = {doc["kind"] for _, doc in _documents()}
-    assert {"Deployment", "ConfigMap", "Secret", "Service"} <= kinds
+    assert {"Deployment", "ConfigMap", "Secret", "Service", "PersistentVolumeClaim"} <= kinds
 
 
 def test_the_configmap_holds_a_valid_daemon_config_serving_metrics_on_every_interface() -> None:
@@ -104,6 +104,16 @@ def test_the_pod_runs_as_the_images_non_root_user_with_a_read_only_root() -> Non
     assert _container()["securityContext"]["readOnlyRootFilesystem"] is True
     mounts = {m["mountPath"] for m in _container()["volumeMounts"]}
     assert "/var/lib/mm-daemon" in mounts  # the image's declared volume
+
+
+def test_the_journal_lives_on_a_persistent_volume_claim_of_the_shard() -> None:
+    pod = _by_kind("Deployment")["spec"]["template"]["spec"]
+    claim = _by_kind("PersistentVolumeClaim")
+    volume = next(v for v in pod["volumes"] if "persistentVolumeClaim" in v)
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    mount = next(m for m in _container()["volumeMounts"] if m["name"] == volume["name"])
+    raw = yaml.safe_load(_by_kind("ConfigMap")["data"]["config.yaml"])
+    assert str(parse_config(raw, environ={}).state.dir) == mount["mountPath"]
 
 
 def test_one_daemon_per_market_never_two_at_once() -> None:

@@ -17,13 +17,18 @@ pytestmark = pytest.mark.e2e
 PROMETHEUS_DIR = DEPLOY / "prometheus"
 REQUIRED_ALERTS = {
     "MmDaemonDown",
+    "MmMarketDown",
     "MmMarketStale",
     "MmNoLiveQuotes",
+    "MmRiskHalted",
     "MmNetExposureNearLimit",
     "MmReconnectStorm",
     "MmResyncStorm",
     "MmPnlDrawdown",
+    "MmPortfolioDrawdown",
     "MmTickToQuoteP99High",
+    "MmJournalFailing",
+    "MmRestartPositionMismatch",
 }
 
 

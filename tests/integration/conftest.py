@@ -10,7 +10,6 @@ ports, and ccxt.pro clients are pointed at it exactly as at a testnet.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import os
 from collections.abc import AsyncIterator, Callable
@@ -25,7 +24,8 @@ from mm_daemon.core.types import BookLevels, Side
 from mm_daemon.sim.matching import MatchResult
 from mm_daemon.sim.runner import SimulatorHandle, VenueEndpoint, start_simulator
 from mm_daemon.sim.venue import SimVenue, VenueSymbol
-from mm_daemon.venues.endpoints import make_ccxt_exchange
+from mm_daemon.venues.exchanges import make_ccxt_exchange
+from tests.support import eventually
 
 SPOT = "sim-spot"
 PERP = "sim-perp"
@@ -98,13 +98,14 @@ async def make_exchange(sim: SimulatorHandle) -> AsyncIterator[ExchangeFactory]:
 
 
 class BookHistory:
-    """The simulator's own book (top `depth` levels as ticks and lots) after every update id,
-    rebuilt from the engine's level changes as they are published, starting from the engine's
-    book when recording starts (`check_engine` compares the rebuilt book with the engine)."""
+    """The simulator's own book of one symbol (top `depth` levels as ticks and lots) after
+    every update id, rebuilt from the engine's level changes as they are published, starting
+    from the engine's book when recording starts (`check_engine` compares the rebuilt book
+    with the engine)."""
 
-    def __init__(self, venue: SimVenue, depth: int = 100) -> None:
+    def __init__(self, venue: SimVenue, depth: int = 100, symbol: str = "BTCUSDT") -> None:
         self.depth = depth
-        self.sym = next(iter(venue.symbols.values()))
+        self.sym = venue.symbols[symbol]
         bids, asks, update_id = self.sym.engine.depth(1_000_000)
         self._bids = dict(bids)
         self._asks = dict(asks)
@@ -117,7 +118,8 @@ class BookHistory:
         return bids, asks
 
     def _record(self, sym: VenueSymbol, result: MatchResult) -> None:
-        del sym  # one symbol per venue
+        if sym is not self.sym:
+            return
         for change in result.level_changes:
             side = self._bids if change.side is Side.BUY else self._asks
             if change.size_lots:
@@ -137,11 +139,12 @@ def ccxt_levels(levels: list[list[float]], tick: float, lot: float, depth: int) 
 
 
 @pytest.fixture
-def book_history(sim: SimulatorHandle) -> Callable[[str], BookHistory]:
-    """Start recording a venue's own book after every update id."""
+def book_history(sim: SimulatorHandle) -> Callable[..., BookHistory]:
+    """Start recording a venue's own book of one symbol (BTCUSDT unless named) after every
+    update id."""
 
-    def start(venue: str, depth: int = 100) -> BookHistory:
-        return BookHistory(sim.venues[venue], depth)
+    def start(venue: str, depth: int = 100, symbol: str = "BTCUSDT") -> BookHistory:
+        return BookHistory(sim.venues[venue], depth, symbol)
 
     return start
 
@@ -158,9 +161,18 @@ class Admin:
         self.sim = sim
         self.session = session
 
-    async def fault(self, venue: str, kind: str, seconds: float = 0.0, count: int = 1) -> None:
+    async def fault(
+        self,
+        venue: str,
+        kind: str,
+        seconds: float = 0.0,
+        count: int = 1,
+        symbol: str | None = None,
+    ) -> None:
         url = self.sim.endpoint(venue).admin + "/faults"
-        body = {"kind": kind, "seconds": seconds, "count": count}
+        body: dict[str, Any] = {"kind": kind, "seconds": seconds, "count": count}
+        if symbol is not None:
+            body["symbol"] = symbol
         async with self.session.post(url, json=body) as resp:
             assert resp.status == 200, await resp.text()
 
@@ -181,9 +193,8 @@ async def admin(sim: SimulatorHandle) -> AsyncIterator[Admin]:
 async def until_user_data_gone(sim: SimulatorHandle, venue: str, api_key: str) -> None:
     """Wait (each loop turn, with a deadline) until no user-data stream of `api_key` is
     connected to `venue`: an order filled from then on has its report dropped."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + 10.0
     streams = sim.venues[venue].user_streams
-    while any(s.api_key == api_key for s in streams.values()):
-        assert loop.time() < end, "the simulator kept the user-data stream after the disconnect"
-        await asyncio.sleep(0)
+    await eventually(
+        lambda: not any(s.api_key == api_key for s in streams.values()),
+        what="the simulator dropping the user-data stream after the disconnect",
+    )

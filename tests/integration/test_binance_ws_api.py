@@ -6,7 +6,7 @@ survived. Spot (/ws-api/v3, user data on the same socket) and USD-M (/ws-fapi/v1
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,8 +14,8 @@ from pydantic import SecretStr
 
 from mm_daemon.config import SimConfig
 from mm_daemon.core.types import (
-    ExecutionEvent,
     Fill,
+    InstrumentKind,
     Liquidity,
     OrderRequest,
     OrderStatus,
@@ -23,10 +23,12 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
+from mm_daemon.engine.reconcile import ReconciledExecution
 from mm_daemon.sim.runner import SimulatorHandle, VenueEndpoint
 from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, WsApiEndpoints
-from mm_daemon.venues.ccxt_venue import build_instrument
+from mm_daemon.venues.exchanges import build_instrument
 from tests.integration.conftest import until_user_data_gone
+from tests.support import ExecutionRecorder
 
 SPOT = "sim-spot"
 PERP = "sim-perp"
@@ -42,44 +44,7 @@ def sim_config() -> SimConfig:
     return SimConfig(seed=7, spot_maker_fee_bps=MAKER_FEE_BPS, perp_maker_fee_bps=MAKER_FEE_BPS)
 
 
-class Events:
-    """Collects execution events; waits on a condition with a deadline."""
-
-    def __init__(self) -> None:
-        self.items: list[ExecutionEvent] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, event: ExecutionEvent) -> None:
-        self.items.append(event)
-        self._changed.set()
-
-    async def wait_for(self, match: Callable[[ExecutionEvent], bool]) -> ExecutionEvent:
-        async with asyncio.timeout(10):
-            while True:
-                for event in self.items:
-                    if match(event):
-                        return event
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def update(self, client_id: str, status: OrderStatus) -> OrderUpdate:
-        event = await self.wait_for(
-            lambda e: (
-                isinstance(e, OrderUpdate) and e.client_order_id == client_id and e.status is status
-            )
-        )
-        assert isinstance(event, OrderUpdate)
-        return event
-
-    async def fill(self, client_id: str) -> Fill:
-        event = await self.wait_for(
-            lambda e: isinstance(e, Fill) and e.client_order_id == client_id
-        )
-        assert isinstance(event, Fill)
-        return event
-
-
-Live = tuple[BinanceWsApiExecution, Events]
+Live = tuple[ReconciledExecution, ExecutionRecorder]
 
 
 async def _start(
@@ -94,15 +59,18 @@ async def _start(
     exchange = make_exchange(venue, api_key=None)
     await exchange.load_markets()
     instrument = build_instrument(venue, exchange.market(symbol))
-    execution = BinanceWsApiExecution(
-        instrument,
+    native = BinanceWsApiExecution(
         endpoints,
         SecretStr(KEY),
         SecretStr(KEY),
         venue=venue,
+        usdm=instrument.kind is InstrumentKind.PERPETUAL,
+        instruments=(instrument,),
         initial_backoff_s=initial_backoff_s,
     )
-    events = Events()
+    # The daemon's own wrapper: it reconciles after every reconnect.
+    execution = ReconciledExecution(native)
+    events = ExecutionRecorder()
     task = asyncio.create_task(execution.run(events))
     try:
         async with asyncio.timeout(10):
@@ -113,6 +81,11 @@ async def _start(
         with pytest.raises(asyncio.CancelledError):
             await task
         await execution.close()
+
+
+def native_of(execution: ReconciledExecution) -> BinanceWsApiExecution:
+    assert isinstance(execution.inner, BinanceWsApiExecution)
+    return execution.inner
 
 
 @pytest.fixture
@@ -224,15 +197,16 @@ async def test_cancel_replace_moves_the_order_in_one_request(
     price = book(sim, SPOT).engine.best_bid()[0] - 5_000
     await execution.place(spot_order("w-mv-1", Side.BUY, price))
     await events.update("w-mv-1", OrderStatus.OPEN)
-    sent = execution.requests_sent
+    sent = native_of(execution).requests_sent
     await execution.replace("w-mv-1", spot_order("w-mv-2", Side.BUY, price - 10))
-    assert execution.requests_sent == sent + 1
+    assert native_of(execution).requests_sent == sent + 1
     await events.update("w-mv-1", OrderStatus.CANCELLED)
     moved = await events.update("w-mv-2", OrderStatus.OPEN)
     assert moved.price_ticks == price - 10
     assert open_ids(sim, SPOT) == ["w-mv-2"]
 
 
+@pytest.mark.parametrize("market_speed", [0.0])  # a still market: only our sell fills it
 async def test_fill_arrives_with_the_maker_fee_in_quote(sim: SimulatorHandle, spot: Live) -> None:
     execution, events = spot
     bid = book(sim, SPOT).engine.best_bid()[0]
@@ -240,7 +214,7 @@ async def test_fill_arrives_with_the_maker_fee_in_quote(sim: SimulatorHandle, sp
     await events.update("w-fill-1", OrderStatus.OPEN)
     sell_down_to(sim, SPOT, bid)
     fill = await events.fill("w-fill-1")
-    inst = execution.instrument
+    (inst,) = native_of(execution).instruments
     assert (fill.side, fill.price_ticks, fill.size_lots) == (Side.BUY, bid, 100)
     assert fill.liquidity is Liquidity.MAKER
     notional = inst.ticks_to_price(bid) * inst.lots_to_size(100)
@@ -310,12 +284,13 @@ async def test_dropped_connection_is_survived_and_orders_reconciled(
             and e.status is OrderStatus.OPEN
         )
     )
-    assert execution.reconnects >= 1
+    assert native_of(execution).reconnects >= 1
     await execution.place(spot_order("w-dc-2", Side.BUY, price - 1))
     await events.update("w-dc-2", OrderStatus.OPEN)
     assert sorted(open_ids(sim, SPOT)) == ["w-dc-1", "w-dc-2"]
 
 
+@pytest.mark.parametrize("market_speed", [0.0])  # a still market: only our sell fills it
 @pytest.mark.parametrize("reconnect_backoff_s", [1.0])
 async def test_fill_while_disconnected_is_recovered_once_on_reconnect(
     sim: SimulatorHandle, spot: Live, admin: Any
@@ -332,6 +307,7 @@ async def test_fill_while_disconnected_is_recovered_once_on_reconnect(
 # -- USD-M ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("market_speed", [0.0])  # a still market: only our sell fills it
 @pytest.mark.parametrize("reconnect_backoff_s", [1.0])
 async def test_usdm_fill_while_disconnected_is_recovered_once_on_reconnect(
     sim: SimulatorHandle, perp: Live, admin: Any
@@ -366,7 +342,7 @@ async def test_usdm_fill_arrives_through_the_listen_key_stream(
     await events.update("p-fill-1", OrderStatus.OPEN)
     sell_down_to(sim, PERP, bid)
     fill = await events.fill("p-fill-1")
-    inst = execution.instrument
+    (inst,) = native_of(execution).instruments
     assert (fill.price_ticks, fill.size_lots, fill.liquidity) == (bid, 5, Liquidity.MAKER)
     notional = inst.ticks_to_price(bid) * inst.lots_to_base(5)
     assert fill.fee_quote == pytest.approx(notional * MAKER_FEE_BPS / 1e4, rel=1e-3)

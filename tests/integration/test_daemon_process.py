@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mm_daemon import __version__
+from tests.support import poll
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "daemon-secret-0123456789"
@@ -28,6 +29,9 @@ class DaemonProcess:
 
     def wait_for_event(self, event: str, deadline_seconds: float) -> dict[str, object]:
         assert self.proc.stderr is not None
+        seen = [line for line in self.lines if line.get("event") == event]
+        if seen:  # logged before an event waited for earlier
+            return seen[0]
         deadline = time.monotonic() + deadline_seconds
         for raw in self.proc.stderr:  # blocks per line; the process writes as it goes
             line = json.loads(raw)
@@ -45,12 +49,13 @@ class DaemonProcess:
 
 
 @pytest.fixture
-def daemon() -> Iterator[DaemonProcess]:
+def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     env = {
         **os.environ,
+        "MMD_STATE__DIR": str(tmp_path / "state"),
         "MMD_METRICS__PORT": "0",
-        "MMD_VENUES__MAKER__API_SECRET": SECRET,
-        "MMD_VENUES__MAKER__API_KEY": SECRET + "-key",
+        "MMD_VENUES__SIM_SPOT__API_SECRET": SECRET,
+        "MMD_VENUES__SIM_SPOT__API_KEY": SECRET + "-key",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "mm_daemon", "run", "--config", "config/default.yaml"],
@@ -77,6 +82,7 @@ def _get(url: str) -> str:
         return body
 
 
+@pytest.mark.timing
 def test_serves_metrics_and_stops_cleanly_on_sigterm(daemon: DaemonProcess) -> None:
     serving = daemon.wait_for_event("metrics_serving", STARTUP_DEADLINE_SECONDS)
     url = str(serving["url"])
@@ -108,8 +114,16 @@ def test_secret_never_appears_in_logs_or_metrics(daemon: DaemonProcess) -> None:
     assert SECRET not in daemon.proc.stdout.read()
 
 
-def test_unknown_symbol_ends_in_one_clear_line_and_exit_2() -> None:
-    env = {**os.environ, "MMD_METRICS__PORT": "0", "MMD_VENUES__MAKER__SYMBOL": "DOGE/XYZ"}
+def test_unknown_symbol_of_a_required_market_ends_in_one_clear_line_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    env = {
+        **os.environ,
+        "MMD_STATE__DIR": str(tmp_path / "state"),
+        "MMD_METRICS__PORT": "0",
+        "MMD_MARKETS__0__SYMBOL": "DOGE/XYZ",
+        "MMD_MARKETS__0__REQUIRED": "true",
+    }
     result = subprocess.run(
         [sys.executable, "-m", "mm_daemon", "run", "--config", "config/default.yaml"],
         cwd=REPO,
@@ -121,5 +135,50 @@ def test_unknown_symbol_ends_in_one_clear_line_and_exit_2() -> None:
     )
     assert result.returncode == 2
     plain = [line for line in result.stderr.splitlines() if not line.startswith("{")]
-    assert plain == ["venues: venue sim-spot (binance, sim): unknown symbol 'DOGE/XYZ'"]
+    assert plain == [
+        "markets.0 (DOGE/XYZ@sim-spot): venue sim-spot (binance, sim): unknown symbol 'DOGE/XYZ'"
+    ]
     assert "Traceback" not in result.stderr
+
+
+def test_a_market_that_cannot_start_is_reported_and_the_others_quote(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "MMD_STATE__DIR": str(tmp_path / "state"),
+        "MMD_METRICS__PORT": "0",
+        "MMD_MARKETS__0__SYMBOL": "DOGE/XYZ",  # not required: the start goes on without it
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mm_daemon", "run", "--config", "config/default.yaml"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    daemon = DaemonProcess(proc)
+    try:
+        failed = daemon.wait_for_event("market_failed", STARTUP_DEADLINE_SECONDS)
+        assert failed["market"] == "DOGE/XYZ@sim-spot"
+        url = str(daemon.wait_for_event("metrics_serving", STARTUP_DEADLINE_SECONDS)["url"])
+        daemon.wait_for_event("daemon_started", STARTUP_DEADLINE_SECONDS)
+        eth = 'market="ETH/USDT@sim-spot"'
+
+        def eth_placed() -> str | None:
+            body = _get(url)
+            placed = [
+                line
+                for line in body.splitlines()
+                if line.startswith("mm_orders_total{") and eth in line and '"place"' in line
+            ]
+            return body if placed and float(placed[0].rsplit(" ", 1)[1]) > 0 else None
+
+        body = poll(eth_placed, deadline_seconds=20, interval_seconds=0.2, what="ETH quoting")
+        assert 'mm_market_up{market="DOGE/XYZ@sim-spot"} 0.0' in body
+        assert f"mm_market_up{{{eth}}} 1.0" in body
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()

@@ -24,7 +24,7 @@ import pytest_asyncio
 from mm_daemon.config import Config, SimConfig, load_config, parse_config
 from mm_daemon.core.summary import RunSummary
 from mm_daemon.engine.daemon import Daemon
-from mm_daemon.engine.trader import Trader
+from mm_daemon.engine.portfolio import Portfolio
 from mm_daemon.sim.runner import start_simulator
 
 REPLAY_SPEED = 12.0
@@ -39,9 +39,17 @@ PNL_LINE = re.compile(
 
 
 # The venues of config/default.yaml: spot quoted and the perpetual hedged, both embedded.
-DEFAULT_VENUES = load_config(
-    Path(__file__).resolve().parents[2] / "config" / "default.yaml", environ={}
-).venues.model_dump(mode="json", exclude_defaults=True)
+DEFAULT_VENUES = {
+    name: venue.model_dump(mode="json", exclude_defaults=True)
+    for name, venue in load_config(
+        Path(__file__).resolve().parents[2] / "config" / "default.yaml", environ={}
+    ).venues.items()
+}
+BTC_MARKET = {
+    "venue": "sim-spot",
+    "symbol": "BTC/USDT",
+    "hedge": {"venue": "sim-perp", "symbol": "BTC/USDT:USDT"},
+}
 
 
 def _data_dir() -> Path | None:
@@ -67,10 +75,11 @@ async def _replay_served(sim_config: SimConfig) -> bool:
         await handle.stop()
 
 
-def _config(data_dir: Path) -> Config:
+def _config(data_dir: Path, state_dir: Path) -> Config:
     data: dict[str, Any] = {
         "mode": "paper",
         "venues": copy.deepcopy(DEFAULT_VENUES),
+        "markets": [copy.deepcopy(BTC_MARKET)],
         "sim": _sim_section(data_dir),
         "quoting": {
             "model": "linear_skew",
@@ -84,6 +93,7 @@ def _config(data_dir: Path) -> Config:
         "hedging": {"mode": "threshold", "threshold_base": 0.02},
         "metrics": {"host": "127.0.0.1", "port": 0},
         "logging": {"level": "warning", "format": "json"},
+        "state": {"dir": str(state_dir)},  # a new book, not the working directory's
     }
     return parse_config(data, environ={})
 
@@ -93,15 +103,15 @@ class ReplayRun:
     exit_code: int
     stdout: str
     summary: RunSummary
-    trader: Trader
+    portfolio: Portfolio
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replay_run() -> ReplayRun:
+async def replay_run(tmp_path_factory: pytest.TempPathFactory) -> ReplayRun:
     data_dir = _data_dir()
     if data_dir is None:
         pytest.skip("recorded Binance captures not found (set MMD_DATA_DIR)")
-    config = _config(data_dir)
+    config = _config(data_dir, tmp_path_factory.mktemp("state"))
     try:
         served = await _replay_served(config.sim)
     except (OSError, ValueError) as exc:
@@ -113,8 +123,8 @@ async def replay_run() -> ReplayRun:
     with redirect_stdout(out):
         exit_code = await daemon.run(RUN_SECONDS)
     assert daemon.summary is not None, "the daemon did not build its summary"
-    assert daemon.trader is not None, "the daemon never started trading"
-    return ReplayRun(exit_code, out.getvalue(), daemon.summary, daemon.trader)
+    assert daemon.portfolio is not None, "the daemon never started trading"
+    return ReplayRun(exit_code, out.getvalue(), daemon.summary, daemon.portfolio)
 
 
 @pytest.mark.slow
@@ -128,17 +138,17 @@ class TestPaperTradingOnRecordedBtc:
         self, replay_run: ReplayRun
     ) -> None:
         low, high = RECORDED_PRICE_BAND_QUOTE
-        trader = replay_run.trader
-        assert trader.hedge is not None
-        maker_fair = trader.maker.fair_value_price
-        hedge_fair = trader.hedge.state.fair_value_price
+        (market,) = replay_run.portfolio.markets
+        assert market.asset.hedge is not None
+        maker_fair = market.state.fair_value_price
+        hedge_fair = market.asset.hedge.state.fair_value_price
         assert maker_fair is not None
         assert hedge_fair is not None
         assert low < maker_fair < high
         assert low < hedge_fair < high
 
     async def test_pnl_attribution_sums_exactly(self, replay_run: ReplayRun) -> None:
-        pnl = replay_run.trader.ledger.pnl()
+        pnl = replay_run.portfolio.assets[0].ledger.pnl()
         assert pnl.components_sum_atoms() == pnl.total_atoms, (
             f"components sum to {pnl.components_sum()} but the total is {pnl.total}"
         )

@@ -21,7 +21,7 @@ import asyncio
 import copy
 import io
 import re
-import time
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass
@@ -35,9 +35,10 @@ import pytest_asyncio
 from mm_daemon.config import Config, SimConfig, load_config, parse_config
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.summary import RunSummary
+from mm_daemon.engine.asset import AssetBook
 from mm_daemon.engine.daemon import Daemon
-from mm_daemon.engine.trader import Trader
 from mm_daemon.sim.runner import SimulatorHandle, start_simulator
+from tests.support import eventually
 
 TRENDING_RUN_SECONDS = 60.0
 ORDER_SIZE_BASE = 0.01
@@ -53,9 +54,17 @@ PNL_LINE = re.compile(
 
 
 # The venues of config/default.yaml: spot quoted and the perpetual hedged, both embedded.
-DEFAULT_VENUES = load_config(
-    Path(__file__).resolve().parents[2] / "config" / "default.yaml", environ={}
-).venues.model_dump(mode="json", exclude_defaults=True)
+DEFAULT_VENUES = {
+    name: venue.model_dump(mode="json", exclude_defaults=True)
+    for name, venue in load_config(
+        Path(__file__).resolve().parents[2] / "config" / "default.yaml", environ={}
+    ).venues.items()
+}
+BTC_MARKET = {
+    "venue": "sim-spot",
+    "symbol": "BTC/USDT",
+    "hedge": {"venue": "sim-perp", "symbol": "BTC/USDT:USDT"},
+}
 
 
 def _config_data(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +72,7 @@ def _config_data(overrides: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = {
         "mode": "paper",
         "venues": copy.deepcopy(DEFAULT_VENUES),
+        "markets": [copy.deepcopy(BTC_MARKET)],
         "sim": {"source": "synthetic", "regime": "trending", "seed": 7},
         "quoting": {
             "model": "fixed",
@@ -75,6 +85,8 @@ def _config_data(overrides: dict[str, Any]) -> dict[str, Any]:
         "hedging": {"mode": "threshold", "threshold_base": HEDGE_THRESHOLD_BASE},
         "metrics": {"host": "127.0.0.1", "port": 0},
         "logging": {"level": "warning", "format": "json"},
+        # Each daemon its own journal: a run never restores another test's book.
+        "state": {"dir": tempfile.mkdtemp(prefix="mmd-state-")},
     }
     for section, values in overrides.items():
         if isinstance(values, dict) and isinstance(data.get(section), dict):
@@ -94,7 +106,7 @@ class PaperRun:
     exit_code: int
     stdout: str
     summary: RunSummary
-    trader: Trader
+    asset: AssetBook
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -105,8 +117,9 @@ async def trending_run() -> PaperRun:
     with redirect_stdout(out):
         exit_code = await daemon.run(TRENDING_RUN_SECONDS)
     assert daemon.summary is not None, "the daemon did not build its summary"
-    assert daemon.trader is not None, "the daemon never started trading"
-    return PaperRun(config, exit_code, out.getvalue(), daemon.summary, daemon.trader)
+    assert daemon.portfolio is not None, "the daemon never started trading"
+    (asset,) = daemon.portfolio.assets
+    return PaperRun(config, exit_code, out.getvalue(), daemon.summary, asset)
 
 
 def _assert_attribution_exact(ledger: Ledger) -> None:
@@ -128,7 +141,7 @@ class TestPaperTradingInATrendingMarket:
     async def test_net_exposure_never_exceeds_the_limit_plus_one_order(
         self, trending_run: PaperRun
     ) -> None:
-        ledger = trending_run.trader.ledger
+        ledger = trending_run.asset.ledger
         # The ledger updates its maximum on every change of net exposure (each fill, each
         # hedge fill and each netting-weight change), so this is the maximum over the whole run.
         assert ledger.max_abs_net_exposure_base > 0
@@ -137,15 +150,15 @@ class TestPaperTradingInATrendingMarket:
     async def test_hedge_orders_are_sent_and_their_fills_booked(
         self, trending_run: PaperRun
     ) -> None:
-        hedge = trending_run.trader.hedge
+        hedge = trending_run.asset.hedge
         assert hedge is not None
         assert hedge.hedger.stats.orders > 0
         assert hedge.hedger.stats.fills > 0
-        assert trending_run.trader.ledger.hedge_stats.count > 0
+        assert trending_run.asset.ledger.hedge_stats.count > 0
         assert trending_run.summary.hedge_fills.volume_base > 0
 
     async def test_pnl_attribution_sums_exactly(self, trending_run: PaperRun) -> None:
-        _assert_attribution_exact(trending_run.trader.ledger)
+        _assert_attribution_exact(trending_run.asset.ledger)
 
     async def test_summary_table_is_printed_with_every_pnl_line(
         self, trending_run: PaperRun
@@ -172,16 +185,16 @@ async def simulator() -> AsyncIterator[SimulatorHandle]:
 
 def _live_config(sim: SimulatorHandle) -> Config:
     environ = {
-        "MMD_VENUES__MAKER__API_KEY": MAKER_KEY,
-        "MMD_VENUES__MAKER__API_SECRET": MAKER_KEY,  # the simulator's secret is the key
-        "MMD_VENUES__HEDGE__API_KEY": HEDGE_KEY,
-        "MMD_VENUES__HEDGE__API_SECRET": HEDGE_KEY,
+        "MMD_VENUES__SIM_SPOT__API_KEY": MAKER_KEY,
+        "MMD_VENUES__SIM_SPOT__API_SECRET": MAKER_KEY,  # the simulator's secret is the key
+        "MMD_VENUES__SIM_PERP__API_KEY": HEDGE_KEY,
+        "MMD_VENUES__SIM_PERP__API_SECRET": HEDGE_KEY,
     }
     data = _config_data({"mode": "live"})
-    data["venues"]["maker"].update(
+    data["venues"]["sim-spot"].update(
         endpoint=sim.endpoint("sim-spot").rest, maker_fee_bps=0.0, taker_fee_bps=4.0
     )
-    data["venues"]["hedge"].update(
+    data["venues"]["sim-perp"].update(
         endpoint=sim.endpoint("sim-perp").rest, maker_fee_bps=0.0, taker_fee_bps=2.0
     )
     return parse_config(data, environ=environ)
@@ -205,15 +218,15 @@ async def test_live_mode_rests_orders_in_the_simulator_and_sigterm_leaves_none(
     with redirect_stdout(out):
         running = asyncio.get_running_loop().create_task(daemon.run(LIVE_DEADLINE_SECONDS))
         async with aiohttp.ClientSession() as session:
-            resting: list[dict[str, Any]] = []
-            deadline = time.monotonic() + LIVE_DEADLINE_SECONDS - 2.0
-            while not resting and time.monotonic() < deadline and not running.done():
-                resting = await _open_orders(session, simulator, "sim-spot", MAKER_KEY)
-                if not resting:
-                    await asyncio.sleep(0.1)  # polling the simulator's state, bounded above
-            assert resting, "no order of the daemon's account rested in the simulator's book"
-            assert daemon.trader is not None
-            prefix = daemon.trader.orders.client_id_prefix
+            resting: list[dict[str, Any]] = await eventually(
+                lambda: running.done() or _open_orders(session, simulator, "sim-spot", MAKER_KEY),
+                timeout_s=LIVE_DEADLINE_SECONDS - 2.0,
+                interval_s=0.1,
+                what="an order of the daemon's account resting in the simulator's book",
+            )
+            assert not running.done(), "the daemon stopped before an order rested"
+            assert daemon.portfolio is not None
+            prefix = daemon.portfolio.markets[0].orders.client_id_prefix
             assert all(o["clientOrderId"].startswith(prefix) for o in resting), resting
 
             daemon.request_stop("SIGTERM")

@@ -4,7 +4,7 @@ order updates and fills from the private streams, cancel-all, and the mainnet gu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,7 +12,6 @@ import pytest
 from mm_daemon.config import VenueConfig
 from mm_daemon.core.quoting import Quote, Quotes
 from mm_daemon.core.types import (
-    ExecutionEvent,
     Fill,
     Instrument,
     InstrumentKind,
@@ -20,10 +19,10 @@ from mm_daemon.core.types import (
     OrderRequest,
     OrderStatus,
     OrderType,
-    OrderUpdate,
     Side,
 )
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
+from mm_daemon.engine.reconcile import ReconciledExecution
 from mm_daemon.sim.runner import SimulatorHandle
 from mm_daemon.venues.ccxt_execution import (
     CcxtExecution,
@@ -32,8 +31,9 @@ from mm_daemon.venues.ccxt_execution import (
     fill_from_ccxt,
     order_update_from_ccxt,
 )
-from mm_daemon.venues.ccxt_venue import build_instrument
+from mm_daemon.venues.exchanges import build_instrument
 from tests.integration.conftest import until_user_data_gone
+from tests.support import ExecutionRecorder
 
 SPOT = "sim-spot"
 SYMBOL = "BTC/USDT"
@@ -45,61 +45,18 @@ def market_speed() -> float:
     return 20.0
 
 
-class Events:
-    """Collects execution events; waits on a condition with a deadline."""
-
-    def __init__(self) -> None:
-        self.items: list[ExecutionEvent] = []
-        self.listeners: list[Callable[[ExecutionEvent], None]] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, event: ExecutionEvent) -> None:
-        self.items.append(event)
-        for listener in self.listeners:
-            listener(event)
-        self._changed.set()
-
-    def updates(self, client_id: str) -> list[OrderStatus]:
-        return [
-            e.status
-            for e in self.items
-            if isinstance(e, OrderUpdate) and e.client_order_id == client_id
-        ]
-
-    async def wait_fill(self) -> Fill:
-        async with asyncio.timeout(10):
-            while True:
-                for event in self.items:
-                    if isinstance(event, Fill):
-                        return event
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def wait_update(self, client_id: str, status: OrderStatus) -> OrderUpdate:
-        async with asyncio.timeout(10):
-            while True:
-                for event in self.items:
-                    if (
-                        isinstance(event, OrderUpdate)
-                        and event.client_order_id == client_id
-                        and event.status is status
-                    ):
-                        return event
-                self._changed.clear()
-                await self._changed.wait()
-
-
 @pytest.fixture
 async def live(
     sim: SimulatorHandle, make_exchange: Any
-) -> AsyncIterator[tuple[CcxtExecution, Events]]:
+) -> AsyncIterator[tuple[CcxtExecution, ExecutionRecorder]]:
     exchange = make_exchange(SPOT, api_key=KEY)
     await exchange.load_markets()
     instrument = build_instrument(SPOT, exchange.market(SYMBOL))
-    execution = CcxtExecution(exchange, instrument, venue=SPOT)
+    execution = CcxtExecution(exchange, venue=SPOT, instruments=(instrument,))
     await execution.connect()
-    events = Events()
-    task = asyncio.create_task(execution.run(events))
+    events = ExecutionRecorder()
+    # Through the daemon's own wrapper: it reconciles after every reconnect.
+    task = asyncio.create_task(ReconciledExecution(execution).run(events))
     try:
         yield execution, events
     finally:
@@ -122,62 +79,62 @@ def open_client_ids(sim: SimulatorHandle) -> list[str]:
 
 
 async def test_placed_order_rests_in_the_simulator_book(
-    sim: SimulatorHandle, live: tuple[CcxtExecution, Events]
+    sim: SimulatorHandle, live: tuple[CcxtExecution, ExecutionRecorder]
 ) -> None:
     execution, events = live
     best_bid = engine(sim).best_bid()[0]
     price = best_bid - 5_000  # 50 USDT below the touch: nothing trades there in this test
     await execution.place(request("t-rest-1", Side.BUY, price))
-    ack = await events.wait_update("t-rest-1", OrderStatus.OPEN)
+    ack = await events.update("t-rest-1", OrderStatus.OPEN)
     assert ack.price_ticks == price
     assert "t-rest-1" in open_client_ids(sim)
     assert engine(sim).level_size(Side.BUY, price) >= 100
 
 
 async def test_post_only_order_that_would_cross_is_rejected(
-    sim: SimulatorHandle, live: tuple[CcxtExecution, Events]
+    sim: SimulatorHandle, live: tuple[CcxtExecution, ExecutionRecorder]
 ) -> None:
     execution, events = live
     best_ask = engine(sim).best_ask()[0]
     await execution.place(request("t-cross-1", Side.BUY, best_ask + 100))
-    rejected = await events.wait_update("t-cross-1", OrderStatus.REJECTED)
+    rejected = await events.update("t-cross-1", OrderStatus.REJECTED)
     assert rejected.reason == "Order would immediately match and take."
     assert "t-cross-1" not in open_client_ids(sim)
 
 
 async def test_order_failing_a_venue_filter_is_rejected_without_a_rest_retry(
-    sim: SimulatorHandle, live: tuple[CcxtExecution, Events]
+    sim: SimulatorHandle, live: tuple[CcxtExecution, ExecutionRecorder]
 ) -> None:
     execution, events = live
     price = engine(sim).best_bid()[0] - 5_000
     await execution.place(request("t-tiny-1", Side.BUY, price, size_lots=1))  # ~0.6 USDT
-    rejected = await events.wait_update("t-tiny-1", OrderStatus.REJECTED)
+    rejected = await events.update("t-tiny-1", OrderStatus.REJECTED)
     assert "NOTIONAL" in rejected.reason
     assert execution.ws_fallbacks == 0
 
 
 async def test_replace_swaps_the_order_in_one_cancel_replace(
-    sim: SimulatorHandle, live: tuple[CcxtExecution, Events]
+    sim: SimulatorHandle, live: tuple[CcxtExecution, ExecutionRecorder]
 ) -> None:
     execution, events = live
     price = engine(sim).best_bid()[0] - 5_000
     await execution.place(request("t-repl-1", Side.BUY, price))
-    await events.wait_update("t-repl-1", OrderStatus.OPEN)
+    await events.update("t-repl-1", OrderStatus.OPEN)
     await execution.replace("t-repl-1", request("t-repl-2", Side.BUY, price - 10))
-    await events.wait_update("t-repl-2", OrderStatus.OPEN)
-    await events.wait_update("t-repl-1", OrderStatus.CANCELLED)
+    await events.update("t-repl-2", OrderStatus.OPEN)
+    await events.update("t-repl-1", OrderStatus.CANCELLED)
     assert open_client_ids(sim) == ["t-repl-2"]
     assert execution.ws_fallbacks == 0
 
 
 async def test_cancel_all_leaves_no_open_order_of_the_account(
-    sim: SimulatorHandle, live: tuple[CcxtExecution, Events]
+    sim: SimulatorHandle, live: tuple[CcxtExecution, ExecutionRecorder]
 ) -> None:
     execution, events = live
     price = engine(sim).best_bid()[0] - 5_000
     for i in range(3):
         await execution.place(request(f"t-all-{i}", Side.BUY, price - i))
-    await events.wait_update("t-all-2", OrderStatus.OPEN)
+    await events.update("t-all-2", OrderStatus.OPEN)
     assert len(open_client_ids(sim)) == 3
     await execution.cancel_all(SYMBOL)
     assert open_client_ids(sim) == []
@@ -185,12 +142,12 @@ async def test_cancel_all_leaves_no_open_order_of_the_account(
 
 
 async def test_open_orders_lists_what_rests(
-    sim: SimulatorHandle, live: tuple[CcxtExecution, Events]
+    sim: SimulatorHandle, live: tuple[CcxtExecution, ExecutionRecorder]
 ) -> None:
     execution, events = live
     price = engine(sim).best_bid()[0] - 5_000
     await execution.place(request("t-open-1", Side.BUY, price))
-    await events.wait_update("t-open-1", OrderStatus.OPEN)
+    await events.update("t-open-1", OrderStatus.OPEN)
     listed = await execution.open_orders(SYMBOL)
     assert [(u.client_order_id, u.price_ticks, u.size_lots) for u in listed] == [
         ("t-open-1", price, 100)
@@ -198,12 +155,12 @@ async def test_open_orders_lists_what_rests(
 
 
 async def test_quotes_at_the_touch_get_filled_and_fills_arrive_through_watch_my_trades(
-    sim: SimulatorHandle, live: tuple[CcxtExecution, Events]
+    sim: SimulatorHandle, live: tuple[CcxtExecution, ExecutionRecorder]
 ) -> None:
     execution, events = live
     om = OrderManager(
         execution,
-        execution.instrument,
+        execution.instruments[0],
         OrderManagerSettings(price_tolerance_ticks=1, order_timeout_ns=5_000_000_000),
     )
     moved = asyncio.Event()
@@ -230,12 +187,12 @@ INSTRUMENT = Instrument("v", "BTC/USDT", "BTCUSDT", InstrumentKind.SPOT, "BTC", 
 
 @pytest.mark.parametrize("market_speed", [0.0])  # a still market: only our sell fills the order
 async def test_fill_while_the_private_streams_were_down_arrives_once_after_they_return(
-    sim: SimulatorHandle, live: tuple[CcxtExecution, Events], admin: Any
+    sim: SimulatorHandle, live: tuple[CcxtExecution, ExecutionRecorder], admin: Any
 ) -> None:
     execution, events = live
     price = engine(sim).best_bid()[0]
     await execution.place(request("ccxt-gap-1", Side.BUY, price))
-    await events.wait_update("ccxt-gap-1", OrderStatus.OPEN)
+    await events.update("ccxt-gap-1", OrderStatus.OPEN)
     await admin.fault(SPOT, "disconnect")
     venue = sim.venues[SPOT]
     await until_user_data_gone(sim, SPOT, KEY)
@@ -250,12 +207,12 @@ async def test_fill_while_the_private_streams_were_down_arrives_once_after_they_
         client_order_id=None,
         reduce_only=False,
     )
-    await events.wait_update("ccxt-gap-1", OrderStatus.FILLED)
+    await events.update("ccxt-gap-1", OrderStatus.FILLED)
     fills = [e for e in events.items if isinstance(e, Fill) and e.client_order_id == "ccxt-gap-1"]
     assert sum(f.size_lots for f in fills) == 100
     assert len({f.trade_id for f in fills}) == len(fills)
     assert all(f.price_ticks == price and f.liquidity is Liquidity.MAKER for f in fills)
-    assert execution.reconciles >= 1
+    assert execution.stream_restarts >= 1
 
 
 def test_ccxt_order_maps_to_ticks_lots_and_status() -> None:
@@ -299,7 +256,7 @@ def test_fee_charged_in_base_is_converted_to_quote() -> None:
 
 
 def mainnet_venue() -> VenueConfig:
-    return VenueConfig(name="binance-spot", exchange="binance", symbol=SYMBOL, endpoint="mainnet")
+    return VenueConfig(name="binance-spot", exchange="binance", endpoint="mainnet")
 
 
 def test_mainnet_is_refused_without_allow_mainnet() -> None:
@@ -319,7 +276,7 @@ def test_mainnet_is_allowed_with_both_confirmations() -> None:
 
 def test_sim_and_testnet_need_no_confirmation() -> None:
     for endpoint in ("sim", "testnet"):
-        venue = VenueConfig(name="v", exchange="binance", symbol=SYMBOL, endpoint=endpoint)
+        venue = VenueConfig(name="v", exchange="binance", endpoint=endpoint)
         check_mainnet_allowed(venue, allow_mainnet=False, environ={})
 
 
@@ -332,13 +289,13 @@ PERP_SYMBOL = "BTC/USDT:USDT"
 @pytest.fixture
 async def live_perp(
     sim: SimulatorHandle, make_exchange: Any
-) -> AsyncIterator[tuple[CcxtExecution, Events]]:
+) -> AsyncIterator[tuple[CcxtExecution, ExecutionRecorder]]:
     exchange = make_exchange(PERP, api_key=KEY)
     await exchange.load_markets()
     instrument = build_instrument(PERP, exchange.market(PERP_SYMBOL))
-    execution = CcxtExecution(exchange, instrument, venue=PERP)
+    execution = CcxtExecution(exchange, venue=PERP, instruments=(instrument,))
     await execution.connect()
-    events = Events()
+    events = ExecutionRecorder()
     task = asyncio.create_task(execution.run(events))
     try:
         yield execution, events
@@ -353,26 +310,26 @@ def perp_engine(sim: SimulatorHandle) -> Any:
 
 
 async def test_usdm_post_only_order_rests_and_cancels(
-    sim: SimulatorHandle, live_perp: tuple[CcxtExecution, Events]
+    sim: SimulatorHandle, live_perp: tuple[CcxtExecution, ExecutionRecorder]
 ) -> None:
     execution, events = live_perp
     price = perp_engine(sim).best_bid()[0] - 500  # 50 USDT below the touch (tick 0.1)
     await execution.place(OrderRequest(PERP, PERP_SYMBOL, "p-rest-1", Side.BUY, price, 5))
-    await events.wait_update("p-rest-1", OrderStatus.OPEN)
+    await events.update("p-rest-1", OrderStatus.OPEN)
     assert [u.client_order_id for u in await execution.open_orders(PERP_SYMBOL)] == ["p-rest-1"]
     await execution.cancel(PERP_SYMBOL, "p-rest-1")
-    await events.wait_update("p-rest-1", OrderStatus.CANCELLED)
+    await events.update("p-rest-1", OrderStatus.CANCELLED)
     assert await execution.open_orders(PERP_SYMBOL) == []
 
 
 async def test_usdm_ioc_hedge_order_fills_and_the_fill_arrives_through_watch_my_trades(
-    sim: SimulatorHandle, live_perp: tuple[CcxtExecution, Events]
+    sim: SimulatorHandle, live_perp: tuple[CcxtExecution, ExecutionRecorder]
 ) -> None:
     execution, events = live_perp
     best_ask = perp_engine(sim).best_ask()[0]
     hedge = OrderRequest(PERP, PERP_SYMBOL, "p-ioc-1", Side.BUY, best_ask + 50, 5, OrderType.IOC)
     await execution.place(hedge)
-    fill = await events.wait_fill()
+    fill = await events.fill()
     assert (fill.client_order_id, fill.side, fill.liquidity) == (
         "p-ioc-1",
         Side.BUY,

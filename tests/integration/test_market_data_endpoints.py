@@ -12,14 +12,8 @@ import pytest
 from mm_daemon.config import MarketDataConfig, VenueConfig, load_config
 from mm_daemon.core.types import InstrumentKind
 from mm_daemon.sim.runner import SimulatorHandle
-from mm_daemon.venues.ccxt_venue import (
-    BybitSequenceCheck,
-    CcxtMarketData,
-    VenueError,
-    build_instrument,
-    create_exchange,
-    http_to_ws,
-)
+from mm_daemon.venues.ccxt_venue import BybitSequenceCheck, CcxtMarketData
+from mm_daemon.venues.exchanges import VenueError, build_instrument, create_exchange, http_to_ws
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
@@ -34,9 +28,8 @@ async def exchanges() -> AsyncIterator[list[Any]]:
 
 
 def venue(exchange: str, symbol: str, endpoint: str) -> VenueConfig:
-    return VenueConfig(
-        name=f"{exchange}-{endpoint}", exchange=exchange, symbol=symbol, endpoint=endpoint
-    )
+    del symbol  # a venue is an account at an endpoint; the symbol is the market's
+    return VenueConfig(name=f"{exchange}-{endpoint}", exchange=exchange, endpoint=endpoint)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
@@ -51,15 +44,19 @@ def test_the_user_facing_configs_exist() -> None:
 
 def test_testnet_config_takes_keys_from_the_environment() -> None:
     env = {
-        "MMD_VENUES__MAKER__API_KEY": "k1",
-        "MMD_VENUES__MAKER__API_SECRET": "s1",
-        "MMD_VENUES__HEDGE__API_KEY": "k2",
-        "MMD_VENUES__HEDGE__API_SECRET": "s2",
+        "MMD_VENUES__BINANCE_SPOT_TESTNET__API_KEY": "k1",
+        "MMD_VENUES__BINANCE_SPOT_TESTNET__API_SECRET": "s1",
+        "MMD_VENUES__BINANCE_USDM_DEMO__API_KEY": "k2",
+        "MMD_VENUES__BINANCE_USDM_DEMO__API_SECRET": "s2",
     }
     config = load_config(CONFIG_DIR / "testnet.yaml", environ=env)
-    assert config.venues.maker.api_key is not None
-    assert config.venues.maker.api_key.get_secret_value() == "k1"
-    assert config.venues.maker.endpoint == "testnet"
+    spot = config.venues["binance-spot-testnet"]
+    assert spot.api_key is not None
+    assert spot.api_key.get_secret_value() == "k1"
+    assert spot.endpoint == "testnet"
+    perp = config.venues["binance-usdm-demo"]
+    assert perp.api_secret is not None
+    assert perp.api_secret.get_secret_value() == "s2"
 
 
 async def test_binance_spot_testnet_maps_to_binance_vision(exchanges: list[Any]) -> None:
@@ -149,6 +146,7 @@ async def test_instruments_are_built_from_the_simulator_markets(sim: SimulatorHa
     md = CcxtMarketData(
         venue("binanceusdm", "BTC/USDT:USDT", "sim"),
         MarketDataConfig(),
+        symbols=["BTC/USDT:USDT"],
         sim_base_url=sim.endpoint("sim-perp").rest,
         fees_bps=(0.0, 2.0),
     )

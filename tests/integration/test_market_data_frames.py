@@ -15,7 +15,8 @@ from aiohttp import WSMsgType, web
 
 from mm_daemon.core.types import Instrument, InstrumentKind, MarketEvent, Trade
 from mm_daemon.engine.metrics import Metrics
-from mm_daemon.venues.binance_native import NativeStream, ws_connect
+from mm_daemon.venues.binance_stream import NativeStream
+from mm_daemon.venues.websocket import ws_connect
 
 INST = Instrument(
     "perp", "BTC/USDT:USDT", "BTCUSDT", InstrumentKind.PERPETUAL, "BTC", "USDT", 0.1, 0.001

@@ -20,9 +20,10 @@ from mm_daemon.core.types import (
     MarketStatus,
     Trade,
 )
-from mm_daemon.engine.metrics import Metrics
+from mm_daemon.engine.metrics import MarketDataMetrics, Metrics
 from mm_daemon.sim.runner import SimulatorHandle
-from mm_daemon.venues.ccxt_venue import CcxtMarketData, VenueError
+from mm_daemon.venues.ccxt_venue import CcxtMarketData
+from mm_daemon.venues.exchanges import VenueError
 
 SPOT = "sim-spot"
 PERP = "sim-perp"
@@ -87,13 +88,14 @@ async def running_md(
     redial_after_silence_s: float | None = None,
 ) -> AsyncIterator[Running]:
     endpoint = sim.endpoint(venue)
-    config = VenueConfig(name=venue, exchange=EXCHANGES[venue], symbol=SYMBOLS[venue])
+    config = VenueConfig(name=venue, exchange=EXCHANGES[venue])
     metrics = Metrics()
     md = CcxtMarketData(
         config,
         md_config or MarketDataConfig(),
+        symbols=[SYMBOLS[venue]],
         sim_base_url=endpoint.rest,
-        metrics=metrics,
+        reporter=MarketDataMetrics(metrics),
         redial_after_silence_s=redial_after_silence_s,
     )
     events = Events()
@@ -152,6 +154,7 @@ async def test_injected_gap_gives_a_counted_resync(
 
 
 @pytest.mark.parametrize("venue", [SPOT, PERP])
+@pytest.mark.timing
 async def test_dropped_connection_is_back_within_two_seconds(
     sim: SimulatorHandle, admin: object, venue: str
 ) -> None:
@@ -221,8 +224,10 @@ async def test_trades_reach_the_sink_as_core_trades(sim: SimulatorHandle) -> Non
 
 
 async def test_unknown_symbol_is_a_clear_error(sim: SimulatorHandle) -> None:
-    config = VenueConfig(name=SPOT, exchange="binance", symbol="DOGE/USDT")
-    md = CcxtMarketData(config, MarketDataConfig(), sim_base_url=sim.endpoint(SPOT).rest)
+    config = VenueConfig(name=SPOT, exchange="binance")
+    md = CcxtMarketData(
+        config, MarketDataConfig(), symbols=["DOGE/USDT"], sim_base_url=sim.endpoint(SPOT).rest
+    )
     try:
         with pytest.raises(VenueError, match=r"sim-spot .*unknown symbol 'DOGE/USDT'"):
             await md.connect()
@@ -232,9 +237,13 @@ async def test_unknown_symbol_is_a_clear_error(sim: SimulatorHandle) -> None:
 
 async def test_ccxt_path_emits_book_snapshots_and_trades(sim: SimulatorHandle) -> None:
     """The path other exchanges take (ccxt's watch_order_book / watch_trades)."""
-    config = VenueConfig(name=PERP, exchange="binanceusdm", symbol=SYMBOLS[PERP])
+    config = VenueConfig(name=PERP, exchange="binanceusdm")
     md = CcxtMarketData(
-        config, MarketDataConfig(), sim_base_url=sim.endpoint(PERP).rest, native=False
+        config,
+        MarketDataConfig(),
+        symbols=[SYMBOLS[PERP]],
+        sim_base_url=sim.endpoint(PERP).rest,
+        native=False,
     )
     events = Events()
     await md.connect()

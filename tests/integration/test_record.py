@@ -8,16 +8,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mm_daemon.binance.capture import CaptureRecorder
 from mm_daemon.config import parse_config
 from mm_daemon.engine.daemon import record
 from mm_daemon.sim.runner import SimulatorHandle
-from mm_daemon.venues.capture import CaptureRecorder
+from tests.support import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "config" / "default.yaml"
@@ -36,15 +36,6 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-async def until(condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
-    """Wait, a loop turn at a time, until `condition` holds (fail at the deadline)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_s
-    while not condition():
-        assert loop.time() < end, "condition not reached before the deadline"
-        await asyncio.sleep(0.01)
-
-
 def test_a_recording_replays_gap_free_with_the_daemon_trading_on_it(tmp_path: Path) -> None:
     folder = tmp_path / "recording"
     recorded = cli(
@@ -53,7 +44,7 @@ def test_a_recording_replays_gap_free_with_the_daemon_trading_on_it(tmp_path: Pa
     )  # fmt: skip
     assert recorded.returncode == 0, recorded.stderr[-2000:]
     written = recorded.stdout.splitlines()
-    assert len(written) == 2  # spot and perpetual, one capture file each
+    assert len(written) == 4  # BTC and ETH, spot and perpetual: one capture file each
     assert all(" 1 snapshot(s)" in line for line in written)
     summary = tmp_path / "summary.json"
     replayed = cli(
@@ -62,9 +53,12 @@ def test_a_recording_replays_gap_free_with_the_daemon_trading_on_it(tmp_path: Pa
     )  # fmt: skip
     assert replayed.returncode == 0, replayed.stderr[-2000:]
     lines = [json.loads(x) for x in replayed.stderr.splitlines() if x.startswith("{")]
-    assert sorted(x["venue"] for x in lines if x["event"] == "book synced") == [
-        "sim-perp",
-        "sim-spot",
+    synced = sorted((x["venue"], x["symbol"]) for x in lines if x["event"] == "book synced")
+    assert synced == [
+        ("sim-perp", "BTC/USDT:USDT"),
+        ("sim-perp", "ETH/USDT:USDT"),
+        ("sim-spot", "BTC/USDT"),
+        ("sim-spot", "ETH/USDT"),
     ]
     # Every frame continued the one before it: no gap, no resync, no warning.
     assert [x for x in lines if x["level"] in {"warning", "error"}] == []
@@ -76,32 +70,34 @@ def test_a_recording_replays_gap_free_with_the_daemon_trading_on_it(tmp_path: Pa
 def test_an_exchange_that_cannot_be_recorded_is_named_in_one_line(tmp_path: Path) -> None:
     result = cli(
         "record", "--config", str(DEFAULT), "--out", str(tmp_path), "--duration", "1",
-        env={"MMD_VENUES__MAKER__EXCHANGE": "bybit"},
+        env={"MMD_VENUES__SIM_SPOT__EXCHANGE": "bybit"},
     )  # fmt: skip
     assert result.returncode == 2
     plain = [line for line in result.stderr.splitlines() if not line.startswith("{")]
     assert len(plain) == 1
-    assert plain[0].startswith("venues.maker.exchange: 'bybit' cannot be recorded")
+    assert plain[0].startswith("venues.sim-spot.exchange: 'bybit' cannot be recorded")
 
 
 async def test_a_book_that_resynced_while_recording_resyncs_in_the_replay(
     sim: SimulatorHandle, admin: Any, tmp_path: Path
 ) -> None:
     venues = {
-        role: {
-            "name": name,
+        name: {
             "exchange": exchange,
-            "symbol": symbol,
             "endpoint": sim.endpoint(name).rest,
             "maker_fee_bps": 0.0,
             "taker_fee_bps": 4.0,
         }
-        for role, name, exchange, symbol in (
-            ("maker", "sim-spot", "binance", "BTC/USDT"),
-            ("hedge", "sim-perp", "binanceusdm", "BTC/USDT:USDT"),
-        )
+        for name, exchange in (("sim-spot", "binance"), ("sim-perp", "binanceusdm"))
     }
-    data = {"mode": "paper", "venues": venues, "metrics": {"enabled": False}}
+    markets = [
+        {
+            "venue": "sim-spot",
+            "symbol": "BTC/USDT",
+            "hedge": {"venue": "sim-perp", "symbol": "BTC/USDT:USDT"},
+        }
+    ]
+    data = {"mode": "paper", "venues": venues, "markets": markets, "metrics": {"enabled": False}}
     config = parse_config(data, environ={})
     folder = tmp_path / "recording"
     recorder = CaptureRecorder(folder)
@@ -110,7 +106,7 @@ async def test_a_book_that_resynced_while_recording_resyncs_in_the_replay(
     def spot_frames() -> int:
         return sum(w.frames for p, w in recorder.writers.items() if p.startswith("spot/"))
 
-    await until(lambda: spot_frames() >= 20)
+    await eventually(lambda: spot_frames() >= 20, interval_s=0.01, what="20 spot frames")
     await admin.fault("sim-spot", "disconnect")  # the recorder reconnects and resyncs
     writers = await recording
     assert sorted(w.snapshots for w in writers) == [1, 2]  # spot synced twice, perp once

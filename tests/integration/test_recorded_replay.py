@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 import pytest
 
+from mm_daemon.binance.capture import FrameKind
 from mm_daemon.config import load_config
 from mm_daemon.core.types import BookDelta, MarketEvent, MarketStatus
 from mm_daemon.engine.daemon import open_recorded
-from mm_daemon.sim.replay import FrameKind
 from mm_daemon.venues.recorded import RecordedMarketData
 from tests.integration.conftest import data_dir
 
@@ -107,11 +107,13 @@ def test_replay_log_lines_carry_the_recorded_time() -> None:
 
 
 def test_exchange_without_captures_ends_in_one_line_naming_the_field() -> None:
-    result = replay("--config", str(REPLAY_CONFIG), env={"MMD_VENUES__MAKER__EXCHANGE": "bybit"})
+    result = replay(
+        "--config", str(REPLAY_CONFIG), env={"MMD_VENUES__BINANCE_SPOT__EXCHANGE": "bybit"}
+    )
     assert result.returncode == 2
     plain = [line for line in result.stderr.splitlines() if not line.startswith("{")]
     assert len(plain) == 1
-    assert plain[0].startswith("venues.maker.exchange: 'bybit' has no recorded captures")
+    assert plain[0].startswith("venues.binance-spot.exchange: 'bybit' has no recorded captures")
     assert "Traceback" not in result.stderr
 
 
@@ -120,7 +122,7 @@ def test_missing_captures_end_in_one_line_naming_the_folder(tmp_path: Path) -> N
     assert result.returncode == 2
     plain = [line for line in result.stderr.splitlines() if not line.startswith("{")]
     assert plain == [
-        f"venues.maker.symbol: no spot capture of BTCUSDT under {tmp_path} "
+        f"markets.0.symbol: no spot capture of BTCUSDT under {tmp_path} "
         "(--data-dir or MMD_DATA_DIR names the folder)"
     ]
 
@@ -235,15 +237,15 @@ def test_a_sweep_value_the_config_refuses_is_named_before_any_replay() -> None:
     ("config", "environ", "fees_bps"),
     [
         # endpoint: sim -> the simulator's fees, as a run on the embedded simulator charges.
-        ("default.yaml", {}, [(0.0, 4.0), (0.0, 2.0)]),
+        ("default.yaml", {}, [(0.0, 4.0), (0.0, 2.0)] * 2),  # BTC, then ETH
         # another endpoint without configured fees -> Binance's published ones.
         (
             "replay.yaml",
             {
-                "MMD_VENUES__MAKER__MAKER_FEE_BPS": "null",
-                "MMD_VENUES__MAKER__TAKER_FEE_BPS": "null",
-                "MMD_VENUES__HEDGE__MAKER_FEE_BPS": "null",
-                "MMD_VENUES__HEDGE__TAKER_FEE_BPS": "null",
+                "MMD_VENUES__BINANCE_SPOT__MAKER_FEE_BPS": "null",
+                "MMD_VENUES__BINANCE_SPOT__TAKER_FEE_BPS": "null",
+                "MMD_VENUES__BINANCE_USDM__MAKER_FEE_BPS": "null",
+                "MMD_VENUES__BINANCE_USDM__TAKER_FEE_BPS": "null",
                 "MMD_QUOTING__ALLOW_SPREAD_BELOW_FEES": "true",  # 20 bps round trip
             },
             [(10.0, 10.0), (2.0, 5.0)],

@@ -118,7 +118,7 @@ async def test_watch_trades_delivers_every_trade_in_order(
 ) -> None:
     exchange = make_exchange(venue)
     await exchange.load_markets()
-    engine = next(iter(sim.venues[venue].symbols.values())).engine
+    engine = sim.venues[venue].symbols["BTCUSDT"].engine
     ids: list[int] = []
     deadline = time.monotonic() + 30
     while len(ids) < 100:

@@ -7,7 +7,7 @@ from typing import Any
 import ccxt.pro as ccxtpro
 import pytest
 
-from mm_daemon.venues.endpoints import ccxt_test_urls
+from mm_daemon.binance.markets import ccxt_test_urls
 
 SPOT = "sim-spot"
 PERP = "sim-perp"
@@ -45,8 +45,8 @@ async def test_an_api_the_endpoint_map_leaves_out_raises_instead_of_reaching_mai
 
 
 def test_the_endpoint_map_points_every_rest_and_websocket_key_at_the_given_bases() -> None:
-    spot = ccxt_test_urls("binance-spot", "http://127.0.0.1:1", "ws://127.0.0.1:1")
-    usdm = ccxt_test_urls("binance-usdm", "http://127.0.0.1:2", "ws://127.0.0.1:2")
+    spot = ccxt_test_urls("spot", "http://127.0.0.1:1", "ws://127.0.0.1:1")
+    usdm = ccxt_test_urls("usdm", "http://127.0.0.1:2", "ws://127.0.0.1:2")
     assert spot["public"] == spot["private"] == "http://127.0.0.1:1/api/v3"
     assert spot["ws"]["spot"] == "ws://127.0.0.1:1/ws"
     assert spot["ws"]["ws-api"]["spot"] == "ws://127.0.0.1:1/ws-api/v3"

@@ -115,7 +115,7 @@ async def _simulated(endpoint: Any, streams: tuple[str, ...]) -> dict[str, dict[
 
 
 def _depth_path(endpoint: Any) -> str:
-    prefix = "/api/v3" if endpoint.dialect == "binance-spot" else "/fapi/v1"
+    prefix = "/api/v3" if endpoint.dialect == "spot" else "/fapi/v1"
     return prefix + "/depth?symbol=BTCUSDT&limit=1000"
 
 

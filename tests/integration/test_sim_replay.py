@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 
 from mm_daemon.config import SimConfig
+from mm_daemon.sim.runner import SimulatorHandle, start_simulator
 
 SPOT = "sim-spot"
 PERP = "sim-perp"
@@ -91,7 +94,7 @@ async def test_an_ioc_order_fills_against_the_recorded_book_at_taker_fee(
 ) -> None:
     exchange = make_exchange(PERP)
     await exchange.load_markets()
-    engine = next(iter(sim.venues[PERP].symbols.values())).engine
+    engine = sim.venues[PERP].symbols["BTCUSDT"].engine
     ask = engine.best_ask()
     assert ask is not None
     # A limit well through the touch: the book moves while the order travels.
@@ -146,3 +149,54 @@ async def test_replay_as_fast_as_the_client_reads_keeps_the_client_book_exact(
         assert to_levels(book["bids"], tick, lot, 20) == bids
         assert to_levels(book["asks"], tick, lot, 20) == asks
     assert nonce >= final
+
+
+# -- BTC and ETH together ---------------------------------------------------------------------
+
+SPOT_STREAMS = (
+    "btcusdt@depth@100ms",
+    "btcusdt@trade",
+    "ethusdt@depth@100ms",
+    "ethusdt@trade",
+)
+RECORDED_WINDOW_MS = (1_723_161_240_000, 1_723_162_000_000)  # 2024-08-08 23:54 to 00:07 UTC
+
+
+async def _served_frames(sim: SimulatorHandle, count: int) -> list[bytes]:
+    """The first `count` frames the spot venue serves to one client of every BTC and ETH
+    stream (subscribed in its URL, so the replay starts with every stream subscribed)."""
+    url = sim.endpoint(SPOT).ws + "/stream?streams=" + "/".join(SPOT_STREAMS)
+    frames: list[bytes] = []
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        while len(frames) < count:
+            msg = await asyncio.wait_for(ws.receive(), 20)
+            frames.append(msg.data.encode())
+    return frames
+
+
+async def test_eth_frames_of_the_recording_reach_a_client_beside_btcs(
+    sim: SimulatorHandle,
+) -> None:
+    frames = [orjson.loads(frame) for frame in await _served_frames(sim, 1_500)]
+    streams = {frame["stream"] for frame in frames}
+    assert streams == set(SPOT_STREAMS)
+    eth = [frame["data"] for frame in frames if frame["stream"].startswith("eth")]
+    assert {data["s"] for data in eth} == {"ETHUSDT"}
+    # Recorded frames, served as they were captured (Binance's own event times).
+    assert all(RECORDED_WINDOW_MS[0] <= data["E"] <= RECORDED_WINDOW_MS[1] for data in eth)
+
+
+@pytest.mark.slow
+async def test_the_replay_of_btc_and_eth_together_serves_the_same_frames_every_run() -> None:
+    assert DATA is not None
+    config = SimConfig(source="replay", replay_data_dir=DATA, replay_speed=0.0)
+    runs = []
+    for _ in range(2):
+        handle = await start_simulator(config)
+        try:
+            runs.append(await _served_frames(handle, 1_000))
+        finally:
+            await handle.stop()
+    first, second = runs
+    assert {orjson.loads(frame)["stream"] for frame in first} == set(SPOT_STREAMS)
+    assert second == first

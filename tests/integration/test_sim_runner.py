@@ -16,7 +16,8 @@ import pytest
 
 from mm_daemon.config import SimConfig, SimFault, load_config
 from mm_daemon.sim.runner import serve_forever, start_simulator
-from mm_daemon.venues.endpoints import make_ccxt_exchange
+from mm_daemon.venues.exchanges import make_ccxt_exchange
+from tests.support import eventually
 
 SPOT = "sim-spot"
 PERP = "sim-perp"
@@ -47,10 +48,10 @@ async def test_serve_forever_prints_each_venue_then_ready_and_serves_until_cance
     lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
     assert lines[-1] == {"ready": True}
     venues = {line["venue"]: line for line in lines[:-1]}
-    assert venues[SPOT]["dialect"] == "binance-spot"
-    assert venues[PERP]["dialect"] == "binance-usdm"
-    assert venues[SPOT]["symbols"] == ["BTC/USDT"]
-    assert venues[PERP]["symbols"] == ["BTC/USDT:USDT"]
+    assert venues[SPOT]["dialect"] == "spot"
+    assert venues[PERP]["dialect"] == "usdm"
+    assert venues[SPOT]["symbols"] == ["BTC/USDT", "ETH/USDT"]
+    assert venues[PERP]["symbols"] == ["BTC/USDT:USDT", "ETH/USDT:USDT"]
     async with aiohttp.ClientSession() as session:
         async with session.get(venues[PERP]["rest"] + "/fapi/v1/ping") as resp:
             assert resp.status == 200
@@ -64,9 +65,10 @@ async def test_serve_forever_prints_each_venue_then_ready_and_serves_until_cance
 @pytest.mark.parametrize("name", ["sim.yaml", "sim-replay.yaml"])
 def test_shipped_simulator_configs_validate(name: str) -> None:
     config = load_config(REPO / "config" / name)
-    assert config.venues.maker.name == SPOT
-    assert config.venues.hedge is not None
-    assert config.venues.hedge.name == PERP
+    (market,) = config.markets
+    assert market.venue == SPOT
+    assert market.hedge is not None
+    assert market.hedge.venue == PERP
     assert config.sim.spot_port == 8100
     assert config.sim.perp_port == 8101
 
@@ -141,7 +143,7 @@ async def test_reject_orders_fault_rejects_exactly_the_next_n_orders(
 ) -> None:
     exchange = make_exchange(SPOT)
     await exchange.load_markets()
-    engine = next(iter(sim.venues[SPOT].symbols.values())).engine
+    engine = sim.venues[SPOT].symbols["BTCUSDT"].engine
     bid = engine.best_bid()
     price = engine.instrument.ticks_to_price(bid[0] - 500)
     await admin.fault(SPOT, "reject_orders", count=2)
@@ -157,7 +159,7 @@ async def test_halt_fault_stops_trading_until_resumed(
 ) -> None:
     exchange = make_exchange(PERP)
     await exchange.load_markets()
-    engine = next(iter(sim.venues[PERP].symbols.values())).engine
+    engine = sim.venues[PERP].symbols["BTCUSDT"].engine
     price = engine.instrument.ticks_to_price(engine.best_bid()[0] - 50)
     await admin.fault(PERP, "halt")
     with pytest.raises(ccxtpro.ExchangeError, match="Market is closed"):
@@ -174,11 +176,22 @@ async def test_scheduled_faults_from_the_config_are_applied() -> None:
     handle = await start_simulator(config, market_speed=0.0)
     try:
         venue = handle.venues[SPOT]
-        loop = asyncio.get_running_loop()
-        end = loop.time() + 5
-        while venue.faults.rejects_pending != 3:
-            assert loop.time() < end
-            await asyncio.sleep(0.001)
+        await eventually(lambda: venue.faults.rejects_pending == 3, timeout_s=5, what="faults")
+    finally:
+        await handle.stop()
+
+
+async def test_a_scheduled_fault_naming_a_symbol_touches_only_that_symbol() -> None:
+    config = SimConfig(
+        faults=(SimFault(at_seconds=0.0, venue=SPOT, kind="gap", count=2, symbol="ETHUSDT"),)
+    )
+    handle = await start_simulator(config, market_speed=0.0)
+    try:
+        symbols = handle.venues[SPOT].symbols
+        await eventually(
+            lambda: symbols["ETHUSDT"].faults.gaps_pending == 2, timeout_s=5, what="the gap"
+        )
+        assert symbols["BTCUSDT"].faults.gaps_pending == 0
     finally:
         await handle.stop()
 
@@ -200,7 +213,7 @@ async def _frames_after_fault(kind: str, seconds: float) -> tuple[float, float]:
             ) as resp:
                 assert resp.status == 200
             fault_at = time.time()
-            after = venue.only_symbol().engine.update_id
+            after = venue.symbols["BTCUSDT"].engine.update_id
             while True:
                 msg = await asyncio.wait_for(ws.receive(), seconds + 5)
                 data = orjson.loads(msg.data)
@@ -223,10 +236,10 @@ async def test_delay_fault_holds_frames_for_its_duration() -> None:
 
 async def test_the_order_rate_limit_answers_1015_with_429_and_retry_after() -> None:
     handle = await start_simulator(SimConfig(max_orders_per_10_seconds=3), market_speed=0.0)
-    exchange = make_ccxt_exchange("binance-spot", *_urls(handle), api_key="k", secret="k")
+    exchange = make_ccxt_exchange("spot", *_urls(handle), api_key="k", secret="k")
     try:
         await exchange.load_markets()
-        engine = handle.venues[SPOT].only_symbol().engine
+        engine = handle.venues[SPOT].symbols["BTCUSDT"].engine
         price = engine.instrument.ticks_to_price(engine.best_bid()[0] - 500)
         for _ in range(3):
             await exchange.create_order("BTC/USDT", "limit", "buy", 0.001, price)

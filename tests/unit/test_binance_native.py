@@ -7,28 +7,24 @@ every recorded bookTicker that shares an update id.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 from pathlib import Path
 
 import orjson
 import pytest
 
-from mm_daemon.core.book import ApplyResult
-from mm_daemon.core.types import BookDelta, BookSnapshot, Instrument, InstrumentKind, Side, Trade
-from mm_daemon.venues import binance_native
-from mm_daemon.venues.binance_native import (
-    BinanceDepthSync,
-    NativeStream,
-    WsClientProtocol,
+from mm_daemon.binance.capture import default_data_dir, read_capture
+from mm_daemon.binance.depth import BinanceDepthSync
+from mm_daemon.binance.frames import (
     new_book_delta,
     new_trade,
     parse_depth_event,
     parse_levels,
     parse_trade_event,
-    read_capture,
-    recorded_data_dir,
 )
+from mm_daemon.core.book import ApplyResult
+from mm_daemon.core.types import BookDelta, BookSnapshot, Instrument, InstrumentKind, Side, Trade
+from mm_daemon.venues import binance_stream
+from mm_daemon.venues.binance_stream import NativeStream
 
 SPOT_BTC = Instrument("spot", "BTC/USDT", "BTCUSDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 1e-5)
 SPOT_ETH = Instrument("spot", "ETH/USDT", "ETHUSDT", InstrumentKind.SPOT, "ETH", "USDT", 0.01, 1e-4)
@@ -39,8 +35,7 @@ USDM_ETH = Instrument(
     "perp", "ETH/USDT:USDT", "ETHUSDT", InstrumentKind.PERPETUAL, "ETH", "USDT", 0.01, 0.001
 )
 
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-DATA = recorded_data_dir()
+DATA = default_data_dir() if default_data_dir().is_dir() else None
 needs_data = pytest.mark.skipif(
     DATA is None, reason="recorded Binance captures absent (set MMD_DATA_DIR)"
 )
@@ -140,12 +135,12 @@ class TestDepthSync:
 def level_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test of this module runs three ways: compiled frame readers (orjson only for what
     they leave alone), orjson with the compiled level loop, and pure Python."""
-    if request.param != "python" and binance_native.compiled_apply_side is None:
+    if request.param != "python" and binance_stream.compiled_apply_side is None:
         pytest.skip("mm_daemon._levels is not built here")
     if request.param != "compiled frames":
-        monkeypatch.setattr(binance_native, "compiled_frame_parser", None)
+        monkeypatch.setattr(binance_stream, "compiled_frame_parser", None)
     if request.param == "python":
-        monkeypatch.setattr(binance_native, "compiled_apply_side", None)
+        monkeypatch.setattr(binance_stream, "compiled_apply_side", None)
     return str(request.param)
 
 
@@ -239,85 +234,6 @@ def test_in_sync_frames_apply_levels_in_order_and_emit_them_as_parsed() -> None:
     assert stream.book.bids() == ((618001, 1500), (617990, 2000))
     assert stream.book.asks() == ((618010, 1000), (618020, 250))
     assert events == [parse_depth_event(orjson.loads(frame)["data"], USDM_BTC, "perp", 7)]
-
-
-# -- the websocket reader ------------------------------------------------------------------
-
-
-def server_frame(payload: bytes, first_byte: int = 0x81) -> bytes:
-    n = len(payload)
-    if n < 126:
-        head = bytes((first_byte, n))
-    elif n < 65_536:
-        head = bytes((first_byte, 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((first_byte, 127)) + n.to_bytes(8, "big")
-    return head + payload
-
-
-def open_reader(received: list[tuple[bytes, int]]) -> WsClientProtocol:
-    reader = WsClientProtocol(
-        "127.0.0.1", "/ws", lambda payload, ts: received.append((payload, ts))
-    )
-    reader.data_received(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: "
-        + base64.b64encode(hashlib.sha1(reader._key + WS_GUID).digest())  # noqa: S324  RFC 6455 handshake for this reader's key
-        + b"\r\n\r\n"
-    )
-    return reader
-
-
-PAYLOADS = [b"x" * 10, b"y" * 125, b"z" * 126, b"w" * 70_000, b'{"e":"depthUpdate"}']
-
-
-@pytest.mark.parametrize("chunk_size", [1, 3, 125, 4096, 1 << 20])
-async def test_frames_cut_at_any_chunk_boundary_arrive_whole_and_in_order(
-    chunk_size: int,
-) -> None:
-    received: list[tuple[bytes, int]] = []
-    reader = open_reader(received)
-    wire = b"".join(server_frame(p) for p in PAYLOADS)
-    for i in range(0, len(wire), chunk_size):
-        reader.data_received(wire[i : i + chunk_size])
-    assert [payload for payload, _ in received] == PAYLOADS
-    assert all(type(payload) is bytes for payload, _ in received)
-
-
-async def test_frames_of_one_chunk_share_its_receipt_time() -> None:
-    received: list[tuple[bytes, int]] = []
-    reader = open_reader(received)
-    reader.data_received(server_frame(b"a") + server_frame(b"b"))
-    reader.data_received(server_frame(b"c"))
-    assert received[0][1] == received[1][1]
-    assert received[2][1] >= received[1][1]
-
-
-async def test_handshake_and_first_frames_in_one_chunk_are_all_read() -> None:
-    received: list[tuple[bytes, int]] = []
-    reader = WsClientProtocol(
-        "127.0.0.1", "/ws", lambda payload, ts: received.append((payload, ts))
-    )
-    accept = base64.b64encode(hashlib.sha1(reader._key + WS_GUID).digest())  # noqa: S324  RFC 6455 handshake for this reader's key
-    reader.data_received(
-        b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: "
-        + accept
-        + b"\r\n\r\n"
-        + server_frame(b"first")
-        + server_frame(b"sec")[:3]
-    )
-    reader.data_received(server_frame(b"sec")[3:])
-    assert reader.opened.done()
-    assert [payload for payload, _ in received] == [b"first", b"sec"]
-
-
-async def test_masked_server_frame_fails_the_connection() -> None:
-    received: list[tuple[bytes, int]] = []
-    reader = open_reader(received)
-    reader.data_received(bytes((0x81, 0x80 | 1)) + b"\0\0\0\0" + b"a")
-    assert received == []
-    with pytest.raises(ConnectionError, match="masked"):
-        await reader.closed
 
 
 # -- recorded data -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -12,8 +13,9 @@ import pytest
 from pydantic import SecretStr
 
 from mm_daemon.aio import start_eagerly
+from mm_daemon.binance.signing import make_signer
 from mm_daemon.core.types import (
-    ExecutionEvent,
+    ExecutionStatus,
     Fill,
     Instrument,
     InstrumentKind,
@@ -23,7 +25,6 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
-from mm_daemon.signing import make_signer
 from mm_daemon.venues.binance_ws_api import (
     BinanceWsApiExecution,
     WsApiEndpoints,
@@ -34,6 +35,8 @@ from mm_daemon.venues.binance_ws_api import (
     order_update_from_report,
     signed_params,
 )
+from mm_daemon.venues.websocket import WebSocketError
+from tests.support import ExecutionRecorder, eventually
 
 SPOT = Instrument("v", "BTC/USDT", "BTCUSDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 1e-5)
 PERP = Instrument(
@@ -157,51 +160,125 @@ def test_order_object_of_a_response_maps_status_and_sizes() -> None:
     assert update.ts_exchange_ns == 1_700_000_000_000_000_000
 
 
-# -- the request path, with a socket that records what it is given ----------------------------
+# -- the request path, through fake transports -------------------------------------------------
 
 
 class FakeSocket:
-    """Stands in for the websocket: records frames; `closed` stays pending."""
+    """One fake WS-API connection: records each request written to it, answers the user-data
+    subscription by itself, and lets the test answer the rest or push events."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_message: Callable[[bytes, int], None]) -> None:
         self.sent: list[dict[str, Any]] = []
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.wrote = asyncio.Event()
+        self._on_message = on_message
 
     def send(self, opcode: int, payload: bytes) -> None:
         assert opcode == 1
-        self.sent.append(orjson.loads(payload))
+        request = orjson.loads(payload)
+        self.sent.append(request)
         self.wrote.set()
+        if request["method"] == "userDataStream.subscribe.signature":
+            # Answered after the request is registered, as a real answer comes later.
+            asyncio.get_running_loop().call_soon(self.answer, request["id"], {"subscriptionId": 0})
+
+    def answer(self, req_id: int, result: Any = None, error: dict[str, Any] | None = None) -> None:
+        body: dict[str, Any] = {"id": req_id, "status": 200 if error is None else 400}
+        body["result" if error is None else "error"] = result if error is None else error
+        self._on_message(orjson.dumps(body), 1)
+
+    def push(self, message: dict[str, Any]) -> None:
+        self._on_message(orjson.dumps(message), 1)
+
+    def drop(self) -> None:
+        """The connection breaks (as the server going away)."""
+        if not self.closed.done():
+            self.closed.set_exception(WebSocketError("connection lost"))
 
     def close(self) -> None:
         if not self.closed.done():
-            self.closed.set_result(None)
+            self.closed.set_exception(WebSocketError("closed"))
 
 
-def execution(instrument: Instrument = SPOT) -> tuple[BinanceWsApiExecution, FakeSocket]:
+class FakeVenue:
+    """The connector and HTTP transport an execution is given: every websocket it opens is a
+    `FakeSocket`; HTTP answers a listen key."""
+
+    def __init__(self) -> None:
+        self.sockets: list[FakeSocket] = []
+        self.urls: list[str] = []
+        self.http_requests: list[tuple[str, str]] = []
+
+    @property
+    def socket(self) -> FakeSocket:
+        """The latest WS-API connection (USD-M's user data has a connection of its own)."""
+        pairs = zip(self.sockets, self.urls, strict=True)
+        return [sock for sock, url in pairs if "ws-api" in url][-1]
+
+    async def connect(self, url: str, on_message: Callable[[bytes, int], None]) -> FakeSocket:
+        sock = FakeSocket(on_message)
+        self.sockets.append(sock)
+        self.urls.append(url)
+        return sock
+
+    async def request(self, method: str, url: str, headers: Mapping[str, str]) -> tuple[int, Any]:
+        del headers
+        self.http_requests.append((method, url))
+        return 200, {"listenKey": "lk"}
+
+    async def close(self) -> None:
+        return None
+
+
+Running = tuple[BinanceWsApiExecution, FakeVenue, ExecutionRecorder]
+
+
+@pytest.fixture
+async def running(request: pytest.FixtureRequest) -> AsyncIterator[Running]:
+    """An execution run against a `FakeVenue` (spot, or USD-M with `indirect` "usdm"),
+    connected, its events recorded."""
+    instrument = PERP if getattr(request, "param", "spot") == "usdm" else SPOT
+    venue = FakeVenue()
     endpoints = WsApiEndpoints("ws://127.0.0.1:1/ws-api/v3", "http://127.0.0.1:1", "ws://x")
     ex = BinanceWsApiExecution(
-        instrument,
         endpoints,
         SecretStr("key"),
         SecretStr("secret"),
+        venue=instrument.venue,
+        usdm=instrument is PERP,
+        instruments=(instrument,),
         clock_ns=lambda: 1_700_000_000_000_000_000,
+        connector=venue.connect,
+        http=venue,
+        initial_backoff_s=0.001,
     )
-    socket = FakeSocket()
-    ex._ws = socket  # type: ignore[assignment]
-    return ex, socket
+    events = ExecutionRecorder()
+    task = asyncio.get_running_loop().create_task(ex.run(events))
+    await eventually(lambda: ex.connected, timeout_s=5, what="connected to the fake venue")
+    events.items.clear()  # the first ExecutionStatus
+    try:
+        yield ex, venue, events
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await ex.close()
 
 
-def answer(ex: BinanceWsApiExecution, body: dict[str, Any]) -> None:
-    ex._on_frame(orjson.dumps(body), 1)
+def orders_sent(venue: FakeVenue) -> list[dict[str, Any]]:
+    return [r for r in venue.socket.sent if r["method"] != "userDataStream.subscribe.signature"]
 
 
-async def test_place_writes_one_signed_order_place_before_the_first_await() -> None:
-    ex, socket = execution()
+async def test_place_writes_one_signed_order_place_before_the_first_await(
+    running: Running,
+) -> None:
+    ex, venue, _ = running
     coro = ex.place(OrderRequest("v", "BTC/USDT", "mm1-q", Side.BUY, 6_000_001, 100))
     coro.send(None)  # the first step: runs up to waiting on the response
-    assert len(socket.sent) == 1
-    request = socket.sent[0]
+    sent = orders_sent(venue)
+    assert len(sent) == 1
+    request = sent[0]
     params = request["params"]
     assert request["method"] == "order.place"
     assert params["price"] == "60000.01"
@@ -210,35 +287,36 @@ async def test_place_writes_one_signed_order_place_before_the_first_await() -> N
     assert params["newClientOrderId"] == "mm1-q"
     unsigned = {k: v for k, v in params.items() if k != "signature"}
     assert params["signature"] == signed_params(unsigned, make_signer(b"secret"))["signature"]
-    answer(ex, {"id": request["id"], "status": 200, "result": {"clientOrderId": "mm1-q"}})
+    venue.socket.answer(request["id"], {"clientOrderId": "mm1-q"})
     with pytest.raises(StopIteration):
         coro.send(None)
 
 
-async def test_error_response_becomes_a_rejected_update_with_the_venue_message() -> None:
-    ex, socket = execution()
-    events: list[ExecutionEvent] = []
-    ex._sink = events.append
+async def test_error_response_becomes_a_rejected_update_with_the_venue_message(
+    running: Running,
+) -> None:
+    ex, venue, events = running
     task = asyncio.get_running_loop().create_task(
         ex.place(OrderRequest("v", "BTC/USDT", "mm1-r", Side.BUY, 1, 100))
     )
-    await asyncio.sleep(0)
+    await eventually(lambda: orders_sent(venue), what="the order request")
     msg = "Order would immediately match and take."
-    answer(ex, {"id": socket.sent[0]["id"], "status": 400, "error": {"code": -2010, "msg": msg}})
+    venue.socket.answer(orders_sent(venue)[0]["id"], error={"code": -2010, "msg": msg})
     await task
-    assert len(events) == 1
-    assert isinstance(events[0], OrderUpdate)
-    assert (events[0].status, events[0].reason) == (OrderStatus.REJECTED, msg)
+    assert len(events.items) == 1
+    update = events.items[0]
+    assert isinstance(update, OrderUpdate)
+    assert (update.status, update.reason) == (OrderStatus.REJECTED, msg)
 
 
-async def test_spot_replace_is_one_cancel_replace_with_stop_on_failure() -> None:
-    ex, socket = execution()
+async def test_spot_replace_is_one_cancel_replace_with_stop_on_failure(running: Running) -> None:
+    ex, venue, _ = running
     task = asyncio.get_running_loop().create_task(
         ex.replace("mm1-old", OrderRequest("v", "BTC/USDT", "mm1-new", Side.SELL, 7, 100))
     )
-    await asyncio.sleep(0)
-    assert [r["method"] for r in socket.sent] == ["order.cancelReplace"]
-    params = socket.sent[0]["params"]
+    await eventually(lambda: orders_sent(venue), what="the replace request")
+    assert [r["method"] for r in orders_sent(venue)] == ["order.cancelReplace"]
+    params = orders_sent(venue)[0]["params"]
     assert (params["cancelReplaceMode"], params["cancelOrigClientOrderId"]) == (
         "STOP_ON_FAILURE",
         "mm1-old",
@@ -248,53 +326,76 @@ async def test_spot_replace_is_one_cancel_replace_with_stop_on_failure() -> None
         await task
 
 
-async def test_usdm_replace_writes_a_cancel_and_a_gtx_place_together() -> None:
-    ex, socket = execution(PERP)
+@pytest.mark.parametrize("running", ["usdm"], indirect=True)
+async def test_usdm_replace_writes_a_cancel_and_a_gtx_place_together(running: Running) -> None:
+    ex, venue, _ = running
     task = asyncio.get_running_loop().create_task(
         ex.replace("h-old", OrderRequest("p", "BTC/USDT:USDT", "h-new", Side.BUY, 600_000, 5))
     )
-    await asyncio.sleep(0)
-    assert [r["method"] for r in socket.sent] == ["order.cancel", "order.place"]
-    assert (socket.sent[1]["params"]["type"], socket.sent[1]["params"]["timeInForce"]) == (
-        "LIMIT",
-        "GTX",
-    )
+    await eventually(lambda: len(orders_sent(venue)) >= 2, what="cancel and place")
+    sent = orders_sent(venue)
+    assert [r["method"] for r in sent] == ["order.cancel", "order.place"]
+    assert (sent[1]["params"]["type"], sent[1]["params"]["timeInForce"]) == ("LIMIT", "GTX")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
 
 
-async def test_lost_connection_fails_pending_requests() -> None:
-    ex, _ = execution()
+@pytest.mark.parametrize("running", ["usdm"], indirect=True)
+async def test_usdm_user_data_comes_from_a_listen_key_made_over_rest(running: Running) -> None:
+    _, venue, _ = running
+    assert venue.http_requests == [("POST", "http://127.0.0.1:1/listenKey")]
+    assert len(venue.sockets) == 2  # the WS-API and the listen-key stream
+
+
+async def test_lost_connection_fails_pending_requests_and_is_reported(running: Running) -> None:
+    ex, venue, events = running
     task = asyncio.get_running_loop().create_task(
         ex.place(OrderRequest("v", "BTC/USDT", "mm1-l", Side.BUY, 1, 100))
     )
-    await asyncio.sleep(0)
-    ex._lost()
+    await eventually(lambda: orders_sent(venue), what="the order request")
+    venue.socket.drop()
     with pytest.raises(ConnectionError):
         await task
+    status = await events.wait_for(lambda e: isinstance(e, ExecutionStatus))
+    assert isinstance(status, ExecutionStatus)
+    assert not status.connected
 
 
-async def test_user_data_event_reaches_the_sink_as_fill_then_update() -> None:
-    ex, _ = execution()
-    events: list[ExecutionEvent] = []
-    ex._sink = events.append
-    answer(ex, {"subscriptionId": 0, "event": EXECUTION_REPORT_TRADE})
-    assert [type(e) for e in events] == [Fill, OrderUpdate]
-    assert events[0].ts_exchange_ns == 1_700_000_000_099_000_000
+async def test_a_dropped_connection_is_reopened_and_reported_up(running: Running) -> None:
+    ex, venue, events = running
+    venue.socket.drop()
+    await eventually(lambda: len(venue.sockets) == 2 and ex.connected, what="reconnected")
+    statuses = [e.connected for e in events.items if isinstance(e, ExecutionStatus)]
+    assert statuses == [False, True]
+    assert ex.reconnects == 1
+
+
+async def test_user_data_event_reaches_the_sink_as_fill_then_update(running: Running) -> None:
+    _, venue, events = running
+    venue.socket.push({"subscriptionId": 0, "event": EXECUTION_REPORT_TRADE})
+    assert [type(e) for e in events.items] == [Fill, OrderUpdate]
+    assert events.items[0].ts_exchange_ns == 1_700_000_000_099_000_000
 
 
 def test_repr_holds_neither_key_nor_secret() -> None:
     endpoints = WsApiEndpoints("ws://127.0.0.1:1/ws-api/v3")
-    ex = BinanceWsApiExecution(SPOT, endpoints, SecretStr("the-key"), SecretStr("the-secret"))
+    ex = BinanceWsApiExecution(
+        endpoints,
+        SecretStr("the-key"),
+        SecretStr("the-secret"),
+        venue="v",
+        usdm=False,
+        instruments=(SPOT,),
+    )
     assert "the-key" not in repr(ex)
     assert "the-secret" not in repr(ex)
 
 
-async def test_request_started_eagerly_from_a_callback_outside_any_task_completes() -> None:
-    ex, socket = execution()
-    events: list[ExecutionEvent] = []
-    ex._sink = events.append
+async def test_request_started_eagerly_from_a_callback_outside_any_task_completes(
+    running: Running,
+) -> None:
+    ex, venue, events = running
     tasks: set[asyncio.Task[None]] = set()
     request = OrderRequest("v", "BTC/USDT", "mm1-e", Side.BUY, 6_000_001, 100)
     started = asyncio.Event()
@@ -305,30 +406,26 @@ async def test_request_started_eagerly_from_a_callback_outside_any_task_complete
 
     asyncio.get_running_loop().call_soon(on_market_data)
     await started.wait()
-    assert len(socket.sent) == 1  # written within the callback
+    assert len(orders_sent(venue)) == 1  # written within the callback
     result = {"clientOrderId": "mm1-e", "orderId": 5, "status": "NEW", "side": "BUY"}
-    answer(ex, {"id": socket.sent[0]["id"], "status": 200, "result": result})
+    venue.socket.answer(orders_sent(venue)[0]["id"], result)
     await asyncio.gather(*tasks)
-    assert [e.status for e in events if isinstance(e, OrderUpdate)] == [OrderStatus.OPEN]
+    assert [e.status for e in events.items if isinstance(e, OrderUpdate)] == [OrderStatus.OPEN]
 
 
-# -- fills and orders across a reconnect --------------------------------------------------------
+# -- what the engine's reconcile asks of the venue ----------------------------------------------
 
 
-async def answer_next(
-    ex: BinanceWsApiExecution, socket: FakeSocket, method: str, result: Any
-) -> None:
+async def answer_next(venue: FakeVenue, method: str, result: Any) -> None:
     """Wait for the next request of `method` and answer it with `result`."""
-    async with asyncio.timeout(5):
-        while (
-            request := next(
-                (r for r in socket.sent if r["method"] == method and "answered" not in r), None
-            )
-        ) is None:
-            socket.wrote.clear()
-            await socket.wrote.wait()
+    sock = venue.socket
+    request = await eventually(
+        lambda: next((r for r in sock.sent if r["method"] == method and "answered" not in r), None),
+        timeout_s=5,
+        what=f"a {method} request",
+    )
     request["answered"] = True
-    answer(ex, {"id": request["id"], "status": 200, "result": result})
+    sock.answer(request["id"], result)
 
 
 MY_TRADE = {
@@ -344,68 +441,39 @@ def test_trade_row_becomes_the_same_fill_as_its_execution_report() -> None:
     assert from_row == from_report
 
 
-async def test_a_fill_delivered_twice_is_booked_once() -> None:
-    ex, _ = execution()
-    events: list[ExecutionEvent] = []
-    ex._sink = events.append
-    answer(ex, {"subscriptionId": 0, "event": EXECUTION_REPORT_TRADE})
-    answer(ex, {"subscriptionId": 0, "event": EXECUTION_REPORT_TRADE})
-    assert [type(e) for e in events] == [Fill, OrderUpdate, OrderUpdate]
+async def test_order_status_of_an_order_the_venue_forgot_is_none(running: Running) -> None:
+    ex, venue, _ = running
+    task = asyncio.get_running_loop().create_task(ex.order_status("BTC/USDT", "mm1-gone"))
+    request = await eventually(lambda: orders_sent(venue), what="order.status")
+    assert request[0]["params"]["origClientOrderId"] == "mm1-gone"
+    venue.socket.answer(request[0]["id"], error={"code": -2013, "msg": "Order does not exist."})
+    assert await task is None
 
 
-async def test_reconnect_recovers_the_fills_of_an_order_filled_while_down() -> None:
-    ex, socket = execution()
-    events: list[ExecutionEvent] = []
-    ex._sink = events.append
-    ex._ready.set()
-    answer(ex, {"subscriptionId": 0, "event": {**EXECUTION_REPORT_TRADE, "x": "NEW", "X": "NEW",
-                                                "l": "0", "z": "0", "t": -1}})  # fmt: skip
-    events.clear()
-    # Down, then up: the order filled meanwhile (first the known 0.0004, then 0.0006 more).
-    task = asyncio.get_running_loop().create_task(ex._reconcile())
-    await answer_next(ex, socket, "openOrders.status", [])
-    order = {"symbol": "BTCUSDT", "orderId": 42, "clientOrderId": "mm1-b1", "price": "60000.01",
-             "origQty": "0.00100000", "executedQty": "0.00100000", "status": "FILLED",
-             "side": "BUY", "updateTime": 1_700_000_000_200}  # fmt: skip
-    await answer_next(ex, socket, "order.status", order)
-    second = {**MY_TRADE, "id": 8, "qty": "0.00060000", "time": 1_700_000_000_150}
-    await answer_next(ex, socket, "myTrades", [second, MY_TRADE])
-    await task
-    fills = [e for e in events if isinstance(e, Fill)]
-    assert [(f.trade_id, f.size_lots) for f in fills] == [("7", 40), ("8", 60)]
-    assert isinstance(events[-1], OrderUpdate)
-    assert events[-1].status is OrderStatus.FILLED
-    # The venue's own event for a recovered fill arriving after all is not booked again.
-    answer(ex, {"subscriptionId": 0, "event": EXECUTION_REPORT_TRADE})
-    assert len([e for e in events if isinstance(e, Fill)]) == 2
-
-
-async def test_order_sent_just_before_the_connection_dropped_and_filled_is_recovered() -> None:
-    ex, socket = execution()
-    events: list[ExecutionEvent] = []
-    ex._sink = events.append
-    placing = asyncio.get_running_loop().create_task(
-        ex.place(OrderRequest("v", "BTC/USDT", "mm1-lost", Side.BUY, 6_000_001, 100))
+async def test_trades_of_an_order_come_oldest_first_labelled_with_its_client_id(
+    running: Running,
+) -> None:
+    ex, venue, _ = running
+    task = asyncio.get_running_loop().create_task(
+        ex.trades_since("BTC/USDT", order_id="42", client_order_id="mm1-b1")
     )
-    await asyncio.sleep(0)
-    ex._lost()  # the answer never comes
-    with pytest.raises(ConnectionError):
-        await placing
-    socket = FakeSocket()  # the new connection
-    ex._ws = socket  # type: ignore[assignment]
-    ex._ready.set()
-    task = asyncio.get_running_loop().create_task(ex._reconcile())
-    await answer_next(ex, socket, "openOrders.status", [])
-    order = {"symbol": "BTCUSDT", "orderId": 43, "clientOrderId": "mm1-lost",
-             "price": "60000.01", "origQty": "0.00100000", "executedQty": "0.00100000",
-             "status": "FILLED", "side": "BUY", "updateTime": 1_700_000_000_300}  # fmt: skip
-    await answer_next(ex, socket, "order.status", order)
-    trade = {**MY_TRADE, "id": 9, "orderId": 43, "qty": "0.00100000"}
-    await answer_next(ex, socket, "myTrades", [trade])
-    await task
-    assert [(type(e), e.client_order_id) for e in events] == [
-        (Fill, "mm1-lost"),
-        (OrderUpdate, "mm1-lost"),
+    second = {**MY_TRADE, "id": 8, "qty": "0.00060000", "time": 1_700_000_000_150}
+    await answer_next(venue, "myTrades", [second, MY_TRADE])
+    fills = await task
+    assert [(f.trade_id, f.size_lots, f.client_order_id) for f in fills] == [
+        ("7", 40, "mm1-b1"),
+        ("8", 60, "mm1-b1"),
     ]
-    assert isinstance(events[0], Fill)
-    assert events[0].size_lots == 100
+    assert orders_sent(venue)[0]["params"]["orderId"] == "42"
+
+
+async def test_trades_after_a_trade_id_are_read_a_page_at_a_time(running: Running) -> None:
+    ex, venue, _ = running
+    task = asyncio.get_running_loop().create_task(ex.trades_since("BTC/USDT", after_trade_id="6"))
+    page = [{**MY_TRADE, "id": 7 + i, "time": 1_700_000_000_000 + i} for i in range(1000)]
+    await answer_next(venue, "myTrades", page)
+    await answer_next(venue, "myTrades", [{**MY_TRADE, "id": 1007, "time": 1_700_000_002_000}])
+    fills = await task
+    assert len(fills) == 1001
+    sent = orders_sent(venue)
+    assert [r["params"]["fromId"] for r in sent] == ["7", "1007"]

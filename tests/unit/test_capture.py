@@ -6,9 +6,14 @@ from pathlib import Path
 
 import orjson
 
+from mm_daemon.binance.capture import (
+    CaptureRecorder,
+    FrameKind,
+    capture_files,
+    envelope_payload,
+    read_raw_frames,
+)
 from mm_daemon.core.instruments import BTC_USDT_PERP, BTC_USDT_SPOT
-from mm_daemon.sim.replay import FrameKind, capture_files, envelope_payload, read_raw_frames
-from mm_daemon.venues.capture import CaptureRecorder
 
 DEPTH = b'{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":5,"u":7,"b":[["60000.00","0.5"]],"a":[]}'
 TRADE = b'{"e":"trade","E":2,"s":"BTCUSDT","t":9,"p":"60000.01","q":"0.1","T":2,"m":true}'

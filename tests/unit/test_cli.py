@@ -45,7 +45,7 @@ def test_check_config_accepts_the_default_with_one_summary_line() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("ok: paper mode, quoting BTC/USDT on sim-spot")
+    assert lines[0].startswith("ok: paper mode, 2 markets: BTC/USDT on sim-spot")
 
 
 def test_check_config_reports_each_problem_on_its_own_line_and_exits_2(tmp_path: Path) -> None:
@@ -71,15 +71,15 @@ def test_check_config_on_bad_yaml_names_the_line_without_traceback(tmp_path: Pat
 
 def test_secret_in_yaml_exits_2_without_echoing_it(tmp_path: Path) -> None:
     data = yaml.safe_load(DEFAULT.read_text())
-    data["venues"]["maker"]["api_secret"] = "hunter2-hunter2"
+    data["venues"]["sim-spot"]["api_secret"] = "hunter2-hunter2"
     result = _cli("check-config", str(_write(tmp_path, data)))
     assert result.returncode == 2
-    assert "MMD_VENUES__MAKER__API_SECRET" in result.stderr
+    assert "MMD_VENUES__SIM_SPOT__API_SECRET" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
 
 
 def test_secret_from_environment_never_printed_by_check_config() -> None:
-    env = {"PATH": "/usr/bin:/bin", "MMD_VENUES__MAKER__API_SECRET": "topsecret-value-9"}
+    env = {"PATH": "/usr/bin:/bin", "MMD_VENUES__SIM_SPOT__API_SECRET": "topsecret-value-9"}
     result = _cli("check-config", str(DEFAULT), env=env)
     assert result.returncode == 0, result.stderr
     assert "topsecret-value-9" not in result.stdout + result.stderr

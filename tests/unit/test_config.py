@@ -28,8 +28,9 @@ def _problems(data: object, environ: dict[str, str] | None = None) -> list[str]:
 def test_default_config_is_valid() -> None:
     config = load_config(DEFAULT, environ={})
     assert config.mode.value == "paper"
-    assert config.venues.maker.endpoint == "sim"
-    assert config.venues.hedge is not None
+    assert config.venues["sim-spot"].endpoint == "sim"
+    assert [m.symbol for m in config.markets] == ["BTC/USDT", "ETH/USDT"]
+    assert all(m.hedge is not None for m in config.markets)
 
 
 def test_every_shipped_config_validates() -> None:
@@ -63,9 +64,8 @@ def test_negative_size_is_refused() -> None:
 
 def test_missing_symbol_is_refused() -> None:
     data = _default_data()
-    data["venues"] = {"maker": {"name": "sim-spot", "exchange": "binance"}}
-    data["hedging"] = {"mode": "off"}
-    assert _problems(data) == ["venues.maker.symbol: Field required"]
+    data["markets"] = [{"venue": "sim-spot"}]
+    assert _problems(data) == ["markets.0.symbol: Field required"]
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -110,12 +110,12 @@ def test_missing_file_is_one_clear_problem(tmp_path: Path) -> None:
 @pytest.mark.parametrize("field", ["api_key", "api_secret"])
 def test_secret_in_yaml_is_refused_with_how_to_pass_it(field: str) -> None:
     data = _default_data()
-    maker = dict(data["venues"]["maker"])  # type: ignore[index]
-    maker[field] = "s3cr3t-value"
-    data["venues"] = {**data["venues"], "maker": maker}  # type: ignore[dict-item]
+    spot = dict(data["venues"]["sim-spot"])  # type: ignore[index]
+    spot[field] = "s3cr3t-value"
+    data["venues"] = {**data["venues"], "sim-spot": spot}  # type: ignore[dict-item]
     (problem,) = _problems(data)
-    assert problem.startswith(f"venues.maker.{field}: secrets are not accepted")
-    assert f"MMD_VENUES__MAKER__{field.upper()}" in problem
+    assert problem.startswith(f"venues.sim-spot.{field}: secrets are not accepted")
+    assert f"MMD_VENUES__SIM_SPOT__{field.upper()}" in problem
     assert "s3cr3t-value" not in problem
 
 
@@ -134,44 +134,57 @@ def test_environment_override_is_validated_too() -> None:
     assert problem.startswith("quoting.levels: ")
 
 
-def test_unrelated_mmd_variables_are_ignored() -> None:
+def test_mmd_variables_read_outside_the_config_are_allowed() -> None:
     config = parse_config(_default_data(), {"MMD_DATA_DIR": "data", "MMD_CONFIRM_MAINNET": "no"})
     assert config.mode.value == "paper"
+
+
+def test_mmd_variable_naming_an_unknown_section_is_refused() -> None:
+    (problem,) = _problems(_default_data(), {"MMD_QUOTNG__SPREAD_BPS": "5"})
+    assert problem.startswith("MMD_QUOTNG__SPREAD_BPS: names no config section")
+    assert "quoting" in problem
+
+
+def test_mmd_variable_without_a_section_separator_is_refused() -> None:
+    (problem,) = _problems(_default_data(), {"MMD_SPREAD": "5"})
+    assert problem.startswith("MMD_SPREAD: names no config section")
 
 
 def test_secret_from_environment_is_a_secretstr() -> None:
     config = parse_config(
         _default_data(),
-        {"MMD_VENUES__MAKER__API_KEY": "key-123456", "MMD_VENUES__MAKER__API_SECRET": "007"},
+        {"MMD_VENUES__SIM_SPOT__API_KEY": "key-123456", "MMD_VENUES__SIM_SPOT__API_SECRET": "007"},
     )
-    assert config.venues.maker.api_key is not None
-    assert config.venues.maker.api_key.get_secret_value() == "key-123456"
+    spot = config.venues["sim-spot"]
+    assert spot.api_key is not None
+    assert spot.api_key.get_secret_value() == "key-123456"
     # A numeric-looking secret stays the exact string, not a YAML-parsed number.
-    assert config.venues.maker.api_secret is not None
-    assert config.venues.maker.api_secret.get_secret_value() == "007"
+    assert spot.api_secret is not None
+    assert spot.api_secret.get_secret_value() == "007"
 
 
 def test_secret_from_file(tmp_path: Path) -> None:
     (tmp_path / "secret.txt").write_text("file-secret-value\n")
     data = _default_data()
-    data["venues"]["maker"]["api_secret_file"] = "secret.txt"  # type: ignore[index]
+    data["venues"]["sim-spot"]["api_secret_file"] = "secret.txt"  # type: ignore[index]
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(data))
     config = load_config(path, environ={})
-    assert config.venues.maker.api_secret is not None
-    assert config.venues.maker.api_secret.get_secret_value() == "file-secret-value"
+    secret = config.venues["sim-spot"].api_secret
+    assert secret is not None
+    assert secret.get_secret_value() == "file-secret-value"
 
 
 def test_unreadable_secret_file_names_the_field(tmp_path: Path) -> None:
     data = _default_data()
-    data["venues"]["maker"]["api_secret_file"] = str(tmp_path / "missing")  # type: ignore[index]
+    data["venues"]["sim-spot"]["api_secret_file"] = str(tmp_path / "missing")  # type: ignore[index]
     (problem,) = _problems(data)
-    assert problem.startswith("venues.maker.api_secret_file: cannot read")
+    assert problem.startswith("venues.sim-spot.api_secret_file: cannot read")
 
 
 def test_secret_never_in_repr_or_summary() -> None:
     secret = "very-secret-key-42"
-    config = parse_config(_default_data(), {"MMD_VENUES__MAKER__API_SECRET": secret})
+    config = parse_config(_default_data(), {"MMD_VENUES__SIM_SPOT__API_SECRET": secret})
     assert secret not in repr(config)
     assert secret not in str(config)
     assert secret not in config.model_dump_json()
@@ -182,7 +195,7 @@ def test_secret_never_in_validation_errors() -> None:
     secret = "very-secret-key-43"
     problems = _problems(
         _default_data(),
-        {"MMD_VENUES__MAKER__API_SECRET": secret, "MMD_VENUES__MAKER__ENDPOINT": "ftp://x"},
+        {"MMD_VENUES__SIM_SPOT__API_SECRET": secret, "MMD_VENUES__SIM_SPOT__ENDPOINT": "ftp://x"},
     )
     assert problems
     assert all(secret not in p for p in problems)
@@ -192,41 +205,209 @@ def test_levels_beyond_inventory_limit_are_refused() -> None:
     data = _default_data()
     data["quoting"] = {"order_size_base": 0.05, "levels": 3}
     data["inventory"] = {"limit_base": 0.1}
-    (problem,) = _problems(data)
-    assert problem.startswith("quoting.order_size_base: 3 level(s) add up to 0.15")
+    (problem,) = _problems(data)  # BTC inherits them; ETH sets a size and limit of its own
+    assert problem.startswith("markets.0.quoting.order_size_base: 3 level(s) add up to 0.15")
 
 
 def test_min_spread_below_round_trip_fees_is_refused() -> None:
     data = _default_data()
-    data["venues"]["maker"]["maker_fee_bps"] = 1.5  # type: ignore[index]
+    data["venues"]["sim-spot"]["maker_fee_bps"] = 1.5  # type: ignore[index]
     data["quoting"] = {"min_spread_bps": 2.0}
     (problem,) = _problems(data)
-    assert problem.startswith("quoting.min_spread_bps: 2 bps is below the round-trip maker fee")
+    assert problem.startswith(
+        "markets.0.quoting.min_spread_bps: 2 bps is below the round-trip maker fee of 3 bps"
+    )
 
 
 def test_min_spread_below_fees_accepted_when_explicitly_allowed() -> None:
     data = _default_data()
-    data["venues"]["maker"]["maker_fee_bps"] = 1.5  # type: ignore[index]
+    data["venues"]["sim-spot"]["maker_fee_bps"] = 1.5  # type: ignore[index]
     data["quoting"] = {"min_spread_bps": 2.0, "allow_spread_below_fees": True}
-    assert parse_config(data, {}).quoting.min_spread_bps == 2.0
+    assert parse_config(data, {}).markets[0].quoting.min_spread_bps == 2.0
 
 
-def test_hedging_without_hedge_venue_is_refused() -> None:
+def test_hedging_without_a_hedge_is_refused() -> None:
     data = _default_data()
-    del data["venues"]["hedge"]  # type: ignore[attr-defined]
+    data["markets"] = [{"venue": "sim-spot", "symbol": "BTC/USDT"}]
     data["hedging"] = {"mode": "threshold"}
     (problem,) = _problems(data)
-    assert problem.startswith("hedging.mode: hedging needs venues.hedge")
+    assert problem.startswith("markets.0.hedging.mode: hedging needs markets.0.hedge")
 
 
 def test_endpoint_must_be_known_or_a_url() -> None:
     data = _default_data()
-    data["venues"]["maker"]["endpoint"] = "moon"  # type: ignore[index]
+    data["venues"]["sim-spot"]["endpoint"] = "moon"  # type: ignore[index]
     (problem,) = _problems(data)
-    assert problem.startswith("venues.maker.endpoint: ")
+    assert problem.startswith("venues.sim-spot.endpoint: ")
 
 
 def test_config_is_frozen() -> None:
     config = load_config(DEFAULT, environ={})
     with pytest.raises(Exception, match="frozen"):
         config.mode = config.mode  # type: ignore[misc]
+
+
+# -- several markets ----------------------------------------------------------------------------
+
+ONE_MARKET = """
+venues:
+  spot: {exchange: binance}
+  perp: {exchange: binanceusdm}
+markets:
+  - {venue: spot, symbol: BTC/USDT, hedge: {venue: perp, symbol: BTC/USDT:USDT}}
+"""
+
+
+def test_one_market_is_a_few_lines() -> None:
+    config = parse_config(yaml.safe_load(ONE_MARKET), {})
+    (market,) = config.markets
+    assert (market.name, market.asset) == ("BTC/USDT@spot", "BTC")
+    assert config.venue_of(market).name == "spot"
+    assert market.hedge is not None
+    assert market.hedge.venue == "perp"
+
+
+def test_a_market_takes_the_defaults_with_its_own_keys_on_top() -> None:
+    data = _default_data()
+    data["quoting"] = {"model": "fixed", "spread_bps": 3.0, "levels": 1}
+    btc, eth = parse_config(data, {}).markets
+    assert (btc.quoting.model.value, btc.quoting.spread_bps) == ("fixed", 3.0)
+    assert (eth.quoting.model.value, eth.quoting.order_size_base) == ("fixed", 0.2)
+    assert (btc.inventory.limit_base, eth.inventory.limit_base) == (0.1, 2.0)
+
+
+def test_a_bad_key_in_a_default_section_is_reported_once() -> None:
+    data = _default_data()
+    data["inventory"] = {"limit_bse": 1.0}
+    assert _problems(data) == [
+        "inventory.limit_bse: unknown key (check its spelling against config/schema.json)"
+    ]
+
+
+def test_a_market_on_an_unknown_venue_is_refused_naming_the_venues() -> None:
+    data = _default_data()
+    data["markets"] = [{"venue": "sim-spto", "symbol": "BTC/USDT"}]
+    data["hedging"] = {"mode": "off"}
+    (problem,) = _problems(data)
+    assert problem.startswith("markets.0.venue: 'sim-spto' is not a venue")
+    assert "sim-perp, sim-spot" in problem
+
+
+def test_the_same_market_twice_is_refused() -> None:
+    data = _default_data()
+    data["markets"] = [data["markets"][0], data["markets"][0]]  # type: ignore[index]
+    (problem,) = _problems(data)
+    assert problem.startswith("markets.1.name: 'BTC/USDT@sim-spot' is also markets.0's name")
+
+
+def test_markets_of_one_asset_must_hedge_alike() -> None:
+    data = yaml.safe_load(ONE_MARKET)
+    data["venues"]["spot2"] = {"exchange": "binance"}
+    data["markets"].append(
+        {
+            "venue": "spot2",
+            "symbol": "BTC/USDT",
+            "hedge": {"venue": "perp", "symbol": "BTC/USDT:USDT"},
+            "hedging": {"threshold_base": 0.5},
+        }
+    )
+    (problem,) = _problems(data)
+    assert problem.startswith("markets.1.hedge: markets of BTC are hedged together")
+
+
+def test_an_old_shape_config_is_refused_saying_where_each_field_moved() -> None:
+    old = {
+        "venues": {
+            "maker": {"name": "sim-spot", "exchange": "binance", "symbol": "BTC/USDT"},
+            "hedge": {
+                "name": "sim-perp",
+                "exchange": "binanceusdm",
+                "symbol": "BTC/USDT:USDT",
+                "hedge_ratio": 1.0,
+            },
+        }
+    }
+    assert _problems(old) == [
+        "venues.maker.name: a venue is now named by its key: venues.sim-spot: "
+        "{exchange: ..., endpoint: ...}",
+        "venues.maker.exchange: moved to venues.sim-spot.exchange",
+        "venues.maker.symbol: moved to markets[0].symbol, with markets[0].venue: sim-spot "
+        "(a market is a symbol on a named venue)",
+        "venues.hedge.name: a venue is now named by its key: venues.sim-perp: "
+        "{exchange: ..., endpoint: ...}",
+        "venues.hedge.exchange: moved to venues.sim-perp.exchange",
+        "venues.hedge.symbol: moved to markets[0].hedge.symbol, with markets[0].hedge.venue: "
+        "sim-perp (a market is a symbol on a named venue)",
+        "venues.hedge.hedge_ratio: moved to hedging.ratio (the hedge's units per unit)",
+    ]
+
+
+def test_a_market_field_is_overridden_from_the_environment_by_index() -> None:
+    config = parse_config(_default_data(), {"MMD_MARKETS__1__QUOTING__SPREAD_BPS": "9"})
+    assert [m.quoting.spread_bps for m in config.markets] == [1.0, 9.0]
+
+
+def test_an_override_of_a_market_that_does_not_exist_is_refused() -> None:
+    (problem,) = _problems(_default_data(), {"MMD_MARKETS__5__QUOTING__SPREAD_BPS": "9"})
+    assert problem.startswith("markets.5.quoting.spread_bps: no such entry")
+
+
+def test_portfolio_limits_are_read() -> None:
+    config = load_config(DEFAULT, environ={})
+    assert config.portfolio.max_gross_notional_quote == 50_000.0
+    assert config.portfolio.max_net_notional_quote is None
+
+
+def test_the_simulator_lists_btc_and_eth_unless_told_otherwise() -> None:
+    config = load_config(DEFAULT, environ={})
+    assert [asset.base for asset in config.sim.assets] == ["BTC", "ETH"]
+
+
+def test_a_simulator_asset_may_be_a_name_or_a_mapping() -> None:
+    data = _default_data()
+    data["sim"] = {"assets": ["BTC", {"base": "SOL", "start_price_quote": 150.0}]}
+    btc, sol = parse_config(data, {}).sim.assets
+    assert (btc.base, btc.start_price_quote) == ("BTC", None)
+    assert (sol.base, sol.start_price_quote) == ("SOL", 150.0)
+
+
+def test_a_simulator_asset_listed_twice_is_refused() -> None:
+    data = _default_data()
+    data["sim"] = {"assets": ["BTC", "ETH", "BTC"]}
+    assert _problems(data) == ["sim.assets.2.base: BTC is listed twice"]
+
+
+def test_a_lower_case_simulator_asset_is_refused_naming_it() -> None:
+    data = _default_data()
+    data["sim"] = {"assets": ["BTC", "eth"]}
+    (problem,) = _problems(data)
+    assert problem.startswith("sim.assets.1.base: String should match pattern")
+
+
+def test_a_correlation_on_the_first_simulator_asset_is_refused() -> None:
+    data = _default_data()
+    data["sim"] = {"assets": [{"base": "BTC", "return_correlation": 0.5}, "ETH"]}
+    assert _problems(data) == [
+        "sim.assets.0.return_correlation: the first asset drives the others; set the "
+        "correlation on the others"
+    ]
+
+
+def test_a_scheduled_fault_on_a_symbol_the_simulator_does_not_list_is_refused() -> None:
+    data = _default_data()
+    data["sim"] = {
+        "faults": [{"at_seconds": 1, "venue": "sim-spot", "kind": "gap", "symbol": "SOLUSDT"}]
+    }
+    assert _problems(data) == ["sim.faults.0.symbol: SOLUSDT is not listed (sim.assets: BTC, ETH)"]
+
+
+def test_a_scheduled_fault_of_the_whole_venue_naming_a_symbol_is_refused() -> None:
+    data = _default_data()
+    data["sim"] = {
+        "faults": [
+            {"at_seconds": 1, "venue": "sim-spot", "kind": "disconnect", "symbol": "ETHUSDT"}
+        ]
+    }
+    assert _problems(data) == [
+        "sim.faults.0.symbol: disconnect acts on the whole venue; leave symbol out"
+    ]

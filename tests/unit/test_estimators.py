@@ -9,6 +9,9 @@ from collections.abc import Callable
 import orjson
 import pytest
 
+from mm_daemon.binance.capture import default_data_dir, read_capture
+from mm_daemon.binance.depth import BinanceDepthSync
+from mm_daemon.binance.frames import parse_depth_event, parse_levels, parse_trade_event
 from mm_daemon.core.book import SequenceRule
 from mm_daemon.core.estimators import (
     EwmaVolatility,
@@ -18,14 +21,6 @@ from mm_daemon.core.estimators import (
 )
 from mm_daemon.core.market_state import MarketState
 from mm_daemon.core.types import Instrument, InstrumentKind
-from mm_daemon.venues.binance_native import (
-    BinanceDepthSync,
-    parse_depth_event,
-    parse_levels,
-    parse_trade_event,
-    read_capture,
-    recorded_data_dir,
-)
 
 S = 1_000_000_000
 
@@ -135,7 +130,7 @@ def test_touch_imbalance_sign_and_range() -> None:
     assert touch_imbalance(0, 0) == 0.0
 
 
-DATA = recorded_data_dir()
+DATA = default_data_dir() if default_data_dir().is_dir() else None
 
 
 @pytest.mark.data

@@ -17,6 +17,7 @@ from mm_daemon.core.types import (
     Side,
     Trade,
 )
+from mm_daemon.engine import wiring
 
 S = 1_000_000_000
 SPOT = Instrument("spot", "BTC/USDT", "BTCUSDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 1e-5)
@@ -78,7 +79,7 @@ def test_cross_venue_falls_back_to_own_mid_without_reference() -> None:
 
 def test_market_state_follows_the_configured_model() -> None:
     cfg = MarketDataConfig(fair_value="mid")
-    state = MarketState.from_config(SPOT, cfg)
+    state = wiring.market_state(SPOT, cfg)
     state.on_event(snapshot("spot", 100, 104, 9, 1))
     assert state.fair_value_ticks == 102.0
     assert state.fair_value_price == pytest.approx(1.02)

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mm_daemon.binance import frames as binance_frames
+from mm_daemon.binance.frames import parse_levels
 from mm_daemon.core.book import ApplyResult, Book, SequenceRule
-from mm_daemon.venues import binance_native
-from mm_daemon.venues.binance_native import parse_levels
 
-frames = binance_native.compiled_frame_parser
+frames = binance_frames.compiled_frame_parser
 pytestmark = pytest.mark.skipif(frames is None, reason="mm_daemon._levels is not built here")
 
 TICK, LOT = 0.01, 0.00001  # Binance spot BTCUSDT
@@ -293,8 +293,8 @@ def test_the_compiled_builders_make_the_objects_the_constructors_make() -> None:
     delta_args = ("v", "BTC/USDT", 1, 2, 3, 4, 2, ((1, 2),), ())
     trade_args = ("v", "BTC/USDT", 1, 2, 77, 100, 5, Side.SELL)
     for build_delta, build_trade in (
-        (binance_native.new_book_delta, binance_native.new_trade),
-        (binance_native._delta_constructor(), binance_native._trade_constructor()),
+        (binance_frames.new_book_delta, binance_frames.new_trade),
+        (binance_frames._delta_constructor(), binance_frames._trade_constructor()),
     ):
         delta = build_delta(*delta_args)
         assert type(delta) is BookDelta
@@ -344,3 +344,16 @@ def test_a_builder_refuses_a_class_with_a_dict() -> None:
 
     with pytest.raises(TypeError, match="__slots__"):
         SlotBuilder(Plain, ())
+
+
+def test_a_size_half_way_between_two_lots_is_left_to_the_general_path() -> None:
+    """Off the lot grid (never from Binance; a damaged frame) the compiled reader refuses
+    rather than rounding the half lot its own way: the general path then decides."""
+    raw = DEPTH.replace(b'"1.5"', b'"0.00001500"')
+    assert parse_depth(raw) is None
+    trade = (
+        b'{"e":"trade","E":1,"s":"BTCUSDT","t":7,"p":"60000.01","q":"0.00001500",'
+        b'"T":1,"m":true,"M":true}'
+    )
+    assert parse_trade(trade) is None
+    assert parse_trade(trade.replace(b'"0.00001500"', b'"0.00002000"')) is not None

@@ -14,13 +14,13 @@ from typing import Any
 import orjson
 import pytest
 
+from mm_daemon.binance.capture import default_data_dir
 from mm_daemon.config import (
     HedgeMode,
     HedgeRatioMode,
     HedgeVenueDownReaction,
-    HedgingConfig,
 )
-from mm_daemon.core.hedging import HedgeIntent, Hedger, RollingBeta
+from mm_daemon.core.hedging import HedgeIntent, HedgeParams, Hedger, RollingBeta
 from mm_daemon.core.instruments import BTC_USDT_PERP
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.quoting import HedgeDown
@@ -34,7 +34,6 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
-from mm_daemon.sim.replay import default_data_dir
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
@@ -52,7 +51,7 @@ def hedger(instrument: Instrument = PERP, **overrides: Any) -> Hedger:
         "max_slippage_bps": 5.0,
     }
     settings.update(overrides)
-    h = Hedger(HedgingConfig(**settings), instrument)
+    h = Hedger(HedgeParams(**settings), instrument)
     h.on_touch(BID, ASK)
     h.on_fair_values(T0, 60_000.0, 60_000.05)
     return h
@@ -288,25 +287,19 @@ def test_stale_hedge_venue_sends_no_hedge() -> None:
 def test_stale_hedge_venue_widens_quotes_when_configured() -> None:
     h = hedger(on_hedge_venue_down=HedgeVenueDownReaction.WIDEN, down_widen_bps=12.0)
     h.on_venue_status(stale=True)
-    constraint = h.quote_constraint(T0)
-    assert constraint.extra_spread_bps == 12.0
-    assert not constraint.reduce_only
-    assert not constraint.stop
+    assert h.hedge_down(T0) == HedgeDown("widen", widen_bps=12.0)
 
 
 def test_stale_hedge_venue_quotes_only_the_reducing_side_when_configured() -> None:
     h = hedger(on_hedge_venue_down=HedgeVenueDownReaction.REDUCE_ONLY)
     h.on_venue_status(stale=True)
-    constraint = h.quote_constraint(T0)
-    assert constraint.reduce_only
-    assert not constraint.stop
-    assert constraint.extra_spread_bps == 0
+    assert h.hedge_down(T0) == HedgeDown("reduce_only", widen_bps=10.0)
 
 
 def test_stale_hedge_venue_stops_quoting_when_configured() -> None:
     h = hedger(on_hedge_venue_down=HedgeVenueDownReaction.STOP)
     h.on_venue_status(stale=True)
-    assert h.quote_constraint(T0).stop
+    assert h.hedge_down(T0) == HedgeDown("stop", widen_bps=10.0)
 
 
 def test_quote_engine_form_of_the_reaction_follows_the_outage() -> None:
@@ -317,14 +310,14 @@ def test_quote_engine_form_of_the_reaction_follows_the_outage() -> None:
 
 
 def test_healthy_hedge_venue_imposes_no_constraint() -> None:
-    assert not hedger().quote_constraint(T0).active
+    assert hedger().hedge_down(T0) is None
 
 
 def test_recovered_hedge_venue_lifts_the_constraint_and_hedges_again() -> None:
     h = hedger()
     h.on_venue_status(stale=True)
     h.on_venue_status(stale=False)
-    assert not h.quote_constraint(T0).active
+    assert h.hedge_down(T0) is None
     assert h.decide(T0, 0.05) is not None
 
 
@@ -333,14 +326,16 @@ def test_hedge_venue_stays_down_until_every_source_recovers() -> None:
     h.on_venue_status(stale=True, source="market_data")
     h.on_venue_status(stale=True, reason="order entry disconnected", source="orders")
     h.on_venue_status(stale=False, source="market_data")
-    assert h.quote_constraint(T0).reason == "order entry disconnected"
+    down = h.hedge_down(T0)
+    assert down is not None
+    assert down.reason == "order entry disconnected"
     h.on_venue_status(stale=False, source="orders")
-    assert not h.quote_constraint(T0).active
+    assert h.hedge_down(T0) is None
 
 
 def test_hedge_venue_without_a_book_counts_as_down() -> None:
-    h = Hedger(HedgingConfig(on_hedge_venue_down=HedgeVenueDownReaction.STOP), PERP)
-    assert h.quote_constraint(T0).stop
+    h = Hedger(HedgeParams(on_hedge_venue_down=HedgeVenueDownReaction.STOP), PERP)
+    assert h.hedge_down(T0) == HedgeDown("stop", widen_bps=10.0)
     assert h.decide(T0, 0.05) is None
 
 
@@ -348,10 +343,12 @@ def test_rejecting_hedge_venue_is_down_until_the_timeout_passes() -> None:
     h = hedger(hedge_timeout_seconds=5.0)
     intent = decide(h, 0.05)
     h.on_order_update(update(intent, OrderStatus.REJECTED, 0), T0 + 1)
-    assert h.quote_constraint(T0 + 2).reduce_only
-    assert "rejected" in h.quote_constraint(T0 + 2).reason
+    down = h.hedge_down(T0 + 2)
+    assert down is not None
+    assert down.reaction == "reduce_only"
+    assert "rejected" in down.reason
     assert h.decide(T0 + 2, 0.05) is None
-    assert not h.quote_constraint(T0 + 1 + 5 * S).active
+    assert h.hedge_down(T0 + 1 + 5 * S) is None
     assert h.decide(T0 + 1 + 5 * S, 0.05) is not None
 
 
@@ -359,14 +356,16 @@ def test_timed_out_hedge_marks_the_venue_down() -> None:
     h = hedger(hedge_timeout_seconds=5.0, on_hedge_venue_down=HedgeVenueDownReaction.STOP)
     decide(h, 0.05)
     h.decide(T0 + 5 * S, 0.05)
-    assert h.quote_constraint(T0 + 5 * S).stop
+    down = h.hedge_down(T0 + 5 * S)
+    assert down is not None
+    assert down.reaction == "stop"
 
 
 def test_off_mode_never_hedges_nor_constrains_quoting() -> None:
     h = hedger(mode=HedgeMode.OFF)
     h.on_venue_status(stale=True)
     assert h.decide(T0, 1.0) is None
-    assert not h.quote_constraint(T0).active
+    assert h.hedge_down(T0) is None
 
 
 # -- time above the threshold -----------------------------------------------------------
@@ -453,7 +452,7 @@ def test_hedging_loop_keeps_net_exposure_within_threshold_plus_one_fill() -> Non
     )
     ledger = Ledger(spot)
     ledger.add_instrument(PERP)
-    h = Hedger(HedgingConfig(threshold_base=0.02, max_slippage_bps=5.0), PERP)
+    h = Hedger(HedgeParams(threshold_base=0.02, max_slippage_bps=5.0), PERP)
     rng = random.Random(5)
     fair = 60_000.0
     worst = 0.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
@@ -205,3 +207,75 @@ def test_fill_on_an_unregistered_instrument_is_refused() -> None:
     book = Ledger(SPOT)
     with pytest.raises(KeyError, match="sim-perp"):
         book.on_fill(fill(PERP, Side.BUY, 100, 1))
+
+
+# -- restart: exported state ----------------------------------------------------------------
+
+
+def traded_ledger() -> Ledger:
+    book = ledger({"sim-perp": 0.8})
+    book.on_fair_value("sim-spot", "BTC/USDT", 60_000.013)
+    book.on_fair_value("sim-perp", "BTC/USDT:USDT", 60_020.5)
+    book.on_fill(fill(SPOT, Side.BUY, 59_999.99, 0.12345, fee=-0.0007))
+    book.on_fill(fill(PERP, Side.SELL, 60_019.9, 0.1, fee=0.0012, client_order_id="hdg-1"))
+    book.on_fill(fill(SPOT, Side.SELL, 60_001.01, 0.2, fee=0.0048, liquidity=Liquidity.TAKER))
+    book.on_fair_value("sim-spot", "BTC/USDT", 60_003.7)
+    return book
+
+
+def test_restored_ledger_continues_exactly_like_the_original() -> None:
+    original = traded_ledger()
+    restored = ledger({"sim-perp": 0.8})
+    restored.restore_state(original.export_state())
+    for book in (original, restored):
+        book.on_fill(fill(SPOT, Side.BUY, 60_000.5, 0.3, fee=0.0001))
+        book.on_fair_value("sim-perp", "BTC/USDT:USDT", 60_031.1)
+    assert restored.export_state() == original.export_state()
+    assert restored.pnl() == original.pnl()
+
+
+def test_exported_state_survives_json_with_integers_exact() -> None:
+    original = traded_ledger()
+    restored = ledger({"sim-perp": 0.8})
+    restored.restore_state(json.loads(json.dumps(original.export_state())))
+    assert restored.pnl() == original.pnl()
+    assert restored.position("sim-spot", "BTC/USDT").cost_basis == (
+        original.position("sim-spot", "BTC/USDT").cost_basis
+    )
+
+
+def test_restore_refuses_a_position_counted_in_other_ticks() -> None:
+    state = traded_ledger().export_state()
+    other = Ledger(replace(SPOT, tick_size=0.1))
+    other.add_instrument(PERP)
+    with pytest.raises(ValueError, match="tick, lot and contract size"):
+        other.restore_state(state)
+    assert other.position("sim-spot", "BTC/USDT").lots == 0
+
+
+def test_restore_refuses_a_position_on_an_instrument_not_traded_here() -> None:
+    state = traded_ledger().export_state()
+    with pytest.raises(ValueError, match="sim-perp BTC/USDT:USDT"):
+        Ledger(SPOT).restore_state(state)
+
+
+def test_a_fill_booked_with_its_recorded_marks_books_as_it_did_then() -> None:
+    book = ledger()
+    book.on_fair_value("sim-spot", "BTC/USDT", 60_000.0)
+    late = fill(SPOT, Side.BUY, 59_999.5, 0.01)
+    marks = book.entry_marks(late)
+    later = ledger()
+    later.on_fair_value("sim-spot", "BTC/USDT", 61_000.0)
+    later.on_fill(late, marks)
+    book.on_fill(late)
+    later.on_fair_value("sim-spot", "BTC/USDT", 60_000.0)
+    assert later.pnl() == book.pnl()
+
+
+def test_entry_marks_of_a_hedge_fill_come_from_its_decision() -> None:
+    book = ledger()
+    book.on_fair_value("sim-perp", "BTC/USDT:USDT", 60_050.0)
+    book.on_hedge_decision("x-7", 60_010.0, 60_000.0)
+    marks = book.entry_marks(fill(PERP, Side.SELL, 60_000, 0.1, client_order_id="x-7"))
+    assert marks.hedge
+    assert marks.entry_nanos == 60_010 * 1_000_000_000

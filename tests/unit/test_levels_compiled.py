@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mm_daemon.venues import binance_native
+from mm_daemon.binance import frames as binance_frames
 
-apply_side = binance_native.compiled_apply_side
+apply_side = binance_frames.compiled_apply_side
 pytestmark = pytest.mark.skipif(apply_side is None, reason="mm_daemon._levels is not built here")
 
 TICK, LOT = 0.01, 0.00001  # Binance spot BTCUSDT

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from mm_daemon.config import MarketDataConfig
 from mm_daemon.core.instruments import BTC_USDT_SPOT
-from mm_daemon.core.market_state import MarketState
 from mm_daemon.core.types import BookSnapshot, Side, Trade
+from mm_daemon.engine import wiring
 
 SPOT = replace(BTC_USDT_SPOT, venue="spot")
 RECORDED_NS = 1_723_161_254_000_000_000  # 2024-08-08, as the captures carry
@@ -29,7 +29,7 @@ def _replayed_snapshot(i: int, mid: int) -> BookSnapshot:
 
 
 def test_volatility_moves_on_replayed_data_whose_exchange_times_are_years_old() -> None:
-    state = MarketState.from_config(SPOT, MarketDataConfig(fair_value="mid"))
+    state = wiring.market_state(SPOT, MarketDataConfig(fair_value="mid"))
     # A REST snapshot carries no exchange time: the adapter stamps it with today's clock.
     first = _replayed_snapshot(0, 6_000_000)
     state.on_event(BookSnapshot("spot", SPOT.symbol, TODAY_NS, TODAY_NS, 0, first.bids, first.asks))
@@ -39,7 +39,7 @@ def test_volatility_moves_on_replayed_data_whose_exchange_times_are_years_old() 
 
 
 def test_trade_intensity_fits_on_the_clock_the_caller_asks_with() -> None:
-    state = MarketState.from_config(SPOT, MarketDataConfig(fair_value="mid"))
+    state = wiring.market_state(SPOT, MarketDataConfig(fair_value="mid"))
     state.on_event(_replayed_snapshot(0, 6_000_000))
     for i in range(400):
         distance = i % 4

@@ -24,6 +24,7 @@ from mm_daemon.core.types import (
 from mm_daemon.engine.metrics import Metrics
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
 from mm_daemon.venues.base import ExecutionSink
+from tests.support import sample
 
 NS = 1_000_000_000
 INSTRUMENT = Instrument(
@@ -387,8 +388,8 @@ async def test_tick_to_quote_is_measured_from_the_event_receipt() -> None:
     execution, clock, metrics = FakeExecution(), Clock(), Metrics()
     om = manager(execution, clock, metrics=metrics)
     om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0, event_ts_ns=clock.now - 40_000)
-    count = metrics.registry.get_sample_value("mm_tick_to_quote_seconds_count")
-    total = metrics.registry.get_sample_value("mm_tick_to_quote_seconds_sum")
+    count = sample(metrics.registry, "mm_tick_to_quote_seconds_count", market="BTC/USDT@paper")
+    total = sample(metrics.registry, "mm_tick_to_quote_seconds_sum", market="BTC/USDT@paper")
     assert count == 1.0
     assert total == pytest.approx(40e-6)
     await om.drain()
@@ -398,7 +399,7 @@ def test_settings_from_config_convert_seconds_to_ns() -> None:
     settings = OrderManagerSettings.from_config(
         QuotingConfig(max_order_age_seconds=2.5),
         RiskConfig(),
-        VenueConfig(name="v", exchange="binance", symbol="BTC/USDT"),
+        VenueConfig(name="v", exchange="binance"),
     )
     assert settings.max_order_age_ns == 2_500_000_000
 
@@ -489,8 +490,13 @@ async def test_orders_started_together_may_wait_on_the_same_future() -> None:
     assert execution.actions() == ["place", "place"]
     assert len(om.live_orders()) == 2
     # Two sends, none failed and sent again.
-    assert metrics.orders.labels("paper", "place")._value.get() == 2
-    assert metrics.order_rejects.labels("paper", "error")._value.get() == 0
+    assert sample(metrics.registry, "mm_orders_total", market="BTC/USDT@paper", action="place") == 2
+    assert (
+        sample(
+            metrics.registry, "mm_order_rejects_total", default=0.0, venue="paper", reason="error"
+        )
+        == 0
+    )
 
 
 class PostOnlyRejectingExecution(FakeExecution):

@@ -1,6 +1,5 @@
 """The compiled order-entry path (`mm_daemon._orderwire`) against the Python it stands in for:
-HMAC-SHA256 signatures equal `hmac`'s for every key and payload, and client frames equal the
-Python writer's and unmask to the payload."""
+HMAC-SHA256 signatures equal `hmac`'s for every key and payload."""
 
 from __future__ import annotations
 
@@ -10,9 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mm_daemon import signing
-from mm_daemon.signing import make_signer
-from mm_daemon.venues import binance_native
+from mm_daemon.binance import signing
+from mm_daemon.binance.signing import make_signer
 
 try:
     from mm_daemon import _orderwire
@@ -80,48 +78,3 @@ def test_signer_repr_never_shows_the_secret() -> None:
 def test_compiled_signer_refuses_a_key_that_is_not_bytes() -> None:
     with pytest.raises(TypeError):
         _orderwire.Signer("text")  # type: ignore[arg-type]
-
-
-def unmask(frame: bytes) -> tuple[int, bytes]:
-    """(opcode, payload) of a masked client frame, read as a server does."""
-    assert frame[0] & 0x80  # FIN
-    assert frame[1] & 0x80  # MASK
-    n = frame[1] & 0x7F
-    at = 2
-    if n == 126:
-        n, at = int.from_bytes(frame[2:4], "big"), 4
-    elif n == 127:
-        n, at = int.from_bytes(frame[2:10], "big"), 10
-    mask, body = frame[at : at + 4], frame[at + 4 :]
-    assert len(body) == n
-    return frame[0] & 0x0F, bytes(b ^ mask[i % 4] for i, b in enumerate(body))
-
-
-@compiled
-@pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65_535, 65_536, 70_000])
-def test_compiled_frame_equals_the_python_frame_at_every_length_form(length: int) -> None:
-    payload = bytes(i % 251 for i in range(length))
-    mask = b"\x12\x34\xab\xcd"
-    frame = _orderwire.client_frame(1, payload, mask)
-    assert frame == binance_native._python_client_frame(1, payload, mask)
-    assert unmask(frame) == (1, payload)
-
-
-@compiled
-def test_compiled_frame_refuses_a_mask_that_is_not_four_bytes() -> None:
-    with pytest.raises(ValueError, match="mask"):
-        _orderwire.client_frame(1, b"x", b"abc")
-    with pytest.raises(ValueError, match="opcode"):
-        _orderwire.client_frame(16, b"x", b"abcd")
-
-
-def test_every_frame_gets_a_fresh_mask_across_pool_refills() -> None:
-    source = binance_native._MaskSource()
-    masks = [source.next() for _ in range(3 * binance_native._MaskSource.BATCH // 4)]
-    assert all(len(m) == 4 for m in masks)
-    assert len(set(masks)) > len(masks) * 0.99  # random 32-bit keys: repeats are rare
-
-
-def test_client_frame_unmasks_to_its_payload() -> None:
-    payload = b'{"id":1,"method":"order.cancelReplace"}'
-    assert unmask(binance_native._client_frame(1, payload)) == (1, payload)

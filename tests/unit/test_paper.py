@@ -7,6 +7,8 @@ import asyncio
 import orjson
 import pytest
 
+from mm_daemon.binance.capture import default_data_dir, read_capture
+from mm_daemon.binance.frames import parse_depth_event, parse_snapshot, parse_trade_event
 from mm_daemon.config import FillModel, PaperConfig
 from mm_daemon.core.book import Book
 from mm_daemon.core.quoting import MarketInputs, QuoteParams, Quoter
@@ -27,13 +29,6 @@ from mm_daemon.core.types import (
     Trade,
 )
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
-from mm_daemon.venues.binance_native import (
-    parse_depth_event,
-    parse_snapshot,
-    parse_trade_event,
-    read_capture,
-    recorded_data_dir,
-)
 from mm_daemon.venues.paper import POST_ONLY_REJECT, PaperExecution, PaperMatcher
 
 # 1000.00 USDT with a 0.01 tick = 100_000 ticks; lot 0.001 base; maker 10 bps, taker 20 bps.
@@ -317,7 +312,7 @@ RECORDED = Instrument(
 
 def recorded_spot_events(seconds: float) -> list[MarketEvent]:
     """The first `seconds` of recorded BTCUSDT spot after its REST snapshot, as core events."""
-    data = recorded_data_dir()
+    data = default_data_dir() if default_data_dir().is_dir() else None
     if data is None:
         pytest.skip("recorded Binance captures not found (set MMD_DATA_DIR)")
     events: list[MarketEvent] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from mm_daemon.core.hedging import HedgeIntent
 from mm_daemon.core.instruments import BTC_USDT_PERP, BTC_USDT_SPOT
 from mm_daemon.core.inventory import Ledger
-from mm_daemon.core.pnl import COMPONENTS
+from mm_daemon.core.pnl import COMPONENTS, Attribution, InstrumentScale
 from mm_daemon.core.types import (
     Fill,
     Instrument,
@@ -251,3 +252,26 @@ def test_total_equals_cash_flow_plus_positions_at_fair_value(steps: list[Step]) 
     )
     assert book.pnl().total == expected
     assert book.realized() + book.unrealized() - book.fees() == expected
+
+
+def test_attribution_restored_from_its_export_gives_the_same_components() -> None:
+    book = Ledger(SPOT)
+    book.add_instrument(PERP)
+    book.on_fair_value(SPOT.venue, SPOT.symbol, 60_000.017)
+    book.on_fill(make_fill(SPOT, Side.BUY, 5_999_990, 1234, fee=-0.0003))
+    book.on_fill(make_fill(PERP, Side.SELL, 600_150, 12, fee=0.01, client_order_id="hdg-2"))
+    restored = Attribution()
+    restored.add_instrument((SPOT.venue, SPOT.symbol), InstrumentScale.of(0.01, 0.00001))
+    restored.add_instrument((PERP.venue, PERP.symbol), InstrumentScale.of(0.1, 0.001))
+    restored.restore_state(json.loads(json.dumps(book.export_state()["attribution"])))
+    book.on_fair_value(SPOT.venue, SPOT.symbol, 60_100.0)
+    book.on_fair_value(PERP.venue, PERP.symbol, 60_120.0)
+    marks = {(SPOT.venue, SPOT.symbol): 60_100 * 10**9, (PERP.venue, PERP.symbol): 60_120 * 10**9}
+    assert restored.breakdown(marks, 60_100 * 10**9) == book.pnl()
+
+
+def test_attribution_restore_refuses_an_unregistered_instrument() -> None:
+    book = Ledger(SPOT)
+    book.on_fill(make_fill(SPOT, Side.BUY, 5_999_990, 10))
+    with pytest.raises(ValueError, match="not registered"):
+        Attribution().restore_state(book.export_state()["attribution"])

@@ -19,6 +19,7 @@ from mm_daemon.core.quoting import (
 )
 from mm_daemon.core.risk import RiskState
 from mm_daemon.core.types import Side
+from mm_daemon.engine import wiring
 
 # A market at 1000.00 with a 0.01 tick: fair value 100_000 ticks, so 1 bps = 10 ticks.
 FAIR = 100_000.0
@@ -302,7 +303,7 @@ def test_config_gamma_per_quote_per_base_is_converted_to_ticks_and_lots() -> Non
     btc = Instrument(
         "spot", "BTC/USDT", "BTCUSDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 0.00001
     )
-    params = QuoteParams.from_config(
+    params = wiring.quote_params(
         QuotingConfig(model="glft", gamma=0.05, xi=0.02), InventoryConfig(), btc
     )
     # 0.05 per USDT per BTC = 0.05 * 0.01 USDT/tick * 1e-5 BTC/lot per tick per lot.

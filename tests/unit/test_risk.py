@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mm_daemon.config import InventoryConfig, QuotingConfig, RiskConfig
 from mm_daemon.core.risk import RiskGate, RiskLimits, RiskState
 from mm_daemon.core.types import Instrument, InstrumentKind, OrderRequest, Side
+from mm_daemon.engine import wiring
 
 LIMITS = RiskLimits(
     max_open_orders_per_side=2,
@@ -95,5 +98,30 @@ def test_limits_from_config_cap_size_at_twice_the_largest_quote() -> None:
         "v", "BTC/USDT", "BTCUSDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 0.001
     )
     quoting = QuotingConfig(order_size_base=0.01, levels=2, level_size_multiplier=2.0)
-    limits = RiskLimits.from_config(RiskConfig(), InventoryConfig(), quoting, instrument)
+    limits = wiring.risk_limits(RiskConfig(), InventoryConfig(), quoting, instrument)
     assert limits.max_order_size_lots == 40  # largest quote 0.02 base = 20 lots, doubled
+
+
+def test_a_halted_gate_restored_stays_halted_with_its_reason() -> None:
+    gate = RiskGate(LIMITS)
+    gate.update(0.0, 250.0)
+    gate.update(0.0, 100.0)
+    restored = RiskGate(LIMITS)
+    restored.restore_state(gate.export_state())
+    assert restored.update(0.0, 400.0) is RiskState.HALTED
+    assert restored.halted_reason == gate.halted_reason
+
+
+def test_a_restored_peak_keeps_measuring_the_drawdown_from_it() -> None:
+    gate = RiskGate(LIMITS)
+    gate.update(0.0, 250.0)
+    restored = RiskGate(LIMITS)
+    restored.restore_state(gate.export_state())
+    assert restored.update(0.0, 149.0) is RiskState.HALTED
+
+
+def test_restore_refuses_an_unknown_state() -> None:
+    gate = RiskGate(LIMITS)
+    with pytest.raises(ValueError, match="unknown risk state"):
+        gate.restore_state({"state": "PANIC", "halted_reason": "", "peak_pnl_quote": None})
+    assert gate.state is RiskState.ACTIVE

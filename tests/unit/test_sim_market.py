@@ -1,4 +1,5 @@
-"""Specification of the synthetic market: seeded, realistic touch, correlated venues, regimes."""
+"""Specification of the synthetic market: seeded, realistic touch, correlated venues and assets,
+regimes."""
 
 from __future__ import annotations
 
@@ -10,52 +11,71 @@ import statistics
 import pytest
 
 from mm_daemon.config import SimConfig
-from mm_daemon.core.types import Instrument, Liquidity, OrderType, Side
+from mm_daemon.core.types import Instrument, InstrumentKind, Liquidity, OrderType, Side
 from mm_daemon.sim.market import (
     PERP_VENUE,
     SPOT_VENUE,
+    AssetParams,
+    BookKey,
     MarketParams,
     SyntheticMarket,
     VenueFlowParams,
+    assets_from_config,
     build_engines,
     default_instruments,
     params_from_config,
+    starting_balances,
 )
 from mm_daemon.sim.matching import BACKGROUND_API_KEY, MatchingEngine
 
 SECOND = 1_000_000_000
+SPOT_BTC: BookKey = (SPOT_VENUE, "BTCUSDT")
+SPOT_ETH: BookKey = (SPOT_VENUE, "ETHUSDT")
+PERP_BTC: BookKey = (PERP_VENUE, "BTCUSDT")
+PERP_ETH: BookKey = (PERP_VENUE, "ETHUSDT")
 
 
 def run_market(
-    params: MarketParams, seconds: int, seed: int = 3, sample_every_s: float = 1.0
-) -> tuple[SyntheticMarket, dict[str, MatchingEngine], dict[str, list[float]], list[float]]:
-    """Run both default venues; sample each venue's mid and the latent price periodically."""
-    instruments = default_instruments()
+    params: MarketParams,
+    seconds: int,
+    seed: int = 3,
+    sample_every_s: float = 1.0,
+    instruments: list[Instrument] | None = None,
+) -> tuple[SyntheticMarket, dict[BookKey, MatchingEngine], dict[BookKey, list[float]], list[float]]:
+    """Run the default books (BTC and ETH on both venues); sample each book's mid and the
+    first asset's latent price periodically."""
+    instruments = instruments if instruments is not None else default_instruments()
     engines = build_engines(instruments)
     market = SyntheticMarket(params, instruments, seed)
-    mids: dict[str, list[float]] = {v: [] for v in instruments}
+    mids: dict[BookKey, list[float]] = {key: [] for key in engines}
     latent: list[float] = []
     step = round(sample_every_s * SECOND)
     for t in range(step, seconds * SECOND + 1, step):
         market.advance(engines, t)
-        for venue, eng in engines.items():
+        for key, eng in engines.items():
             bid, ask = eng.best_bid(), eng.best_ask()
             assert bid is not None
             assert ask is not None
-            mids[venue].append((bid[0] + ask[0]) / 2 * instruments[venue].tick_size)
+            mids[key].append((bid[0] + ask[0]) / 2 * eng.instrument.tick_size)
         latent.append(market.latent_price())
     return market, engines, mids, latent
 
 
-def stream_signature(seed: int, chunks: list[int]) -> list[tuple[object, ...]]:
-    instruments = default_instruments()
+def stream_signature(
+    seed: int, chunks: list[int], instruments: list[Instrument] | None = None
+) -> list[tuple[object, ...]]:
+    instruments = instruments if instruments is not None else default_instruments()
     engines = build_engines(instruments)
     market = SyntheticMarket(MarketParams(), instruments, seed)
     out: list[tuple[object, ...]] = []
     for until in chunks:
-        for venue, res in market.advance(engines, until):
-            out.append((venue, res.update_id, tuple(res.level_changes), tuple(res.trades)))
+        for key, res in market.advance(engines, until):
+            out.append((key, res.update_id, tuple(res.level_changes), tuple(res.trades)))
     return out
+
+
+def btc_only() -> list[Instrument]:
+    return [inst for inst in default_instruments() if inst.base == "BTC"]
 
 
 def log_returns(xs: list[float]) -> list[float]:
@@ -66,7 +86,15 @@ def test_same_seed_gives_the_same_stream() -> None:
     chunks = [SECOND * k for k in range(1, 4)]
     first = stream_signature(11, chunks)
     assert len(first) > 1000
+    assert {key for key, *_ in first} == {SPOT_BTC, SPOT_ETH, PERP_BTC, PERP_ETH}
     assert stream_signature(11, chunks) == first
+
+
+def test_listing_other_assets_leaves_the_first_assets_stream_unchanged() -> None:
+    chunks = [SECOND * k for k in range(1, 4)]
+    alone = stream_signature(11, chunks, btc_only())
+    beside_eth = [entry for entry in stream_signature(11, chunks) if entry[0][1] == "BTCUSDT"]
+    assert beside_eth == alone
 
 
 def test_stream_does_not_depend_on_how_time_is_chunked() -> None:
@@ -88,18 +116,19 @@ def test_spot_spread_is_one_or_two_ticks_most_of_the_time() -> None:
     samples = 0
     for k in range(1, 601):
         market.advance(engines, k * 100_000_000)
-        bid, ask = engines[SPOT_VENUE].best_bid(), engines[SPOT_VENUE].best_ask()
-        assert bid is not None
-        assert ask is not None
-        assert ask[0] > bid[0]
-        samples += 1
-        tight += ask[0] - bid[0] <= 2
+        for key in (SPOT_BTC, SPOT_ETH):
+            bid, ask = engines[key].best_bid(), engines[key].best_ask()
+            assert bid is not None
+            assert ask is not None
+            assert ask[0] > bid[0]
+            samples += 1
+            tight += ask[0] - bid[0] <= 2
     assert tight / samples > 0.8
 
 
 def test_book_holds_more_size_further_from_the_touch() -> None:
     _market, engines, _mids, _latent = run_market(MarketParams(), 20)
-    bids, asks, _ = engines[SPOT_VENUE].depth(0)
+    bids, asks, _ = engines[SPOT_BTC].depth(0)
     near = [size for _p, size in bids[:10] + asks[:10]]
     best_bid, best_ask = bids[0][0], asks[0][0]
     far = [s for p, s in bids if best_bid - p > 300] + [s for p, s in asks if p - best_ask > 300]
@@ -118,8 +147,8 @@ def test_top_twenty_levels_are_always_present_on_both_sides() -> None:
 @pytest.mark.slow
 def test_venue_return_correlation_and_basis_match_the_configuration() -> None:
     params = MarketParams()
-    _market, _engines, mids, _latent = run_market(params, 180)
-    spot, perp = mids[SPOT_VENUE], mids[PERP_VENUE]
+    _market, _engines, mids, _latent = run_market(params, 180, instruments=btc_only())
+    spot, perp = mids[SPOT_BTC], mids[PERP_BTC]
     corr = statistics.correlation(log_returns(spot), log_returns(perp))
     assert abs(corr - params.return_correlation) < 0.1
     basis_bps = [(p / s - 1.0) * 1e4 for s, p in zip(spot, perp, strict=True)]
@@ -130,23 +159,52 @@ def test_venue_return_correlation_and_basis_match_the_configuration() -> None:
 @pytest.mark.slow
 def test_a_lower_configured_correlation_is_honoured() -> None:
     params = MarketParams(return_correlation=0.6)
-    _market, _engines, mids, _latent = run_market(params, 180)
-    corr = statistics.correlation(log_returns(mids[SPOT_VENUE]), log_returns(mids[PERP_VENUE]))
+    _market, _engines, mids, _latent = run_market(params, 180, instruments=btc_only())
+    corr = statistics.correlation(log_returns(mids[SPOT_BTC]), log_returns(mids[PERP_BTC]))
     assert abs(corr - 0.6) < 0.1
+
+
+@pytest.mark.slow
+def test_eth_returns_correlate_with_btcs_as_recorded_on_every_venue() -> None:
+    params = MarketParams()
+    _market, _engines, mids, _latent = run_market(params, 300, seed=5)
+    target = params.asset("ETH").return_correlation
+    for btc, eth in ((SPOT_BTC, SPOT_ETH), (PERP_BTC, PERP_ETH)):
+        corr = statistics.correlation(log_returns(mids[btc]), log_returns(mids[eth]))
+        assert abs(corr - target) < 0.1, (btc[0], corr)
+
+
+def test_an_asset_configured_uncorrelated_moves_on_its_own() -> None:
+    params = MarketParams(
+        assets=(AssetParams("BTC", 60_000.0), AssetParams("ETH", 2_600.0, return_correlation=0.0))
+    )
+    _market, _engines, mids, _latent = run_market(params, 120, seed=5)
+    corr = statistics.correlation(log_returns(mids[SPOT_BTC]), log_returns(mids[SPOT_ETH]))
+    assert abs(corr) < 0.25
+
+
+def test_eth_basis_follows_the_recorded_one() -> None:
+    _market, _engines, mids, _latent = run_market(MarketParams(), 60, seed=5)
+    basis_bps = [(p / s - 1.0) * 1e4 for s, p in zip(mids[SPOT_ETH], mids[PERP_ETH], strict=True)]
+    assert statistics.mean(basis_bps) == pytest.approx(-4.39, abs=0.4)
 
 
 def test_trending_regime_drifts_in_the_trend_direction() -> None:
     params = MarketParams(regime="trending", trend_drift_bps_per_s=2.0)
     _market, _engines, mids, latent = run_market(params, 30)
     assert latent[-1] > params.start_price * 1.004
-    assert mids[SPOT_VENUE][-1] > mids[SPOT_VENUE][0] * 1.004
+    assert mids[SPOT_BTC][-1] > mids[SPOT_BTC][0] * 1.004
+    # ETH follows BTC's drift at its correlation (about 0.68 / 0.84 of it in the latent).
+    assert mids[SPOT_ETH][-1] > mids[SPOT_ETH][0] * 1.002
 
 
 def test_flash_crash_drops_then_partly_recovers() -> None:
     params = MarketParams(regime="flash_crash", crash_at_s=1.0, crash_recovery_s=5.0)
-    _market, _engines, mids, latent = run_market(params, 12, sample_every_s=0.5)
+    _market, _engines, mids, latent = run_market(
+        params, 12, sample_every_s=0.5, instruments=btc_only()
+    )
     assert min(latent) < params.start_price * 0.96
-    assert min(mids[SPOT_VENUE]) < params.start_price * 0.96
+    assert min(mids[SPOT_BTC]) < params.start_price * 0.96
     assert latent[-1] > min(latent) * 1.02
 
 
@@ -162,8 +220,8 @@ def _quiet_venue() -> VenueFlowParams:
 
 
 def test_market_order_intensity_falls_with_distance_of_the_touch() -> None:
-    base = default_instruments()[SPOT_VENUE]
-    instruments = {v: dataclasses.replace(base, venue=v) for v in ("near", "far")}
+    base = default_instruments()[0]
+    instruments = [dataclasses.replace(base, venue=v) for v in ("near", "far")]
     params = MarketParams(
         calm_sigma_bps=0.0,
         basis_std_bps=0.0,
@@ -173,15 +231,15 @@ def test_market_order_intensity_falls_with_distance_of_the_touch() -> None:
     market = SyntheticMarket(params, instruments, 1)
     fair_ticks = round(params.start_price / base.tick_size)
     wall = 100_000_000  # 1,000 BTC: never consumed
-    engines["near"].submit(
+    engines[("near", "BTCUSDT")].submit(
         BACKGROUND_API_KEY, Side.SELL, OrderType.LIMIT, wall, 0, price_ticks=fair_ticks + 1
     )
     far_ticks = fair_ticks + round(2.0e-4 * fair_ticks)  # 2 bps away
-    engines["far"].submit(
+    engines[("far", "BTCUSDT")].submit(
         BACKGROUND_API_KEY, Side.SELL, OrderType.LIMIT, wall, 0, price_ticks=far_ticks
     )
     counts = {"near": 0, "far": 0}
-    for venue, res in market.advance(engines, 200 * SECOND):
+    for (venue, _symbol), res in market.advance(engines, 200 * SECOND):
         counts[venue] += len(res.trades)
     # lambda = A exp(-k delta): about 5/s at the touch, 5 e^-2 = 0.68/s two bps away.
     assert counts["near"] == pytest.approx(1000, rel=0.15)
@@ -193,15 +251,15 @@ def test_client_order_at_the_touch_is_filled_by_background_flow_as_maker() -> No
     engines = build_engines(instruments)
     market = SyntheticMarket(MarketParams(), instruments, 9)
     market.advance(engines, SECOND)
-    eng = engines[PERP_VENUE]
+    eng = engines[PERP_BTC]
     bid = eng.best_bid()
     assert bid is not None
     placed = eng.submit("client", Side.BUY, OrderType.LIMIT, 5, SECOND, price_ticks=bid[0])
     assert placed.ok
     fills = []
     for k in range(2, 120):
-        for venue, res in market.advance(engines, k * SECOND):
-            if venue == PERP_VENUE:
+        for key, res in market.advance(engines, k * SECOND):
+            if key == PERP_BTC:
                 fills += [r for r in res.reports if r.order_id == placed.order_id and r.last_lots]
         if fills and fills[-1].cum_lots == 5:
             break
@@ -212,7 +270,7 @@ def test_client_order_at_the_touch_is_filled_by_background_flow_as_maker() -> No
 
 def _mean_markout_ticks(informed_share: float) -> float:
     """Mean of (spot fair at the end of the trade's second - price) x aggressor sign."""
-    instruments = default_instruments()
+    instruments = btc_only()
     venues = dict(MarketParams().venues)
     venues[SPOT_VENUE] = dataclasses.replace(venues[SPOT_VENUE], informed_share=informed_share)
     market = SyntheticMarket(MarketParams(venues=venues), instruments, 4)
@@ -221,11 +279,11 @@ def _mean_markout_ticks(informed_share: float) -> float:
     for k in range(1, 31):
         trades = [
             t
-            for v, res in market.advance(engines, k * SECOND)
-            if v == SPOT_VENUE
+            for key, res in market.advance(engines, k * SECOND)
+            if key == SPOT_BTC
             for t in res.trades
         ]
-        fair = market.venue_fair(SPOT_VENUE) / instruments[SPOT_VENUE].tick_size
+        fair = market.book_fair(SPOT_BTC) / instruments[0].tick_size
         markouts += [(fair - t.price_ticks) * int(t.aggressor) for t in trades]
     assert len(markouts) > 100
     return statistics.mean(markouts)
@@ -245,13 +303,93 @@ def test_params_from_config_maps_regime_and_start_price() -> None:
     assert params.start_price == 3000.0
 
 
+def test_eth_starts_at_the_recorded_btc_eth_ratio_of_btcs_price() -> None:
+    btc, eth = assets_from_config(SimConfig(start_price_quote=46_000.0))
+    assert (btc.base, btc.start_price) == ("BTC", 46_000.0)
+    assert (eth.base, eth.start_price) == ("ETH", pytest.approx(2_000.0))
+
+
+def test_an_asset_configured_with_its_own_price_and_correlation_keeps_them() -> None:
+    cfg = SimConfig(
+        assets=("BTC", {"base": "SOL", "start_price_quote": 150.0, "return_correlation": 0.5})
+    )
+    _btc, sol = assets_from_config(cfg)
+    assert (sol.start_price, sol.return_correlation) == (150.0, 0.5)
+
+
+def _instrument(instruments: list[Instrument], venue: str, symbol: str) -> Instrument:
+    (inst,) = [i for i in instruments if (i.venue, i.exchange_symbol) == (venue, symbol)]
+    return inst
+
+
 def test_default_instruments_carry_the_configured_fees() -> None:
     cfg = SimConfig(spot_taker_fee_bps=7.5, perp_maker_fee_bps=-0.5)
-    instruments: dict[str, Instrument] = default_instruments(cfg)
-    assert instruments[SPOT_VENUE].taker_fee_rate == pytest.approx(7.5e-4)
-    assert instruments[PERP_VENUE].maker_fee_rate == pytest.approx(-0.5e-4)
-    assert instruments[SPOT_VENUE].tick_size == 0.01
-    assert instruments[PERP_VENUE].lot_size == 0.001
+    instruments = default_instruments(cfg)
+    assert len(instruments) == 4
+    for inst in instruments:
+        if inst.kind is InstrumentKind.SPOT:
+            assert inst.taker_fee_rate == pytest.approx(7.5e-4)
+        else:
+            assert inst.maker_fee_rate == pytest.approx(-0.5e-4)
+
+
+def test_btc_and_eth_carry_binances_filters_on_both_venues() -> None:
+    instruments = default_instruments()
+    filters = {
+        (i.venue, i.symbol): (i.exchange_symbol, i.tick_size, i.lot_size, i.min_notional_quote)
+        for i in instruments
+    }
+    assert filters == {
+        (SPOT_VENUE, "BTC/USDT"): ("BTCUSDT", 0.01, 0.00001, 5.0),
+        (SPOT_VENUE, "ETH/USDT"): ("ETHUSDT", 0.01, 0.0001, 5.0),
+        (PERP_VENUE, "BTC/USDT:USDT"): ("BTCUSDT", 0.1, 0.001, 100.0),
+        (PERP_VENUE, "ETH/USDT:USDT"): ("ETHUSDT", 0.01, 0.001, 20.0),
+    }
+
+
+def test_another_asset_gets_filters_sized_to_its_price() -> None:
+    cfg = SimConfig(assets=("BTC", "ETH", {"base": "SOL", "start_price_quote": 150.0}))
+    instruments = default_instruments(cfg)
+    spot = _instrument(instruments, SPOT_VENUE, "SOLUSDT")
+    perp = _instrument(instruments, PERP_VENUE, "SOLUSDT")
+    assert (spot.symbol, spot.tick_size, spot.lot_size) == ("SOL/USDT", 0.001, 0.001)
+    assert (perp.symbol, perp.tick_size, perp.lot_size) == ("SOL/USDT:USDT", 0.001, 0.01)
+
+
+def test_ten_assets_make_ten_distinct_markets_on_each_venue_with_live_books() -> None:
+    names = ["BTC", "ETH", *(f"ALT{i}" for i in range(1, 9))]
+    cfg = SimConfig(assets=tuple(names))
+    instruments = default_instruments(cfg)
+    assert len({(i.venue, i.exchange_symbol) for i in instruments}) == 20
+    _market, engines, mids, _latent = run_market(
+        params_from_config(cfg), 5, instruments=instruments
+    )
+    for key, eng in engines.items():
+        bids, asks, _ = eng.depth(20)
+        assert len(bids) == 20, key
+        assert len(asks) == 20, key
+        assert asks[0][0] - bids[0][0] <= 2, key
+    alt = mids[(SPOT_VENUE, "ALT1USDT")]
+    assert alt[-1] == pytest.approx(100.0, rel=0.01)
+
+
+def test_a_venues_books_share_its_accounts() -> None:
+    engines = build_engines(default_instruments(), starting_base={"BTC": 1.0, "ETH": 23.0})
+    btc, eth = engines[SPOT_BTC], engines[SPOT_ETH]
+    assert btc.accounts is eth.accounts
+    account = btc.accounts.get("client")
+    assert {a: b.free for a, b in account.balances.items()} == {
+        "BTC": 1.0,
+        "ETH": 23.0,
+        "USDT": 100_000.0,
+    }
+    assert engines[PERP_BTC].accounts is engines[PERP_ETH].accounts
+    assert engines[PERP_BTC].accounts is not btc.accounts
+
+
+def test_every_asset_starts_with_the_first_ones_value() -> None:
+    balances = starting_balances(SimConfig(starting_base=2.0))
+    assert balances == {"BTC": 2.0, "ETH": pytest.approx(46.0)}
 
 
 def test_mixed_regime_switches_between_regimes() -> None:

@@ -388,6 +388,27 @@ def test_modify_changes_price_and_loses_queue_priority() -> None:
     assert hit.trades[0].maker_order_id == other.order_id
 
 
+def test_order_modified_away_from_a_shared_level_no_longer_fills_there() -> None:
+    eng = perp_engine()
+    eng.submit(BG, Side.BUY, OrderType.LIMIT, 10, 1, price_ticks=600_000)
+    mine = eng.submit("k", Side.BUY, OrderType.LIMIT, 10, 2, price_ticks=600_000)
+    eng.modify("k", 3, order_id=mine.order_id, price_ticks=599_000, size_lots=10)
+    hit = eng.submit(BG, Side.SELL, OrderType.MARKET, 15, 4)
+    assert [(t.price_ticks, t.size_lots) for t in hit.trades] == [(600_000, 10), (599_000, 5)]
+
+
+def test_order_modified_at_its_own_price_goes_behind_the_level() -> None:
+    eng = perp_engine()
+    mine = eng.submit("k", Side.BUY, OrderType.LIMIT, 10, 1, price_ticks=600_000)
+    other = eng.submit(BG, Side.BUY, OrderType.LIMIT, 10, 2, price_ticks=600_000)
+    eng.modify("k", 3, order_id=mine.order_id, price_ticks=600_000, size_lots=20)
+    hit = eng.submit(BG, Side.SELL, OrderType.MARKET, 30, 4)
+    assert [(t.maker_order_id, t.size_lots) for t in hit.trades] == [
+        (other.order_id, 10),
+        (mine.order_id, 20),
+    ]
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(

@@ -9,23 +9,24 @@ from typing import Any
 import orjson
 import pytest
 
+from mm_daemon.binance.capture import (
+    FrameKind,
+    RecordedFrame,
+    capture_files,
+    default_data_dir,
+    iter_frames,
+)
+from mm_daemon.binance.markets import Dialect, recorded_instrument
 from mm_daemon.config import SimConfig
 from mm_daemon.core.types import Instrument, InstrumentKind, Liquidity, OrderType, Side
 from mm_daemon.sim.matching import ERR_WOULD_MATCH, Accounts, ExecType, OrderView, SimOrderStatus
 from mm_daemon.sim.replay import (
-    Dialect,
-    FrameKind,
-    RecordedFrame,
     ReplayBook,
     ReplayClock,
     ReplayEngine,
     ReplayGapError,
-    capture_files,
-    default_data_dir,
-    iter_frames,
     merge_feeds,
     open_replay,
-    replay_instrument,
 )
 
 DATA_DIR = default_data_dir()
@@ -36,7 +37,7 @@ needs_data = pytest.mark.skipif(
 
 # -- hand-made frames (no data needed) ---------------------------------------------------------
 
-PERP = replay_instrument("usdm", "btcusdt", "sim-perp")  # tick 0.1, lot 0.001
+PERP = recorded_instrument("usdm", "btcusdt", "sim-perp")  # tick 0.1, lot 0.001
 LOT = 0.001
 
 
@@ -138,7 +139,9 @@ def test_trade_through_the_price_fills_at_once() -> None:
 
 
 def test_fills_are_maker_and_charged_the_maker_fee() -> None:
-    inst = replay_instrument("usdm", "btcusdt", "p", maker_fee_rate=-0.0001, taker_fee_rate=0.0005)
+    inst = recorded_instrument(
+        "usdm", "btcusdt", "p", maker_fee_rate=-0.0001, taker_fee_rate=0.0005
+    )
     eng = ReplayEngine(inst, margin(), dialect="usdm")
     eng.on_frame(snapshot(1, [("60000.0", lots(1))], [("60000.1", lots(1))]), 0)
     placed = eng.submit("k", Side.BUY, OrderType.LIMIT, 2, 1, price_ticks=600_000)
@@ -190,7 +193,7 @@ def test_usdm_update_that_breaks_pu_chain_raises_gap() -> None:
 
 
 def test_spot_updates_before_the_snapshot_are_buffered_and_applied_after_it() -> None:
-    spot = replay_instrument("spot", "btcusdt", "s")
+    spot = recorded_instrument("spot", "btcusdt", "s")
     book = ReplayBook(spot, "spot")
     assert book.apply_depth({"U": 1, "u": 5, "b": [["100.00", "1.0"]], "a": []}) is None
     assert book.apply_depth({"U": 6, "u": 9, "b": [["100.01", "2.0"]], "a": []}) is None
@@ -217,7 +220,7 @@ def _ticker_levels(inst: Instrument, data: dict[str, Any]) -> tuple[tuple[int, i
 
 
 def _book_matches_book_ticker(dialect: Dialect, frames_to_check: int) -> int:
-    inst = replay_instrument(dialect, "btcusdt", "v")
+    inst = recorded_instrument(dialect, "btcusdt", "v")
     eng = ReplayEngine(inst, dialect=dialect)
     after_update: dict[int, tuple[tuple[int, int], ...]] = {}
     tickers: dict[int, tuple[tuple[int, int], ...]] = {}
@@ -252,7 +255,7 @@ def test_replayed_usdm_book_equals_every_book_ticker_sharing_an_update_id() -> N
 def test_spot_captures_chain_across_files_without_a_gap() -> None:
     paths = capture_files(DATA_DIR, "spot", "btcusdt")
     assert [p.name for p in paths] == ["btcusdt_20240808.gz", "btcusdt_20240809.gz"]
-    inst = replay_instrument("spot", "btcusdt", "v")
+    inst = recorded_instrument("spot", "btcusdt", "v")
     book = ReplayBook(inst, "spot")
     applied = 0
     for f in iter_frames(DATA_DIR, "spot", "btcusdt"):
@@ -273,7 +276,7 @@ def test_frames_keep_the_raw_bytes_and_the_single_stream_payload() -> None:
 
 @needs_data
 def test_passive_order_on_real_flow_fills_only_from_trades_at_or_through_its_price() -> None:
-    inst = replay_instrument("usdm", "btcusdt", "v")
+    inst = recorded_instrument("usdm", "btcusdt", "v")
     eng = ReplayEngine(inst, margin(), dialect="usdm", size_decrease_queue_share=0.0)
     frames = iter_frames(DATA_DIR, "usdm", "btcusdt")
     placed_id = -1
@@ -315,11 +318,60 @@ def test_missing_capture_raises_a_clear_error(tmp_path: Path) -> None:
 def test_open_replay_serves_spot_and_usdm_merged_in_receive_order() -> None:
     cfg = SimConfig(source="replay", starting_quote=5_000.0, perp_taker_fee_bps=3.0)
     feeds = open_replay(cfg, data_dir=DATA_DIR)
-    assert feeds["sim-spot"].engine.instrument.kind is InstrumentKind.SPOT
-    perp = feeds["sim-perp"].engine
+    assert feeds[("sim-spot", "BTCUSDT")].engine.instrument.kind is InstrumentKind.SPOT
+    perp = feeds[("sim-perp", "BTCUSDT")].engine
     assert perp.instrument.taker_fee_rate == pytest.approx(3e-4)
     assert perp.accounts.get("k").balance("USDT").free == 5_000.0
     merged = list(itertools.islice(merge_feeds(feeds), 5_000))
     times = [f.local_ns for _v, f in merged]
     assert times == sorted(times)
-    assert {v for v, _f in merged} == {"sim-spot", "sim-perp"}
+    assert {venue for (venue, _symbol), _f in merged} == {"sim-spot", "sim-perp"}
+
+
+@needs_data
+def test_open_replay_opens_btc_and_eth_on_both_venues_sharing_each_venues_accounts() -> None:
+    feeds = open_replay(SimConfig(source="replay"), data_dir=DATA_DIR)
+    assert list(feeds) == [
+        ("sim-spot", "BTCUSDT"),
+        ("sim-spot", "ETHUSDT"),
+        ("sim-perp", "BTCUSDT"),
+        ("sim-perp", "ETHUSDT"),
+    ]
+    eth = feeds[("sim-spot", "ETHUSDT")].engine.instrument
+    assert (eth.symbol, eth.tick_size, eth.lot_size) == ("ETH/USDT", 0.01, 0.0001)
+    spot_accounts = feeds[("sim-spot", "BTCUSDT")].engine.accounts
+    assert feeds[("sim-spot", "ETHUSDT")].engine.accounts is spot_accounts
+    assert set(spot_accounts.get("k").balances) == {"BTC", "ETH", "USDT"}
+
+
+@needs_data
+def test_open_replay_of_an_asset_never_recorded_names_the_missing_capture() -> None:
+    with pytest.raises(FileNotFoundError, match="no spot capture of solusdt"):
+        open_replay(SimConfig(source="replay", assets=("BTC", "SOL")), data_dir=DATA_DIR)
+
+
+def _replayed_books(frames: int) -> list[tuple[object, ...]]:
+    """Apply the first `frames` merged frames of BTC and ETH on both venues; the book, its
+    update id and touch after every frame that changed a book."""
+    feeds = open_replay(SimConfig(source="replay"), data_dir=DATA_DIR)
+    out: list[tuple[object, ...]] = []
+    for key, frame in itertools.islice(merge_feeds(feeds), frames):
+        engine = feeds[key].engine
+        result = engine.on_frame(frame, frame.local_ns)
+        if result.level_changes or result.trades:
+            out.append(
+                (key, frame.local_ns, engine.update_id, engine.best_bid(), engine.best_ask())
+            )
+    return out
+
+
+@needs_data
+def test_the_replay_of_btc_and_eth_together_is_deterministic() -> None:
+    first = _replayed_books(40_000)
+    assert {key for key, *_ in first} == {
+        ("sim-spot", "BTCUSDT"),
+        ("sim-spot", "ETHUSDT"),
+        ("sim-perp", "BTCUSDT"),
+        ("sim-perp", "ETHUSDT"),
+    }
+    assert _replayed_books(40_000) == first

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from mm_daemon.config import HedgingConfig
-from mm_daemon.core.hedging import Hedger
+from mm_daemon.core.hedging import HedgeParams, Hedger
 from mm_daemon.core.instruments import BTC_USDT_PERP, BTC_USDT_SPOT
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.markouts import MarkoutTracker
@@ -50,7 +49,7 @@ def run() -> RunSummary:
     ledger = Ledger(SPOT)
     ledger.add_instrument(PERP)
     markouts = MarkoutTracker()
-    hedger = Hedger(HedgingConfig(threshold_base=0.02), PERP)
+    hedger = Hedger(HedgeParams(threshold_base=0.02), PERP)
     hedger.on_touch(600_000, 600_001)
     ledger.on_fair_value(SPOT.venue, SPOT.symbol, 60_000.0)
     ledger.on_fair_value(PERP.venue, PERP.symbol, 60_000.05)

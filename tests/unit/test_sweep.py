@@ -40,8 +40,8 @@ def test_combinations_vary_the_first_axis_slowest() -> None:
             "--set quotng.spread_bps=1: 'quotng' is not a section of the config",
         ),
         (
-            "venues.maker.api_secret=x",
-            "--set venues.maker.api_secret=x: keys come from the environment, not a sweep",
+            "venues.sim-spot.api_secret=x",
+            "--set venues.sim-spot.api_secret=x: keys come from the environment, not a sweep",
         ),
     ],
 )

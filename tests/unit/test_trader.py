@@ -18,15 +18,16 @@ from mm_daemon.config import (
 from mm_daemon.core.hedging import Hedger
 from mm_daemon.core.instruments import BTC_USDT_PERP, BTC_USDT_SPOT
 from mm_daemon.core.inventory import Ledger
-from mm_daemon.core.market_state import MarketState
 from mm_daemon.core.markouts import MarkoutTracker
-from mm_daemon.core.quoting import QuoteParams, Quoter
-from mm_daemon.core.risk import RiskGate, RiskLimits
+from mm_daemon.core.quoting import Quoter
+from mm_daemon.core.risk import RiskGate
 from mm_daemon.core.types import (
     BookDelta,
     BookSnapshot,
+    ExecutionEvent,
     Fill,
     Liquidity,
+    MarketEvent,
     MarketStatus,
     OrderRequest,
     OrderStatus,
@@ -35,9 +36,13 @@ from mm_daemon.core.types import (
     Side,
     Trade,
 )
+from mm_daemon.engine import wiring
+from mm_daemon.engine.asset import AssetBook, HedgeLeg
 from mm_daemon.engine.metrics import Metrics
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
-from mm_daemon.engine.trader import HedgeLeg, Trader
+from mm_daemon.engine.portfolio import Portfolio
+from mm_daemon.engine.trader import MarketTrader
+from tests.support import sample
 
 SPOT = replace(BTC_USDT_SPOT, venue="spot")
 PERP = replace(BTC_USDT_PERP, venue="perp")
@@ -112,19 +117,46 @@ def _fill(venue: str, side: Side, price: int, lots: int, cid: str = "x-1") -> Fi
     )
 
 
+class Rig:
+    """One market (and its asset's hedge) in a portfolio, driven as the daemon drives it."""
+
+    def __init__(self, portfolio: Portfolio) -> None:
+        self.portfolio = portfolio
+        self.market: MarketTrader = portfolio.markets[0]
+        self.asset: AssetBook = portfolio.assets[0]
+        self.metrics = portfolio.metrics
+
+    def on_market_event(self, event: MarketEvent) -> None:
+        self.portfolio.on_market_event(event)
+
+    def on_execution(self, event: ExecutionEvent) -> None:
+        self.portfolio.on_execution_event(event)
+
+    def on_timer(self) -> None:
+        self.portfolio.on_timer()
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.asset.ledger
+
+    @property
+    def hedge(self) -> HedgeLeg | None:
+        return self.asset.hedge
+
+
 def _build(
     *,
     hedge: bool = False,
     quoting: QuotingConfig | None = None,
     hedging: HedgingConfig | None = None,
-) -> tuple[Trader, RecordingExecution, RecordingExecution | None, Clock]:
+) -> tuple[Rig, RecordingExecution, RecordingExecution | None, Clock]:
     clock = Clock()
     quoting = quoting or QuotingConfig(model="fixed", spread_bps=2.0, min_spread_bps=0.5, levels=1)
     inventory = InventoryConfig(limit_base=0.1)
-    maker_state = MarketState.from_config(SPOT, MarketDataConfig(fair_value="mid"))
+    maker_state = wiring.market_state(SPOT, MarketDataConfig(fair_value="mid"))
     maker_exec = RecordingExecution("spot")
     metrics = Metrics()
-    risk = RiskGate(RiskLimits.from_config(RiskConfig(), inventory, quoting, SPOT))
+    risk = RiskGate(wiring.risk_limits(RiskConfig(), inventory, quoting, SPOT))
     orders = OrderManager(
         maker_exec,
         SPOT,
@@ -138,33 +170,34 @@ def _build(
     hedge_exec = None
     if hedge:
         hedge_exec = RecordingExecution("perp")
-        hedger = Hedger(hedging or HedgingConfig(threshold_base=0.02), PERP)
+        hedger = Hedger(wiring.hedge_params(hedging or HedgingConfig(threshold_base=0.02)), PERP)
         ledger.add_instrument(PERP)
         ledger.set_netting_weight("perp", hedger.netting_weight)
-        hedge_state = MarketState.from_config(PERP, MarketDataConfig(fair_value="mid"))
+        hedge_state = wiring.market_state(PERP, MarketDataConfig(fair_value="mid"))
         leg = HedgeLeg(hedge_state, hedge_exec, hedger)
-    trader = Trader(
-        maker_state=maker_state,
-        quoter=Quoter(QuoteParams.from_config(quoting, inventory, SPOT)),
+    asset = AssetBook("BTC", ledger, metrics, hedge=leg, clock=clock)
+    MarketTrader(
+        name="BTC/USDT@spot",
+        state=maker_state,
+        quoter=Quoter(wiring.quote_params(quoting, inventory, SPOT)),
         orders=orders,
-        ledger=ledger,
         markouts=MarkoutTracker(),
         risk=risk,
+        asset=asset,
         metrics=metrics,
-        hedge=leg,
         clock=clock,
     )
-    return trader, maker_exec, hedge_exec, clock
+    return Rig(Portfolio([asset], metrics, clock=clock)), maker_exec, hedge_exec, clock
 
 
 def _half_spread_ticks(fair: float, bps: float) -> float:
     return fair * bps * 1e-4 / 2
 
 
-def _ack_all(trader: Trader, execution: RecordingExecution) -> None:
+def _ack_all(trader: Rig, execution: RecordingExecution) -> None:
     requests = [*execution.placed, *(r for _, r in execution.replaced)]
     for request in requests:
-        trader.on_maker_execution(
+        trader.on_execution(
             OrderUpdate(
                 "spot",
                 SPOT.symbol,
@@ -236,13 +269,13 @@ def _trade(price: int, trade_id: int) -> Trade:
     return Trade("spot", SPOT.symbol, NOW, NOW, trade_id, price, 1_000, Side.BUY)
 
 
-async def _quoted_and_acked() -> tuple[Trader, RecordingExecution, CountingQuoter]:
+async def _quoted_and_acked() -> tuple[Rig, RecordingExecution, CountingQuoter]:
     trader, execution, _, _ = _build()
     trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
     await _settle()
     _ack_all(trader, execution)
-    counting = CountingQuoter(trader.quoter)
-    trader.quoter = counting  # type: ignore[assignment]
+    counting = CountingQuoter(trader.market.quoter)
+    trader.market.quoter = counting  # type: ignore[assignment]
     return trader, execution, counting
 
 
@@ -300,7 +333,7 @@ async def test_a_fill_moves_inventory_and_skews_quotes_down() -> None:
     await _settle()
     _ack_all(trader, execution)
     bid = next(r for r in execution.placed if r.side is Side.BUY)
-    trader.on_maker_execution(_fill("spot", Side.BUY, bid.price_ticks, 1000, bid.client_order_id))
+    trader.on_execution(_fill("spot", Side.BUY, bid.price_ticks, 1000, bid.client_order_id))
     await _settle()
     assert trader.ledger.net_exposure_base == pytest.approx(0.01)
     # Long 0.01 BTC at 10 bps per BTC: reservation 0.1 bp (60 ticks) lower.
@@ -316,8 +349,8 @@ async def test_exposure_past_threshold_sends_one_ioc_hedge_and_not_twice() -> No
     assert hedge_exec is not None
     trader.on_market_event(_snapshot("perp", 600_000, 600_001))
     trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
-    trader.on_maker_execution(_fill("spot", Side.BUY, 5_999_500, 3000))  # 0.03 BTC long
-    trader.on_maker_execution(_fill("spot", Side.BUY, 5_999_500, 100))
+    trader.on_execution(_fill("spot", Side.BUY, 5_999_500, 3000))  # 0.03 BTC long
+    trader.on_execution(_fill("spot", Side.BUY, 5_999_500, 100))
     await _settle()
     (hedge,) = hedge_exec.placed
     assert hedge.side is Side.SELL
@@ -338,7 +371,7 @@ async def test_a_failed_hedge_order_counts_as_rejected_and_releases_the_exposure
     hedge_exec.place = failing_place  # type: ignore[method-assign]
     trader.on_market_event(_snapshot("perp", 600_000, 600_001))
     trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
-    trader.on_maker_execution(_fill("spot", Side.BUY, 5_999_500, 3000))
+    trader.on_execution(_fill("spot", Side.BUY, 5_999_500, 3000))
     await _settle()
     assert trader.hedge is not None
     hedger = trader.hedge.hedger
@@ -350,10 +383,10 @@ async def test_a_failed_hedge_order_counts_as_rejected_and_releases_the_exposure
 async def test_an_event_that_fails_is_counted_and_skipped_not_fatal() -> None:
     trader, execution, _, _ = _build()
     stray = Fill("spot", "DOGE/USDT", NOW, NOW, "x", "1", "t", Side.BUY, 1, 1, 0.0, Liquidity.MAKER)
-    trader.on_maker_execution(stray)
+    trader.on_execution(stray)
     trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
     await _settle()
-    assert trader.metrics.event_errors.labels("spot")._value.get() == 1
+    assert sample(trader.metrics.registry, "mm_event_errors_total", venue="spot") == 1
     assert len(execution.placed) == 2
 
 
@@ -361,11 +394,11 @@ async def test_a_stale_market_reports_quoting_paused_and_recovery_clears_it() ->
     trader, _, _, _ = _build()
     trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
     trader.on_timer()
-    assert trader.metrics.quoting_paused._value.get() == 0
+    assert sample(trader.metrics.registry, "mm_quoting_paused", market="BTC/USDT@spot") == 0
     trader.on_market_event(MarketStatus("spot", SPOT.symbol, NOW, stale=True, reason="silent"))
     trader.on_timer()
-    assert trader.metrics.quoting_paused._value.get() == 1
+    assert sample(trader.metrics.registry, "mm_quoting_paused", market="BTC/USDT@spot") == 1
     trader.on_market_event(MarketStatus("spot", SPOT.symbol, NOW, stale=False, reason="synced"))
     trader.on_timer()
-    assert trader.metrics.quoting_paused._value.get() == 0
+    assert sample(trader.metrics.registry, "mm_quoting_paused", market="BTC/USDT@spot") == 0
     await _settle()

@@ -5,36 +5,50 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import WSMsgType, web
 
+from mm_daemon.binance.signing import signature_payload, verify_signature
 from mm_daemon.sim.binance.common import (
     BinanceError,
     check_timestamp,
     expected_secret,
-    signature_payload,
-    verify_signature,
+    malformed_params,
+    server_time_ms,
 )
 from mm_daemon.sim.binance.streams import Connection
 from mm_daemon.sim.faults import FaultSpec
-from mm_daemon.sim.venue import SimVenue
+from mm_daemon.sim.matching import ExecutionReport
+from mm_daemon.sim.venue import ConnectionKind, SimVenue, UserSink, VenueSymbol
 
 __all__ = [
     "Handler",
     "Params",
     "add_admin_routes",
     "add_stream_routes",
+    "depth",
     "json_response",
+    "listen_key_endpoint",
+    "ping",
+    "private",
+    "public",
     "rest",
+    "server_time",
+    "text_frames",
+    "user_data_sink",
+    "websocket",
     "ws_api_params",
 ]
 
 Params = dict[str, str]
 Handler = Callable[[SimVenue, Params, str | None], Awaitable[Any] | Any]
+"""What `rest` serves: (venue, parameters, API key of a signed request or None) -> JSON body."""
+PublicHandler = Callable[[SimVenue, Params], Any]
+PrivateHandler = Callable[[SimVenue, Params, str], Any]
 VENUE_KEY: web.AppKey[SimVenue] = web.AppKey("venue", SimVenue)
 _REASONS = {
     500: "Internal Server Error",
@@ -107,14 +121,81 @@ def rest(handler: Handler, *, signed: bool) -> Callable[[web.Request], Awaitable
         except BinanceError as exc:
             return error_response(exc)
         except (ValueError, KeyError, TypeError):
-            return error_response(
-                BinanceError(
-                    -1102, "A mandatory parameter was not sent, was empty/null, or malformed."
-                )
-            )
+            return error_response(malformed_params())
         return json_response(result)
 
     return wrapped
+
+
+def public(fn: PublicHandler) -> Handler:
+    """A `Handler` of an endpoint that takes no API key."""
+
+    def handler(venue: SimVenue, params: Params, api_key: str | None) -> Any:
+        del api_key
+        return fn(venue, params)
+
+    return handler
+
+
+def private(fn: PrivateHandler) -> Handler:
+    """A `Handler` of a signed endpoint: `rest(..., signed=True)` passes the checked key."""
+
+    def handler(venue: SimVenue, params: Params, api_key: str | None) -> Any:
+        if api_key is None:
+            raise BinanceError(-2014, "API-key format invalid.", 401)
+        return fn(venue, params, api_key)
+
+    return handler
+
+
+def ping(venue: SimVenue, params: Params) -> dict[str, Any]:
+    del venue, params
+    return {}
+
+
+def server_time(venue: SimVenue, params: Params) -> dict[str, Any]:
+    del venue, params
+    return {"serverTime": server_time_ms()}
+
+
+def depth(venue: SimVenue, params: Params) -> dict[str, Any]:
+    """GET depth (both dialects; USD-M adds event and transaction times)."""
+    sym = venue.symbol(params.get("symbol"))
+    try:
+        limit = int(params.get("limit", "100"))
+    except ValueError:
+        raise BinanceError(-1100, "Illegal characters found in parameter 'limit'.") from None
+    limit = max(1, min(limit, 5000))
+    bids, asks, update_id = sym.engine.depth(limit)
+    px = sym.fmt.px
+    qty = sym.fmt.qty
+    body: dict[str, Any] = {"lastUpdateId": update_id}
+    if not venue.is_spot:
+        now = server_time_ms()
+        body["E"] = now
+        body["T"] = now
+    body["bids"] = [[px(p), qty(s)] for p, s in bids]
+    body["asks"] = [[px(p), qty(s)] for p, s in asks]
+    return body
+
+
+def listen_key_endpoint(
+    *, keepalive_returns_key: bool
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The user-data listen key: POST creates (or returns) the account's key, PUT keeps it
+    alive, DELETE closes it. Spot answers a keepalive with `{}`, USD-M with the key."""
+    gives_key = ("POST", "PUT") if keepalive_returns_key else ("POST",)
+
+    async def endpoint(request: web.Request) -> web.Response:
+        venue = request.app[VENUE_KEY]
+        api_key = request.headers.get("X-MBX-APIKEY")
+        if not api_key:
+            return web.json_response({"code": -2014, "msg": "API-key format invalid."}, status=401)
+        if request.method in gives_key:
+            return web.json_response({"listenKey": venue.new_listen_key(api_key)})
+        return web.json_response({})
+
+    return endpoint
 
 
 def _authenticate(request: web.Request, params: Params, query: str, body: str, now_ns: int) -> str:
@@ -155,27 +236,73 @@ def ws_api_params(venue: SimVenue, raw: Any, *, signed: bool) -> tuple[Params, s
     return params, api_key
 
 
+@contextlib.asynccontextmanager
+async def websocket(
+    request: web.Request, *, combined: bool, kind: ConnectionKind
+) -> AsyncIterator[tuple[web.WebSocketResponse, Connection]]:
+    """A websocket of the venue (market streams, WS-API, user data): prepared, registered with
+    the venue as `kind` and sending; dropped and closed however the handler ends."""
+    venue = request.app[VENUE_KEY]
+    ws = web.WebSocketResponse(compress=False, heartbeat=None)
+    await ws.prepare(request)
+    conn = Connection(ws, request.transport, combined=combined, faults=venue.faults)
+    venue.register(conn, kind)
+    conn.start()
+    try:
+        yield ws, conn
+    finally:
+        venue.unregister(conn)
+        with contextlib.suppress(Exception):
+            await conn.close()
+
+
+async def text_frames(ws: web.WebSocketResponse) -> AsyncIterator[str]:
+    """The client's text messages until it closes (other frames are passed over)."""
+    async for msg in ws:
+        if msg.type == WSMsgType.TEXT:
+            yield msg.data
+
+
+def user_data_sink(
+    conn: Connection,
+    order_event: Callable[[VenueSymbol, ExecutionReport, int], dict[str, Any]],
+    account_event: Callable[[int], dict[str, Any]],
+    *,
+    subscription_id: int | None = None,
+) -> UserSink:
+    """A venue user stream sending on `conn`: an order event per execution report, then an
+    account event when the account changed (events get the time in ms); on the WS-API each
+    is wrapped with its `subscription_id`."""
+
+    def send(event: dict[str, Any], now_ns: int) -> None:
+        if subscription_id is not None:
+            event = {"subscriptionId": subscription_id, "event": event}
+        conn.send(orjson.dumps(event), now_ns)
+
+    def sink(
+        sym: VenueSymbol, reports: list[ExecutionReport], changed: list[str], now_ns: int
+    ) -> None:
+        now_ms = now_ns // 1_000_000
+        for report in reports:
+            send(order_event(sym, report, now_ms), now_ns)
+        if changed:
+            send(account_event(now_ms), now_ns)
+
+    return sink
+
+
 async def _market_ws(request: web.Request) -> web.StreamResponse:
     """Market streams: `/ws`, `/ws/<n>`, `/stream`, `/public/ws`, `/market/stream?streams=...`."""
     venue = request.app[VENUE_KEY]
-    combined = "/stream" in request.path
-    ws = web.WebSocketResponse(compress=False, autoping=True, heartbeat=None)
-    await ws.prepare(request)
-    conn = Connection(ws, request.transport, combined=combined, faults=venue.faults)
-    venue.register(conn)
-    conn.start()
-    initial = request.query.get("streams")
-    if initial:
-        venue.streams.subscribe(conn, initial.split("/"))
-    try:
-        async for msg in ws:
-            if msg.type != WSMsgType.TEXT:
-                continue
-            _handle_stream_request(venue, conn, msg.data)
-    finally:
-        venue.streams.drop(conn)
-        with contextlib.suppress(Exception):
-            await conn.close()
+    async with websocket(request, combined="/stream" in request.path, kind="market_data") as (
+        ws,
+        conn,
+    ):
+        initial = request.query.get("streams")
+        if initial:
+            venue.streams.subscribe(conn, initial.split("/"))
+        async for text in text_frames(ws):
+            _handle_stream_request(venue, conn, text)
     return ws
 
 
@@ -253,8 +380,11 @@ async def _admin_faults(request: web.Request) -> web.Response:
         spec = FaultSpec.parse(await request.json(loads=orjson.loads))
     except (ValueError, TypeError) as exc:
         return json_response({"error": str(exc)}, status=400)
-    await venue.apply_fault(spec)
-    return json_response({"ok": True, "kind": spec.kind})
+    try:
+        await venue.apply_fault(spec)
+    except BinanceError as exc:
+        return error_response(exc)
+    return json_response({"ok": True, "kind": spec.kind, "symbol": spec.symbol})
 
 
 async def _admin_state(request: web.Request) -> web.Response:
@@ -263,9 +393,14 @@ async def _admin_state(request: web.Request) -> web.Response:
     return json_response(venue.state(depth))
 
 
+async def _admin_connections(request: web.Request) -> web.Response:
+    return json_response(request.app[VENUE_KEY].connections())
+
+
 def add_admin_routes(app: web.Application) -> None:
     app.router.add_post("/admin/faults", _admin_faults)
     app.router.add_get("/admin/state", _admin_state)
+    app.router.add_get("/admin/connections", _admin_connections)
 
 
 def make_base_app(venue: SimVenue) -> web.Application:

@@ -7,15 +7,19 @@ from dataclasses import dataclass
 from mm_daemon.core.types import OrderType, Side
 from mm_daemon.sim.binance.common import BinanceError, missing_param
 from mm_daemon.sim.binance.http import Params
-from mm_daemon.sim.matching import MatchResult
+from mm_daemon.sim.matching import AccountTrade, MatchResult, OrderView
 from mm_daemon.sim.venue import SimVenue, VenueSymbol
 
 __all__ = [
     "ParsedOrder",
+    "account_trades",
     "binance_type",
+    "cancel_order",
+    "open_orders",
     "order_ref",
     "parse_order",
     "place_order",
+    "query_order",
     "side_text",
 ]
 
@@ -136,3 +140,47 @@ def place_order(
         reduce_only=order.reduce_only,
     )
     return sym, order, result
+
+
+def query_order(venue: SimVenue, params: Params, api_key: str) -> tuple[VenueSymbol, OrderView]:
+    """The order a query names (GET order, WS-API order.status); -2013 when unknown."""
+    sym = venue.symbol(params.get("symbol"))
+    order_id, client_id = order_ref(params)
+    view = sym.engine.query(api_key, order_id=order_id, client_order_id=client_id)
+    if not isinstance(view, OrderView):
+        raise BinanceError(view.code, view.msg)
+    return sym, view
+
+
+def cancel_order(venue: SimVenue, params: Params, api_key: str) -> tuple[VenueSymbol, OrderView]:
+    """Cancel the order a request names; its state after the cancel."""
+    sym = venue.symbol(params.get("symbol"))
+    order_id, client_id = order_ref(params)
+    result = venue.cancel(sym, api_key, order_id, client_id)
+    assert result.order is not None  # noqa: S101  a successful client cancel carries its order
+    return sym, result.order
+
+
+def open_orders(
+    venue: SimVenue, params: Params, api_key: str
+) -> list[tuple[VenueSymbol, OrderView]]:
+    """The account's open orders on the named symbol, or on every symbol when none is named."""
+    names = [params["symbol"]] if params.get("symbol") else list(venue.symbols)
+    out: list[tuple[VenueSymbol, OrderView]] = []
+    for name in names:
+        sym = venue.symbol(name)
+        out.extend((sym, view) for view in sym.engine.open_orders(api_key))
+    return out
+
+
+def account_trades(
+    venue: SimVenue, params: Params, api_key: str
+) -> tuple[VenueSymbol, list[AccountTrade]]:
+    """The fills a myTrades / userTrades request asks for (limit 1-1000, default 500;
+    optional fromId and orderId)."""
+    sym = venue.symbol(params.get("symbol"))
+    limit = max(1, min(int(params.get("limit", "500")), 1000))
+    from_id = int(params["fromId"]) if params.get("fromId") else None
+    order_id = int(params["orderId"]) if params.get("orderId") else None
+    trades = sym.engine.account_trades(api_key, from_id=from_id, order_id=order_id, limit=limit)
+    return sym, trades

@@ -3,30 +3,42 @@ WS-API at /ws-api/v3 (user data by signature subscription, order entry)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 import zlib
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from mm_daemon.core.types import Side
-from mm_daemon.sim.binance.common import BinanceError
+from mm_daemon.sim.binance.common import BinanceError, malformed_params, server_time_ms
 from mm_daemon.sim.binance.http import (
     VENUE_KEY,
     Params,
+    PrivateHandler,
     add_stream_routes,
+    depth,
+    listen_key_endpoint,
     make_base_app,
+    ping,
+    private,
+    public,
     rest,
+    server_time,
+    text_frames,
+    user_data_sink,
+    websocket,
     ws_api_params,
 )
 from mm_daemon.sim.binance.orders import (
+    account_trades,
     binance_type,
+    cancel_order,
+    open_orders,
     order_ref,
     parse_order,
     place_order,
+    query_order,
     side_text,
 )
 from mm_daemon.sim.binance.streams import Connection
@@ -100,7 +112,7 @@ def exchange_info(venue: SimVenue, now_ms: int) -> dict[str, Any]:
         symbols.append(
             {
                 "symbol": name,
-                "status": "BREAK" if venue.faults.halted(now_ms * _MS) else "TRADING",
+                "status": "BREAK" if venue.halted(sym, now_ms * _MS) else "TRADING",
                 "baseAsset": inst.base,
                 "baseAssetPrecision": 8,
                 "quoteAsset": inst.quote,
@@ -174,6 +186,23 @@ def order_view(sym: VenueSymbol, view: OrderView) -> dict[str, Any]:
     }
 
 
+def _order_state(sym: VenueSymbol, view: OrderView) -> dict[str, Any]:
+    """The fields an order response and a cancel response both carry, in Binance's order."""
+    fmt = sym.fmt
+    order_type, tif = binance_type(view.order_type, spot=True)
+    return {
+        "price": fmt.px(view.price_ticks),
+        "origQty": fmt.qty(view.orig_lots),
+        "executedQty": fmt.qty(view.executed_lots),
+        "origQuoteOrderQty": _d8(0.0),
+        "cummulativeQuoteQty": _d8(view.cum_quote),
+        "status": view.status.value,
+        "timeInForce": tif,
+        "type": order_type,
+        "side": side_text(view.side),
+    }
+
+
 def new_order_response(
     sym: VenueSymbol, result: MatchResult, resp_type: str, now_ms: int
 ) -> dict[str, Any]:
@@ -188,24 +217,11 @@ def new_order_response(
     }
     if resp_type == "ACK":
         return base
-    fmt = sym.fmt
-    order_type, tif = binance_type(view.order_type, spot=True)
-    base.update(
-        {
-            "price": fmt.px(view.price_ticks),
-            "origQty": fmt.qty(view.orig_lots),
-            "executedQty": fmt.qty(view.executed_lots),
-            "origQuoteOrderQty": _d8(0.0),
-            "cummulativeQuoteQty": _d8(view.cum_quote),
-            "status": view.status.value,
-            "timeInForce": tif,
-            "type": order_type,
-            "side": side_text(view.side),
-            "workingTime": now_ms,
-            "selfTradePreventionMode": "EXPIRE_MAKER",
-        }
-    )
+    base.update(_order_state(sym, view))
+    base["workingTime"] = now_ms
+    base["selfTradePreventionMode"] = "EXPIRE_MAKER"
     if resp_type == "FULL":
+        fmt = sym.fmt
         base["fills"] = [
             {
                 "price": fmt.px(r.last_price_ticks),
@@ -221,8 +237,6 @@ def new_order_response(
 
 
 def cancel_response(sym: VenueSymbol, view: OrderView, orig_client_id: str) -> dict[str, Any]:
-    fmt = sym.fmt
-    order_type, tif = binance_type(view.order_type, spot=True)
     return {
         "symbol": sym.instrument.exchange_symbol,
         "origClientOrderId": orig_client_id,
@@ -230,15 +244,7 @@ def cancel_response(sym: VenueSymbol, view: OrderView, orig_client_id: str) -> d
         "orderListId": -1,
         "clientOrderId": orig_client_id,
         "transactTime": view.update_ts_ns // _MS,
-        "price": fmt.px(view.price_ticks),
-        "origQty": fmt.qty(view.orig_lots),
-        "executedQty": fmt.qty(view.executed_lots),
-        "origQuoteOrderQty": _d8(0.0),
-        "cummulativeQuoteQty": _d8(view.cum_quote),
-        "status": view.status.value,
-        "timeInForce": tif,
-        "type": order_type,
-        "side": side_text(view.side),
+        **_order_state(sym, view),
         "selfTradePreventionMode": "EXPIRE_MAKER",
     }
 
@@ -311,103 +317,37 @@ def account_position(venue: SimVenue, api_key: str, now_ms: int) -> dict[str, An
     }
 
 
-# -- REST handlers -----------------------------------------------------------------------------
+# -- REST and WS-API handlers ------------------------------------------------------------------
 
 
-def _now_ms() -> int:
-    return time.time_ns() // _MS
-
-
-def _ping(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
-    del venue, params, api_key
-    return {}
-
-
-def _time(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
-    del venue, params, api_key
-    return {"serverTime": _now_ms()}
-
-
-def _exchange_info(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
-    del params, api_key
-    return exchange_info(venue, _now_ms())
-
-
-def depth(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
-    del api_key
-    sym = venue.symbol(params.get("symbol"))
-    try:
-        limit = int(params.get("limit", "100"))
-    except ValueError:
-        raise BinanceError(-1100, "Illegal characters found in parameter 'limit'.") from None
-    limit = max(1, min(limit, 5000))
-    bids, asks, update_id = sym.engine.depth(limit)
-    px = sym.fmt.px
-    qty = sym.fmt.qty
-    body: dict[str, Any] = {"lastUpdateId": update_id}
-    if not venue.is_spot:
-        now = _now_ms()
-        body["E"] = now
-        body["T"] = now
-    body["bids"] = [[px(p), qty(s)] for p, s in bids]
-    body["asks"] = [[px(p), qty(s)] for p, s in asks]
-    return body
+def _exchange_info(venue: SimVenue, params: Params) -> dict[str, Any]:
+    del params
+    return exchange_info(venue, server_time_ms())
 
 
 def place(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
     sym, order, result = place_order(venue, params, api_key, spot=True)
-    return new_order_response(sym, result, order.resp_type, _now_ms())
+    return new_order_response(sym, result, order.resp_type, server_time_ms())
 
 
-def _post_order(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
-    assert api_key is not None  # noqa: S101  signed endpoint
-    return place(venue, params, api_key)
-
-
-def _get_order(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
-    assert api_key is not None  # noqa: S101  signed endpoint
-    sym = venue.symbol(params.get("symbol"))
-    order_id, client_id = order_ref(params)
-    view = sym.engine.query(api_key, order_id=order_id, client_order_id=client_id)
-    if not isinstance(view, OrderView):
-        raise BinanceError(view.code, view.msg)
+def get_order(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
+    sym, view = query_order(venue, params, api_key)
     return order_view(sym, view)
 
 
 def cancel(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
-    sym = venue.symbol(params.get("symbol"))
-    order_id, client_id = order_ref(params)
-    result = venue.cancel(sym, api_key, order_id, client_id)
-    assert result.order is not None  # noqa: S101  a successful client cancel carries its order
-    return cancel_response(sym, result.order, result.order.client_order_id)
+    sym, view = cancel_order(venue, params, api_key)
+    return cancel_response(sym, view, view.client_order_id)
 
 
-def _delete_order(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
-    assert api_key is not None  # noqa: S101  signed endpoint
-    return cancel(venue, params, api_key)
-
-
-def _open_orders(venue: SimVenue, params: Params, api_key: str | None) -> list[dict[str, Any]]:
-    assert api_key is not None  # noqa: S101  signed endpoint
-    names = [params["symbol"]] if params.get("symbol") else list(venue.symbols)
-    out: list[dict[str, Any]] = []
-    for name in names:
-        sym = venue.symbol(name)
-        out.extend(order_view(sym, v) for v in sym.engine.open_orders(api_key))
-    return out
+def list_open_orders(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
+    return [order_view(sym, view) for sym, view in open_orders(venue, params, api_key)]
 
 
 def cancel_all(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
     sym = venue.symbol(params.get("symbol"))
     views = venue.cancel_all(sym, api_key)
     return [cancel_response(sym, v, v.client_order_id) for v in views]
-
-
-def _delete_open_orders(
-    venue: SimVenue, params: Params, api_key: str | None
-) -> list[dict[str, Any]]:
-    assert api_key is not None  # noqa: S101  signed endpoint
-    return cancel_all(venue, params, api_key)
 
 
 def account(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
@@ -417,7 +357,7 @@ def account(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
     for sym in venue.symbols.values():
         maker_bps = round(sym.instrument.maker_fee_rate * 10_000)
         taker_bps = round(sym.instrument.taker_fee_rate * 10_000)
-    now = _now_ms()
+    now = server_time_ms()
     return {
         "makerCommission": maker_bps,
         "takerCommission": taker_bps,
@@ -443,17 +383,8 @@ def account(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
     }
 
 
-def _account(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
-    assert api_key is not None  # noqa: S101  signed endpoint
-    return account(venue, params, api_key)
-
-
 def my_trades(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
-    sym = venue.symbol(params.get("symbol"))
-    limit = max(1, min(int(params.get("limit", "500")), 1000))
-    from_id = int(params["fromId"]) if params.get("fromId") else None
-    order_id = int(params["orderId"]) if params.get("orderId") else None
-    trades = sym.engine.account_trades(api_key, from_id=from_id, order_id=order_id, limit=limit)
+    sym, trades = account_trades(venue, params, api_key)
     fmt = sym.fmt
     return [
         {
@@ -473,11 +404,6 @@ def my_trades(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, A
         }
         for t in trades
     ]
-
-
-def _my_trades(venue: SimVenue, params: Params, api_key: str | None) -> list[dict[str, Any]]:
-    assert api_key is not None  # noqa: S101  signed endpoint
-    return my_trades(venue, params, api_key)
 
 
 def cancel_replace(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
@@ -504,7 +430,7 @@ def cancel_replace(venue: SimVenue, params: Params, api_key: str) -> dict[str, A
         client_order_id=order.client_order_id,
         allow_failure=mode == "ALLOW_FAILURE",
     )
-    now = _now_ms()
+    now = server_time_ms()
     cancel_part: dict[str, Any]
     if cancelled.error is None and cancelled.order is not None:
         cancel_part = cancel_response(sym, cancelled.order, cancelled.order.client_order_id)
@@ -543,33 +469,16 @@ def cancel_replace(venue: SimVenue, params: Params, api_key: str) -> dict[str, A
     return body
 
 
-def _cancel_replace(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
-    assert api_key is not None  # noqa: S101  signed endpoint
-    return cancel_replace(venue, params, api_key)
-
-
-async def _api_key_only(request: web.Request) -> web.Response:
-    venue = request.app[VENUE_KEY]
-    api_key = request.headers.get("X-MBX-APIKEY")
-    if not api_key:
-        return web.json_response({"code": -2014, "msg": "API-key format invalid."}, status=401)
-    if request.method == "POST":
-        return web.json_response({"listenKey": venue.new_listen_key(api_key)})
-    return web.json_response({})
-
-
 # -- WS-API ------------------------------------------------------------------------------------
 
 
 class _WsApiSession:
     """One WS-API connection: requests answered in order; user-data events pushed."""
 
-    def __init__(
-        self, venue: SimVenue, ws: web.WebSocketResponse, transport: asyncio.Transport | None
-    ) -> None:
+    def __init__(self, venue: SimVenue, conn: Connection) -> None:
         self.venue = venue
-        self.ws = ws
-        self.conn = Connection(ws, transport, combined=False, faults=venue.faults)
+        self.conn = conn
+        self.ws = conn.ws
         self.user_streams: dict[int, int] = {}  # subscriptionId -> venue user stream id
         self._next_sub = 0
 
@@ -594,26 +503,12 @@ class _WsApiSession:
 
     def user_sink(self, sub_id: int, api_key: str) -> UserSink:
         venue = self.venue
-
-        def sink(
-            sym: VenueSymbol, reports: list[ExecutionReport], changed: list[str], now_ns: int
-        ) -> None:
-            now_ms = now_ns // _MS
-            for report in reports:
-                event = execution_report(sym, report, now_ms)
-                self.conn.send(orjson.dumps({"subscriptionId": sub_id, "event": event}), now_ns)
-            if changed:
-                self.conn.send(
-                    orjson.dumps(
-                        {
-                            "subscriptionId": sub_id,
-                            "event": account_position(venue, api_key, now_ms),
-                        }
-                    ),
-                    now_ns,
-                )
-
-        return sink
+        return user_data_sink(
+            self.conn,
+            execution_report,
+            lambda now_ms: account_position(venue, api_key, now_ms),
+            subscription_id=sub_id,
+        )
 
     def handle(self, text: str) -> None:
         try:
@@ -632,7 +527,7 @@ class _WsApiSession:
                 self.reply(req_id, {})
                 return
             if method == "time":
-                self.reply(req_id, {"serverTime": _now_ms()})
+                self.reply(req_id, server_time(venue, {}))
                 return
             signed = method in _SIGNED_METHODS
             if not signed and method not in ("depth", "exchangeInfo"):
@@ -640,21 +535,16 @@ class _WsApiSession:
                 return
             params, api_key = ws_api_params(venue, request.get("params", {}), signed=signed)
             if method == "depth":
-                self.reply(req_id, depth(venue, params, None))
+                self.reply(req_id, depth(venue, params))
             elif method == "exchangeInfo":
-                self.reply(req_id, exchange_info(venue, _now_ms()))
+                self.reply(req_id, _exchange_info(venue, params))
             else:
                 assert api_key is not None  # noqa: S101  signed methods carry a key
                 self.reply(req_id, self._signed(str(method), params, api_key))
         except BinanceError as exc:
             self.error(req_id, exc)
         except (ValueError, KeyError, TypeError):
-            self.error(
-                req_id,
-                BinanceError(
-                    -1102, "A mandatory parameter was not sent, was empty/null, or malformed."
-                ),
-            )
+            self.error(req_id, malformed_params())
 
     def _signed(self, method: str, params: Params, api_key: str) -> Any:
         venue = self.venue
@@ -671,23 +561,10 @@ class _WsApiSession:
             if stream_id is not None:
                 venue.remove_user_stream(stream_id)
             return {}
-        if method == "order.place":
-            return place(venue, params, api_key)
-        if method == "order.cancel":
-            return cancel(venue, params, api_key)
-        if method == "order.status":
-            return _get_order(venue, params, api_key)
-        if method == "order.cancelReplace":
-            return cancel_replace(venue, params, api_key)
-        if method == "openOrders.status":
-            return _open_orders(venue, params, api_key)
-        if method == "openOrders.cancelAll":
-            return cancel_all(venue, params, api_key)
-        if method == "account.status":
-            return account(venue, params, api_key)
-        if method == "myTrades":
-            return my_trades(venue, params, api_key)
-        raise BinanceError(-1102, f"Unknown method '{method}'.")
+        handler = _WS_API_ORDERS.get(method)
+        if handler is None:
+            raise BinanceError(-1102, f"Unknown method '{method}'.")
+        return handler(venue, params, api_key)
 
     def close(self) -> None:
         for stream_id in self.user_streams.values():
@@ -695,58 +572,50 @@ class _WsApiSession:
         self.user_streams.clear()
 
 
+_WS_API_ORDERS: dict[str, PrivateHandler] = {
+    "order.place": place,
+    "order.cancel": cancel,
+    "order.status": get_order,
+    "order.cancelReplace": cancel_replace,
+    "openOrders.status": list_open_orders,
+    "openOrders.cancelAll": cancel_all,
+    "account.status": account,
+    "myTrades": my_trades,
+}
 _SIGNED_METHODS = frozenset(
-    {
-        "userDataStream.subscribe.signature",
-        "userDataStream.unsubscribe",
-        "order.place",
-        "order.cancel",
-        "order.status",
-        "order.cancelReplace",
-        "openOrders.status",
-        "openOrders.cancelAll",
-        "account.status",
-        "myTrades",
-    }
+    {"userDataStream.subscribe.signature", "userDataStream.unsubscribe", *_WS_API_ORDERS}
 )
 
 
 async def _ws_api(request: web.Request) -> web.StreamResponse:
-    venue = request.app[VENUE_KEY]
-    ws = web.WebSocketResponse(compress=False, heartbeat=None)
-    await ws.prepare(request)
-    session = _WsApiSession(venue, ws, request.transport)
-    venue.register(session.conn)
-    session.conn.start()
-    try:
-        async for msg in ws:
-            if msg.type == WSMsgType.TEXT:
-                session.handle(msg.data)
-    finally:
-        session.close()
-        venue.streams.drop(session.conn)
-        with contextlib.suppress(Exception):
-            await session.conn.close()
+    async with websocket(request, combined=False, kind="ws_api") as (ws, conn):
+        session = _WsApiSession(request.app[VENUE_KEY], conn)
+        try:
+            async for text in text_frames(ws):
+                session.handle(text)
+        finally:
+            session.close()
     return ws
 
 
 def make_spot_app(venue: SimVenue) -> web.Application:
     app = make_base_app(venue)
     r = app.router
-    r.add_get("/api/v3/ping", rest(_ping, signed=False))
-    r.add_get("/api/v3/time", rest(_time, signed=False))
-    r.add_get("/api/v3/exchangeInfo", rest(_exchange_info, signed=False))
-    r.add_get("/api/v3/depth", rest(depth, signed=False))
-    r.add_post("/api/v3/order", rest(_post_order, signed=True))
-    r.add_get("/api/v3/order", rest(_get_order, signed=True))
-    r.add_delete("/api/v3/order", rest(_delete_order, signed=True))
-    r.add_post("/api/v3/order/cancelReplace", rest(_cancel_replace, signed=True))
-    r.add_get("/api/v3/openOrders", rest(_open_orders, signed=True))
-    r.add_delete("/api/v3/openOrders", rest(_delete_open_orders, signed=True))
-    r.add_get("/api/v3/account", rest(_account, signed=True))
-    r.add_get("/api/v3/myTrades", rest(_my_trades, signed=True))
+    r.add_get("/api/v3/ping", rest(public(ping), signed=False))
+    r.add_get("/api/v3/time", rest(public(server_time), signed=False))
+    r.add_get("/api/v3/exchangeInfo", rest(public(_exchange_info), signed=False))
+    r.add_get("/api/v3/depth", rest(public(depth), signed=False))
+    r.add_post("/api/v3/order", rest(private(place), signed=True))
+    r.add_get("/api/v3/order", rest(private(get_order), signed=True))
+    r.add_delete("/api/v3/order", rest(private(cancel), signed=True))
+    r.add_post("/api/v3/order/cancelReplace", rest(private(cancel_replace), signed=True))
+    r.add_get("/api/v3/openOrders", rest(private(list_open_orders), signed=True))
+    r.add_delete("/api/v3/openOrders", rest(private(cancel_all), signed=True))
+    r.add_get("/api/v3/account", rest(private(account), signed=True))
+    r.add_get("/api/v3/myTrades", rest(private(my_trades), signed=True))
+    keys = listen_key_endpoint(keepalive_returns_key=False)
     for method in ("POST", "PUT", "DELETE"):
-        r.add_route(method, "/api/v3/userDataStream", _api_key_only)
+        r.add_route(method, "/api/v3/userDataStream", keys)
     r.add_get("/ws-api/v3", _ws_api)
     add_stream_routes(app, ("",))
     return app

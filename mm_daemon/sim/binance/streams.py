@@ -18,17 +18,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 from aiohttp import WSMsgType, web
 
+from mm_daemon.binance.markets import Dialect
+from mm_daemon.binance.numbers import NumberFormat
 from mm_daemon.core.types import Instrument
-from mm_daemon.sim.binance.common import NumberFormat, dumps
+from mm_daemon.sim.binance.common import dumps
 from mm_daemon.sim.faults import FaultState
 
-__all__ = ["BookSide", "Connection", "DepthStream", "Dialect", "MarketStreams", "SymbolFeed"]
+__all__ = ["BookSide", "Connection", "DepthStream", "MarketStreams", "SymbolFeed"]
 
-Dialect = Literal["binance-spot", "binance-usdm"]
 BookSide = Callable[[], tuple[int, list[tuple[int, int]], list[tuple[int, int]]]]
 _NS_PER_MS = 1_000_000
 _SPOT_DEPTH = b'{"e":"depthUpdate","E":%d,"s":"%b","U":%d,"u":%d,"b":[%b],"a":[%b]}'
@@ -238,7 +238,7 @@ class SymbolFeed:
             stream = self.depth.get(rate_ms)
             if stream is None:
                 # spot's plain `@depth` is the 1000 ms stream; every other rate names itself
-                plain = rate_ms == 1000 and self.dialect == "binance-spot"
+                plain = rate_ms == 1000 and self.dialect == "spot"
                 name = f"{self.lower}@depth" + ("" if plain else f"@{rate_ms}ms")
                 stream = DepthStream(name.encode(), rate_ms, self.update_id)
                 self.depth[rate_ms] = stream
@@ -337,7 +337,7 @@ class SymbolFeed:
         b = b",".join(parts[:split])
         a = b",".join(parts[split:])
         ms = now_ns // _NS_PER_MS
-        if self.dialect == "binance-spot":
+        if self.dialect == "spot":
             payload = _SPOT_DEPTH % (ms, self._symbol_bytes, first, update_id, b, a)
         else:
             payload = _USDM_DEPTH % (ms, ms, self._symbol_bytes, first, update_id, prev, b, a)
@@ -357,7 +357,7 @@ class SymbolFeed:
             return
         px = self.fmt.px
         qty = self.fmt.qty
-        if self.dialect == "binance-spot":
+        if self.dialect == "spot":
             data: dict[str, object] = {
                 "u": update_id,
                 "s": self._symbol,
@@ -389,7 +389,7 @@ class SymbolFeed:
         if not self.trade_subs or self.raw or self.faults.stalled(now_ns):
             return
         ms = now_ns // _NS_PER_MS
-        if self.dialect == "binance-spot":
+        if self.dialect == "spot":
             data: dict[str, object] = {
                 "e": "trade",
                 "E": ms,
@@ -438,7 +438,7 @@ class MarketStreams:
         kind = parts[1]
         if kind == "depth":
             if len(parts) == 2:
-                rate = 1000 if self.dialect == "binance-spot" else 250
+                rate = 1000 if self.dialect == "spot" else 250
             elif len(parts) == 3 and parts[2].endswith("ms") and parts[2][:-2].isdigit():
                 rate = int(parts[2][:-2])
             else:

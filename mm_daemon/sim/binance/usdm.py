@@ -4,30 +4,42 @@ and the WS-API at /ws-fapi/v1 (order.place, order.modify, order.cancel, order.st
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from mm_daemon.core.types import Side
-from mm_daemon.sim.binance.common import BinanceError
+from mm_daemon.sim.binance.common import BinanceError, malformed_params, server_time_ms
 from mm_daemon.sim.binance.http import (
     VENUE_KEY,
     Params,
+    PrivateHandler,
     add_stream_routes,
+    depth,
+    listen_key_endpoint,
     make_base_app,
+    ping,
+    private,
+    public,
     rest,
+    server_time,
+    text_frames,
+    user_data_sink,
+    websocket,
     ws_api_params,
 )
 from mm_daemon.sim.binance.orders import (
+    account_trades,
     binance_type,
+    cancel_order,
+    open_orders,
     order_ref,
     place_order,
+    query_order,
     side_text,
 )
-from mm_daemon.sim.binance.spot import depth
 from mm_daemon.sim.binance.streams import Connection
 from mm_daemon.sim.matching import ExecType, ExecutionReport, OrderView
 from mm_daemon.sim.venue import SimVenue, VenueSymbol
@@ -39,10 +51,6 @@ _MS = 1_000_000
 
 def _d(value: float, decimals: int = 8) -> str:
     return f"{value:.{decimals}f}"
-
-
-def _now_ms() -> int:
-    return time.time_ns() // _MS
 
 
 def exchange_info(venue: SimVenue, now_ms: int) -> dict[str, Any]:
@@ -285,7 +293,7 @@ def _signed_qty(sym: VenueSymbol, lots: int) -> str:
 def account(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
     del params
     acct = venue.accounts.get(api_key)
-    now = _now_ms()
+    now = server_time_ms()
     positions = _positions(venue, api_key)
     upnl_total = sum(p[3] for p in positions)
     assets = []
@@ -346,7 +354,7 @@ def account(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
 
 def position_risk(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
     wanted = params.get("symbol")
-    now = _now_ms()
+    now = server_time_ms()
     leverage = venue.accounts.leverage
     out = []
     for sym, lots, entry, upnl in _positions(venue, api_key):
@@ -392,20 +400,13 @@ def place(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
 
 
 def get_order(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
-    sym = venue.symbol(params.get("symbol"))
-    order_id, client_id = order_ref(params)
-    view = sym.engine.query(api_key, order_id=order_id, client_order_id=client_id)
-    if not isinstance(view, OrderView):
-        raise BinanceError(view.code, view.msg)
+    sym, view = query_order(venue, params, api_key)
     return order_json(sym, view)
 
 
 def cancel(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
-    sym = venue.symbol(params.get("symbol"))
-    order_id, client_id = order_ref(params)
-    result = venue.cancel(sym, api_key, order_id, client_id)
-    assert result.order is not None  # noqa: S101  a successful client cancel carries its order
-    return order_json(sym, result.order)
+    sym, view = cancel_order(venue, params, api_key)
+    return order_json(sym, view)
 
 
 def modify(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
@@ -424,13 +425,8 @@ def modify(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
     return order_json(sym, result.order)
 
 
-def open_orders(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
-    names = [params["symbol"]] if params.get("symbol") else list(venue.symbols)
-    out: list[dict[str, Any]] = []
-    for name in names:
-        sym = venue.symbol(name)
-        out.extend(order_json(sym, v) for v in sym.engine.open_orders(api_key))
-    return out
+def list_open_orders(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
+    return [order_json(sym, view) for sym, view in open_orders(venue, params, api_key)]
 
 
 def cancel_all(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
@@ -440,11 +436,7 @@ def cancel_all(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
 
 
 def user_trades(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
-    sym = venue.symbol(params.get("symbol"))
-    limit = max(1, min(int(params.get("limit", "500")), 1000))
-    from_id = int(params["fromId"]) if params.get("fromId") else None
-    order_id = int(params["orderId"]) if params.get("orderId") else None
-    trades = sym.engine.account_trades(api_key, from_id=from_id, order_id=order_id, limit=limit)
+    sym, trades = account_trades(venue, params, api_key)
     fmt = sym.fmt
     return [
         {
@@ -509,46 +501,9 @@ def _commission(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]
     }
 
 
-def _ping(venue: SimVenue, params: Params) -> dict[str, Any]:
-    del venue, params
-    return {}
-
-
-def _time(venue: SimVenue, params: Params) -> dict[str, Any]:
-    del venue, params
-    return {"serverTime": _now_ms()}
-
-
 def _exchange_info(venue: SimVenue, params: Params) -> dict[str, Any]:
     del params
-    return exchange_info(venue, _now_ms())
-
-
-def _public(fn: Any) -> Any:
-    def handler(venue: SimVenue, params: Params, api_key: str | None) -> Any:
-        del api_key
-        return fn(venue, params)
-
-    return handler
-
-
-def _private(fn: Any) -> Any:
-    def handler(venue: SimVenue, params: Params, api_key: str | None) -> Any:
-        if api_key is None:
-            raise BinanceError(-2014, "API-key format invalid.", 401)
-        return fn(venue, params, api_key)
-
-    return handler
-
-
-async def _listen_key(request: web.Request) -> web.Response:
-    venue = request.app[VENUE_KEY]
-    api_key = request.headers.get("X-MBX-APIKEY")
-    if not api_key:
-        return web.json_response({"code": -2014, "msg": "API-key format invalid."}, status=401)
-    if request.method in ("POST", "PUT"):
-        return web.json_response({"listenKey": venue.new_listen_key(api_key)})
-    return web.json_response({})
+    return exchange_info(venue, server_time_ms())
 
 
 # -- user data and WS-API ----------------------------------------------------------------------
@@ -562,41 +517,28 @@ async def _private_ws(request: web.Request) -> web.StreamResponse:
         return web.json_response(
             {"code": -1125, "msg": "This listenKey does not exist."}, status=400
         )
-    ws = web.WebSocketResponse(compress=False, heartbeat=None)
-    await ws.prepare(request)
-    conn = Connection(
-        ws, request.transport, combined="/stream" in request.path, faults=venue.faults
-    )
-    venue.register(conn)
-    conn.start()
-
-    def sink(
-        sym: VenueSymbol, reports: list[ExecutionReport], changed: list[str], now_ns: int
-    ) -> None:
-        now_ms = now_ns // _MS
-        for report in reports:
-            conn.send(orjson.dumps(order_trade_update(sym, report, now_ms)), now_ns)
-        if changed:
-            conn.send(orjson.dumps(account_update(venue, api_key, now_ms)), now_ns)
-
-    stream_id = venue.add_user_stream(api_key, sink)
-    try:
-        async for _msg in ws:
-            pass
-    finally:
-        venue.remove_user_stream(stream_id)
-        venue.streams.drop(conn)
-        with contextlib.suppress(Exception):
-            await conn.close()
+    async with websocket(request, combined="/stream" in request.path, kind="user_data") as (
+        ws,
+        conn,
+    ):
+        sink = user_data_sink(
+            conn, order_trade_update, lambda now_ms: account_update(venue, api_key, now_ms)
+        )
+        stream_id = venue.add_user_stream(api_key, sink)
+        try:
+            async for _msg in ws:
+                pass
+        finally:
+            venue.remove_user_stream(stream_id)
     return ws
 
 
-_WS_SIGNED = {
+_WS_SIGNED: dict[str, PrivateHandler] = {
     "order.place": place,
     "order.cancel": cancel,
     "order.modify": modify,
     "order.status": get_order,
-    "openOrders.status": open_orders,
+    "openOrders.status": list_open_orders,
     "account.status": account,
     "account.position": position_risk,
 }
@@ -604,19 +546,9 @@ _WS_SIGNED = {
 
 async def _ws_api(request: web.Request) -> web.StreamResponse:
     venue = request.app[VENUE_KEY]
-    ws = web.WebSocketResponse(compress=False, heartbeat=None)
-    await ws.prepare(request)
-    conn = Connection(ws, request.transport, combined=False, faults=venue.faults)
-    venue.register(conn)
-    conn.start()
-    try:
-        async for msg in ws:
-            if msg.type == WSMsgType.TEXT:
-                _ws_api_request(venue, conn, msg.data)
-    finally:
-        venue.streams.drop(conn)
-        with contextlib.suppress(Exception):
-            await conn.close()
+    async with websocket(request, combined=False, kind="ws_api") as (ws, conn):
+        async for text in text_frames(ws):
+            _ws_api_request(venue, conn, text)
     return ws
 
 
@@ -630,7 +562,7 @@ def _ws_api_result(venue: SimVenue, request: Any, now_ns: int) -> Any:
         return {"serverTime": now_ns // _MS}
     if method == "depth":
         params, _ = ws_api_params(venue, request.get("params", {}), signed=False)
-        return depth(venue, params, None)
+        return depth(venue, params)
     handler = _WS_SIGNED.get(str(method))
     if handler is None:
         raise BinanceError(-1102, f"Unknown method '{method}'.")
@@ -653,53 +585,39 @@ def _ws_api_request(venue: SimVenue, conn: Connection, text: str) -> None:
     except BinanceError as exc:
         body = {"id": req_id, "status": exc.http_status, "error": exc.body()}
     except (ValueError, KeyError, TypeError):
-        body = {
-            "id": req_id,
-            "status": 400,
-            "error": {
-                "code": -1102,
-                "msg": "A mandatory parameter was not sent, was empty/null, or malformed.",
-            },
-        }
+        body = {"id": req_id, "status": 400, "error": malformed_params().body()}
     conn.send(orjson.dumps(body), now)
 
 
 def make_usdm_app(venue: SimVenue) -> web.Application:
     app = make_base_app(venue)
     r = app.router
-
-    def get(path: str, fn: Any, *, signed: bool) -> None:
-        r.add_get(path, rest(fn, signed=signed))
-
-    get("/fapi/v1/ping", _public(_ping), signed=False)
-    get("/fapi/v1/time", _public(_time), signed=False)
-    get("/fapi/v1/exchangeInfo", _public(_exchange_info), signed=False)
-    get("/fapi/v1/depth", rest_depth, signed=False)
-    r.add_post("/fapi/v1/order", rest(_private(place), signed=True))
-    r.add_put("/fapi/v1/order", rest(_private(modify), signed=True))
-    get("/fapi/v1/order", _private(get_order), signed=True)
-    r.add_delete("/fapi/v1/order", rest(_private(cancel), signed=True))
-    get("/fapi/v1/openOrders", _private(open_orders), signed=True)
-    r.add_delete("/fapi/v1/allOpenOrders", rest(_private(cancel_all), signed=True))
-    get("/fapi/v1/userTrades", _private(user_trades), signed=True)
-    get("/fapi/v1/commissionRate", _private(_commission), signed=True)
-    get("/fapi/v1/leverageBracket", _private(_leverage_bracket), signed=True)
-    r.add_post("/fapi/v1/leverage", rest(_private(_leverage), signed=True))
+    r.add_get("/fapi/v1/ping", rest(public(ping), signed=False))
+    r.add_get("/fapi/v1/time", rest(public(server_time), signed=False))
+    r.add_get("/fapi/v1/exchangeInfo", rest(public(_exchange_info), signed=False))
+    r.add_get("/fapi/v1/depth", rest(public(depth), signed=False))
+    r.add_post("/fapi/v1/order", rest(private(place), signed=True))
+    r.add_put("/fapi/v1/order", rest(private(modify), signed=True))
+    r.add_get("/fapi/v1/order", rest(private(get_order), signed=True))
+    r.add_delete("/fapi/v1/order", rest(private(cancel), signed=True))
+    r.add_get("/fapi/v1/openOrders", rest(private(list_open_orders), signed=True))
+    r.add_delete("/fapi/v1/allOpenOrders", rest(private(cancel_all), signed=True))
+    r.add_get("/fapi/v1/userTrades", rest(private(user_trades), signed=True))
+    r.add_get("/fapi/v1/commissionRate", rest(private(_commission), signed=True))
+    r.add_get("/fapi/v1/leverageBracket", rest(private(_leverage_bracket), signed=True))
+    r.add_post("/fapi/v1/leverage", rest(private(_leverage), signed=True))
     for version in ("v2", "v3"):
-        get(f"/fapi/{version}/account", _private(account), signed=True)
-        get(f"/fapi/{version}/positionRisk", _private(position_risk), signed=True)
-        get(f"/fapi/{version}/balance", _private(_balances), signed=True)
+        r.add_get(f"/fapi/{version}/account", rest(private(account), signed=True))
+        r.add_get(f"/fapi/{version}/positionRisk", rest(private(position_risk), signed=True))
+        r.add_get(f"/fapi/{version}/balance", rest(private(_balances), signed=True))
+    keys = listen_key_endpoint(keepalive_returns_key=True)
     for method in ("POST", "PUT", "DELETE"):
-        r.add_route(method, "/fapi/v1/listenKey", _listen_key)
+        r.add_route(method, "/fapi/v1/listenKey", keys)
     r.add_get("/ws-fapi/v1", _ws_api)
     r.add_get("/private/ws", _private_ws)
     r.add_get("/private/stream", _private_ws)
     add_stream_routes(app, ("", "/public", "/market"))
     return app
-
-
-def rest_depth(venue: SimVenue, params: Params, api_key: str | None) -> dict[str, Any]:
-    return depth(venue, params, api_key)
 
 
 def _balances(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
