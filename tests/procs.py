@@ -380,3 +380,13 @@ def journal_fills(path: Path) -> list[tuple[str, str, str, int, int, float]]:
     finally:
         conn.close()
     return [(str(v), str(s), str(t), int(d), int(n), float(f)) for v, s, t, d, n, f in rows]
+
+
+def journal_open_orders(path: Path) -> set[str]:
+    """Client ids of the orders a journal holds open (last journaled state not final)."""
+    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT client_order_id FROM open_orders").fetchall()
+    finally:
+        conn.close()
+    return {str(cid) for (cid,) in rows}

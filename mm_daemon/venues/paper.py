@@ -20,7 +20,9 @@ applied with the event loop's timers:
   post-only order that a book update shows was crossed before it arrived is rejected then,
   reported `ack_latency_seconds` later like any reject.
 
-The daemon feeds every market event of the venue into `on_market_event`.
+The daemon feeds every market event of the venue into `on_market_event`. At a restart it gives
+the paper venue back the orders the journal holds open (`restore`): they rest again at the back
+of their price level's queue, and the start's reconciliation cancels or adopts them.
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ class PaperMatcher:
         self.quote_balance = starting_quote
         self.fees_paid_quote = 0.0
         self._orders: dict[str, _PaperOrder] = {}
+        self._unqueued: list[str] = []  # restored orders waiting for a book to queue in
         self._next_order_id = 0
         self._next_trade_id = 0
         self._spot = instrument.kind is InstrumentKind.SPOT
@@ -196,6 +199,25 @@ class PaperMatcher:
             if exposed:
                 events.extend(self._apply_fills(exposed, now_ns))
         return events
+
+    def restore(
+        self, request: OrderRequest, exchange_order_id: str, filled_lots: int, now_ns: int
+    ) -> list[ExecutionEvent]:
+        """An order an earlier run left resting (the journal's): open again with what it had
+        filled, at the back of its price level's queue (its place in the queue ended with that
+        run), as soon as the book shows the level. Returns the fills that already reach it."""
+        cid = request.client_order_id
+        if cid in self._orders or filled_lots >= request.size_lots:
+            return []
+        if exchange_order_id.isdigit():  # new orders are numbered after it
+            self._next_order_id = max(self._next_order_id, int(exchange_order_id))
+        else:
+            self._next_order_id += 1
+            exchange_order_id = str(self._next_order_id)
+        status = OrderStatus.PARTIALLY_FILLED if filled_lots else OrderStatus.OPEN
+        self._orders[cid] = _PaperOrder(request, exchange_order_id, filled_lots, status)
+        self._unqueued.append(cid)
+        return self._queue_restored(now_ns)
 
     def cancel(self, client_order_id: str, now_ns: int) -> list[ExecutionEvent]:
         """The cancel reaches the venue; nothing happens if the order already finished.
@@ -272,6 +294,8 @@ class PaperMatcher:
                     model.on_level_change(Side.BUY, px, sz)
                 for px, sz in event.asks:
                     model.on_level_change(Side.SELL, px, sz)
+            if self._unqueued:
+                events.extend(self._queue_restored(now_ns))
             events.extend(self._touch(now_ns))
             return events
         if isinstance(event, BookSnapshot):
@@ -280,6 +304,8 @@ class PaperMatcher:
             for side, px in self.model.tracked_levels():
                 size = self.book.bid_size_at(px) if side is Side.BUY else self.book.ask_size_at(px)
                 self.model.on_level_change(side, px, size)
+            if self._unqueued:
+                events.extend(self._queue_restored(now_ns))
             events.extend(self._touch(now_ns))
             return events
         return events  # MarketStatus: nothing to match
@@ -302,6 +328,29 @@ class PaperMatcher:
         return self._apply_fills(fills, now_ns) if fills else []
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _queue_restored(self, now_ns: int) -> list[ExecutionEvent]:
+        """Queue the restored orders behind what the book displays at their prices; not before
+        the book shows either side (an empty book would put them at the front)."""
+        book = self.book
+        if book.best_bid_ticks is None and book.best_ask_ticks is None:
+            return []
+        waiting, self._unqueued = self._unqueued, []
+        events: list[ExecutionEvent] = []
+        for cid in waiting:
+            order = self._orders.get(cid)
+            if order is None:
+                continue  # cancelled before the book came
+            request = order.request
+            price, side = request.price_ticks, request.side
+            level = book.bid_size_at(price) if side is Side.BUY else book.ask_size_at(price)
+            self.model.on_place(cid, side, price, request.size_lots - order.filled_lots, level)
+            if self.exposure is not None:
+                # It rested already: a market through its price now exposes it, never refuses.
+                exposed = self.exposure.on_place(cid, now_ns, post_only=False)
+                if exposed:
+                    events.extend(self._apply_fills(exposed, now_ns))
+        return events
 
     def _apply_fills(self, fills: list[QueueFill], now_ns: int) -> list[ExecutionEvent]:
         events: list[ExecutionEvent] = []
@@ -519,6 +568,11 @@ class PaperExecution:
 
     # Each call returns once its action has taken effect at the paper venue, as a venue's
     # response would; the acknowledgement event follows `ack_latency_seconds` later.
+
+    def restore(self, request: OrderRequest, exchange_order_id: str, filled_lots: int) -> None:
+        """Take back an order an earlier run left resting (see `PaperMatcher.restore`); before
+        the daemon reconciles, so that its start cancels or adopts it like any venue's."""
+        self._deliver(self.matcher.restore(request, exchange_order_id, filled_lots, self._clock()))
 
     async def place(self, request: OrderRequest) -> None:
         self._in_transit.add(request.client_order_id)
