@@ -277,7 +277,8 @@ def markdown(results: dict[str, Any], recorded: dict[str, Any] | None) -> str:
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     order = {label: i for i, label in enumerate(VARIANTS)}
-    rows.sort(key=lambda r: (r["spec"]["market"], r["spec"]["seed"], order[_label(r)]))
+    regimes = {regime: i for i, regime in enumerate(results["regimes"])}
+    rows.sort(key=lambda r: (regimes[r["spec"]["market"]], r["spec"]["seed"], order[_label(r)]))
     for r in rows:
         p, fills, volume = r["pnl_quote"], r["quote_fills"], r["quote_volume_base"]
         actions = r["order_actions"]
