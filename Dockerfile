@@ -51,9 +51,10 @@ WORKDIR /var/lib/mm-daemon
 USER 10001:10001
 EXPOSE 9464
 
-# Healthy while /metrics answers (port from MMD_METRICS__PORT when it is overridden).
+# Healthy while /health answers: the event loop runs (liveness; /ready is the readiness the
+# orchestrator routes on). Port from MMD_METRICS__PORT when it is overridden.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('MMD_METRICS__PORT', '9464') + '/metrics', timeout=2).read()"]
+    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('MMD_METRICS__PORT', '9464') + '/health', timeout=2).read()"]
 
 # Exec form: the daemon is PID 1 and receives SIGTERM itself (it cancels open orders, then exits 0).
 STOPSIGNAL SIGTERM

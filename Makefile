@@ -38,6 +38,7 @@ bench: $(VENV)/.dev-installed
 
 schema: $(VENV)/.run-installed
 	$(BIN)/mm-daemon schema > config/schema.json
+	$(BIN)/mm-daemon schema --control-api > docs/control-api.yaml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the end-to-end tests need (Prometheus, podman, buildah, runc,
-# mmdebstrap, chromium) and writes the podman settings the container test relies on.
+# mmdebstrap, chromium, tmux) and writes the podman settings the container test relies on.
 # Idempotent: when everything is already in place it only checks and returns (about a second).
 set -euo pipefail
 
@@ -19,6 +19,7 @@ PACKAGES=(
     ca-certificates
     chromium          # opens the run reports in the page tests (driven by Playwright)
     fonts-dejavu-core # text in those pages and their screenshots
+    tmux              # a real terminal for the `mm-daemon ctl top` test
 )
 
 SUDO=""

@@ -493,7 +493,7 @@ def _engine(journal: Journal | None) -> tuple[Any, _TimedVenue]:
         orders=OrderManager(
             venue,  # type: ignore[arg-type]  the engine only sends to it
             SPOT,
-            OrderManagerSettings(rate_limit_orders_per_second=1e9, rate_limit_burst_orders=10**9),
+            OrderManagerSettings(),  # no budget given: unlimited
             risk=risk,
             metrics=metrics,
             journal=journal,

@@ -1,5 +1,12 @@
 """Reaction at the simulator: a book update that moves fair value past the tolerance, to the
-first order action of the contender arriving at the simulator, at 2,500 book messages a second.
+first order action of the contender arriving at the simulator, at 2,500 book messages a second,
+in two scenarios run side by side:
+- quiet: the book moves 3 bps 2.5 times a second and every contender quotes +/-5 bps, so no move
+  reaches a quote (nothing fills);
+- filling: the same moves, every contender quotes +/-1 bp, so each move carries the book
+  through one quote (it fills) and leaves the other stale, as a real market does to a market
+  maker. The simulator enforces Binance's limits (100 unfilled orders per 10 s, ...), and the
+  daemon spends its venue budget as on Binance.
 
 Contenders, one after the other against the same simulator process in one run:
 - daemon, native: the real daemon (`Daemon`, live mode, its startup heap frozen as it does)
@@ -21,7 +28,7 @@ of that request. Every contender reads the same 0 ms diff-depth stream (one mess
 change) and quotes the same spread with the same tolerance.
 
 Usage: .venv/bin/python bench/bench_reaction.py [--seconds S] [--rounds R] [--no-pin]
-       [--only native,native-busy,...] [--sim-busy-poll]
+       [--only native,native-busy,...] [--scenarios quiet,filling] [--sim-busy-poll]
 Writes bench/results/reaction.json.
 """
 
@@ -54,9 +61,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "reaction.json"
 
 REACTION_RATE = 2_500  # book messages a second (the recorded real peak)
-REACTION_MOVE_INTERVAL_S = 0.2
-REACTION_MOVE_TICKS = 1_200  # 12 USDT = 2 bps: past the 0.5 bps tolerance, inside 5 bps quotes
-REACTION_SPREAD_BPS = 10.0
+REACTION_MOVE_INTERVAL_S = 0.4  # 2.5 moves a second
+REACTION_MOVE_TICKS = 1_800  # 18 USDT = 3 bps: past the 0.5 bps tolerance
+SCENARIOS = {
+    "quiet": 10.0,  # quotes +/-5 bps: a 3 bps move reaches none
+    "filling": 2.0,  # quotes +/-1 bp: each move sweeps through one quote
+}
+"""Scenario -> the spread (bps) every contender quotes."""
 REACTION_TOLERANCE_BPS = 0.5
 REACTION_WARMUP_S = 5.0
 NATIVE_KEY = "bench-daemon-native-key"
@@ -66,6 +77,7 @@ PLAIN_KEY = "bench-plain-key"
 TARGET_P50_US = 1_000.0
 TARGET_P99_US = 5_000.0
 TARGET_RATIO = 2.0
+TARGET_FILLING_OVER_QUIET = 2.0  # the reaction when moves fill quotes, against when none does
 
 CONTENDERS = (
     ("daemon, native WS-API", "native", NATIVE_KEY),
@@ -268,7 +280,7 @@ async def _sim_role(*, busy_poll: bool = False) -> dict[str, Any]:
     }
 
 
-def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
+def _daemon_role(rest: str, seconds: float, order_entry: str, spread_bps: float) -> dict[str, Any]:
     from mm_daemon.binance import markets  # noqa: PLC0415
     from mm_daemon.config import parse_config  # noqa: PLC0415
     from mm_daemon.engine.daemon import Daemon  # noqa: PLC0415
@@ -296,8 +308,6 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
                     "endpoint": rest,
                     "maker_fee_bps": 0.0,
                     "taker_fee_bps": 4.0,
-                    "rate_limit_orders_per_second": 200.0,
-                    "rate_limit_burst_orders": 100,
                     "order_entry": order_entry,
                 }
             },
@@ -305,7 +315,8 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
             "market_data": {"fair_value": "mid"},
             "quoting": {
                 "model": "fixed",
-                "spread_bps": REACTION_SPREAD_BPS,
+                "spread_bps": spread_bps,
+                "min_spread_bps": 0.0,
                 "order_size_base": 0.01,
                 "price_tolerance_bps": REACTION_TOLERANCE_BPS,
             },
@@ -362,7 +373,9 @@ def _daemon_role(rest: str, seconds: float, order_entry: str) -> dict[str, Any]:
     return {"handed": handed, "read": read, "chunks": chunks, "sent": sent}
 
 
-async def _plain_role(rest: str, ws: str, seconds: float) -> None:
+async def _plain_role(rest: str, ws: str, seconds: float, spread_bps: float) -> None:
+    from ccxt.base import errors as ccxt_errors  # noqa: PLC0415  only the plain loop needs it
+
     from mm_daemon.venues.exchanges import make_ccxt_exchange  # noqa: PLC0415
 
     exchange = make_ccxt_exchange("spot", rest, ws, PLAIN_KEY, PLAIN_KEY)
@@ -388,14 +401,16 @@ async def _plain_role(rest: str, ws: str, seconds: float) -> None:
                     await exchange.cancel_order(order_id, symbol)
                 except Exception:  # noqa: BLE001, S112  already filled or gone: quote anyway
                     continue
-            half = mid * REACTION_SPREAD_BPS / 2 * 1e-4
-            bid = await exchange.create_order(
-                symbol, "limit", "buy", 0.01, round(mid - half - 0.005, 2), {"postOnly": True}
-            )
-            ask = await exchange.create_order(
-                symbol, "limit", "sell", 0.01, round(mid + half + 0.005, 2), {"postOnly": True}
-            )
-            ids = [bid["id"], ask["id"]]
+            half = mid * spread_bps / 2 * 1e-4
+            ids = []
+            for side, price in (("buy", mid - half - 0.005), ("sell", mid + half + 0.005)):
+                try:
+                    order = await exchange.create_order(
+                        symbol, "limit", side, 0.01, round(price, 2), {"postOnly": True}
+                    )
+                except ccxt_errors.InvalidOrder:
+                    continue  # the book moved on (post-only would cross): the next move requotes
+                ids.append(order["id"])
             quoted_mid = mid
         for order_id in ids:
             with contextlib.suppress(Exception):
@@ -442,6 +457,7 @@ def reaction_benchmark(
     pin: bool,
     contenders: tuple[tuple[str, str, str], ...] = CONTENDERS,
     sim_busy_poll: bool = False,
+    spread_bps: float = SCENARIOS["quiet"],
 ) -> dict[str, Any]:
     """Run the simulator, then each contender in turn; pair moves with arrivals."""
     sim_cpu, contender_cpu = _cpus(pin)
@@ -484,6 +500,8 @@ def reaction_benchmark(
                         endpoint["ws"],
                         "--seconds",
                         str(seconds),
+                        "--spread-bps",
+                        str(spread_bps),
                         "--out",
                         str(Path(tmp) / f"{role}.json"),
                     ],
@@ -644,6 +662,12 @@ def main() -> int:
         help="the simulator's loop polls instead of sleeping: takes its wake-ups (the same "
         "for every contender) out of the reaction",
     )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help="comma-separated scenarios to run (quiet, filling); default both",
+    )
+    parser.add_argument("--spread-bps", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--rest", help=argparse.SUPPRESS)
@@ -655,69 +679,100 @@ def main() -> int:
         Path(args.out).write_text(json.dumps(uvloop.run(_sim_role(busy_poll=args.sim_busy_poll))))
         return 0
     if args.role == "daemon":
-        log = _daemon_role(args.rest, args.seconds, args.order_entry)
+        log = _daemon_role(args.rest, args.seconds, args.order_entry, args.spread_bps)
         Path(args.out).write_text(json.dumps(log))
         return 0
     if args.role == "plain":
-        uvloop.run(_plain_role(args.rest, args.ws, args.seconds))
+        uvloop.run(_plain_role(args.rest, args.ws, args.seconds, args.spread_bps))
         Path(args.out).write_text(json.dumps({"handed": []}))
         return 0
     load_at_start = round(os.getloadavg()[0], 2)
     print(f"load average (1 min) at start: {load_at_start} on {os.cpu_count()} cores")
     wanted = {"native", "plain", *filter(None, args.only.split(","))} if args.only else None
     contenders = tuple(c for c in CONTENDERS if wanted is None or c[1] in wanted)
+    scenarios = [name for name in args.scenarios.split(",") if name in SCENARIOS]
     # The daemons run in the opposite order every other round (a simulator that has run longer
-    # is not the same for the first and the last); the plain loop stays last.
+    # is not the same for the first and the last); the plain loop stays last. Each round runs
+    # every scenario, each on a simulator of its own, one after the other.
     daemons, plain_last = contenders[:-1], contenders[-1:]
-    rounds = [
-        reaction_benchmark(
-            args.seconds,
-            pin=not args.no_pin,
-            contenders=(daemons if i % 2 == 0 else daemons[::-1]) + plain_last,
-            sim_busy_poll=args.sim_busy_poll,
-        )
-        for i in range(args.rounds)
-    ]
-    names = [k for k, v in rounds[0].items() if isinstance(v, dict) and "p50_us" in v]
-    table = {name: _median(rounds, name) for name in names}
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in scenarios}
+    for i in range(args.rounds):
+        for scenario in scenarios if i % 2 == 0 else scenarios[::-1]:
+            rounds[scenario].append(
+                reaction_benchmark(
+                    args.seconds,
+                    pin=not args.no_pin,
+                    contenders=(daemons if i % 2 == 0 else daemons[::-1]) + plain_last,
+                    sim_busy_poll=args.sim_busy_poll,
+                    spread_bps=SCENARIOS[scenario],
+                )
+            )
+    first = rounds[scenarios[0]][0]
     print(
-        f"reaction at the simulator ({rounds[0]['message_rate_per_s']} msg/s, "
-        f"{rounds[0]['moves']} moves a round, {args.rounds} round(s), medians, "
-        f"{'simulator and contender on one core each' if rounds[0]['pinned'] else 'unpinned'}"
-        f"{', simulator busy-polling' if args.sim_busy_poll else ''}): "
-        "book update published -> first order action arriving"
+        f"reaction at the simulator ({first['message_rate_per_s']} msg/s, a 3 bps move "
+        f"{1 / REACTION_MOVE_INTERVAL_S:g} times a second, {first['moves']} moves a round, "
+        f"{args.rounds} round(s), medians, "
+        f"{'simulator and contender on one core each' if first['pinned'] else 'unpinned'}"
+        f"{', simulator busy-polling' if args.sim_busy_poll else ''}, Binance's limits "
+        "enforced): book update published -> first order action arriving"
     )
-    print(f"{'contender':66} {'count':>6} {'p50 us':>9} {'p99 us':>9} {'mean us':>9}")
-    for name in names:
-        r = table[name]
-        print(f"{name:66} {r['count']:>6} {r['p50_us']:>9} {r['p99_us']:>9} {r['mean_us']:>9}")
-    plain = table[CONTENDERS[-1][0]]
-    met: dict[str, dict[str, bool]] = {}
-    ratios: dict[str, float] = {}
-    for name, role, _ in contenders:
-        if not role.startswith("native"):
-            continue
-        row = table[name]
-        ratio = round(plain["p50_us"] / row["p50_us"], 2) if row["p50_us"] else 0.0
-        ratios[name] = ratio
-        met[name] = {
-            "p50": row["p50_us"] <= TARGET_P50_US,
-            "p99": row["p99_us"] <= TARGET_P99_US,
-            "2x_plain": ratio >= TARGET_RATIO,
-        }
-        verdict = met[name]
-        print(
-            f"{name}: plain loop p50 / its p50 {ratio}x; targets: p50 <= {TARGET_P50_US:g} us "
-            f"{'met' if verdict['p50'] else 'NOT met'}, p99 <= {TARGET_P99_US:g} us "
-            f"{'met' if verdict['p99'] else 'NOT met'}, >= {TARGET_RATIO:g}x the plain loop "
-            f"{'met' if verdict['2x_plain'] else 'NOT met'}"
-        )
+    print(
+        f"{'scenario':9} {'contender':66} {'count':>6} {'p50 us':>9} {'p99 us':>9} {'mean us':>9}"
+    )
+    tables: dict[str, dict[str, dict[str, float]]] = {}
+    for scenario in scenarios:
+        names = [k for k, v in rounds[scenario][0].items() if isinstance(v, dict) and "p50_us" in v]
+        table = tables[scenario] = {name: _median(rounds[scenario], name) for name in names}
+        for name in names:
+            r = table[name]
+            print(
+                f"{scenario:9} {name:66} {r['count']:>6} {r['p50_us']:>9} {r['p99_us']:>9} "
+                f"{r['mean_us']:>9}"
+            )
+    met: dict[str, dict[str, dict[str, bool]]] = {}
+    ratios: dict[str, dict[str, float]] = {}
+    for scenario in scenarios:
+        table = tables[scenario]
+        plain = table[CONTENDERS[-1][0]]
+        met[scenario], ratios[scenario] = {}, {}
+        for name, role, _ in contenders:
+            if not role.startswith("native"):
+                continue
+            row = table[name]
+            ratio = round(plain["p50_us"] / row["p50_us"], 2) if row["p50_us"] else 0.0
+            ratios[scenario][name] = ratio
+            verdict = met[scenario][name] = {
+                "p50": row["p50_us"] <= TARGET_P50_US,
+                "p99": row["p99_us"] <= TARGET_P99_US,
+                "2x_plain": ratio >= TARGET_RATIO,
+            }
+            print(
+                f"{scenario}, {name}: plain loop p50 / its p50 {ratio}x; targets: p50 <= "
+                f"{TARGET_P50_US:g} us {'met' if verdict['p50'] else 'NOT met'}, p99 <= "
+                f"{TARGET_P99_US:g} us {'met' if verdict['p99'] else 'NOT met'}, >= "
+                f"{TARGET_RATIO:g}x the plain loop {'met' if verdict['2x_plain'] else 'NOT met'}"
+            )
+    filling_over_quiet: dict[str, float] = {}
+    if "quiet" in tables and "filling" in tables:
+        for name, role, _ in contenders:
+            quiet, filling = tables["quiet"][name], tables["filling"][name]
+            ratio = round(filling["p50_us"] / quiet["p50_us"], 2) if quiet["p50_us"] else 0.0
+            filling_over_quiet[name] = ratio
+            if role.startswith("native"):
+                print(
+                    f"{name}: filling p50 / quiet p50 {ratio}x (target <= "
+                    f"{TARGET_FILLING_OVER_QUIET:g}x "
+                    f"{'met' if ratio <= TARGET_FILLING_OVER_QUIET else 'NOT met'}), filling "
+                    f"p99 {filling['p99_us']} us (target <= {TARGET_P99_US:g} us "
+                    f"{'met' if filling['p99_us'] <= TARGET_P99_US else 'NOT met'})"
+                )
     results = RESULTS.with_name("reaction_sim_busy_poll.json") if args.sim_busy_poll else RESULTS
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(
         json.dumps(
             {
                 "benchmark": "reaction",
+                "command": "bench/bench_reaction.py " + " ".join(sys.argv[1:]),
                 "python": sys.version.split()[0],
                 "platform": platform.platform(),
                 "seconds_per_contender": args.seconds,
@@ -725,8 +780,10 @@ def main() -> int:
                 "load_average_1m_at_start": load_at_start,
                 "pinned": not args.no_pin,
                 "simulator_busy_poll": args.sim_busy_poll,
-                "medians": table,
+                "scenarios": {name: {"spread_bps": SCENARIOS[name]} for name in scenarios},
+                "medians": tables,
                 "plain_over_native_p50": ratios,
+                "filling_over_quiet_p50": filling_over_quiet,
                 "targets_us": {"p50": TARGET_P50_US, "p99": TARGET_P99_US, "ratio": TARGET_RATIO},
                 "targets_met": met,
                 "rounds_detail": rounds,

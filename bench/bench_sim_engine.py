@@ -19,9 +19,9 @@ from mm_daemon.binance.capture import default_data_dir, iter_frames
 from mm_daemon.binance.markets import Dialect, recorded_instrument
 from mm_daemon.config import SimConfig
 from mm_daemon.core.types import OrderType, Side
-from mm_daemon.sim.market import (
+from mm_daemon.sim.market import SyntheticMarket
+from mm_daemon.sim.market_params import (
     SPOT_VENUE,
-    SyntheticMarket,
     build_engines,
     default_instruments,
     params_from_config,

@@ -286,8 +286,6 @@ async def run_stream(events: list[MarketEvent], tolerance_bps: float) -> dict[st
             price_tolerance_ticks=1,
             price_tolerance_bps=tolerance_bps,
             max_order_age_ns=3600 * 1_000_000_000,
-            rate_limit_orders_per_second=1e9,
-            rate_limit_burst_orders=1_000_000,
         ),
         risk=risk,
         metrics=Metrics(),

@@ -304,11 +304,11 @@ def binance_spot_mids(grid_ns: int) -> list[float] | None:
 
 def simulator_mids(regime: str, seconds: float, seed: int) -> list[float]:
     """The synthetic spot market's mid (no orders of ours) after each of its steps."""
-    from mm_daemon.sim.market import (  # noqa: PLC0415  only this subcommand needs the market
+    from mm_daemon.sim.market import SyntheticMarket  # noqa: PLC0415  only this subcommand
+    from mm_daemon.sim.market_params import (  # noqa: PLC0415  needs the market
         DEFAULT_ASSETS,
         SPOT_VENUE,
         MarketParams,
-        SyntheticMarket,
         build_engines,
         default_instruments,
     )

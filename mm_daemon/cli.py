@@ -1,4 +1,4 @@
-"""Command line: run | replay | record | sim | check-config | schema | --version.
+"""Command line: run | replay | record | sim | ctl | check-config | schema | --version.
 
 Errors a user can cause (config, keys, symbols) end in one clear line per problem on stderr and
 exit code 2, never a traceback.
@@ -17,6 +17,7 @@ import typer
 
 from mm_daemon import __version__
 from mm_daemon.config import Config, ConfigError, config_summary, load_config
+from mm_daemon.control.ctl import ctl_app
 
 __all__ = ["app", "main"]
 
@@ -29,6 +30,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(ctl_app)
 
 ConfigOption = Annotated[
     Path,
@@ -84,8 +87,21 @@ def check_config(
 
 
 @app.command()
-def schema() -> None:
+def schema(
+    control_api: Annotated[
+        bool,
+        typer.Option(
+            "--control-api",
+            help="Print the control API's OpenAPI description instead (docs/control-api.yaml).",
+        ),
+    ] = False,
+) -> None:
     """Print the config's JSON Schema (shipped as config/schema.json)."""
+    if control_api:
+        from mm_daemon.control.openapi import openapi_yaml  # noqa: PLC0415  only here
+
+        typer.echo(openapi_yaml(), nl=False)
+        return
     typer.echo(json.dumps(config_json_schema(), indent=2))
 
 
@@ -118,7 +134,9 @@ def run(
     from mm_daemon.engine.daemon import run_daemon  # noqa: PLC0415  heavy imports only for `run`
 
     try:
-        code = run_daemon(config, duration_seconds=duration, fresh=fresh)
+        code = run_daemon(
+            config, duration_seconds=duration, fresh=fresh, config_path=config_path.resolve()
+        )
     except ConfigError as exc:
         raise _fail(exc.problems) from None
     _exit_now(code)

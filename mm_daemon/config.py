@@ -8,6 +8,7 @@ unit in its name. Secrets (API keys) never come from the YAML: only from the env
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -49,6 +50,8 @@ __all__ = [
 
 ENV_PREFIX = "MMD_"
 SECRET_FIELDS = ("api_key", "api_secret")
+CONTROL_TOKEN_ENV = "MMD_CONTROL__TOKEN"  # noqa: S105  the variable's name, not a token
+MIN_CONTROL_TOKEN_LENGTH = 16
 
 
 class ConfigError(Exception):
@@ -84,6 +87,45 @@ _DEFAULT_FEES_BPS: dict[str, tuple[float, float]] = {
     "binanceusdm": (2.0, 5.0),
     "bybit": (10.0, 10.0),
 }
+
+
+class RateLimitConfig(_Model):
+    kind: Literal["orders", "weight"] = Field(
+        description="orders (new orders per account) or weight (request weight per IP)."
+    )
+    interval_seconds: Annotated[int, Field(ge=1)] = Field(
+        description="Length of the venue's fixed window, e.g. 10, 60 or 86400."
+    )
+    limit: Annotated[int, Field(ge=1)] = Field(description="Most units per window.")
+
+
+class OrderBudgetConfig(_Model):
+    rate_limits: tuple[RateLimitConfig, ...] = Field(
+        default=(),
+        description=(
+            "The venue's limits, if they are not to be read from it (Binance publishes them in "
+            "exchangeInfo and reports usage in every answer; empty: those, and Binance's "
+            "published base tier until the venue is connected)."
+        ),
+    )
+    usable_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.9,
+        description=(
+            "Share of each limit the daemon lets itself use; the rest absorbs the venue's "
+            "delayed count updates and other programs on the account."
+        ),
+    )
+    hedge_reserve_fraction: Annotated[float, Field(ge=0, lt=1)] = Field(
+        default=0.2,
+        description="Share of the usable order count only hedges (and urgent cancels) may use.",
+    )
+    refresh_fraction: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.5,
+        description=(
+            "Share of the usable order count past which replaces for size or age alone wait "
+            "(they are deferred first)."
+        ),
+    )
 
 
 class VenueConfig(_Model):
@@ -126,11 +168,12 @@ class VenueConfig(_Model):
     taker_fee_bps: float | None = Field(
         default=None, description="Taker fee in bps. Unset: the venue's published base tier."
     )
-    rate_limit_orders_per_second: PositiveFloat = Field(
-        default=10.0, description="Token-bucket refill rate for order actions on this venue."
-    )
-    rate_limit_burst_orders: Annotated[int, Field(ge=1)] = Field(
-        default=20, description="Token-bucket capacity for order actions on this venue."
+    order_budget: OrderBudgetConfig = Field(
+        default_factory=OrderBudgetConfig,
+        description=(
+            "The account's order budget on this venue, modelled on the venue's own rate limits "
+            "and shared by every market and hedge on it."
+        ),
     )
     order_entry: Literal["native", "ccxt"] = Field(
         default="native",
@@ -279,7 +322,13 @@ class QuotingConfig(_Model):
 
 
 class InventoryConfig(_Model):
-    target_base: float = Field(default=0.0, description="Net exposure the quoter leans toward.")
+    target_base: float = Field(
+        default=0.0,
+        description=(
+            "Net exposure the quoter leans toward: every skewing model skews its prices on the "
+            "distance from it (linear_skew its sizes too)."
+        ),
+    )
     limit_base: PositiveFloat = Field(
         default=0.1,
         description=(
@@ -338,6 +387,18 @@ class RiskConfig(_Model):
     )
     price_band_bps: PositiveFloat = Field(
         default=200.0, description="Refuse an order priced further than this from fair value."
+    )
+    max_order_notional_quote: PositiveFloat | None = Field(
+        default=None,
+        description="Refuse an order (quote or hedge) worth more than this, quote units.",
+    )
+    max_position_notional_quote: PositiveFloat | None = Field(
+        default=None,
+        description=(
+            "Refuse an order that would carry the position of its instrument (the market's, or "
+            "the hedge's) past this |position| x fair value, quote units; orders that reduce it "
+            "pass."
+        ),
     )
 
 
@@ -483,8 +544,67 @@ class SimAssetConfig(_Model):
         return {"base": data} if isinstance(data, str) else data
 
 
+class SimFundingConfig(_Model):
+    """Funding on the simulator's perpetual venue (Binance's rules; see docs/simulator.md)."""
+
+    interval_seconds: Annotated[float, Field(ge=1.0)] = Field(
+        default=28_800.0,
+        description=(
+            "Time between settlements, aligned to multiples of it since the Unix epoch (8 h: "
+            "00:00, 08:00, 16:00 UTC, as Binance); shorter in tests."
+        ),
+    )
+    interest_rate: float = Field(
+        default=0.0001, description="Interest rate per 8 h (Binance: 0.01 %)."
+    )
+    premium_clamp: NonNegativeFloat = Field(
+        default=0.0005,
+        description="Clamp of (interest rate - premium index) in the rate (Binance: 0.05 %).",
+    )
+    rate_cap: NonNegativeFloat = Field(
+        default=0.0075, description="Largest |funding rate| of one settlement (0.75 %)."
+    )
+    fixed_rate: Annotated[float, Field(ge=-0.0075, le=0.0075)] | None = Field(
+        default=None,
+        description=(
+            "Settle every interval at this rate instead of the premium-index model (tests "
+            "that need a known rate)."
+        ),
+    )
+
+
 def _default_sim_assets() -> tuple[SimAssetConfig, ...]:
     return (SimAssetConfig(base="BTC"), SimAssetConfig(base="ETH"))
+
+
+class SimLimitsConfig(_Model):
+    """Binance's base-tier limits (its API docs; exchangeInfo publishes them)."""
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "Enforce the limits: -1015 past an order count, -1003 past the request weight "
+            "(HTTP 429 with Retry-After), 418 bans for clients that ignore them."
+        ),
+    )
+    spot_orders_per_10_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=100, description="Spot: unfilled orders per account per 10 s window."
+    )
+    spot_orders_per_day: Annotated[int, Field(ge=1)] = Field(
+        default=200_000, description="Spot: unfilled orders per account per UTC day."
+    )
+    spot_request_weight_per_minute: Annotated[int, Field(ge=1)] = Field(
+        default=6_000, description="Spot: request weight per IP per minute."
+    )
+    perp_orders_per_10_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=300, description="USD-M: orders per account per 10 s window."
+    )
+    perp_orders_per_minute: Annotated[int, Field(ge=1)] = Field(
+        default=1_200, description="USD-M: orders per account per minute."
+    )
+    perp_request_weight_per_minute: Annotated[int, Field(ge=1)] = Field(
+        default=2_400, description="USD-M: request weight per IP per minute."
+    )
 
 
 class SimConfig(_Model):
@@ -538,14 +658,22 @@ class SimConfig(_Model):
     starting_quote: NonNegativeFloat = Field(
         default=100_000.0, description="Quote balance of each new simulator account."
     )
-    max_orders_per_10_seconds: Annotated[int, Field(ge=0)] = Field(
+    limits: SimLimitsConfig = Field(
+        default_factory=SimLimitsConfig,
+        description="Binance's rate limits, enforced by the simulator (on by default).",
+    )
+    server_time_offset_ms: int = Field(
         default=0,
         description=(
-            "New orders per API key per rolling 10 s before the simulator answers Binance's "
-            "-1015 with 429 + Retry-After (Binance spot: 100; 0: no limit)."
+            "The simulator's clock minus the host's, in ms: clients must estimate it from "
+            "the server time (as on a real venue) or their signed requests get -1021."
         ),
     )
     faults: tuple[SimFault, ...] = Field(default=(), description="Faults scheduled at start.")
+    funding: SimFundingConfig = Field(
+        default_factory=SimFundingConfig,
+        description="Mark price, funding rate and funding settlements of the perpetual venue.",
+    )
 
     @model_validator(mode="after")
     def _check_assets(self) -> Self:
@@ -585,12 +713,69 @@ class SimConfig(_Model):
         return self.spot_maker_fee_bps, self.spot_taker_fee_bps
 
 
-class MetricsConfig(_Model):
-    enabled: bool = Field(default=True, description="Serve Prometheus metrics.")
-    host: str = Field(default="127.0.0.1", description="Address of the /metrics server.")
-    port: Annotated[int, Field(ge=0, le=65535)] = Field(
-        default=9464, description="Port of the /metrics server (0: a free one)."
+class FundingConfig(_Model):
+    """Funding on perpetual positions (the `funding` P&L component)."""
+
+    income_poll_seconds: PositiveFloat = Field(
+        default=60.0,
+        description=(
+            "Live: how often the venue's funding income (/fapi/v1/income) is read; a "
+            "FUNDING_FEE account event on the user-data stream reads it at once."
+        ),
     )
+
+
+class MetricsConfig(_Model):
+    """The daemon's one HTTP server: /metrics, the probes /health and /ready, and the control
+    API (see the `control` section)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Serve HTTP: /metrics, /health, /ready and the control API.",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Address of the HTTP server (/metrics, probes, control API); a non-loopback "
+            "address needs control.token (or control.enabled: false)."
+        ),
+    )
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=9464, description="Port of the HTTP server (0: a free one)."
+    )
+
+
+class ControlConfig(_Model):
+    """The operator's control API on the daemon's HTTP server: /status, /pause, /resume,
+    /kill, /reset and /reload, each behind `Authorization: Bearer <token>`."""
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "Serve the control API (off: /status and the actions answer 403; /metrics, /health "
+            "and /ready stay)."
+        ),
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token of the control API: only from MMD_CONTROL__TOKEN or token_file. "
+            "Without one, the control endpoints answer 403."
+        ),
+    )
+    token_file: Path | None = Field(
+        default=None, description="File holding the control token (container secrets)."
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_CONTROL_TOKEN_LENGTH:
+            raise ValueError(
+                f"the control token needs at least {MIN_CONTROL_TOKEN_LENGTH} characters "
+                "(e.g. the output of `openssl rand -hex 32`)"
+            )
+        return value
 
 
 class StateConfig(_Model):
@@ -658,6 +843,20 @@ class LoggingConfig(_Model):
     level: LogLevel = Field(default=LogLevel.INFO, description="Lowest level written.")
     format: Literal["auto", "console", "json"] = Field(
         default="auto", description="auto: console on a terminal, JSON lines otherwise."
+    )
+    status_line_seconds: NonNegativeFloat = Field(
+        default=5.0,
+        description=(
+            "On a terminal, print a one-line status of every market this often (0: never). "
+            "Logs off a terminal are unaffected."
+        ),
+    )
+    console_fill_lines: bool = Field(
+        default=False,
+        description=(
+            "On a terminal, log every fill and hedge at info (off: at debug, the status line "
+            "shows them). JSON logs off a terminal always keep every event."
+        ),
     )
 
 
@@ -812,10 +1011,19 @@ class Config(_Model):
         default_factory=RiskConfig, description="Risk limits (every market's defaults)."
     )
     paper: PaperConfig = Field(default_factory=PaperConfig, description="Paper execution.")
+    funding: FundingConfig = Field(
+        default_factory=FundingConfig, description="Funding on perpetual positions."
+    )
     state: StateConfig = Field(
         default_factory=StateConfig, description="The journal and restart recovery."
     )
-    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus.")
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig,
+        description="The HTTP server: Prometheus metrics, probes and the control API.",
+    )
+    control: ControlConfig = Field(
+        default_factory=ControlConfig, description="The operator's control API and its token."
+    )
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logs.")
     runtime: RuntimeConfig = Field(
         default_factory=RuntimeConfig, description="Event-loop polling and core placement."
@@ -859,6 +1067,22 @@ class Config(_Model):
         if isinstance(value, list | tuple) and not value:
             raise ValueError("list at least one market (a venue and a symbol)")
         return value
+
+    @model_validator(mode="after")
+    def _control_needs_a_token_off_loopback(self) -> Self:
+        metrics, control = self.metrics, self.control
+        if (
+            metrics.enabled
+            and control.enabled
+            and control.token is None
+            and not is_loopback(metrics.host)
+        ):
+            raise ValueError(
+                f"control.token: the HTTP server binds {metrics.host}, beyond this machine, and "
+                "the control API has no token; set MMD_CONTROL__TOKEN or control.token_file, "
+                "or turn the control API off with control.enabled: false"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:
@@ -960,6 +1184,16 @@ class Config(_Model):
         return list(seen.values())
 
 
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "config"
 
@@ -999,6 +1233,7 @@ ENV_OUTSIDE_CONFIG = frozenset(
     {
         "MMD_DATA_DIR",  # the recorded captures' folder
         "MMD_CONFIRM_MAINNET",  # the second key to live orders on mainnet
+        "MMD_CONTROL_URL",  # mm-daemon ctl: the daemon to talk to
         "MMD_IMAGE",  # compose: the image to run
         "MMD_METRICS_HOST_PORT",  # compose: published ports
         "MMD_PROMETHEUS_HOST_PORT",
@@ -1107,8 +1342,43 @@ def _refuse_old_shape(data: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+_REPLACED_VENUE_KEYS = ("rate_limit_orders_per_second", "rate_limit_burst_orders")
+
+
+def _refuse_replaced_venue_keys(data: Mapping[str, Any]) -> list[str]:
+    """The token-bucket keys a venue had before its order budget: one line each, saying what
+    replaced them."""
+    venues = data.get("venues")
+    if not isinstance(venues, Mapping):
+        return []
+    return [
+        f"venues.{name}.{key}: replaced by venues.{name}.order_budget (the venue's own rate "
+        "limits, read from the venue; order_budget.rate_limits sets them by hand)"
+        for name, venue in venues.items()
+        if isinstance(venue, Mapping)
+        for key in _REPLACED_VENUE_KEYS
+        if key in venue
+    ]
+
+
+def _refuse_replaced_sim_keys(data: Mapping[str, Any]) -> list[str]:
+    sim = data.get("sim")
+    if isinstance(sim, Mapping) and "max_orders_per_10_seconds" in sim:
+        return [
+            "sim.max_orders_per_10_seconds: replaced by sim.limits (Binance's limits, enforced "
+            "by default; sim.limits.spot_orders_per_10_seconds sets this one)"
+        ]
+    return []
+
+
 def _refuse_yaml_secrets(data: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
+    control = data.get("control")
+    if isinstance(control, Mapping) and "token" in control:
+        problems.append(
+            "control.token: secrets are not accepted in the YAML file; set the environment "
+            f"variable {CONTROL_TOKEN_ENV} or name a file in control.token_file"
+        )
     venues = data.get("venues")
     if isinstance(venues, Mapping):
         for name, venue in venues.items():
@@ -1127,6 +1397,15 @@ def _refuse_yaml_secrets(data: Mapping[str, Any]) -> list[str]:
 
 def _read_secret_files(data: dict[str, Any], base_dir: Path) -> list[str]:
     problems: list[str] = []
+    control = data.get("control")
+    if isinstance(control, dict) and control.get("token_file") and "token" not in control:
+        path = Path(str(control["token_file"]))
+        if not path.is_absolute():
+            path = base_dir / path
+        try:
+            control["token"] = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            problems.append(f"control.token_file: cannot read {path}: {exc.strerror}")
     venues = data.get("venues")
     if not isinstance(venues, dict):
         return problems
@@ -1155,7 +1434,12 @@ def parse_config(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(["config: the file must hold a mapping of sections"])
-    problems = _refuse_old_shape(data) or _refuse_yaml_secrets(data)
+    problems = (
+        _refuse_old_shape(data)
+        or _refuse_replaced_venue_keys(data)
+        or _refuse_replaced_sim_keys(data)
+        or _refuse_yaml_secrets(data)
+    )
     if problems:
         raise ConfigError(problems)
     data = dict(data)
@@ -1164,7 +1448,7 @@ def parse_config(
     if problems:
         raise ConfigError(problems)
     for path, raw in overrides:
-        is_secret = path[-1] in SECRET_FIELDS
+        is_secret = path[-1] in SECRET_FIELDS or path == ["control", "token"]
         _apply_override(data, path, raw if is_secret else _parse_env_value(raw))
     problems = _read_secret_files(data, base_dir or Path.cwd())
     if problems:
@@ -1172,13 +1456,29 @@ def parse_config(
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_validation_problems(exc)) from None
+        set_by = {
+            ".".join(path): ENV_PREFIX + "__".join(part.upper() for part in path)
+            for path, _ in overrides
+        }
+        raise ConfigError(_validation_problems(exc, set_by)) from None
 
 
-def _validation_problems(exc: ValidationError) -> list[str]:
+def _validation_problems(
+    exc: ValidationError, set_by: Mapping[str, str] | None = None
+) -> list[str]:
+    """One line per problem; an unknown key an `MMD_*` variable put there (`set_by`: the
+    dotted path each variable sets) names the variable."""
     problems: list[str] = []
     for error in exc.errors(include_url=False, include_input=False):
         message = error["msg"]
+        where = _format_loc(error["loc"])
+        variable = (set_by or {}).get(where)
+        if error["type"] == "extra_forbidden" and variable is not None:
+            problems.append(
+                f"{variable}: sets {where}, an unknown key (MMD_<SECTION>__<FIELD>; check the "
+                "spelling against config/schema.json)"
+            )
+            continue
         if error["type"] == "value_error":
             message = message.removeprefix("Value error, ")
             # Cross-field errors name their own field first.
@@ -1191,11 +1491,20 @@ def _validation_problems(exc: ValidationError) -> list[str]:
     # A bad key in a top-level default section is in every market that inherits it: say it
     # once, where the user wrote it.
     top = set(problems)
+    top_paths = {e["loc"] for e in exc.errors() if e["loc"] and e["loc"][0] != "markets"}
     return [
         p
         for p in dict.fromkeys(problems)
-        if not (re.match(r"markets\.\d+\.", p) and p.split(".", 2)[2] in top)
+        if not (
+            re.match(r"markets\.\d+\.", p)
+            and (p.split(".", 2)[2] in top or _market_loc(p) in top_paths)
+        )
     ]
+
+
+def _market_loc(problem: str) -> tuple[str, ...]:
+    """The section path a `markets.<i>.` problem has below the market."""
+    return tuple(problem.split(": ", 1)[0].split(".")[2:])
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:

@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 MAKER_KEY = "restart-maker"
 HEDGE_KEY = "restart-hedge"
 TAKER_KEY = "restart-taker"
-STARTING_BASE = 1.0  # every simulator account's opening base balance (sim.starting_base)
+STARTING_BASE = 100.0  # every simulator account's opening base balance (sim.starting_base)
 
 
 def _python() -> list[str]:
@@ -135,6 +135,26 @@ class SimProcess:
             "quantity": f"{quantity:.8f}",
         }
         return self._signed(venue, "POST", path, params, api_key)
+
+    def sell_through(self, price: str, quantity: float, api_key: str = TAKER_KEY) -> Any:
+        """A spot LIMIT IOC sell at `price`: it takes every bid at `price` or better, up to
+        `quantity`, and the rest expires."""
+        params = {
+            "symbol": "BTCUSDT",
+            "side": "SELL",
+            "type": "LIMIT",
+            "timeInForce": "IOC",
+            "price": price,
+            "quantity": f"{quantity:.5f}",  # the spot lot
+        }
+        return self._signed("sim-spot", "POST", "/api/v3/order", params, api_key)
+
+    def bids(self, venue: str = "sim-spot") -> list[tuple[float, float]]:
+        """The public book's bids (price, size), best first."""
+        url = f"{self.rest(venue)}/api/v3/depth?symbol=BTCUSDT&limit=100"
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310  loopback
+            book: dict[str, Any] = json.loads(response.read())
+        return [(float(p), float(q)) for p, q in book["bids"]]
 
     def trade_ids(self, venue: str, api_key: str) -> list[str]:
         """Every trade id of the account on BTCUSDT (myTrades / userTrades from the first)."""

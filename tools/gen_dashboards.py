@@ -238,6 +238,7 @@ def overview() -> dash_b.Dashboard:
         )
     )
     _status_row(builder)
+    _control_row(builder)
     _portfolio_row(builder)
     _market_risk_row(builder)
     _quoting_row(builder)
@@ -308,6 +309,62 @@ def _status_row(builder: dash_b.Dashboard) -> None:
     )
 
 
+def _control_row(builder: dash_b.Dashboard) -> None:
+    builder.with_row(dash_b.Row("Operator control"))
+    builder.with_panel(
+        stat(
+            "Paused by an operator",
+            "1 while an operator's pause holds the market's quotes (POST /pause, "
+            "`mm-daemon ctl pause`) until resume.",
+            Query(f"mm_operator_paused{{{IM}}}", "{{market}}"),
+            steps=((None, "green"), (1, "orange")),
+            texts=((0, "quoting"), (1, "paused")),
+            width=6,
+        )
+    )
+    builder.with_panel(
+        stat(
+            "Halted by an operator",
+            "1 while the market is HALTED by an operator's kill (POST /kill, `mm-daemon ctl "
+            "kill`): no quotes, no hedges, until reset. It survives restarts.",
+            Query(f"mm_operator_halted{{{IM}}}", "{{market}}"),
+            steps=((None, "green"), (1, "red")),
+            texts=((0, "no"), (1, "killed")),
+            width=6,
+        )
+    )
+    builder.with_panel(
+        timeseries(
+            "Control actions",
+            "Control API requests by action and result (refused: the daemon said no; "
+            "unauthorized: a missing or wrong token).",
+            (
+                Query(
+                    f"sum by (action, result) (increase(mm_control_requests_total{{{I}}}[{RATE}]))",
+                    "{{action}} {{result}}",
+                ),
+            ),
+            width=6,
+            height=4,
+        )
+    )
+    builder.with_panel(
+        timeseries(
+            "Config reloads",
+            "Live reloads (POST /reload, SIGHUP) by result: ok, unchanged, invalid (the file "
+            "did not validate), refused (a field that cannot change while running).",
+            (
+                Query(
+                    f"sum by (result) (increase(mm_config_reloads_total{{{I}}}[{RATE}]))",
+                    "{{result}}",
+                ),
+            ),
+            width=6,
+            height=4,
+        )
+    )
+
+
 def _portfolio_row(builder: dash_b.Dashboard) -> None:
     builder.with_row(dash_b.Row("Portfolio"))
     builder.with_panel(
@@ -350,8 +407,8 @@ def _portfolio_row(builder: dash_b.Dashboard) -> None:
     builder.with_panel(
         timeseries(
             "Portfolio P&L by component",
-            "Spread capture, inventory, hedging, fees and basis P&L of every market and hedge; "
-            "they sum to the total.",
+            "Spread capture, inventory, hedging, fees, basis and funding P&L of every market and "
+            "hedge; they sum to the total.",
             (Query(f"mm_pnl_quote{{{I}}}", "{{component}}"),),
             width=8,
         )
@@ -692,15 +749,32 @@ def _orders_row(builder: dash_b.Dashboard) -> None:
     )
     builder.with_panel(
         timeseries(
-            "Rate limited",
-            "Order actions delayed by the rate limiter per second.",
+            "Order budget deferrals",
+            "Order actions the venue's order budget deferred per second, by priority "
+            "(refresh first, then stale quotes; hedges and urgent cancels rarely).",
             (
                 Query(
-                    f"sum by (venue) (rate(mm_rate_limited_total{{{IV}}}[{RATE}]))",
-                    "{{venue}}",
+                    f"sum by (venue, priority) "
+                    f"(rate(mm_order_actions_deferred_total{{{IV}}}[{RATE}]))",
+                    "{{venue}} {{priority}}",
                 ),
             ),
             unit="ops",
+            width=8,
+        )
+    )
+    builder.with_panel(
+        timeseries(
+            "Order budget used",
+            "Share of each of the venue's rate-limit windows used (orders, request weight).",
+            (
+                Query(
+                    f"max by (venue, window) (mm_order_budget_used{{{IV}}} "
+                    f"/ mm_order_budget_limit{{{IV}}})",
+                    "{{venue}} {{window}}",
+                ),
+            ),
+            unit="percentunit",
             width=8,
         )
     )

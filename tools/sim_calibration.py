@@ -7,7 +7,7 @@ samples its mid at every whole second of the collector's clock (one clock for ev
 prints, per dialect: the correlation of BTC's and ETH's 1 s log mid returns, their standard
 deviations, the BTC/ETH price ratio, and per market the trade rate, the median trade notional, the
 touch size and the span of 20 levels; and per asset the USD-M minus spot basis of the 1 s mids.
-`mm_daemon.sim.market` quotes these figures where it uses them.
+`mm_daemon.sim.market_params` quotes these figures where it uses them.
 """
 
 from __future__ import annotations

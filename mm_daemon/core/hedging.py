@@ -143,6 +143,10 @@ class RollingBeta:
         return self._beta
 
     @property
+    def window_ns(self) -> int:
+        return self._window_ns
+
+    @property
     def samples(self) -> int:
         return len(self._returns)
 
@@ -213,15 +217,8 @@ class Hedger:
         self._base_per_lot = decimal_fraction(instrument.lot_size) * decimal_fraction(
             instrument.contract_size_base
         )
-        self._slippage = decimal_fraction(config.max_slippage_bps) / 10_000
-        self._timeout_ns = round(config.hedge_timeout_seconds * _NS)
-        self._slice_interval_ns = round(config.slice_interval_seconds * _NS)
-        self._target = min(abs(config.target_base), config.threshold_base)
-        self._beta = (
-            RollingBeta(round(config.beta_window_seconds * _NS))
-            if config.ratio_mode is HedgeRatioMode.BETA
-            else None
-        )
+        self._beta: RollingBeta | None = None
+        self.reconfigure(config)
         self._bid: int | None = None
         self._ask: int | None = None
         self._down_sources: dict[str, str] = {}  # source -> reason, while it reports down
@@ -236,6 +233,21 @@ class Hedger:
         self._last_slice_ns: int | None = None
         self._last_decide_ns: int | None = None
         self._over_threshold = False
+
+    def reconfigure(self, config: HedgeParams) -> None:
+        """Hedge by `config` from the next decision on (a live reload); orders in flight, stats
+        and the rolling beta (while its window is unchanged) carry over."""
+        previous = self._beta
+        self.config = config
+        self._slippage = decimal_fraction(config.max_slippage_bps) / 10_000
+        self._timeout_ns = round(config.hedge_timeout_seconds * _NS)
+        self._slice_interval_ns = round(config.slice_interval_seconds * _NS)
+        self._target = min(abs(config.target_base), config.threshold_base)
+        window_ns = round(config.beta_window_seconds * _NS)
+        if config.ratio_mode is not HedgeRatioMode.BETA:
+            self._beta = None
+        elif previous is None or previous.window_ns != window_ns:
+            self._beta = RollingBeta(window_ns)
 
     # -- inputs --------------------------------------------------------------------------
 
@@ -361,6 +373,16 @@ class Hedger:
             amount = min(config.slice_base, excess)
         side = Side.SELL if exposure > 0 else Side.BUY
         return self._order(now_ns, side, amount)
+
+    def withdraw(self, intent: HedgeIntent) -> None:
+        """`intent` was not sent after all (the venue's order budget is short): forget it, so
+        the next `decide` weighs the exposure again."""
+        coid = intent.request.client_order_id
+        if self._in_flight.pop(coid, None) is None:
+            return
+        self._sent_ns.pop(coid, None)
+        self._decision_fair.pop(coid, None)
+        self.stats.orders -= 1
 
     # -- internals -----------------------------------------------------------------------
 

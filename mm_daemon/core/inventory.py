@@ -423,6 +423,14 @@ class Ledger:
         self._update_net_exposure()
         return edge / ATOMS_PER_QUOTE
 
+    def on_funding(self, venue: str, symbol: str, amount_quote: float) -> None:
+        """Book a funding payment on a perpetual position (received > 0, paid < 0): its own
+        P&L component, cash in the total; positions and exposure do not change."""
+        key = (venue, symbol)
+        if key not in self._positions:
+            raise KeyError(f"funding on an unregistered instrument {venue} {symbol}")
+        self._attribution.add_funding(key, to_atoms(amount_quote))
+
     # -- restart -------------------------------------------------------------------------
 
     def export_state(self, *, hedge_decisions: bool = True) -> dict[str, Any]:

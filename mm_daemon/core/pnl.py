@@ -28,18 +28,21 @@ R(t) the reference fair value: the quoted instrument's):
   each venue's fair value relative to the reference while its position was held (zero on the
   quoted instrument itself; on the hedge venue, the spread between the venues moving, including
   any gap between the hedge ratio and a true one-to-one move).
+- funding = sum of the funding payments booked on perpetual positions (received positive,
+  paid negative), each as the venue settled it (live) or as the paper venue would have.
 - total = cash flow + positions marked at current fair values
-        = sum over fills of (-s_i * x_i * p_i - f_i) + sum over instruments of q_v * F_v(now).
+        = sum over fills of (-s_i * x_i * p_i - f_i) + sum of funding payments
+          + sum over instruments of q_v * F_v(now).
 
 Identity (by construction, term by term): for each fill,
   -s x p - f + s x F(now) = [s x (E - p)] + [-f] + [s x (R(now) - R_i)]
                             + [s x ((F(now) - R(now)) - (E - R_i))]
 where the first two brackets are spread capture and fees for a quoting fill and together the
 hedge cost for a hedge fill; so spread capture + fees + hedge cost + inventory P&L + basis P&L
-= total, exactly. Inventory P&L counts base units as held on every venue (the hedge ratio is a
-risk weight, not a P&L one): a hedge that moves less than one-to-one shows up as basis P&L.
-A venue with no fair value yet is marked at its position's average cost. Funding payments on
-perpetuals are not included.
++ funding = total, exactly (a funding payment is cash, and its own component). Inventory P&L
+counts base units as held on every venue (the hedge ratio is a risk weight, not a P&L one): a
+hedge that moves less than one-to-one shows up as basis P&L.
+A venue with no fair value yet is marked at its position's average cost.
 
 `Attribution.export_state()` / `restore_state()` carry the accumulated sums as plain,
 JSON-safe values (integers of unbounded size as decimal strings) so a restarted process
@@ -67,7 +70,7 @@ __all__ = [
     "to_atoms",
 ]
 
-COMPONENTS = ("spread_capture", "fees", "inventory", "hedge_cost", "basis")
+COMPONENTS = ("spread_capture", "fees", "inventory", "hedge_cost", "basis", "funding")
 """The attribution components, in display order (metric label values of mm_pnl_quote)."""
 
 ATOM_DECIMALS = 18
@@ -128,6 +131,7 @@ class PnlBreakdown:
     hedge_cost_atoms: int
     basis_atoms: int
     total_atoms: int
+    funding_atoms: int = 0
 
     @property
     def spread_capture(self) -> Fraction:
@@ -150,6 +154,10 @@ class PnlBreakdown:
         return atoms_to_fraction(self.basis_atoms)
 
     @property
+    def funding(self) -> Fraction:
+        return atoms_to_fraction(self.funding_atoms)
+
+    @property
     def total(self) -> Fraction:
         return atoms_to_fraction(self.total_atoms)
 
@@ -160,6 +168,7 @@ class PnlBreakdown:
             + self.inventory_atoms
             + self.hedge_cost_atoms
             + self.basis_atoms
+            + self.funding_atoms
         )
 
     def components_sum(self) -> Fraction:
@@ -174,6 +183,7 @@ class PnlBreakdown:
             "inventory": self.inventory_atoms / scale,
             "hedge_cost": self.hedge_cost_atoms / scale,
             "basis": self.basis_atoms / scale,
+            "funding": self.funding_atoms / scale,
             "total": self.total_atoms / scale,
         }
 
@@ -186,6 +196,7 @@ class _Marks:
         "entry",
         "entry_reference",
         "fees",
+        "funding",
         "hedge_cost",
         "lots",
         "scale",
@@ -203,6 +214,7 @@ class _Marks:
         self.spread_capture = 0
         self.fees = 0
         self.hedge_cost = 0
+        self.funding = 0
 
 
 class Attribution:
@@ -212,13 +224,14 @@ class Attribution:
     with their scale before their first fill.
     """
 
-    __slots__ = ("_fees", "_hedge_cost", "_marks", "_spread_capture")
+    __slots__ = ("_fees", "_funding", "_hedge_cost", "_marks", "_spread_capture")
 
     def __init__(self) -> None:
         self._marks: dict[tuple[str, str], _Marks] = {}
         self._spread_capture = 0
         self._fees = 0
         self._hedge_cost = 0
+        self._funding = 0
 
     def add_instrument(self, key: tuple[str, str], scale: InstrumentScale) -> None:
         if key not in self._marks:
@@ -254,12 +267,20 @@ class Attribution:
         marks.entry_reference += signed_lots * entry_reference_nanos
         return edge
 
+    def add_funding(self, key: tuple[str, str], amount_atoms: int) -> None:
+        """Book one funding payment on `key`'s position (received > 0, paid < 0), in atoms."""
+        marks = self._marks[key]
+        marks.cash += amount_atoms
+        marks.funding += amount_atoms
+        self._funding += amount_atoms
+
     def export_state(self) -> dict[str, Any]:
         """The accumulated sums, JSON-safe: integers as decimal strings (they exceed 2**53)."""
         return {
             "spread_capture_atoms": str(self._spread_capture),
             "fees_atoms": str(self._fees),
             "hedge_cost_atoms": str(self._hedge_cost),
+            "funding_atoms": str(self._funding),
             "instruments": [
                 {
                     "venue": venue,
@@ -271,6 +292,7 @@ class Attribution:
                     "spread_capture_atoms": str(marks.spread_capture),
                     "fees_atoms": str(marks.fees),
                     "hedge_cost_atoms": str(marks.hedge_cost),
+                    "funding_atoms": str(marks.funding),
                 }
                 for (venue, symbol), marks in self._marks.items()
             ],
@@ -289,6 +311,8 @@ class Attribution:
         spread_capture = int(state["spread_capture_atoms"])
         fees = int(state["fees_atoms"])
         hedge_cost = int(state["hedge_cost_atoms"])
+        # States written before funding was booked hold none.
+        funding = int(state.get("funding_atoms", 0))
         restored = {
             (venue, symbol): (
                 int(row["lots"]),
@@ -298,6 +322,7 @@ class Attribution:
                 int(row["spread_capture_atoms"]),
                 int(row["fees_atoms"]),
                 int(row["hedge_cost_atoms"]),
+                int(row.get("funding_atoms", 0)),
             )
             for venue, symbol, row in rows
         }
@@ -310,10 +335,12 @@ class Attribution:
                 marks.spread_capture,
                 marks.fees,
                 marks.hedge_cost,
-            ) = restored.get(key, (0, 0, 0, 0, 0, 0, 0))
+                marks.funding,
+            ) = restored.get(key, (0, 0, 0, 0, 0, 0, 0, 0))
         self._spread_capture = spread_capture
         self._fees = fees
         self._hedge_cost = hedge_cost
+        self._funding = funding
 
     def breakdown(
         self,
@@ -343,6 +370,7 @@ class Attribution:
             hedge_cost_atoms=self._hedge_cost,
             basis_atoms=basis,
             total_atoms=total,
+            funding_atoms=self._funding,
         )
 
     def _breakdown_of(
@@ -351,7 +379,7 @@ class Attribution:
         reference_nanos: int,
         keys: Collection[tuple[str, str]],
     ) -> PnlBreakdown:
-        spread = fees = hedge = inventory = basis = total = 0
+        spread = fees = hedge = inventory = basis = total = funding = 0
         for key in keys:
             marks = self._marks[key]
             mark = marks_nanos[key]
@@ -359,9 +387,10 @@ class Attribution:
             spread += marks.spread_capture
             fees += marks.fees
             hedge += marks.hedge_cost
+            funding += marks.funding
             inventory += (marks.lots * reference_nanos - marks.entry_reference) * per_nano
             basis += (
                 marks.lots * (mark - reference_nanos) - (marks.entry - marks.entry_reference)
             ) * per_nano
             total += marks.cash + marks.lots * mark * per_nano
-        return PnlBreakdown(spread, fees, inventory, hedge, basis, total)
+        return PnlBreakdown(spread, fees, inventory, hedge, basis, total, funding)

@@ -15,14 +15,19 @@ Units. Prices are (fractional) ticks of the quoted instrument; time is seconds; 
 
 Models (each returns a reservation price `r` and a half spread `h`; bid = r - h, ask = r + h):
 - `fixed`: r = fair, h = spread_bps / 2 of fair.
-- `linear_skew`: r = fair - skew_bps_per_base * q_base (in bps of fair), h as fixed; optional size
-  skew: bid sizes times (1 - x), ask sizes times (1 + x), x = clip((q - target) / limit, -1, 1).
+- `linear_skew`: r = fair - skew_bps_per_base * (q - target) (in bps of fair), h as fixed;
+  optional size skew: bid sizes times (1 - x), ask sizes times (1 + x),
+  x = clip((q - target) / limit, -1, 1).
 - `avellaneda_stoikov` (Avellaneda & Stoikov 2008, with a rolling horizon tau = T - t):
   r = s - q * gamma * sigma^2 * tau;
   total spread = gamma * sigma^2 * tau + (2 / gamma) ln(1 + gamma / k).
 - `glft` (Gueant, Lehalle & Fernandez-Tapia 2013; Gueant 2017 asymptotic quotes with order size D):
   c1 = ln(1 + xi D / k) / (xi D), c2 = sqrt(gamma / (2 A D k) * (1 + xi D / k)^(k / (xi D) + 1)),
   h = c1 + D / 2 * sigma * c2, r = fair - sigma * c2 * q.
+
+Every model that skews on inventory (all but `fixed`) reads it as the distance from the target
+inventory (`inventory_target_base`): q - target, so the quotes lean toward the target, not toward
+flat. The inventory limit and the reduce-only rule still count |q| itself.
 
 Then, for every model: optional alpha skew of fair value by order-flow imbalance, volatility
 widening, the spread clamped into [min spread, max spread] (the min not below the round-trip maker
@@ -295,17 +300,19 @@ class Quoter:
 
         model = self._model
         q_base = net_exposure_base
+        # The price skew leans toward the target inventory, not toward flat.
+        q_skew = q_base - p.inventory_target_base
         if model == 0:  # fixed
             reservation, half = fair, self._half_spread_bps * bps
         elif model == 1:  # linear_skew
-            reservation = fair - p.skew_bps_per_base * q_base * bps
+            reservation = fair - p.skew_bps_per_base * q_skew * bps
             half = self._half_spread_bps * bps
         elif model == 2:  # avellaneda_stoikov
             if not market.intensity_k > 0:
                 return Quotes((), (), now_ns, "estimators_not_ready")
             reservation, half = as_quotes(
                 fair,
-                q_lots=q_base / p.lot_base,
+                q_lots=q_skew / p.lot_base,
                 gamma=p.gamma,
                 sigma_ticks=sigma_ticks,
                 tau_s=p.horizon_seconds,
@@ -316,7 +323,7 @@ class Quoter:
                 return Quotes((), (), now_ns, "estimators_not_ready")
             reservation, half = glft_quotes(
                 fair,
-                q_lots=q_base / p.lot_base,
+                q_lots=q_skew / p.lot_base,
                 gamma=p.gamma,
                 xi=p.xi or p.gamma,
                 sigma_ticks=sigma_ticks,

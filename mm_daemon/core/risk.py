@@ -40,6 +40,10 @@ class RiskLimits:
     inventory_limit_base: float
     max_drawdown_quote: float
     halt_on_drawdown: bool = True
+    max_order_notional_quote: float | None = None  # an order worth more is refused
+    max_position_notional_quote: float | None = None  # past it, only orders that reduce pass
+    tick_size: float = 0.0  # quote per tick and base per lot: an order's notional
+    base_per_lot: float = 0.0
 
 
 class RiskGate:
@@ -129,12 +133,14 @@ class RiskGate:
         fair_ticks: float,
         open_orders_same_side: int,
         net_exposure_base: float = 0.0,
+        position_base: float = 0.0,
     ) -> str | None:
         """None when `request` may be sent, else a short reject reason (a metric label).
 
         `open_orders_same_side` counts live orders on the request's side, excluding any order
         this request replaces. In REDUCING only an order that reduces `net_exposure_base`
-        passes.
+        passes. `position_base` is the position held in the request's instrument: an order
+        that would carry its notional past `max_position_notional_quote` is refused.
         """
         limits = self.limits
         if self._state is RiskState.HALTED:
@@ -149,8 +155,31 @@ class RiskGate:
             band = fair_ticks * limits.price_band_bps * 1e-4
             if abs(request.price_ticks - fair_ticks) > band:
                 return "price_band"
+        reason = self._notional(request, fair_ticks, position_base)
+        if reason is not None:
+            return reason
         if self._state is RiskState.REDUCING and not _reduces(request.side, net_exposure_base):
             return "reducing"
+        return None
+
+    def _notional(
+        self, request: OrderRequest, fair_ticks: float, position_base: float
+    ) -> str | None:
+        limits = self.limits
+        if not (limits.tick_size and limits.base_per_lot):
+            return None
+        price = fair_ticks if fair_ticks > 0 else request.price_ticks
+        quote_per_base = price * limits.tick_size
+        size_base = request.size_lots * limits.base_per_lot
+        cap = limits.max_order_notional_quote
+        order_price = request.price_ticks or price
+        if cap is not None and order_price * limits.tick_size * size_base > cap:
+            return "order_notional"
+        cap = limits.max_position_notional_quote
+        if cap is not None:
+            after = position_base + request.side * size_base
+            if abs(after) > abs(position_base) and abs(after) * quote_per_base > cap:
+                return "position_notional"
         return None
 
 

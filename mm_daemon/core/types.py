@@ -20,9 +20,11 @@ __all__ = [
     "ExecutionEvent",
     "ExecutionStatus",
     "Fill",
+    "FundingFee",
     "Instrument",
     "InstrumentKind",
     "Liquidity",
+    "MarkPrice",
     "MarketEvent",
     "MarketStatus",
     "OrderRequest",
@@ -99,6 +101,15 @@ class Instrument:
     contract_size_base: float = 1.0  # base units per contract (1 for spot and Binance linear)
     maker_fee_rate: float = 0.001  # fraction of notional; negative means a rebate
     taker_fee_rate: float = 0.001
+    # The venue's other filters (`core.filters`); 0 leaves a rule out.
+    min_price_ticks: int = 0  # PRICE_FILTER minPrice
+    max_price_ticks: int = 0  # PRICE_FILTER maxPrice
+    max_size_lots: int = 0  # LOT_SIZE maxQty
+    max_notional_quote: float = 0.0  # NOTIONAL maxNotional
+    # PERCENT_PRICE_BY_SIDE (spot, around the average price) or PERCENT_PRICE (USD-M, around the
+    # mark price): (bid up, bid down, ask up, ask down) multipliers.
+    percent_price: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    max_num_orders: int = 0  # MAX_NUM_ORDERS: open orders of the account on the symbol
 
     def price_to_ticks(self, price: float) -> int:
         return round(price / self.tick_size)
@@ -190,6 +201,39 @@ class MarketStatus:
     ts_local_ns: int
     stale: bool
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPrice:
+    """A perpetual's mark price and funding (Binance's `markPriceUpdate`): the rate the next
+    settlement will apply (an estimate until then) and when that settlement is."""
+
+    venue: str
+    symbol: str
+    ts_exchange_ns: int
+    ts_local_ns: int
+    mark_price: float
+    index_price: float
+    funding_rate: float
+    next_funding_time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class FundingFee:
+    """A funding payment settled on a perpetual position: received > 0, paid < 0 (quote).
+
+    `payment_id` is the venue's (Binance's income `tranId`), or the settlement time on paper.
+    `rate` and `position_base` are known on paper; a venue's income record has neither."""
+
+    venue: str
+    symbol: str
+    funding_time_ns: int
+    amount_quote: float
+    asset: str
+    payment_id: str
+    rate: float | None = None
+    position_base: float | None = None
+    mark_price: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +329,6 @@ class AccountPosition:
     last_trade_id: str  # the account's latest trade on the symbol; "" when it has none
 
 
-MarketEvent = BookSnapshot | BookDelta | Trade | MarketStatus
+MarketEvent = BookSnapshot | BookDelta | Trade | MarketStatus | MarkPrice
 ExecutionEvent = OrderUpdate | Fill
 Event = MarketEvent | ExecutionEvent

@@ -18,26 +18,33 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mm_daemon.core.budget import Priority
+from mm_daemon.core.filters import check_filters
 from mm_daemon.core.types import (
     ExecutionEvent,
     Fill,
+    FundingFee,
     Instrument,
     MarketEvent,
     MarketStatus,
+    MarkPrice,
     OrderRequest,
     OrderStatus,
     OrderUpdate,
     Trade,
 )
 from mm_daemon.engine.journal import FillOutcome
-from mm_daemon.engine.orders import REJECT_REASONS, reject_reason_label
+from mm_daemon.engine.order_state import REJECT_REASONS, reject_reason_label
 from mm_daemon.log import get_logger
 
 if TYPE_CHECKING:
+    from mm_daemon.core.funding import FundingSettler
     from mm_daemon.core.hedging import Hedger
     from mm_daemon.core.inventory import Ledger
     from mm_daemon.core.market_state import MarketState
     from mm_daemon.core.quoting import HedgeDown
+    from mm_daemon.core.risk import RiskGate
+    from mm_daemon.engine.budget import VenueBudget
     from mm_daemon.engine.journal import Journal
     from mm_daemon.engine.metrics import Metrics
     from mm_daemon.engine.trader import MarketTrader
@@ -60,6 +67,8 @@ class HedgeLeg:
     state: MarketState
     execution: Execution
     hedger: Hedger
+    budget: VenueBudget | None = None  # the hedge venue account's order budget
+    risk: RiskGate | None = None  # every hedge order passes it before it is sent
 
 
 class AssetBook:
@@ -85,6 +94,7 @@ class AssetBook:
         self.fills_since_checkpoint = 0
         self._hedge_fills: dict[str, tuple[int, float]] = {}  # lots, slippage x lots per order
         self._clock = clock
+        self.funding_settlers: dict[tuple[str, str], FundingSettler] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_unhedged_ns = 0
         self._m_net = metrics.net_exposure_base.labels(asset)
@@ -186,6 +196,54 @@ class AssetBook:
         )
         return True
 
+    # -- funding -----------------------------------------------------------------------------
+
+    def add_funding_settler(self, settler: FundingSettler) -> None:
+        """Paper: settle funding on this perpetual from its mark price stream."""
+        self.funding_settlers[(settler.venue, settler.symbol)] = settler
+
+    def on_mark_price(self, event: MarkPrice) -> None:
+        """A perpetual's mark price and funding rate: in paper mode, a funding settlement it
+        reveals as due is booked on the position held now."""
+        settler = self.funding_settlers.get((event.venue, event.symbol))
+        if settler is None:
+            return
+        position = self.ledger.position(event.venue, event.symbol).base
+        fee = settler.on_mark_price(event, position)
+        if fee is not None:
+            self.book_funding(fee)
+
+    def book_funding(self, fee: FundingFee) -> bool:
+        """Into the journal, then the ledger's funding component, counted once; False for a
+        settlement the journal holds already (it must not count again)."""
+        journal = self.journal
+        if journal is not None and not journal.record_funding(
+            self.asset,
+            venue=fee.venue,
+            symbol=fee.symbol,
+            funding_time_ns=fee.funding_time_ns,
+            amount=fee.amount_quote,
+            asset=fee.asset,
+            rate=fee.rate,
+            position_base=fee.position_base,
+        ):
+            log.info("funding_already_booked", venue=fee.venue, symbol=fee.symbol)
+            return False
+        self.ledger.on_funding(fee.venue, fee.symbol, fee.amount_quote)
+        self.metrics.funding_payments.labels(fee.venue, fee.symbol).inc()
+        log.info(
+            "funding",
+            venue=fee.venue,
+            symbol=fee.symbol,
+            funding_time_ms=fee.funding_time_ns // 1_000_000,
+            amount=fee.amount_quote,
+            asset=fee.asset,
+            rate=fee.rate,
+            position_base=fee.position_base,
+            payment_id=fee.payment_id,
+        )
+        return True
+
     def checkpoint(self, now_ns: int) -> None:
         """The ledger as of now into the journal: a restart books only the fills after it."""
         if self.journal is not None:
@@ -205,6 +263,8 @@ class AssetBook:
         if type(event) is Fill:
             if not self.book_fill(event, leg.state.instrument):
                 return
+            if leg.budget is not None and event.client_order_id not in self._hedge_fills:
+                leg.budget.on_first_fill()  # the venue stops counting an order that trades
             slippage = leg.hedger.on_fill(event)
             if slippage is not None:
                 self._m_slippage.observe(slippage)
@@ -241,13 +301,32 @@ class AssetBook:
             ts_ns=update.ts_local_ns,
         )
 
+    @property
+    def held(self) -> bool:
+        """No hedge is sent while an operator's kill holds the asset's markets."""
+        return any(market.killed for market in self.markets)
+
     def maybe_hedge(self) -> None:
         leg = self.hedge
-        if leg is None or not self.trading:
+        if leg is None or not self.trading or self.held:
             return
         now = self._clock()
         intent = leg.hedger.decide(now, self.ledger.net_exposure_base)
         if intent is None:
+            return
+        refused = self._refusal(leg, intent.request)
+        if refused is not None:
+            # Hedging is impaired: the hedger counts it rejected and reports the hedge venue
+            # down for a while (the quotes take the configured reaction).
+            self.metrics.order_rejects.labels(intent.request.venue, refused).inc()
+            log.warning("hedge_refused", asset=self.asset, reason=refused)
+            leg.hedger.on_order_update(
+                intent.request.as_update(OrderStatus.REJECTED, now, refused), now
+            )
+            return
+        budget = leg.budget
+        if budget is not None and not budget.try_take(Priority.HEDGE, budget.costs.place):
+            leg.hedger.withdraw(intent)  # decided again once the budget allows
             return
         if self.journal is not None:
             # Durable before the order leaves: its fill is measured from this decision.
@@ -266,6 +345,26 @@ class AssetBook:
         task = asyncio.get_running_loop().create_task(self._send_hedge(leg, request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _refusal(self, leg: HedgeLeg, request: OrderRequest) -> str | None:
+        """Why the hedge venue's filters or the risk gate refuse `request` (a metric label),
+        else None."""
+        state = leg.state
+        fair = state.fair_value_ticks or 0.0
+        hedger = leg.hedger
+        if check_filters(state.instrument, request, fair, open_orders=hedger.in_flight_orders - 1):
+            return "filter"
+        if leg.risk is None:
+            return None
+        inst = state.instrument
+        reason = leg.risk.check(
+            request,
+            fair,
+            hedger.in_flight_orders - 1,
+            net_exposure_base=self.ledger.net_exposure_base,
+            position_base=self.ledger.position(inst.venue, inst.symbol).base,
+        )
+        return None if reason is None else f"risk_{reason}"
 
     async def _send_hedge(self, leg: HedgeLeg, request: OrderRequest) -> None:
         try:
@@ -291,6 +390,8 @@ class AssetBook:
             if reference_fair is not None:
                 leg.hedger.on_fair_values(now_ns, reference_fair, hedge_fair)
                 self.ledger.set_netting_weight(inst.venue, leg.hedger.netting_weight)
+        if leg.risk is not None:
+            leg.risk.update(self.ledger.net_exposure_base, 0.0)
         self.maybe_hedge()
         unhedged_ns = leg.hedger.stats.unhedged_exposure_ns
         if unhedged_ns > self._last_unhedged_ns:

@@ -23,6 +23,7 @@ from mm_daemon.binance.capture import CaptureRecorder, CaptureWriter, default_da
 from mm_daemon.binance.markets import DIALECTS
 from mm_daemon.config import Config, ConfigError, FairValueModel, Mode, VenueConfig, env_key
 from mm_daemon.core.book import Book
+from mm_daemon.core.funding import FundingSettler
 from mm_daemon.core.hedging import Hedger
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.markouts import MarkoutTracker
@@ -36,20 +37,27 @@ from mm_daemon.core.summary import (
     render_summary,
     summary_to_dict,
 )
-from mm_daemon.core.types import ExecutionStatus, Instrument, MarketEvent, OrderRequest
+from mm_daemon.core.types import (
+    ExecutionStatus,
+    Instrument,
+    InstrumentKind,
+    MarketEvent,
+    OrderRequest,
+)
 from mm_daemon.engine import wiring
 from mm_daemon.engine.asset import AssetBook, HedgeLeg
-from mm_daemon.engine.journal import Journal, JournalError, Recovery
-from mm_daemon.engine.metrics import JournalMetrics, MarketDataMetrics, Metrics, MetricsServer
-from mm_daemon.engine.orders import (
-    OrderManager,
-    OrderManagerSettings,
+from mm_daemon.engine.budget import VenueBudget
+from mm_daemon.engine.client_ids import (
     hedge_prefix,
     instance_root,
     new_client_id_prefix,
     quote_prefix,
     run_prefix,
 )
+from mm_daemon.engine.control import Controller
+from mm_daemon.engine.journal import Journal, JournalError, Recovery
+from mm_daemon.engine.metrics import JournalMetrics, MarketDataMetrics, Metrics
+from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
 from mm_daemon.engine.portfolio import Portfolio, PortfolioLimits
 from mm_daemon.engine.reconcile import ReconciledExecution
 from mm_daemon.engine.restart import RestartPolicy, StartRecovery
@@ -59,7 +67,7 @@ from mm_daemon.engine.virtual_time import VirtualClock, VirtualTimeLoop
 from mm_daemon.log import configure_logging, get_logger, register_secret
 from mm_daemon.retry import BackoffPolicy
 from mm_daemon.sim.runner import SimulatorHandle, serve_forever, start_simulator
-from mm_daemon.venues.base import Execution
+from mm_daemon.venues.base import Execution, FundingHistory
 from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, endpoints_from_ccxt
 from mm_daemon.venues.ccxt_execution import (
     CcxtExecution,
@@ -96,6 +104,8 @@ def _register_config_secrets(config: Config) -> None:
         for secret in (venue.api_key, venue.api_secret):
             if secret is not None:
                 register_secret(secret.get_secret_value())
+    if config.control.token is not None:
+        register_secret(config.control.token.get_secret_value())
 
 
 class Daemon:
@@ -114,6 +124,7 @@ class Daemon:
         clock: Callable[[], int] = time.time_ns,
         recorded: RecordedMarkets | None = None,
         fresh: bool = False,
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
@@ -127,7 +138,7 @@ class Daemon:
         self._executions_by_key: dict[tuple[str, str], ReconciledExecution] = {}
         self._stop = asyncio.Event()
         self._stop_reason = ""
-        self._metrics_server: MetricsServer | None = None
+        self.control = Controller(self, config_path)  # the HTTP server, SIGHUP, status line
         self.metrics_url: str | None = None
         self.simulator: SimulatorHandle | None = None
         self.portfolio: Portfolio | None = None
@@ -138,6 +149,7 @@ class Daemon:
         self._executions: list[ReconciledExecution] = []
         self._live_executions: dict[str, ReconciledExecution] = {}
         self._hedge_venues: dict[str, list[AssetBook]] = {}
+        self.budgets: dict[str, VenueBudget] = {}  # one order budget per venue account
         self._tasks: list[asyncio.Task[None]] = []
         self._started_ns = 0
 
@@ -156,7 +168,8 @@ class Daemon:
         busy_poll = BusyPoll(loop)
         try:
             if self._recorded is None:
-                self._start_metrics()
+                await self.control.start()
+                self.metrics_url = f"{self.control.url}/metrics" if self.control.url else None
             if self.config.runtime.busy_poll:
                 busy_poll.start()
             if duration_seconds is not None:
@@ -189,8 +202,7 @@ class Daemon:
             for sig in signals:
                 with suppress(Exception):
                     loop.remove_signal_handler(sig)
-            if self._metrics_server is not None:
-                self._metrics_server.stop()
+            await self.control.stop()
         if left_open:
             # Loud: orders resting unmanaged are the one outcome an operator must act on.
             log.error("orders_left_open", orders=left_open)
@@ -234,6 +246,8 @@ class Daemon:
                 # Live: the book before a burst of trades read in the same turn (requote
                 # latency); paper fills need each trade before the book change it explains.
                 trades_after_book=cfg.mode is Mode.LIVE,
+                # Paper settles funding from the public mark price and rate.
+                mark_prices=cfg.mode is Mode.PAPER,
             )
             self._market_data.append(md)
             for symbol in symbols[venue.name]:
@@ -429,7 +443,23 @@ class Daemon:
             for market in portfolio.markets:
                 await market.orders.reconcile()
         portfolio.start_trading()
+        self.control.on_trading_started()
         self._tasks.append(loop.create_task(self._timer(portfolio)))
+        if cfg.mode is Mode.LIVE:
+            for venue, execution in self._live_executions.items():
+                history = execution.inner
+                perpetuals = [
+                    i.symbol
+                    for i in getattr(history, "instruments", ())
+                    if i.kind is InstrumentKind.PERPETUAL
+                ]
+                if perpetuals and isinstance(history, FundingHistory):
+                    self._tasks.append(
+                        loop.create_task(
+                            self._poll_funding(history, venue, perpetuals, portfolio),
+                            name=f"{venue}:funding",
+                        )
+                    )
 
     def _restore(self, portfolio: Portfolio) -> StartRecovery | None:
         """Step 1 of the start's recovery (the journal's books); quoting waits for the rest."""
@@ -498,6 +528,12 @@ class Daemon:
                         ),
                         self._execution(hedge_inst, hedge_book, paper_feeds),
                         hedger,
+                        budget=self._budget(hedge_inst.venue),
+                        risk=RiskGate(
+                            wiring.hedge_risk_limits(
+                                market.risk, market.inventory.limit_base, market.hedging, hedge_inst
+                            )
+                        ),
                     )
                     log.info("hedge_instrument", asset=maker_inst.base, **_describe(hedge_inst))
                 asset = assets[maker_inst.base] = AssetBook(
@@ -523,17 +559,17 @@ class Daemon:
             risk = RiskGate(
                 wiring.risk_limits(market.risk, market.inventory, market.quoting, maker_inst)
             )
-            venue = cfg.venues[market.venue]
             orders = OrderManager(
                 self._execution(maker_inst, maker_book, paper_feeds),
                 maker_inst,
-                OrderManagerSettings.from_config(market.quoting, market.risk, venue),
+                OrderManagerSettings.from_config(market.quoting, market.risk),
                 risk=risk,
                 metrics=self.metrics,
                 clock=self._clock,
                 client_id_prefix=quote_prefix(self._run_prefix, index),
                 market=market.name,
                 journal=journal,
+                budget=self._budget(market.venue),
             )
             MarketTrader(
                 name=market.name,
@@ -553,6 +589,8 @@ class Daemon:
         for asset in assets.values():
             if asset.hedge is not None:
                 self._hedge_venues.setdefault(asset.hedge.execution.venue, []).append(asset)
+            if cfg.mode is Mode.PAPER:
+                self._settle_paper_funding(asset)
         limits = cfg.portfolio
         return Portfolio(
             list(assets.values()),
@@ -566,6 +604,32 @@ class Daemon:
             clock=self._clock,
             journal=journal,
         )
+
+    def _budget(self, venue_name: str) -> VenueBudget:
+        """The order budget of `venue_name`'s account, shared by its markets and hedges."""
+        budget = self.budgets.get(venue_name)
+        if budget is None:
+            budget = VenueBudget.for_venue(
+                self.config.venues[venue_name], metrics=self.metrics, clock=self._clock
+            )
+            self.budgets[venue_name] = budget
+        return budget
+
+    def _settle_paper_funding(self, asset: AssetBook) -> None:
+        """Paper: each perpetual of the asset settles funding from its mark price stream,
+        from after the last settlement the journal holds."""
+        recovered = self._recovery.last_funding_ns if self._recovery is not None else {}
+        for position in asset.ledger.positions():
+            inst = position.instrument
+            if inst.kind is InstrumentKind.PERPETUAL:
+                asset.add_funding_settler(
+                    FundingSettler(
+                        inst.venue,
+                        inst.symbol,
+                        inst.quote,
+                        settled_through_ns=recovered.get((inst.venue, inst.symbol), 0),
+                    )
+                )
 
     def _execution(
         self,
@@ -598,6 +662,9 @@ class Daemon:
         if live is None:
             live = self._reconciled(self._live_execution(venue))
             self._live_executions[venue.name] = live
+            observe = getattr(live.inner, "observe_rate_limits", None)
+            if observe is not None:
+                observe(self._budget(venue.name))
         add = getattr(live.inner, "add_instrument", None)
         if add is not None:
             add(instrument)
@@ -677,6 +744,7 @@ class Daemon:
     def _execution_status(self, status: ExecutionStatus) -> None:
         """An order-entry connection went down or came back (the reconcile is the wrapper's);
         a hedge venue that cannot take orders counts as down."""
+        self.control.on_execution_status(status)
         log.log(
             20 if status.connected else 30,
             "order_entry_connected" if status.connected else "order_entry_lost",
@@ -729,6 +797,42 @@ class Daemon:
                 log.exception("task_failed", task=name, error=repr(exc))
             await backoff.sleep()
 
+    async def _poll_funding(
+        self, history: FundingHistory, venue: str, symbols: list[str], portfolio: Portfolio
+    ) -> None:
+        """Live: book the venue's funding payments on our perpetual positions, read from its
+        income history every `funding.income_poll_seconds` and at once when the user-data
+        stream says a settlement happened. The journal keeps each settlement once (a restart
+        reads from the last one it holds, or from this run's start)."""
+        recovered = self._recovery.last_funding_ns if self._recovery is not None else {}
+        start_ms = {
+            symbol: (
+                recovered[(venue, symbol)] // 1_000_000 + 1
+                if (venue, symbol) in recovered
+                else self._started_ns // 1_000_000
+            )
+            for symbol in symbols
+        }
+        poll_s = self.config.funding.income_poll_seconds
+        while True:
+            for symbol in symbols:
+                asset = portfolio.asset_of(venue, symbol)
+                if asset is None:
+                    continue
+                try:
+                    fees = await history.funding_fees(symbol, start_ms[symbol])
+                except Exception as exc:  # noqa: BLE001  read again on the next poll
+                    log.warning("funding_read_failed", venue=venue, symbol=symbol, error=repr(exc))
+                    continue
+                for fee in fees:
+                    asset.book_funding(fee)
+                    start_ms[symbol] = max(start_ms[symbol], fee.funding_time_ns // 1_000_000 + 1)
+            settled = asyncio.ensure_future(history.funding_settled())
+            try:
+                await asyncio.wait({settled}, timeout=poll_s)
+            finally:
+                settled.cancel()
+
     async def _timer(self, portfolio: Portfolio) -> None:
         interval = TIMER_INTERVAL_SECONDS
         ticks = 0
@@ -737,6 +841,8 @@ class Daemon:
             ticks += 1
             try:
                 portfolio.on_timer()
+                for budget in self.budgets.values():
+                    budget.publish()
                 if ticks % SNAPSHOT_EVERY_TICKS == 0:
                     portfolio.persist(self._clock())
             except Exception as exc:
@@ -843,18 +949,28 @@ class Daemon:
             return [f"{symbol}@{leg.execution.venue}: cancel failed ({type(exc).__name__})"]
         return [f"{symbol}@{leg.execution.venue}: {u.client_order_id}" for u in remaining]
 
-    def _start_metrics(self) -> None:
-        cfg = self.config.metrics
-        if not cfg.enabled:
-            return
-        self._metrics_server = MetricsServer(self.metrics.registry, cfg.host, cfg.port)
-        try:
-            self.metrics_url = self._metrics_server.start()
-        except OSError as exc:
-            raise ConfigError(
-                [f"metrics.port: cannot serve on {cfg.host}:{cfg.port}: {exc.strerror}"]
-            ) from None
-        log.info("metrics_serving", url=self.metrics_url)
+    # -- what the control plane reads ------------------------------------------------------------
+
+    @property
+    def started_ns(self) -> int:
+        return self._started_ns
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def market_data_of(self, venue: str, symbol: str) -> object | None:
+        """The market-data source of an instrument (None: its venue did not start)."""
+        return self._sources.get((venue, symbol))
+
+    def symbols_of(self, venue: str) -> list[str] | None:
+        """The symbols read on `venue` (None: it did not start)."""
+        symbols = [symbol for (name, symbol) in self._sources if name == venue]
+        return symbols or None
+
+    def executions(self) -> dict[tuple[str, str], ReconciledExecution]:
+        """Order entry by (venue, symbol), quoted and hedge instruments."""
+        return dict(self._executions_by_key)
 
 
 def simulator_url(simulator: SimulatorHandle, venue: VenueConfig) -> str:
@@ -897,10 +1013,19 @@ def _describe(instrument: Instrument) -> dict[str, object]:
 
 
 def run_daemon(
-    config: Config, duration_seconds: float | None = None, *, fresh: bool = False
+    config: Config,
+    duration_seconds: float | None = None,
+    *,
+    fresh: bool = False,
+    config_path: Path | None = None,
 ) -> int:
-    """Entry point of `mm-daemon run`: logging, safety checks, then the event loop."""
-    configure_logging(config.logging.level.value, config.logging.format)
+    """Entry point of `mm-daemon run`: logging, safety checks, then the event loop.
+    `config_path` is the file a reload (POST /reload, SIGHUP) reads again."""
+    configure_logging(
+        config.logging.level.value,
+        config.logging.format,
+        fill_lines_on_terminal=config.logging.console_fill_lines,
+    )
     _register_config_secrets(config)
     if config.mode is Mode.LIVE:
         for venue in config.used_venues():
@@ -913,7 +1038,7 @@ def run_daemon(
     import ccxt.pro  # noqa: F401, PLC0415  imported for its side effect of loading now
 
     apply_cpu_affinity(config.runtime)
-    return uvloop.run(Daemon(config, fresh=fresh).run(duration_seconds))
+    return uvloop.run(Daemon(config, fresh=fresh, config_path=config_path).run(duration_seconds))
 
 
 def open_recorded(config: Config, data_dir: Path) -> tuple[VirtualTimeLoop, RecordedMarkets]:

@@ -1,4 +1,5 @@
-"""Every Prometheus metric the daemon exports, in one registry, and the /metrics server.
+"""Every Prometheus metric the daemon exports, in one registry (served at /metrics by the
+daemon's HTTP server, `mm_daemon.control.server`).
 
 Names follow Prometheus conventions: prefix `mm_`, base units, `_total` for counters, few labels.
 """
@@ -6,7 +7,6 @@ Names follow Prometheus conventions: prefix `mm_`, base units, `_total` for coun
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -14,23 +14,17 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Info,
-    start_http_server,
 )
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from mm_daemon import __version__
 
-if TYPE_CHECKING:
-    from threading import Thread
-    from wsgiref.simple_server import WSGIServer
-
 __all__ = [
     "LATENCY_BUCKETS_SECONDS",
     "JournalMetrics",
     "MarketDataMetrics",
     "Metrics",
-    "MetricsServer",
 ]
 
 # From 10 us to 5 s: tick-to-quote lives in the tens of microseconds, network in milliseconds.
@@ -161,6 +155,12 @@ class Metrics:
         self.fills = Counter(
             "mm_fills", "Fills received.", ("venue", "symbol", "side", "liquidity"), registry=r
         )
+        self.funding_payments = Counter(
+            "mm_funding_payments",
+            "Funding settlements booked on perpetual positions (paid or received).",
+            ("venue", "symbol"),
+            registry=r,
+        )
         self.fill_volume_base = Counter(
             "mm_fill_volume_base",
             "Filled size in base units.",
@@ -177,8 +177,24 @@ class Metrics:
             buckets=LATENCY_BUCKETS_SECONDS,
             registry=r,
         )
-        self.rate_limited = Counter(
-            "mm_rate_limited", "Order actions delayed by the rate limiter.", _MV, registry=r
+        self.order_budget_used = Gauge(
+            "mm_order_budget_used",
+            "Order budget used in the venue's current window (orders, or request weight).",
+            ("venue", "window"),
+            registry=r,
+        )
+        self.order_budget_limit = Gauge(
+            "mm_order_budget_limit",
+            "The venue's limit of the window (orders, or request weight).",
+            ("venue", "window"),
+            registry=r,
+        )
+        self.order_actions_deferred = Counter(
+            "mm_order_actions_deferred",
+            "Order actions the venue's order budget could not pay for when wanted, by priority "
+            "(counted at every requote that wanted them until they go).",
+            ("venue", "priority"),
+            registry=r,
         )
         # Inventory, P&L, hedging
         self.inventory_base = Gauge(
@@ -279,6 +295,34 @@ class Metrics:
             ("venue", "action"),
             registry=r,
         )
+        # Operator control
+        self.operator_paused = Gauge(
+            "mm_operator_paused",
+            "1 while an operator's pause holds the market's quotes (until resume).",
+            _MK,
+            registry=r,
+        )
+        self.operator_halted = Gauge(
+            "mm_operator_halted",
+            "1 while the market is HALTED by an operator's kill (until reset).",
+            _MK,
+            registry=r,
+        )
+        self.control_requests = Counter(
+            "mm_control_requests",
+            "Control API requests by action (status, pause, resume, kill, reset, reload) and "
+            "result (ok, unchanged, partial, refused, unauthorized, forbidden, error).",
+            ("action", "result"),
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "mm_config_reloads",
+            "Config reloads (POST /reload, SIGHUP) by result: ok, unchanged, invalid, refused.",
+            ("result",),
+            registry=r,
+        )
+        for result in ("ok", "unchanged", "invalid", "refused"):
+            self.config_reloads.labels(result)
         self.reconcile_position_diff_base = Gauge(
             "mm_reconcile_position_diff_base",
             "The venue's position minus the journal's at the last start, base units.",
@@ -321,35 +365,6 @@ class MarketDataMetrics:
 
     def best_ask(self, venue: str, symbol: str) -> Gauge:
         return self._m.book_best_ask.labels(venue, symbol)
-
-
-class MetricsServer:
-    """Serves a registry on /metrics from a background thread (prometheus-client's server)."""
-
-    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
-        self._registry = registry
-        self._host = host
-        self._port = port
-        self._server: WSGIServer | None = None
-        self._thread: Thread | None = None
-
-    def start(self) -> str:
-        """Start serving; return the URL of /metrics (the real port when 0 was asked)."""
-        self._server, self._thread = start_http_server(
-            self._port, addr=self._host, registry=self._registry
-        )
-        port = self._server.server_port
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{port}/metrics"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
 
 
 class JournalMetrics:

@@ -1,42 +1,46 @@
 """The order manager: keeps the venue's live orders close to the desired quotes, with little churn.
 
-`set_desired(quotes, ...)` is called synchronously on every requote (from the market or fill
-sink); it diffs the desired quotes against our live orders at once and hands the resulting
-actions to the `Execution` (each call runs as its own task, so a slow acknowledgement never
-blocks the next decision). What it does per side and level:
+`set_desired(quotes, ...)`, called on every requote, diffs the desired quotes against our live
+orders at once and hands the actions to the `Execution` (each call its own task, so a slow
+acknowledgement never blocks the next decision). What it does per side and level:
 
-- no live order at a desired level: place one (never more live orders per side than
-  `max_open_orders_per_side`; an order being cancelled still counts);
+- no live order at a desired level: place one (at most `max_open_orders_per_side` per side,
+  counting orders being cancelled);
 - a live order at a desired level: left alone unless its price is off by at least the price
   tolerance (the larger of `price_tolerance_ticks` and `price_tolerance_bps` of the price, and
   at least one tick), its remaining size is off by more than `size_tolerance_fraction`, or it is
   older than `max_order_age_seconds`; then replaced with one cancel-replace;
 - a live order with no desired level: cancelled;
-- an order in flight (pending new or pending cancel) is left alone until the venue answers or
-  `order_timeout_seconds` passes; then the venue's open orders are fetched and our view is
-  reconciled with them.
+- an order in flight is left alone until the venue answers or `order_timeout_seconds` passes;
+  then our view is reconciled with the venue's open orders.
 
-Rate limits: a token bucket per venue. Cancels go first, then replaces, then new orders, nearest
-level first. Actions the bucket cannot pay for now are not queued: the manager wakes when a token
-is due and diffs again against the latest desired quotes, so a burst of events collapses into the
-latest desired state.
+Rate limits: the venue account's order budget (`engine.budget.VenueBudget`, shared by every
+market and hedge on the venue), spent by priority. First a live order the market has moved through
+(a bid at or above fair value, an ask at or below it): replaced if the budget allows, else
+cancelled at once (a cancel is no order on Binance, so it never waits for the order count). Then
+orders no longer wanted (cancelled), quotes whose price is off beyond the tolerance (replaced, or
+cancelled now and placed when the budget allows), missing quotes (placed), and last the replaces
+for size or age alone, which are deferred first. Each group goes nearest level first. Actions the
+budget cannot pay for now are not queued: the manager wakes when the budget allows (or when the
+venue gives orders back) and diffs again against the latest desired quotes, so a burst of events
+collapses into the latest desired state. Every order is checked against the risk gate and the
+venue's filters before it is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import math
-import os
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from mm_daemon.aio import start_eagerly
+from mm_daemon.core.budget import ActionCost, Priority
+from mm_daemon.core.filters import check_filters
 from mm_daemon.core.types import (
     CancelRequest,
     ExecutionEvent,
@@ -47,10 +51,17 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
-from mm_daemon.engine.ratelimit import TokenBucket
+from mm_daemon.engine.budget import VenueBudget
+from mm_daemon.engine.client_ids import new_client_id_prefix
+from mm_daemon.engine.order_state import (
+    STATUS_RANK,
+    LiveOrder,
+    OrderManagerSettings,
+    OrderMetrics,
+    reject_reason_label,
+)
 
 if TYPE_CHECKING:
-    from mm_daemon.config import QuotingConfig, RiskConfig, VenueConfig
     from mm_daemon.core.quoting import Quote, Quotes
     from mm_daemon.core.risk import RiskGate
     from mm_daemon.core.types import Instrument
@@ -58,150 +69,12 @@ if TYPE_CHECKING:
     from mm_daemon.engine.metrics import Metrics
     from mm_daemon.venues.base import Execution
 
-__all__ = [
-    "REJECT_REASONS",
-    "LiveOrder",
-    "OrderManager",
-    "OrderManagerSettings",
-    "hedge_prefix",
-    "instance_root",
-    "new_client_id_prefix",
-    "quote_prefix",
-    "reject_reason_label",
-    "run_prefix",
-]
+__all__ = ["LiveOrder", "OrderManager", "OrderManagerSettings"]
 
 log = structlog.get_logger(__name__)
 
 _NS = 1_000_000_000
-_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-_LIVE = frozenset(
-    {
-        OrderStatus.PENDING_NEW,
-        OrderStatus.OPEN,
-        OrderStatus.PARTIALLY_FILLED,
-        OrderStatus.PENDING_CANCEL,
-    }
-)
-_RANK = {  # how far along an order's life a status is; updates never move an order backwards
-    OrderStatus.PENDING_NEW: 0,
-    OrderStatus.OPEN: 1,
-    OrderStatus.PARTIALLY_FILLED: 2,
-    OrderStatus.PENDING_CANCEL: 3,
-    OrderStatus.FILLED: 4,
-    OrderStatus.CANCELLED: 4,
-    OrderStatus.REJECTED: 4,
-    OrderStatus.EXPIRED: 4,
-}
 _RECENT_TERMINAL_KEPT = 256  # finished orders remembered for late fills and updates
-
-
-def new_client_id_prefix() -> str:
-    """A short random prefix naming this run's orders (venue-legal: [a-z0-9])."""
-    raw = int.from_bytes(os.urandom(4), "big")
-    return "mm" + _base36(raw)[:6]
-
-
-# Client order ids of a daemon with a journal: `<root><run>_q<market>-<n>` for quotes and
-# `<root><run>_h<asset>-<n>` for hedges. The root (6 characters, from the instance id) is the
-# same at every start, so a restart knows the orders of each earlier run as its own; the run
-# (the journal's run id) tells this run's from theirs. At most about 24 characters: Binance
-# takes 36 of [.A-Z:/a-z0-9_-].
-
-
-def instance_root(instance_id: str) -> str:
-    """The part every client order id of every run of `instance_id` starts with."""
-    digest = int.from_bytes(hashlib.sha256(instance_id.encode()).digest()[:8], "big")
-    return "m" + _base36(digest)[-5:].rjust(5, "0")
-
-
-def run_prefix(root: str, run_id: int) -> str:
-    return f"{root}{_base36(run_id)}_"
-
-
-def quote_prefix(run: str, market_index: int) -> str:
-    """The order manager's prefix of market `market_index` (its ids add `-<n>`)."""
-    return f"{run}q{_base36(market_index)}"
-
-
-def hedge_prefix(run: str, asset_index: int) -> str:
-    """The hedger's prefix of asset book `asset_index` (its ids add `<n>`)."""
-    return f"{run}h{_base36(asset_index)}-"
-
-
-def _base36(value: int) -> str:
-    if value == 0:
-        return "0"
-    digits = []
-    while value:
-        value, rem = divmod(value, 36)
-        digits.append(_ID_ALPHABET[rem])
-    return "".join(reversed(digits))
-
-
-@dataclass(frozen=True, slots=True)
-class OrderManagerSettings:
-    """The manager's knobs in plain values (`from_config` reads them from the YAML)."""
-
-    price_tolerance_ticks: int = 1
-    price_tolerance_bps: float = 0.0
-    size_tolerance_fraction: float = 0.2
-    max_order_age_ns: int = 60 * _NS
-    order_timeout_ns: int = 5 * _NS
-    debounce_ns: int = 0
-    max_open_orders_per_side: int = 5
-    rate_limit_orders_per_second: float = 10.0
-    rate_limit_burst_orders: int = 20
-
-    @classmethod
-    def from_config(
-        cls, quoting: QuotingConfig, risk: RiskConfig, venue: VenueConfig
-    ) -> OrderManagerSettings:
-        return cls(
-            price_tolerance_ticks=quoting.price_tolerance_ticks,
-            price_tolerance_bps=quoting.price_tolerance_bps,
-            size_tolerance_fraction=quoting.size_tolerance_fraction,
-            max_order_age_ns=int(quoting.max_order_age_seconds * _NS),
-            order_timeout_ns=int(quoting.order_timeout_seconds * _NS),
-            debounce_ns=int(quoting.debounce_seconds * _NS),
-            max_open_orders_per_side=risk.max_open_orders_per_side,
-            rate_limit_orders_per_second=venue.rate_limit_orders_per_second,
-            rate_limit_burst_orders=venue.rate_limit_burst_orders,
-        )
-
-
-@dataclass(slots=True)
-class LiveOrder:
-    """Our view of one order."""
-
-    client_order_id: str
-    side: Side
-    level: int
-    price_ticks: int
-    size_lots: int
-    status: OrderStatus
-    created_ns: int
-    status_ns: int  # when the status last changed (in-flight timeouts run from here)
-    filled_lots: int = 0  # cumulative, the larger of what updates and fills say
-    fills_lots: int = 0  # sum of the Fill events seen
-    exchange_order_id: str = ""
-    reason: str = ""
-
-    @property
-    def remaining_lots(self) -> int:
-        return max(0, self.size_lots - self.filled_lots)
-
-    @property
-    def in_flight(self) -> bool:
-        status = self.status
-        return status is OrderStatus.PENDING_NEW or status is OrderStatus.PENDING_CANCEL
-
-    @property
-    def live(self) -> bool:
-        return self.status in _LIVE
-
-
-Spawn = Callable[[Coroutine[Any, Any, None]], object]
 
 
 class OrderManager:
@@ -219,6 +92,7 @@ class OrderManager:
         client_id_prefix: str | None = None,
         market: str = "",
         journal: Journal | None = None,
+        budget: VenueBudget | None = None,
     ) -> None:
         self.execution = execution
         self.instrument = instrument
@@ -232,15 +106,16 @@ class OrderManager:
         self._prefix = client_id_prefix or new_client_id_prefix()
         self.journal = journal
         self._next_id = 0
-        self._bucket = TokenBucket(
-            settings.rate_limit_orders_per_second, settings.rate_limit_burst_orders, clock()
-        )
+        self.budget = budget or VenueBudget.unlimited(instrument.venue, clock)
+        self._costs = self.budget.costs
+        self._wait_ns = -1  # the soonest a deferred action may go in this sync (-1: none)
         self._orders: dict[str, LiveOrder] = {}
         self._finished: dict[str, LiveOrder] = {}
         self._stray_cancelled: set[str] = set()  # our ids found live after we gave them up
         self._desired: Quotes | None = None
         self._fair_ticks = 0.0
         self._net_exposure_base = 0.0
+        self._position_base = 0.0
         self._event_ts_ns = 0  # receipt time of the event behind the pending desired state
         self._last_sync_ns = -(1 << 62)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -250,22 +125,10 @@ class OrderManager:
         self._post_only_blocked: set[Side] = set()
         self._stopped = False
         self.left_open: list[str] = []  # client ids still open at the venue after shutdown
-        self.rate_limited_count = 0
-        self._quote_gauges: dict[tuple[Side, int], Any] = {}
-        self._published: object = None
+        self.deferred_count = 0  # syncs that left an action for the budget to allow
         self._synced_key: object = None  # (bids, asks) as last diffed
         self._dirty = True  # something besides the quotes changed since the last diff
-        self._published_counts: tuple[int, int] | None = None
-        self._tick_size = instrument.tick_size
-        self._price_decimals = instrument.price_decimals
-        if metrics is not None:
-            self._m_place = metrics.orders.labels(self.market, "place")
-            self._m_replace = metrics.orders.labels(self.market, "replace")
-            self._m_cancel = metrics.orders.labels(self.market, "cancel")
-            self._m_t2q = metrics.tick_to_quote.labels(self.market)
-            self._m_rate_limited = metrics.rate_limited.labels(self.venue)
-            self._m_open_buy = metrics.open_orders.labels(self.market, "buy")
-            self._m_open_sell = metrics.open_orders.labels(self.market, "sell")
+        self._om = OrderMetrics(metrics, self.market, instrument) if metrics is not None else None
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -303,11 +166,13 @@ class OrderManager:
         fair_ticks: float,
         net_exposure_base: float = 0.0,
         event_ts_ns: int = 0,
+        position_base: float = 0.0,
     ) -> None:
         """Take the latest desired quotes and act on them now (or when debounce/limits allow).
 
         `event_ts_ns` is the local receipt time of the event that caused this requote (for the
-        tick-to-quote histogram); 0 skips the measurement.
+        tick-to-quote histogram); 0 skips the measurement. `position_base` is this market's own
+        position (the risk gate's position-notional limit), `net_exposure_base` its asset's.
         """
         if self._post_only_blocked:
             self._post_only_blocked.clear()  # a new market event: the view may have caught up
@@ -315,6 +180,7 @@ class OrderManager:
         self._desired = quotes
         self._fair_ticks = fair_ticks
         self._net_exposure_base = net_exposure_base
+        self._position_base = position_base
         key = (quotes.bids, quotes.asks)
         if key == self._synced_key and not self._dirty:
             return  # the same quotes as last time and nothing happened since: nothing to do
@@ -326,8 +192,8 @@ class OrderManager:
             self._wake_at(self._last_sync_ns + debounce)
         else:
             self.sync(now)
-        if self.metrics is not None:  # after the requests: off the tick-to-quote path
-            self._publish_quotes(quotes)
+        if self._om is not None:  # after the requests: off the tick-to-quote path
+            self._om.publish_quotes(quotes)
 
     def sync(self, now_ns: int | None = None) -> None:
         """Diff the desired quotes against live orders and send what the rate limit allows."""
@@ -350,53 +216,62 @@ class OrderManager:
         self._diff_side(
             Side.SELL, desired.asks, now=now, cancels=cancels, replaces=replaces, places=places
         )
-        replaces.sort(key=lambda pair: pair[1].level)
+        fair = self._fair_ticks
+        at_risk: list[tuple[LiveOrder, Quote]] = []
+        stale: list[tuple[LiveOrder, Quote]] = []
+        refresh: list[tuple[LiveOrder, Quote]] = []
+        for order, quote in replaces:
+            if self._moved_through(order, fair):
+                at_risk.append((order, quote))
+            elif self._price_off(order, quote):
+                stale.append((order, quote))
+            else:
+                refresh.append((order, quote))
+        for group in (at_risk, stale, refresh):
+            group.sort(key=lambda pair: pair[1].level)
         places.sort(key=lambda q: q.level)
+        self._wait_ns = -1
         sent = 0
-        blocked = False
         first_sent_ns = 0
+        # The quotes the market moved through first, then unwanted orders, then stale prices
+        # and missing quotes; refreshes for size or age last (the budget defers them first).
+        for order, quote in at_risk:
+            if self._send_replace(order, quote, now, Priority.STALE):
+                sent += 1
+                first_sent_ns = first_sent_ns or self.clock()
         for order in cancels:
-            if not self._bucket.try_take(now):
-                blocked = True
-                break
-            self._send_cancel(order, now)
-            sent += 1
-            first_sent_ns = first_sent_ns or self.clock()
-        if not blocked:
-            for order, quote in replaces:
-                if not self._bucket.try_take(now):
-                    blocked = True
-                    break
-                if self._send_replace(order, quote, now):
-                    sent += 1
-                    first_sent_ns = first_sent_ns or self.clock()
-        if not blocked:
-            for quote in places:
-                if not self._bucket.try_take(now):
-                    blocked = True
-                    break
-                if self._send_place(quote, now):
-                    sent += 1
-                    first_sent_ns = first_sent_ns or self.clock()
+            if self._cancel_now(order, now):
+                sent += 1
+                first_sent_ns = first_sent_ns or self.clock()
+        for order, quote in stale:
+            if self._send_replace(order, quote, now, Priority.STALE):
+                sent += 1
+                first_sent_ns = first_sent_ns or self.clock()
+        for quote in places:
+            if self._send_place(quote, now):
+                sent += 1
+                first_sent_ns = first_sent_ns or self.clock()
+        for order, quote in refresh:
+            if self._send_replace(order, quote, now, Priority.REFRESH):
+                sent += 1
+                first_sent_ns = first_sent_ns or self.clock()
         if sent and self._event_ts_ns:
             # Tick-to-quote: the event's receipt to the first request handed to the venue.
-            if self.metrics is not None:
-                self._m_t2q.observe(max(0, first_sent_ns - self._event_ts_ns) / _NS)
+            if self._om is not None:
+                self._om.tick_to_quote.observe(max(0, first_sent_ns - self._event_ts_ns) / _NS)
             self._event_ts_ns = 0
         elif not (cancels or replaces or places):
             self._event_ts_ns = 0  # nothing to do for that event
-        if blocked:
-            self._dirty = True  # the rest waits for tokens
-            self.rate_limited_count += 1
-            if self.metrics is not None:
-                self._m_rate_limited.inc()
-            self._wake_at(now + self._bucket.ns_until(now))
+        if self._wait_ns >= 0:
+            self._dirty = True  # the rest waits for the budget
+            self.deferred_count += 1
+            self._wake_at(now + self._wait_ns)
         # After the requests: looking for in-flight orders past their timeout is bookkeeping,
         # not on the way from the event to the venue.
         self._check_timeouts(now)
         self._schedule_deadlines(now)
-        if self.metrics is not None:
-            self._publish_open_orders()
+        if self._om is not None:
+            self._om.publish_open_orders(self._orders.values())
 
     def _diff_side(
         self,
@@ -453,6 +328,20 @@ class OrderManager:
         s = self.settings
         return max(s.price_tolerance_ticks, s.price_tolerance_bps * 1e-4 * price_ticks, 1)
 
+    @staticmethod
+    def _moved_through(order: LiveOrder, fair_ticks: float) -> bool:
+        """Fair value has reached or passed the order: it is about to be picked off."""
+        if fair_ticks <= 0:
+            return False
+        if order.side is Side.BUY:
+            return order.price_ticks >= fair_ticks
+        return order.price_ticks <= fair_ticks
+
+    def _price_off(self, order: LiveOrder, quote: Quote) -> bool:
+        return abs(order.price_ticks - quote.price_ticks) >= self.price_tolerance_ticks(
+            quote.price_ticks
+        )
+
     def _needs_replace(self, order: LiveOrder, quote: Quote, now: int) -> bool:
         s = self.settings
         if abs(order.price_ticks - quote.price_ticks) >= self.price_tolerance_ticks(
@@ -483,24 +372,50 @@ class OrderManager:
             ts_decided_ns=now,
         )
 
-    def _risk_ok(self, request: OrderRequest, replacing: LiveOrder | None) -> bool:
+    def _allowed(self, request: OrderRequest, replacing: LiveOrder | None) -> bool:
+        """The risk gate and the venue's filters both pass `request`; a refusal is counted
+        (`risk_<reason>`, `filter`)."""
+        others = [o for o in self._orders.values() if o is not replacing]
+        filtered = check_filters(
+            self.instrument, request, self._fair_ticks, open_orders=len(others)
+        )
+        if filtered is not None:
+            if self.metrics is not None:
+                self.metrics.order_rejects.labels(self.venue, "filter").inc()
+            log.warning("order_refused_by_filter", market=self.market, filter=filtered)
+            return False
         if self.risk is None:
             return True
         same_side = sum(
             1
-            for o in self._orders.values()
-            if o.side is request.side
-            and o is not replacing
-            and o.status is not OrderStatus.PENDING_CANCEL
+            for o in others
+            if o.side is request.side and o.status is not OrderStatus.PENDING_CANCEL
         )
         reason = self.risk.check(
-            request, self._fair_ticks, same_side, net_exposure_base=self._net_exposure_base
+            request,
+            self._fair_ticks,
+            same_side,
+            net_exposure_base=self._net_exposure_base,
+            position_base=self._position_base,
         )
         if reason is None:
             return True
         if self.metrics is not None:
             self.metrics.order_rejects.labels(self.venue, f"risk_{reason}").inc()
         return False
+
+    def _take(self, priority: Priority, cost: ActionCost) -> bool:
+        """Spend `cost` from the venue's budget, or note how long until it allows it."""
+        if self.budget.try_take(priority, cost, self):
+            return True
+        wait = self.budget.ns_until(priority, cost)
+        if self._wait_ns < 0 or wait < self._wait_ns:
+            self._wait_ns = wait
+        return False
+
+    def budget_freed(self) -> None:
+        """The venue gave orders back while an action of ours waited: diff again now."""
+        self._poke()
 
     def _track(self, request: OrderRequest, level: int, now: int) -> None:
         self._orders[request.client_order_id] = LiveOrder(
@@ -516,39 +431,55 @@ class OrderManager:
 
     def _send_place(self, quote: Quote, now: int) -> bool:
         request = self._request(quote, now)
-        if not self._risk_ok(request, None):
+        if not self._allowed(request, None):
+            return False
+        if not self._take(Priority.STALE, self._costs.place):
             return False
         self._track(request, quote.level, now)  # first: the send below may answer at once
         self._spawn(self._call(self.execution.place(request), request.client_order_id))
-        if self.metrics is not None:
-            self._m_place.inc()
+        if self._om is not None:
+            self._om.place.inc()
         if self.journal is not None:  # buffered, after the send: off the reaction path
             self.journal.record_order(self.market, request, now)
         return True
 
-    def _send_replace(self, order: LiveOrder, quote: Quote, now: int) -> bool:
+    def _send_replace(self, order: LiveOrder, quote: Quote, now: int, priority: Priority) -> bool:
+        """Replace `order` with `quote`; True when a request went out.
+
+        An order the checks refuse to replace is cancelled instead. A stale quote the budget
+        cannot replace now is cancelled now (a cancel costs no order) and placed again when
+        the budget allows; a refresh for size or age just waits.
+        """
         request = self._request(quote, now)
-        if not self._risk_ok(request, order):
-            # The old order no longer matches what we want: take it off the book.
-            self._send_cancel(order, now)
-            return True
+        if not self._allowed(request, order):
+            return self._cancel_now(order, now)  # it no longer matches what we want
+        if not self._take(priority, self._costs.replace):
+            return priority is not Priority.REFRESH and self._cancel_now(order, now)
         order.status = OrderStatus.PENDING_CANCEL
         order.status_ns = now
         self._track(request, quote.level, now)  # first: the send below may answer at once
         coro = self.execution.replace(order.client_order_id, request)
         self._spawn(self._call(coro, request.client_order_id))
-        if self.metrics is not None:
-            self._m_replace.inc()
+        if self._om is not None:
+            self._om.replace.inc()
         if self.journal is not None:
             self.journal.record_cancel(self.market, self._cancel_of(order), now, reason="replace")
             self.journal.record_order(self.market, request, now, action="replace")
         return True
 
+    def _cancel_now(self, order: LiveOrder, now: int) -> bool:
+        """Cancel `order` if the budget allows it now (only a weight breach or a ban stops a
+        cancel); True when sent."""
+        if not self._take(Priority.URGENT, self._costs.cancel):
+            return False
+        self._send_cancel(order, now)
+        return True
+
     def _send_cancel(self, order: LiveOrder, now: int) -> None:
         order.status = OrderStatus.PENDING_CANCEL
         order.status_ns = now
-        if self.metrics is not None:
-            self._m_cancel.inc()
+        if self._om is not None:
+            self._om.cancel.inc()
         self._spawn(self._call(self.execution.cancel(self.symbol, order.client_order_id), None))
         if self.journal is not None:
             self.journal.record_cancel(self.market, self._cancel_of(order), now)
@@ -621,7 +552,7 @@ class OrderManager:
             if status is OrderStatus.REJECTED:
                 self._rejected(order, update.reason or "rejected")
             self._finish(order, status, now, update.reason, journaled=True)
-        elif _RANK[status] >= _RANK[order.status]:
+        elif STATUS_RANK[status] >= STATUS_RANK[order.status]:
             # Never backwards: an ack overtaken by our cancel leaves the order pending cancel.
             order.status = status
             order.status_ns = now
@@ -640,14 +571,17 @@ class OrderManager:
             return  # filled or cancelled here: a late update, not a live order
         self._stray_cancelled.add(client_order_id)
         log.warning("stray order cancelled", venue=self.venue, client_order_id=client_order_id)
-        if self.metrics is not None:
-            self._m_cancel.inc()
+        if self._om is not None:
+            self._om.cancel.inc()
+        self.budget.charge(self._costs.cancel)
         self._spawn(self._call(self.execution.cancel(self.symbol, client_order_id), None))
 
     def _on_fill(self, fill: Fill) -> None:
         order = self._orders.get(fill.client_order_id)
         if order is None:
             return  # finished already (a late fill changes no order state), or not ours
+        if order.fills_lots == 0:
+            self.budget.on_first_fill()  # the venue stops counting an order that trades
         # Fills and cumulative order updates may arrive in either order: take the larger.
         order.fills_lots += fill.size_lots
         order.filled_lots = max(order.filled_lots, order.fills_lots)
@@ -763,6 +697,7 @@ class OrderManager:
         Our orders the venue does not list are gone (cancelled, or never arrived); open orders
         with our prefix that we do not track are cancelled; orders the venue lists are open.
         """
+        self.budget.charge(self._costs.query)
         venue_orders = await self.execution.open_orders(self.symbol)
         now = self.clock()
         listed = {u.client_order_id: u for u in venue_orders}
@@ -777,12 +712,14 @@ class OrderManager:
                 order.filled_lots = max(order.filled_lots, update.filled_lots)
                 if order.status is OrderStatus.PENDING_CANCEL:
                     if now - order.status_ns >= self.settings.order_timeout_ns:
+                        self.budget.charge(self._costs.cancel)
                         self._send_cancel(order, now)  # the cancel was lost: send it again
                 else:
                     order.status = OrderStatus.OPEN
                     order.status_ns = now
         for client_id in listed:
             if client_id.startswith(self._prefix) and client_id not in self._orders:
+                self.budget.charge(self._costs.cancel)
                 with contextlib.suppress(Exception):
                     await self.execution.cancel(self.symbol, client_id)
 
@@ -838,13 +775,19 @@ class OrderManager:
             self._timer = None
         async with asyncio.timeout(timeout_s):
             await self.drain()
+            # Sent whatever the budget says: nothing must stay open.
+            costs = self._costs
+            self.budget.charge(costs.cancel)
             await self.execution.cancel_all(self.symbol)
             if self.metrics is not None:
                 self.metrics.orders.labels(self.market, "cancel_all").inc()
+            self.budget.charge(costs.query)
             remaining = await self.execution.open_orders(self.symbol)
             for update in remaining:
+                self.budget.charge(costs.cancel)
                 with contextlib.suppress(Exception):
                     await self.execution.cancel(self.symbol, update.client_order_id)
+            self.budget.charge(costs.query)
             remaining = await self.execution.open_orders(self.symbol)
         now = self.clock()
         listed = {u.client_order_id for u in remaining}
@@ -852,59 +795,6 @@ class OrderManager:
         for order in list(self._orders.values()):
             if order.client_order_id not in listed:
                 self._finish(order, OrderStatus.CANCELLED, now, "shutdown")
-        if self.metrics is not None:
-            self._publish_open_orders()
+        if self._om is not None:
+            self._om.publish_open_orders(self._orders.values())
         return len(remaining)
-
-    # -- metrics -------------------------------------------------------------------------------
-
-    def _publish_quotes(self, quotes: Quotes) -> None:
-        """Quote gauges, set only when a quoted price changed (most events change none)."""
-        assert self.metrics is not None  # noqa: S101  only called when metrics are set
-        published = (quotes.bids, quotes.asks)
-        if published == self._published:
-            return
-        self._published = published
-        for quote in quotes.bids + quotes.asks:
-            key = (quote.side, quote.level)
-            gauge = self._quote_gauges.get(key)
-            if gauge is None:
-                gauge = self.metrics.quote_price.labels(
-                    self.market, quote.side.name.lower(), str(quote.level)
-                )
-                self._quote_gauges[key] = gauge
-            gauge.set(round(quote.price_ticks * self._tick_size, self._price_decimals))
-        if quotes.bids and quotes.asks:
-            bid = quotes.bids[0].price_ticks
-            ask = quotes.asks[0].price_ticks
-            mid = (bid + ask) / 2.0
-            self.metrics.quoted_spread_bps.labels(self.market).set((ask - bid) / mid * 1e4)
-
-    def _publish_open_orders(self) -> None:
-        """Open-order gauges, set only when a count changed."""
-        assert self.metrics is not None  # noqa: S101  only called when metrics are set
-        bids = sum(1 for o in self._orders.values() if o.side is Side.BUY)
-        counts = (bids, len(self._orders) - bids)
-        if counts == self._published_counts:
-            return
-        self._published_counts = counts
-        self._m_open_buy.set(counts[0])
-        self._m_open_sell.set(counts[1])
-
-
-REJECT_REASONS = ("post_only", "rate_limit", "balance", "filter", "other", "error")
-"""Every label `reject_reason_label` gives, plus "error" for a send that failed outright."""
-
-
-def reject_reason_label(reason: str) -> str:
-    """A short, bounded metric label from a venue's reject text."""
-    text = reason.lower()
-    if "post" in text or "immediately match" in text or "would cross" in text:
-        return "post_only"
-    if "rate" in text or "too many" in text:
-        return "rate_limit"
-    if "balance" in text or "insufficient" in text:
-        return "balance"
-    if "notional" in text or "lot" in text or "filter" in text:
-        return "filter"
-    return "other"

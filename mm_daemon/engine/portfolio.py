@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from mm_daemon.core.pnl import COMPONENTS
 from mm_daemon.core.risk import RiskState
-from mm_daemon.core.types import ExecutionEvent, MarketEvent
+from mm_daemon.core.types import ExecutionEvent, MarketEvent, MarkPrice
 from mm_daemon.log import get_logger
 
 if TYPE_CHECKING:
@@ -71,12 +71,21 @@ class Portfolio:
             for a in assets
             if a.hedge is not None
         }
+        self._assets_by_key = {
+            (p.instrument.venue, p.instrument.symbol): a
+            for a in assets
+            for p in a.ledger.positions()
+        }
         self._peak_pnl: float | None = None
         self.halted_reason = ""
         self.journal = journal
         self._last_checkpoint_ns = 0
         self.market_events = 0
         self._m_pnl = {c: metrics.pnl_quote.labels(c) for c in (*COMPONENTS, "total")}
+
+    def asset_of(self, venue: str, symbol: str) -> AssetBook | None:
+        """The asset book whose ledger holds the instrument (its funding is booked there)."""
+        return self._assets_by_key.get((venue, symbol))
 
     def market(self, name: str) -> MarketTrader | None:
         return next((m for m in self.markets if m.name == name), None)
@@ -88,6 +97,12 @@ class Portfolio:
         try:
             self.market_events += 1
             key = (event.venue, event.symbol)
+            if type(event) is MarkPrice:
+                # Funding only: no book, quote or paper fill reads a mark price.
+                owner = self._assets_by_key.get(key)
+                if owner is not None:
+                    owner.on_mark_price(event)
+                return
             feed = self._paper_feeds.get(key)
             if feed is not None:
                 feed(event)  # paper fills see the public flow before we requote on it
@@ -200,11 +215,34 @@ class Portfolio:
                 market.risk.constrain(reason)
 
     def halt(self, reason: str, *, source: str = "operator") -> None:
-        """HALT every market (an operator's kill switch, a journal that cannot write)."""
+        """HALT every market and every hedge (an operator's kill switch, a journal that
+        cannot write)."""
+        for asset in self.assets:
+            if asset.hedge is not None and asset.hedge.risk is not None:
+                asset.hedge.risk.halt(reason)
         for market in self.markets:
             market.risk.halt(reason)
             market.journal_risk(source)
             market.requote(0)
+
+    def reset_halt(self) -> list[str]:
+        """Every HALTED market and the portfolio's drawdown latch leave HALTED (an operator's
+        reset, journaled); drawdowns count from the next P&L. Returns the markets reset."""
+        reset = []
+        for market in self.markets:
+            if market.risk.state is RiskState.HALTED:
+                market.risk.reset()
+                market.journal_risk("operator")
+                reset.append(market.name)
+        if self.halted_reason and self.journal is not None:
+            self.journal.record_risk_state(
+                None, RiskState.ACTIVE, reason="", source="operator", ts_ns=self._clock()
+            )
+        self.halted_reason = ""
+        self._peak_pnl = None
+        for market in self.markets:
+            market.requote(0)
+        return reset
 
     # -- restart state -----------------------------------------------------------------------
 

@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mm_daemon.core.quoting import MarketInputs, Quoter
+from mm_daemon.core.pnl import COMPONENTS
+from mm_daemon.core.quoting import MarketInputs, Quoter, Quotes
 from mm_daemon.core.risk import RiskGate, RiskState
 from mm_daemon.core.types import BookDelta, ExecutionEvent, Fill, MarketEvent, Trade
 from mm_daemon.engine.journal import Snapshot
@@ -41,12 +42,19 @@ if TYPE_CHECKING:
     from mm_daemon.engine.metrics import Metrics
     from mm_daemon.engine.orders import OrderManager
 
-__all__ = ["PAUSE_REASONS", "MarketTrader"]
+__all__ = ["KILL_REASON", "OPERATOR_PAUSE", "PAUSE_REASONS", "MarketTrader"]
 
 log = get_logger(__name__)
 
-PAUSE_REASONS = frozenset({"stale", "halted", "hedge_down", "volatility"})
-"""Why the quoter may quote nothing on purpose; anything else with no quotes is a fault."""
+OPERATOR_PAUSE = "operator"
+PAUSE_REASONS = frozenset(
+    {"stale", "halted", "hedge_down", "volatility", "reduce_only", OPERATOR_PAUSE}
+)
+"""Why the quoter may quote nothing on purpose; anything else with no quotes is a fault.
+`reduce_only` with nothing to reduce (REDUCING, or the hedge venue down, on a flat book) is
+idle on purpose."""
+KILL_REASON = "killed by an operator"
+"""How an operator's kill starts its halt reason (journaled, so a restart knows it too)."""
 
 
 class MarketTrader:
@@ -78,12 +86,14 @@ class MarketTrader:
         self.cross_venue = state.reference is not None
         self._clock = clock
         self._key = (self.instrument.venue, self.instrument.symbol)
+        self._position_limited = risk.limits.max_position_notional_quote is not None
         self._fit: IntensityFit | None = None  # refitted on the timer, not per event
         self._quoted_fair: float | None = None  # fair value at the last requote
         self._deferred_ts_ns = 0  # oldest event waiting for the end-of-turn requote (0: none)
         self.paused = False  # quoting nothing on purpose (stale, halted, hedge down, volatility)
         self.pause_reason = ""
         self.trading = True  # False while a start recovers: the quotes wait for it
+        self.operator_paused = False  # an operator's pause: no quotes until resumed
         self.journal = journal
         self._journaled_risk = risk.state
         m = metrics
@@ -162,6 +172,10 @@ class MarketTrader:
         fair = state.fair_value_ticks
         if fair is None:
             return
+        if self.operator_paused:  # pulled by an operator, whatever the market says
+            self.orders.set_desired(Quotes((), (), self._clock(), OPERATOR_PAUSE), fair_ticks=fair)
+            self.paused, self.pause_reason = True, OPERATOR_PAUSE
+            return
         self._quoted_fair = fair
         now = self._clock()
         book = state.book
@@ -180,7 +194,14 @@ class MarketTrader:
         net = self.asset.net_exposure_base
         quotes = self.quoter.quote(inputs, net, now, self.risk.state, self.asset.hedge_down(now))
         self.orders.set_desired(
-            quotes, fair_ticks=fair, net_exposure_base=net, event_ts_ns=event_ts_ns
+            quotes,
+            fair_ticks=fair,
+            net_exposure_base=net,
+            event_ts_ns=event_ts_ns,
+            # Exact arithmetic: read only when a position limit needs it.
+            position_base=self.asset.ledger.position(*self._key).base
+            if self._position_limited
+            else 0.0,
         )
         self.paused = quotes.empty and quotes.reason in PAUSE_REASONS
         self.pause_reason = quotes.reason if quotes.empty else ""
@@ -220,6 +241,12 @@ class MarketTrader:
             self.requote(0)
         self.journal_risk("risk")
         return state
+
+    @property
+    def killed(self) -> bool:
+        """HALTED by an operator's kill (nothing may be sent for it until a reset)."""
+        risk = self.risk
+        return risk.state is RiskState.HALTED and risk.halted_reason.startswith(KILL_REASON)
 
     def journal_risk(self, source: str) -> None:
         """Journal the risk state if it changed since it was last journaled (a halt commits
@@ -262,7 +289,7 @@ class MarketTrader:
             pnl_inventory=pnl["inventory"],
             pnl_hedge_cost=pnl["hedge_cost"],
             pnl_basis=pnl["basis"],
-            pnl_funding=pnl.get("funding", 0.0),
+            pnl_funding=pnl["funding"],
             drawdown_peak=self.risk.peak_pnl_quote,
             risk_state=self.risk.state.name,
             paused=self.paused,
@@ -283,4 +310,4 @@ class MarketTrader:
         self._m_risk.set(int(self.risk.state))
 
 
-_PNL_LABELS = ("spread_capture", "fees", "inventory", "hedge_cost", "basis", "total")
+_PNL_LABELS = (*COMPONENTS, "total")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from mm_daemon.config import (
+    HedgeRatioMode,
     HedgingConfig,
     InventoryConfig,
     MarketDataConfig,
@@ -19,7 +20,7 @@ from mm_daemon.core.quoting import QuoteParams
 from mm_daemon.core.risk import RiskLimits
 from mm_daemon.core.types import Instrument
 
-__all__ = ["hedge_params", "market_state", "quote_params", "risk_limits"]
+__all__ = ["hedge_params", "hedge_risk_limits", "market_state", "quote_params", "risk_limits"]
 
 _NS = 1_000_000_000
 
@@ -82,6 +83,36 @@ def risk_limits(
         inventory_limit_base=inventory.limit_base,
         max_drawdown_quote=risk.max_drawdown_quote,
         halt_on_drawdown=risk.halt_on_drawdown,
+        max_order_notional_quote=risk.max_order_notional_quote,
+        max_position_notional_quote=risk.max_position_notional_quote,
+        tick_size=instrument.tick_size,
+        base_per_lot=lot_base,
+    )
+
+
+def hedge_risk_limits(
+    risk: RiskConfig,
+    inventory_limit_base: float,
+    hedging: HedgingConfig,
+    instrument: Instrument,
+) -> RiskLimits:
+    """The risk gate of an asset's hedge orders: the asset's risk section on the hedge
+    instrument. A hedge is at most the asset's whole inventory limit times the hedge ratio
+    (a rolling beta is capped at 5); the cap doubles that, as for quotes."""
+    lot_base = instrument.lot_size * instrument.contract_size_base
+    ratio = hedging.ratio if hedging.ratio_mode is HedgeRatioMode.FIXED else max(hedging.ratio, 5.0)
+    max_lots = max(instrument.min_size_lots, math.ceil(inventory_limit_base * ratio / lot_base))
+    return RiskLimits(
+        max_open_orders_per_side=risk.max_open_orders_per_side,
+        max_order_size_lots=max_lots * 2,
+        price_band_bps=risk.price_band_bps,
+        inventory_limit_base=inventory_limit_base,
+        max_drawdown_quote=risk.max_drawdown_quote,
+        halt_on_drawdown=False,
+        max_order_notional_quote=risk.max_order_notional_quote,
+        max_position_notional_quote=risk.max_position_notional_quote,
+        tick_size=instrument.tick_size,
+        base_per_lot=lot_base,
     )
 
 

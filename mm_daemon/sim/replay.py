@@ -38,7 +38,7 @@ from mm_daemon.binance.markets import Dialect, recorded_instrument
 from mm_daemon.core.book import ApplyResult
 from mm_daemon.core.queue import QueueFillModel
 from mm_daemon.core.types import BookDelta, BookLevels, Instrument, Liquidity, OrderType, Side
-from mm_daemon.sim.market import PERP_VENUE, SPOT_VENUE, BookKey, starting_balances
+from mm_daemon.sim.market_params import PERP_VENUE, SPOT_VENUE, BookKey, starting_balances
 from mm_daemon.sim.matching import (
     Accounts,
     Fills,

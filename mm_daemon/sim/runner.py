@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
 import time
 from collections.abc import Coroutine, Iterable, Iterator, Mapping
@@ -24,12 +25,15 @@ from mm_daemon.binance.capture import FrameKind, RecordedFrame
 from mm_daemon.binance.markets import Dialect, dialect_of
 from mm_daemon.config import SimConfig, SimFault
 from mm_daemon.core.types import Instrument
+from mm_daemon.sim.binance.filters import VenueFilters
+from mm_daemon.sim.binance.limits import rate_limiter
 from mm_daemon.sim.binance.spot import make_spot_app
 from mm_daemon.sim.binance.usdm import make_usdm_app
 from mm_daemon.sim.faults import FaultSpec
-from mm_daemon.sim.market import (
+from mm_daemon.sim.funding import FundingParams, VenueFunding
+from mm_daemon.sim.market import SyntheticMarket
+from mm_daemon.sim.market_params import (
     BookKey,
-    SyntheticMarket,
     build_engines,
     default_instruments,
     params_from_config,
@@ -37,7 +41,7 @@ from mm_daemon.sim.market import (
 )
 from mm_daemon.sim.matching import MatchingEngine
 from mm_daemon.sim.replay import ReplayClock, ReplayFeed, merge_feeds, open_replay
-from mm_daemon.sim.venue import SimVenue
+from mm_daemon.sim.venue import SimVenue, VenueSymbol
 
 __all__ = [
     "SimulatorHandle",
@@ -110,9 +114,45 @@ def _build_venues(engines: Iterable[MatchingEngine]) -> dict[str, SimVenue]:
     }
 
 
-def _configure(venues: dict[str, SimVenue], config: SimConfig) -> None:
+def _configure(
+    venues: dict[str, SimVenue], config: SimConfig, market: SyntheticMarket | None
+) -> None:
+    """Binance's venue rules: the published filters, the rate limits (unless turned off), the
+    venue's own clock, and funding on the perpetual venue."""
     for venue in venues.values():
-        venue.max_orders_per_10s = config.max_orders_per_10_seconds
+        venue.filters = VenueFilters()
+        venue.time_offset_ms = config.server_time_offset_ms
+        if config.limits.enabled:
+            venue.limiter = rate_limiter(venue.dialect, config.limits)
+        if not venue.is_spot:
+            venue.funding = VenueFunding(venue, funding_params(config))
+            if market is not None:
+                venue.funding.index_price = functools.partial(_latent_index, market)
+
+
+def funding_params(config: SimConfig) -> FundingParams:
+    cfg = config.funding
+    return FundingParams(
+        interval_ns=round(cfg.interval_seconds * 1e9),
+        interest_rate=cfg.interest_rate,
+        premium_clamp=cfg.premium_clamp,
+        rate_cap=cfg.rate_cap,
+        fixed_rate=cfg.fixed_rate,
+    )
+
+
+def _latent_index(market: SyntheticMarket, sym: VenueSymbol) -> float:
+    """The synthetic market's latent price of the asset: the spot index every book is built
+    around."""
+    return market.latent_price(sym.instrument.base)
+
+
+async def _drive_funding(funding: VenueFunding) -> None:
+    """Mark price updates every second and settlements on time, on the wall clock."""
+    while True:
+        funding.tick()
+        delay_ns = funding.next_due_ns() - time.time_ns()
+        await asyncio.sleep(max(delay_ns, 0) / 1e9)
 
 
 async def _drive_synthetic(
@@ -255,6 +295,7 @@ async def start_simulator(
     """
     loop = asyncio.get_running_loop()
     driver: Coroutine[Any, Any, None]
+    market: SyntheticMarket | None = None
     if config.source == "replay":
         feeds = open_replay(config, data_dir=config.replay_data_dir)
         venues = _build_venues(feed.engine for feed in feeds.values())
@@ -274,7 +315,7 @@ async def start_simulator(
             params_from_config(config), insts, config.seed, start_ns=time.time_ns()
         )
         driver = _drive_synthetic(market, engines, venues, drive_interval_s, market_speed)
-    _configure(venues, config)
+    _configure(venues, config, market)
     handle = SimulatorHandle(endpoints={}, venues=venues)
     try:
         for name, venue in venues.items():
@@ -291,6 +332,9 @@ async def start_simulator(
                 symbols=tuple(s.instrument.symbol for s in venue.symbols.values()),
             )
         handle._tasks.append(loop.create_task(driver))
+        for venue in venues.values():
+            if venue.funding is not None:
+                handle._tasks.append(loop.create_task(_drive_funding(venue.funding)))
         if config.faults:
             handle._tasks.append(loop.create_task(_scheduled_faults(venues, config.faults)))
     except BaseException:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mm_daemon.binance.markets import Dialect
 from mm_daemon.binance.numbers import NumberFormat
@@ -28,6 +28,7 @@ from mm_daemon.core.types import Instrument, InstrumentKind, OrderType, Side
 from mm_daemon.sim.binance.common import BinanceError
 from mm_daemon.sim.binance.streams import Connection, MarketStreams, SymbolFeed
 from mm_daemon.sim.faults import FaultSpec, FaultState
+from mm_daemon.sim.funding import VenueFunding
 from mm_daemon.sim.matching import (
     Accounts,
     ExecutionReport,
@@ -37,9 +38,11 @@ from mm_daemon.sim.matching import (
     SimError,
 )
 
-__all__ = ["ConnectionKind", "SimVenue", "UserSink", "VenueSymbol"]
+if TYPE_CHECKING:
+    from mm_daemon.sim.binance.filters import VenueFilters
+    from mm_daemon.sim.binance.limits import RateLimiter
 
-_TEN_SECONDS_NS = 10_000_000_000
+__all__ = ["ConnectionKind", "SimVenue", "UserSink", "VenueSymbol"]
 
 UserSink = Callable[["VenueSymbol", list[ExecutionReport], list[str], int], None]
 """Receives (symbol, execution reports of one account, accounts changed, now_ns)."""
@@ -62,6 +65,7 @@ class VenueSymbol:
 class _UserStream:
     api_key: str
     sink: UserSink
+    send_event: Callable[[dict[str, Any], int], None] | None = None  # an event as it is
 
 
 @dataclass(slots=True)
@@ -77,10 +81,12 @@ class SimVenue:
     user_streams: dict[int, _UserStream] = field(default_factory=dict)
     listen_keys: dict[str, str] = field(default_factory=dict)
     book_observers: list[Callable[[VenueSymbol, MatchResult], None]] = field(default_factory=list)
+    funding: VenueFunding | None = None  # USD-M: mark prices, funding settlements, income
     """Called with every engine result that changed a book, in update-id order."""
     _next_user_id: int = 0
-    max_orders_per_10s: int = 0  # 0: no order rate limit
-    _order_times: dict[str, deque[int]] = field(default_factory=dict)
+    limiter: RateLimiter | None = None  # Binance's rate limits (None: none enforced)
+    filters: VenueFilters | None = None  # the published symbol filters (None: not enforced)
+    time_offset_ms: int = 0  # the venue's clock minus the host's
     started_ns: int = field(default_factory=time.time_ns)
     _connection_kinds: dict[Connection, ConnectionKind] = field(default_factory=dict)
     _connections_opened: Counter[ConnectionKind] = field(default_factory=Counter)
@@ -155,6 +161,10 @@ class SimVenue:
             )
         if result.reports or result.accounts_changed:
             self._publish_user(sym, result.reports, result.accounts_changed, now_ns)
+        if self.limiter is not None and result.reports:
+            self.limiter.on_reports(result.reports, now_ns // 1_000_000 + self.time_offset_ms)
+        if self.filters is not None and result.trades:
+            self.filters.on_trades(sym, result.trades, now_ns)
 
     def _publish_user(
         self, sym: VenueSymbol, reports: list[ExecutionReport], changed: list[str], now_ns: int
@@ -174,10 +184,23 @@ class SimVenue:
     def flush(self, now_ns: int) -> None:
         self.streams.flush(now_ns)
 
-    def add_user_stream(self, api_key: str, sink: UserSink) -> int:
+    def add_user_stream(
+        self,
+        api_key: str,
+        sink: UserSink,
+        send_event: Callable[[dict[str, Any], int], None] | None = None,
+    ) -> int:
+        """Subscribe a user-data stream of `api_key`: `sink` gets its execution reports and
+        account changes, `send_event` (if given) the account events that no order caused."""
         self._next_user_id += 1
-        self.user_streams[self._next_user_id] = _UserStream(api_key, sink)
+        self.user_streams[self._next_user_id] = _UserStream(api_key, sink, send_event)
         return self._next_user_id
+
+    def send_user_event(self, api_key: str, event: dict[str, Any], now_ns: int) -> None:
+        """Push an account event (a funding settlement) to `api_key`'s user-data streams."""
+        for stream in list(self.user_streams.values()):
+            if stream.api_key == api_key and stream.send_event is not None:
+                stream.send_event(event, now_ns)
 
     def remove_user_stream(self, stream_id: int) -> None:
         self.user_streams.pop(stream_id, None)
@@ -191,35 +214,20 @@ class SimVenue:
         return key
 
     # -- orders ----------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        """The venue's clock in ms (what it stamps and checks `timestamp` against)."""
+        return time.time_ns() // 1_000_000 + self.time_offset_ms
+
     def halted(self, sym: VenueSymbol, now_ns: int) -> bool:
         """Whether trading in `sym` is halted (a halt of the venue or of the symbol)."""
         return self.faults.halted(now_ns) or sym.faults.halted(now_ns)
 
     def _check_trading(self, sym: VenueSymbol, now_ns: int, api_key: str) -> None:
+        del api_key
         if self.halted(sym, now_ns):
             raise BinanceError(-1013, "Market is closed.")
         if sym.faults.take_reject() or self.faults.take_reject():
             raise BinanceError(-2010, "NEW_ORDER_REJECTED: order rejected by the venue.")
-        if self.max_orders_per_10s:
-            self._count_order(now_ns, api_key)
-
-    def _count_order(self, now_ns: int, api_key: str) -> None:
-        """Binance's order-count limit per rolling 10 s: -1015 with HTTP 429 past it."""
-        times = self._order_times.get(api_key)
-        if times is None:
-            times = self._order_times[api_key] = deque()
-        while times and times[0] <= now_ns - _TEN_SECONDS_NS:
-            times.popleft()
-        if len(times) >= self.max_orders_per_10s:
-            retry_after_s = max(1, -(-(times[0] + _TEN_SECONDS_NS - now_ns) // 1_000_000_000))
-            raise BinanceError(
-                -1015,
-                f"Too many new orders; current limit is {self.max_orders_per_10s} orders per "
-                "10 SECOND.",
-                http_status=429,
-                retry_after_s=retry_after_s,
-            )
-        times.append(now_ns)
 
     def raise_error(self, error: SimError) -> None:
         code, msg = error.code, error.msg

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
+from mm_daemon.core.budget import RateLimit
 from mm_daemon.core.types import (
     AccountPosition,
     ExecutionEvent,
     ExecutionStatus,
     Fill,
+    FundingFee,
     Instrument,
     MarketEvent,
     OrderRequest,
@@ -26,11 +28,13 @@ __all__ = [
     "Counter",
     "Execution",
     "ExecutionSink",
+    "FundingHistory",
     "Gauge",
     "Histogram",
     "MarketData",
     "MarketDataReporter",
     "MarketSink",
+    "RateLimitObserver",
 ]
 
 MarketSink = Callable[[MarketEvent], None]
@@ -62,6 +66,21 @@ class MarketData(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class FundingHistory(Protocol):
+    """A live perpetual account's funding payments, as the venue lists them (Binance:
+    `GET /fapi/v1/income` with incomeType FUNDING_FEE)."""
+
+    async def funding_fees(self, symbol: str, start_ms: int) -> list[FundingFee]:
+        """Every funding payment on `symbol` at or after `start_ms`, oldest first."""
+        ...
+
+    async def funding_settled(self) -> None:
+        """Return when the venue says a settlement happened (its user-data event), so the
+        history is read at once; a venue that cannot say never returns."""
+        ...
 
 
 @runtime_checkable
@@ -115,6 +134,28 @@ class Execution(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class RateLimitObserver(Protocol):
+    """Where an order entry reports what its venue says of the account's rate limits (the
+    engine's order budget for that venue)."""
+
+    def on_limits(self, limits: tuple[RateLimit, ...]) -> None:
+        """The limits the venue publishes (its `exchangeInfo`)."""
+        ...
+
+    def on_usage(self, usage: list[tuple[RateLimit, int]], answered_orders: int) -> None:
+        """The venue's counts in an answer to a request that placed `answered_orders` orders."""
+        ...
+
+    def on_limit_error(self, retry_after_ns: int, *, orders_only: bool) -> None:
+        """The venue refused for a limit: wait `retry_after_ns` (new orders only, or every
+        request)."""
+        ...
+
+    def on_time_offset(self, offset_ns: int) -> None:
+        """The venue's clock minus ours (its windows start on its clock)."""
+        ...
 
 
 class Counter(Protocol):

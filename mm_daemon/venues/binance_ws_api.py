@@ -37,12 +37,22 @@ from urllib.parse import urlencode
 import orjson
 import structlog
 
+from mm_daemon.binance.limits import (
+    BAN_CODE,
+    INVALID_TIMESTAMP,
+    ORDER_METHODS,
+    TOO_MANY_ORDERS,
+    rate_limits_from_json,
+    usage_from_headers,
+    usage_from_json,
+)
 from mm_daemon.binance.numbers import NumberFormat
 from mm_daemon.binance.signing import make_signer, signed_params
 from mm_daemon.core.types import (
     AccountPosition,
     ExecutionStatus,
     Fill,
+    FundingFee,
     Instrument,
     Liquidity,
     OrderRequest,
@@ -59,7 +69,8 @@ if TYPE_CHECKING:
 
     from pydantic import SecretStr
 
-    from mm_daemon.venues.base import ExecutionSink
+    from mm_daemon.core.budget import RateLimit
+    from mm_daemon.venues.base import ExecutionSink, RateLimitObserver
 
 __all__ = [
     "AiohttpTransport",
@@ -70,6 +81,7 @@ __all__ = [
     "endpoints_from_ccxt",
     "fill_from_report",
     "fill_from_trade",
+    "funding_fee_from_income",
     "order_update_from_order",
     "order_update_from_report",
 ]
@@ -78,8 +90,11 @@ log = structlog.get_logger(__name__)
 
 
 _MS = 1_000_000
-LISTEN_KEY_KEEPALIVE_S = 30 * 60.0
+LISTEN_KEY_KEEPALIVE_S = 30 * 60.0  # USD-M listen keys expire after 60 minutes without one
+TIME_SAMPLES = 3  # server-time requests per sync; the one with the shortest round trip counts
+DEFAULT_RETRY_AFTER_S = 1.0  # a limit error that says nothing of when to come back
 _TRADES_PAGE = 1000  # Binance's most trades per myTrades/userTrades request
+_INCOME_PAGE = 1000  # Binance's most records per /fapi/v1/income request
 UNKNOWN_ORDER = -2011  # "Unknown order sent." (cancel of an order that is already gone)
 ORDER_NOT_EXIST = -2013  # "Order does not exist." (status of an order the venue forgot)
 
@@ -98,11 +113,12 @@ _STATUS: dict[str, OrderStatus] = {
 class WsApiError(Exception):
     """An error answer of the WS-API (the venue said no); `code` and `msg` are Binance's."""
 
-    def __init__(self, code: int, msg: str, data: Any = None) -> None:
+    def __init__(self, code: int, msg: str, data: Any = None, status: int = 400) -> None:
         super().__init__(f"{code}: {msg}")
         self.code = code
         self.msg = msg
         self.data = data
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +247,20 @@ def fill_from_trade(
     )
 
 
+def funding_fee_from_income(
+    row: Mapping[str, Any], instrument: Instrument, venue: str
+) -> FundingFee:
+    """A FUNDING_FEE record of `GET /fapi/v1/income` (`income`: received > 0, paid < 0)."""
+    return FundingFee(
+        venue=venue,
+        symbol=instrument.symbol,
+        funding_time_ns=int(row["time"]) * _MS,
+        amount_quote=float(row["income"]),
+        asset=str(row["asset"]),
+        payment_id=str(row["tranId"]),
+    )
+
+
 def order_update_from_order(
     order: Mapping[str, Any], instrument: Instrument, venue: str, now_ns: int
 ) -> OrderUpdate:
@@ -266,8 +296,10 @@ class _Market:
 class HttpTransport(Protocol):
     """Plain HTTP requests (USD-M's REST calls): the seam that tests fill with a fake."""
 
-    async def request(self, method: str, url: str, headers: Mapping[str, str]) -> tuple[int, Any]:
-        """(HTTP status, the JSON body) of one request."""
+    async def request(
+        self, method: str, url: str, headers: Mapping[str, str]
+    ) -> tuple[int, Any, Mapping[str, str]]:
+        """(HTTP status, the JSON body, the response headers) of one request."""
         ...
 
     async def close(self) -> None: ...
@@ -279,13 +311,15 @@ class AiohttpTransport:
     def __init__(self) -> None:
         self._session: Any = None
 
-    async def request(self, method: str, url: str, headers: Mapping[str, str]) -> tuple[int, Any]:
+    async def request(
+        self, method: str, url: str, headers: Mapping[str, str]
+    ) -> tuple[int, Any, Mapping[str, str]]:
         import aiohttp  # noqa: PLC0415  only USD-M needs REST
 
         if self._session is None:
             self._session = aiohttp.ClientSession()
         async with self._session.request(method, url, headers=headers) as resp:
-            return resp.status, await resp.json(content_type=None)
+            return resp.status, await resp.json(content_type=None), dict(resp.headers)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -315,6 +349,7 @@ class BinanceWsApiExecution:
         clock_ns: Callable[[], int] = time.time_ns,
         connector: WsConnector | None = None,
         http: HttpTransport | None = None,
+        listen_key_keepalive_s: float = LISTEN_KEY_KEEPALIVE_S,
     ) -> None:
         self.endpoints = endpoints
         self._venue = venue
@@ -334,13 +369,19 @@ class BinanceWsApiExecution:
         self._connect_ws = connector or ws_connect
         self._ws: WsConnection | None = None
         self._user_ws: WsConnection | None = None
-        self._pending: dict[int, tuple[asyncio.Future[Any], asyncio.TimerHandle]] = {}
+        self._pending: dict[int, tuple[asyncio.Future[Any], asyncio.TimerHandle, str]] = {}
+        self._observer: RateLimitObserver | None = None
+        self._limits: tuple[RateLimit, ...] = ()  # the venue's, once read (REST usage headers)
+        self.offset_ns = 0  # the venue's clock minus ours: what `timestamp` adds
+        self._resync: asyncio.Task[None] | None = None
         self._next_id = 1
         self._sink: ExecutionSink | None = None
         self._ready = asyncio.Event()
+        self._funding_event = asyncio.Event()
         self._http: HttpTransport = (
             http or AiohttpTransport()
         )  # USD-M listenKey, trades, cancel-all
+        self._keepalive_s = listen_key_keepalive_s
         self.reconnects = 0
         self.requests_sent = 0
 
@@ -359,6 +400,10 @@ class BinanceWsApiExecution:
         )
         self._markets[instrument.symbol] = market
         self._by_venue_id[instrument.exchange_symbol] = market
+
+    def observe_rate_limits(self, observer: RateLimitObserver) -> None:
+        """Tell `observer` what the venue says of the account's rate limits from now on."""
+        self._observer = observer
 
     @property
     def instruments(self) -> tuple[Instrument, ...]:
@@ -388,6 +433,8 @@ class BinanceWsApiExecution:
         ws = await self._connect_ws(self.endpoints.ws_api, self._on_frame)
         self._ws = ws
         try:
+            await self.sync_time()
+            await self._read_rate_limits()
             if self._usdm:
                 listen_key = await self._listen_key("POST")
                 url = f"{self.endpoints.user_ws}?listenKey={listen_key}"
@@ -444,8 +491,10 @@ class BinanceWsApiExecution:
                     await keepalive
 
     async def _keepalive(self) -> None:
+        """Keep the USD-M listen key alive; a failed keepalive (the key expired: -1125) ends
+        the connection, and the reconnect makes a new key."""
         while True:
-            await asyncio.sleep(LISTEN_KEY_KEEPALIVE_S)
+            await asyncio.sleep(self._keepalive_s)
             await self._listen_key("PUT")
 
     def _lost(self, reason: str = "connection lost") -> None:
@@ -460,10 +509,70 @@ class BinanceWsApiExecution:
         self._user_ws = None
         pending = self._pending
         self._pending = {}
-        for future, deadline in pending.values():
+        for future, deadline, _ in pending.values():
             deadline.cancel()
             if not future.done():
                 future.set_exception(ConnectionError("ws-api connection lost"))
+
+    async def sync_time(self) -> None:
+        """Estimate the venue's clock offset from a few server-time requests (the one with the
+        shortest round trip counts; its server time is taken as of the round trip's middle).
+        Signed requests carry our clock plus this offset as `timestamp`: Binance refuses one
+        outside `recvWindow` of its own time (-1021)."""
+        best: tuple[int, int] | None = None
+        for _ in range(TIME_SAMPLES):
+            sent = self._clock_ns()
+            if self._usdm:
+                body = await self._http_call("GET", f"{self.endpoints.rest}/time")
+            else:
+                body = await self._send("time", {}, signed=False)
+            received = self._clock_ns()
+            server_ns = int(body["serverTime"]) * _MS
+            sample = (received - sent, server_ns - (sent + received) // 2)
+            if best is None or sample[0] < best[0]:
+                best = sample
+        assert best is not None  # noqa: S101  TIME_SAMPLES > 0
+        self.offset_ns = best[1]
+        if self._observer is not None:
+            self._observer.on_time_offset(self.offset_ns)
+
+    async def _resync_time(self) -> None:
+        """One time sync at a time, however many requests -1021 refused together."""
+        if self._resync is None or self._resync.done():
+            self._resync = asyncio.get_running_loop().create_task(self.sync_time())
+        await asyncio.shield(self._resync)
+
+    async def _read_rate_limits(self) -> None:
+        """The venue's published limits (`exchangeInfo.rateLimits`), for the order budget."""
+        try:
+            if self._usdm:
+                info = await self._http_call("GET", f"{self.endpoints.rest}/exchangeInfo")
+            else:
+                symbol = next(iter(self._by_venue_id), "")
+                params = {"symbol": symbol} if symbol else {}
+                info = await self._send("exchangeInfo", params, signed=False)
+        except WsApiError as exc:
+            log.warning("exchange info unavailable", venue=self._venue, error=str(exc))
+            return
+        raw = info.get("rateLimits") if isinstance(info, Mapping) else None
+        limits = rate_limits_from_json(raw if isinstance(raw, list) else ())
+        if limits:
+            self._limits = limits
+            if self._observer is not None:
+                self._observer.on_limits(limits)
+
+    def _limit_error(self, status: int, code: int, data: Any, retry_after_s: float | None) -> None:
+        """A 429 or 418: tell the budget how long to wait (the venue's `retryAfter` time, its
+        Retry-After seconds, or a second)."""
+        observer = self._observer
+        if observer is None:
+            return
+        wait_ns = int((DEFAULT_RETRY_AFTER_S if retry_after_s is None else retry_after_s) * 1e9)
+        until_ms = data.get("retryAfter") if isinstance(data, Mapping) else None
+        if isinstance(until_ms, int | float) and until_ms > 0:
+            wait_ns = int(until_ms) * _MS - (self._clock_ns() + self.offset_ns)
+        orders_only = code == TOO_MANY_ORDERS and status != BAN_CODE
+        observer.on_limit_error(max(0, wait_ns), orders_only=orders_only)
 
     async def _listen_key(self, method: str) -> str:
         body = await self._http_call(method, f"{self.endpoints.rest}/listenKey")
@@ -471,11 +580,19 @@ class BinanceWsApiExecution:
 
     async def _http_call(self, method: str, url: str) -> Any:
         headers = {"X-MBX-APIKEY": self._api_key.get_secret_value()}
-        status, body = await self._http.request(method, url, headers)
+        status, body, answer_headers = await self._http.request(method, url, headers)
+        if self._observer is not None and self._limits:
+            usage = usage_from_headers(answer_headers, self._limits)
+            if usage:
+                self._observer.on_usage(usage, 0)
         if status != 200:
             if not isinstance(body, Mapping):
                 body = {}
-            raise WsApiError(int(body.get("code", -1)), str(body.get("msg", status)))
+            code = int(body.get("code", -1))
+            if status in (429, BAN_CODE):
+                retry = answer_headers.get("Retry-After") or answer_headers.get("retry-after")
+                self._limit_error(status, code, None, float(retry) if retry else None)
+            raise WsApiError(code, str(body.get("msg", status)), status=status)
         return body
 
     async def close(self) -> None:
@@ -484,21 +601,22 @@ class BinanceWsApiExecution:
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def _send(self, method: str, params: dict[str, str]) -> asyncio.Future[Any]:
-        """Sign and write one request now; the future gets its `result` or a WsApiError."""
+    def _send(
+        self, method: str, params: dict[str, str], *, signed: bool = True
+    ) -> asyncio.Future[Any]:
+        """Sign (unless not `signed`) and write one request now; the future gets its `result`
+        or a WsApiError."""
         ws = self._ws
         if ws is None or ws.closed.done():
             raise ConnectionError("ws-api not connected")
-        params["apiKey"] = self._api_key.get_secret_value()
-        params["timestamp"] = str(self._clock_ns() // _MS)
-        params["recvWindow"] = self._recv_window
         req_id = self._next_id
         self._next_id = req_id + 1
-        body = {
-            "id": req_id,
-            "method": method,
-            "params": signed_params(params, self._signer),
-        }
+        if signed:
+            params["apiKey"] = self._api_key.get_secret_value()
+            params["timestamp"] = str((self._clock_ns() + self.offset_ns) // _MS)
+            params["recvWindow"] = self._recv_window
+            params = signed_params(params, self._signer)
+        body = {"id": req_id, "method": method, "params": params}
         # The request leaves first; its future and deadline are bookkeeping (no answer can be
         # read before this returns to the loop).
         ws.send(OP_TEXT, orjson.dumps(body))
@@ -507,11 +625,29 @@ class BinanceWsApiExecution:
         future: asyncio.Future[Any] = loop.create_future()
         # A deadline without asyncio.timeout: the first step of a request may run outside any
         # task (the order manager starts it from a market-data callback).
-        self._pending[req_id] = (future, loop.call_later(self._timeout_s, self._expire, req_id))
+        self._pending[req_id] = (
+            future,
+            loop.call_later(self._timeout_s, self._expire, req_id),
+            method,
+        )
         return future
 
     async def _call(self, method: str, params: dict[str, str]) -> Any:
-        return await self._send(method, params)
+        return await self._answer(self._send(method, dict(params)), method, params)
+
+    async def _answer(
+        self, future: asyncio.Future[Any], method: str, params: dict[str, str]
+    ) -> Any:
+        """The result of a request already sent; a -1021 (our timestamp outside the venue's
+        recvWindow) resyncs the clock offset and sends it once more."""
+        try:
+            return await future
+        except WsApiError as exc:
+            if exc.code != INVALID_TIMESTAMP:
+                raise
+            log.warning("timestamp refused: resyncing the clock offset", venue=self._venue)
+        await self._resync_time()
+        return await self._send(method, dict(params))
 
     def _expire(self, req_id: int) -> None:
         entry = self._pending.pop(req_id, None)
@@ -531,14 +667,26 @@ class BinanceWsApiExecution:
         entry = self._pending.pop(msg.get("id"), None)
         if entry is None:
             return
-        future, deadline = entry
+        future, deadline, method = entry
         deadline.cancel()
+        observer = self._observer
+        if observer is not None:
+            usage = usage_from_json(msg.get("rateLimits"))
+            answered = 1 if method in ORDER_METHODS else 0
+            if usage or answered:
+                observer.on_usage(usage, answered)
         if future.done():
             return
         error = msg.get("error")
         if error is not None:
+            if not isinstance(error, Mapping):
+                error = {}
+            status = int(msg.get("status") or 400)
+            code = int(error.get("code", -1))
+            if status in (429, BAN_CODE):
+                self._limit_error(status, code, error.get("data"), None)
             future.set_exception(
-                WsApiError(int(error.get("code", -1)), str(error.get("msg", "")), error.get("data"))
+                WsApiError(code, str(error.get("msg", "")), error.get("data"), status)
             )
         else:
             future.set_result(msg.get("result"))
@@ -551,8 +699,46 @@ class BinanceWsApiExecution:
             return
         if "data" in msg and "stream" in msg:
             msg = msg["data"]
-        if msg.get("e") == "ORDER_TRADE_UPDATE":
+        kind = msg.get("e")
+        if kind == "ORDER_TRADE_UPDATE":
             self._on_report(msg["o"], ts_ns)
+        elif kind == "ACCOUNT_UPDATE":
+            update = msg.get("a")
+            if isinstance(update, Mapping) and update.get("m") == "FUNDING_FEE":
+                self._funding_event.set()  # the income history says which position paid
+
+    async def funding_settled(self) -> None:
+        """Return once an `ACCOUNT_UPDATE` with reason FUNDING_FEE (USD-M) has arrived since
+        the last return."""
+        await self._funding_event.wait()
+        self._funding_event.clear()
+
+    async def funding_fees(self, symbol: str, start_ms: int) -> list[FundingFee]:
+        """USD-M `GET /fapi/v1/income` (incomeType FUNDING_FEE) from `start_ms`, a page of
+        1000 at a time, oldest first."""
+        market = self._market(symbol)
+        inst = market.instrument
+        fees: list[FundingFee] = []
+        start = start_ms
+        while True:
+            page = await self._rest(
+                "GET",
+                "/income",
+                {
+                    "symbol": market.venue_id,
+                    "incomeType": "FUNDING_FEE",
+                    "startTime": str(start),
+                    "limit": str(_INCOME_PAGE),
+                },
+            )
+            for row in page:
+                try:
+                    fees.append(funding_fee_from_income(row, inst, self._venue))
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("malformed income record", venue=self._venue, error=repr(exc))
+            if len(page) < _INCOME_PAGE:
+                return fees
+            start = max(int(row["time"]) for row in page) + 1
 
     def _on_event(self, event: Mapping[str, Any], ts_ns: int) -> None:
         if event.get("e") == "executionReport":
@@ -613,9 +799,10 @@ class BinanceWsApiExecution:
         return params
 
     async def place(self, request: OrderRequest) -> None:
-        future = self._send("order.place", self._order_params(request))
+        params = self._order_params(request)
+        future = self._send("order.place", params)
         try:
-            result = await future
+            result = await self._answer(future, "order.place", params)
         except WsApiError as exc:
             self._reject(request, exc.msg)
             return
@@ -623,16 +810,16 @@ class BinanceWsApiExecution:
 
     async def replace(self, old_client_order_id: str, request: OrderRequest) -> None:
         if self._usdm:
-            cancel = self._send(
-                "order.cancel",
-                {
-                    "symbol": self._market(request.symbol).venue_id,
-                    "origClientOrderId": old_client_order_id,
-                },
-            )
-            place = self._send("order.place", self._order_params(request))
+            cancel_params = {
+                "symbol": self._market(request.symbol).venue_id,
+                "origClientOrderId": old_client_order_id,
+            }
+            cancel = self._send("order.cancel", cancel_params)
+            place_params = self._order_params(request)
+            place = self._send("order.place", place_params)
             await asyncio.gather(
-                self._finish_cancel(cancel, request.symbol), self._finish_place(request, place)
+                self._finish_cancel(cancel, request.symbol, cancel_params),
+                self._finish_place(request, place, place_params),
             )
             return
         params = self._order_params(request)
@@ -640,7 +827,7 @@ class BinanceWsApiExecution:
         params["cancelOrigClientOrderId"] = old_client_order_id
         future = self._send("order.cancelReplace", params)
         try:
-            result = await future
+            result = await self._answer(future, "order.cancelReplace", params)
         except WsApiError as exc:
             data = exc.data if isinstance(exc.data, Mapping) else {}
             cancelled = data.get("cancelResponse")
@@ -658,17 +845,21 @@ class BinanceWsApiExecution:
         self._emit(self._update_of(result["cancelResponse"], request.symbol))
         self._emit(self._update_of(result["newOrderResponse"], request.symbol))
 
-    async def _finish_place(self, request: OrderRequest, future: asyncio.Future[Any]) -> None:
+    async def _finish_place(
+        self, request: OrderRequest, future: asyncio.Future[Any], params: dict[str, str]
+    ) -> None:
         try:
-            result = await future
+            result = await self._answer(future, "order.place", params)
         except WsApiError as exc:
             self._reject(request, exc.msg)
             return
         self._emit(self._update_of(result, request.symbol))
 
-    async def _finish_cancel(self, future: asyncio.Future[Any], symbol: str) -> None:
+    async def _finish_cancel(
+        self, future: asyncio.Future[Any], symbol: str, params: dict[str, str]
+    ) -> None:
         try:
-            result = await future
+            result = await self._answer(future, "order.cancel", params)
         except WsApiError as exc:
             if exc.code == UNKNOWN_ORDER:
                 return  # already final: its last update came through the user data
@@ -676,11 +867,9 @@ class BinanceWsApiExecution:
         self._emit(self._update_of(result, symbol))
 
     async def cancel(self, symbol: str, client_order_id: str) -> None:
-        future = self._send(
-            "order.cancel",
-            {"symbol": self._market(symbol).venue_id, "origClientOrderId": client_order_id},
-        )
-        await self._finish_cancel(future, symbol)
+        params = {"symbol": self._market(symbol).venue_id, "origClientOrderId": client_order_id}
+        future = self._send("order.cancel", params)
+        await self._finish_cancel(future, symbol, params)
 
     async def cancel_all(self, symbol: str) -> None:
         venue_id = self._market(symbol).venue_id
@@ -695,12 +884,23 @@ class BinanceWsApiExecution:
         await self._rest("DELETE", "/allOpenOrders", {"symbol": venue_id})
 
     async def _rest(self, method: str, path: str, params: dict[str, str]) -> Any:
-        """One signed USD-M REST request (the calls the futures WS-API does not offer)."""
-        params["timestamp"] = str(self._clock_ns() // _MS)
-        params["recvWindow"] = self._recv_window
-        query = urlencode(params)
+        """One signed USD-M REST request (the calls the futures WS-API does not offer); a
+        -1021 resyncs the clock offset and sends it once more."""
+        try:
+            return await self._http_call(method, self._signed_url(path, params))
+        except WsApiError as exc:
+            if exc.code != INVALID_TIMESTAMP:
+                raise
+        await self._resync_time()
+        return await self._http_call(method, self._signed_url(path, params))
+
+    def _signed_url(self, path: str, params: dict[str, str]) -> str:
+        signed = dict(params)
+        signed["timestamp"] = str((self._clock_ns() + self.offset_ns) // _MS)
+        signed["recvWindow"] = self._recv_window
+        query = urlencode(signed)
         query += "&signature=" + self._signer(query.encode())
-        return await self._http_call(method, f"{self.endpoints.rest}{path}?{query}")
+        return f"{self.endpoints.rest}{path}?{query}"
 
     async def open_orders(self, symbol: str) -> list[OrderUpdate]:
         market = self._market(symbol)

@@ -36,6 +36,7 @@ from mm_daemon.core.types import (
     AccountPosition,
     ExecutionStatus,
     Fill,
+    FundingFee,
     Instrument,
     InstrumentKind,
     Liquidity,
@@ -63,6 +64,7 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 _TRADES_PAGE = 1000  # Binance's most trades per myTrades/userTrades request
+_INCOME_PAGE = 1000  # Binance's most records per /fapi/v1/income request
 
 
 CONFIRM_MAINNET_ENV = "MMD_CONFIRM_MAINNET"
@@ -604,6 +606,35 @@ class CcxtExecution:
             round(amount / inst.lot_size),
             str(max(ids)) if ids else "",
         )
+
+    async def funding_settled(self) -> None:
+        """ccxt surfaces no funding event: the history is read on the poll alone."""
+        await asyncio.Event().wait()
+
+    async def funding_fees(self, symbol: str, start_ms: int) -> list[FundingFee]:
+        """ccxt's `fetch_funding_history` (Binance USD-M: `/fapi/v1/income`, FUNDING_FEE) from
+        `start_ms`, a page at a time, oldest first."""
+        fees: list[FundingFee] = []
+        since = start_ms
+        while True:
+            page = await self.exchange.fetch_funding_history(symbol, since, _INCOME_PAGE)
+            for row in page:
+                try:
+                    fees.append(
+                        FundingFee(
+                            venue=self._venue,
+                            symbol=symbol,
+                            funding_time_ns=int(row["timestamp"]) * _MS_TO_NS,
+                            amount_quote=float(row["amount"]),
+                            asset=str(row["code"]),
+                            payment_id=str(row["id"]),
+                        )
+                    )
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("malformed funding record", venue=self._venue, error=repr(exc))
+            if len(page) < _INCOME_PAGE:
+                return fees
+            since = max(int(row["timestamp"]) for row in page) + 1
 
     async def close(self) -> None:
         await self.exchange.close()

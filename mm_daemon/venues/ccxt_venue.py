@@ -46,6 +46,7 @@ from mm_daemon.core.types import (
 )
 from mm_daemon.retry import BackoffPolicy
 from mm_daemon.venues.base import MarketDataReporter, MarketSink
+from mm_daemon.venues.binance_mark_price import MarkPriceReader
 from mm_daemon.venues.binance_stream import NativeConnection, NativeStream, SnapshotFetcher
 from mm_daemon.venues.exchanges import VenueError, build_instrument, create_exchange
 
@@ -101,8 +102,11 @@ class CcxtMarketData:
         redial_after_silence_s: float | None = None,
         trades_after_book: bool = False,
         recorder: CaptureRecorder | None = None,
+        mark_prices: bool = False,
     ) -> None:
         self._config = venue
+        # Binance USD-M: read each perpetual's mark price and funding (`MarkPrice` events).
+        self._mark_prices = mark_prices
         self._recorder = recorder  # native streams' frames and snapshots written as received
         self._trades_after_book = trades_after_book  # see NativeStream.on_frame
         self._md = market_data
@@ -130,6 +134,7 @@ class CcxtMarketData:
         self._flushed_updates: dict[int, int] = {}
         self._native_streams: list[NativeStream] = []
         self._connections: list[NativeConnection] = []
+        self._mark_readers: list[MarkPriceReader] = []
         self._sink: MarketSink | None = None
         self._started = asyncio.Event()
         self.reconnects = 0
@@ -208,6 +213,27 @@ class CcxtMarketData:
                         name=f"{self.venue}:streams",
                     )
                 )
+            perpetuals = [
+                i for i in self._instruments.values() if i.kind is InstrumentKind.PERPETUAL
+            ]
+            if self._mark_prices and self._native and perpetuals:
+                ex = self._exchange
+                reader = MarkPriceReader(
+                    self.venue,
+                    ex.get_ws_url("linear", ex.get_future_ws_category("markPrice")) + "/1",
+                    perpetuals,
+                    sink,
+                    on_malformed=self._count_malformed,
+                )
+                self._mark_readers.append(reader)
+                tasks.append(
+                    loop.create_task(
+                        self._supervise(
+                            "mark_price", tuple(i.symbol for i in perpetuals), reader.run_once
+                        ),
+                        name=f"{self.venue}:mark_price",
+                    )
+                )
             tasks.append(loop.create_task(self._watchdog(sink), name=f"{self.venue}:watchdog"))
             self._started.set()
             await asyncio.gather(*tasks)
@@ -219,6 +245,8 @@ class CcxtMarketData:
     async def close(self) -> None:
         for connection in self._connections:
             connection.close()
+        for reader in self._mark_readers:
+            reader.close()
         await self._exchange.close()
 
     # -- test and operations hooks ----------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from mm_daemon.binance.markets import (
@@ -162,6 +163,7 @@ def build_instrument(
     else:
         maker, taker = fees_bps[0] / 1e4, fees_bps[1] / 1e4
     is_spot = bool(market.get("spot"))
+    filters = _filters(market, tick, lot)
     return Instrument(
         venue=venue_name,
         symbol=str(market["symbol"]),
@@ -176,4 +178,61 @@ def build_instrument(
         contract_size_base=_float(market.get("contractSize"), 1.0) if not is_spot else 1.0,
         maker_fee_rate=maker,
         taker_fee_rate=taker,
+        **filters,
     )
+
+
+def _steps(value: Any, step: float, *, up: bool) -> int:
+    """How many whole `step`s `value` (a decimal text) is, exactly (0 for a bad value)."""
+    try:
+        ratio = Decimal(str(value)) / Decimal(repr(step))
+    except (InvalidOperation, ValueError, ZeroDivisionError):
+        return 0
+    if not ratio.is_finite() or ratio < 0:
+        return 0
+    return int(ratio.to_integral_value(ROUND_CEILING if up else ROUND_FLOOR))
+
+
+def _filters(market: Mapping[str, Any], tick: float, lot: float) -> dict[str, Any]:
+    """The Binance filters ccxt's market keeps in `info.filters` that the tick, lot and
+    minimums do not cover, as `Instrument` fields (`core.filters` checks them)."""
+    info = market.get("info")
+    raw = info.get("filters") if isinstance(info, Mapping) else None
+    if not isinstance(raw, list):
+        return {}
+    by_type = {f.get("filterType"): f for f in raw if isinstance(f, Mapping)}
+    out: dict[str, Any] = {}
+    price = by_type.get("PRICE_FILTER")
+    if price is not None:
+        out["min_price_ticks"] = _steps(price.get("minPrice"), tick, up=True)
+        out["max_price_ticks"] = _steps(price.get("maxPrice"), tick, up=False)
+    lot_size = by_type.get("LOT_SIZE")
+    if lot_size is not None:
+        out["max_size_lots"] = _steps(lot_size.get("maxQty"), lot, up=False)
+    notional = by_type.get("NOTIONAL")
+    if notional is not None:
+        out["max_notional_quote"] = _float(notional.get("maxNotional"), 0.0)
+    by_side = by_type.get("PERCENT_PRICE_BY_SIDE")
+    percent = by_type.get("PERCENT_PRICE")
+    if by_side is not None:
+        out["percent_price"] = tuple(
+            _float(by_side.get(key), 0.0)
+            for key in (
+                "bidMultiplierUp",
+                "bidMultiplierDown",
+                "askMultiplierUp",
+                "askMultiplierDown",
+            )
+        )
+    elif percent is not None and not market.get("spot"):
+        # USD-M: a buy at most multiplierUp times the mark price, a sell at least multiplierDown.
+        out["percent_price"] = (
+            _float(percent.get("multiplierUp"), 0.0),
+            0.0,
+            0.0,
+            _float(percent.get("multiplierDown"), 0.0),
+        )
+    orders = by_type.get("MAX_NUM_ORDERS")
+    if orders is not None:
+        out["max_num_orders"] = int(_float(orders.get("maxNumOrders", orders.get("limit")), 0.0))
+    return out

@@ -90,6 +90,11 @@ def test_the_daemons_journal_is_on_a_named_volume() -> None:
     assert source in compose["volumes"]  # named: it outlives the container
 
 
+def test_the_daemon_service_is_healthy_while_health_answers() -> None:
+    check = _services()["daemon"]["healthcheck"]["test"]  # type: ignore[index]
+    assert any("/health'" in str(part) for part in check), check
+
+
 def test_prometheus_scrapes_the_daemon_service_on_its_metrics_port() -> None:
     scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]

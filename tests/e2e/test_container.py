@@ -117,6 +117,12 @@ def test_metrics_answer_from_the_host(container: Container) -> None:
     assert b"mm_build_info" in body
 
 
+def test_the_image_healthcheck_asks_health() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    (healthcheck,) = [line for line in dockerfile.splitlines() if "urlopen(" in line]
+    assert "/health'" in healthcheck
+
+
 def test_healthcheck_passes(container: Container) -> None:
     result = run(container.podman, "healthcheck", "run", container.name)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -183,6 +183,10 @@ def test_overview_covers_every_area_the_operators_watch() -> None:
         "mm_market_stale",
         "mm_orders_total",
         "mm_order_rejects_total",
+        "mm_operator_paused",
+        "mm_operator_halted",
+        "mm_control_requests_total",
+        "mm_config_reloads_total",
     ):
         assert metric in exprs, metric
 

@@ -55,11 +55,24 @@ def test_the_shard_has_every_resource_it_needs() -> None:
     assert {"Deployment", "ConfigMap", "Secret", "Service", "PersistentVolumeClaim"} <= kinds
 
 
+def _secret_environment() -> dict[str, str]:
+    data: dict[str, str] = _by_kind("Secret")["stringData"]
+    return data
+
+
 def test_the_configmap_holds_a_valid_daemon_config_serving_metrics_on_every_interface() -> None:
     raw = yaml.safe_load(_by_kind("ConfigMap")["data"]["config.yaml"])
-    config = parse_config(raw, environ={})
+    config = parse_config(raw, environ=_secret_environment())
     assert config.metrics.host == "0.0.0.0"  # noqa: S104  the pod's port must be reachable
     assert config.metrics.port == _container()["ports"][0]["containerPort"]
+
+
+def test_the_control_api_beyond_loopback_takes_its_token_from_the_secret() -> None:
+    raw = yaml.safe_load(_by_kind("ConfigMap")["data"]["config.yaml"])
+    config = parse_config(raw, environ=_secret_environment())
+    assert config.control.enabled
+    assert config.control.token is not None
+    assert "token:" not in _by_kind("ConfigMap")["data"]["config.yaml"]
 
 
 def test_the_deployment_mounts_the_configmap_where_the_image_reads_its_config() -> None:
@@ -75,7 +88,8 @@ def test_keys_come_from_the_secret_as_environment_variables() -> None:
     secret = _by_kind("Secret")
     refs = [e["secretRef"]["name"] for e in _container()["envFrom"]]
     assert refs == [secret["metadata"]["name"]]
-    assert all(key.startswith("MMD_VENUES__") for key in secret["stringData"])
+    keys = secret["stringData"]
+    assert all(key.startswith("MMD_VENUES__") or key == "MMD_CONTROL__TOKEN" for key in keys)
     raw = _by_kind("ConfigMap")["data"]["config.yaml"]
     assert "api_key:" not in raw
     assert "api_secret:" not in raw
@@ -89,10 +103,15 @@ def test_the_pod_is_annotated_for_scraping_on_its_metrics_port() -> None:
     assert annotations["prometheus.io/path"] == "/metrics"
 
 
-def test_probes_and_resource_requests_are_set() -> None:
+def test_probes_use_health_for_liveness_and_ready_for_readiness() -> None:
     container = _container()
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, probe
+    assert container["startupProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
+
+
+def test_resource_requests_are_set() -> None:
+    container = _container()
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     assert "memory" in container["resources"]["limits"]
 
@@ -113,7 +132,7 @@ def test_the_journal_lives_on_a_persistent_volume_claim_of_the_shard() -> None:
     assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
     mount = next(m for m in _container()["volumeMounts"] if m["name"] == volume["name"])
     raw = yaml.safe_load(_by_kind("ConfigMap")["data"]["config.yaml"])
-    assert str(parse_config(raw, environ={}).state.dir) == mount["mountPath"]
+    assert str(parse_config(raw, environ=_secret_environment()).state.dir) == mount["mountPath"]
 
 
 def test_one_daemon_per_market_never_two_at_once() -> None:

@@ -29,6 +29,8 @@ REQUIRED_ALERTS = {
     "MmTickToQuoteP99High",
     "MmJournalFailing",
     "MmRestartPositionMismatch",
+    "MmQuotingPausedLong",
+    "MmHaltedByOperator",
 }
 
 

@@ -32,7 +32,7 @@ RUN_SECONDS = 26.0  # 312 s of recorded time at 12x
 # The recorded window's BTC prices (spot and perpetual bookTicker stay inside this band).
 RECORDED_PRICE_BAND_QUOTE = (61_000.0, 62_500.0)
 PNL_LINE = re.compile(
-    r"\b(?P<component>spread_capture|fees|inventory|hedge_cost|basis|total)\s+"
+    r"\b(?P<component>spread_capture|fees|inventory|hedge_cost|basis|funding|total)\s+"
     r"(?P<value>-?\d+\.\d+)$",
     re.MULTILINE,
 )

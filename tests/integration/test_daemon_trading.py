@@ -23,7 +23,7 @@ import io
 import re
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from mm_daemon.config import Config, SimConfig, load_config, parse_config
 from mm_daemon.core.inventory import Ledger
 from mm_daemon.core.summary import RunSummary
 from mm_daemon.engine.asset import AssetBook
-from mm_daemon.engine.daemon import Daemon
+from mm_daemon.engine.daemon import EXIT_ORDERS_LEFT_OPEN, Daemon
 from mm_daemon.sim.runner import SimulatorHandle, start_simulator
 from tests.support import eventually
 
@@ -48,7 +48,8 @@ MAKER_KEY = "daemon-live-maker"
 HEDGE_KEY = "daemon-live-hedge"
 LIVE_DEADLINE_SECONDS = 15.0
 PNL_LINE = re.compile(
-    r"\b(?P<component>spread_capture|fees|inventory|hedge_cost|basis|total)\s+(?P<value>-?\d+\.\d+)$",
+    r"\b(?P<component>spread_capture|fees|inventory|hedge_cost|basis|funding|total)"
+    r"\s+(?P<value>-?\d+\.\d+)$",
     re.MULTILINE,
 )
 
@@ -236,3 +237,25 @@ async def test_live_mode_rests_orders_in_the_simulator_and_sigterm_leaves_none(
             assert await _open_orders(session, simulator, "sim-spot", MAKER_KEY) == []
             assert await _open_orders(session, simulator, "sim-perp", HEDGE_KEY) == []
     assert "run summary" in out.getvalue()
+
+
+async def test_shutdown_that_cannot_cancel_its_orders_exits_3_naming_them(
+    simulator: SimulatorHandle,
+) -> None:
+    daemon = Daemon(_live_config(simulator))
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        running = asyncio.get_running_loop().create_task(daemon.run(LIVE_DEADLINE_SECONDS))
+        async with aiohttp.ClientSession() as session:
+            await eventually(
+                lambda: running.done() or _open_orders(session, simulator, "sim-spot", MAKER_KEY),
+                timeout_s=LIVE_DEADLINE_SECONDS - 2.0,
+                interval_s=0.1,
+                what="an order of the daemon's account resting in the simulator's book",
+            )
+        assert not running.done(), "the daemon stopped before an order rested"
+        await simulator.stop()  # the venue is gone: no cancel can reach it
+        daemon.request_stop("SIGTERM")
+        exit_code = await asyncio.wait_for(running, 15.0)
+    assert exit_code == EXIT_ORDERS_LEFT_OPEN
+    assert "still open after shutdown: BTC/USDT@sim-spot: cancel failed" in err.getvalue()

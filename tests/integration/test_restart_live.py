@@ -65,7 +65,10 @@ def sell_into_bid(sim: SimProcess, prefix: str) -> float:
         what="a bid of the daemon resting at the simulator",
     )
     size = float(bid["origQty"]) - float(bid["executedQty"])
-    sim.market_order("sim-spot", "SELL", size)
+    price = float(bid["price"])
+    # Everything bid at our price or better, ours included (and room for a bid added since).
+    at_or_above = sum(q for p, q in sim.bids() if p >= price)
+    sim.sell_through(bid["price"], at_or_above + 2 * size)
     return size
 
 
@@ -82,7 +85,9 @@ def positions_agree(daemon: DaemonProcess, sim: SimProcess) -> bool:
 
 def test_a_killed_daemon_is_picked_up_where_it_died(sim: SimProcess, tmp_path: Path) -> None:
     state = tmp_path / "state"
-    config = live_config(sim, state, tmp_path)
+    # Quotes 2 bps from fair: the flow seldom reaches them, so the dead run leaves orders
+    # resting (the test's own sells fill them).
+    config = live_config(sim, state, tmp_path, quoting={"spread_bps": 4.0})
     with running(DaemonProcess.start(config, live_env())) as first:
         run1 = str(first.wait_for("run_started")["client_id_prefix"])
         sell_into_bid(sim, run1)

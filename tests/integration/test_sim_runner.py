@@ -16,7 +16,6 @@ import pytest
 
 from mm_daemon.config import SimConfig, SimFault, load_config
 from mm_daemon.sim.runner import serve_forever, start_simulator
-from mm_daemon.venues.exchanges import make_ccxt_exchange
 from tests.support import eventually
 
 SPOT = "sim-spot"
@@ -232,26 +231,3 @@ async def test_stall_fault_stops_the_streams_for_its_duration() -> None:
 async def test_delay_fault_holds_frames_for_its_duration() -> None:
     _, latency = await _frames_after_fault("delay", 0.4)
     assert latency >= 0.35
-
-
-async def test_the_order_rate_limit_answers_1015_with_429_and_retry_after() -> None:
-    handle = await start_simulator(SimConfig(max_orders_per_10_seconds=3), market_speed=0.0)
-    exchange = make_ccxt_exchange("spot", *_urls(handle), api_key="k", secret="k")
-    try:
-        await exchange.load_markets()
-        engine = handle.venues[SPOT].symbols["BTCUSDT"].engine
-        price = engine.instrument.ticks_to_price(engine.best_bid()[0] - 500)
-        for _ in range(3):
-            await exchange.create_order("BTC/USDT", "limit", "buy", 0.001, price)
-        with pytest.raises(ccxtpro.DDoSProtection, match="-1015"):
-            await exchange.create_order("BTC/USDT", "limit", "buy", 0.001, price)
-        with pytest.raises(ccxtpro.RateLimitExceeded):
-            await exchange.create_order_ws("BTC/USDT", "limit", "buy", 0.001, price)
-    finally:
-        await exchange.close()
-        await handle.stop()
-
-
-def _urls(handle: Any) -> tuple[str, str]:
-    endpoint = handle.endpoint(SPOT)
-    return endpoint.rest, endpoint.ws

@@ -4,7 +4,9 @@ imports inside functions included), so that they stay true as the code grows:
 - `core` is pure: only the standard library's computing modules and itself;
 - `binance` (the protocol) imports neither side of it: no `venues`, `sim` or `engine`;
 - `venues` (the client side) never imports `sim` or `engine`;
-- `sim` (the server side) never imports `venues` or `engine`.
+- `sim` (the server side) never imports `venues` or `engine`;
+- `control` (the HTTP API, its description and the `ctl` client) knows nothing of the engine
+  or the venues: the engine implements what the server asks.
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ FORBIDDEN = {
     "binance": ("mm_daemon.venues", "mm_daemon.sim", "mm_daemon.engine", "mm_daemon.config"),
     "venues": ("mm_daemon.sim", "mm_daemon.engine"),
     "sim": ("mm_daemon.venues", "mm_daemon.engine"),
+    "control": (
+        "mm_daemon.engine",
+        "mm_daemon.venues",
+        "mm_daemon.sim",
+        "mm_daemon.core",
+        "mm_daemon.binance",
+    ),
 }
 
 

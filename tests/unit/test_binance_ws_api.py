@@ -13,7 +13,9 @@ import pytest
 from pydantic import SecretStr
 
 from mm_daemon.aio import start_eagerly
+from mm_daemon.binance.limits import DEFAULT_RATE_LIMITS, rate_limits_from_json
 from mm_daemon.binance.signing import make_signer
+from mm_daemon.core.budget import RateLimit
 from mm_daemon.core.types import (
     ExecutionStatus,
     Fill,
@@ -25,6 +27,7 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
+from mm_daemon.engine.order_state import reject_reason_label
 from mm_daemon.venues.binance_ws_api import (
     BinanceWsApiExecution,
     WsApiEndpoints,
@@ -38,6 +41,7 @@ from mm_daemon.venues.binance_ws_api import (
 from mm_daemon.venues.websocket import WebSocketError
 from tests.support import ExecutionRecorder, eventually
 
+NOW_NS = 1_700_000_000_000_000_000
 SPOT = Instrument("v", "BTC/USDT", "BTCUSDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 1e-5)
 PERP = Instrument(
     "p", "BTC/USDT:USDT", "BTCUSDT", InstrumentKind.PERPETUAL, "BTC", "USDT", 0.1, 0.001
@@ -173,15 +177,22 @@ class FakeSocket:
         self.closed.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.wrote = asyncio.Event()
         self._on_message = on_message
+        self.server_ms = NOW_NS // 1_000_000
 
     def send(self, opcode: int, payload: bytes) -> None:
         assert opcode == 1
         request = orjson.loads(payload)
         self.sent.append(request)
         self.wrote.set()
-        if request["method"] == "userDataStream.subscribe.signature":
-            # Answered after the request is registered, as a real answer comes later.
-            asyncio.get_running_loop().call_soon(self.answer, request["id"], {"subscriptionId": 0})
+        # The requests of a connect are answered by the venue itself, after the request is
+        # registered, as a real answer comes later.
+        auto = {
+            "userDataStream.subscribe.signature": {"subscriptionId": 0},
+            "time": {"serverTime": self.server_ms},
+            "exchangeInfo": {"rateLimits": list(DEFAULT_RATE_LIMITS["spot"]), "symbols": []},
+        }.get(request["method"])
+        if auto is not None:
+            asyncio.get_running_loop().call_soon(self.answer, request["id"], auto)
 
     def answer(self, req_id: int, result: Any = None, error: dict[str, Any] | None = None) -> None:
         body: dict[str, Any] = {"id": req_id, "status": 200 if error is None else 400}
@@ -222,10 +233,16 @@ class FakeVenue:
         self.urls.append(url)
         return sock
 
-    async def request(self, method: str, url: str, headers: Mapping[str, str]) -> tuple[int, Any]:
+    async def request(
+        self, method: str, url: str, headers: Mapping[str, str]
+    ) -> tuple[int, Any, Mapping[str, str]]:
         del headers
         self.http_requests.append((method, url))
-        return 200, {"listenKey": "lk"}
+        if url.endswith("/time"):
+            return 200, {"serverTime": NOW_NS // 1_000_000}, {}
+        if url.endswith("/exchangeInfo"):
+            return 200, {"rateLimits": list(DEFAULT_RATE_LIMITS["usdm"]), "symbols": []}, {}
+        return 200, {"listenKey": "lk"}, {}
 
     async def close(self) -> None:
         return None
@@ -234,12 +251,10 @@ class FakeVenue:
 Running = tuple[BinanceWsApiExecution, FakeVenue, ExecutionRecorder]
 
 
-@pytest.fixture
-async def running(request: pytest.FixtureRequest) -> AsyncIterator[Running]:
-    """An execution run against a `FakeVenue` (spot, or USD-M with `indirect` "usdm"),
-    connected, its events recorded."""
-    instrument = PERP if getattr(request, "param", "spot") == "usdm" else SPOT
-    venue = FakeVenue()
+async def start(
+    venue: FakeVenue, instrument: Instrument, **kwargs: Any
+) -> tuple[BinanceWsApiExecution, asyncio.Task[None], ExecutionRecorder]:
+    """An execution run against `venue`, connected, its events recorded."""
     endpoints = WsApiEndpoints("ws://127.0.0.1:1/ws-api/v3", "http://127.0.0.1:1", "ws://x")
     ex = BinanceWsApiExecution(
         endpoints,
@@ -248,26 +263,44 @@ async def running(request: pytest.FixtureRequest) -> AsyncIterator[Running]:
         venue=instrument.venue,
         usdm=instrument is PERP,
         instruments=(instrument,),
-        clock_ns=lambda: 1_700_000_000_000_000_000,
+        clock_ns=lambda: NOW_NS,
         connector=venue.connect,
         http=venue,
         initial_backoff_s=0.001,
+        **kwargs,
     )
     events = ExecutionRecorder()
     task = asyncio.get_running_loop().create_task(ex.run(events))
     await eventually(lambda: ex.connected, timeout_s=5, what="connected to the fake venue")
     events.items.clear()  # the first ExecutionStatus
+    return ex, task, events
+
+
+async def stop(ex: BinanceWsApiExecution, task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await ex.close()
+
+
+@pytest.fixture
+async def running(request: pytest.FixtureRequest) -> AsyncIterator[Running]:
+    """An execution run against a `FakeVenue` (spot, or USD-M with `indirect` "usdm"),
+    connected, its events recorded."""
+    instrument = PERP if getattr(request, "param", "spot") == "usdm" else SPOT
+    venue = FakeVenue()
+    ex, task, events = await start(venue, instrument)
     try:
         yield ex, venue, events
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await ex.close()
+        await stop(ex, task)
+
+
+CONNECT_METHODS = frozenset({"userDataStream.subscribe.signature", "time", "exchangeInfo"})
 
 
 def orders_sent(venue: FakeVenue) -> list[dict[str, Any]]:
-    return [r for r in venue.socket.sent if r["method"] != "userDataStream.subscribe.signature"]
+    return [r for r in venue.socket.sent if r["method"] not in CONNECT_METHODS]
 
 
 async def test_place_writes_one_signed_order_place_before_the_first_await(
@@ -344,7 +377,8 @@ async def test_usdm_replace_writes_a_cancel_and_a_gtx_place_together(running: Ru
 @pytest.mark.parametrize("running", ["usdm"], indirect=True)
 async def test_usdm_user_data_comes_from_a_listen_key_made_over_rest(running: Running) -> None:
     _, venue, _ = running
-    assert venue.http_requests == [("POST", "http://127.0.0.1:1/listenKey")]
+    keys = [r for r in venue.http_requests if "listenKey" in r[1]]
+    assert keys == [("POST", "http://127.0.0.1:1/listenKey")]
     assert len(venue.sockets) == 2  # the WS-API and the listen-key stream
 
 
@@ -477,3 +511,320 @@ async def test_trades_after_a_trade_id_are_read_a_page_at_a_time(running: Runnin
     assert len(fills) == 1001
     sent = orders_sent(venue)
     assert [r["params"]["fromId"] for r in sent] == ["7", "1007"]
+
+
+# -- venue rules: clock offset, rate limits reported and enforced, listen key ---------------------
+
+
+class Observer:
+    """Records what the execution reports of the venue's rate limits."""
+
+    def __init__(self) -> None:
+        self.limits: list[tuple[RateLimit, ...]] = []
+        self.usage: list[tuple[list[tuple[RateLimit, int]], int]] = []
+        self.errors: list[tuple[int, bool]] = []
+        self.offsets: list[int] = []
+
+    def on_limits(self, limits: tuple[RateLimit, ...]) -> None:
+        self.limits.append(limits)
+
+    def on_usage(self, usage: list[tuple[RateLimit, int]], answered_orders: int) -> None:
+        self.usage.append((usage, answered_orders))
+
+    def on_limit_error(self, retry_after_ns: int, *, orders_only: bool) -> None:
+        self.errors.append((retry_after_ns, orders_only))
+
+    def on_time_offset(self, offset_ns: int) -> None:
+        self.offsets.append(offset_ns)
+
+
+class AheadVenue(FakeVenue):
+    """A venue whose clock runs `ahead_ms` ahead of ours."""
+
+    def __init__(self, ahead_ms: int) -> None:
+        super().__init__()
+        self.ahead_ms = ahead_ms
+
+    async def connect(self, url: str, on_message: Callable[[bytes, int], None]) -> FakeSocket:
+        sock = await super().connect(url, on_message)
+        sock.server_ms = NOW_NS // 1_000_000 + self.ahead_ms
+        return sock
+
+
+async def place_task(ex: BinanceWsApiExecution, client_id: str) -> asyncio.Task[None]:
+    request = OrderRequest("v", "BTC/USDT", client_id, Side.BUY, 6_000_001, 100)
+    return asyncio.get_running_loop().create_task(ex.place(request))
+
+
+async def test_signed_timestamp_carries_the_venue_clock_offset() -> None:
+    venue = AheadVenue(ahead_ms=2_500)
+    ex, task, _ = await start(venue, SPOT)
+    try:
+        assert ex.offset_ns == 2_500_000_000
+        placing = await place_task(ex, "mm1-t")
+        await eventually(lambda: orders_sent(venue), what="the order request")
+        assert orders_sent(venue)[0]["params"]["timestamp"] == str(NOW_NS // 1_000_000 + 2_500)
+        placing.cancel()
+    finally:
+        await stop(ex, task)
+
+
+async def test_timestamp_refused_resyncs_the_offset_and_sends_the_order_again(
+    running: Running,
+) -> None:
+    ex, venue, events = running
+    placing = await place_task(ex, "mm1-r")
+    await eventually(lambda: orders_sent(venue), what="the order request")
+    venue.socket.server_ms += 3_000  # the venue's clock moved on: our timestamps are late
+    first = orders_sent(venue)[0]
+    venue.socket.answer(first["id"], error={"code": -1021, "msg": "Timestamp outside recvWindow"})
+    await eventually(lambda: len(orders_sent(venue)) == 2, what="the order sent again")
+    again = orders_sent(venue)[1]
+    assert again["params"]["newClientOrderId"] == "mm1-r"
+    assert int(again["params"]["timestamp"]) == int(first["params"]["timestamp"]) + 3_000
+    venue.socket.answer(again["id"], {"clientOrderId": "mm1-r", "status": "NEW"})
+    await placing
+    assert [e.status for e in events.items if isinstance(e, OrderUpdate)] == [OrderStatus.OPEN]
+
+
+async def test_published_rate_limits_reach_the_observer_at_connect() -> None:
+    venue = FakeVenue()
+    observer = Observer()
+    endpoints = WsApiEndpoints("ws://127.0.0.1:1/ws-api/v3")
+    ex = BinanceWsApiExecution(
+        endpoints,
+        SecretStr("key"),
+        SecretStr("secret"),
+        venue="v",
+        usdm=False,
+        instruments=(SPOT,),
+        clock_ns=lambda: NOW_NS,
+        connector=venue.connect,
+    )
+    ex.observe_rate_limits(observer)
+    await ex.connect()
+    try:
+        assert observer.limits == [rate_limits_from_json(DEFAULT_RATE_LIMITS["spot"])]
+        assert observer.offsets == [0]
+    finally:
+        await ex.close()
+
+
+async def test_counts_in_an_order_answer_reach_the_observer_with_the_order_answered(
+    running: Running,
+) -> None:
+    ex, venue, _ = running
+    observer = Observer()
+    ex.observe_rate_limits(observer)
+    placing = await place_task(ex, "mm1-u")
+    await eventually(lambda: orders_sent(venue), what="the order request")
+    orders = {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100}
+    weight = {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1}
+    counts = [{**orders, "count": 7}, {**weight, "limit": 6000, "count": 33}]
+    venue.socket.push(
+        {"id": orders_sent(venue)[0]["id"], "status": 200, "result": {}, "rateLimits": counts}
+    )
+    await placing
+    ((usage, answered),) = observer.usage
+    assert answered == 1
+    assert [(limit.label, count) for limit, count in usage] == [
+        ("orders_10s", 7),
+        ("weight_1m", 33),
+    ]
+
+
+async def test_order_count_breach_backs_off_until_retry_after_and_rejects_the_order(
+    running: Running,
+) -> None:
+    ex, venue, events = running
+    observer = Observer()
+    ex.observe_rate_limits(observer)
+    placing = await place_task(ex, "mm1-x")
+    await eventually(lambda: orders_sent(venue), what="the order request")
+    msg = "Too many new orders; current limit is 100 orders per 10 SECOND."
+    retry_at_ms = NOW_NS // 1_000_000 + 4_000
+    venue.socket.push(
+        {
+            "id": orders_sent(venue)[0]["id"],
+            "status": 429,
+            "error": {"code": -1015, "msg": msg, "data": {"retryAfter": retry_at_ms}},
+        }
+    )
+    await placing
+    assert observer.errors == [(4_000_000_000, True)]
+    (update,) = events.items
+    assert isinstance(update, OrderUpdate)
+    assert (update.status, reject_reason_label(update.reason)) == (
+        OrderStatus.REJECTED,
+        "rate_limit",
+    )
+
+
+async def test_ban_backs_off_every_request(running: Running) -> None:
+    ex, venue, _ = running
+    observer = Observer()
+    ex.observe_rate_limits(observer)
+    placing = await place_task(ex, "mm1-b")
+    await eventually(lambda: orders_sent(venue), what="the order request")
+    banned_until_ms = NOW_NS // 1_000_000 + 120_000
+    venue.socket.push(
+        {
+            "id": orders_sent(venue)[0]["id"],
+            "status": 418,
+            "error": {
+                "code": -1003,
+                "msg": f"Way too much request weight used; IP banned until {banned_until_ms}.",
+                "data": {"retryAfter": banned_until_ms},
+            },
+        }
+    )
+    await placing
+    assert observer.errors == [(120_000_000_000, False)]
+
+
+async def test_usdm_listen_key_is_kept_alive_over_rest() -> None:
+    venue = FakeVenue()
+    ex, task, _ = await start(venue, PERP, listen_key_keepalive_s=0.01)
+    try:
+        await eventually(
+            lambda: ("PUT", "http://127.0.0.1:1/listenKey") in venue.http_requests,
+            what="a listen-key keepalive",
+        )
+    finally:
+        await stop(ex, task)
+
+
+class ExpiringKeyVenue(FakeVenue):
+    """A USD-M venue that forgot the listen key: its keepalive answers -1125."""
+
+    async def request(
+        self, method: str, url: str, headers: Mapping[str, str]
+    ) -> tuple[int, Any, Mapping[str, str]]:
+        if method == "PUT":
+            self.http_requests.append((method, url))
+            return 400, {"code": -1125, "msg": "This listenKey does not exist."}, {}
+        return await super().request(method, url, headers)
+
+
+async def test_usdm_listen_key_that_expired_is_made_again_on_a_new_connection() -> None:
+    venue = ExpiringKeyVenue()
+    ex, task, _ = await start(venue, PERP, listen_key_keepalive_s=0.01)
+    try:
+        await eventually(
+            lambda: venue.http_requests.count(("POST", "http://127.0.0.1:1/listenKey")) >= 2,
+            what="a new listen key",
+        )
+        assert ex.reconnects >= 1
+    finally:
+        await stop(ex, task)
+
+
+async def test_usdm_rest_usage_headers_reach_the_observer() -> None:
+    class Headers(FakeVenue):
+        async def request(
+            self, method: str, url: str, headers: Mapping[str, str]
+        ) -> tuple[int, Any, Mapping[str, str]]:
+            status, body, _ = await super().request(method, url, headers)
+            return status, body, {"X-MBX-USED-WEIGHT-1M": "17"}
+
+    venue = Headers()
+    observer = Observer()
+    endpoints = WsApiEndpoints("ws://127.0.0.1:1/ws-fapi/v1", "http://127.0.0.1:1", "ws://x")
+    ex = BinanceWsApiExecution(
+        endpoints,
+        SecretStr("key"),
+        SecretStr("secret"),
+        venue="p",
+        usdm=True,
+        instruments=(PERP,),
+        clock_ns=lambda: NOW_NS,
+        connector=venue.connect,
+        http=venue,
+    )
+    ex.observe_rate_limits(observer)
+    await ex.connect()
+    try:
+        weights = [count for usage, _ in observer.usage for _, count in usage]
+        assert weights
+        assert set(weights) == {17}
+    finally:
+        await ex.close()
+
+
+# -- funding (USD-M) ---------------------------------------------------------------------------
+
+
+class IncomeHttp:
+    """Answers `/income` with the pages it is given, one per request, recording the URLs."""
+
+    def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
+        self.pages = pages
+        self.urls: list[str] = []
+
+    async def request(
+        self, method: str, url: str, headers: Mapping[str, str]
+    ) -> tuple[int, Any, Mapping[str, str]]:
+        del method, headers
+        self.urls.append(url)
+        return 200, self.pages.pop(0), {}
+
+    async def close(self) -> None:
+        return None
+
+
+def income_row(tran_id: int, time_ms: int, income: str) -> dict[str, Any]:
+    return {
+        "symbol": "BTCUSDT", "incomeType": "FUNDING_FEE", "income": income, "asset": "USDT",
+        "info": "FUNDING_FEE", "time": time_ms, "tranId": tran_id, "tradeId": "",
+    }  # fmt: skip
+
+
+def usdm_execution(http: IncomeHttp) -> BinanceWsApiExecution:
+    endpoints = WsApiEndpoints("ws://127.0.0.1:1/ws-fapi/v1", "http://127.0.0.1:1", "ws://x")
+    return BinanceWsApiExecution(
+        endpoints,
+        SecretStr("key"),
+        SecretStr("secret"),
+        venue=PERP.venue,
+        usdm=True,
+        instruments=(PERP,),
+        http=http,
+    )
+
+
+async def test_funding_fees_are_read_from_the_income_history_from_the_start_time() -> None:
+    http = IncomeHttp([[income_row(7, 1_700_006_400_000, "-0.01234567")]])
+    fees = await usdm_execution(http).funding_fees(PERP.symbol, 1_700_000_000_000)
+    assert [(f.payment_id, f.funding_time_ns, f.amount_quote, f.asset) for f in fees] == [
+        ("7", 1_700_006_400_000 * 10**6, -0.01234567, "USDT")
+    ]
+    assert "incomeType=FUNDING_FEE" in http.urls[0]
+    assert "startTime=1700000000000" in http.urls[0]
+
+
+async def test_a_full_income_page_is_followed_by_the_next_from_after_its_last_record() -> None:
+    first = [income_row(i, 1_000 + i, "0.1") for i in range(1000)]
+    http = IncomeHttp([first, [income_row(1000, 5_000, "0.2")]])
+    fees = await usdm_execution(http).funding_fees(PERP.symbol, 0)
+    assert len(fees) == 1001
+    assert "startTime=2000" in http.urls[1]
+
+
+async def test_a_funding_fee_account_event_wakes_the_funding_reader() -> None:
+    execution = usdm_execution(IncomeHttp([]))
+    waiting = asyncio.ensure_future(execution.funding_settled())
+    event = {"e": "ACCOUNT_UPDATE", "E": 1, "T": 1, "a": {"m": "FUNDING_FEE", "B": [], "P": []}}
+    execution._on_user_frame(orjson.dumps(event), 1)
+    await asyncio.wait_for(waiting, 1.0)
+
+
+async def test_an_order_account_event_does_not_wake_the_funding_reader() -> None:
+    execution = usdm_execution(IncomeHttp([]))
+    event = {"e": "ACCOUNT_UPDATE", "E": 1, "T": 1, "a": {"m": "ORDER", "B": [], "P": []}}
+    execution._on_user_frame(orjson.dumps(event), 1)
+    execution._on_user_frame(b'{"e":"ACCOUNT_UPDATE","a":["not","a","mapping"]}', 2)
+    waiting = asyncio.ensure_future(execution.funding_settled())
+    await asyncio.sleep(0)  # one loop turn: a set event would have let it finish in it
+    finished = waiting.done()
+    waiting.cancel()
+    assert not finished

@@ -411,3 +411,106 @@ def test_a_scheduled_fault_of_the_whole_venue_naming_a_symbol_is_refused() -> No
     assert _problems(data) == [
         "sim.faults.0.symbol: disconnect acts on the whole venue; leave symbol out"
     ]
+
+
+# -- the control API's token ---------------------------------------------------------------------
+
+CONTROL_TOKEN = "ctl-token-0123456789abcdef"
+
+
+def test_the_control_token_comes_from_its_environment_variable_as_a_secret() -> None:
+    config = parse_config(_default_data(), {"MMD_CONTROL__TOKEN": CONTROL_TOKEN})
+    assert config.control.token is not None
+    assert config.control.token.get_secret_value() == CONTROL_TOKEN
+    assert CONTROL_TOKEN not in repr(config)
+
+
+def test_a_control_token_that_yaml_would_read_as_a_number_stays_text() -> None:
+    config = parse_config(_default_data(), {"MMD_CONTROL__TOKEN": "1234567890123456"})
+    assert config.control.token is not None
+    assert config.control.token.get_secret_value() == "1234567890123456"
+
+
+def test_a_control_token_in_the_yaml_is_refused() -> None:
+    data = _default_data()
+    data["control"] = {"token": CONTROL_TOKEN}
+    (problem,) = _problems(data)
+    assert problem.startswith("control.token: secrets are not accepted in the YAML file")
+    assert CONTROL_TOKEN not in problem
+
+
+def test_the_control_token_file_is_read_beside_the_config(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(CONTROL_TOKEN + "\n")
+    data = _default_data()
+    data["control"] = {"token_file": "token"}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    config = load_config(path, environ={})
+    assert config.control.token is not None
+    assert config.control.token.get_secret_value() == CONTROL_TOKEN
+
+
+def test_a_short_control_token_is_refused() -> None:
+    (problem,) = _problems(_default_data(), {"MMD_CONTROL__TOKEN": "short"})
+    assert problem.startswith("control.token: ")
+    assert "16 characters" in problem
+
+
+def test_an_http_server_beyond_loopback_without_a_token_is_refused_naming_control_token() -> None:
+    (problem,) = _problems(_default_data(), {"MMD_METRICS__HOST": "0.0.0.0"})  # noqa: S104  the case under test
+    assert problem.startswith("control.token: the HTTP server binds 0.0.0.0")
+    assert "MMD_CONTROL__TOKEN" in problem
+
+
+def test_an_http_server_beyond_loopback_takes_a_token_or_the_control_api_off() -> None:
+    remote = {"MMD_METRICS__HOST": "0.0.0.0"}  # noqa: S104  the case under test
+    with_token = parse_config(_default_data(), {**remote, "MMD_CONTROL__TOKEN": CONTROL_TOKEN})
+    control_off = parse_config(_default_data(), {**remote, "MMD_CONTROL__ENABLED": "false"})
+    assert with_token.metrics.host == control_off.metrics.host == "0.0.0.0"  # noqa: S104
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_a_loopback_http_server_needs_no_token(host: str) -> None:
+    config = parse_config(_default_data(), {"MMD_METRICS__HOST": host})
+    assert config.control.token is None
+
+
+def test_the_ctl_url_variable_is_not_taken_for_a_config_field() -> None:
+    config = parse_config(_default_data(), {"MMD_CONTROL_URL": "http://127.0.0.1:9464"})
+    assert config.control.enabled
+
+
+def test_mmd_variable_naming_an_unknown_key_of_a_known_section_is_refused_naming_it() -> None:
+    (problem,) = _problems(_default_data(), {"MMD_QUOTING__SPRED_BPS": "5"})
+    assert problem.startswith("MMD_QUOTING__SPRED_BPS: sets quoting.spred_bps, an unknown key")
+
+
+def test_token_bucket_keys_of_a_venue_are_refused_naming_the_order_budget() -> None:
+    data = _default_data()
+    data["venues"]["sim-spot"]["rate_limit_orders_per_second"] = 10.0  # type: ignore[index]
+    (problem,) = _problems(data)
+    assert problem.startswith(
+        "venues.sim-spot.rate_limit_orders_per_second: replaced by venues.sim-spot.order_budget"
+    )
+
+
+def test_simulator_order_limit_key_is_refused_naming_its_limits_section() -> None:
+    data = _default_data()
+    data["sim"]["max_orders_per_10_seconds"] = 100  # type: ignore[index]
+    (problem,) = _problems(data)
+    assert problem.startswith("sim.max_orders_per_10_seconds: replaced by sim.limits")
+
+
+def test_venue_rate_limits_set_by_hand_are_validated() -> None:
+    data = _default_data()
+    data["venues"]["sim-spot"]["order_budget"] = {  # type: ignore[index]
+        "rate_limits": [{"kind": "orders", "interval_seconds": 10, "limit": 0}]
+    }
+    (problem,) = _problems(data)
+    assert problem.startswith("venues.sim-spot.order_budget.rate_limits.0.limit:")
+
+
+def test_simulator_enforces_binance_limits_by_default() -> None:
+    config = parse_config(_default_data(), {})
+    assert config.sim.limits.enabled
+    assert config.sim.limits.spot_orders_per_10_seconds == 100

@@ -528,3 +528,38 @@ def test_rolling_beta_of_recorded_btc_spot_on_usdm_is_a_plausible_hedge_ratio() 
     assert estimator.samples == 300
     assert estimator.beta is not None
     assert 0.6 < estimator.beta < 1.0
+
+
+# -- live reconfiguration ----------------------------------------------------------------------
+
+
+def test_a_raised_threshold_applies_from_the_next_decision() -> None:
+    h = hedger(threshold_base=0.02)
+    h.reconfigure(replace(h.config, threshold_base=0.05))
+    assert h.decide(T0, 0.03) is None
+    assert decide(h, 0.06).request.side is Side.SELL
+
+
+def test_a_wider_slippage_bound_moves_the_hedge_limit_price() -> None:
+    h = hedger(max_slippage_bps=5.0)
+    before = decide(h, 0.03).request.price_ticks
+    h2 = hedger(max_slippage_bps=5.0)
+    h2.reconfigure(replace(h2.config, max_slippage_bps=20.0))
+    after = decide(h2, 0.03).request.price_ticks
+    assert after < before  # a sell may go further through the bid
+
+
+def test_reconfigure_keeps_the_rolling_beta_while_its_window_is_unchanged() -> None:
+    h = hedger(ratio_mode=HedgeRatioMode.BETA, beta_window_seconds=600.0, ratio=1.0)
+    rng = random.Random(3)
+    hedge_price = 60_000.0
+    for i in range(40):
+        hedge_price *= 1 + rng.gauss(0, 1e-4)
+        maker_price = 60_000.0 * (hedge_price / 60_000.0) ** 1.5  # beta 1.5
+        h.on_fair_values(T0 + i * S, maker_price, hedge_price)
+    estimated = h.hedge_ratio
+    assert estimated == pytest.approx(1.5, rel=1e-3)
+    h.reconfigure(replace(h.config, threshold_base=0.04))
+    assert h.hedge_ratio == estimated
+    h.reconfigure(replace(h.config, beta_window_seconds=120.0))
+    assert h.hedge_ratio == 1.0  # a new window starts without samples: the fixed ratio

@@ -8,7 +8,15 @@ import logging
 
 import pytest
 
-from mm_daemon.log import REDACTED, configure_logging, get_logger, register_secret
+from mm_daemon.log import (
+    REDACTED,
+    configure_logging,
+    get_logger,
+    recent_problems,
+    register_secret,
+    set_level,
+    terminal_stream,
+)
 
 
 @pytest.fixture
@@ -93,3 +101,69 @@ def test_console_format_is_human_readable() -> None:
     assert "hello" in text
     assert "n=1" in text
     assert not text.startswith("{")
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_per_fill_lines_are_debug_only_on_a_terminal() -> None:
+    out = _Terminal()
+    configure_logging("info", "auto", stream=out)
+    get_logger("t").info("fill", price=1.0)
+    get_logger("t").info("hedge_sent", size=1.0)
+    get_logger("t").info("risk_state", state="HALTED")
+    text = out.getvalue()
+    assert "fill" not in text
+    assert "hedge_sent" not in text
+    assert "risk_state" in text
+
+
+def test_per_fill_lines_show_on_a_terminal_at_debug_level() -> None:
+    out = _Terminal()
+    configure_logging("debug", "auto", stream=out)
+    get_logger("t").info("fill", price=1.0)
+    assert "fill" in out.getvalue()
+
+
+def test_per_fill_lines_show_on_a_terminal_when_asked_for() -> None:
+    out = _Terminal()
+    configure_logging("info", "auto", stream=out, fill_lines_on_terminal=True)
+    get_logger("t").info("fill", price=1.0)
+    assert "fill" in out.getvalue()
+
+
+def test_json_logs_off_a_terminal_keep_every_fill() -> None:
+    out = io.StringIO()
+    configure_logging("info", "auto", stream=out)
+    get_logger("t").info("fill", price=1.0)
+    assert [line["event"] for line in _lines(out)] == ["fill"]
+
+
+def test_the_terminal_stream_is_known_only_on_a_terminal() -> None:
+    out = _Terminal()
+    configure_logging("info", "auto", stream=out)
+    assert terminal_stream() is out
+    configure_logging("info", "auto", stream=io.StringIO())
+    assert terminal_stream() is None
+
+
+def test_the_latest_warnings_and_errors_are_kept_redacted(stream: io.StringIO) -> None:
+    register_secret("kept-secret-31415")
+    get_logger("t").info("routine")
+    get_logger("t").error("venue_failed", reason="key kept-secret-31415 refused")
+    latest = recent_problems()[-1]
+    assert (latest.level, latest.event) == ("error", "venue_failed")
+    assert "kept-secret-31415" not in latest.detail
+    assert all(p.event != "routine" for p in recent_problems())
+
+
+def test_the_level_changes_while_running(stream: io.StringIO) -> None:
+    set_level("warning")
+    get_logger("t").info("hidden")
+    set_level("info")
+    get_logger("t").info("shown")
+    assert [line["event"] for line in _lines(stream)] == ["shown"]

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from mm_daemon.config import QuotingConfig, RiskConfig, VenueConfig
+from mm_daemon.binance.limits import ORDER_COSTS
+from mm_daemon.config import QuotingConfig, RiskConfig
+from mm_daemon.core.budget import ActionCost, BudgetShares, LimitKind, Priority, RateLimit
 from mm_daemon.core.quoting import MarketInputs, QuoteParams, Quoter, Quotes
 from mm_daemon.core.risk import RiskGate, RiskLimits
 from mm_daemon.core.types import (
@@ -21,6 +23,7 @@ from mm_daemon.core.types import (
     OrderUpdate,
     Side,
 )
+from mm_daemon.engine.budget import VenueBudget
 from mm_daemon.engine.metrics import Metrics
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
 from mm_daemon.venues.base import ExecutionSink
@@ -37,8 +40,6 @@ SETTINGS = OrderManagerSettings(
     max_order_age_ns=60 * NS,
     order_timeout_ns=2 * NS,
     max_open_orders_per_side=2,
-    rate_limit_orders_per_second=10.0,
-    rate_limit_burst_orders=4,
 )
 
 
@@ -226,28 +227,147 @@ async def test_never_more_live_orders_per_side_than_configured() -> None:
     assert len(om.live_orders(Side.SELL)) == 2
 
 
-async def test_rate_limit_holds_under_a_burst_and_the_latest_desired_state_wins() -> None:
+def budget_of(clock: Clock, orders_per_10s: int, metrics: Metrics | None = None) -> VenueBudget:
+    """A spot budget allowing quotes `orders_per_10s` new orders per 10 s window (the whole
+    limit usable, no hedge reserve, refreshes up to half of it)."""
+    return VenueBudget(
+        "paper",
+        (RateLimit(LimitKind.ORDERS, 10 * NS, orders_per_10s),),
+        ORDER_COSTS["spot"],
+        shares=BudgetShares(usable_fraction=1.0, hedge_reserve_fraction=0.0, refresh_fraction=0.5),
+        metrics=metrics,
+        clock=clock,
+    )
+
+
+def exhaust(budget: VenueBudget) -> None:
+    while budget.try_take(Priority.HEDGE, ActionCost(1, 0)):
+        pass
+
+
+def settle_cancels(om: OrderManager) -> None:
+    for order in list(om.live_orders()):
+        if order.status is OrderStatus.PENDING_CANCEL:
+            om.on_execution_event(update(order.client_order_id, OrderStatus.CANCELLED))
+
+
+async def test_budget_holds_new_orders_under_a_burst_and_the_latest_desired_state_wins() -> None:
     execution, clock = FakeExecution(), Clock()
-    om = manager(execution, clock)
+    om = manager(execution, clock, budget=budget_of(clock, 5))
     start = clock.now
     for i in range(1_000):  # 1000 events in 0.1 s, each moving fair value by 10 ticks
         clock.now = start + i * 100_000
         om.set_desired(quotes_at(6_000_000.0 + 10 * i), fair_ticks=6_000_000.0 + 10 * i)
         ack_all(om)
-        for order in list(om.live_orders()):
-            if order.status is OrderStatus.PENDING_CANCEL:
-                om.on_execution_event(update(order.client_order_id, OrderStatus.CANCELLED))
+        settle_cancels(om)
     await om.drain()
-    sent = [a for a in execution.actions() if a in {"place", "replace", "cancel"}]
-    # Burst of 4 plus 10/s over 0.1 s: at most 5 actions.
-    assert len(sent) <= 5
-    assert om.rate_limited_count > 0
-    clock.now += NS  # tokens refill
+    new_orders = [a for a in execution.actions() if a in {"place", "replace"}]
+    assert len(new_orders) == 5
+    assert om.deferred_count > 0
+    clock.now = start + 10 * NS  # the next 10 s window
     om.sync()
     await om.drain()
     last = quotes_at(6_000_000.0 + 10 * 999)
     live = {o.side: o.price_ticks for o in om.live_orders() if o.status is OrderStatus.PENDING_NEW}
     assert live == {Side.BUY: last.bids[0].price_ticks, Side.SELL: last.asks[0].price_ticks}
+
+
+async def test_quote_the_market_moved_through_is_cancelled_first_when_no_order_is_left() -> None:
+    execution, clock = FakeExecution(), Clock()
+    budget = budget_of(clock, 10)
+    om = manager(execution, clock, budget=budget)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    ack_all(om)
+    exhaust(budget)
+    bid = om.live_orders(Side.BUY)[0]
+    before = len(execution.calls)
+    # Fair value falls below our bid: the bid is about to be picked off.
+    om.set_desired(quotes_at(5_998_000.0), fair_ticks=5_998_000.0)
+    await om.drain()
+    actions = execution.calls[before:]
+    assert actions[0] == ("cancel", bid.client_order_id)
+    assert not [name for name, _ in actions if name in {"place", "replace"}]
+
+
+async def test_stale_quote_is_cancelled_now_and_placed_when_the_budget_allows() -> None:
+    execution, clock = FakeExecution(), Clock()
+    budget = budget_of(clock, 10)
+    om = manager(execution, clock, budget=budget)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    ack_all(om)
+    exhaust(budget)
+    before = len(execution.calls)
+    om.set_desired(quotes_at(6_000_100.0), fair_ticks=6_000_100.0)  # 100 ticks: off, not through
+    settle_cancels(om)
+    await om.drain()
+    assert sorted(name for name, _ in execution.calls[before:]) == ["cancel", "cancel"]
+    clock.now += 10 * NS  # the next window
+    om.sync()
+    await om.drain()
+    wanted = quotes_at(6_000_100.0)
+    placed = {r.side: r.price_ticks for name, r in execution.calls if name == "place"}
+    assert placed == {Side.BUY: wanted.bids[0].price_ticks, Side.SELL: wanted.asks[0].price_ticks}
+
+
+async def test_size_refresh_waits_past_the_refresh_share_while_a_stale_quote_is_replaced() -> None:
+    execution, clock = FakeExecution(), Clock()
+    budget = budget_of(clock, 10)  # refreshes up to 5 orders a window, stale quotes up to 10
+    om = manager(execution, clock, replace(SETTINGS, max_open_orders_per_side=1), budget=budget)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)  # 2 orders
+    ack_all(om)
+    for _ in range(4):  # 6 of 10 used: past the refresh share
+        assert budget.try_take(Priority.STALE, ActionCost(1, 0))
+    bid_only = Quotes(quotes_at(6_000_000.0).bids, quotes_at(6_000_100.0, 0.02).asks, 0)
+    before = len(execution.calls)
+    om.set_desired(bid_only, fair_ticks=6_000_000.0)  # the ask is off and bigger: replaced
+    sized = Quotes(quotes_at(6_000_000.0, 0.02).bids, bid_only.asks, 0)
+    ack_all(om)
+    om.set_desired(sized, fair_ticks=6_000_000.0)  # the bid only bigger: a refresh
+    await om.drain()
+    replaced = [call[1] for name, call in execution.calls[before:] if name == "replace"]
+    assert [r.side for r in replaced] == [Side.SELL]
+    assert budget.deferred[Priority.REFRESH] >= 1
+
+
+async def test_first_fill_of_an_order_gives_its_order_back_to_the_budget() -> None:
+    execution, clock = FakeExecution(), Clock()
+    budget = budget_of(clock, 10)
+    om = manager(execution, clock, budget=budget)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    ack_all(om)
+    bid = om.live_orders(Side.BUY)[0]
+    for _ in range(2):  # two partial fills: one order given back
+        om.on_execution_event(
+            Fill(
+                "paper",
+                "BTC/USDT",
+                0,
+                0,
+                bid.client_order_id,
+                "x",
+                "t",
+                Side.BUY,
+                bid.price_ticks,
+                1,
+                0.0,
+                Liquidity.MAKER,
+            )
+        )
+    assert [u.used for u in budget.usage()] == [1]
+
+
+async def test_deferred_actions_are_counted_by_priority() -> None:
+    execution, clock = FakeExecution(), Clock()
+    metrics = Metrics()
+    budget = budget_of(clock, 10, metrics)
+    om = manager(execution, clock, budget=budget)
+    exhaust(budget)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)  # two places wanted
+    await om.drain()
+    sample_value = metrics.registry.get_sample_value(
+        "mm_order_actions_deferred_total", {"venue": "paper", "priority": "stale"}
+    )
+    assert sample_value == 2.0
 
 
 async def test_filled_order_leaves_its_level_to_a_new_order() -> None:
@@ -397,9 +517,7 @@ async def test_tick_to_quote_is_measured_from_the_event_receipt() -> None:
 
 def test_settings_from_config_convert_seconds_to_ns() -> None:
     settings = OrderManagerSettings.from_config(
-        QuotingConfig(max_order_age_seconds=2.5),
-        RiskConfig(),
-        VenueConfig(name="v", exchange="binance"),
+        QuotingConfig(max_order_age_seconds=2.5), RiskConfig()
     )
     assert settings.max_order_age_ns == 2_500_000_000
 
@@ -536,3 +654,16 @@ async def test_a_refusal_raised_by_the_venue_is_labelled_by_its_reason() -> None
         "mm_order_rejects_total", {"venue": "paper", "reason": "post_only"}
     )
     assert value == 1.0
+
+
+async def test_order_breaking_a_venue_filter_is_not_sent_and_is_counted() -> None:
+    execution, clock = FakeExecution(), Clock()
+    metrics = Metrics()
+    one_order = replace(INSTRUMENT, max_num_orders=1)  # MAX_NUM_ORDERS: one open order
+    om = OrderManager(
+        execution, one_order, SETTINGS, clock=clock, client_id_prefix="mmtest", metrics=metrics
+    )
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    await om.drain()
+    assert execution.actions() == ["place"]
+    assert sample(metrics.registry, "mm_order_rejects_total", venue="paper", reason="filter") == 1.0

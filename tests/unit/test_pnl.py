@@ -179,7 +179,12 @@ class HedgeStep:
     fee: float
 
 
-Step = FairStep | FillStep | HedgeStep
+@dataclass(frozen=True)
+class FundingStep:
+    amount: float  # paid on the perpetual position (< 0) or received (> 0)
+
+
+Step = FairStep | FillStep | HedgeStep | FundingStep
 
 fair_values = st.floats(min_value=50.0, max_value=200.0)
 fees = st.floats(min_value=-2.0, max_value=2.0)
@@ -204,14 +209,20 @@ step_strategy: st.SearchStrategy[Step] = st.one_of(
         st.integers(min_value=1, max_value=2_000),
         fees,
     ),
+    st.builds(FundingStep, st.floats(min_value=-50.0, max_value=50.0).map(lambda x: round(x, 8))),
 )
 step_lists = st.lists(step_strategy, min_size=1, max_size=40)
 
 
-def run_steps(book: Ledger, steps: list[Step]) -> None:
+def run_steps(book: Ledger, steps: list[Step]) -> Fraction:
+    """Apply the steps; return the funding they booked."""
     hedges = 0
+    funding = Fraction(0)
     for step in steps:
-        if isinstance(step, FairStep):
+        if isinstance(step, FundingStep):
+            book.on_funding(PERP.venue, PERP.symbol, step.amount)
+            funding += Fraction(repr(step.amount))
+        elif isinstance(step, FairStep):
             book.on_fair_value(SPOT.venue, SPOT.symbol, step.spot)
             if step.perp is not None:
                 book.on_fair_value(PERP.venue, PERP.symbol, step.perp)
@@ -227,6 +238,7 @@ def run_steps(book: Ledger, steps: list[Step]) -> None:
             ticks = max(1, PERP.price_to_ticks(step.fair * (1 + step.offset)))
             fill = make_fill(PERP, step.side, ticks, step.lots, fee=step.fee, client_order_id=coid)
             book.on_fill(fill)
+    return funding
 
 
 @settings(max_examples=200, deadline=None)
@@ -242,8 +254,8 @@ def test_components_sum_to_total_exactly(steps: list[Step]) -> None:
 @given(step_lists)
 def test_total_equals_cash_flow_plus_positions_at_fair_value(steps: list[Step]) -> None:
     book = new_ledger()
-    run_steps(book, steps)
-    expected = sum(
+    funding = run_steps(book, steps)
+    expected = funding + sum(
         (
             p.quote_flow + p.base_exact * book.mark(p.instrument.venue, p.instrument.symbol)
             for p in book.positions()
@@ -251,7 +263,8 @@ def test_total_equals_cash_flow_plus_positions_at_fair_value(steps: list[Step]) 
         Fraction(0),
     )
     assert book.pnl().total == expected
-    assert book.realized() + book.unrealized() - book.fees() == expected
+    assert book.pnl().funding == funding
+    assert book.realized() + book.unrealized() - book.fees() + funding == expected
 
 
 def test_attribution_restored_from_its_export_gives_the_same_components() -> None:

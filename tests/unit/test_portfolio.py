@@ -101,7 +101,7 @@ def _market(
         orders=OrderManager(
             venue,
             instrument,
-            OrderManagerSettings(rate_limit_burst_orders=100),
+            OrderManagerSettings(),
             risk=risk,
             metrics=metrics,
             market=f"{instrument.symbol}@{instrument.venue}",

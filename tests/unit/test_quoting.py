@@ -309,3 +309,36 @@ def test_config_gamma_per_quote_per_base_is_converted_to_ticks_and_lots() -> Non
     # 0.05 per USDT per BTC = 0.05 * 0.01 USDT/tick * 1e-5 BTC/lot per tick per lot.
     assert params.gamma == pytest.approx(5e-9)
     assert params.xi == pytest.approx(2e-9)
+
+
+# -- the target inventory -------------------------------------------------------------------------
+
+
+def test_linear_skew_leans_toward_the_target_inventory() -> None:
+    # Target long 0.5 base, holding 0.5: nothing to lean on, quotes sit around fair value.
+    p = params(model="linear_skew", skew_bps_per_base=10.0, inventory_target_base=0.5)
+    assert prices(quote(p, WIDE, q_base=0.5)) == ([99_980], [100_020])
+    # Flat: 0.5 short of the target, the reservation rises 5 bps to buy toward it.
+    assert prices(quote(p, WIDE, q_base=0.0)) == ([100_030], [100_070])
+
+
+def test_avellaneda_stoikov_reservation_leans_toward_the_target_inventory() -> None:
+    p = params(
+        model="avellaneda_stoikov",
+        gamma=0.1,
+        horizon_seconds=60.0,
+        lot_base=1.0,
+        inventory_target_base=2.0,
+    )
+    market = MARKET._replace(sigma_ticks=2.0, intensity_k=1.5, best_bid_ticks=None)
+    at_target = Quoter(p).quote(market, 2.0, 1)
+    assert at_target.reservation_ticks == pytest.approx(FAIR)
+
+
+def test_glft_reservation_leans_toward_the_target_inventory() -> None:
+    p = params(model="glft", gamma=0.1, lot_base=1.0, inventory_target_base=-3.0)
+    market = MARKET._replace(sigma_ticks=2.0, intensity_a=1.0, intensity_k=1.5)
+    at_target = Quoter(p).quote(market, -3.0, 1)
+    flat = Quoter(p).quote(market, 0.0, 1)
+    assert at_target.reservation_ticks == pytest.approx(FAIR)
+    assert flat.reservation_ticks < FAIR  # 3 long of the target: leaning to sell

@@ -35,16 +35,10 @@ from mm_daemon.core.types import (
 )
 from mm_daemon.engine import wiring
 from mm_daemon.engine.asset import AssetBook, HedgeLeg
+from mm_daemon.engine.client_ids import hedge_prefix, instance_root, quote_prefix, run_prefix
 from mm_daemon.engine.journal import Journal
 from mm_daemon.engine.metrics import Metrics
-from mm_daemon.engine.orders import (
-    OrderManager,
-    OrderManagerSettings,
-    hedge_prefix,
-    instance_root,
-    quote_prefix,
-    run_prefix,
-)
+from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
 from mm_daemon.engine.portfolio import Portfolio
 from mm_daemon.engine.restart import RestartPolicy, StartRecovery
 from mm_daemon.engine.trader import MarketTrader
@@ -190,7 +184,7 @@ def start(
         orders=OrderManager(
             spot,
             SPOT,
-            OrderManagerSettings(rate_limit_burst_orders=100),
+            OrderManagerSettings(),
             risk=risk,
             metrics=metrics,
             client_id_prefix=quote_prefix(run, 0),

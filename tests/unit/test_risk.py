@@ -125,3 +125,48 @@ def test_restore_refuses_an_unknown_state() -> None:
     with pytest.raises(ValueError, match="unknown risk state"):
         gate.restore_state({"state": "PANIC", "halted_reason": "", "peak_pnl_quote": None})
     assert gate.state is RiskState.ACTIVE
+
+
+NOTIONAL_LIMITS = RiskLimits(
+    max_open_orders_per_side=2,
+    max_order_size_lots=100_000,
+    price_band_bps=50.0,
+    inventory_limit_base=10.0,
+    max_drawdown_quote=100.0,
+    max_order_notional_quote=1_000.0,
+    max_position_notional_quote=5_000.0,
+    tick_size=0.1,  # 100,000 ticks: 10,000 quote
+    base_per_lot=0.001,
+)
+
+
+def test_order_worth_more_than_the_order_notional_limit_is_refused() -> None:
+    gate = RiskGate(NOTIONAL_LIMITS)
+    assert gate.check(order(size=100), FAIR, 0) is None  # 0.1 base: 1,000 quote
+    assert gate.check(order(size=101), FAIR, 0) == "order_notional"
+
+
+def test_order_carrying_the_position_past_its_notional_limit_is_refused() -> None:
+    gate = RiskGate(NOTIONAL_LIMITS)
+    # Long 0.45 base (4,500 quote): a buy of 0.06 makes 5,100.
+    assert gate.check(order(size=60), FAIR, 0, position_base=0.45) == "position_notional"
+
+
+def test_order_reducing_a_position_past_its_notional_limit_passes() -> None:
+    gate = RiskGate(NOTIONAL_LIMITS)
+    sell = order(Side.SELL, price=100_010, size=60)
+    assert gate.check(sell, FAIR, 0, position_base=0.8) is None
+
+
+def test_limits_from_config_carry_the_notional_limits_and_the_instruments_units() -> None:
+    instrument = Instrument(
+        "v", "BTC/USDT", "BTCUSDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 1e-5
+    )
+    limits = wiring.risk_limits(
+        RiskConfig(max_order_notional_quote=500.0, max_position_notional_quote=9_000.0),
+        InventoryConfig(),
+        QuotingConfig(),
+        instrument,
+    )
+    assert (limits.max_order_notional_quote, limits.max_position_notional_quote) == (500.0, 9_000.0)
+    assert (limits.tick_size, limits.base_per_lot) == (0.01, 1e-5)

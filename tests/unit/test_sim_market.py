@@ -12,13 +12,13 @@ import pytest
 
 from mm_daemon.config import SimConfig
 from mm_daemon.core.types import Instrument, InstrumentKind, Liquidity, OrderType, Side
-from mm_daemon.sim.market import (
+from mm_daemon.sim.market import SyntheticMarket
+from mm_daemon.sim.market_params import (
     PERP_VENUE,
     SPOT_VENUE,
     AssetParams,
     BookKey,
     MarketParams,
-    SyntheticMarket,
     VenueFlowParams,
     assets_from_config,
     build_engines,

@@ -160,7 +160,7 @@ def _build(
     orders = OrderManager(
         maker_exec,
         SPOT,
-        OrderManagerSettings(price_tolerance_ticks=1, rate_limit_burst_orders=100),
+        OrderManagerSettings(price_tolerance_ticks=1),
         risk=risk,
         metrics=metrics,
         clock=clock,
@@ -401,4 +401,32 @@ async def test_a_stale_market_reports_quoting_paused_and_recovery_clears_it() ->
     trader.on_market_event(MarketStatus("spot", SPOT.symbol, NOW, stale=False, reason="synced"))
     trader.on_timer()
     assert sample(trader.metrics.registry, "mm_quoting_paused", market="BTC/USDT@spot") == 0
+    await _settle()
+
+
+async def test_each_maker_fill_counts_once_in_the_fill_counters() -> None:
+    trader, execution, _, _ = _build()
+    trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
+    await _settle()
+    _ack_all(trader, execution)
+    bid = next(r for r in execution.placed if r.side is Side.BUY)
+    for trade in ("t1", "t2", "t3"):
+        fill = _fill("spot", Side.BUY, bid.price_ticks, 100, bid.client_order_id)
+        trader.on_execution(replace(fill, trade_id=trade))
+    await _settle()
+    registry = trader.metrics.registry
+    labels = {"venue": "spot", "symbol": SPOT.symbol, "side": "buy"}
+    assert sample(registry, "mm_fills_total", liquidity="maker", **labels) == 3
+    volume = sample(registry, "mm_fill_volume_base_total", **labels)
+    assert volume == pytest.approx(3 * SPOT.lots_to_base(100))
+
+
+async def test_reduce_only_with_nothing_to_reduce_reports_quoting_paused() -> None:
+    # The hedge venue has no book yet: it counts as down, and the default reaction quotes only
+    # the side that reduces exposure; flat, that is no side at all, on purpose.
+    trader, _, _, _ = _build(hedge=True)
+    trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
+    trader.on_timer()
+    assert trader.market.pause_reason == "reduce_only"
+    assert sample(trader.metrics.registry, "mm_quoting_paused", market="BTC/USDT@spot") == 1
     await _settle()

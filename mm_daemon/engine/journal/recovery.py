@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +79,7 @@ class MarketRecovery:
     fills: tuple[JournaledFill, ...]  # journaled after the checkpoint, in journal order
     hedge_decisions: tuple[HedgeDecision, ...]  # the latest ones, in journal order
     risk: dict[str, Any] | None  # for RiskGate.restore_state; None: nothing journaled
+    funding: tuple[FundingPayment, ...] = ()  # journaled after the checkpoint
 
     def restore_ledger(self, ledger: Ledger) -> int:
         """Put `ledger` back where the journal left it; return the fills booked again.
@@ -95,6 +96,8 @@ class MarketRecovery:
             )
         for journaled in self.fills:
             ledger.on_fill(journaled.fill, journaled.marks)
+        for payment in self.funding:
+            ledger.on_funding(payment.venue, payment.symbol, payment.amount)
         return len(self.fills)
 
 
@@ -106,6 +109,8 @@ class Recovery:
     open_orders: tuple[OpenOrder, ...]
     last_run: RunInfo | None  # read before start_run: the run before this one
     baselines: dict[tuple[str, str], Baseline]
+    last_funding_ns: dict[tuple[str, str], int] = field(default_factory=dict)
+    """The latest journaled funding time per venue and symbol (later ones are still to book)."""
 
     def market(self, name: str) -> MarketRecovery:
         """The recovery of `name`; an empty one for a market the journal has never seen."""
@@ -141,6 +146,7 @@ def read_recovery(conn: sqlite3.Connection, *, hedge_decisions_kept: int = 4096)
         for row in conn.execute(
             "SELECT DISTINCT market FROM fills UNION SELECT DISTINCT market FROM hedges "
             "UNION SELECT market FROM checkpoints WHERE market IS NOT NULL "
+            "UNION SELECT DISTINCT market FROM funding "
             "UNION SELECT market FROM risk_states WHERE market IS NOT NULL"
         )
     )
@@ -156,6 +162,12 @@ def read_recovery(conn: sqlite3.Connection, *, hedge_decisions_kept: int = 4096)
             (row[0], row[1]): Baseline(*row)
             for row in conn.execute(
                 "SELECT venue, symbol, run_id, ts_ns, lots, last_trade_id FROM baselines"
+            )
+        },
+        last_funding_ns={
+            (venue, symbol): latest
+            for venue, symbol, latest in conn.execute(
+                "SELECT venue, symbol, MAX(funding_time_ns) FROM funding GROUP BY venue, symbol"
             )
         },
     )
@@ -180,12 +192,21 @@ def _market_recovery(conn: sqlite3.Connection, market: str, decisions_kept: int)
         )
     ]
     decisions.reverse()
+    funding = tuple(
+        FundingPayment(*row)
+        for row in conn.execute(
+            "SELECT seq, run_id, market, venue, symbol, funding_time_ns, amount, asset, rate, "
+            "position_base FROM funding WHERE market = ? AND seq > ? ORDER BY seq",
+            (market, after),
+        )
+    )
     return MarketRecovery(
         market=market,
         checkpoint=checkpoint,
         fills=fills,
         hedge_decisions=tuple(decisions),
         risk=_risk(conn, market, checkpoint),
+        funding=funding,
     )
 
 
@@ -485,9 +506,12 @@ def _runs(conn: sqlite3.Connection, clause: str, args: tuple[Any, ...]) -> list[
 
 
 def _last_ts(conn: sqlite3.Connection, run_id: int) -> int:
+    """Where a run without an end (running, or killed) ends: its latest timed record."""
     row = conn.execute(
         "SELECT max(ts) FROM (SELECT max(ts_ns) AS ts FROM snapshots WHERE run_id = ?1 "
         "UNION ALL SELECT max(ts_local_ns) FROM fills WHERE run_id = ?1 "
+        "UNION ALL SELECT max(ts_ns) FROM risk_states WHERE run_id = ?1 "
+        "UNION ALL SELECT max(ts_ns) FROM control_actions WHERE run_id = ?1 "
         "UNION ALL SELECT started_ns FROM runs WHERE run_id = ?1)",
         (run_id,),
     ).fetchone()

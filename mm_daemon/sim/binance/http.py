@@ -12,6 +12,12 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import WSMsgType, web
 
+from mm_daemon.binance.limits import (
+    BAN_CODE,
+    REST_ORDER_ENDPOINTS,
+    REST_WEIGHTS,
+    request_weight,
+)
 from mm_daemon.binance.signing import signature_payload, verify_signature
 from mm_daemon.sim.binance.common import (
     BinanceError,
@@ -69,9 +75,21 @@ def json_response(
     )
 
 
-def error_response(exc: BinanceError) -> web.Response:
+def error_response(exc: BinanceError, *, limit_error: bool = False) -> web.Response:
     headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
-    return json_response(exc.body(), status=exc.http_status, headers=headers)
+    # A REST limit error is `{"code", "msg"}` with Retry-After; `data` is the WS-API's.
+    body = {"code": exc.code, "msg": exc.msg} if limit_error else exc.body()
+    return json_response(body, status=exc.http_status, headers=headers)
+
+
+def _usage_headers(
+    response: web.Response, venue: SimVenue, api_key: str | None, ip: str, *, orders: bool
+) -> None:
+    """X-MBX-USED-WEIGHT-* on every answer, X-MBX-ORDER-COUNT-* on a successful order."""
+    if venue.limiter is not None:
+        response.headers.update(
+            venue.limiter.usage_headers(api_key, ip, venue.now_ms(), orders=orders)
+        )
 
 
 async def _params(request: web.Request) -> tuple[Params, str, str]:
@@ -110,19 +128,38 @@ def rest(handler: Handler, *, signed: bool) -> Callable[[web.Request], Awaitable
                 )
             # What a gateway in front of the matching engine answers: a bare status page.
             return web.Response(text=_REASONS.get(status, "Server Error"), status=status)
+        limiter = venue.limiter
+        ip = request.remote or ""
+        api_key: str | None = None
+        places = (request.method, request.path) in REST_ORDER_ENDPOINTS
         try:
             params, query, body = await _params(request)
-            api_key: str | None = None
+            if limiter is not None:
+                weights = REST_WEIGHTS[venue.dialect]
+                weight = request_weight(weights.get((request.method, request.path)), params)
+                limiter.charge_weight(ip, weight, venue.now_ms())
             if signed:
-                api_key = _authenticate(request, params, query, body, now)
-            result = handler(venue, params, api_key)
-            if isinstance(result, Awaitable):
-                result = await result
+                api_key = _authenticate(request, params, query, body, venue.now_ms())
+            reserved = places and limiter is not None and api_key is not None
+            if limiter is not None and api_key is not None and places:
+                limiter.reserve_order(api_key, ip, venue.now_ms())
+            try:
+                result = handler(venue, params, api_key)
+                if isinstance(result, Awaitable):
+                    result = await result
+            except Exception:
+                if limiter is not None and api_key is not None and reserved:
+                    limiter.release_order(api_key, venue.now_ms())
+                raise
         except BinanceError as exc:
-            return error_response(exc)
+            response = error_response(exc, limit_error=exc.http_status in (429, BAN_CODE))
+            _usage_headers(response, venue, api_key, ip, orders=False)
+            return response
         except (ValueError, KeyError, TypeError):
             return error_response(malformed_params())
-        return json_response(result)
+        response = json_response(result)
+        _usage_headers(response, venue, api_key, ip, orders=places)
+        return response
 
     return wrapped
 
@@ -154,8 +191,8 @@ def ping(venue: SimVenue, params: Params) -> dict[str, Any]:
 
 
 def server_time(venue: SimVenue, params: Params) -> dict[str, Any]:
-    del venue, params
-    return {"serverTime": server_time_ms()}
+    del params
+    return {"serverTime": venue.now_ms()}
 
 
 def depth(venue: SimVenue, params: Params) -> dict[str, Any]:
@@ -198,15 +235,16 @@ def listen_key_endpoint(
     return endpoint
 
 
-def _authenticate(request: web.Request, params: Params, query: str, body: str, now_ns: int) -> str:
-    """The API key of a signed REST request, after its signature and timestamp checks."""
+def _authenticate(request: web.Request, params: Params, query: str, body: str, now_ms: int) -> str:
+    """The API key of a signed REST request, after its signature and timestamp checks (against
+    the venue's clock)."""
     api_key = request.headers.get("X-MBX-APIKEY")
     if not api_key:
         raise BinanceError(-2014, "API-key format invalid.", 401)
     payload, signature = signature_payload(query, body)
     if not verify_signature(expected_secret(api_key), payload, signature):
         raise BinanceError(-1022, "Signature for this request is not valid.")
-    check_timestamp(params, now_ns // 1_000_000)
+    check_timestamp(params, now_ms)
     return api_key
 
 
@@ -231,8 +269,7 @@ def ws_api_params(venue: SimVenue, raw: Any, *, signed: bool) -> tuple[Params, s
     payload = "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "signature")
     if not verify_signature(expected_secret(api_key), payload, params.get("signature")):
         raise BinanceError(-1022, "Signature for this request is not valid.")
-    check_timestamp(params, time.time_ns() // 1_000_000)
-    del venue
+    check_timestamp(params, venue.now_ms())
     return params, api_key
 
 

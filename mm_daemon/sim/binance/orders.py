@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from mm_daemon.core.types import OrderType, Side
@@ -15,6 +16,7 @@ __all__ = [
     "account_trades",
     "binance_type",
     "cancel_order",
+    "check_filters",
     "open_orders",
     "order_ref",
     "parse_order",
@@ -100,6 +102,25 @@ def parse_order(params: Params, sym: VenueSymbol, *, spot: bool) -> ParsedOrder:
     return ParsedOrder(side, order_type, size_lots, price_ticks, client_id, reduce_only, resp_type)
 
 
+def check_filters(
+    venue: SimVenue, sym: VenueSymbol, api_key: str, order: ParsedOrder, *, replacing: bool = False
+) -> None:
+    """Refuse `order` the way the venue does if it breaks one of the symbol's filters."""
+    if venue.filters is not None:
+        venue.filters.check(
+            venue,
+            sym,
+            api_key,
+            side=order.side,
+            order_type=order.order_type,
+            price_ticks=order.price_ticks,
+            size_lots=order.size_lots,
+            reduce_only=order.reduce_only,
+            now_ns=time.time_ns(),
+            replacing=replacing,
+        )
+
+
 def order_ref(
     params: Params, *, id_key: str = "orderId", client_key: str = "origClientOrderId"
 ) -> tuple[int | None, str | None]:
@@ -129,6 +150,7 @@ def place_order(
     """Parse a new-order request and submit it (REST and WS-API, both dialects)."""
     sym = venue.symbol(params.get("symbol"))
     order = parse_order(params, sym, spot=spot)
+    check_filters(venue, sym, api_key, order)
     result = venue.submit(
         sym,
         api_key,

@@ -30,10 +30,12 @@ from mm_daemon.sim.binance.http import (
     websocket,
     ws_api_params,
 )
+from mm_daemon.sim.binance.limits import WsApiLimits, published_rate_limits
 from mm_daemon.sim.binance.orders import (
     account_trades,
     binance_type,
     cancel_order,
+    check_filters,
     open_orders,
     order_ref,
     parse_order,
@@ -140,16 +142,7 @@ def exchange_info(venue: SimVenue, now_ms: int) -> dict[str, Any]:
     return {
         "timezone": "UTC",
         "serverTime": now_ms,
-        "rateLimits": [
-            {
-                "rateLimitType": "REQUEST_WEIGHT",
-                "interval": "MINUTE",
-                "intervalNum": 1,
-                "limit": 6000,
-            },
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
-            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
-        ],
+        "rateLimits": published_rate_limits(venue.limiter, "spot"),
         "exchangeFilters": [],
         "symbols": symbols,
     }
@@ -322,7 +315,7 @@ def account_position(venue: SimVenue, api_key: str, now_ms: int) -> dict[str, An
 
 def _exchange_info(venue: SimVenue, params: Params) -> dict[str, Any]:
     del params
-    return exchange_info(venue, server_time_ms())
+    return exchange_info(venue, venue.now_ms())
 
 
 def place(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
@@ -418,6 +411,7 @@ def cancel_replace(venue: SimVenue, params: Params, api_key: str) -> dict[str, A
     cancel_id, cancel_client = order_ref(
         params, id_key="cancelOrderId", client_key="cancelOrigClientOrderId"
     )
+    check_filters(venue, sym, api_key, order, replacing=True)
     cancelled, new = venue.cancel_replace(
         sym,
         api_key,
@@ -475,16 +469,20 @@ def cancel_replace(venue: SimVenue, params: Params, api_key: str) -> dict[str, A
 class _WsApiSession:
     """One WS-API connection: requests answered in order; user-data events pushed."""
 
-    def __init__(self, venue: SimVenue, conn: Connection) -> None:
+    def __init__(self, venue: SimVenue, conn: Connection, ip: str = "") -> None:
         self.venue = venue
         self.conn = conn
         self.ws = conn.ws
+        self.ip = ip
         self.user_streams: dict[int, int] = {}  # subscriptionId -> venue user stream id
         self._next_sub = 0
+        self._usage: list[dict[str, Any]] = []  # the `rateLimits` of the answer being made
 
     def reply(self, req_id: Any, result: Any) -> None:
         self.conn.send(
-            orjson.dumps({"id": req_id, "status": 200, "result": result, "rateLimits": []}),
+            orjson.dumps(
+                {"id": req_id, "status": 200, "result": result, "rateLimits": self._usage}
+            ),
             time.time_ns(),
         )
 
@@ -495,7 +493,7 @@ class _WsApiSession:
                     "id": req_id,
                     "status": exc.http_status,
                     "error": exc.body(),
-                    "rateLimits": [],
+                    "rateLimits": self._usage,
                 }
             ),
             time.time_ns(),
@@ -522,7 +520,11 @@ class _WsApiSession:
         req_id = request.get("id")
         method = request.get("method")
         venue = self.venue
+        limits = WsApiLimits(venue, self.ip, str(method), request.get("params"))
+        self._usage = []
         try:
+            limits.before()
+            self._usage = limits.usage()
             if method == "ping":
                 self.reply(req_id, {})
                 return
@@ -540,10 +542,19 @@ class _WsApiSession:
                 self.reply(req_id, _exchange_info(venue, params))
             else:
                 assert api_key is not None  # noqa: S101  signed methods carry a key
-                self.reply(req_id, self._signed(str(method), params, api_key))
+                limits.before_order(api_key)
+                try:
+                    result = self._signed(str(method), params, api_key)
+                except Exception:
+                    limits.refused()
+                    raise
+                self._usage = limits.usage()
+                self.reply(req_id, result)
         except BinanceError as exc:
+            self._usage = limits.usage()
             self.error(req_id, exc)
         except (ValueError, KeyError, TypeError):
+            self._usage = limits.usage()
             self.error(req_id, malformed_params())
 
     def _signed(self, method: str, params: Params, api_key: str) -> Any:
@@ -589,7 +600,7 @@ _SIGNED_METHODS = frozenset(
 
 async def _ws_api(request: web.Request) -> web.StreamResponse:
     async with websocket(request, combined=False, kind="ws_api") as (ws, conn):
-        session = _WsApiSession(request.app[VENUE_KEY], conn)
+        session = _WsApiSession(request.app[VENUE_KEY], conn, request.remote or "")
         try:
             async for text in text_frames(ws):
                 session.handle(text)

@@ -34,6 +34,7 @@ _NS_PER_MS = 1_000_000
 _SPOT_DEPTH = b'{"e":"depthUpdate","E":%d,"s":"%b","U":%d,"u":%d,"b":[%b],"a":[%b]}'
 _USDM_DEPTH = b'{"e":"depthUpdate","E":%d,"T":%d,"s":"%b","U":%d,"u":%d,"pu":%d,"b":[%b],"a":[%b]}'
 _WRITE_BATCH = 1024  # frames per transport write at most
+_MARK_SLOW_MS = 3000  # `<symbol>@markPrice`; `@markPrice@1s` is every second
 _HIGH_WATER_BYTES = 4 * 1024 * 1024  # pause writing while the kernel/transport holds this much
 _HEADER_SHORT = struct.Struct("!BB").pack
 _HEADER_MEDIUM = struct.Struct("!BBH").pack
@@ -224,8 +225,13 @@ class SymbolFeed:
         self.depth: dict[int, DepthStream] = {}
         self.trade_subs: set[Connection] = set()
         self.ticker_subs: set[Connection] = set()
+        self.mark_subs: dict[bool, set[Connection]] = {True: set(), False: set()}  # by slow
         self._trade_name = f"{self.lower}@trade".encode()
         self._ticker_name = f"{self.lower}@bookTicker".encode()
+        self._mark_names = {
+            True: f"{self.lower}@markPrice".encode(),
+            False: f"{self.lower}@markPrice@1s".encode(),
+        }
         self._best: tuple[int, int, int, int] = (0, 0, 0, 0)
         self._symbol = instrument.exchange_symbol
         self._symbol_bytes = instrument.exchange_symbol.encode()
@@ -247,6 +253,8 @@ class SymbolFeed:
             self.trade_subs.add(conn)
         elif kind == "bookTicker":
             self.ticker_subs.add(conn)
+        elif kind == "markPrice":
+            self.mark_subs[rate_ms == _MARK_SLOW_MS].add(conn)
 
     def unsubscribe(self, conn: Connection, kind: str | None = None, rate_ms: int = -1) -> None:
         if kind in (None, "depth"):
@@ -259,6 +267,10 @@ class SymbolFeed:
             self.trade_subs.discard(conn)
         if kind in (None, "bookTicker"):
             self.ticker_subs.discard(conn)
+        if kind in (None, "markPrice"):
+            for slow, subs in self.mark_subs.items():
+                if rate_ms == -1 or slow == (rate_ms == _MARK_SLOW_MS):
+                    subs.discard(conn)
 
     # publishing -----------------------------------------------------------------------
     def on_levels(self, changes: list[tuple[int, int]], update_id: int) -> None:
@@ -383,6 +395,21 @@ class SymbolFeed:
         for conn in self.ticker_subs:
             conn.send_stream(self._ticker_name, payload, now_ns)
 
+    def on_mark_price(self, event: dict[str, object], now_ns: int, *, slow: bool) -> None:
+        """Send a `markPriceUpdate` to `@markPrice@1s` subscribers, and to `@markPrice` ones
+        when `slow` (every third second)."""
+        if self.faults.stalled(now_ns):
+            return
+        payload = b""
+        for is_slow, subs in self.mark_subs.items():
+            if not subs or (is_slow and not slow):
+                continue
+            if not payload:
+                payload = dumps(event)
+            name = self._mark_names[is_slow]
+            for conn in subs:
+                conn.send_stream(name, payload, now_ns)
+
     def on_trade(
         self, trade_id: int, price_ticks: int, size_lots: int, buyer_is_maker: bool, now_ns: int
     ) -> None:
@@ -448,6 +475,11 @@ class MarketStreams:
             return feed, kind, rate
         if kind in ("trade", "bookTicker") and len(parts) == 2:
             return feed, kind, 0
+        if kind == "markPrice" and self.dialect == "usdm":
+            if len(parts) == 2:
+                return feed, kind, _MARK_SLOW_MS
+            if len(parts) == 3 and parts[2] == "1s":
+                return feed, kind, 1000
         return None
 
     def subscribe(self, conn: Connection, names: list[str]) -> list[str]:
@@ -474,7 +506,8 @@ class MarketStreams:
 
     def has_subscribers(self) -> bool:
         return any(
-            feed.depth or feed.trade_subs or feed.ticker_subs for feed in self.feeds.values()
+            feed.depth or feed.trade_subs or feed.ticker_subs or any(feed.mark_subs.values())
+            for feed in self.feeds.values()
         )
 
     def drop(self, conn: Connection) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mm_daemon.core.types import Side
+from mm_daemon.core.types import OrderType, Side
 from mm_daemon.sim.binance.common import BinanceError, malformed_params, server_time_ms
 from mm_daemon.sim.binance.http import (
     VENUE_KEY,
@@ -30,6 +30,7 @@ from mm_daemon.sim.binance.http import (
     websocket,
     ws_api_params,
 )
+from mm_daemon.sim.binance.limits import WsApiLimits, published_rate_limits
 from mm_daemon.sim.binance.orders import (
     account_trades,
     binance_type,
@@ -122,16 +123,7 @@ def exchange_info(venue: SimVenue, now_ms: int) -> dict[str, Any]:
         "timezone": "UTC",
         "serverTime": now_ms,
         "futuresType": "U_MARGINED",
-        "rateLimits": [
-            {
-                "rateLimitType": "REQUEST_WEIGHT",
-                "interval": "MINUTE",
-                "intervalNum": 1,
-                "limit": 2400,
-            },
-            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
-        ],
+        "rateLimits": published_rate_limits(venue.limiter, "usdm"),
         "exchangeFilters": [],
         "assets": [
             {"asset": a, "marginAvailable": True, "autoAssetExchange": "-10000"}
@@ -418,6 +410,19 @@ def modify(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]:
         raise BinanceError(-1013, "Filter failure: LOT_SIZE")
     if px is None or px <= 0:
         raise BinanceError(-1013, "Filter failure: PRICE_FILTER")
+    if venue.filters is not None:
+        venue.filters.check(
+            venue,
+            sym,
+            api_key,
+            side=Side.SELL if params.get("side", "").upper() == "SELL" else Side.BUY,
+            order_type=OrderType.LIMIT,
+            price_ticks=px,
+            size_lots=qty,
+            reduce_only=False,
+            now_ns=time.time_ns(),
+            replacing=True,
+        )
     result = venue.modify(
         sym, api_key, price_ticks=px, size_lots=qty, order_id=order_id, client_order_id=client_id
     )
@@ -501,9 +506,67 @@ def _commission(venue: SimVenue, params: Params, api_key: str) -> dict[str, Any]
     }
 
 
+def _int_param(params: Params, name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BinanceError(-1100, f"Illegal characters found in parameter '{name}'.") from None
+
+
+def income(venue: SimVenue, params: Params, api_key: str) -> list[dict[str, Any]]:
+    """`GET /fapi/v1/income`: the account's funding fees (the only income the simulator
+    records), oldest first from startTime, else the latest `limit` (default 100, max 1000)."""
+    funding = venue.funding
+    wanted = params.get("symbol")
+    if wanted:
+        venue.symbol(wanted)  # an unknown symbol is refused as Binance does
+    limit = _int_param(params, "limit") or 100
+    if funding is None:
+        return []
+    rows = funding.income_records(
+        api_key,
+        symbol=wanted.upper() if wanted else None,
+        income_type=params.get("incomeType") or None,
+        start_ms=_int_param(params, "startTime"),
+        end_ms=_int_param(params, "endTime"),
+        limit=max(1, min(limit, 1000)),
+    )
+    return [row.as_json() for row in rows]
+
+
+def premium_index(venue: SimVenue, params: Params) -> dict[str, Any] | list[dict[str, Any]]:
+    """`GET /fapi/v1/premiumIndex`: mark and index price, last funding rate, next funding
+    time; one symbol's object, or a list of every symbol without `symbol`."""
+    wanted = params.get("symbol")
+    syms = [venue.symbol(wanted)] if wanted else list(venue.symbols.values())
+    funding = venue.funding
+    now = server_time_ms()
+    out = []
+    for sym in syms:
+        name = sym.instrument.exchange_symbol
+        state = funding.marks.get(name) if funding is not None else None
+        mark = state.mark_price if state is not None else _mark(sym)
+        out.append(
+            {
+                "symbol": name,
+                "markPrice": _d(mark),
+                "indexPrice": _d(state.index_price if state is not None else mark),
+                "estimatedSettlePrice": _d(mark),
+                "lastFundingRate": _d(state.funding_rate if state is not None else 0.0),
+                "interestRate": _d(funding.params.interest_rate if funding is not None else 0.0),
+                "nextFundingTime": state.next_funding_time_ns // _MS if state is not None else 0,
+                "time": now,
+            }
+        )
+    return out[0] if wanted else out
+
+
 def _exchange_info(venue: SimVenue, params: Params) -> dict[str, Any]:
     del params
-    return exchange_info(venue, server_time_ms())
+    return exchange_info(venue, venue.now_ms())
 
 
 # -- user data and WS-API ----------------------------------------------------------------------
@@ -524,7 +587,9 @@ async def _private_ws(request: web.Request) -> web.StreamResponse:
         sink = user_data_sink(
             conn, order_trade_update, lambda now_ms: account_update(venue, api_key, now_ms)
         )
-        stream_id = venue.add_user_stream(api_key, sink)
+        stream_id = venue.add_user_stream(
+            api_key, sink, lambda event, now_ns: conn.send(orjson.dumps(event), now_ns)
+        )
         try:
             async for _msg in ws:
                 pass
@@ -546,20 +611,19 @@ _WS_SIGNED: dict[str, PrivateHandler] = {
 
 async def _ws_api(request: web.Request) -> web.StreamResponse:
     venue = request.app[VENUE_KEY]
+    ip = request.remote or ""
     async with websocket(request, combined=False, kind="ws_api") as (ws, conn):
         async for text in text_frames(ws):
-            _ws_api_request(venue, conn, text)
+            _ws_api_request(venue, conn, text, ip)
     return ws
 
 
-def _ws_api_result(venue: SimVenue, request: Any, now_ns: int) -> Any:
-    if not isinstance(request, dict):
-        raise BinanceError(-1102, "Malformed request.")
+def _ws_api_result(venue: SimVenue, request: Any, limits: WsApiLimits) -> Any:
     method = request.get("method")
     if method == "ping":
         return {}
     if method == "time":
-        return {"serverTime": now_ns // _MS}
+        return {"serverTime": venue.now_ms()}
     if method == "depth":
         params, _ = ws_api_params(venue, request.get("params", {}), signed=False)
         return depth(venue, params)
@@ -568,24 +632,39 @@ def _ws_api_result(venue: SimVenue, request: Any, now_ns: int) -> Any:
         raise BinanceError(-1102, f"Unknown method '{method}'.")
     params, api_key = ws_api_params(venue, request.get("params", {}), signed=True)
     assert api_key is not None  # noqa: S101  signed requests carry a key
-    return handler(venue, params, api_key)
+    limits.before_order(api_key)
+    try:
+        return handler(venue, params, api_key)
+    except Exception:
+        limits.refused()
+        raise
 
 
-def _ws_api_request(venue: SimVenue, conn: Connection, text: str) -> None:
+def _request_object(request: Any) -> dict[str, Any]:
+    if not isinstance(request, dict):
+        raise BinanceError(-1102, "Malformed request.")
+    return request
+
+
+def _ws_api_request(venue: SimVenue, conn: Connection, text: str, ip: str = "") -> None:
     now = time.time_ns()
     req_id: Any = None
     body: dict[str, Any]
+    limits: WsApiLimits | None = None
     try:
-        request = orjson.loads(text)
-        req_id = request.get("id") if isinstance(request, dict) else None
-        result = _ws_api_result(venue, request, now)
-        body = {"id": req_id, "status": 200, "result": result, "rateLimits": []}
+        request = _request_object(orjson.loads(text))
+        req_id = request.get("id")
+        limits = WsApiLimits(venue, ip, str(request.get("method")), request.get("params"))
+        limits.before()
+        result = _ws_api_result(venue, request, limits)
+        body = {"id": req_id, "status": 200, "result": result}
     except orjson.JSONDecodeError:
         body = {"id": None, "status": 400, "error": {"code": -1102, "msg": "Malformed request."}}
     except BinanceError as exc:
         body = {"id": req_id, "status": exc.http_status, "error": exc.body()}
     except (ValueError, KeyError, TypeError):
         body = {"id": req_id, "status": 400, "error": malformed_params().body()}
+    body["rateLimits"] = limits.usage() if limits is not None else []
     conn.send(orjson.dumps(body), now)
 
 
@@ -596,6 +675,8 @@ def make_usdm_app(venue: SimVenue) -> web.Application:
     r.add_get("/fapi/v1/time", rest(public(server_time), signed=False))
     r.add_get("/fapi/v1/exchangeInfo", rest(public(_exchange_info), signed=False))
     r.add_get("/fapi/v1/depth", rest(public(depth), signed=False))
+    r.add_get("/fapi/v1/premiumIndex", rest(public(premium_index), signed=False))
+    r.add_get("/fapi/v1/income", rest(private(income), signed=True))
     r.add_post("/fapi/v1/order", rest(private(place), signed=True))
     r.add_put("/fapi/v1/order", rest(private(modify), signed=True))
     r.add_get("/fapi/v1/order", rest(private(get_order), signed=True))
