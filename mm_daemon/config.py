@@ -403,19 +403,81 @@ class RiskConfig(_Model):
 
 
 class FillModel(StrEnum):
+    EXPOSURE = "exposure"
     QUEUE = "queue"
     TOUCH = "touch"
 
 
+class QueuePosition(StrEnum):
+    FIXED = "fixed"
+    POWER = "power"
+    LOG = "log"
+
+
 class PaperConfig(_Model):
     fill_model: FillModel = Field(
-        default=FillModel.QUEUE,
-        description="queue (queue position, partial fills) or touch (fill on any touch).",
+        default=FillModel.EXPOSURE,
+        description=(
+            "exposure (queue position and partial fills, and quotes the market has moved "
+            "through are filled by the flow that picks off stale quotes), queue (queue position "
+            "and partial fills from public trades only) or touch (fill on any touch)."
+        ),
+    )
+    queue_position: QueuePosition = Field(
+        default=QueuePosition.FIXED,
+        description=(
+            "How a size decrease at our price that no trade explains is split between the queue "
+            "ahead of us and behind: fixed (size_decrease_queue_share ahead), power (share ahead "
+            "ahead^n / (ahead^n + behind^n), n = queue_power_exponent) or log (share ahead "
+            "log(1+ahead) / (log(1+ahead) + log(1+behind)))."
+        ),
     )
     size_decrease_queue_share: Annotated[float, Field(ge=0, le=1)] = Field(
         default=0.5,
-        description="Share of a level's size decrease assumed to come from ahead of our order.",
+        description="fixed: share of a level's size decrease assumed to come from ahead of us.",
     )
+    queue_power_exponent: PositiveFloat = Field(
+        default=1.0, description="power: the exponent n (1: in proportion to the sizes)."
+    )
+    exposure_rate_multiplier: NonNegativeFloat = Field(
+        default=17.2,
+        description=(
+            "exposure: aggressive orders reaching an exposed quote per aggressive order "
+            "observed on that side of the market, for a quote just past fair value."
+        ),
+    )
+    exposure_rate_multiplier_per_bps: NonNegativeFloat = Field(
+        default=0.013,
+        description="exposure: added to exposure_rate_multiplier per bps past fair value.",
+    )
+    exposure_size_multiplier: NonNegativeFloat = Field(
+        default=204.0,
+        description=(
+            "exposure: size taken by each arrival at an exposed quote, as a multiple of an "
+            "observed aggressive order's size (drawn from the recent ones), just past fair value."
+        ),
+    )
+    exposure_size_multiplier_per_bps: NonNegativeFloat = Field(
+        default=0.013,
+        description="exposure: added to exposure_size_multiplier per bps past fair value.",
+    )
+    exposure_onset_window_seconds: NonNegativeFloat = Field(
+        default=0.1,
+        description=(
+            "exposure: the market moved through a quote between the book update that shows it "
+            "and the one before, at most this long before it (the depth stream's batching "
+            "interval: 0.1 on Binance spot); the moment is drawn uniformly within that window."
+        ),
+    )
+    flow_halflife_seconds: PositiveFloat = Field(
+        default=30.0,
+        description="exposure: half-life of the observed aggressive order rate (per side).",
+    )
+    flow_size_samples: Annotated[int, Field(ge=1)] = Field(
+        default=256,
+        description="exposure: how many recent aggressive order sizes (per side) to draw from.",
+    )
+    seed: int = Field(default=0, description="exposure: seed of its random draws (reproducible).")
     order_entry_latency_seconds: NonNegativeFloat = Field(
         default=0.005, description="Time from sending an order to it resting at the venue."
     )

@@ -400,3 +400,19 @@ def journal_fills(path: Path) -> list[tuple[str, str, str, int, int, float]]:
     finally:
         conn.close()
     return [(str(v), str(s), str(t), int(d), int(n), float(f)) for v, s, t, d, n, f in rows]
+
+
+def journal_open_orders(path: Path) -> set[str]:
+    """Client ids of the orders a journal holds open: last journaled state not final, and not
+    filled in full by the fills journaled for them (a fill commits at once, the status after it
+    may have been lost at a kill)."""
+    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT o.client_order_id FROM open_orders AS o WHERE o.size_lots > "
+            "(SELECT coalesce(sum(f.size_lots), 0) FROM fills AS f WHERE f.venue = o.venue "
+            "AND f.symbol = o.symbol AND f.client_order_id = o.client_order_id)"
+        ).fetchall()
+    finally:
+        conn.close()
+    return {str(cid) for (cid,) in rows}

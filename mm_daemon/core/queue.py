@@ -9,7 +9,10 @@ The queue model (the default):
 - a public trade at the order's price first eats the queue ahead; what is left of the trade
   beyond the queue ahead fills the order (partial fills when it is smaller than the order);
 - a size decrease at the order's level that no trade explains is a cancel somewhere in the
-  queue: `size_decrease_queue_share` of it is taken to be ahead of us; the queue ahead never
+  queue; `QueueProbability` says which share of it was ahead of us: a fixed share, or a share
+  that grows with the size ahead against the size behind (`power`: f(x) = x^n, `log`:
+  f(x) = log(1 + x), the share ahead being f(ahead) / (f(ahead) + f(behind))). What the
+  rule puts behind us beyond the size that is behind us came from ahead; the queue ahead never
   exceeds the level's displayed size;
 - a trade through the price (a sell print below our bid, a buy print above our ask) means the
   aggressor swept our level: the order fills at once, up to the print's size.
@@ -18,15 +21,70 @@ The touch model (for comparison, what Hummingbot's paper mode does): the whole o
 soon as a trade prints at or through its price, or the opposite touch reaches it.
 
 Several of our orders on one side share a trade print: better prices first, then time priority.
+
+`fill_exposed` lets a caller fill an order outside these rules: the exposure model
+(`mm_daemon.core.exposure`) fills quotes the market has moved through that way.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Literal
 
 from mm_daemon.core.types import Side
 
-__all__ = ["QueueFill", "QueueFillModel", "RestingOrder"]
+__all__ = [
+    "QueueFill",
+    "QueueFillModel",
+    "QueueProbability",
+    "QueueProbabilityKind",
+    "RestingOrder",
+]
+
+QueueProbabilityKind = Literal["fixed", "power", "log"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueProbability:
+    """Which share of an unexplained size decrease at our price was ahead of us.
+
+    `fixed`: always `fixed_share_ahead`. `power` and `log` weigh the two sides of the queue by
+    f(size): the share ahead is f(ahead) / (f(ahead) + f(behind)), with f(x) = x^n (`power`,
+    n = `power_exponent`; n = 1 is in proportion to the sizes, a larger n leans towards the
+    larger side) or f(x) = log(1 + x) (`log`: closer to an even split than proportional).
+    Sizes are in lots.
+    """
+
+    kind: QueueProbabilityKind = "fixed"
+    fixed_share_ahead: float = 0.5
+    power_exponent: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("fixed", "power", "log"):
+            raise ValueError(f"unknown queue probability {self.kind!r}")
+        if not 0.0 <= self.fixed_share_ahead <= 1.0:
+            raise ValueError("fixed_share_ahead must be within [0, 1]")
+        if not self.power_exponent > 0.0:
+            raise ValueError("power_exponent must be positive")
+
+    def share_ahead(self, ahead_lots: float, behind_lots: float) -> float:
+        """The share, within [0, 1], of a decrease taken from the queue ahead of us."""
+        if self.kind == "fixed":
+            return self.fixed_share_ahead
+        if ahead_lots <= 0.0:
+            return 0.0
+        if behind_lots <= 0.0:
+            return 1.0
+        if self.kind == "power":
+            # Divide by the larger side first: x^n overflows for large sizes and exponents.
+            scale = max(ahead_lots, behind_lots)
+            f_ahead = math.pow(ahead_lots / scale, self.power_exponent)
+            f_behind = math.pow(behind_lots / scale, self.power_exponent)
+        else:
+            f_ahead, f_behind = math.log1p(ahead_lots), math.log1p(behind_lots)
+        return f_ahead / (f_ahead + f_behind)
 
 
 @dataclass(slots=True)
@@ -56,6 +114,8 @@ class QueueFill:
     size_lots: int
     remaining_lots: int  # left open on the order after this fill; 0 means fully filled
     through: bool  # True when a trade went through our price, False when the queue reached us
+    exposed: bool = False  # True when the exposure model filled it (see `fill_exposed`)
+    ts_ns: int | None = None  # when it happened, if earlier than the call that reports it
 
 
 @dataclass(slots=True)
@@ -70,12 +130,22 @@ class _Level:
 class QueueFillModel:
     """Fills resting orders from public trades and level changes; see the module doc."""
 
-    __slots__ = ("_levels", "_orders", "_seq", "size_decrease_queue_share", "touch")
+    __slots__ = ("_levels", "_orders", "_seq", "probability", "touch")
 
-    def __init__(self, *, size_decrease_queue_share: float = 0.5, touch: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        size_decrease_queue_share: float = 0.5,
+        touch: bool = False,
+        probability: QueueProbability | None = None,
+    ) -> None:
+        """`probability` splits size decreases; without it, a fixed share of
+        `size_decrease_queue_share` is taken to be ahead of us."""
         if not 0.0 <= size_decrease_queue_share <= 1.0:
             raise ValueError("size_decrease_queue_share must be within [0, 1]")
-        self.size_decrease_queue_share = size_decrease_queue_share
+        self.probability = probability or QueueProbability(
+            "fixed", fixed_share_ahead=size_decrease_queue_share
+        )
         self.touch = touch
         self._orders: dict[str, RestingOrder] = {}
         self._levels: dict[tuple[Side, int], _Level] = {}
@@ -143,19 +213,32 @@ class QueueFillModel:
         level.traded_lots = 0
         if self.touch:
             return
-        share = self.size_decrease_queue_share
+        probability = self.probability
+        # The level before the cancels, without what traded (already off the queue ahead).
+        before = float(new_size + cancelled)
         for order in level.orders:
             ahead = order.queue_ahead_lots
             if cancelled > 0:
-                ahead -= share * cancelled
+                behind = max(0.0, before - ahead)
+                from_ahead = probability.share_ahead(ahead, behind) * cancelled
+                # More cancelled behind us than stood there: the rest was ahead.
+                overflow = max(0.0, cancelled - from_ahead - behind)
+                ahead -= from_ahead + overflow
             # Nobody can be ahead of us beyond what is displayed.
             order.queue_ahead_lots = max(0.0, min(ahead, float(new_size)))
 
-    def on_trade(self, price_ticks: int, size_lots: int, aggressor: Side) -> list[QueueFill]:
+    def on_trade(
+        self,
+        price_ticks: int,
+        size_lots: int,
+        aggressor: Side,
+        excluded: Collection[str] = (),
+    ) -> list[QueueFill]:
         """A public trade print; returns the fills it causes to our orders (maybe none).
 
         A SELL aggressor hits bids (ours at or above the print's price); a BUY aggressor lifts
-        asks (ours at or below it).
+        asks (ours at or below it). Orders in `excluded` are left to another fill rule (the
+        exposure model's): the print neither fills them nor is taken by them.
         """
         if size_lots <= 0 or not self._orders:
             self._note_traded(aggressor.opposite, price_ticks, size_lots)
@@ -164,7 +247,9 @@ class QueueFillModel:
         fills: list[QueueFill] = []
         through_budget = size_lots
         # Our orders on the hit side, better prices first (they are reached first).
-        candidates = [o for o in self._orders.values() if o.side is maker_side]
+        candidates = [
+            o for o in self._orders.values() if o.side is maker_side and o.order_id not in excluded
+        ]
         if maker_side is Side.BUY:
             candidates.sort(key=lambda o: (-o.price_ticks, o.seq))
         else:
@@ -213,6 +298,25 @@ class QueueFillModel:
             if reached:
                 fills.append(self._fill(order, order.remaining_lots, through=False))
         return fills
+
+    def fill_exposed(self, order_id: str, size_lots: int, ts_ns: int) -> QueueFill | None:
+        """Fill up to `size_lots` of a resting order outside the queue rules, at its price (the
+        exposure model's fills); None if the order is not resting or `size_lots` < 1."""
+        order = self._orders.get(order_id)
+        qty = 0 if order is None else min(size_lots, order.remaining_lots)
+        if order is None or qty <= 0:
+            return None
+        fill = self._fill(order, qty, through=False)
+        return QueueFill(
+            fill.order_id,
+            fill.side,
+            fill.price_ticks,
+            fill.size_lots,
+            fill.remaining_lots,
+            through=False,
+            exposed=True,
+            ts_ns=ts_ns,
+        )
 
     # -- internals ----------------------------------------------------------------------------
 

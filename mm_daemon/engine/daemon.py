@@ -37,7 +37,13 @@ from mm_daemon.core.summary import (
     render_summary,
     summary_to_dict,
 )
-from mm_daemon.core.types import ExecutionStatus, Instrument, InstrumentKind, MarketEvent
+from mm_daemon.core.types import (
+    ExecutionStatus,
+    Instrument,
+    InstrumentKind,
+    MarketEvent,
+    OrderRequest,
+)
 from mm_daemon.engine import wiring
 from mm_daemon.engine.asset import AssetBook, HedgeLeg
 from mm_daemon.engine.budget import VenueBudget
@@ -651,6 +657,7 @@ class Daemon:
                 # Paper trade ids go on from the journal's: a new fill never looks booked.
                 last_trade_id=int(last.trade_id) if last and last.trade_id.isdigit() else 0,
             )
+            self._restore_paper_orders(paper, key)
             paper_feeds[key] = paper.on_market_event
             self._executions_by_key[key] = self._reconciled(paper)
             return self._executions_by_key[key]
@@ -666,6 +673,26 @@ class Daemon:
             add(instrument)
         self._executions_by_key[key] = live
         return live
+
+    def _restore_paper_orders(self, paper: PaperExecution, key: tuple[str, str]) -> None:
+        """The paper venue is this process: the orders an earlier paper run left resting are
+        the journal's, given back to it here so that the start recovery finds them open and
+        cancels or adopts them (`state.on_start`) as it does a venue's."""
+        if self._recovery is None:
+            return
+        for order in self._recovery.open_orders:
+            if order.mode != Mode.PAPER.value or (order.venue, order.symbol) != key:
+                continue
+            request = OrderRequest(
+                order.venue,
+                order.symbol,
+                order.client_order_id,
+                order.side,
+                order.price_ticks,
+                order.size_lots,
+                order.order_type,
+            )
+            paper.restore(request, order.exchange_order_id, order.filled_lots)
 
     def _reconciled(self, execution: Execution) -> ReconciledExecution:
         reconciled = ReconciledExecution(

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from mm_daemon.core.risk import RiskState
-from mm_daemon.core.types import Fill, Instrument, Liquidity, OrderUpdate, Side
+from mm_daemon.core.types import Fill, Instrument, Liquidity, OrderStatus, OrderUpdate, Side
 from mm_daemon.engine.journal import JournalError
 from mm_daemon.log import get_logger
 
@@ -180,6 +180,20 @@ class StartRecovery:
                 adopt.append(update)
                 continue
             await leg.execution.cancel(inst.symbol, client_id)
+            if leg.market is not None:
+                # No order manager knows it, so none journals its end: the journal would
+                # count it open (and give a paper venue it back) at every later start.
+                now = self._clock()
+                self.journal.record_order_update(
+                    leg.market.name,
+                    replace(
+                        update,
+                        status=OrderStatus.CANCELLED,
+                        ts_exchange_ns=now,
+                        ts_local_ns=now,
+                        reason="cancelled at start",
+                    ),
+                )
             self.cancelled.append(client_id)
             self.metrics.orphan_orders.labels(inst.venue, "cancelled").inc()
             log.info("orphan_order_cancelled", venue=inst.venue, client_order_id=client_id)

@@ -2,9 +2,12 @@
 
 `PaperMatcher` is the pure part (explicit times, no I/O): it keeps its own view of the displayed
 book from the venue's BookSnapshot/BookDelta events, rests our orders in the queue-position fill
-model (`mm_daemon.core.queue`), and fills them from public trades. It also rejects post-only
-orders that would cross, fills crossing limit/IOC/market orders against the displayed book as
-taker, charges the instrument's maker and taker fees, and keeps balances.
+model (`mm_daemon.core.queue`), and fills them from public trades. With the exposure fill model
+(the default) an order the market has moved through is also filled by the flow that picks off
+stale quotes (`mm_daemon.core.exposure`), over time: `next_due_ns` says when its next fill is
+due and `advance` delivers it. It also rejects post-only orders that would cross, fills
+crossing limit/IOC/market orders against the displayed book as taker, charges the instrument's
+maker and taker fees, and keeps balances.
 
 `PaperExecution` implements the `Execution` protocol around it with the configured latencies,
 applied with the event loop's timers:
@@ -12,9 +15,14 @@ applied with the event loop's timers:
 - a cancel takes effect `cancel_latency_seconds` after `cancel()` (fills may still happen before);
 - acknowledgements (open, cancelled, rejected) reach the sink `ack_latency_seconds` after the
   matcher produced them; fills reach it when the public trade that caused them is fed in (the
-  trade itself already arrived with the market-data latency).
+  trade itself already arrived with the market-data latency), and exposure fills when they are
+  due (a timer on the event loop) or when the book update that reveals them is fed in. A
+  post-only order that a book update shows was crossed before it arrived is rejected then,
+  reported `ack_latency_seconds` later like any reject.
 
-The daemon feeds every market event of the venue into `on_market_event`.
+The daemon feeds every market event of the venue into `on_market_event`. At a restart it gives
+the paper venue back the orders the journal holds open (`restore`): they rest again at the back
+of their price level's queue, and the start's reconciliation cancels or adopts them.
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mm_daemon.core.book import Book
-from mm_daemon.core.queue import QueueFill, QueueFillModel
+from mm_daemon.core.exposure import ExposureModel, ExposureParams
+from mm_daemon.core.queue import QueueFill, QueueFillModel, QueueProbability
 from mm_daemon.core.types import (
     AccountPosition,
     BookDelta,
@@ -49,7 +58,7 @@ if TYPE_CHECKING:
     from mm_daemon.core.types import Instrument
     from mm_daemon.venues.base import ExecutionSink
 
-__all__ = ["PaperExecution", "PaperMatcher"]
+__all__ = ["PaperExecution", "PaperMatcher", "fill_model_from_config"]
 
 _NS = 1_000_000_000
 POST_ONLY_REJECT = "Order would immediately match and take."
@@ -65,6 +74,31 @@ class _PaperOrder:
     status: OrderStatus = OrderStatus.OPEN
 
 
+def fill_model_from_config(
+    config: PaperConfig,
+) -> tuple[QueueProbability, ExposureParams | None, bool]:
+    """(queue probability, exposure parameters or None, touch) for the configured fill model."""
+    probability = QueueProbability(
+        config.queue_position.value,
+        fixed_share_ahead=config.size_decrease_queue_share,
+        power_exponent=config.queue_power_exponent,
+    )
+    kind = config.fill_model.value
+    exposure = None
+    if kind == "exposure":
+        exposure = ExposureParams(
+            rate_multiplier=config.exposure_rate_multiplier,
+            rate_multiplier_per_bps=config.exposure_rate_multiplier_per_bps,
+            size_multiplier=config.exposure_size_multiplier,
+            size_multiplier_per_bps=config.exposure_size_multiplier_per_bps,
+            flow_halflife_ns=round(config.flow_halflife_seconds * _NS),
+            size_samples=config.flow_size_samples,
+            onset_window_ns=round(config.exposure_onset_window_seconds * _NS),
+            seed=config.seed,
+        )
+    return probability, exposure, kind == "touch"
+
+
 class PaperMatcher:
     """The pure paper venue for one instrument; every method returns the events it caused."""
 
@@ -74,11 +108,16 @@ class PaperMatcher:
         *,
         size_decrease_queue_share: float = 0.5,
         touch: bool = False,
+        queue_probability: QueueProbability | None = None,
+        exposure: ExposureParams | None = None,
         starting_base: float = 0.0,
         starting_quote: float = 0.0,
         venue: str | None = None,
         book: Book | None = None,
     ) -> None:
+        """The queue model by default (`queue_probability`, else a fixed share of
+        `size_decrease_queue_share`); with `exposure` also the exposure model; with `touch`
+        the touch model."""
         self.instrument = instrument
         self.venue = venue or instrument.venue
         self.symbol = instrument.symbol
@@ -87,12 +126,18 @@ class PaperMatcher:
         self.book = book if book is not None else Book()
         self._owns_book = book is None
         self.model = QueueFillModel(
-            size_decrease_queue_share=size_decrease_queue_share, touch=touch
+            size_decrease_queue_share=size_decrease_queue_share,
+            touch=touch,
+            probability=queue_probability,
+        )
+        self.exposure = (
+            ExposureModel(exposure, self.model) if exposure is not None and not touch else None
         )
         self.base_balance = starting_base
         self.quote_balance = starting_quote
         self.fees_paid_quote = 0.0
         self._orders: dict[str, _PaperOrder] = {}
+        self._unqueued: list[str] = []  # restored orders waiting for a book to queue in
         self._next_order_id = 0
         self._next_trade_id = 0
         self._spot = instrument.kind is InstrumentKind.SPOT
@@ -148,16 +193,58 @@ class PaperMatcher:
         order.status = OrderStatus.PARTIALLY_FILLED if order.filled_lots else OrderStatus.OPEN
         if not events:
             events.append(self._order_update(order, now_ns))
+        if self.exposure is not None:
+            post_only = order_type is OrderType.LIMIT_MAKER
+            exposed = self.exposure.on_place(cid, now_ns, post_only=post_only)
+            if exposed:
+                events.extend(self._apply_fills(exposed, now_ns))
         return events
 
+    def restore(
+        self, request: OrderRequest, exchange_order_id: str, filled_lots: int, now_ns: int
+    ) -> list[ExecutionEvent]:
+        """An order an earlier run left resting (the journal's): open again with what it had
+        filled, at the back of its price level's queue (its place in the queue ended with that
+        run), as soon as the book shows the level. Returns the fills that already reach it."""
+        cid = request.client_order_id
+        if cid in self._orders or filled_lots >= request.size_lots:
+            return []
+        if exchange_order_id.isdigit():  # new orders are numbered after it
+            self._next_order_id = max(self._next_order_id, int(exchange_order_id))
+        else:
+            self._next_order_id += 1
+            exchange_order_id = str(self._next_order_id)
+        status = OrderStatus.PARTIALLY_FILLED if filled_lots else OrderStatus.OPEN
+        self._orders[cid] = _PaperOrder(request, exchange_order_id, filled_lots, status)
+        self._unqueued.append(cid)
+        return self._queue_restored(now_ns)
+
     def cancel(self, client_order_id: str, now_ns: int) -> list[ExecutionEvent]:
-        """The cancel reaches the venue; nothing happens if the order already finished."""
+        """The cancel reaches the venue; nothing happens if the order already finished.
+
+        Exposure fills due before the cancel takes effect happen first."""
+        events = self.advance(now_ns)
         order = self._orders.pop(client_order_id, None)
         if order is None:
-            return []
+            return events
         self.model.on_cancel(client_order_id)
+        if self.exposure is not None:
+            self.exposure.on_cancel(client_order_id)
         order.status = OrderStatus.CANCELLED
-        return [self._order_update(order, now_ns)]
+        events.append(self._order_update(order, now_ns))
+        return events
+
+    def advance(self, now_ns: int) -> list[ExecutionEvent]:
+        """Exposure fills due up to `now_ns` (none without the exposure model)."""
+        exposure = self.exposure
+        if exposure is None or not self._orders:
+            return []
+        fills = exposure.advance(now_ns)
+        return self._apply_fills(fills, now_ns) if fills else []
+
+    def next_due_ns(self) -> int | None:
+        """When the next exposure fill is due, if an order is exposed."""
+        return self.exposure.next_due_ns() if self.exposure is not None else None
 
     def cancel_all(self, now_ns: int) -> list[ExecutionEvent]:
         events: list[ExecutionEvent] = []
@@ -174,11 +261,30 @@ class PaperMatcher:
         """Update the displayed book or match a public trade; returns our fills and updates."""
         if event.symbol != self.symbol:
             return []
+        exposure = self.exposure
+        # Exposure arrivals due before this event come first.
+        events = self.advance(now_ns) if exposure is not None else []
         if isinstance(event, Trade):
+            excluded: frozenset[str] = frozenset()
+            if exposure is not None:
+                through = exposure.on_trade(
+                    now_ns,
+                    event.price_ticks,
+                    event.size_lots,
+                    event.aggressor,
+                    event.ts_exchange_ns,
+                )
+                if through:
+                    events.extend(self._apply_fills(through, now_ns))
+                excluded = exposure.exposed_ids()
             if not self._orders:
-                return []
-            fills = self.model.on_trade(event.price_ticks, event.size_lots, event.aggressor)
-            return self._apply_fills(fills, now_ns) if fills else []
+                return events
+            fills = self.model.on_trade(
+                event.price_ticks, event.size_lots, event.aggressor, excluded
+            )
+            if fills:
+                events.extend(self._apply_fills(fills, now_ns))
+            return events
         if isinstance(event, BookDelta):
             if self._owns_book:
                 self.book.update(0, 0, -1, event.bids, event.asks)
@@ -188,24 +294,63 @@ class PaperMatcher:
                     model.on_level_change(Side.BUY, px, sz)
                 for px, sz in event.asks:
                     model.on_level_change(Side.SELL, px, sz)
-                return self._touch(now_ns)
-            return []
+            if self._unqueued:
+                events.extend(self._queue_restored(now_ns))
+            events.extend(self._touch(now_ns))
+            return events
         if isinstance(event, BookSnapshot):
             if self._owns_book:
                 self.book.apply_snapshot(event)
             for side, px in self.model.tracked_levels():
                 size = self.book.bid_size_at(px) if side is Side.BUY else self.book.ask_size_at(px)
                 self.model.on_level_change(side, px, size)
-            return self._touch(now_ns)
-        return []  # MarketStatus: nothing to match
+            if self._unqueued:
+                events.extend(self._queue_restored(now_ns))
+            events.extend(self._touch(now_ns))
+            return events
+        return events  # MarketStatus: nothing to match
 
     def _touch(self, now_ns: int) -> list[ExecutionEvent]:
-        if not self.model.touch:
+        """The touch after a book update: the touch model's fills, or what exposure reveals."""
+        book = self.book
+        if self.exposure is not None:
+            fills, refused = self.exposure.on_book(now_ns, book.best_bid_ticks, book.best_ask_ticks)
+            events = self._apply_fills(fills, now_ns) if fills else []
+            for client_order_id in refused:
+                order = self._orders.pop(client_order_id)
+                order.status = OrderStatus.REJECTED
+                events.append(self._order_update(order, now_ns, POST_ONLY_REJECT))
+            return events
+        if self.model.touch and self._orders:
+            fills = self.model.on_touch(book.best_bid_ticks, book.best_ask_ticks)
+        else:
             return []
-        fills = self.model.on_touch(self.book.best_bid_ticks, self.book.best_ask_ticks)
         return self._apply_fills(fills, now_ns) if fills else []
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _queue_restored(self, now_ns: int) -> list[ExecutionEvent]:
+        """Queue the restored orders behind what the book displays at their prices; not before
+        the book shows either side (an empty book would put them at the front)."""
+        book = self.book
+        if book.best_bid_ticks is None and book.best_ask_ticks is None:
+            return []
+        waiting, self._unqueued = self._unqueued, []
+        events: list[ExecutionEvent] = []
+        for cid in waiting:
+            order = self._orders.get(cid)
+            if order is None:
+                continue  # cancelled before the book came
+            request = order.request
+            price, side = request.price_ticks, request.side
+            level = book.bid_size_at(price) if side is Side.BUY else book.ask_size_at(price)
+            self.model.on_place(cid, side, price, request.size_lots - order.filled_lots, level)
+            if self.exposure is not None:
+                # It rested already: a market through its price now exposes it, never refuses.
+                exposed = self.exposure.on_place(cid, now_ns, post_only=False)
+                if exposed:
+                    events.extend(self._apply_fills(exposed, now_ns))
+        return events
 
     def _apply_fills(self, fills: list[QueueFill], now_ns: int) -> list[ExecutionEvent]:
         events: list[ExecutionEvent] = []
@@ -213,7 +358,10 @@ class PaperMatcher:
             order = self._orders.get(qf.order_id)
             if order is None:
                 continue
-            events.append(self._fill(order, qf.price_ticks, qf.size_lots, Liquidity.MAKER, now_ns))
+            at = qf.ts_ns if qf.ts_ns is not None else now_ns
+            events.append(
+                self._fill(order, qf.price_ticks, qf.size_lots, Liquidity.MAKER, now_ns, at_ns=at)
+            )
             if order.filled_lots >= order.request.size_lots:
                 order.status = OrderStatus.FILLED
                 del self._orders[qf.order_id]
@@ -243,8 +391,16 @@ class PaperMatcher:
         return events
 
     def _fill(
-        self, order: _PaperOrder, price_ticks: int, qty: int, liquidity: Liquidity, now_ns: int
+        self,
+        order: _PaperOrder,
+        price_ticks: int,
+        qty: int,
+        liquidity: Liquidity,
+        now_ns: int,
+        *,
+        at_ns: int | None = None,
     ) -> Fill:
+        """A fill reported at `now_ns` that happened at `at_ns` (default: now)."""
         inst = self.instrument
         request = order.request
         notional = inst.ticks_to_price(price_ticks) * inst.lots_to_base(qty)
@@ -263,7 +419,7 @@ class PaperMatcher:
         return Fill(
             self.venue,
             self.symbol,
-            now_ns,
+            now_ns if at_ns is None else at_ns,
             now_ns,
             request.client_order_id,
             order.exchange_order_id,
@@ -347,10 +503,12 @@ class PaperExecution:
         book: Book | None = None,
         last_trade_id: int = 0,
     ) -> None:
+        probability, exposure, touch = fill_model_from_config(config)
         self.matcher = PaperMatcher(
             instrument,
-            size_decrease_queue_share=config.size_decrease_queue_share,
-            touch=config.fill_model.value == "touch",
+            touch=touch,
+            queue_probability=probability,
+            exposure=exposure,
             starting_base=config.starting_base,
             starting_quote=config.starting_quote,
             venue=venue,
@@ -369,6 +527,8 @@ class PaperExecution:
         self._timers: dict[asyncio.TimerHandle, asyncio.Future[None]] = {}
         self._in_transit: set[str] = set()  # sent, not yet at the matcher
         self._cancelled_in_transit: set[str] = set()  # their cancel arrived first
+        self._due_timer: asyncio.TimerHandle | None = None  # the next exposure fill
+        self._due_ns: int | None = None
 
     @property
     def venue(self) -> str:
@@ -399,10 +559,20 @@ class PaperExecution:
         """Feed every market event of the venue (synchronously, from the market sink)."""
         events = self.matcher.on_market_event(event, self._clock())
         if events:
+            rejects = [e for e in events if _is_reject(e)]
+            if rejects:
+                self._ack(rejects)
+                events = [e for e in events if not _is_reject(e)]
             self._deliver(events)
+        self._schedule_due()
 
     # Each call returns once its action has taken effect at the paper venue, as a venue's
     # response would; the acknowledgement event follows `ack_latency_seconds` later.
+
+    def restore(self, request: OrderRequest, exchange_order_id: str, filled_lots: int) -> None:
+        """Take back an order an earlier run left resting (see `PaperMatcher.restore`); before
+        the daemon reconciles, so that its start cancels or adopts it like any venue's."""
+        self._deliver(self.matcher.restore(request, exchange_order_id, filled_lots, self._clock()))
 
     async def place(self, request: OrderRequest) -> None:
         self._in_transit.add(request.client_order_id)
@@ -462,6 +632,9 @@ class PaperExecution:
             timer.cancel()
             done.cancel()
         self._timers.clear()
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+            self._due_timer = None
         if self._closed is not None:
             self._closed.set()
 
@@ -487,8 +660,32 @@ class PaperExecution:
         self._timers[handle] = done
         return done
 
+    def _schedule_due(self) -> None:
+        """Keep one timer on the matcher's next exposure fill."""
+        due = self.matcher.next_due_ns()
+        if due == self._due_ns:
+            return
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+            self._due_timer = None
+        self._due_ns = due
+        if due is None or self._closed is None or self._closed.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        self._due_timer = loop.call_later(max(0.0, (due - self._clock()) / _NS), self._on_due)
+
+    def _on_due(self) -> None:
+        self._due_timer = None
+        self._due_ns = None
+        events = self.matcher.advance(self._clock())
+        if events:
+            self._deliver(events)
+        self._schedule_due()
+
     def _cancel_all_effect(self) -> None:
-        self._ack(self.matcher.cancel_all(self._clock()))
+        events = self.matcher.cancel_all(self._clock())
+        self._ack(events)
+        self._schedule_due()
 
     def _arrive(self, request: OrderRequest) -> None:
         cid = request.client_order_id
@@ -499,12 +696,14 @@ class PaperExecution:
             self._ack([_cancelled_on_arrival(self._venue, request, now)])
             return
         self._ack(self.matcher.accept(request, now))
+        self._schedule_due()
 
     def _cancel_effect(self, client_order_id: str) -> None:
         if client_order_id in self._in_transit:
             self._cancelled_in_transit.add(client_order_id)
             return
         self._ack(self.matcher.cancel(client_order_id, self._clock()))
+        self._schedule_due()
 
     def _ack(self, events: list[ExecutionEvent]) -> None:
         if not events:
@@ -523,6 +722,10 @@ class PaperExecution:
         now = self._clock()
         for event in events:
             sink(_received(event, now))
+
+
+def _is_reject(event: ExecutionEvent) -> bool:
+    return isinstance(event, OrderUpdate) and event.status is OrderStatus.REJECTED
 
 
 def _cancelled_on_arrival(venue: str, request: OrderRequest, now_ns: int) -> OrderUpdate:

@@ -75,7 +75,7 @@ async def _replay_served(sim_config: SimConfig) -> bool:
         await handle.stop()
 
 
-def _config(data_dir: Path) -> Config:
+def _config(data_dir: Path, state_dir: Path) -> Config:
     data: dict[str, Any] = {
         "mode": "paper",
         "venues": copy.deepcopy(DEFAULT_VENUES),
@@ -93,6 +93,7 @@ def _config(data_dir: Path) -> Config:
         "hedging": {"mode": "threshold", "threshold_base": 0.02},
         "metrics": {"host": "127.0.0.1", "port": 0},
         "logging": {"level": "warning", "format": "json"},
+        "state": {"dir": str(state_dir)},  # a new book, not the working directory's
     }
     return parse_config(data, environ={})
 
@@ -106,11 +107,11 @@ class ReplayRun:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def replay_run() -> ReplayRun:
+async def replay_run(tmp_path_factory: pytest.TempPathFactory) -> ReplayRun:
     data_dir = _data_dir()
     if data_dir is None:
         pytest.skip("recorded Binance captures not found (set MMD_DATA_DIR)")
-    config = _config(data_dir)
+    config = _config(data_dir, tmp_path_factory.mktemp("state"))
     try:
         served = await _replay_served(config.sim)
     except (OSError, ValueError) as exc:

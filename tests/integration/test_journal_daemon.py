@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import DaemonProcess, journal_fills, paper_config, running
+from tests.procs import DaemonProcess, journal_fills, journal_open_orders, paper_config, running
 from tests.support import poll
 
 JOURNAL = "restart-test.journal"
@@ -55,13 +55,63 @@ def test_a_killed_paper_run_restarts_with_its_fills_positions_and_pnl(tmp_path: 
         assert 0 < restored["fills_booked_again"] <= len(journaled)
         for name, base in journal_positions(state / JOURNAL).items():
             assert restored["positions"][name] == pytest.approx(base, abs=1e-12)
-        fees = sum(fee for *_, fee in journaled)
+        # The quoting fills' fees (the hedges' are part of the hedge cost).
+        fees = sum(fee for venue, *_, fee in journaled if venue == "sim-spot")
         assert fees > 0
         assert abs(restored["pnl"]["fees"]) == pytest.approx(fees, rel=1e-9, abs=1e-12)
         # New paper trade ids follow the journal's: the first new fill is not refused.
         wait_for_fills(second, 1)
         assert second.events("fill_already_booked") == []
         assert second.stop() == 0
+
+
+def kill_with_orders_resting(config: Path, journal: Path) -> set[str]:
+    """Run a paper daemon until the journal holds quotes open, SIGKILL it; their client ids."""
+    with running(DaemonProcess.start(config)) as first:
+        first.wait_for("daemon_started")
+        poll(
+            lambda: journal_open_orders(journal) or None,
+            deadline_seconds=30,
+            interval_seconds=0.1,
+            what="quotes resting in the journal",
+        )
+        first.kill()
+    left = journal_open_orders(journal)
+    assert left  # the kill came while quotes rested
+    return left
+
+
+def test_paper_orders_resting_at_a_kill_are_cancelled_at_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    config = paper_config(state, tmp_path)
+    resting = kill_with_orders_resting(config, state / JOURNAL)
+
+    with running(DaemonProcess.start(config)) as second:
+        recovered = second.wait_for("recovered")
+        cancelled = {e["client_order_id"] for e in second.events("orphan_order_cancelled")}
+        assert cancelled == resting
+        assert recovered["orders_cancelled"] == len(resting)
+        assert second.metric("mm_orphan_orders_total", venue="sim-spot", action="cancelled") == (
+            len(resting)
+        )
+        assert second.stop() == 0
+    assert journal_open_orders(state / JOURNAL).isdisjoint(resting)
+
+
+def test_paper_orders_resting_at_a_kill_are_adopted_and_managed_at_restart(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    config = paper_config(state, tmp_path, state={"on_start": "adopt"})
+    resting = kill_with_orders_resting(config, state / JOURNAL)
+
+    with running(DaemonProcess.start(config)) as second:
+        adopted = second.wait_for("orphan_orders_adopted")
+        assert set(adopted["client_order_ids"]) == resting
+        second.wait_for("daemon_started")
+        assert second.stop() == 0
+    # Managed: each was replaced, filled or cancelled at the stop through the paper venue.
+    assert journal_open_orders(state / JOURNAL).isdisjoint(resting)
 
 
 def test_fresh_starts_a_new_book_and_keeps_the_old_journal(tmp_path: Path) -> None:

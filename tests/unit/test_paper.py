@@ -247,6 +247,30 @@ async def test_cancel_latency_leaves_the_order_fillable_until_it_takes_effect() 
     await stopped(execution, task)
 
 
+async def test_an_exposed_order_is_filled_on_the_loop_timer_without_more_market_events() -> None:
+    config = PaperConfig(
+        order_entry_latency_seconds=0.0,
+        ack_latency_seconds=0.0,
+        exposure_rate_multiplier=5.0,
+        exposure_size_multiplier=100.0,
+        exposure_onset_window_seconds=0.0,  # exposure starts when seen: fills come later
+    )
+    execution, recorder, task = await started(config)
+    for i in range(20):  # observed sell flow
+        execution.on_market_event(
+            Trade("paper", "BTC/USDT", T0 + i, T0 + i, i, 100_000, 1, Side.SELL)
+        )
+    await execution.place(order("b1", Side.BUY, 100_000, 3))
+    # The ask drops to our bid: the mid is half a tick below it, nothing prints.
+    execution.on_market_event(
+        delta(bids=((100_000, 0), (99_990, 5)), asks=((100_010, 0), (100_000, 4)))
+    )
+    assert not any(isinstance(e, Fill) for _, e in recorder.events)
+    await recorder.wait_for(OrderStatus.FILLED)
+    assert [e.size_lots for _, e in recorder.events if isinstance(e, Fill)] == [3]
+    await stopped(execution, task)
+
+
 async def test_cancel_that_overtakes_its_order_keeps_it_off_the_book() -> None:
     config = PaperConfig(
         order_entry_latency_seconds=0.05, ack_latency_seconds=0.0, cancel_latency_seconds=0.0
@@ -357,3 +381,55 @@ def test_a_book_shared_with_market_data_is_read_not_fed_again() -> None:
     assert fills(m.on_market_event(trade(100_000, 1, Side.SELL), T0)) == [
         (100_000, 1, Liquidity.MAKER)
     ]
+
+
+# -- orders an earlier run left resting (restored from the journal) ----------------------------
+
+
+def test_a_restored_order_is_open_with_what_it_had_filled() -> None:
+    m = matcher()
+    m.restore(order("b1", Side.BUY, 100_000, 4), "17", 1, T0)
+    (update,) = m.open_orders(T0)
+    assert (update.client_order_id, update.exchange_order_id) == ("b1", "17")
+    assert (update.status, update.filled_lots, update.size_lots) == (
+        OrderStatus.PARTIALLY_FILLED,
+        1,
+        4,
+    )
+
+
+def test_a_restored_order_waits_behind_the_size_displayed_at_its_price() -> None:
+    m = matcher()  # 5 lots bid at 100_000
+    m.restore(order("b1", Side.BUY, 100_000, 2), "1", 0, T0)
+    assert m.on_market_event(trade(100_000, 5, Side.SELL), T0) == []
+    assert fills(m.on_market_event(trade(100_000, 1, Side.SELL), T0)) == [
+        (100_000, 1, Liquidity.MAKER)
+    ]
+
+
+def test_an_order_restored_before_the_book_arrives_queues_behind_the_first_book() -> None:
+    m = PaperMatcher(INSTRUMENT, starting_base=1.0, starting_quote=10_000.0)
+    m.restore(order("b1", Side.BUY, 100_000, 2), "1", 0, T0)  # the book is empty yet
+    m.on_market_event(snapshot(((100_000, 5),), ((100_010, 4),)), T0)
+    assert m.on_market_event(trade(100_000, 5, Side.SELL), T0) == []
+    assert fills(m.on_market_event(trade(100_000, 1, Side.SELL), T0)) == [
+        (100_000, 1, Liquidity.MAKER)
+    ]
+
+
+def test_a_restored_order_cancelled_before_the_book_arrives_never_fills() -> None:
+    m = PaperMatcher(INSTRUMENT, starting_base=1.0, starting_quote=10_000.0)
+    m.restore(order("b1", Side.BUY, 100_000, 2), "1", 0, T0)
+    assert statuses(m.cancel("b1", T0)) == [OrderStatus.CANCELLED]
+    m.on_market_event(snapshot(((100_000, 5),), ((100_010, 4),)), T0)
+    assert m.on_market_event(trade(99_990, 20, Side.SELL), T0) == []
+    assert m.open_orders(T0) == []
+
+
+def test_new_orders_after_a_restore_get_exchange_ids_after_the_restored_ones() -> None:
+    m = matcher()
+    m.restore(order("b1", Side.BUY, 99_990, 2), "41", 0, T0)
+    (update,) = [
+        e for e in m.accept(order("b2", Side.BUY, 99_980, 2), T0) if isinstance(e, OrderUpdate)
+    ]
+    assert int(update.exchange_order_id) > 41

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mm_daemon.core.queue import QueueFillModel
+from mm_daemon.core.queue import QueueFillModel, QueueProbability, QueueProbabilityKind
 from mm_daemon.core.types import Side
 
 BID = Side.BUY
@@ -206,3 +208,76 @@ def test_queue_fills_never_exceed_the_order_the_prints_or_the_touch_model(
         assert queue_filled <= size
         assert queue_filled <= eligible_volume
         assert queue_filled <= touch_filled
+
+
+# -- queue probability: who cancelled, ahead of us or behind -------------------------------------
+
+
+def cancel_four_of_forty(probability: QueueProbability) -> float:
+    """10 lots ahead of us, 30 behind; 4 lots cancelled; returns the queue ahead after it."""
+    model = QueueFillModel(probability=probability)
+    order = model.on_place("b1", BID, 100, 1, level_size_lots=10)
+    model.on_level_change(BID, 100, 40)
+    model.on_level_change(BID, 100, 36)
+    return order.queue_ahead_lots
+
+
+def test_fixed_share_takes_the_same_share_of_a_cancel_from_ahead_whatever_the_sizes() -> None:
+    assert cancel_four_of_forty(QueueProbability("fixed", fixed_share_ahead=0.25)) == (
+        pytest.approx(9.0)
+    )
+
+
+def test_power_one_splits_a_cancel_in_proportion_to_the_sizes_ahead_and_behind() -> None:
+    # 10 of the 40 lots are ahead: a quarter of the 4 cancelled lots.
+    assert cancel_four_of_forty(QueueProbability("power", power_exponent=1.0)) == (
+        pytest.approx(9.0)
+    )
+
+
+def test_power_two_leans_a_cancel_towards_the_larger_side_of_the_queue() -> None:
+    # share ahead 10^2 / (10^2 + 30^2) = 0.1
+    assert cancel_four_of_forty(QueueProbability("power", power_exponent=2.0)) == (
+        pytest.approx(9.6)
+    )
+
+
+def test_log_splits_a_cancel_closer_to_even_than_the_sizes() -> None:
+    share = math.log(11) / (math.log(11) + math.log(31))
+    ahead = cancel_four_of_forty(QueueProbability("log"))
+    assert ahead == pytest.approx(10 - 4 * share)
+    assert ahead < 9.0  # more from ahead than in proportion to the sizes (a quarter)
+
+
+@pytest.mark.parametrize("kind", ["power", "log"])
+def test_with_nobody_behind_every_cancel_was_ahead(kind: QueueProbabilityKind) -> None:
+    probability = QueueProbability(kind)
+    assert probability.share_ahead(5.0, 0.0) == 1.0
+    assert probability.share_ahead(0.0, 5.0) == 0.0
+
+
+def test_a_cancel_larger_than_the_queue_behind_takes_the_rest_from_ahead() -> None:
+    model = QueueFillModel(probability=QueueProbability("fixed", fixed_share_ahead=0.0))
+    order = model.on_place("b1", BID, 100, 1, level_size_lots=10)
+    model.on_level_change(BID, 100, 13)  # 3 behind us
+    model.on_level_change(BID, 100, 8)  # 5 cancelled: the 3 behind and 2 ahead
+    assert order.queue_ahead_lots == pytest.approx(8.0)
+
+
+def test_lots_that_traded_ahead_of_us_do_not_count_as_the_queue_behind() -> None:
+    model = QueueFillModel(probability=QueueProbability("power", power_exponent=1.0))
+    order = model.on_place("b1", BID, 100, 1, level_size_lots=20)
+    model.on_level_change(BID, 100, 40)  # 20 ahead, 20 behind
+    model.on_trade(100, 10, aggressor=Side.SELL)  # 10 ahead traded: 10 ahead, 20 behind
+    model.on_level_change(BID, 100, 27)  # the 10 traded and 3 cancelled
+    assert order.queue_ahead_lots == pytest.approx(10 - 3 * 10 / 30)
+
+
+def test_power_with_large_sizes_and_exponent_does_not_overflow() -> None:
+    probability = QueueProbability("power", power_exponent=50.0)
+    assert probability.share_ahead(1e9, 2e9) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_an_unknown_queue_probability_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown queue probability"):
+        QueueProbability("linear")  # type: ignore[arg-type]  # the refusal is the point

@@ -1,0 +1,570 @@
+"""Calibrate the paper fill model against live orders resting in the simulator's matching engine.
+
+Two steps, each reproducible on its own:
+
+    # 1. live runs on the synthetic simulator, recorded (what the daemon saw and sent):
+    .venv/bin/python bench/calibrate_paper.py record --seeds 101,102
+    # 2. the fit: paper fills of the recorded orders against their live fills
+    .venv/bin/python bench/calibrate_paper.py fit
+    # and what a 100 ms book cannot show, on the recorded Binance data and in the simulator:
+    .venv/bin/python bench/calibrate_paper.py excursions
+
+`record` runs the daemon live (real orders through ccxt.pro / the WS-API into the simulator's
+book, filled by its matching engine) with the study's strategy, and writes one gzip JSON-lines
+file a run under `--dir` (default bench/results/paper_calibration/): a meta row (instrument,
+regime, seed), then the maker market's public events (book updates and trades) as they
+arrived, the orders sent (place, replace, cancel, with send times) and the venue's answers
+(order updates and fills). Calibration seeds are kept apart from the seeds of the comparison
+in docs/paper-vs-live.md (7, 8, 9).
+
+`fit` reads every recording in `--dir`, runs the paper venue over each (the public market,
+the same orders: `mm_daemon.venues.paper_calibration`), searches the exposure parameters whose
+paper fills match the live ones, compares the queue probability functions, prints the table per
+exposure-depth bucket and writes `--out` (default bench/results/paper_calibration.json) with
+the fitted values. The defaults of `paper.*` in mm_daemon/config.py are these values.
+
+`excursions` compares the recorded Binance spot mid (its real-time bookTicker) with the
+simulator's, each looked at through a book that updates every 100 ms: how often the mid moved,
+and how often it went beyond both ends of an interval without either showing it (what no paper
+model fed that book can see). It writes bench/results/paper_excursions.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gzip
+import io
+import itertools
+import json
+import platform
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from mm_daemon.config import parse_config
+from mm_daemon.core.exposure import ExposureParams
+from mm_daemon.core.queue import QueueProbability
+from mm_daemon.core.types import BookDelta, BookSnapshot, Fill, OrderRequest, OrderUpdate, Trade
+from mm_daemon.engine.daemon import Daemon
+from mm_daemon.engine.portfolio import Portfolio
+from mm_daemon.log import configure_logging
+from mm_daemon.sim.runner import start_simulator
+from mm_daemon.venues.paper_calibration import (
+    DEPTH_BUCKETS_BPS,
+    Recording,
+    fit,
+    recording_from_rows,
+    score,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from study import CellSpec, daemon_config_data, live_environ, sim_config
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_DIR = RESULTS / "paper_calibration"
+PROBABILITIES = {
+    "fixed 0.5": QueueProbability("fixed", fixed_share_ahead=0.5),
+    "power 1": QueueProbability("power", power_exponent=1.0),
+    "power 2": QueueProbability("power", power_exponent=2.0),
+    "power 3": QueueProbability("power", power_exponent=3.0),
+    "log": QueueProbability("log"),
+}
+
+
+# -- record ------------------------------------------------------------------------------------
+
+
+class _Recorder:
+    """Rows of one live run: the maker market's events and our order traffic."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def market(self, event: object) -> None:
+        if isinstance(event, BookDelta | BookSnapshot):
+            self.rows.append(
+                {
+                    "k": "book",
+                    "t": event.ts_local_ns,
+                    "e": event.ts_exchange_ns,
+                    "snap": isinstance(event, BookSnapshot),
+                    "b": event.bids,
+                    "a": event.asks,
+                }
+            )
+        elif isinstance(event, Trade):
+            self.rows.append(
+                {
+                    "k": "trade",
+                    "t": event.ts_local_ns,
+                    "e": event.ts_exchange_ns,
+                    "id": event.trade_id,
+                    "p": event.price_ticks,
+                    "q": event.size_lots,
+                    "s": int(event.aggressor),
+                }
+            )
+
+    def execution(self, event: object) -> None:
+        if isinstance(event, Fill):
+            self.rows.append(
+                {
+                    "k": "fill",
+                    "t": event.ts_local_ns,
+                    "e": event.ts_exchange_ns,
+                    "id": event.client_order_id,
+                    "tid": event.trade_id,
+                    "s": int(event.side),
+                    "p": event.price_ticks,
+                    "q": event.size_lots,
+                }
+            )
+        elif isinstance(event, OrderUpdate):
+            self.rows.append(
+                {
+                    "k": "upd",
+                    "t": event.ts_local_ns,
+                    "e": event.ts_exchange_ns,
+                    "id": event.client_order_id,
+                    "st": event.status.value,
+                    "s": int(event.side),
+                    "p": event.price_ticks,
+                    "q": event.size_lots,
+                    "f": event.filled_lots,
+                }
+            )
+
+    def sent(self, kind: str, request: OrderRequest | None, **extra: str) -> None:
+        row: dict[str, Any] = {"k": kind, "t": time.time_ns(), **extra}
+        if request is not None:
+            row |= {
+                "id": request.client_order_id,
+                "s": int(request.side),
+                "p": request.price_ticks,
+                "q": request.size_lots,
+            }
+        self.rows.append(row)
+
+
+def _tap(daemon: Daemon, recorder: _Recorder) -> None:
+    """Record the maker market's events and order traffic of the portfolio the daemon builds.
+
+    The daemon has no event tap of its own; this wraps the portfolio's handlers and the maker
+    execution's calls on the instance, before the daemon binds them to its streams."""
+    build = daemon._build_portfolio
+
+    def build_and_tap() -> Portfolio:
+        portfolio = build()
+        (maker,) = portfolio.markets  # the benchmark quotes one market
+        key = (maker.instrument.venue, maker.instrument.symbol)
+        on_market, on_execution = portfolio.on_market_event, portfolio.on_execution_event
+
+        def market(event: Any) -> None:
+            if (event.venue, event.symbol) == key:
+                recorder.market(event)
+            on_market(event)
+
+        def execution(event: Any) -> None:
+            if (event.venue, event.symbol) == key:
+                recorder.execution(event)
+            on_execution(event)
+
+        portfolio.on_market_event = market  # type: ignore[method-assign]  # the tap, see above
+        portfolio.on_execution_event = execution  # type: ignore[method-assign]  # the tap
+        exe = maker.orders.execution
+        place, replace_, cancel = exe.place, exe.replace, exe.cancel
+
+        async def tapped_place(request: OrderRequest) -> None:
+            recorder.sent("place", request)
+            await place(request)
+
+        async def tapped_replace(old_client_order_id: str, request: OrderRequest) -> None:
+            recorder.sent("replace", request, old=old_client_order_id)
+            await replace_(old_client_order_id, request)
+
+        async def tapped_cancel(symbol: str, client_order_id: str) -> None:
+            recorder.sent("cancel", None, id=client_order_id)
+            await cancel(symbol, client_order_id)
+
+        exe.place = tapped_place  # type: ignore[method-assign]  # the tap
+        exe.replace = tapped_replace  # type: ignore[method-assign]  # the tap
+        exe.cancel = tapped_cancel  # type: ignore[method-assign]  # the tap
+        return portfolio
+
+    daemon._build_portfolio = build_and_tap  # type: ignore[method-assign]  # the tap
+
+
+async def record_run(spec: CellSpec) -> list[dict[str, Any]]:
+    """One live run on the simulator; returns its rows (meta first)."""
+    recorder = _Recorder()
+    sim = await start_simulator(sim_config(spec))
+    try:
+        config = parse_config(daemon_config_data(spec, sim), environ=live_environ(spec))
+        daemon = Daemon(config)
+        _tap(daemon, recorder)
+        with redirect_stdout(io.StringIO()):
+            await daemon.run(spec.seconds)
+        if daemon.portfolio is None:
+            raise RuntimeError("the daemon did not trade")
+        maker = daemon.portfolio.markets[0].instrument
+        instrument = dataclasses.asdict(maker)
+        instrument["kind"] = maker.kind.value
+    finally:
+        await sim.stop()
+    meta = {
+        "k": "meta",
+        "regime": spec.market,
+        "seed": spec.seed,
+        "seconds": spec.seconds,
+        "model": spec.model,
+        "quoting": spec.extra.get("quoting", {}),
+        "instrument": instrument,
+    }
+    return [meta, *recorder.rows]
+
+
+def _record_one(spec: CellSpec, path: Path) -> str:
+    configure_logging("error", "json")
+    rows = uvloop.run(record_run(spec))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt") as f:
+        for row in rows:
+            f.write(json.dumps(row, separators=(",", ":")) + "\n")
+    fills = sum(1 for r in rows if r["k"] == "fill")
+    return f"{path.name}: {len(rows)} rows, {fills} live fills"
+
+
+def cmd_record(args: argparse.Namespace) -> None:
+    for regime in args.regimes.split(","):
+        for seed in (int(s) for s in args.seeds.split(",")):
+            spec = CellSpec(
+                regime, args.model, hedging=False, seconds=args.seconds, mode="live", seed=seed
+            )
+            path = args.dir / f"{regime}-{seed}.jsonl.gz"
+            print(_record_one(spec, path), flush=True)
+
+
+# -- excursions: what a 100 ms book cannot show, on Binance and in the simulator ---------------
+
+EXCURSION_TICKS = (0, 25, 50, 100, 150, 200, 300)
+
+
+def excursion_figures(mids: Sequence[float], every: int) -> dict[str, float]:
+    """Of mids sampled on a fine grid, looked at every `every` samples (a batched book): the
+    share of intervals whose mid changed, and per distance d the chance that the mid went more
+    than d ticks beyond both ends of an interval (per interval and side) without either end
+    showing it."""
+    intervals = changed = 0
+    beyond = dict.fromkeys(EXCURSION_TICKS, 0)
+    for i in range(0, len(mids) - every, every):
+        segment = mids[i : i + every + 1]
+        first, last = segment[0], segment[-1]
+        inner = segment[1:-1] or [first]
+        down = min(first, last) - min(inner)
+        up = max(inner) - max(first, last)
+        intervals += 1
+        changed += last != first
+        for d in EXCURSION_TICKS:
+            beyond[d] += (down > d) + (up > d)
+    figures = {"intervals": float(intervals), "mid_changed": changed / max(1, intervals)}
+    for d, n in beyond.items():
+        figures[f"beyond_{d}"] = n / max(1, 2 * intervals)
+    return figures
+
+
+def binance_spot_mids(grid_ns: int) -> list[float] | None:
+    """The recorded BTCUSDT spot mid (real-time bookTicker) on a grid; None without the data."""
+    from mm_daemon.binance.capture import default_data_dir, read_capture  # noqa: PLC0415
+
+    data = default_data_dir()
+    if not data.is_dir():
+        return None
+    files = [data / "spot" / "btcusdt_20240808.gz", data / "spot" / "btcusdt_20240809.gz"]
+    mids: list[float] = []
+    t_next: int | None = None
+    mid = 0.0
+    for ts, raw in read_capture(*files):
+        if b"bookTicker" not in raw[:64]:
+            continue
+        payload = json.loads(raw)["data"]
+        while t_next is not None and t_next < ts:
+            mids.append(mid)
+            t_next += grid_ns
+        mid = (float(payload["b"]) + float(payload["a"])) * 50.0  # ticks of 0.01
+        if t_next is None:
+            t_next = ts
+    return mids
+
+
+def simulator_mids(regime: str, seconds: float, seed: int) -> list[float]:
+    """The synthetic spot market's mid (no orders of ours) after each of its steps."""
+    from mm_daemon.sim.market import SyntheticMarket  # noqa: PLC0415  only this subcommand
+    from mm_daemon.sim.market_params import (  # noqa: PLC0415  needs the market
+        DEFAULT_ASSETS,
+        SPOT_VENUE,
+        MarketParams,
+        build_engines,
+        default_instruments,
+    )
+
+    # BTC alone, as the benchmarks run the simulator.
+    btc = [i for i in default_instruments() if i.venue == SPOT_VENUE and i.base == "BTC"]
+    engines = build_engines(btc)
+    params = MarketParams(
+        regime=regime,  # type: ignore[arg-type]  # a regime name from the command line
+        assets=tuple(a for a in DEFAULT_ASSETS if a.base == "BTC"),
+    )
+    market = SyntheticMarket(params, btc, seed)
+    engine = engines[(SPOT_VENUE, btc[0].exchange_symbol)]
+    step = market.params.step_ns
+    mids = []
+    for k in range(1, round(seconds * 1e9 / step) + 1):
+        market.advance(engines, k * step)
+        bid, ask = engine.best_bid(), engine.best_ask()
+        if bid is not None and ask is not None:
+            mids.append((bid[0] + ask[0]) / 2.0)
+    return mids
+
+
+def cmd_excursions(args: argparse.Namespace) -> None:
+    rows: dict[str, dict[str, float]] = {}
+    mids = binance_spot_mids(5_000_000)
+    if mids is None:
+        print("no recorded captures (MMD_DATA_DIR): Binance skipped")
+    else:
+        rows["binance spot BTCUSDT"] = excursion_figures(mids, 20)  # 5 ms grid, 100 ms book
+    for regime in ("calm", "volatile", "trending"):
+        step_ms = 50  # the synthetic market's step: a 100 ms book sees every second one
+        rows[f"simulator {regime}"] = excursion_figures(
+            simulator_mids(regime, args.seconds, args.seed), 100 // step_ms
+        )
+    head = f"{'market':<22} {'intervals':>9} {'mid moved':>9} " + " ".join(
+        f"{'>' + str(d):>6}" for d in EXCURSION_TICKS
+    )
+    print(head)
+    for name, f in rows.items():
+        print(
+            f"{name:<22} {f['intervals']:>9.0f} {f['mid_changed']:>9.2f} "
+            + " ".join(f"{f[f'beyond_{d}']:>6.3f}" for d in EXCURSION_TICKS)
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"ticks": EXCURSION_TICKS, "markets": rows}, indent=2) + "\n")
+
+
+# -- fit ---------------------------------------------------------------------------------------
+
+
+def load_recordings(paths: Iterable[Path]) -> list[Recording]:
+    out = []
+    for path in sorted(paths):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        out.append(recording_from_rows(rows, path.name))
+    return out
+
+
+def _bucket_names() -> list[str]:
+    edges = [*DEPTH_BUCKETS_BPS, None]
+    names = ["not exposed"]
+    for lo, hi in itertools.pairwise(edges):
+        names.append(f"({lo:g}, {hi:g}] bps" if hi is not None else f"> {lo:g} bps")
+    return names
+
+
+def _markout(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _pooled(buckets: Sequence[Any], lots: str, markout: str) -> float | None:
+    pairs = [(getattr(b, markout), getattr(b, lots)) for b in buckets]
+    weight = sum(w for m, w in pairs if m is not None)
+    return sum(m * w for m, w in pairs if m is not None) / weight if weight else None
+
+
+def bucket_table(title: str, buckets: Sequence[Any]) -> str:
+    lines = [
+        title,
+        f"  {'past fair value':<17} {'orders':>6} {'live fills':>10} {'paper':>8} "
+        f"{'live lots':>10} {'paper':>10} {'lots ratio':>10} {'mk 1s live':>10} {'paper':>6}",
+    ]
+    for name, b in zip(_bucket_names(), buckets, strict=True):
+        ratio = b.paper_lots / b.live_lots if b.live_lots else float("nan")
+        lines.append(
+            f"  {name:<17} {b.orders:>6} {b.live_fills:>10.0f} {b.paper_fills:>8.1f} "
+            f"{b.live_lots:>10.0f} {b.paper_lots:>10.1f} {ratio:>10.2f} "
+            f"{_markout(b.live_markout_bps):>10} {_markout(b.paper_markout_bps):>6}"
+        )
+    lf = sum(b.live_fills for b in buckets)
+    pf = sum(b.paper_fills for b in buckets)
+    ll = sum(b.live_lots for b in buckets)
+    pl = sum(b.paper_lots for b in buckets)
+    live_mk = _pooled(buckets, "live_lots", "live_markout_bps")
+    paper_mk = _pooled(buckets, "paper_lots", "paper_markout_bps")
+    lines.append(
+        f"  {'all':<17} {sum(b.orders for b in buckets):>6} {lf:>10.0f} {pf:>8.1f} "
+        f"{ll:>10.0f} {pl:>10.1f} {pl / ll if ll else float('nan'):>10.2f} "
+        f"{_markout(live_mk):>10} {_markout(paper_mk):>6}"
+    )
+    return "\n".join(lines)
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    paths = list(args.recordings) or sorted(args.dir.glob("*.jsonl*"))
+    if not paths:
+        raise SystemExit(f"no recordings in {args.dir}: run `record` first")
+    recordings = load_recordings(paths)
+    seeds = [int(s) for s in args.fit_seeds.split(",")]
+    started = time.monotonic()
+    for rec in recordings:
+        print(
+            f"{rec.name}: {len(rec.market)} public events, {len(rec.orders)} orders rested; "
+            f"median latencies: entry {rec.entry_latency_ns / 1e6:.2f} ms, cancel "
+            f"{rec.cancel_latency_ns / 1e6:.2f} ms, ack {rec.ack_latency_ns / 1e6:.2f} ms, "
+            f"reaction to a book update {rec.reaction_ns / 1e6:.2f} ms; "
+            f"{rec.live_rejects} post-only rejects, {rec.live_rejects_crossed_next} of them "
+            "crossed in the next public book update",
+            flush=True,
+        )
+
+    def progress(n: int, value: float, params: ExposureParams) -> None:
+        if args.verbose:
+            print(
+                f"  {n:>4} objective {value:.4f}  rate {params.rate_multiplier:.3g} "
+                f"+{params.rate_multiplier_per_bps:.3g}/bps  size {params.size_multiplier:.3g} "
+                f"+{params.size_multiplier_per_bps:.3g}/bps",
+                flush=True,
+            )
+
+    start = ExposureParams(
+        rate_multiplier=args.start_rate,
+        rate_multiplier_per_bps=args.start_rate_per_bps,
+        size_multiplier=args.start_size,
+        size_multiplier_per_bps=args.start_size_per_bps,
+    )
+    result = fit(
+        recordings,
+        start=start,
+        probabilities=PROBABILITIES,
+        seeds=seeds,
+        iterations=args.iterations,
+        progress=progress,
+    )
+    elapsed = time.monotonic() - started
+    queue_only, queue_buckets = score(recordings, PROBABILITIES["fixed 0.5"], None)
+    e = result.exposure
+    print(bucket_table("\nqueue model (fixed 0.5, no exposure)", queue_buckets))
+    print(bucket_table("\nexposure model, fitted", result.buckets))
+    print("\nqueue probability functions (error on the never-exposed orders, fitted exposure):")
+    for name, value in result.probability_scores.items():
+        print(f"  {name:<10} {value:.4f}")
+    print(
+        f"\nfitted: exposure_rate_multiplier {e.rate_multiplier:.3f}, "
+        f"exposure_rate_multiplier_per_bps {e.rate_multiplier_per_bps:.3f}, "
+        f"exposure_size_multiplier {e.size_multiplier:.3f}, "
+        f"exposure_size_multiplier_per_bps {e.size_multiplier_per_bps:.3f}, "
+        f"queue {result.probability}"
+    )
+    print(
+        f"objective {result.objective:.4f} (queue model {queue_only:.4f}); "
+        f"{result.evaluations} evaluations in {elapsed:.0f} s"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "python": platform.python_version(),
+                "recordings": [r.name for r in recordings],
+                "live_latencies_ms": {
+                    r.name: {
+                        "order_entry": r.entry_latency_ns / 1e6,
+                        "cancel": r.cancel_latency_ns / 1e6,
+                        "ack": r.ack_latency_ns / 1e6,
+                        "reaction": r.reaction_ns / 1e6,
+                    }
+                    for r in recordings
+                },
+                "live_post_only_rejects": {
+                    r.name: {
+                        "rejects": r.live_rejects,
+                        "crossed_in_next_update": r.live_rejects_crossed_next,
+                    }
+                    for r in recordings
+                },
+                "fit_seeds": seeds,
+                "fitted": {
+                    "exposure_rate_multiplier": e.rate_multiplier,
+                    "exposure_rate_multiplier_per_bps": e.rate_multiplier_per_bps,
+                    "exposure_size_multiplier": e.size_multiplier,
+                    "exposure_size_multiplier_per_bps": e.size_multiplier_per_bps,
+                    "queue_position": result.probability.kind,
+                    "size_decrease_queue_share": result.probability.fixed_share_ahead,
+                    "queue_power_exponent": result.probability.power_exponent,
+                },
+                "objective": result.objective,
+                "objective_queue_model": queue_only,
+                "queue_probability_objectives": result.probability_scores,
+                "buckets": dict(
+                    zip(
+                        _bucket_names(),
+                        [dataclasses.asdict(b) for b in result.buckets],
+                        strict=True,
+                    )
+                ),
+                "buckets_queue_model": dict(
+                    zip(
+                        _bucket_names(), [dataclasses.asdict(b) for b in queue_buckets], strict=True
+                    )
+                ),
+                "evaluations": result.evaluations,
+                "elapsed_seconds": round(elapsed, 1),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record", help="live runs on the simulator, recorded")
+    rec.add_argument("--regimes", default="calm,volatile,trending")
+    rec.add_argument("--seeds", default="101,102")
+    rec.add_argument("--model", default="linear_skew")
+    rec.add_argument("--seconds", type=float, default=60.0)
+    rec.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    fit_p = sub.add_parser("fit", help="fit the paper fill model to the recordings")
+    fit_p.add_argument("recordings", nargs="*", type=Path, help="files (default: all in --dir)")
+    fit_p.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    fit_p.add_argument("--out", type=Path, default=RESULTS / "paper_calibration.json")
+    fit_p.add_argument("--fit-seeds", default="1,2,3", help="seeds each candidate is run with")
+    fit_p.add_argument("--iterations", type=int, default=60)
+    fit_p.add_argument("--start-rate", type=float, default=1.0)
+    fit_p.add_argument("--start-rate-per-bps", type=float, default=1.0)
+    fit_p.add_argument("--start-size", type=float, default=1.0)
+    fit_p.add_argument("--start-size-per-bps", type=float, default=1.0)
+    fit_p.add_argument("--verbose", action="store_true")
+    exc = sub.add_parser(
+        "excursions", help="moves a 100 ms book cannot show: Binance against the simulator"
+    )
+    exc.add_argument("--seconds", type=float, default=600.0, help="of each synthetic regime")
+    exc.add_argument("--seed", type=int, default=5)
+    exc.add_argument("--out", type=Path, default=RESULTS / "paper_excursions.json")
+    args = parser.parse_args(argv)
+    if args.command == "record":
+        cmd_record(args)
+    elif args.command == "excursions":
+        cmd_excursions(args)
+    else:
+        cmd_fit(args)
+
+
+if __name__ == "__main__":
+    main()

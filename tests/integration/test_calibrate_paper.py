@@ -1,0 +1,117 @@
+"""The paper calibration command on a small recording: it fits what the live orders did."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+MS = 1_000_000
+S = 1_000_000_000
+INSTRUMENT = {
+    "venue": "sim-spot",
+    "symbol": "X/USDT",
+    "exchange_symbol": "XUSDT",
+    "kind": "spot",
+    "base": "X",
+    "quote": "USDT",
+    "tick_size": 0.01,
+    "lot_size": 0.001,
+}
+ORDERS_AT_S = range(12, 24)  # one bid a second, after 10 s of observed flow
+
+
+def recording(picked_off: bool) -> list[dict[str, Any]]:
+    """A market at 100.00 / 100.01, 5-lot sells and buys printing at its touch every 100 ms,
+    whose touch drops to 99.90 / 99.91 from 200 ms to 500 ms after each of our 20-lot bids at
+    99.99 rests. Picked off: each bid fills in full 180 ms after
+    it rests (live). Otherwise none fills and each is cancelled after 700 ms."""
+    rows: list[dict[str, Any]] = [{"k": "meta", "instrument": INSTRUMENT}]
+    moved = [(s * S + 200 * MS, s * S + 500 * MS) for s in ORDERS_AT_S]
+    for k in range(250):  # a book update every 100 ms for 25 s
+        t = k * 100 * MS
+        down = any(a <= t < b for a, b in moved)
+        bid, ask = (9990, 9991) if down else (10000, 10001)
+        levels = {"b": [[bid, 50]], "a": [[ask, 50]]}
+        rows.append({"k": "book", "t": t, "e": t, "snap": True, **levels})
+        if down:
+            continue  # no prints while the touch is away: only exposure can fill our bids
+        for n, (side, price) in enumerate(((-1, bid), (1, ask))):
+            tt = t + 10 * MS + n
+            rows.append(
+                {"k": "trade", "t": tt, "e": tt, "id": 2 * k + n, "p": price, "q": 5, "s": side}
+            )
+    for i, s in enumerate(ORDERS_AT_S):
+        sent = s * S
+        oid = f"b{i}"
+        rows.append({"k": "place", "t": sent, "id": oid, "s": 1, "p": 9999, "q": 20})
+        opened = {"k": "upd", "t": sent + MS, "e": sent + MS, "id": oid, "s": 1, "p": 9999}
+        rows.append({**opened, "st": "open", "q": 20, "f": 0})
+        if picked_off:
+            at = sent + 180 * MS
+            rows.append(
+                {
+                    "k": "fill",
+                    "t": at,
+                    "e": at,
+                    "id": oid,
+                    "tid": f"f{i}",
+                    "s": 1,
+                    "p": 9999,
+                    "q": 20,
+                }
+            )
+            rows.append({**opened, "t": at, "e": at, "st": "filled", "q": 20, "f": 20})
+        else:
+            rows.append({"k": "cancel", "t": sent + 700 * MS, "id": oid})
+            cancelled = sent + 701 * MS
+            rows.append(
+                {**opened, "t": cancelled, "e": cancelled, "st": "cancelled", "q": 20, "f": 0}
+            )
+    return rows
+
+
+def fit(tmp_path: Path, picked_off: bool) -> dict[str, Any]:
+    path = tmp_path / f"{'picked' if picked_off else 'spared'}.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.writelines(json.dumps(row) + "\n" for row in recording(picked_off))
+    out = tmp_path / f"{path.stem}.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "calibrate_paper.py"),
+            "fit",
+            str(path),
+            "--out",
+            str(out),
+            "--iterations",
+            "40",
+            "--fit-seeds",
+            "1,2",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def test_calibration_fills_exposed_bids_that_live_bids_filled_and_spares_those_it_did_not(
+    tmp_path: Path,
+) -> None:
+    picked = fit(tmp_path, picked_off=True)
+    spared = fit(tmp_path, picked_off=False)
+    exposed = "> 0.3 bps"
+    picked_bucket = picked["buckets"][exposed]
+    assert picked_bucket["orders"] == len(ORDERS_AT_S)
+    assert picked_bucket["live_lots"] == 20 * len(ORDERS_AT_S)
+    # The fitted exposure fills most of what the live bids filled, and nothing of the spared.
+    assert picked_bucket["paper_lots"] >= 0.7 * picked_bucket["live_lots"]
+    assert spared["buckets"][exposed]["paper_lots"] <= 0.1 * picked_bucket["live_lots"]
+    rate = "exposure_rate_multiplier"
+    assert picked["fitted"][rate] > 10 * spared["fitted"][rate]
