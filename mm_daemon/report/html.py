@@ -6,7 +6,7 @@ a portfolio section when there are several markets, and per market: its run summ
 daemon prints it, then P&L over time by component, net exposure against the inventory limit and
 the hedge threshold with the hedges, quotes against fair value and the touch with the fills,
 markouts by horizon and side, distributions of fill size, spread capture and hedge slippage, and
-the risk state and pauses over time (the charts are built in `charts`).
+the risk state and pauses over time (the charts are built in `charts` and `distributions`).
 
 Figures in tables and cards come from the run summaries unchanged; only drawn series are
 thinned, so a multi-day run stays quick to open.
@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from mm_daemon.core.summary import RunSummary
-from mm_daemon.report import charts
+from mm_daemon.report import charts, distributions
 from mm_daemon.report.charts import tracked_components, utc
 from mm_daemon.report.data import PNL_COMPONENTS, MarketRun, RunData
 from mm_daemon.report.page import COMPONENT_LABELS, Page, esc, fmt, table
@@ -356,11 +356,11 @@ def _market_section(page: Page, data: RunData, market: MarketRun) -> None:
         caption=caption,
         autoscale_y=True,
     )
-    figure, caption = charts.markouts_figure(market)
+    figure, caption = distributions.markouts_figure(market)
     page.chart("markouts", figure, title="Markouts by horizon and side (bps)", caption=caption)
     page.chart(
         "distributions",
-        charts.distributions_figure(market),
+        distributions.distributions_figure(market),
         title="Distributions",
         caption="Edges of the outer bins include the 0.5% tails.",
     )
