@@ -46,7 +46,7 @@ def _data_dir() -> Path | None:
 def _case(name: str, data_dir: Path) -> dict[str, Any]:
     """Run one case in this process; return its wall time, frames and recorded span."""
     from mm_daemon.config import load_config  # noqa: PLC0415  imports timed apart from the run
-    from mm_daemon.engine.daemon import open_recorded, run_replay  # noqa: PLC0415
+    from mm_daemon.engine.entry import open_recorded, run_replay  # noqa: PLC0415
 
     config = load_config(CONFIG, environ={"MMD_LOGGING__LEVEL": "warning"})
     loop, markets = open_recorded(config, data_dir)

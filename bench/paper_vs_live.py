@@ -42,7 +42,7 @@ import yaml
 from study import MODEL_PARAMS, RESULTS, CellSpec, run_cells  # the script beside this one
 
 from mm_daemon.config import parse_config
-from mm_daemon.engine.daemon import replay_summary
+from mm_daemon.engine.entry import replay_summary
 from mm_daemon.log import configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -44,7 +44,8 @@ from prometheus_client import CollectorRegistry
 from mm_daemon.binance.capture import default_data_dir
 from mm_daemon.config import SimConfig, parse_config
 from mm_daemon.core.pnl import ATOMS_PER_QUOTE
-from mm_daemon.engine.daemon import Daemon, open_recorded
+from mm_daemon.engine.daemon import Daemon
+from mm_daemon.engine.entry import open_recorded
 from mm_daemon.log import configure_logging
 from mm_daemon.sim.runner import SimulatorHandle, start_simulator
 

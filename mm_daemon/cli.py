@@ -132,7 +132,7 @@ def run(
 ) -> None:
     """Run the daemon until SIGINT or SIGTERM (or --duration), then cancel orders and exit."""
     config = _load(config_path)
-    from mm_daemon.engine.daemon import run_daemon  # noqa: PLC0415  heavy imports only for `run`
+    from mm_daemon.engine.entry import run_daemon  # noqa: PLC0415  heavy imports only for `run`
 
     try:
         code = run_daemon(
@@ -202,7 +202,7 @@ def replay(
         )
         return
     config = _load(config_path)
-    from mm_daemon.engine.daemon import run_replay  # noqa: PLC0415  heavy imports only here
+    from mm_daemon.engine.entry import run_replay  # noqa: PLC0415  heavy imports only here
 
     with tempfile.TemporaryDirectory(prefix="mmd-replay-") as folder:
         journal = Path(folder) / "replay.journal" if report is not None else None
@@ -380,7 +380,7 @@ def record_command(
 ) -> None:
     """Record the configured Binance venues' market data for `mm-daemon replay`."""
     config = _load(config_path)
-    from mm_daemon.engine.daemon import run_record  # noqa: PLC0415  heavy imports only here
+    from mm_daemon.engine.entry import run_record  # noqa: PLC0415  heavy imports only here
 
     try:
         code = run_record(config, out, duration)
@@ -405,7 +405,7 @@ def _exit_now(code: int) -> None:
 def sim(config_path: ConfigOption) -> None:
     """Run the exchange simulator standalone (prints one JSON line per venue, then ready)."""
     config = _load(config_path)
-    from mm_daemon.engine.daemon import run_simulator  # noqa: PLC0415  heavy imports only for `sim`
+    from mm_daemon.engine.entry import run_simulator  # noqa: PLC0415  heavy imports only for `sim`
 
     raise typer.Exit(run_simulator(config))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import json
 import os
 import signal
 import sys
@@ -15,20 +14,9 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-import uvloop
 import yaml
-from pydantic import SecretStr
 
-from mm_daemon.binance.capture import CaptureRecorder, CaptureWriter, default_data_dir
-from mm_daemon.binance.markets import DIALECTS
-from mm_daemon.config import Config, ConfigError, FairValueModel, Mode, VenueConfig, env_key
-from mm_daemon.core.book import Book
-from mm_daemon.core.funding import FundingSettler
-from mm_daemon.core.hedging import Hedger
-from mm_daemon.core.inventory import Ledger
-from mm_daemon.core.markouts import MarkoutTracker
-from mm_daemon.core.quoting import Quoter
-from mm_daemon.core.risk import RiskGate
+from mm_daemon.config import Config, ConfigError, Mode, VenueConfig
 from mm_daemon.core.summary import (
     AssetRecord,
     MarketRecord,
@@ -37,58 +25,28 @@ from mm_daemon.core.summary import (
     render_summary,
     summary_to_dict,
 )
-from mm_daemon.core.types import (
-    ExecutionStatus,
-    Instrument,
-    InstrumentKind,
-    MarketEvent,
-    OrderRequest,
-)
-from mm_daemon.engine import wiring
-from mm_daemon.engine.asset import AssetBook, HedgeLeg
+from mm_daemon.core.types import ExecutionStatus, InstrumentKind
+from mm_daemon.engine.assembly import PortfolioAssembly, simulator_url
+from mm_daemon.engine.asset import AssetBook
 from mm_daemon.engine.budget import VenueBudget
-from mm_daemon.engine.client_ids import (
-    hedge_prefix,
-    instance_root,
-    new_client_id_prefix,
-    quote_prefix,
-    run_prefix,
-)
+from mm_daemon.engine.client_ids import instance_root, new_client_id_prefix, run_prefix
 from mm_daemon.engine.control import Controller
 from mm_daemon.engine.journal import Journal, JournalError, Recovery
 from mm_daemon.engine.metrics import JournalMetrics, MarketDataMetrics, Metrics
-from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
-from mm_daemon.engine.portfolio import Portfolio, PortfolioLimits
+from mm_daemon.engine.portfolio import Portfolio
 from mm_daemon.engine.reconcile import ReconciledExecution
 from mm_daemon.engine.restart import RestartPolicy, StartRecovery
-from mm_daemon.engine.runtime import BusyPoll, apply_cpu_affinity
+from mm_daemon.engine.runtime import BusyPoll
 from mm_daemon.engine.trader import MarketTrader
-from mm_daemon.engine.virtual_time import VirtualClock, VirtualTimeLoop
-from mm_daemon.log import configure_logging, get_logger, register_secret
+from mm_daemon.log import get_logger
 from mm_daemon.retry import BackoffPolicy
-from mm_daemon.sim.runner import SimulatorHandle, serve_forever, start_simulator
-from mm_daemon.venues.base import Execution, FundingHistory
-from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, endpoints_from_ccxt
-from mm_daemon.venues.ccxt_execution import (
-    CcxtExecution,
-    MainnetRefusedError,
-    check_mainnet_allowed,
-)
+from mm_daemon.sim.runner import SimulatorHandle, start_simulator
+from mm_daemon.venues.base import FundingHistory
 from mm_daemon.venues.ccxt_venue import CcxtMarketData
-from mm_daemon.venues.exchanges import VenueError, create_exchange
-from mm_daemon.venues.paper import PaperExecution
+from mm_daemon.venues.exchanges import VenueError
 from mm_daemon.venues.recorded import RecordedMarketData, RecordedMarkets, config_instruments
 
-__all__ = [
-    "Daemon",
-    "open_recorded",
-    "record",
-    "replay_summary",
-    "run_daemon",
-    "run_record",
-    "run_replay",
-    "run_simulator",
-]
+__all__ = ["EXIT_ORDERS_LEFT_OPEN", "Daemon"]
 
 log = get_logger(__name__)
 
@@ -97,15 +55,6 @@ SNAPSHOT_EVERY_TICKS = 5  # the journal's snapshot series: once a second
 SHUTDOWN_CANCEL_SECONDS = 1.0  # with CLOSE_SECONDS, leaves room to exit within 2 s of SIGTERM
 CLOSE_SECONDS = 0.5
 EXIT_ORDERS_LEFT_OPEN = 3  # the exit code when cancels left orders resting at a venue
-
-
-def _register_config_secrets(config: Config) -> None:
-    for venue in config.venues.values():
-        for secret in (venue.api_key, venue.api_secret):
-            if secret is not None:
-                register_secret(secret.get_secret_value())
-    if config.control.token is not None:
-        register_secret(config.control.token.get_secret_value())
 
 
 class Daemon:
@@ -138,7 +87,6 @@ class Daemon:
         self._recovery: Recovery | None = None
         self._start_recovery: StartRecovery | None = None
         self._run_prefix = f"{new_client_id_prefix()}_"
-        self._executions_by_key: dict[tuple[str, str], ReconciledExecution] = {}
         self._stop = asyncio.Event()
         self._stop_reason = ""
         self.control = Controller(self, config_path)  # the HTTP server, SIGHUP, status line
@@ -149,10 +97,7 @@ class Daemon:
         self.failed_markets: dict[str, str] = {}  # name -> why it did not start
         self._market_data: list[CcxtMarketData | RecordedMarketData] = []
         self._sources: dict[tuple[str, str], CcxtMarketData | RecordedMarketData] = {}
-        self._executions: list[ReconciledExecution] = []
-        self._live_executions: dict[str, ReconciledExecution] = {}
-        self._hedge_venues: dict[str, list[AssetBook]] = {}
-        self.budgets: dict[str, VenueBudget] = {}  # one order budget per venue account
+        self._assembly: PortfolioAssembly | None = None  # the portfolio and its order entry
         self._tasks: list[asyncio.Task[None]] = []
         self._started_ns = 0
 
@@ -449,7 +394,8 @@ class Daemon:
         self.control.on_trading_started()
         self._tasks.append(loop.create_task(self._timer(portfolio)))
         if cfg.mode is Mode.LIVE:
-            for venue, execution in self._live_executions.items():
+            live = self._assembly.live_executions if self._assembly is not None else {}
+            for venue, execution in live.items():
                 history = execution.inner
                 perpetuals = [
                     i.symbol
@@ -495,254 +441,31 @@ class Daemon:
         assert self.simulator is not None  # noqa: S101  started before any sim venue is built
         return simulator_url(self.simulator, venue)
 
-    def _instrument(self, venue: str, symbol: str) -> tuple[Instrument, Book]:
-        source = self._sources[(venue, symbol)]
-        return source.instruments[symbol], source.book(symbol)
-
     def _build_portfolio(self) -> Portfolio:
-        """One asset book per base asset (its ledger and hedge), one market trader per
-        market that could start."""
-        cfg = self.config
-        paper_feeds: dict[tuple[str, str], Callable[[MarketEvent], None]] = {}
-        assets: dict[str, AssetBook] = {}
-        hedge_md = cfg.market_data.model_copy(update={"fair_value": FairValueModel.MID})
-        journal = self.journal
-        for index, market in enumerate(cfg.markets):
-            if market.name in self.failed_markets:
-                continue
-            maker_inst, maker_book = self._instrument(market.venue, market.symbol)
-            asset = assets.get(maker_inst.base)
-            if asset is None:
-                hedges_as = hedge_prefix(self._run_prefix, len(assets))
-                ledger = Ledger(maker_inst, hedge_client_id_prefix=hedges_as)
-                leg: HedgeLeg | None = None
-                if market.hedge is not None:
-                    hedge_inst, hedge_book = self._instrument(
-                        market.hedge.venue, market.hedge.symbol
-                    )
-                    hedger = Hedger(
-                        wiring.hedge_params(market.hedging), hedge_inst, client_id_prefix=hedges_as
-                    )
-                    ledger.add_instrument(hedge_inst)
-                    ledger.set_netting_weight(hedge_inst.venue, hedger.netting_weight)
-                    leg = HedgeLeg(
-                        wiring.market_state(
-                            hedge_inst, hedge_md, book=hedge_book, book_is_shared=True
-                        ),
-                        self._execution(hedge_inst, hedge_book, paper_feeds),
-                        hedger,
-                        budget=self._budget(hedge_inst.venue),
-                        risk=RiskGate(
-                            wiring.hedge_risk_limits(
-                                market.risk, market.inventory.limit_base, market.hedging, hedge_inst
-                            )
-                        ),
-                    )
-                    log.info("hedge_instrument", asset=maker_inst.base, **_describe(hedge_inst))
-                asset = assets[maker_inst.base] = AssetBook(
-                    maker_inst.base,
-                    ledger,
-                    self.metrics,
-                    hedge=leg,
-                    clock=self._clock,
-                    journal=journal,
-                )
-            else:
-                asset.ledger.add_instrument(maker_inst)
-            cross = cfg.market_data.fair_value is FairValueModel.CROSS_VENUE
-            state = wiring.market_state(
-                maker_inst,
-                cfg.market_data,
-                # The adapter keeps the sequence-checked book; the state reads it, never
-                # re-applies.
-                book=maker_book,
-                book_is_shared=True,
-                reference=asset.hedge.state if cross and asset.hedge is not None else None,
-            )
-            risk = RiskGate(
-                wiring.risk_limits(market.risk, market.inventory, market.quoting, maker_inst)
-            )
-            orders = OrderManager(
-                self._execution(maker_inst, maker_book, paper_feeds),
-                maker_inst,
-                OrderManagerSettings.from_config(market.quoting, market.risk),
-                risk=risk,
-                metrics=self.metrics,
-                clock=self._clock,
-                client_id_prefix=quote_prefix(self._run_prefix, index),
-                market=market.name,
-                journal=journal,
-                budget=self._budget(market.venue),
-            )
-            MarketTrader(
-                name=market.name,
-                state=state,
-                quoter=Quoter(wiring.quote_params(market.quoting, market.inventory, maker_inst)),
-                orders=orders,
-                markouts=MarkoutTracker(),
-                risk=risk,
-                asset=asset,
-                metrics=self.metrics,
-                clock=self._clock,
-                journal=journal,
-            )
-            self.metrics.inventory_limit_base.labels(market.name).set(market.inventory.limit_base)
-            self.metrics.max_drawdown_quote.labels(market.name).set(market.risk.max_drawdown_quote)
-            log.info("market", market=market.name, **_describe(maker_inst))
-        for asset in assets.values():
-            if asset.hedge is not None:
-                self._hedge_venues.setdefault(asset.hedge.execution.venue, []).append(asset)
-            if cfg.mode is Mode.PAPER:
-                self._settle_paper_funding(asset)
-        limits = cfg.portfolio
-        return Portfolio(
-            list(assets.values()),
+        """The run's portfolio and the order entry it trades through (kept for the run)."""
+        self._assembly = assembly = PortfolioAssembly(
+            self.config,
             self.metrics,
-            limits=PortfolioLimits(
-                limits.max_gross_notional_quote,
-                limits.max_net_notional_quote,
-                limits.max_drawdown_quote,
-            ),
-            paper_feeds=paper_feeds,
             clock=self._clock,
-            journal=journal,
+            journal=self.journal,
+            recovery=self._recovery,
+            run_prefix=self._run_prefix,
+            sources=self._sources,
+            market_data=self._market_data,
+            simulator=self.simulator,
+            failed_markets=self.failed_markets,
+            on_status=self._execution_status,
         )
+        return assembly.build()
 
-    def _budget(self, venue_name: str) -> VenueBudget:
-        """The order budget of `venue_name`'s account, shared by its markets and hedges."""
-        budget = self.budgets.get(venue_name)
-        if budget is None:
-            budget = VenueBudget.for_venue(
-                self.config.venues[venue_name], metrics=self.metrics, clock=self._clock
-            )
-            self.budgets[venue_name] = budget
-        return budget
+    @property
+    def _executions(self) -> list[ReconciledExecution]:
+        """Every order entry of the run (none before the portfolio is built)."""
+        return self._assembly.executions if self._assembly is not None else []
 
-    def _settle_paper_funding(self, asset: AssetBook) -> None:
-        """Paper: each perpetual of the asset settles funding from its mark price stream,
-        from after the last settlement the journal holds."""
-        recovered = self._recovery.last_funding_ns if self._recovery is not None else {}
-        for position in asset.ledger.positions():
-            inst = position.instrument
-            if inst.kind is InstrumentKind.PERPETUAL:
-                asset.add_funding_settler(
-                    FundingSettler(
-                        inst.venue,
-                        inst.symbol,
-                        inst.quote,
-                        settled_through_ns=recovered.get((inst.venue, inst.symbol), 0),
-                    )
-                )
-
-    def _execution(
-        self,
-        instrument: Instrument,
-        book: Book,
-        paper_feeds: dict[tuple[str, str], Callable[[MarketEvent], None]],
-    ) -> ReconciledExecution:
-        """Paper: one paper venue per instrument, fed by its public flow. Live: one order
-        entry per venue (one connection, one account) for all of its instruments."""
-        venue = self.config.venues[instrument.venue]
-        key = (instrument.venue, instrument.symbol)
-        if self.journal is not None:
-            self.journal.register_instrument(instrument)
-        if self.config.mode is Mode.PAPER:
-            last = self._recovery.last_trades.get(key) if self._recovery is not None else None
-            paper = PaperExecution(
-                instrument,
-                self.config.paper,
-                venue=venue.name,
-                book=book,
-                clock=self._clock,
-                # Paper trade ids go on from the journal's: a new fill never looks booked.
-                last_trade_id=int(last.trade_id) if last and last.trade_id.isdigit() else 0,
-            )
-            self._restore_paper_orders(paper, key)
-            paper_feeds[key] = paper.on_market_event
-            self._executions_by_key[key] = self._reconciled(paper)
-            return self._executions_by_key[key]
-        live = self._live_executions.get(venue.name)
-        if live is None:
-            live = self._reconciled(self._live_execution(venue))
-            self._live_executions[venue.name] = live
-            observe = getattr(live.inner, "observe_rate_limits", None)
-            if observe is not None:
-                observe(self._budget(venue.name))
-        add = getattr(live.inner, "add_instrument", None)
-        if add is not None:
-            add(instrument)
-        self._executions_by_key[key] = live
-        return live
-
-    def _restore_paper_orders(self, paper: PaperExecution, key: tuple[str, str]) -> None:
-        """The paper venue is this process: the orders an earlier paper run left resting are
-        the journal's, given back to it here so that the start recovery finds them open and
-        cancels or adopts them (`state.on_start`) as it does a venue's."""
-        if self._recovery is None:
-            return
-        for order in self._recovery.open_orders:
-            if order.mode != Mode.PAPER.value or (order.venue, order.symbol) != key:
-                continue
-            request = OrderRequest(
-                order.venue,
-                order.symbol,
-                order.client_order_id,
-                order.side,
-                order.price_ticks,
-                order.size_lots,
-                order.order_type,
-            )
-            paper.restore(request, order.exchange_order_id, order.filled_lots)
-
-    def _reconciled(self, execution: Execution) -> ReconciledExecution:
-        reconciled = ReconciledExecution(
-            execution, on_status=self._execution_status, clock=self._clock
-        )
-        self._executions.append(reconciled)
-        return reconciled
-
-    def _live_execution(self, venue: VenueConfig) -> Execution:
-        md = next(
-            (
-                m
-                for m in self._market_data
-                if isinstance(m, CcxtMarketData) and m.venue == venue.name
-            ),
-            None,
-        )
-        if md is None:
-            raise ConfigError(["mode: a replay of recorded markets trades on paper only"])
-        sim_url = self._sim_url(venue) if venue.endpoint == "sim" else None
-        if sim_url is not None and venue.api_key is None:
-            # The simulator opens an account for any key; it signs with the key itself as the
-            # secret, and still checks every signature.
-            key = SecretStr(f"mmd-{venue.name}")
-            venue = venue.model_copy(update={"api_key": key, "api_secret": key})
-        if venue.api_key is None or venue.api_secret is None:
-            env = f"MMD_VENUES__{env_key(venue.name).upper()}"
-            raise ConfigError(
-                [
-                    f"venues.{venue.name}: live mode needs an API key and secret "
-                    f"({env}__API_KEY / {env}__API_SECRET or api_key_file / api_secret_file)"
-                ]
-            )
-        if venue.order_entry == "native" and venue.exchange in DIALECTS:
-            # Signed WS-API requests of our own, to the URLs ccxt resolved for this endpoint
-            # (the market-data adapter's exchange already holds them).
-            endpoints = endpoints_from_ccxt(
-                md.exchange.urls["api"], usdm=venue.exchange == "binanceusdm"
-            )
-            return BinanceWsApiExecution(
-                endpoints,
-                venue.api_key,
-                venue.api_secret,
-                venue=venue.name,
-                usdm=venue.exchange == "binanceusdm",
-            )
-        exchange = create_exchange(
-            venue, sim_base_url=sim_url, rate_limit=False if sim_url else None
-        )
-        return CcxtExecution(exchange, venue=venue.name)
+    @property
+    def _executions_by_key(self) -> dict[tuple[str, str], ReconciledExecution]:
+        return self._assembly.executions_by_key if self._assembly is not None else {}
 
     def _execution_status(self, status: ExecutionStatus) -> None:
         """An order-entry connection went down or came back (the reconcile is the wrapper's);
@@ -754,7 +477,8 @@ class Daemon:
             venue=status.venue,
             reason=status.reason,
         )
-        for asset in self._hedge_venues.get(status.venue, ()):
+        hedged = self._assembly.hedge_venues if self._assembly is not None else {}
+        for asset in hedged.get(status.venue, ()):
             if asset.hedge is not None:
                 asset.hedge.hedger.on_venue_status(
                     not status.connected, status.reason or "order entry down", source="orders"
@@ -955,6 +679,11 @@ class Daemon:
     # -- what the control plane reads ------------------------------------------------------------
 
     @property
+    def budgets(self) -> dict[str, VenueBudget]:
+        """One order budget per venue account (none before the portfolio is built)."""
+        return self._assembly.budgets if self._assembly is not None else {}
+
+    @property
     def started_ns(self) -> int:
         return self._started_ns
 
@@ -976,15 +705,6 @@ class Daemon:
         return dict(self._executions_by_key)
 
 
-def simulator_url(simulator: SimulatorHandle, venue: VenueConfig) -> str:
-    """The REST base of the embedded simulator's venue for `venue`'s exchange."""
-    dialect = DIALECTS.get(venue.exchange)
-    for endpoint in simulator.endpoints.values():
-        if endpoint.dialect == dialect:
-            return endpoint.rest
-    raise ConfigError([f"venues: {venue.name}: the simulator has no {venue.exchange} venue"])
-
-
 def _call_soon(
     loop: asyncio.AbstractEventLoop, callback: Callable[[str], None], reason: str
 ) -> None:
@@ -1001,209 +721,3 @@ def _freeze_heap() -> None:
     """
     gc.collect()
     gc.freeze()
-
-
-def _describe(instrument: Instrument) -> dict[str, object]:
-    return {
-        "venue": instrument.venue,
-        "symbol": instrument.symbol,
-        "tick": instrument.tick_size,
-        "lot": instrument.lot_size,
-        "min_notional": instrument.min_notional_quote,
-        "maker_fee_bps": round(instrument.maker_fee_rate * 1e4, 4),
-        "taker_fee_bps": round(instrument.taker_fee_rate * 1e4, 4),
-    }
-
-
-def run_daemon(
-    config: Config,
-    duration_seconds: float | None = None,
-    *,
-    fresh: bool = False,
-    config_path: Path | None = None,
-) -> int:
-    """Entry point of `mm-daemon run`: logging, safety checks, then the event loop.
-    `config_path` is the file a reload (POST /reload, SIGHUP) reads again."""
-    configure_logging(
-        config.logging.level.value,
-        config.logging.format,
-        fill_lines_on_terminal=config.logging.console_fill_lines,
-    )
-    _register_config_secrets(config)
-    if config.mode is Mode.LIVE:
-        for venue in config.used_venues():
-            try:
-                check_mainnet_allowed(venue, allow_mainnet=config.allow_mainnet)
-            except MainnetRefusedError as exc:
-                raise ConfigError([str(exc)]) from None
-    # ccxt.pro takes ~0.6 s to import; done here, before the loop runs, it cannot hold up a
-    # SIGTERM that arrives during startup.
-    import ccxt.pro  # noqa: F401, PLC0415  imported for its side effect of loading now
-
-    apply_cpu_affinity(config.runtime)
-    return uvloop.run(Daemon(config, fresh=fresh, config_path=config_path).run(duration_seconds))
-
-
-def open_recorded(config: Config, data_dir: Path) -> tuple[VirtualTimeLoop, RecordedMarkets]:
-    """The recorded markets of `config`'s venues and the virtual-time loop that plays them,
-    its clock set to the first recorded frame. Raises ConfigError naming what is missing."""
-    clock = VirtualClock(0)
-    loop = VirtualTimeLoop(clock)
-    try:
-        markets = RecordedMarkets.open(
-            config, data_dir, clock=clock.now_ns, wait_until=loop.wait_until
-        )
-        clock.start_at(markets.first_frame_ns())
-    except BaseException:
-        loop.close()
-        raise
-    return loop, markets
-
-
-def replay_summary(
-    config: Config,
-    data_dir: Path | None = None,
-    duration_seconds: float | None = None,
-    journal_path: Path | None = None,
-) -> RunSummary:
-    """Replay the recorded markets of `config`'s venues in virtual time; the run summary.
-
-    Fills are paper fills whatever `mode` says. The summary is also printed and logged, as at the
-    end of every run. With `journal_path` the replay journals as a run does (in recorded time),
-    into that file: what a report of the replay reads.
-    """
-    configured_mode = config.mode
-    config = config.model_copy(update={"mode": Mode.PAPER})
-    folder = data_dir or config.sim.replay_data_dir or default_data_dir()
-    loop, markets = open_recorded(config, folder)
-    # Log lines carry the recorded time the replay is at.
-    configure_logging(config.logging.level.value, config.logging.format, clock=loop.clock.now_ns)
-    if configured_mode is not Mode.PAPER:
-        log.info("replay_on_paper", configured_mode=configured_mode.value)
-    daemon = Daemon(config, clock=loop.clock.now_ns, recorded=markets, journal_path=journal_path)
-    try:
-        loop.run_until_complete(daemon.run(duration_seconds))
-    finally:
-        loop.close()
-    if daemon.summary is None:  # the run ended before trading started
-        raise ConfigError(["replay: the run ended before the daemon started trading"])
-    return daemon.summary
-
-
-def run_replay(
-    config: Config,
-    data_dir: Path | None = None,
-    duration_seconds: float | None = None,
-    summary_path: Path | None = None,
-    journal_path: Path | None = None,
-) -> int:
-    """Entry point of `mm-daemon replay` (one run): `replay_summary`, optionally saved."""
-    summary = replay_summary(config, data_dir, duration_seconds, journal_path)
-    if summary_path is not None:
-        summary_path.write_text(json.dumps(summary_to_dict(summary), indent=2) + "\n")
-    return 0
-
-
-async def record(
-    config: Config,
-    folder: Path,
-    duration_seconds: float | None = None,
-    recorder: CaptureRecorder | None = None,
-) -> list[CaptureWriter]:
-    """Record the configured venues' Binance market data into `folder` (through `recorder` when
-    given) until SIGINT/SIGTERM or `duration_seconds`; the capture files written (see
-    `mm_daemon.binance.capture`)."""
-    venues = config.used_venues()
-    for venue in venues:
-        if venue.exchange not in DIALECTS:
-            raise ConfigError(
-                [
-                    f"venues.{venue.name}.exchange: {venue.exchange!r} cannot be recorded "
-                    "(recording reads Binance spot 'binance' and USD-M 'binanceusdm')"
-                ]
-            )
-    symbols: dict[str, list[str]] = {}
-    for venue, symbol, _ in config_instruments(config):
-        symbols.setdefault(venue.name, []).append(symbol)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    if duration_seconds is not None:
-        loop.call_later(duration_seconds, stop.set)
-    simulator = None
-    if any(venue.endpoint == "sim" for venue in venues):
-        simulator = await start_simulator(config.sim)
-    recorder = recorder or CaptureRecorder(folder)
-    feeds: list[CcxtMarketData] = []
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        for venue in venues:
-            sim_url = (
-                simulator_url(simulator, venue) if simulator and venue.endpoint == "sim" else None
-            )
-            md = CcxtMarketData(
-                venue,
-                config.market_data,
-                symbols=symbols[venue.name],
-                sim_base_url=sim_url,
-                rate_limit=False if sim_url else None,
-                recorder=recorder,
-            )
-            feeds.append(md)
-            try:
-                await md.connect()
-            except VenueError as exc:
-                raise ConfigError([f"venues: {exc}"]) from None
-        tasks.extend(loop.create_task(md.run(lambda _event: None)) for md in feeds)
-        log.info("recording", folder=str(folder), venues=[v.name for v in venues])
-        await stop.wait()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*(md.close() for md in feeds), return_exceptions=True)
-        recorder.close()
-        if simulator is not None:
-            await simulator.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    writers = list(recorder.writers.values())
-    for writer in writers:
-        log.info(
-            "recorded",
-            path=str(writer.path),
-            frames=writer.frames,
-            snapshots=writer.snapshots,
-        )
-    return writers
-
-
-def run_record(config: Config, folder: Path, duration_seconds: float | None = None) -> int:
-    """Entry point of `mm-daemon record`: one line per capture file written, on stdout."""
-    configure_logging(config.logging.level.value, config.logging.format)
-    _register_config_secrets(config)
-    import ccxt.pro  # noqa: F401, PLC0415  loaded before the loop runs, as for `run`
-
-    writers = uvloop.run(record(config, folder, duration_seconds))
-    for writer in writers:
-        sys.stdout.write(f"{writer.path}: {writer.frames} frames, {writer.snapshots} snapshot(s)\n")
-    sys.stdout.flush()
-    return 0
-
-
-def run_simulator(config: Config) -> int:
-    """Entry point of `mm-daemon sim`: the standalone simulator until SIGINT/SIGTERM."""
-    configure_logging(config.logging.level.value, config.logging.format)
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        serving = loop.create_task(serve_forever(config.sim))
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, serving.cancel)
-        with suppress(asyncio.CancelledError):
-            await serving
-        log.info("simulator_stopped")
-
-    uvloop.run(main())
-    return 0

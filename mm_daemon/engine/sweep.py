@@ -99,7 +99,7 @@ def _replay_one(
 ) -> dict[str, Any]:
     """One combination in a worker process: the replay, quiet, and its summary."""
     from mm_daemon.core.summary import summary_to_dict  # noqa: PLC0415  worker-side imports
-    from mm_daemon.engine.daemon import replay_summary  # noqa: PLC0415
+    from mm_daemon.engine.entry import replay_summary  # noqa: PLC0415
 
     config = load_config(config_path, environ={**environ, "MMD_LOGGING__LEVEL": "error"})
     with contextlib.redirect_stdout(io.StringIO()):  # the table is the sweep's output

@@ -25,7 +25,8 @@ from mm_daemon.core.types import (
 )
 from mm_daemon.engine.reconcile import ReconciledExecution
 from mm_daemon.sim.runner import SimulatorHandle, VenueEndpoint
-from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, WsApiEndpoints
+from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution
+from mm_daemon.venues.binance_ws_api_wire import WsApiEndpoints
 from mm_daemon.venues.exchanges import build_instrument
 from tests.integration.conftest import until_user_data_gone
 from tests.support import ExecutionRecorder

@@ -15,7 +15,7 @@ import yaml
 
 from mm_daemon.binance.capture import CaptureRecorder
 from mm_daemon.config import parse_config
-from mm_daemon.engine.daemon import record
+from mm_daemon.engine.entry import record
 from mm_daemon.sim.runner import SimulatorHandle
 from tests.support import eventually
 

@@ -21,7 +21,7 @@ import pytest
 from mm_daemon.binance.capture import FrameKind
 from mm_daemon.config import load_config
 from mm_daemon.core.types import BookDelta, MarketEvent, MarketStatus
-from mm_daemon.engine.daemon import open_recorded
+from mm_daemon.engine.entry import open_recorded
 from mm_daemon.venues.recorded import RecordedMarketData
 from tests.integration.conftest import data_dir
 

@@ -22,7 +22,8 @@ from pydantic import SecretStr
 from mm_daemon.config import SimConfig, SimLimitsConfig
 from mm_daemon.core.types import OrderRequest, OrderStatus, Side
 from mm_daemon.sim.runner import SimulatorHandle, start_simulator
-from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, WsApiEndpoints
+from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution
+from mm_daemon.venues.binance_ws_api_wire import WsApiEndpoints
 from mm_daemon.venues.exchanges import build_instrument, make_ccxt_exchange
 from tests.support import ExecutionRecorder, eventually
 

@@ -28,15 +28,14 @@ from mm_daemon.core.types import (
     Side,
 )
 from mm_daemon.engine.order_state import reject_reason_label
-from mm_daemon.venues.binance_ws_api import (
-    BinanceWsApiExecution,
+from mm_daemon.venues.binance_ws_api import BinanceWsApiExecution, signed_params
+from mm_daemon.venues.binance_ws_api_wire import (
     WsApiEndpoints,
     endpoints_from_ccxt,
     fill_from_report,
     fill_from_trade,
     order_update_from_order,
     order_update_from_report,
-    signed_params,
 )
 from mm_daemon.venues.websocket import WebSocketError
 from tests.support import ExecutionRecorder, eventually
