@@ -517,6 +517,10 @@ class Ledger:
     def positions(self) -> tuple[Position, ...]:
         return tuple(self._positions.values())
 
+    def trade_cash_quote(self, venue: str, symbol: str) -> float:
+        """The quote the instrument's trades paid (negative) or received, fees included."""
+        return self._attribution.trade_cash_atoms((venue, symbol)) / ATOMS_PER_QUOTE
+
     def inventory_by_venue(self) -> dict[str, float]:
         """Base position per venue (summed over its instruments): mm_inventory_base{venue}."""
         result: dict[str, float] = {}

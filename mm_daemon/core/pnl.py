@@ -267,6 +267,11 @@ class Attribution:
         marks.entry_reference += signed_lots * entry_reference_nanos
         return edge
 
+    def trade_cash_atoms(self, key: tuple[str, str]) -> int:
+        """What `key`'s trades paid and received, fees included (funding left out), in atoms."""
+        marks = self._marks.get(key)
+        return 0 if marks is None else marks.cash - marks.funding
+
     def add_funding(self, key: tuple[str, str], amount_atoms: int) -> None:
         """Book one funding payment on `key`'s position (received > 0, paid < 0), in atoms."""
         marks = self._marks[key]

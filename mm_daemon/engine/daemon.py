@@ -44,6 +44,7 @@ from mm_daemon.sim.runner import SimulatorHandle, start_simulator
 from mm_daemon.venues.base import FundingHistory
 from mm_daemon.venues.ccxt_venue import CcxtMarketData
 from mm_daemon.venues.exchanges import VenueError
+from mm_daemon.venues.paper import PaperExecution
 from mm_daemon.venues.recorded import RecordedMarketData, RecordedMarkets, config_instruments
 
 __all__ = ["EXIT_ORDERS_LEFT_OPEN", "Daemon"]
@@ -433,9 +434,24 @@ class Daemon:
             start.restore()
         except JournalError as exc:
             raise ConfigError([f"state: {exc}"]) from None
+        if cfg.mode is Mode.PAPER:
+            self._restore_paper_balances(portfolio)
         portfolio.stop_trading()
         self._start_recovery = start
         return start
+
+    def _restore_paper_balances(self, portfolio: Portfolio) -> None:
+        """Paper: the journal is the account, so its balances are what the journaled fills
+        left (the positions and P&L are restored with the ledgers)."""
+        executions = self._executions_by_key
+        for asset in portfolio.assets:
+            for position in asset.ledger.positions():
+                inst = position.instrument
+                execution = executions.get((inst.venue, inst.symbol))
+                paper = execution.inner if execution is not None else None
+                if isinstance(paper, PaperExecution):
+                    cash = asset.ledger.trade_cash_quote(inst.venue, inst.symbol)
+                    paper.restore_balances(position.base, cash)
 
     def _sim_url(self, venue: VenueConfig) -> str:
         assert self.simulator is not None  # noqa: S101  started before any sim venue is built

@@ -539,6 +539,12 @@ class PaperExecution:
         """(base, quote) balances now."""
         return self.matcher.base_balance, self.matcher.quote_balance
 
+    def restore_balances(self, position_base: float, trade_cash_quote: float) -> None:
+        """At a restart, before any new fill: the balances the journaled fills left, on top of
+        the configured starting ones."""
+        self.matcher.base_balance += position_base
+        self.matcher.quote_balance += trade_cash_quote
+
     async def connect(self) -> None:
         self._closed = asyncio.Event()
 

@@ -433,3 +433,27 @@ def test_new_orders_after_a_restore_get_exchange_ids_after_the_restored_ones() -
         e for e in m.accept(order("b2", Side.BUY, 99_980, 2), T0) if isinstance(e, OrderUpdate)
     ]
     assert int(update.exchange_order_id) > 41
+
+
+def test_balances_restored_from_the_ledger_equal_the_balances_the_fills_left() -> None:
+    from mm_daemon.core.inventory import Ledger  # noqa: PLC0415  only this test books a ledger
+
+    traded = matcher()
+    ledger = Ledger(INSTRUMENT)
+    traded.accept(order("b1", Side.BUY, 100_000, 5), T0)
+    traded.accept(order("s1", Side.SELL, 100_020, 2), T0)
+    events = traded.on_market_event(trade(99_990, 5, Side.SELL), T0)
+    events += traded.on_market_event(trade(100_030, 2, Side.BUY), T0)
+    for event in events:
+        if isinstance(event, Fill):
+            ledger.on_fill(event)
+    position = ledger.position(INSTRUMENT.venue, INSTRUMENT.symbol)
+    assert position.lots == 3
+
+    restarted = PaperExecution(INSTRUMENT, PaperConfig(starting_base=1.0, starting_quote=10_000.0))
+    restarted.restore_balances(
+        position.base, ledger.trade_cash_quote(INSTRUMENT.venue, INSTRUMENT.symbol)
+    )
+    base, quote = restarted.balances
+    assert base == pytest.approx(traded.base_balance, abs=1e-12)
+    assert quote == pytest.approx(traded.quote_balance, abs=1e-9)
