@@ -184,24 +184,18 @@ class SimProcess:
                 pipe.close()
 
 
-def live_config(sim: SimProcess, state_dir: Path, folder: Path, **sections: dict[str, Any]) -> Path:
-    """A live config against `sim`: BTC/USDT quoted on spot, hedged on the perpetual."""
+def _btc_config(
+    mode: str,
+    venues: dict[str, Any],
+    state_dir: Path,
+    path: Path,
+    sections: dict[str, dict[str, Any]],
+) -> Path:
+    """BTC/USDT quoted on spot with one fixed level 0.25 bps from fair, hedged on the
+    perpetual; `sections` override or add config sections key by key."""
     data: dict[str, Any] = {
-        "mode": "live",
-        "venues": {
-            "sim-spot": {
-                "exchange": "binance",
-                "endpoint": sim.rest("sim-spot"),
-                "maker_fee_bps": 0.0,
-                "taker_fee_bps": 4.0,
-            },
-            "sim-perp": {
-                "exchange": "binanceusdm",
-                "endpoint": sim.rest("sim-perp"),
-                "maker_fee_bps": 0.0,
-                "taker_fee_bps": 2.0,
-            },
-        },
+        "mode": mode,
+        "venues": venues,
         "markets": [
             {
                 "venue": "sim-spot",
@@ -224,46 +218,38 @@ def live_config(sim: SimProcess, state_dir: Path, folder: Path, **sections: dict
     }
     for name, values in sections.items():
         data[name] = {**data.get(name, {}), **values}
-    path = folder / "daemon.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def live_config(sim: SimProcess, state_dir: Path, folder: Path, **sections: dict[str, Any]) -> Path:
+    """A live config against `sim`: BTC/USDT quoted on spot, hedged on the perpetual."""
+    venues = {
+        "sim-spot": {
+            "exchange": "binance",
+            "endpoint": sim.rest("sim-spot"),
+            "maker_fee_bps": 0.0,
+            "taker_fee_bps": 4.0,
+        },
+        "sim-perp": {
+            "exchange": "binanceusdm",
+            "endpoint": sim.rest("sim-perp"),
+            "maker_fee_bps": 0.0,
+            "taker_fee_bps": 2.0,
+        },
+    }
+    return _btc_config("live", venues, state_dir, folder / "daemon.yaml", sections)
 
 
 def paper_config(state_dir: Path, folder: Path, **sections: dict[str, Any]) -> Path:
     """A paper config on the embedded simulator: BTC/USDT quoted on spot, hedged on the
     perpetual, tight enough to fill within seconds in a trending market."""
-    data: dict[str, Any] = {
-        "mode": "paper",
-        "venues": {
-            "sim-spot": {"exchange": "binance", "endpoint": "sim"},
-            "sim-perp": {"exchange": "binanceusdm", "endpoint": "sim"},
-        },
-        "markets": [
-            {
-                "venue": "sim-spot",
-                "symbol": "BTC/USDT",
-                "hedge": {"venue": "sim-perp", "symbol": "BTC/USDT:USDT"},
-            }
-        ],
-        "sim": {"regime": "trending", "seed": 7},
-        "quoting": {
-            "model": "fixed",
-            "order_size_base": 0.01,
-            "levels": 1,
-            "spread_bps": 0.5,
-            "min_spread_bps": 0.0,
-        },
-        "inventory": {"limit_base": 0.05},
-        "hedging": {"mode": "threshold", "threshold_base": 0.015},
-        "metrics": {"host": "127.0.0.1", "port": 0},
-        "logging": {"level": "info", "format": "json"},
-        "state": {"dir": str(state_dir), "instance_id": "restart-test"},
+    venues = {
+        "sim-spot": {"exchange": "binance", "endpoint": "sim"},
+        "sim-perp": {"exchange": "binanceusdm", "endpoint": "sim"},
     }
-    for name, values in sections.items():
-        data[name] = {**data.get(name, {}), **values}
-    path = folder / "paper.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    sections = {**sections, "sim": {"regime": "trending", "seed": 7, **sections.get("sim", {})}}
+    return _btc_config("paper", venues, state_dir, folder / "paper.yaml", sections)
 
 
 def live_env() -> dict[str, str]:
