@@ -464,8 +464,25 @@ def cmd_fit(args: argparse.Namespace) -> None:
     print("\nqueue probability functions (error on the never-exposed orders, fitted exposure):")
     for name, value in result.probability_scores.items():
         print(f"  {name:<10} {value:.4f}")
+    onset = result.onset
+    assert onset is not None  # noqa: S101  fit() always fits it
     print(
-        f"\nfitted: exposure_rate_multiplier {e.rate_multiplier:.3f}, "
+        f"\nonset: {onset.orders} live post-only orders the next update showed crossed, "
+        f"{onset.refused} refused by the venue; refused by where in the window they arrived:"
+    )
+    for k, (orders, refused, predicted) in enumerate(onset.by_fifth):
+        share = refused / orders if orders else 0.0
+        print(
+            f"  {k * 20:>3}-{k * 20 + 20:<3}% {orders:>6} orders, refused {share:5.2f} "
+            f"(fitted shape predicts {predicted:.2f})"
+        )
+    print(
+        f"  shape {onset.shape:.2f}: log-likelihood {onset.log_likelihood:.1f} "
+        f"(uniform: {onset.log_likelihood_uniform:.1f})"
+    )
+    print(
+        f"\nfitted: exposure_onset_shape {e.onset_shape:.2f}, "
+        f"exposure_rate_multiplier {e.rate_multiplier:.3f}, "
         f"exposure_rate_multiplier_per_bps {e.rate_multiplier_per_bps:.3f}, "
         f"exposure_size_multiplier {e.size_multiplier:.3f}, "
         f"exposure_size_multiplier_per_bps {e.size_multiplier_per_bps:.3f}, "
@@ -498,7 +515,9 @@ def cmd_fit(args: argparse.Namespace) -> None:
                     for r in recordings
                 },
                 "fit_seeds": seeds,
+                "onset": dataclasses.asdict(onset),
                 "fitted": {
+                    "exposure_onset_shape": e.onset_shape,
                     "exposure_rate_multiplier": e.rate_multiplier,
                     "exposure_rate_multiplier_per_bps": e.rate_multiplier_per_bps,
                     "exposure_size_multiplier": e.size_multiplier,

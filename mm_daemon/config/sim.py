@@ -75,7 +75,16 @@ class PaperConfig(_Model):
         description=(
             "exposure: the market moved through a quote between the book update that shows it "
             "and the one before, at most this long before it (the depth stream's batching "
-            "interval: 0.1 on Binance spot); the moment is drawn uniformly within that window."
+            "interval: 0.1 on Binance spot); where within it: exposure_onset_shape."
+        ),
+    )
+    exposure_onset_shape: PositiveFloat = Field(
+        default=2.1,
+        description=(
+            "exposure: the moment the market moved through a quote is drawn at a fraction x of "
+            "the onset window with probability 1 - (1 - x)^shape of being before x (1: uniform; "
+            "larger: earlier). A post-only order that arrived after that moment is refused, as "
+            "the venue refuses one that would cross its book."
         ),
     )
     flow_halflife_seconds: PositiveFloat = Field(

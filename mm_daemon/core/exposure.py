@@ -13,9 +13,12 @@ generator, so the same events give the same fills.
   is *exposed*, `depth` ticks past the mid.
 - The market moved through the order somewhere between the book update that shows it and the
   one before, at most `onset_window_ns` before it (a diff-depth stream batches what changed,
-  100 ms on Binance spot). A book moves when it trades: the moment is drawn among the public
-  prints in that window, or uniformly within it if nothing printed. Exposure starts then, or
-  when the order rested if that is later.
+  100 ms on Binance spot). The moment is drawn at a fraction x of that window with the
+  distribution F(x) = 1 - (1 - x)^onset_shape: 1 is uniform, larger values put the moment
+  earlier. The shape is fitted to live post-only orders: of those the next update shows
+  crossed, how many the venue refused against when within the window they arrived
+  (`venues.paper_calibration.fit_onset_shape`); the public prints of the window told less
+  about it than a uniform draw. Exposure starts then, or when the order rested if later.
 - A post-only order that the opposite touch is seen to have crossed, and that reached the venue
   only after the drawn moment, never rested: the venue would have refused it on arrival, as it
   checks post-only orders against its own book, not against our delayed view of it. It is
@@ -52,7 +55,6 @@ __all__ = ["AggressiveFlow", "ExposureModel", "ExposureParams"]
 
 _NS = 1_000_000_000
 _LN2 = math.log(2.0)
-_PRINTS_KEPT = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,7 @@ class ExposureParams:
     flow_halflife_ns: int = 30 * _NS
     size_samples: int = 256
     onset_window_ns: int = 100_000_000
+    onset_shape: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -85,6 +88,8 @@ class ExposureParams:
                 raise ValueError(f"{name} must not be negative")
         if self.flow_halflife_ns <= 0 or self.size_samples <= 0:
             raise ValueError("flow_halflife_ns and size_samples must be positive")
+        if self.onset_shape <= 0:
+            raise ValueError("onset_shape must be positive")
 
 
 class AggressiveFlow:
@@ -153,7 +158,6 @@ class ExposureModel:
         "_last_book_ns",
         "_mid",
         "_orders",
-        "_print_times",
         "_queue",
         "_rng",
         "params",
@@ -171,7 +175,6 @@ class ExposureModel:
         self._orders: dict[str, _Exposure] = {}
         self._mid: float | None = None
         self._last_book_ns: int | None = None
-        self._print_times: deque[int] = deque(maxlen=_PRINTS_KEPT)  # ours: when prints came
 
     def is_exposed(self, order_id: str) -> bool:
         state = self._orders.get(order_id)
@@ -194,9 +197,6 @@ class ExposureModel:
         """A public print: the observed flow, and the orders it went through (exposed from now,
         each with this aggressive order as its first arrival); returns their fills."""
         self._flows[aggressor].on_print(now_ns, size_lots, exchange_ts_ns)
-        prints = self._print_times
-        if not prints or prints[-1] != now_ns:
-            prints.append(now_ns)
         if not self._orders:
             return []
         queue = self._queue
@@ -252,8 +252,7 @@ class ExposureModel:
         window = 0
         if previous is not None and previous < now_ns:
             window = min(now_ns - previous, self.params.onset_window_ns)
-        # A book moves when it trades: the prints in the window are when it most likely moved.
-        moments = [t for t in self._print_times if now_ns - window < t <= now_ns] if window else []
+        inverse_shape = 1.0 / self.params.onset_shape
         queue = self._queue
         for state in list(self._orders.values()):
             if state.next_ns is not None:  # exposed already: a new depth, a new rate
@@ -268,12 +267,10 @@ class ExposureModel:
                 if order.side is Side.BUY
                 else best_bid_ticks is not None and best_bid_ticks >= order.price_ticks
             )
-            if moments:
-                onset = moments[self._rng.randrange(len(moments))]
-            elif window:
-                onset = now_ns - round(self._rng.random() * window)
-            else:
-                onset = now_ns
+            onset = now_ns
+            if window:
+                into = 1.0 - math.pow(1.0 - self._rng.random(), inverse_shape)  # F^-1(u)
+                onset = now_ns - window + round(into * window)
             if crossed and state.post_only and onset < state.rested_ns:
                 queue.on_cancel(state.order_id)
                 del self._orders[state.order_id]

@@ -147,6 +147,7 @@ class PortfolioAssembly:
                     hedge=leg,
                     clock=self._clock,
                     journal=journal,
+                    fills_kept_by_venue=cfg.mode is Mode.LIVE,
                 )
             else:
                 asset.ledger.add_instrument(maker_inst)

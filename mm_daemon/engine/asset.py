@@ -83,13 +83,18 @@ class AssetBook:
         hedge: HedgeLeg | None = None,
         clock: Callable[[], int] = time.time_ns,
         journal: Journal | None = None,
+        fills_kept_by_venue: bool = False,
     ) -> None:
+        """`fills_kept_by_venue`: live, the venues' trade histories hold every fill and a
+        restart reads back what the journal lacks, so fills need not be committed before they
+        count (see `Journal.record_fill`)."""
         self.asset = asset
         self.ledger = ledger
         self.metrics = metrics
         self.hedge = hedge
         self.markets: list[MarketTrader] = []
         self.journal = journal
+        self.fills_kept_by_venue = fills_kept_by_venue
         self.trading = True  # False while a start recovers: no hedge is sent
         self.fills_since_checkpoint = 0
         self._hedge_fills: dict[str, tuple[int, float]] = {}  # lots, slippage x lots per order
@@ -166,7 +171,13 @@ class AssetBook:
         journal = self.journal
         if journal is not None:
             marks = ledger.entry_marks(fill)
-            outcome = journal.record_fill(self.asset, fill, marks, recovered=recovered)
+            outcome = journal.record_fill(
+                self.asset,
+                fill,
+                marks,
+                recovered=recovered,
+                kept_by_venue=self.fills_kept_by_venue,
+            )
             if outcome is FillOutcome.DUPLICATE:
                 log.info("fill_already_booked", venue=fill.venue, trade_id=fill.trade_id)
                 return False

@@ -215,8 +215,10 @@ class MarketTrader:
         self.orders.on_execution_event(event)
         if type(event) is Fill:
             self.markouts.on_fill(event.ts_local_ns, event.side, self.state.fair_value_price)
-            self.asset.maybe_hedge()
+            # Quotes first: pulling a quote the market moved through comes before the hedge
+            # (whose decision is committed to the journal before its order goes).
             self.asset.requote_markets(event.ts_local_ns)
+            self.asset.maybe_hedge()
 
     # -- periodic work --------------------------------------------------------------------------
 

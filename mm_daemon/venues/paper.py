@@ -94,6 +94,7 @@ def fill_model_from_config(
             flow_halflife_ns=round(config.flow_halflife_seconds * _NS),
             size_samples=config.flow_size_samples,
             onset_window_ns=round(config.exposure_onset_window_seconds * _NS),
+            onset_shape=config.exposure_onset_shape,
             seed=config.seed,
         )
     return probability, exposure, kind == "touch"

@@ -25,6 +25,12 @@ showed exposed are reported but not fitted: the queue probability functions are 
 them instead (they are the ones queue position decides). The draws are averaged over several
 seeds, the same ones for every candidate, so the comparison between candidates is not noise.
 
+`fit_onset_shape` fits where within a book update's window the market crossed a quote: of the
+live post-only orders that the next public update shows crossed, the venue refused the ones that
+arrived after the crossing. Each such order's position in its window (from the update before
+its arrival to the one after) and whether it was refused give the likelihood of the onset
+distribution F(x) = 1 - (1 - x)^shape (`mm_daemon.core.exposure`), maximised over the shape.
+
 Pure: rows (as the recorder writes them, one dict a line) in, figures out; no I/O.
 """
 
@@ -59,10 +65,12 @@ __all__ = [
     "BucketFigures",
     "CounterfactualOrder",
     "FitResult",
+    "OnsetFit",
     "PaperOutcome",
     "Recording",
     "counterfactual",
     "fit",
+    "fit_onset_shape",
     "not_exposed_error",
     "recording_from_rows",
     "score",
@@ -105,6 +113,10 @@ class Recording:
     live_rejects_crossed_next: int  # ... of which the next public book update shows crossed
     mid_times: tuple[int, ...] = ()  # local ns of each book update
     mids: tuple[float | None, ...] = ()  # the public mid after it, in ticks
+    # Live post-only orders that the next public update after their arrival shows crossed:
+    # (how far into the window between the updates around its arrival it arrived, 0..1;
+    # whether the venue refused it).
+    crossed_arrivals: tuple[tuple[float, bool], ...] = ()
 
     def mid_at(self, ts_ns: int) -> float | None:
         """The public mid as of `ts_ns` (the last update at or before it)."""
@@ -204,12 +216,7 @@ def recording_from_rows(rows: Iterable[Mapping[str, Any]], name: str) -> Recordi
         rejects += 1
         i = bisect.bisect_right(book_times, o.sent_ns)
         if i < len(touches):
-            bid, ask = touches[i]
-            crossed_next += (
-                ask is not None and ask <= o.price_ticks
-                if o.side is Side.BUY
-                else bid is not None and bid >= o.price_ticks
-            )
+            crossed_next += _crosses(o, touches[i])
     reaction = _reaction_ns(body, book_times)
     entries, cancels = [0], [0]
     for o in rested:
@@ -253,6 +260,17 @@ def recording_from_rows(rows: Iterable[Mapping[str, Any]], name: str) -> Recordi
             )
         )
     out.sort(key=lambda o: o.rest_ns)
+    crossed_arrivals = []
+    for o in orders.values():
+        if not o.rejected and o.rest_e is None:
+            continue  # no answer recorded
+        arrival = o.sent_ns + round(entry_latency)
+        i = bisect.bisect_right(book_times, arrival) - 1
+        if i < 0 or i + 1 >= len(book_times) or _crosses(o, touches[i]):
+            continue  # sent against a book already crossed: not a question of timing
+        if _crosses(o, touches[i + 1]):
+            window = max(1, book_times[i + 1] - book_times[i])
+            crossed_arrivals.append((min(1.0, (arrival - book_times[i]) / window), o.rejected))
     return Recording(
         name,
         inst,
@@ -266,7 +284,16 @@ def recording_from_rows(rows: Iterable[Mapping[str, Any]], name: str) -> Recordi
         crossed_next,
         tuple(book_times),
         tuple(mids),
+        tuple(crossed_arrivals),
     )
+
+
+def _crosses(order: _Order, touch: tuple[int | None, int | None]) -> bool:
+    """Whether the opposite touch is at or through the order's price."""
+    bid, ask = touch
+    if order.side is Side.BUY:
+        return ask is not None and ask <= order.price_ticks
+    return bid is not None and bid >= order.price_ticks
 
 
 def _public_market(
@@ -621,6 +648,66 @@ class FitResult:
     # Of each queue probability, with the fitted exposure: its error on the orders the public
     # book never showed exposed (the ones the queue rules fill), as `not_exposed_error`.
     probability_scores: dict[str, float]
+    onset: OnsetFit | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OnsetFit:
+    shape: float
+    orders: int  # live post-only orders the next update showed crossed
+    refused: int  # of which the venue refused
+    log_likelihood: float
+    log_likelihood_uniform: float  # shape 1
+    # Per fifth of the window: (orders, refused, refused share the fitted shape predicts).
+    by_fifth: tuple[tuple[int, int, float], ...]
+
+
+def _onset_log_likelihood(arrivals: Sequence[tuple[float, bool]], shape: float) -> float:
+    total = 0.0
+    for into, refused in arrivals:
+        before = 1.0 - math.pow(1.0 - into, shape)  # P(the crossing came before the arrival)
+        p = min(max(before if refused else 1.0 - before, 1e-9), 1.0)
+        total += math.log(p)
+    return total
+
+
+def fit_onset_shape(recordings: Sequence[Recording]) -> OnsetFit:
+    """The onset shape of most likelihood for the recordings' crossed arrivals (see the module
+    doc); 1 (uniform) when there are none."""
+    arrivals = [a for r in recordings for a in r.crossed_arrivals]
+    shape = 1.0
+    if arrivals:
+        # Golden-section search on log(shape) over 0.05..50: the likelihood is unimodal in it.
+        lo, hi = math.log(0.05), math.log(50.0)
+        ratio = (math.sqrt(5.0) - 1.0) / 2.0
+        for _ in range(80):
+            a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+            if _onset_log_likelihood(arrivals, math.exp(a)) >= _onset_log_likelihood(
+                arrivals, math.exp(b)
+            ):
+                hi = b
+            else:
+                lo = a
+        shape = math.exp((lo + hi) / 2.0)
+    fifths = []
+    for k in range(5):
+        inside = [(x, r) for x, r in arrivals if k / 5 <= x < (k + 1) / 5 or (k == 4 and x >= 1)]
+        predicted = [1.0 - math.pow(1.0 - x, shape) for x, _ in inside]
+        fifths.append(
+            (
+                len(inside),
+                sum(r for _, r in inside),
+                statistics.fmean(predicted) if predicted else 0.0,
+            )
+        )
+    return OnsetFit(
+        shape,
+        len(arrivals),
+        sum(r for _, r in arrivals),
+        _onset_log_likelihood(arrivals, shape),
+        _onset_log_likelihood(arrivals, 1.0),
+        tuple(fifths),
+    )
 
 
 def not_exposed_error(buckets: Sequence[BucketFigures]) -> float:
@@ -651,7 +738,8 @@ def fit(
 ) -> FitResult:
     """Search the exposure parameters (Nelder-Mead on their logarithms), then compare the
     queue probability functions with them; see the module doc."""
-    base = start or ExposureParams()
+    onset = fit_onset_shape(recordings)
+    base = replace(start or ExposureParams(), onset_shape=onset.shape)
     probabilities = probabilities or {"fixed": QueueProbability()}
     first_probability = next(iter(probabilities.values()))
     evaluations = 0
@@ -698,7 +786,7 @@ def fit(
         if scores[name] < chosen_error - 1e-9:
             chosen, chosen_error = probability, scores[name]
     value, buckets = score(recordings, chosen, fitted, seeds)
-    return FitResult(chosen, fitted, value, buckets, evaluations, scores)
+    return FitResult(chosen, fitted, value, buckets, evaluations, scores, onset)
 
 
 def _nelder_mead(

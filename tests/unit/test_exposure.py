@@ -143,6 +143,31 @@ def test_a_post_only_bid_resting_before_the_previous_update_is_never_refused() -
         assert fills or exposure.is_exposed("b1")
 
 
+def test_a_post_only_bid_halfway_through_the_window_is_refused_as_the_onset_shape_says() -> None:
+    def refused_share(shape: float) -> float:
+        refused = 0
+        for seed in range(400):
+            queue, exposure = with_flow(params(onset_shape=shape, seed=seed))
+            rest_bid(queue, exposure, 1000, 40, at=FLOW_END + 50 * MS)  # half the window gone
+            _, gone = exposure.on_book(FLOW_END + 100 * MS, 990, 991)
+            refused += gone == ["b1"]
+        return refused / 400
+
+    # P(the crossing came in the first half) = 1 - (1 - 0.5)^shape
+    assert abs(refused_share(1.0) - 0.5) < 0.08
+    assert abs(refused_share(3.0) - 0.875) < 0.06
+    assert abs(refused_share(0.5) - (1 - 0.5**0.5)) < 0.08
+
+
+def test_a_bid_that_is_not_post_only_is_never_refused_whatever_the_shape() -> None:
+    for seed in range(50):
+        queue, exposure = with_flow(params(onset_shape=5.0, seed=seed))
+        queue.on_place("b1", BID, 1000, 40, level_size_lots=0)
+        exposure.on_place("b1", FLOW_END + 90 * MS, post_only=False)
+        _, gone = exposure.on_book(FLOW_END + 100 * MS, 990, 991)
+        assert gone == []
+
+
 def test_deeper_through_fair_value_fills_sooner_and_in_larger_pieces() -> None:
     def first_second(depth_ticks: int) -> tuple[int, int]:
         lots = count = 0
@@ -216,6 +241,11 @@ def test_flow_rate_counts_aggressive_orders_a_second_and_a_sweep_once() -> None:
         flow.on_print(t, 2, exchange_ts_ns=t)
     assert flow.rate_per_second(60 * S) == pytest.approx(10.0, rel=0.05)
     assert set(flow.sizes) == {5}
+
+
+def test_a_shape_that_is_not_positive_is_refused() -> None:
+    with pytest.raises(ValueError, match="onset_shape"):
+        ExposureParams(onset_shape=0.0)
 
 
 def test_negative_exposure_parameters_are_refused() -> None:

@@ -188,6 +188,42 @@ def test_the_same_trade_id_on_another_instrument_is_a_new_fill(tmp_path: Path) -
         assert journal.record_fill("BTC", perp_fill, MARKS) is FillOutcome.BOOKED
 
 
+def test_a_fill_the_venue_keeps_is_buffered_for_the_writer_not_committed_at_once(
+    tmp_path: Path,
+) -> None:
+    journal = open_journal(tmp_path / "j.db", flush_interval_s=NO_FLUSH)
+    outcome = journal.record_fill("BTC", make_fill("7"), MARKS, kept_by_venue=True)
+    assert outcome is FillOutcome.BUFFERED
+    image = crash_image(journal.path, tmp_path / "image")
+    assert read_rows(image, "SELECT count(*) FROM fills") == [(0,)]  # a restart reads it back
+    journal.close()
+    assert read_rows(journal.path, "SELECT trade_id FROM fills") == [("7",)]  # closed: flushed
+
+
+def test_a_buffered_fill_seen_again_before_its_commit_is_a_duplicate(tmp_path: Path) -> None:
+    journal = open_journal(tmp_path / "j.db", flush_interval_s=NO_FLUSH)
+    journal.record_fill("BTC", make_fill("7"), MARKS, kept_by_venue=True)
+    # The stream's copy, then the same trade from a reconnect's trade query, before any commit.
+    assert (
+        journal.record_fill("BTC", make_fill("7"), MARKS, kept_by_venue=True)
+        is FillOutcome.DUPLICATE
+    )
+    assert journal.record_fill("BTC", make_fill("7"), MARKS, recovered=True) is (
+        FillOutcome.DUPLICATE
+    )
+    journal.close()
+    assert read_rows(journal.path, "SELECT count(*) FROM fills") == [(1,)]
+
+
+def test_a_recovered_fill_is_committed_even_where_the_venue_keeps_fills(tmp_path: Path) -> None:
+    journal = open_journal(tmp_path / "j.db", flush_interval_s=NO_FLUSH)
+    outcome = journal.record_fill("BTC", make_fill("7"), MARKS, recovered=True, kept_by_venue=True)
+    assert outcome is FillOutcome.BOOKED
+    image = crash_image(journal.path, tmp_path / "image")
+    assert read_rows(image, "SELECT trade_id FROM fills") == [("7",)]
+    journal.close()
+
+
 def test_a_durable_record_commits_the_records_buffered_before_it(tmp_path: Path) -> None:
     journal = open_journal(tmp_path / "j.db", flush_interval_s=NO_FLUSH)
     journal.record_order("BTC", order("q-1"), 2 * S)

@@ -34,6 +34,7 @@ class FillOutcome(Enum):
     """What `Journal.record_fill` did; the caller counts the fill unless it is DUPLICATE."""
 
     BOOKED = "booked"  # new, and committed before the call returned
+    BUFFERED = "buffered"  # new, the venue keeps it: committed by the writer thread shortly
     DUPLICATE = "duplicate"  # this trade id is journaled already: it must not count again
     UNJOURNALED = "unjournaled"  # new, but the journal has failed: count it, nothing is durable
 
