@@ -47,7 +47,6 @@ class Journal:
         self.run_id: int | None = None
         self._seq = store.max_seq
         self._instruments: dict[tuple[str, str], Instrument] = {}
-        self._unjournaled_trades: set[tuple[str, str, str]] = set()
         # The trade ids booked lately, committed or not: a fill still waiting in the buffer is
         # booked too, and a duplicate of it (a reconnect's trade query) must not count again.
         self._recent_trades: dict[tuple[str, str, str], None] = {}
@@ -254,11 +253,8 @@ class Journal:
         inserted = self._store.commit_now(
             lambda conn: conn.execute(schema.INSERT["fills"], params).rowcount
         )
-        if inserted is None:
-            if trade_key in self._unjournaled_trades or self._journaled(trade_key):
-                return FillOutcome.DUPLICATE
-            self._unjournaled_trades.add(trade_key)
-            return FillOutcome.UNJOURNALED
+        if inserted is None:  # the journal has failed; a repeat this run is caught above
+            return FillOutcome.DUPLICATE if self._journaled(trade_key) else FillOutcome.UNJOURNALED
         return FillOutcome.BOOKED if inserted else FillOutcome.DUPLICATE
 
     def record_hedge_decision(self, market: str, intent: HedgeIntent, ts_ns: int) -> None:
