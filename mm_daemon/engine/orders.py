@@ -122,7 +122,8 @@ class OrderManager:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at_ns = 0
         self._reconciling = False
-        self._post_only_blocked: set[Side] = set()
+        # Per side, the price the market reached (a fill, a refusal), until the next book update.
+        self._reached: dict[Side, int] = {}
         self._stopped = False
         self.left_open: list[str] = []  # client ids still open at the venue after shutdown
         self.deferred_count = 0  # syncs that left an action for the budget to allow
@@ -174,9 +175,6 @@ class OrderManager:
         tick-to-quote histogram); 0 skips the measurement. `position_base` is this market's own
         position (the risk gate's position-notional limit), `net_exposure_base` its asset's.
         """
-        if self._post_only_blocked:
-            self._post_only_blocked.clear()  # a new market event: the view may have caught up
-            self._dirty = True
         self._desired = quotes
         self._fair_ticks = fair_ticks
         self._net_exposure_base = net_exposure_base
@@ -194,6 +192,12 @@ class OrderManager:
             self.sync(now)
         if self._om is not None:  # after the requests: off the tick-to-quote path
             self._om.publish_quotes(quotes)
+
+    def on_book_update(self) -> None:
+        """The venue published its book: the prices held since the last one may go again."""
+        if self._reached:
+            self._reached.clear()
+            self._dirty = True
 
     def sync(self, now_ns: int | None = None) -> None:
         """Diff the desired quotes against live orders and send what the rate limit allows."""
@@ -310,11 +314,12 @@ class OrderManager:
                 continue
             if not any(q.level == level for q in quotes):
                 cancels.append(order)
-        if side in self._post_only_blocked:
-            return
+        reached = self._reached.get(side)
         room = self.settings.max_open_orders_per_side - live_count
         room += len(cancels) - cancels_before
         for quote in quotes:
+            if reached is not None and (quote.price_ticks - reached) * int(side) >= 0:
+                continue  # at or through where the market just was: wait for the book
             current = by_level.get(quote.level)
             if current is None:
                 if room > 0:
@@ -506,9 +511,18 @@ class OrderManager:
         if self.metrics is not None:
             self.metrics.order_rejects.labels(self.venue, label).inc()
         if label == "post_only":
-            # Our book is behind the venue's: sending the same price again from the same view
-            # would be refused again. That side waits for the next market event.
-            self._post_only_blocked.add(order.side)
+            self._hold(order.side, order.price_ticks)
+
+    def _hold(self, side: Side, price_ticks: int) -> None:
+        """The market reached `price_ticks` (it filled us there, or a post-only order there
+        was refused as crossing) and our book may not show it yet: until the venue publishes
+        its book again, quotes of `side` at that price or through it wait. Sent from the same
+        view, they would be refused again (an order spent from the budget) or be picked off by
+        the flow that just reached the price. Trades do not lift the hold: between two book
+        updates they arrive faster than the view changes."""
+        held = self._reached.get(side)
+        if held is None or (price_ticks - held) * int(side) < 0:
+            self._reached[side] = price_ticks
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Start an order action now, not on the loop's next turn.
@@ -585,6 +599,7 @@ class OrderManager:
         # Fills and cumulative order updates may arrive in either order: take the larger.
         order.fills_lots += fill.size_lots
         order.filled_lots = max(order.filled_lots, order.fills_lots)
+        self._hold(order.side, fill.price_ticks)
         now = self.clock()
         if order.filled_lots >= order.size_lots:
             self._finish(order, OrderStatus.FILLED, now, "")

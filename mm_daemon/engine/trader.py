@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING
 from mm_daemon.core.pnl import COMPONENTS
 from mm_daemon.core.quoting import MarketInputs, Quoter, Quotes
 from mm_daemon.core.risk import RiskGate, RiskState
-from mm_daemon.core.types import BookDelta, ExecutionEvent, Fill, MarketEvent, Trade
+from mm_daemon.core.types import (
+    BookDelta,
+    BookSnapshot,
+    ExecutionEvent,
+    Fill,
+    MarketEvent,
+    Trade,
+)
 from mm_daemon.engine.journal import Snapshot
 from mm_daemon.log import get_logger
 
@@ -113,6 +120,9 @@ class MarketTrader:
     def on_market_event(self, event: MarketEvent) -> None:
         """An event of this market's own instrument."""
         self.state.on_event(event)
+        kind = type(event)
+        if kind is BookDelta or kind is BookSnapshot:
+            self.orders.on_book_update()
         self._requote_after(event)
 
     def on_reference_event(self, event: MarketEvent) -> None:

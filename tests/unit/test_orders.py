@@ -370,7 +370,7 @@ async def test_deferred_actions_are_counted_by_priority() -> None:
     assert sample_value == 2.0
 
 
-async def test_filled_order_leaves_its_level_to_a_new_order() -> None:
+async def test_filled_order_leaves_its_level_to_a_new_order_after_the_next_book_update() -> None:
     execution, clock = FakeExecution(), Clock()
     om = manager(execution, clock)
     om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
@@ -381,8 +381,30 @@ async def test_filled_order_leaves_its_level_to_a_new_order() -> None:
              bid.price_ticks, bid.size_lots, 0.0, Liquidity.MAKER)
     )  # fmt: skip
     assert om.get(bid.client_order_id).status is OrderStatus.FILLED  # type: ignore[union-attr]
-    om.sync()
+    # The market just took our bid there: the same price from the same view waits.
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    assert (await settled(om, execution)).count("place") == 2
+    om.on_book_update()
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
     assert (await settled(om, execution)).count("place") == 3
+    assert om.live_orders(Side.BUY)[0].price_ticks == bid.price_ticks
+
+
+async def test_after_a_fill_a_bid_below_the_fill_price_goes_at_once() -> None:
+    execution, clock = FakeExecution(), Clock()
+    om = manager(execution, clock)
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    ack_all(om)
+    bid = om.live_orders(Side.BUY)[0]
+    om.on_execution_event(
+        Fill("paper", "BTC/USDT", 0, 0, bid.client_order_id, "", "t1", Side.BUY,
+             bid.price_ticks, bid.size_lots, 0.0, Liquidity.MAKER)
+    )  # fmt: skip
+    om.set_desired(quotes_at(5_999_000.0), fair_ticks=5_999_000.0)  # skewed down by the fill
+    await settled(om, execution)
+    bids = om.live_orders(Side.BUY)
+    assert len(bids) == 1
+    assert bids[0].price_ticks < bid.price_ticks
 
 
 async def test_partial_fill_marks_the_order_partially_filled() -> None:
@@ -626,7 +648,13 @@ class PostOnlyRejectingExecution(FakeExecution):
             raise RuntimeError("binance Order would immediately match and take.")
 
 
-async def test_post_only_reject_waits_for_the_next_market_event_before_resending() -> None:
+def _buys(execution: FakeExecution) -> list[int]:
+    return [
+        r.price_ticks for action, r in execution.calls if action == "place" and r.side is Side.BUY
+    ]
+
+
+async def test_a_price_refused_as_crossing_waits_for_the_next_book_update() -> None:
     execution, clock, metrics = PostOnlyRejectingExecution(), Clock(), Metrics()
     om = manager(execution, clock, metrics=metrics)
     om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
@@ -635,13 +663,33 @@ async def test_post_only_reject_waits_for_the_next_market_event_before_resending
         for _ in range(10):  # turns of the loop: a retry woken at once would run by now
             await asyncio.sleep(0)
         await om.drain()
-    buys = [r for action, r in execution.calls if action == "place" and r.side is Side.BUY]
-    assert len(buys) == 1
-    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)  # the next book event
+    refused = _buys(execution)
+    assert len(refused) == 1
+    # Trades requote from the same view: the refused price is not sent again.
+    for _ in range(3):
+        om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+        async with asyncio.timeout(2):
+            await om.drain()
+    assert _buys(execution) == refused
+    # Nor a higher bid; a lower one may rest, so it goes.
+    om.set_desired(quotes_at(6_000_010.0), fair_ticks=6_000_010.0)
     async with asyncio.timeout(2):
         await om.drain()
-    buys = [r for action, r in execution.calls if action == "place" and r.side is Side.BUY]
-    assert len(buys) == 2
+    assert _buys(execution) == refused
+    om.set_desired(quotes_at(5_999_990.0), fair_ticks=5_999_990.0)
+    async with asyncio.timeout(2):
+        await om.drain()
+    assert len(_buys(execution)) == 2
+    assert _buys(execution)[1] < refused[0]
+    # The venue published its book: the refused price may be tried again.
+    om.on_book_update()
+    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
+    async with asyncio.timeout(2):
+        await om.drain()
+    assert _buys(execution)[-1] == refused[0]
+    assert (
+        sample(metrics.registry, "mm_order_rejects_total", venue="paper", reason="post_only") == 3
+    )
 
 
 async def test_a_refusal_raised_by_the_venue_is_labelled_by_its_reason() -> None:

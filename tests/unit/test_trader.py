@@ -314,6 +314,23 @@ async def test_a_book_move_past_the_tolerance_is_requoted_before_the_handler_ret
     assert counting.calls == 1  # the trade's end-of-turn requote was covered by that one
 
 
+async def test_a_filled_bid_returns_at_its_price_after_the_next_book_update_not_a_trade() -> None:
+    trader, execution, _ = await _quoted_and_acked()
+    bid = next(r for r in execution.placed if r.side is Side.BUY)
+    trader.on_execution(
+        _fill("spot", Side.BUY, bid.price_ticks, bid.size_lots, bid.client_order_id)
+    )
+    for i in range(3):  # prints from the same view of the book
+        trader.on_market_event(_trade(6_000_002, 100 + i))
+        await _settle()
+    assert [r.side for r in execution.placed].count(Side.BUY) == 1
+    trader.on_market_event(_delta(((6_000_000, 90_000),), (), 10))  # the book, published
+    await _settle()
+    bids = [r for r in execution.placed if r.side is Side.BUY]
+    assert len(bids) == 2
+    assert bids[1].price_ticks == bid.price_ticks
+
+
 async def test_a_stale_market_pulls_every_quote() -> None:
     trader, execution, _, _ = _build()
     trader.on_market_event(_snapshot("spot", 6_000_000, 6_000_002))
