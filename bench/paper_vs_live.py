@@ -79,31 +79,58 @@ def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def table(rows: Sequence[dict[str, Any]]) -> str:
-    head = (
-        f"{'regime':<9} {'seed':>4} {'variant':<15} {'fills':>6} {'vol BTC':>8} {'mean fill':>9} "
-        f"{'P&L':>7} {'spread':>7} {'inv':>7} {'max|q|':>7} {'mk 1s':>6} {'mk 5s':>6} "
-        f"{'placed':>6} {'repl':>5} {'rej':>4}"
-    )
-    lines = [head, "-" * len(head)]
+def grid(head: Sequence[str], rows: Sequence[Sequence[str]], align: str, *, md: bool) -> str:
+    """One table as markdown or as padded text; `align` has an l or r per column."""
+    if md:
+        rule = "|".join("---" if a == "l" else "---:" for a in align)
+        body = [f"| {' | '.join(row)} |" for row in rows]
+        return "\n".join([f"| {' | '.join(head)} |", f"|{rule}|", *body])
+    widths = [max(len(cell) for cell in column) for column in zip(head, *rows, strict=False)]
+
+    def line(row: Sequence[str]) -> str:
+        cells = zip(row, widths, align, strict=False)
+        return " ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in cells).rstrip()
+
+    title = line(head)
+    return "\n".join([title, "-" * len(title), *(line(row) for row in rows)])
+
+
+RUN_HEAD = (
+    "regime", "seed", "variant", "fills", "volume BTC", "mean fill BTC", "P&L USDT",
+    "spread capture", "inventory", "max abs(q) BTC", "markout 1 s bps", "5 s", "placed",
+    "replaced", "rejected",
+)  # fmt: skip
+
+
+def table(rows: Sequence[dict[str, Any]], *, md: bool = False) -> str:
+    """Every run, one row each."""
+    lines = []
     for r in rows:
         spec = r["spec"]
+        first = [spec["market"], str(spec["seed"]), _label(r)]
         if "error" in r:
-            lines.append(f"{spec['market']:<9} {spec['seed']:>4} {_label(r):<15} {r['error']}")
+            lines.append([*first, str(r["error"]), *[""] * (len(RUN_HEAD) - 4)])
             continue
         p, mk = r["pnl_quote"], r["markouts_bps"]
-        actions, rejects = r["order_actions"], r["order_rejects"]
-        fills = r["quote_fills"]
-        volume = r["quote_volume_base"]
+        actions, fills, volume = r["order_actions"], r["quote_fills"], r["quote_volume_base"]
         lines.append(
-            f"{spec['market']:<9} {spec['seed']:>4} {_label(r):<15} {fills:>6} {volume:>8.3f} "
-            f"{volume / fills if fills else 0.0:>9.4f} {p['total']:>7.2f} "
-            f"{p['spread_capture']:>7.2f} {p['inventory']:>7.2f} "
-            f"{r['max_abs_net_exposure_base']:>7.3f} {_fmt(mk['1s']['mean'], '.2f'):>6} "
-            f"{_fmt(mk['5s']['mean'], '.2f'):>6} {actions.get('place', 0):>6.0f} "
-            f"{actions.get('replace', 0):>5.0f} {sum(rejects.values()):>4.0f}"
+            [
+                *first,
+                str(fills),
+                f"{volume:.3f}",
+                f"{volume / fills if fills else 0.0:.4f}",
+                f"{p['total']:+.2f}",
+                f"{p['spread_capture']:+.2f}",
+                f"{p['inventory']:+.2f}",
+                f"{r['max_abs_net_exposure_base']:.3f}",
+                _fmt(mk["1s"]["mean"], "+.2f"),
+                _fmt(mk["5s"]["mean"], "+.2f"),
+                f"{actions.get('place', 0):.0f}",
+                f"{actions.get('replace', 0):.0f}",
+                f"{sum(r['order_rejects'].values()):.0f}",
+            ]
         )
-    return "\n".join(lines)
+    return grid(RUN_HEAD, lines, "lrl" + "r" * (len(RUN_HEAD) - 3), md=md)
 
 
 METRICS: dict[str, Callable[[dict[str, Any]], float]] = {
@@ -156,15 +183,18 @@ def verdict(paper: dict[str, float], live: dict[str, float]) -> dict[str, Any]:
     return checks
 
 
-def summary_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
-    lines = [
-        f"{'regime':<9} {'variant':<15} {'fills':>6} {'vs live':>7} {'vol BTC':>8} {'vs live':>7} "
-        f"{'P&L':>7} {'vs live':>7} {'max|q|':>7} {'vs live':>7} {'spread':>7} {'inv':>7} "
-        f"{'mk 1s':>6}"
-    ]
+SUMMARY_HEAD = (
+    "regime", "variant", "fills", "vs live", "volume BTC", "vs live", "P&L USDT", "vs live",
+    "max abs(q) BTC", "vs live", "spread capture", "inventory", "markout 1 s",
+)  # fmt: skip
+
+
+def summary_table(summary: dict[str, dict[str, dict[str, float]]], *, md: bool = False) -> str:
+    """The medians over the seeds, with their ratios to live's."""
+    lines = []
     for regime, variants in summary.items():
         live = variants.get("live/sim")
-        for label in (*PAPER, "live/sim"):
+        for label in VARIANTS:
             v = variants.get(label)
             if v is None:
                 continue
@@ -174,16 +204,26 @@ def summary_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
             ) -> str:
                 if live is None or not live[name]:
                     return "n/a"
-                return f"{v[name] / live[name]:.2f}x"
+                return "1" if v is live else f"{v[name] / live[name]:.2f}x"
 
             lines.append(
-                f"{regime:<9} {label:<15} {v['fills']:>6.0f} {ratio('fills'):>7} "
-                f"{v['volume_base']:>8.3f} {ratio('volume_base'):>7} {v['pnl_total']:>7.2f} "
-                f"{ratio('pnl_total'):>7} {v['max_abs_q_base']:>7.3f} "
-                f"{ratio('max_abs_q_base'):>7} {v['spread_capture']:>7.2f} "
-                f"{v['inventory']:>7.2f} {v['markout_1s_bps']:>6.2f}"
+                [
+                    regime,
+                    label,
+                    f"{v['fills']:.0f}",
+                    ratio("fills"),
+                    f"{v['volume_base']:.3f}",
+                    ratio("volume_base"),
+                    f"{v['pnl_total']:+.2f}",
+                    ratio("pnl_total"),
+                    f"{v['max_abs_q_base']:.3f}",
+                    ratio("max_abs_q_base"),
+                    f"{v['spread_capture']:+.2f}",
+                    f"{v['inventory']:+.2f}",
+                    f"{v['markout_1s_bps']:+.2f}",
+                ]
             )
-    return "\n".join(lines)
+    return grid(SUMMARY_HEAD, lines, "ll" + "r" * (len(SUMMARY_HEAD) - 2), md=md)
 
 
 # -- the recorded Binance data -----------------------------------------------------------------
@@ -222,23 +262,30 @@ def recorded_run(label: str) -> dict[str, Any]:
     }
 
 
-def recorded_table(rows: Sequence[dict[str, Any]]) -> str:
-    head = (
-        f"{'variant':<15} {'fills':>6} {'vol BTC':>8} {'mean fill':>9} {'P&L':>8} "
-        f"{'spread':>8} {'inv':>8} {'max|q|':>7} {'mk 1s':>6} {'mk 5s':>6} {'mk 30s':>6} "
-        f"{'mk 60s':>6}"
-    )
-    lines = [head, "-" * len(head)]
+RECORDED_HEAD = (
+    "variant", "fills", "volume BTC", "mean fill BTC", "P&L USDT", "spread capture", "inventory",
+    "max abs(q) BTC", "markout 1 s", "5 s", "30 s", "60 s",
+)  # fmt: skip
+
+
+def recorded_table(rows: Sequence[dict[str, Any]], *, md: bool = False) -> str:
+    lines = []
     for r in rows:
         p, mk, n = r["pnl_quote"], r["markouts_bps"], r["quote_fills"]
         lines.append(
-            f"{r['variant']:<15} {n:>6} {r['quote_volume_base']:>8.3f} "
-            f"{r['quote_volume_base'] / n if n else 0.0:>9.4f} {p['total']:>8.2f} "
-            f"{p['spread_capture']:>8.2f} {p['inventory']:>8.2f} "
-            f"{r['max_abs_net_exposure_base']:>7.3f} "
-            + " ".join(f"{_fmt(mk[h]['mean'], '.2f'):>6}" for h in ("1s", "5s", "30s", "60s"))
+            [
+                r["variant"],
+                str(n),
+                f"{r['quote_volume_base']:.3f}",
+                f"{r['quote_volume_base'] / n if n else 0.0:.4f}",
+                f"{p['total']:+.2f}",
+                f"{p['spread_capture']:+.2f}",
+                f"{p['inventory']:+.2f}",
+                f"{r['max_abs_net_exposure_base']:.3f}",
+                *(_fmt(mk[h]["mean"], "+.2f") for h in ("1s", "5s", "30s", "60s")),
+            ]
         )
-    return "\n".join(lines)
+    return grid(RECORDED_HEAD, lines, "l" + "r" * (len(RECORDED_HEAD) - 1), md=md)
 
 
 def main_recorded(out: Path) -> None:
@@ -271,85 +318,31 @@ def markdown(results: dict[str, Any], recorded: dict[str, Any] | None) -> str:
     """The doc's tables from the two result files: every run, the medians with their ratios
     to live, the targets, and the recorded data."""
     rows = [r for r in results["runs"] if "error" not in r]
-    out = [
-        "| regime | seed | variant | fills | volume BTC | mean fill BTC | P&L USDT | spread "
-        "capture | inventory | max abs(q) BTC | markout 1 s bps | placed | replaced | rejected |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
     order = {label: i for i, label in enumerate(VARIANTS)}
     regimes = {regime: i for i, regime in enumerate(results["regimes"])}
     rows.sort(key=lambda r: (regimes[r["spec"]["market"]], r["spec"]["seed"], order[_label(r)]))
-    for r in rows:
-        p, fills, volume = r["pnl_quote"], r["quote_fills"], r["quote_volume_base"]
-        actions = r["order_actions"]
-        out.append(
-            f"| {r['spec']['market']} | {r['spec']['seed']} | {_label(r)} | {fills} | "
-            f"{volume:.3f} | {volume / fills if fills else 0.0:.4f} | {p['total']:+.2f} | "
-            f"{p['spread_capture']:+.2f} | {p['inventory']:+.2f} | "
-            f"{r['max_abs_net_exposure_base']:.3f} | "
-            f"{_fmt(r['markouts_bps']['1s']['mean'], '+.2f')} | {actions.get('place', 0):.0f} | "
-            f"{actions.get('replace', 0):.0f} | {sum(r['order_rejects'].values()):.0f} |"
-        )
-    out += [
-        "",
-        "| regime | variant | fills | vs live | volume BTC | vs live | P&L USDT | vs live | "
-        "max abs(q) BTC | vs live | spread capture | inventory | markout 1 s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for regime, variants in results["medians"].items():
-        live = variants.get("live/sim")
-        for label in VARIANTS:
-            v = variants.get(label)
-            if v is None:
-                continue
-
-            def ratio(
-                name: str, v: dict[str, float] = v, live: dict[str, float] | None = live
-            ) -> str:
-                if live is None or not live[name]:
-                    return "n/a"
-                return "1" if v is live else f"{v[name] / live[name]:.2f}x"
-
-            out.append(
-                f"| {regime} | {label} | {v['fills']:.0f} | {ratio('fills')} | "
-                f"{v['volume_base']:.3f} | {ratio('volume_base')} | {v['pnl_total']:+.2f} | "
-                f"{ratio('pnl_total')} | {v['max_abs_q_base']:.3f} | {ratio('max_abs_q_base')} | "
-                f"{v['spread_capture']:+.2f} | {v['inventory']:+.2f} | "
-                f"{v['markout_1s_bps']:+.2f} |"
-            )
-    out += [
-        "",
-        "| regime | fills (±20 %) | volume (±20 %) | P&L (±30 % or live's range) | "
-        "max abs(q) (±30 %) | live P&L range |",
-        "|---|---|---|---|---|---|",
-    ]
+    targets = []
     for regime, checks in results["verdicts"].items():
         live = results["medians"][regime]["live/sim"]
         cells = [
             f"{checks[name]['ratio']:.2f}x {'met' if checks[name]['pass'] else '**missed**'}"
             for name in TARGETS
         ]
-        out.append(
-            f"| {regime} | {' | '.join(cells)} | "
-            f"{live['pnl_total_min']:+.2f} to {live['pnl_total_max']:+.2f} |"
+        targets.append(
+            [regime, *cells, f"{live['pnl_total_min']:+.2f} to {live['pnl_total_max']:+.2f}"]
         )
+    target_head = (
+        "regime", "fills (±20 %)", "volume (±20 %)", "P&L (±30 % or live's range)",
+        "max abs(q) (±30 %)", "live P&L range",
+    )  # fmt: skip
+    out = [
+        table(rows, md=True),
+        summary_table(results["medians"], md=True),
+        grid(target_head, targets, "l" * len(target_head), md=True),
+    ]
     if recorded is not None:
-        out += [
-            "",
-            "| variant | fills | volume BTC | mean fill BTC | P&L USDT | spread capture | "
-            "inventory | max abs(q) BTC | markout 1 s | 5 s | 30 s | 60 s |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for r in recorded["runs"]:
-            p, mk, n = r["pnl_quote"], r["markouts_bps"], r["quote_fills"]
-            marks = " | ".join(_fmt(mk[h]["mean"], "+.2f") for h in ("1s", "5s", "30s", "60s"))
-            out.append(
-                f"| {r['variant']} | {n} | {r['quote_volume_base']:.3f} | "
-                f"{r['quote_volume_base'] / n if n else 0.0:.4f} | {p['total']:+.2f} | "
-                f"{p['spread_capture']:+.2f} | {p['inventory']:+.2f} | "
-                f"{r['max_abs_net_exposure_base']:.3f} | {marks} |"
-            )
-    return "\n".join(out)
+        out.append(recorded_table(recorded["runs"], md=True))
+    return "\n\n".join(out)
 
 
 # -- main --------------------------------------------------------------------------------------
