@@ -25,6 +25,7 @@ from mm_daemon.core.types import (
 )
 from mm_daemon.engine.budget import VenueBudget
 from mm_daemon.engine.metrics import Metrics
+from mm_daemon.engine.order_state import LiveOrder
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
 from mm_daemon.venues.base import ExecutionSink
 from tests.support import sample
@@ -370,9 +371,10 @@ async def test_deferred_actions_are_counted_by_priority() -> None:
     assert sample_value == 2.0
 
 
-async def test_filled_order_leaves_its_level_to_a_new_order_after_the_next_book_update() -> None:
-    execution, clock = FakeExecution(), Clock()
-    om = manager(execution, clock)
+def _quoted_with_bid_filled() -> tuple[FakeExecution, OrderManager, LiveOrder]:
+    """Both quotes placed and acknowledged, then the bid filled in full."""
+    execution = FakeExecution()
+    om = manager(execution, Clock())
     om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
     ack_all(om)
     bid = om.live_orders(Side.BUY)[0]
@@ -380,6 +382,11 @@ async def test_filled_order_leaves_its_level_to_a_new_order_after_the_next_book_
         Fill("paper", "BTC/USDT", 0, 0, bid.client_order_id, "", "t1", Side.BUY,
              bid.price_ticks, bid.size_lots, 0.0, Liquidity.MAKER)
     )  # fmt: skip
+    return execution, om, bid
+
+
+async def test_filled_order_leaves_its_level_to_a_new_order_after_the_next_book_update() -> None:
+    execution, om, bid = _quoted_with_bid_filled()
     assert om.get(bid.client_order_id).status is OrderStatus.FILLED  # type: ignore[union-attr]
     # The market just took our bid there: the same price from the same view waits.
     om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
@@ -391,15 +398,7 @@ async def test_filled_order_leaves_its_level_to_a_new_order_after_the_next_book_
 
 
 async def test_after_a_fill_a_bid_below_the_fill_price_goes_at_once() -> None:
-    execution, clock = FakeExecution(), Clock()
-    om = manager(execution, clock)
-    om.set_desired(quotes_at(6_000_000.0), fair_ticks=6_000_000.0)
-    ack_all(om)
-    bid = om.live_orders(Side.BUY)[0]
-    om.on_execution_event(
-        Fill("paper", "BTC/USDT", 0, 0, bid.client_order_id, "", "t1", Side.BUY,
-             bid.price_ticks, bid.size_lots, 0.0, Liquidity.MAKER)
-    )  # fmt: skip
+    execution, om, bid = _quoted_with_bid_filled()
     om.set_desired(quotes_at(5_999_000.0), fair_ticks=5_999_000.0)  # skewed down by the fill
     await settled(om, execution)
     bids = om.live_orders(Side.BUY)
