@@ -57,19 +57,29 @@ def resting_bid(sim: SimProcess, prefix: str = "") -> dict[str, Any] | None:
 
 
 def sell_into_bid(sim: SimProcess, prefix: str) -> float:
-    """Sell the daemon's resting bid (of the run with `prefix`) at market; its size."""
-    bid = poll(
-        lambda: resting_bid(sim, prefix),
-        deadline_seconds=15,
-        interval_seconds=0.1,
-        what="a bid of the daemon resting at the simulator",
-    )
-    size = float(bid["origQty"]) - float(bid["executedQty"])
-    # Everything bid down to 1 bp under ours: ours, also if it was just moved a little.
-    floor = round(float(bid["price"]) * (1 - 1e-4), 2)
-    at_or_above = sum(q for p, q in sim.bids() if p >= floor)
-    sim.sell_through(f"{floor:.2f}", at_or_above + 2 * size)
-    return size
+    """Sell into the daemon's resting bid (of the run with `prefix`) until the maker account's
+    base position grows; the size sold to it.
+
+    A live daemon may move or replace its bid between our read of it and our sell, so the sell
+    can miss it; the simulator books a match before it answers the order, so the account's
+    balance read after the answer says whether it did."""
+    before = sim.spot_position(MAKER_KEY)
+    for _ in range(5):
+        bid = poll(
+            lambda: resting_bid(sim, prefix),
+            deadline_seconds=15,
+            interval_seconds=0.1,
+            what="a bid of the daemon resting at the simulator",
+        )
+        size = float(bid["origQty"]) - float(bid["executedQty"])
+        # Everything bid down to 1 bp under ours: ours, also if it was just moved a little.
+        floor = round(float(bid["price"]) * (1 - 1e-4), 2)
+        at_or_above = sum(q for p, q in sim.bids() if p >= floor)
+        sim.sell_through(f"{floor:.2f}", at_or_above + 2 * size)
+        bought = sim.spot_position(MAKER_KEY) - before
+        if bought > LOT_SPOT / 2:
+            return bought
+    pytest.fail("five sells at the daemon's bid did not reach it")
 
 
 def positions_agree(daemon: DaemonProcess, sim: SimProcess) -> bool:
