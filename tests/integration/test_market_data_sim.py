@@ -214,11 +214,12 @@ async def test_stall_marks_the_market_stale_within_its_limit_and_recovers(
         assert not run.md.is_stale(SYMBOLS[PERP])
 
 
-async def test_trades_reach_the_sink_as_core_trades(sim: SimulatorHandle) -> None:
-    async with running_md(sim, PERP) as run:
+@pytest.mark.parametrize("venue", [SPOT, PERP])
+async def test_trades_reach_the_sink_as_core_trades(sim: SimulatorHandle, venue: str) -> None:
+    async with running_md(sim, venue) as run:
         await run.events.wait_for(lambda: run.events.count(Trade) >= 5, 30.0)
         trade = next(e for _, e in run.events.items if isinstance(e, Trade))
-        assert trade.venue == PERP
+        assert trade.venue == venue
         assert trade.price_ticks > 0
         assert trade.size_lots > 0
 
