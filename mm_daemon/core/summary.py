@@ -71,6 +71,7 @@ class RunSummary:
     # asset -> (net exposure at the end, max |net exposure|), base units of that asset
     exposure_by_asset: dict[str, tuple[float, float]] = field(default_factory=dict)
     markets: tuple[tuple[str, RunSummary], ...] = ()  # name -> its own summary (portfolio)
+    failed_markets: tuple[tuple[str, str], ...] = ()  # configured, did not start: name, why
 
 
 def _counts(stats: FillStats) -> FillCounts:
@@ -230,7 +231,9 @@ def render_summary(summary: RunSummary) -> str:
     """The summary as aligned plain-text tables (no trailing newline): the whole run's, then,
     with several markets, each market's."""
     if len(summary.markets) <= 1:
-        return _table(f"run summary: {summary.duration_seconds:.1f} s", summary)
+        return _table(f"run summary: {summary.duration_seconds:.1f} s", summary) + _failed_lines(
+            summary
+        )
     tables = [
         _table(
             f"run summary: {summary.duration_seconds:.1f} s, portfolio of "
@@ -239,7 +242,13 @@ def render_summary(summary: RunSummary) -> str:
         )
     ]
     tables += [_table(f"market {name}", market) for name, market in summary.markets]
-    return "\n\n".join(tables)
+    return "\n\n".join(tables) + _failed_lines(summary)
+
+
+def _failed_lines(summary: RunSummary) -> str:
+    return "".join(
+        f"\nmarket {name} failed to start: {why}" for name, why in summary.failed_markets
+    )
 
 
 def _table(title: str, summary: RunSummary) -> str:
@@ -298,6 +307,8 @@ def summary_to_dict(summary: RunSummary) -> dict[str, Any]:
     }
     if summary.markets:
         data["markets"] = {name: summary_to_dict(m) for name, m in summary.markets}
+    if summary.failed_markets:
+        data["failed_markets"] = dict(summary.failed_markets)
     return data
 
 
@@ -346,5 +357,8 @@ def summary_from_dict(data: Mapping[str, Any]) -> RunSummary:
         },
         markets=tuple(
             (name, summary_from_dict(market)) for name, market in data.get("markets", {}).items()
+        ),
+        failed_markets=tuple(
+            (str(name), str(why)) for name, why in data.get("failed_markets", {}).items()
         ),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import gc
 import os
@@ -640,6 +641,10 @@ class Daemon:
                 ],
                 elapsed,
             )
+            if self.failed_markets:
+                self.summary = dataclasses.replace(
+                    self.summary, failed_markets=tuple(sorted(self.failed_markets.items()))
+                )
             log.info("run_summary", **summary_to_dict(self.summary))
             sys.stdout.write(render_summary(self.summary) + "\n")
             sys.stdout.flush()

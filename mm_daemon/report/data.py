@@ -185,6 +185,9 @@ class RunData:
     summary: RunSummary | None = None
     assets: tuple[AssetRun, ...] = ()
     note: str = ""
+    # Configured markets that did not trade: name, and why (the run summary's reason when the
+    # run ended with one, else that the journal holds nothing of the market).
+    failed_markets: tuple[tuple[str, str], ...] = ()
 
     @property
     def duration_seconds(self) -> float:

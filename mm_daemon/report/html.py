@@ -49,6 +49,11 @@ def run_report_html(data: RunData) -> str:
     page.add(_run_header(data))
     if data.note:
         page.add(f'<p class="run-note" data-key="run.note">{esc(data.note)}</p>')
+    for name, why in data.failed_markets:
+        page.add(
+            f'<p class="run-note" data-key="run.failed.{esc(name)}">Market {esc(name)} '
+            f"did not trade: {esc(why)}</p>"
+        )
     page.add(_cards(data))
     page.add(
         '<details class="config"><summary>Config that ran</summary>'

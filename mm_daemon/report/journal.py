@@ -440,6 +440,10 @@ def run_data_from_series(series: RunSeries, *, mode: str | None = None, title: s
         or (summary is None and (spec.name in by_market or spec.name in quoting_fills))
     ]
     single = len(traded) == 1
+    failed = dict(summary.failed_markets) if summary is not None else {}
+    for spec in specs:
+        if spec not in traded and spec.name not in failed:
+            failed[spec.name] = "no records of it in the journal (it did not start or trade)"
     start_ns, end_ns = _span(series)
     duration = (end_ns - start_ns) / _NS
 
@@ -534,6 +538,7 @@ def run_data_from_series(series: RunSeries, *, mode: str | None = None, title: s
         summary=summary,
         assets=tuple(assets),
         note="" if summary is not None else _note(series),
+        failed_markets=tuple(failed.items()),
     )
 
 

@@ -178,7 +178,22 @@ def test_a_market_that_cannot_start_is_reported_and_the_others_quote(tmp_path: P
         assert f"mm_market_up{{{eth}}} 1.0" in body
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=15)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        summary, _ = proc.communicate(timeout=15)
+    why = "venue sim-spot (binance, sim): unknown symbol 'DOGE/XYZ'"
+    # The run summary names it, and so does the run's report, read from the journal.
+    assert f"market DOGE/XYZ@sim-spot failed to start: {why}" in summary
+    report = tmp_path / "report.html"
+    command = ["report", "--config", "config/default.yaml", "--out", str(report)]
+    result = subprocess.run(
+        [sys.executable, "-m", "mm_daemon", *command],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    page = report.read_text()
+    assert "Market DOGE/XYZ@sim-spot did not trade: venue sim-spot (binance, sim): unknown" in page
+    assert "did not trade" not in page.replace("DOGE/XYZ@sim-spot did not trade", "")

@@ -3,17 +3,22 @@ what the page shows, and the page's figures are the run summary's."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
+import sqlite3
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mm_daemon.core.markouts import horizon_seconds
-from mm_daemon.core.summary import RunSummary
+from mm_daemon.core.summary import RunSummary, summary_to_dict
 from mm_daemon.engine.journal import Journal, JournalError, load_run_series
 from mm_daemon.report import run_report_html
 from mm_daemon.report.data import RunData
 from mm_daemon.report.journal import load_run_data, parse_time, pnl_curve, runs_table
+from mm_daemon.report.page import esc
 from mm_daemon.report.synthetic import DEFAULT_MARKETS, write_synthetic_journal
 
 NS = 1_000_000_000
@@ -198,6 +203,47 @@ def test_the_page_of_a_journaled_run_shows_the_hedges_row_and_the_run_summarys_t
     assert 'data-key="portfolio.total.pnl.total" class="' in page
     assert f">{total}</td>" in page
     assert 'data-key="portfolio.hedges.pnl.hedge_cost"' in page
+
+
+def test_a_configured_market_without_records_is_named_on_the_page(tmp_path: Path) -> None:
+    path = tmp_path / "run.journal"
+    write_synthetic_journal(path, seconds=60, fills_per_market=20, end_run=False)
+    config = yaml.safe_load(load_run_series(path, 1).runs[0].config_yaml)
+    config["markets"].append(
+        {"name": "DOGE/USDT@sim-spot", "venue": "sim-spot", "symbol": "DOGE/USDT"}
+    )
+    # The run's config named a third market that never started (a killed run: no summary).
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE runs SET config_yaml = ? WHERE run_id = 1", (yaml.safe_dump(config),))
+    data = load_run_data(path, 1)
+    assert data.summary is None
+    assert [m.market for m in data.markets] == ["BTC/USDT@sim-spot", "ETH/USDT@sim-spot"]
+    assert data.failed_markets == (
+        ("DOGE/USDT@sim-spot", "no records of it in the journal (it did not start or trade)"),
+    )
+    page = run_report_html(data)
+    assert (
+        'data-key="run.failed.DOGE/USDT@sim-spot">Market DOGE/USDT@sim-spot did not trade: '
+        "no records of it in the journal (it did not start or trade)</p>"
+    ) in page
+
+
+def test_a_market_that_failed_to_start_is_named_with_the_run_summarys_reason(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "run.journal"
+    summary = write_synthetic_journal(path, seconds=60, fills_per_market=20)
+    why = "venue sim-spot (binance, sim): unknown symbol 'DOGE/XYZ'"
+    failed = dataclasses.replace(summary, failed_markets=(("DOGE/XYZ@sim-spot", why),))
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE runs SET summary_json = ? WHERE run_id = 1",
+            (json.dumps(summary_to_dict(failed), sort_keys=True),),
+        )
+    data = load_run_data(path, 1)
+    assert data.summary == failed
+    assert data.failed_markets == (("DOGE/XYZ@sim-spot", why),)
+    assert f"Market DOGE/XYZ@sim-spot did not trade: {esc(why)}</p>" in run_report_html(data)
 
 
 def test_an_unknown_run_is_a_one_line_error(journal: tuple[Path, RunSummary]) -> None:

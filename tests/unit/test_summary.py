@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -159,6 +160,25 @@ def test_a_summary_read_back_from_its_json_equals_the_original() -> None:
     # As a journal keeps it: JSON with its keys sorted.
     text = json.dumps(summary_to_dict(summary), sort_keys=True)
     assert summary_from_dict(json.loads(text)) == summary
+
+
+def test_a_market_that_failed_to_start_is_named_with_its_reason_and_read_back() -> None:
+    summary = dataclasses.replace(
+        build_run_summary(Ledger(SPOT), None, None, duration_seconds=1.0),
+        failed_markets=(("DOGE/XYZ@sim-spot", "venue sim-spot: unknown symbol 'DOGE/XYZ'"),),
+    )
+    text = render_summary(summary)
+    assert text.endswith(
+        "\nmarket DOGE/XYZ@sim-spot failed to start: venue sim-spot: unknown symbol 'DOGE/XYZ'"
+    )
+    data = json.loads(json.dumps(summary_to_dict(summary), sort_keys=True))
+    assert data["failed_markets"] == {
+        "DOGE/XYZ@sim-spot": "venue sim-spot: unknown symbol 'DOGE/XYZ'"
+    }
+    assert summary_from_dict(data) == summary
+    # A summary journaled before the field existed reads back with none.
+    del data["failed_markets"]
+    assert summary_from_dict(data).failed_markets == ()
 
 
 def test_markout_horizons_read_back_shortest_first_whatever_the_json_order() -> None:
