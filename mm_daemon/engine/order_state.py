@@ -12,7 +12,7 @@ from mm_daemon.core.types import OrderStatus, Side
 if TYPE_CHECKING:
     from mm_daemon.config import QuotingConfig, RiskConfig
     from mm_daemon.core.quoting import Quotes
-    from mm_daemon.core.types import Instrument
+    from mm_daemon.core.types import Instrument, OrderUpdate
     from mm_daemon.engine.metrics import Metrics
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "LiveOrder",
     "OrderManagerSettings",
     "OrderMetrics",
+    "adopted_orders",
     "reject_reason_label",
 ]
 
@@ -99,6 +100,35 @@ class LiveOrder:
     @property
     def live(self) -> bool:
         return self.status in _LIVE
+
+
+def adopted_orders(updates: Iterable[OrderUpdate], now_ns: int) -> list[LiveOrder]:
+    """Our view of the open orders an earlier run left at the venue: levels by distance from
+    the touch (nearest first) on each side, as the quoter numbers them."""
+    open_orders = [u for u in updates if not u.status.is_terminal]
+    adopted = []
+    for side in (Side.BUY, Side.SELL):
+        mine = sorted(
+            (u for u in open_orders if u.side is side),
+            key=lambda u: -u.price_ticks if side is Side.BUY else u.price_ticks,
+        )
+        adopted += [
+            LiveOrder(
+                u.client_order_id,
+                side,
+                level,
+                u.price_ticks,
+                u.size_lots,
+                OrderStatus.OPEN if u.filled_lots == 0 else OrderStatus.PARTIALLY_FILLED,
+                now_ns,
+                now_ns,
+                filled_lots=u.filled_lots,
+                fills_lots=u.filled_lots,
+                exchange_order_id=u.exchange_order_id,
+            )
+            for level, u in enumerate(mine)
+        ]
+    return adopted
 
 
 class OrderMetrics:

@@ -58,6 +58,7 @@ from mm_daemon.engine.order_state import (
     LiveOrder,
     OrderManagerSettings,
     OrderMetrics,
+    adopted_orders,
     reject_reason_label,
 )
 
@@ -743,37 +744,21 @@ class OrderManager:
         distance from the touch (nearest first), so the next diff moves or cancels them as the
         quotes say."""
         now = self.clock()
-        for side in (Side.BUY, Side.SELL):
-            mine = sorted(
-                (u for u in orders if u.side is side and not u.status.is_terminal),
-                key=lambda u: -u.price_ticks if side is Side.BUY else u.price_ticks,
-            )
-            for level, update in enumerate(mine):
-                self._orders[update.client_order_id] = LiveOrder(
-                    update.client_order_id,
-                    side,
-                    level,
-                    update.price_ticks,
-                    update.size_lots,
-                    OrderStatus.OPEN if update.filled_lots == 0 else OrderStatus.PARTIALLY_FILLED,
-                    now,
-                    now,
-                    filled_lots=update.filled_lots,
-                    fills_lots=update.filled_lots,
-                    exchange_order_id=update.exchange_order_id,
+        updates = {u.client_order_id: u for u in orders}
+        for order in adopted_orders(orders, now):
+            self._orders[order.client_order_id] = order
+            if self.journal is not None:
+                request = OrderRequest(
+                    self.venue,
+                    self.symbol,
+                    order.client_order_id,
+                    order.side,
+                    order.price_ticks,
+                    order.size_lots,
+                    OrderType.LIMIT_MAKER,
                 )
-                if self.journal is not None:
-                    request = OrderRequest(
-                        self.venue,
-                        self.symbol,
-                        update.client_order_id,
-                        side,
-                        update.price_ticks,
-                        update.size_lots,
-                        OrderType.LIMIT_MAKER,
-                    )
-                    self.journal.record_order(self.market, request, now, action="adopt")
-                    self.journal.record_order_update(self.market, update)
+                self.journal.record_order(self.market, request, now, action="adopt")
+                self.journal.record_order_update(self.market, updates[order.client_order_id])
         self._dirty = True
 
     # -- shutdown ------------------------------------------------------------------------------

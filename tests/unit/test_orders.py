@@ -25,7 +25,7 @@ from mm_daemon.core.types import (
 )
 from mm_daemon.engine.budget import VenueBudget
 from mm_daemon.engine.metrics import Metrics
-from mm_daemon.engine.order_state import LiveOrder
+from mm_daemon.engine.order_state import LiveOrder, adopted_orders
 from mm_daemon.engine.orders import OrderManager, OrderManagerSettings
 from mm_daemon.venues.base import ExecutionSink
 from tests.support import sample
@@ -714,3 +714,36 @@ async def test_order_breaking_a_venue_filter_is_not_sent_and_is_counted() -> Non
     await om.drain()
     assert execution.actions() == ["place"]
     assert sample(metrics.registry, "mm_order_rejects_total", venue="paper", reason="filter") == 1.0
+
+
+def test_adopted_orders_are_numbered_by_distance_from_the_touch_and_done_ones_left_out() -> None:
+    def update(
+        cid: str, side: Side, price: int, status: OrderStatus, filled: int = 0
+    ) -> OrderUpdate:
+        return OrderUpdate(
+            "sim-spot", "BTC/USDT", 1, 1, cid, f"x{cid}", status, side, price, 1_000, filled
+        )
+
+    adopted = adopted_orders(
+        [
+            update("b-far", Side.BUY, 5_990_000, OrderStatus.OPEN),
+            update("a-near", Side.SELL, 6_001_000, OrderStatus.PARTIALLY_FILLED, filled=400),
+            update("b-near", Side.BUY, 5_999_000, OrderStatus.OPEN),
+            update("b-done", Side.BUY, 5_999_500, OrderStatus.FILLED, filled=1_000),
+            update("a-far", Side.SELL, 6_010_000, OrderStatus.OPEN),
+        ],
+        now_ns=7,
+    )
+    assert [(o.client_order_id, o.side, o.level) for o in adopted] == [
+        ("b-near", Side.BUY, 0),
+        ("b-far", Side.BUY, 1),
+        ("a-near", Side.SELL, 0),
+        ("a-far", Side.SELL, 1),
+    ]
+    partly = adopted[2]
+    assert (partly.status, partly.filled_lots, partly.remaining_lots) == (
+        OrderStatus.PARTIALLY_FILLED, 400, 600,
+    )  # fmt: skip
+    assert all(
+        o.created_ns == 7 and o.exchange_order_id == "x" + o.client_order_id for o in adopted
+    )
