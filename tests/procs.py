@@ -68,6 +68,8 @@ class SimProcess:
         proc = subprocess.Popen(
             [*_python(), "sim", "--config", str(config)],
             cwd=REPO,
+            # The config file alone: no MMD_* setting of the test run reaches the simulator.
+            env={k: v for k, v in os.environ.items() if not k.startswith("MMD_")},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -103,6 +105,18 @@ class SimProcess:
     def open_orders(self, venue: str, api_key: str) -> list[dict[str, Any]]:
         orders: list[dict[str, Any]] = self.state(venue)["open_orders"].get(api_key, [])
         return orders
+
+    def fault(self, venue: str, kind: str, seconds: float = 0.0, count: int = 1) -> None:
+        """Inject a fault through the admin endpoint (`mm_daemon.sim.faults`)."""
+        body = json.dumps({"kind": kind, "seconds": seconds, "count": count}).encode()
+        request = urllib.request.Request(  # noqa: S310  loopback
+            f"{self.endpoints[venue]['admin']}/faults",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310  loopback
+            assert response.status == 200
 
     def spot_position(self, api_key: str, asset: str = "BTC") -> float:
         """The account's base balance (free and locked) beyond the opening one."""

@@ -1,5 +1,5 @@
-"""Real processes for the control-plane tests: a standalone simulator (`mm-daemon sim`) and
-daemons (`mm-daemon run`) trading live against it over its URL endpoints, each with its own
+"""Real processes for the control-plane tests: daemons (`mm-daemon run`) trading live against a
+standalone simulator (`tests.procs.SimProcess`) over its URL endpoints, each with its own
 accounts (API keys) and journal, and an HTTP helper for the daemon's control API and the
 simulator's admin endpoints.
 
@@ -17,13 +17,14 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 import yaml
 
+from tests.procs import SimProcess
 from tests.support import poll
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,72 +137,7 @@ def _stop(proc: subprocess.Popen[str], output: Output) -> int:
             proc.stdout.close()
 
 
-@dataclass
-class Simulator:
-    """`mm-daemon sim`: a spot venue (BTC/USDT) and a USD-M venue (BTC/USDT:USDT)."""
-
-    proc: subprocess.Popen[str]
-    output: Output
-    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def open_orders(self, venue: str, api_key: str) -> list[dict[str, Any]]:
-        reply = request(self.endpoints[venue]["admin"] + "/state?depth=1")
-        assert reply.status == 200, reply.text
-        orders: list[dict[str, Any]] = reply.body["open_orders"].get(api_key, [])
-        return orders
-
-    def fault(self, venue: str, kind: str, seconds: float = 0.0, count: int = 1) -> None:
-        reply = request(
-            self.endpoints[venue]["admin"] + "/faults",
-            "POST",
-            body={"kind": kind, "seconds": seconds, "count": count},
-        )
-        assert reply.status == 200, reply.text
-
-    def stop(self) -> None:
-        _stop(self.proc, self.output)
-
-
-def start_simulator(folder: Path) -> Simulator:
-    config = folder / "sim.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "venues": {
-                    "sim-spot": {"exchange": "binance"},
-                    "sim-perp": {"exchange": "binanceusdm"},
-                },
-                "markets": [{"venue": "sim-spot", "symbol": "BTC/USDT"}],
-                "hedging": {"mode": "off"},
-                "sim": {"seed": 11, "regime": "calm", "spot_port": 0, "perp_port": 0},
-                "metrics": {"enabled": False},
-                "logging": {"level": "warning", "format": "json"},
-            }
-        )
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mm_daemon", "sim", "--config", str(config)],
-        cwd=REPO,
-        env={k: v for k, v in os.environ.items() if not k.startswith("MMD_")},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    sim = Simulator(proc, Output(proc.stdout, proc))
-    try:
-        sim.output.wait_for(lambda line: line.get("ready") is True, START_DEADLINE_SECONDS, "sim")
-    except BaseException:
-        sim.stop()
-        raise
-    for line in sim.output.lines:
-        if "venue" in line and "rest" in line:
-            sim.endpoints[line["venue"]] = line
-    return sim
-
-
-def live_config(sim: Simulator, state_dir: Path, **sections: Any) -> dict[str, Any]:
+def live_config(sim: SimProcess, state_dir: Path, **sections: Any) -> dict[str, Any]:
     """Two markets traded live at the simulator, one on each venue (so a kill has orders to
     cancel on both), one wide level a side (fills are rare), no hedging."""
     data: dict[str, Any] = {

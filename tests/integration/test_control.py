@@ -21,11 +21,10 @@ from mm_daemon.engine.journal.recovery import load_run_series
 from tests.integration.processes import (
     TOKEN,
     DaemonProcess,
-    Simulator,
     live_config,
     start_daemon,
-    start_simulator,
 )
+from tests.procs import SimProcess
 from tests.support import poll
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -38,8 +37,8 @@ ONE_SECOND = 1.0
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    simulator = start_simulator(tmp_path_factory.mktemp("sim"))
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
+    simulator = SimProcess.start(tmp_path_factory.mktemp("sim"))
     try:
         yield simulator
     finally:
@@ -47,7 +46,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
 
 
 @pytest.fixture
-def config(sim: Simulator, tmp_path: Path) -> dict[str, Any]:
+def config(sim: SimProcess, tmp_path: Path) -> dict[str, Any]:
     return live_config(sim, tmp_path / "state")
 
 
@@ -60,7 +59,7 @@ def daemon(config: dict[str, Any], tmp_path: Path) -> Iterator[DaemonProcess]:
         running.stop()
 
 
-def _resting_on_both(sim: Simulator, daemon: DaemonProcess) -> dict[str, list[dict[str, Any]]]:
+def _resting_on_both(sim: SimProcess, daemon: DaemonProcess) -> dict[str, list[dict[str, Any]]]:
     """Our orders at each venue, once both venues hold some."""
 
     def both() -> dict[str, list[dict[str, Any]]] | None:
@@ -75,11 +74,11 @@ def _resting_on_both(sim: Simulator, daemon: DaemonProcess) -> dict[str, list[di
     )
 
 
-def _none_on_either(sim: Simulator, daemon: DaemonProcess) -> bool:
+def _none_on_either(sim: SimProcess, daemon: DaemonProcess) -> bool:
     return not any(sim.open_orders(venue, daemon.api_key) for venue in VENUES)
 
 
-def _stays_empty(sim: Simulator, daemon: DaemonProcess, seconds: float) -> None:
+def _stays_empty(sim: SimProcess, daemon: DaemonProcess, seconds: float) -> None:
     """Watch the venues for `seconds`: no order of the daemon may appear."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -87,7 +86,7 @@ def _stays_empty(sim: Simulator, daemon: DaemonProcess, seconds: float) -> None:
         time.sleep(0.05)
 
 
-def _spot_spread_bps(sim: Simulator, daemon: DaemonProcess) -> float | None:
+def _spot_spread_bps(sim: SimProcess, daemon: DaemonProcess) -> float | None:
     """The spread of our resting bid and ask at the spot venue (None: not both resting)."""
     orders = sim.open_orders("sim-spot", daemon.api_key)
     bids = [float(o["price"]) for o in orders if o["side"] == "BUY"]
@@ -98,7 +97,7 @@ def _spot_spread_bps(sim: Simulator, daemon: DaemonProcess) -> float | None:
     return (ask - bid) / ((ask + bid) / 2) * 1e4
 
 
-def _spread_at_least(sim: Simulator, daemon: DaemonProcess, bps: float) -> float:
+def _spread_at_least(sim: SimProcess, daemon: DaemonProcess, bps: float) -> float:
     def wide() -> float | None:
         spread = _spot_spread_bps(sim, daemon)
         return spread if spread is not None and spread >= bps else None
@@ -116,7 +115,7 @@ def _spread_at_least(sim: Simulator, daemon: DaemonProcess, bps: float) -> float
 
 @pytest.mark.timing
 def test_pause_pulls_every_order_within_a_second_and_sets_the_paused_gauge(
-    sim: Simulator, daemon: DaemonProcess
+    sim: SimProcess, daemon: DaemonProcess
 ) -> None:
     _resting_on_both(sim, daemon)
     sent = time.monotonic()
@@ -137,7 +136,7 @@ def test_pause_pulls_every_order_within_a_second_and_sets_the_paused_gauge(
 
 @pytest.mark.timing
 def test_resume_brings_the_quotes_back_within_a_second(
-    sim: Simulator, daemon: DaemonProcess
+    sim: SimProcess, daemon: DaemonProcess
 ) -> None:
     _resting_on_both(sim, daemon)
     assert daemon.post("/pause").status == 200
@@ -160,7 +159,9 @@ def test_resume_brings_the_quotes_back_within_a_second(
     assert daemon.metric("mm_quoting_paused", market=SPOT_MARKET) == 0.0
 
 
-def test_pausing_one_market_leaves_the_other_quoting(sim: Simulator, daemon: DaemonProcess) -> None:
+def test_pausing_one_market_leaves_the_other_quoting(
+    sim: SimProcess, daemon: DaemonProcess
+) -> None:
     _resting_on_both(sim, daemon)
     reply = daemon.post("/pause", {"markets": [PERP_MARKET]})
     assert reply.status == 200, reply.text
@@ -177,7 +178,7 @@ def test_pausing_one_market_leaves_the_other_quoting(sim: Simulator, daemon: Dae
 
 
 def test_kill_cancels_every_order_on_both_venues_and_halts_every_market(
-    sim: Simulator, daemon: DaemonProcess
+    sim: SimProcess, daemon: DaemonProcess
 ) -> None:
     _resting_on_both(sim, daemon)
     reply = daemon.post("/kill", {"reason": "test"})
@@ -194,7 +195,7 @@ def test_kill_cancels_every_order_on_both_venues_and_halts_every_market(
 
 
 def test_a_killed_daemon_is_still_halted_after_a_restart_until_reset(
-    sim: Simulator, config: dict[str, Any], tmp_path: Path
+    sim: SimProcess, config: dict[str, Any], tmp_path: Path
 ) -> None:
     first = start_daemon(config, tmp_path)
     try:
@@ -222,7 +223,7 @@ def test_a_killed_daemon_is_still_halted_after_a_restart_until_reset(
 
 
 def test_reload_moves_the_live_quotes_to_the_new_spread(
-    sim: Simulator, daemon: DaemonProcess, config: dict[str, Any]
+    sim: SimProcess, daemon: DaemonProcess, config: dict[str, Any]
 ) -> None:
     _resting_on_both(sim, daemon)
     before = _spot_spread_bps(sim, daemon)
@@ -243,7 +244,7 @@ def test_reload_moves_the_live_quotes_to_the_new_spread(
 
 
 def test_reload_of_an_invalid_value_is_refused_naming_the_field_and_the_quotes_stay(
-    sim: Simulator, daemon: DaemonProcess, config: dict[str, Any]
+    sim: SimProcess, daemon: DaemonProcess, config: dict[str, Any]
 ) -> None:
     _resting_on_both(sim, daemon)
     daemon.write_config({**config, "quoting": {**config["quoting"], "spread_bps": -5.0}})
@@ -279,7 +280,7 @@ def test_reload_of_a_venue_change_is_refused_naming_the_field(
 
 
 def test_sighup_reloads_like_post_reload(
-    sim: Simulator, daemon: DaemonProcess, config: dict[str, Any]
+    sim: SimProcess, daemon: DaemonProcess, config: dict[str, Any]
 ) -> None:
     _resting_on_both(sim, daemon)
     daemon.write_config({**config, "quoting": {**config["quoting"], "spread_bps": 30.0}})
@@ -297,7 +298,7 @@ def test_sighup_reloads_like_post_reload(
 
 
 def test_ready_is_503_during_a_stall_of_the_maker_venue_and_200_after(
-    sim: Simulator, daemon: DaemonProcess
+    sim: SimProcess, daemon: DaemonProcess
 ) -> None:
     assert daemon.get("/ready", token=None).status == 200
     sim.fault("sim-spot", "stall", seconds=4.0)

@@ -19,11 +19,10 @@ from tests.integration.processes import (
     REPO,
     TOKEN,
     DaemonProcess,
-    Simulator,
     live_config,
     start_daemon,
-    start_simulator,
 )
+from tests.procs import SimProcess
 from tests.support import poll
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -35,7 +34,7 @@ EXIT_REFUSED, EXIT_AUTH, EXIT_UNREACHABLE = 1, 3, 4
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     folder = tmp_path_factory.mktemp("ctl")
-    sim: Simulator = start_simulator(folder)
+    sim: SimProcess = SimProcess.start(folder)
     try:
         running = start_daemon(live_config(sim, folder / "state"), folder)
         try:
