@@ -22,6 +22,21 @@ SECRET = "daemon-secret-0123456789"
 STARTUP_DEADLINE_SECONDS = 60.0
 
 
+def _mm_daemon(
+    args: list[str], env: dict[str, str], *, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """`python -m mm_daemon ARGS` run to its end, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "mm_daemon", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 class DaemonProcess:
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self.proc = proc
@@ -124,15 +139,7 @@ def test_unknown_symbol_of_a_required_market_ends_in_one_clear_line_and_exit_2(
         "MMD_MARKETS__0__SYMBOL": "DOGE/XYZ",
         "MMD_MARKETS__0__REQUIRED": "true",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "mm_daemon", "run", "--config", "config/default.yaml"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _mm_daemon(["run", "--config", "config/default.yaml"], env, timeout=60)
     assert result.returncode == 2
     plain = [line for line in result.stderr.splitlines() if not line.startswith("{")]
     assert plain == [
@@ -184,15 +191,7 @@ def test_a_market_that_cannot_start_is_reported_and_the_others_quote(tmp_path: P
     assert f"market DOGE/XYZ@sim-spot failed to start: {why}" in summary
     report = tmp_path / "report.html"
     command = ["report", "--config", "config/default.yaml", "--out", str(report)]
-    result = subprocess.run(
-        [sys.executable, "-m", "mm_daemon", *command],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _mm_daemon(command, env, timeout=120)
     assert result.returncode == 0, result.stderr
     page = report.read_text()
     assert "Market DOGE/XYZ@sim-spot did not trade: venue sim-spot (binance, sim): unknown" in page
