@@ -8,6 +8,8 @@ Two steps, each reproducible on its own:
     .venv/bin/python bench/calibrate_paper.py fit
     # and what a 100 ms book cannot show, on the recorded Binance data and in the simulator:
     .venv/bin/python bench/calibrate_paper.py excursions
+    # and the live fills of the recordings that the public stream does not explain:
+    .venv/bin/python bench/calibrate_paper.py unseen
 
 `record` runs the daemon live (real orders through ccxt.pro / the WS-API into the simulator's
 book, filled by its matching engine) with the study's strategy, and writes one gzip JSON-lines
@@ -27,6 +29,11 @@ the fitted values. The defaults of `paper.*` in mm_daemon/config/sim.py are thes
 simulator's, each looked at through a book that updates every 100 ms: how often the mid moved,
 and how often it went beyond both ends of an interval without either showing it (what no paper
 model fed that book can see). It writes bench/results/paper_excursions.json.
+
+`unseen` reads the recordings in `--dir`: of the live fills of orders the public book never
+showed past the mid, how many came in an update window where a public trade printed through
+their price, at it, or neither; and how many filled orders followed another of their side in
+the same window. It writes bench/results/paper_unseen.json.
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ from mm_daemon.venues.paper_calibration import (
     fit,
     recording_from_rows,
     score,
+    unseen_fills,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -357,6 +365,29 @@ def cmd_excursions(args: argparse.Namespace) -> None:
     args.out.write_text(json.dumps({"ticks": EXCURSION_TICKS, "markets": rows}, indent=2) + "\n")
 
 
+# -- unseen: live fills the public stream does not explain ---------------------------------------
+
+
+def cmd_unseen(args: argparse.Namespace) -> None:
+    paths = args.recordings or sorted(args.dir.glob("*.jsonl*"))
+    rows = {}
+    for rec in load_recordings(paths):
+        rows[rec.name] = dataclasses.asdict(unseen_fills(rec))
+    if not rows:
+        raise SystemExit(f"no recordings in {args.dir}")
+    rows["all"] = {k: sum(r[k] for r in rows.values()) for k in next(iter(rows.values()))}
+    print("live fills of orders the public book never showed past the mid, by the public trades")
+    print("of their update window; and filled orders that followed another of their side there")
+    head = ("recording", "fills", "through", "at", "no print", "filled", "repeat")
+    print(f"{head[0]:<24}" + "".join(f"{h:>9}" for h in head[1:]))
+    for name, r in rows.items():
+        cells = (r["fills"], r["print_through"], r["print_at"], r["no_print"])
+        cells += (r["filled_orders"], r["repeat_orders"])
+        print(f"{name:<24}" + "".join(f"{c:>9}" for c in cells))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+
+
 # -- fit ---------------------------------------------------------------------------------------
 
 
@@ -576,8 +607,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     exc.add_argument("--seconds", type=float, default=600.0, help="of each synthetic regime")
     exc.add_argument("--seed", type=int, default=5)
     exc.add_argument("--out", type=Path, default=RESULTS / "paper_excursions.json")
+    uns = sub.add_parser(
+        "unseen", help="live fills of never-exposed orders: what the public trades showed"
+    )
+    uns.add_argument("recordings", nargs="*", type=Path, help="files (default: all in --dir)")
+    uns.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    uns.add_argument("--out", type=Path, default=RESULTS / "paper_unseen.json")
     args = parser.parse_args(argv)
-    if args.command == "record":
+    if args.command == "unseen":
+        cmd_unseen(args)
+    elif args.command == "record":
         cmd_record(args)
     elif args.command == "excursions":
         cmd_excursions(args)

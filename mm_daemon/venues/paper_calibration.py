@@ -68,12 +68,14 @@ __all__ = [
     "OnsetFit",
     "PaperOutcome",
     "Recording",
+    "UnseenFills",
     "counterfactual",
     "fit",
     "fit_onset_shape",
     "not_exposed_error",
     "recording_from_rows",
     "score",
+    "unseen_fills",
 ]
 
 _NS = 1_000_000_000
@@ -512,6 +514,67 @@ def counterfactual(
         {k: (v[0], v[1]) for k, v in filled.items()},
         frozenset(crossed),
         {k: tuple(v) for k, v in times.items()},
+    )
+
+
+# -- what the public stream does not show ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UnseenFills:
+    """Of one recording's live fills of orders the public book never showed past the mid: what
+    the public trades of the fill's update window show at the order's price. And of all its
+    filled orders: how many were filled after another of the same side in one update window
+    (live's quote filled, replaced and filled again before the next update)."""
+
+    fills: int
+    print_through: int  # a public trade beyond the order's price in the window
+    print_at: int  # none beyond it, one at its price
+    no_print: int  # neither: nothing public reached the price
+    filled_orders: int
+    repeat_orders: int
+
+
+def unseen_fills(recording: Recording) -> UnseenFills:
+    """See `UnseenFills`; windows run from one public book update to the next."""
+    times = recording.mid_times
+    trades = [(t, e) for t, e in recording.market if isinstance(e, Trade)]
+    trade_times = [t for t, _ in trades]
+
+    def window(ts_ns: int) -> tuple[int, int, int]:
+        i = bisect.bisect_right(times, ts_ns) - 1
+        start = times[i] if i >= 0 else 0
+        end = times[i + 1] if i + 1 < len(times) else ts_ns
+        return i, start, end
+
+    through = at = none = 0
+    orders_by_window: dict[tuple[int, Side], int] = {}
+    for o in recording.orders:
+        if not o.live_fill_times:
+            continue
+        first, _, _ = window(o.live_fill_times[0][0])
+        key = (first, o.side)
+        orders_by_window[key] = orders_by_window.get(key, 0) + 1
+        if o.max_depth_bps > 0.0:
+            continue
+        beyond = int(o.side)  # a print below a bid, above an ask
+        for ts, _ in o.live_fill_times:
+            _, start, end = window(ts)
+            lo, hi = bisect.bisect_left(trade_times, start), bisect.bisect_right(trade_times, end)
+            prices = [e.price_ticks for _, e in trades[lo:hi]]
+            if any((o.price_ticks - p) * beyond > 0 for p in prices):
+                through += 1
+            elif o.price_ticks in prices:
+                at += 1
+            else:
+                none += 1
+    return UnseenFills(
+        through + at + none,
+        through,
+        at,
+        none,
+        sum(orders_by_window.values()),
+        sum(n - 1 for n in orders_by_window.values()),
     )
 
 

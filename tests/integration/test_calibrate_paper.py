@@ -115,3 +115,18 @@ def test_calibration_fills_exposed_bids_that_live_bids_filled_and_spares_those_i
     assert spared["buckets"][exposed]["paper_lots"] <= 0.1 * picked_bucket["live_lots"]
     rate = "exposure_rate_multiplier"
     assert picked["fitted"][rate] > 10 * spared["fitted"][rate]
+
+
+def test_the_unseen_command_counts_the_filled_orders_of_a_recording(tmp_path: Path) -> None:
+    path = tmp_path / "picked.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.writelines(json.dumps(row) + "\n" for row in recording(picked_off=True))
+    out = tmp_path / "unseen.json"
+    command = [str(ROOT / "bench" / "calibrate_paper.py"), "unseen", str(path), "--out", str(out)]
+    subprocess.run([sys.executable, *command], check=True, capture_output=True, timeout=120)
+    rows = json.loads(out.read_text())
+    # Each bid fills 180 ms after it rests and the next update shows the touch below it: all
+    # twelve filled, one a second, none of them unseen by the public book.
+    assert rows["all"]["filled_orders"] == len(ORDERS_AT_S)
+    assert rows["all"]["repeat_orders"] == 0
+    assert rows["all"]["fills"] == 0
