@@ -372,7 +372,8 @@ def cmd_unseen(args: argparse.Namespace) -> None:
     paths = args.recordings or sorted(args.dir.glob("*.jsonl*"))
     rows = {}
     for rec in load_recordings(paths):
-        rows[rec.name] = dataclasses.asdict(unseen_fills(rec))
+        unseen = unseen_fills(rec)
+        rows[rec.name] = {"fills": unseen.fills, **dataclasses.asdict(unseen)}
     if not rows:
         raise SystemExit(f"no recordings in {args.dir}")
     rows["all"] = {k: sum(r[k] for r in rows.values()) for k in next(iter(rows.values()))}

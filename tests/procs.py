@@ -46,6 +46,12 @@ def _python() -> list[str]:
     return [sys.executable, "-m", "mm_daemon"]
 
 
+def environ_without_settings() -> dict[str, str]:
+    """The test run's environment less its `MMD_*` settings: a child process reads its config
+    file alone."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MMD_")}
+
+
 @dataclass
 class SimProcess:
     proc: subprocess.Popen[str]
@@ -68,8 +74,7 @@ class SimProcess:
         proc = subprocess.Popen(
             [*_python(), "sim", "--config", str(config)],
             cwd=REPO,
-            # The config file alone: no MMD_* setting of the test run reaches the simulator.
-            env={k: v for k, v in os.environ.items() if not k.startswith("MMD_")},
+            env=environ_without_settings(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -527,12 +527,15 @@ class UnseenFills:
     filled orders: how many were filled after another of the same side in one update window
     (live's quote filled, replaced and filled again before the next update)."""
 
-    fills: int
     print_through: int  # a public trade beyond the order's price in the window
     print_at: int  # none beyond it, one at its price
     no_print: int  # neither: nothing public reached the price
     filled_orders: int
     repeat_orders: int
+
+    @property
+    def fills(self) -> int:
+        return self.print_through + self.print_at + self.no_print
 
 
 def unseen_fills(recording: Recording) -> UnseenFills:
@@ -569,7 +572,6 @@ def unseen_fills(recording: Recording) -> UnseenFills:
             else:
                 none += 1
     return UnseenFills(
-        through + at + none,
         through,
         at,
         none,

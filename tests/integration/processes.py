@@ -9,7 +9,6 @@ Everything here is synchronous: the tests drive other processes and poll with de
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from typing import IO, Any
 import pytest
 import yaml
 
-from tests.procs import SimProcess
+from tests.procs import SimProcess, environ_without_settings
 from tests.support import poll
 
 REPO = Path(__file__).resolve().parents[2]
@@ -234,7 +233,7 @@ def start_daemon(
     key = api_key or f"ctl-{uuid.uuid4().hex[:12]}"
     path = folder / "daemon.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MMD_")}
+    env = environ_without_settings()
     for venue in ("SIM_SPOT", "SIM_PERP"):
         env[f"MMD_VENUES__{venue}__API_KEY"] = key
         env[f"MMD_VENUES__{venue}__API_SECRET"] = key

@@ -22,7 +22,7 @@ from tests.integration.processes import (
     live_config,
     start_daemon,
 )
-from tests.procs import SimProcess
+from tests.procs import SimProcess, environ_without_settings
 from tests.support import poll
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -48,7 +48,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
 def ctl(
     url: str, *args: str, token: str | None = TOKEN, columns: int = 200
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MMD_")}
+    env = environ_without_settings()
     env["COLUMNS"] = str(columns)
     if token is not None:
         env["MMD_CONTROL__TOKEN"] = token
