@@ -194,7 +194,9 @@ def test_a_replays_report_shows_the_figures_of_its_run_summary(
     assert replay_page.figures()["run.mode"] == "replay"
 
 
-def test_a_replays_report_has_its_screenshot(replay_run: tuple[Path, RunSummary]) -> None:
+def test_a_replays_report_has_its_screenshot(
+    replay_page: LoadedPage, replay_run: tuple[Path, RunSummary]
+) -> None:
     assert png_size(replay_run[0].with_suffix(".png"))[0] == 1400
 
 
