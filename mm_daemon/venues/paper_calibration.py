@@ -831,12 +831,15 @@ def fit(
         return value
 
     # A coarse grid over the two multipliers first: where every candidate fills everything (or
-    # nothing) the objective is flat, and the simplex needs a start on the slope.
+    # nothing) the objective is flat, and the simplex needs a start on the slope. The per-bps
+    # terms reach 100: an exposed quote filled in pieces near fair value and whole far past it
+    # needs a small multiplier and a large slope (live fills on the simulator whose touch is
+    # sticky; from the grid's 0.01 slopes the simplex stalled at 0.059 where 0.046 was there).
     grid = [
         [math.log(rate), math.log(per_bps), math.log(size), math.log(per_bps)]
         for rate in (0.1, 1.0, 10.0, 100.0)
         for size in (1.0, 10.0, 100.0)
-        for per_bps in (floor * 10, 1.0)
+        for per_bps in (floor * 10, 1.0, 100.0)
     ]
     grid.append([math.log(max(getattr(base, name), floor * 10)) for name in _PARAMS])
     x0 = min(grid, key=objective)
