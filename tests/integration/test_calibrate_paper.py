@@ -113,8 +113,13 @@ def test_calibration_fills_exposed_bids_that_live_bids_filled_and_spares_those_i
     # The fitted exposure fills most of what the live bids filled, and nothing of the spared.
     assert picked_bucket["paper_lots"] >= 0.7 * picked_bucket["live_lots"]
     assert spared["buckets"][exposed]["paper_lots"] <= 0.1 * picked_bucket["live_lots"]
-    rate = "exposure_rate_multiplier"
-    assert picked["fitted"][rate] > 10 * spared["fitted"][rate]
+
+    def rate_at(fitted: dict[str, float], depth_bps: float) -> float:
+        slope = fitted["exposure_rate_multiplier_per_bps"]
+        return fitted["exposure_rate_multiplier"] + slope * depth_bps
+
+    # The bids at 99.99 sit 8.5 bps past the moved mid (99.905): the fitted arrival rate there.
+    assert rate_at(picked["fitted"], 8.5) > 10 * rate_at(spared["fitted"], 8.5)
 
 
 def test_the_unseen_command_counts_the_filled_orders_of_a_recording(tmp_path: Path) -> None:
