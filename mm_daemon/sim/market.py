@@ -146,6 +146,9 @@ class SyntheticMarket:
         self.seed = seed
         self.start_ns = start_ns
         self._step_s = params.step_ns / NS
+        # Requote thresholds in log-price units (latent price, and a book's basis alone).
+        self._requote = params.requote_bps * BPS
+        self._basis_requote = BASIS_REQUOTE_THRESHOLDS * self._requote
         self._regime_rng = random.Random(f"{seed}:regime")
         self._regime: str = "calm" if params.regime == "mixed" else str(params.regime)
         self._regime_since_s = 0.0
@@ -317,7 +320,7 @@ class SyntheticMarket:
         for path in self._others:
             path.x = path.path.popleft()
         self._current_regime = self._path_regime.popleft()
-        requote = self.params.requote_bps * BPS
+        requote = self._requote
         driver = self._driver
         driver_moved = abs(driver.x - driver.quoted_x) > requote
         for path in (driver, *self._others):
@@ -410,8 +413,7 @@ class SyntheticMarket:
                 self._record(s, eng, res, out)
         # 3. The background requotes after a large enough move; its quotes on the wrong side
         # of the requoted price are withdrawn.
-        basis_requote = BASIS_REQUOTE_THRESHOLDS * self.params.requote_bps * BPS
-        if s.asset.requote or abs(s.basis - s.quoted_basis) > basis_requote:
+        if s.asset.requote or abs(s.basis - s.quoted_basis) > self._basis_requote:
             s.anchor_ticks = fair_ticks
             s.quoted_basis = s.basis
         bid1 = math.floor(s.anchor_ticks - 0.5)
