@@ -57,7 +57,15 @@ import uvloop
 from mm_daemon.config import parse_config
 from mm_daemon.core.exposure import ExposureParams
 from mm_daemon.core.queue import QueueProbability
-from mm_daemon.core.types import BookDelta, BookSnapshot, Fill, OrderRequest, OrderUpdate, Trade
+from mm_daemon.core.types import (
+    BookDelta,
+    BookSnapshot,
+    Fill,
+    OrderRequest,
+    OrderUpdate,
+    Side,
+    Trade,
+)
 from mm_daemon.engine.daemon import Daemon
 from mm_daemon.engine.portfolio import Portfolio
 from mm_daemon.log import configure_logging
@@ -365,6 +373,183 @@ def cmd_excursions(args: argparse.Namespace) -> None:
     args.out.write_text(json.dumps({"ticks": EXCURSION_TICKS, "markets": rows}, indent=2) + "\n")
 
 
+# -- touch: who else quotes at the touch, on Binance and in the simulator ---------------------
+
+TOUCH_GRID_NS = 50_000_000  # the synthetic market's step; Binance sampled on the same grid
+
+
+def touch_figures(samples: Sequence[tuple[int, float, int, float]]) -> dict[str, float]:
+    """From (bid, bid size, ask, ask size) samples every 50 ms: how often a side's touch grew
+    at an unchanged price (per second, per side: someone joined it), how often its price
+    changed, the median touch size (base, over samples and sides) and the share of samples
+    with a one-tick spread."""
+    grew = moved = 0
+    one_tick = sum(1 for bid, _, ask, _ in samples if ask - bid == 1)
+    for (b0, bs0, a0, as0), (b1, bs1, a1, as1) in itertools.pairwise(samples):
+        grew += (b1 == b0 and bs1 > bs0) + (a1 == a0 and as1 > as0)
+        moved += (b1 != b0) + (a1 != a0)
+    sizes = sorted(size for sample in samples for size in (sample[1], sample[3]))
+    seconds = max(1, len(samples) - 1) * TOUCH_GRID_NS / 1e9
+    return {
+        "seconds": seconds,
+        "joins_per_s_side": grew / seconds / 2,
+        "moves_per_s_side": moved / seconds / 2,
+        "median_touch_base": sizes[len(sizes) // 2] if sizes else 0.0,
+        "one_tick_spread_share": one_tick / len(samples) if samples else 0.0,
+    }
+
+
+# The recorded BTCUSDT books: (files, ticks per quote unit).
+RECORDED_TOUCH = {
+    "spot": (("spot/btcusdt_20240808.gz", "spot/btcusdt_20240809.gz"), 100),
+    "usdm": (("usdm/btcusdt_20240808.gz",), 10),
+}
+
+
+def binance_touch(venue: str) -> list[tuple[int, float, int, float]] | None:
+    """A recorded BTCUSDT touch (real-time bookTicker) every 50 ms; None without the data."""
+    from mm_daemon.binance.capture import default_data_dir, read_capture  # noqa: PLC0415
+
+    data = default_data_dir()
+    if not data.is_dir():
+        return None
+    names, per_unit = RECORDED_TOUCH[venue]
+    samples: list[tuple[int, float, int, float]] = []
+    t_next: int | None = None
+    touch = (0, 0.0, 0, 0.0)
+    for ts, raw in read_capture(*(data / name for name in names)):
+        if b"bookTicker" not in raw[:64]:
+            continue
+        p = json.loads(raw)["data"]
+        while t_next is not None and t_next < ts:
+            samples.append(touch)
+            t_next += TOUCH_GRID_NS
+        bid, ask = round(float(p["b"]) * per_unit), round(float(p["a"]) * per_unit)
+        touch = (bid, float(p["B"]), ask, float(p["A"]))
+        if t_next is None:
+            t_next = ts
+    return samples
+
+
+def simulator_touch(
+    regime: str, seconds: float, seed: int, venue: str, *, joiners: bool = True
+) -> list[tuple[int, float, int, float]]:
+    """A synthetic BTC book's touch (no orders of ours) after each of the market's steps;
+    without `joiners`, as the simulator was before its touch was joined."""
+    from mm_daemon.sim.market import SyntheticMarket  # noqa: PLC0415  only this subcommand
+    from mm_daemon.sim.market_params import (  # noqa: PLC0415  needs the market
+        DEFAULT_ASSETS,
+        MarketParams,
+        build_engines,
+        default_instruments,
+    )
+
+    btc = [i for i in default_instruments() if i.base == "BTC"]
+    engines = build_engines(btc)
+    params = MarketParams(
+        regime=regime,  # type: ignore[arg-type]  # a regime name from the command line
+        assets=tuple(a for a in DEFAULT_ASSETS if a.base == "BTC"),
+    )
+    if not joiners:
+        venues = {n: dataclasses.replace(f, join_rate_per_s=0.0) for n, f in params.venues.items()}
+        params = dataclasses.replace(params, venues=venues)
+    market = SyntheticMarket(params, btc, seed)
+    (inst,) = [i for i in btc if i.venue == venue]
+    engine = engines[(venue, inst.exchange_symbol)]
+    base_per_lot = inst.lot_size * inst.contract_size_base
+    samples = []
+    for k in range(1, round(seconds * 1e9 / market.params.step_ns) + 1):
+        market.advance(engines, k * market.params.step_ns)
+        bid, ask = engine.best_bid(), engine.best_ask()
+        if bid is not None and ask is not None:
+            samples.append((bid[0], bid[1] * base_per_lot, ask[0], ask[1] * base_per_lot))
+    return samples
+
+
+def live_touch_positions(regime: str, seed: int, seconds: float) -> dict[str, dict[str, int]]:
+    """One live run; each of our orders classed where it rested in the simulator's book (ahead
+    of every other order on its side, joining the best price, or behind it), with its fills."""
+    from mm_daemon.sim.matching.engine import MatchingEngine  # noqa: PLC0415
+
+    classes: dict[int, str] = {}
+    out = {c: {"orders": 0, "fills": 0, "partial_fills": 0, "lots": 0} for c in TOUCH_CLASSES}
+    rest, apply_fill = MatchingEngine._rest, MatchingEngine.apply_fill
+
+    # The engine's own hooks, wrapped for this measurement only: where a client order entered
+    # its queue is known nowhere else.
+    def tapped_rest(engine: MatchingEngine, order: Any) -> None:
+        if order.account is not None and engine.instrument.kind.value == "spot":
+            best = engine.best_bid() if order.side is Side.BUY else engine.best_ask()
+            better = best is None or (order.price - best[0]) * int(order.side) > 0
+            c = "ahead" if better else "joined" if order.price == best[0] else "behind"
+            classes[order.order_id] = c
+            out[c]["orders"] += 1
+        rest(engine, order)
+
+    def tapped_fill(engine: MatchingEngine, order: Any, price: int, qty: int, *rest_: Any) -> None:
+        c = classes.get(order.order_id)
+        if c is not None:
+            out[c]["fills"] += 1
+            out[c]["partial_fills"] += qty < order.orig
+            out[c]["lots"] += qty
+        apply_fill(engine, order, price, qty, *rest_)
+
+    MatchingEngine._rest = tapped_rest  # type: ignore[method-assign]
+    MatchingEngine.apply_fill = tapped_fill  # type: ignore[method-assign]
+    try:
+        spec = CellSpec(
+            regime, "linear_skew", hedging=False, seconds=seconds, mode="live", seed=seed
+        )
+        uvloop.run(record_run(spec))
+    finally:
+        MatchingEngine._rest = rest  # type: ignore[method-assign]
+        MatchingEngine.apply_fill = apply_fill  # type: ignore[method-assign]
+    return out
+
+
+TOUCH_CLASSES = ("ahead", "joined", "behind")
+
+
+def cmd_touch(args: argparse.Namespace) -> None:
+    from mm_daemon.sim.market_params import PERP_VENUE, SPOT_VENUE  # noqa: PLC0415
+
+    rows: dict[str, dict[str, float]] = {}
+    for recorded, venue in (("spot", SPOT_VENUE), ("usdm", PERP_VENUE)):
+        binance = binance_touch(recorded)
+        if binance is None:
+            print("no recorded captures (MMD_DATA_DIR): Binance skipped")
+        else:
+            rows[f"binance {recorded} BTCUSDT"] = touch_figures(binance)
+        for regime in ("calm", "volatile", "trending"):
+            rows[f"simulator {regime} {recorded}"] = touch_figures(
+                simulator_touch(regime, args.seconds, args.seed, venue, joiners=args.joiners)
+            )
+    print(
+        f"{'market':<24} {'joins/s':>8} {'moves/s':>8} {'median touch':>13} {'1-tick':>7}"
+        "  (per side, 50 ms grid)"
+    )
+    for name, f in rows.items():
+        print(
+            f"{name:<24} {f['joins_per_s_side']:>8.2f} {f['moves_per_s_side']:>8.2f}"
+            f" {f['median_touch_base']:>13.4f} {f['one_tick_spread_share']:>7.3f}"
+        )
+    live: dict[str, dict[str, dict[str, int]]] = {}
+    configure_logging("error", "json")
+    for regime in args.live_regimes.split(",") if args.live_regimes else ():
+        live[regime] = live_touch_positions(regime, args.live_seed, args.live_seconds)
+    if live:
+        print(f"\nlive orders on the simulator (seed {args.live_seed}, {args.live_seconds:.0f} s):")
+        print(f"{'regime':<10} {'rested':<8} {'orders':>7} {'fills':>6} {'partial':>8} {'lots':>7}")
+        for regime, by_class in live.items():
+            for c, r in by_class.items():
+                print(
+                    f"{regime:<10} {c:<8} {r['orders']:>7} {r['fills']:>6}"
+                    f" {r['partial_fills']:>8} {r['lots']:>7}"
+                )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"markets": rows, "live": live}, indent=2) + "\n")
+
+
 # -- unseen: live fills the public stream does not explain ---------------------------------------
 
 
@@ -608,6 +793,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     exc.add_argument("--seconds", type=float, default=600.0, help="of each synthetic regime")
     exc.add_argument("--seed", type=int, default=5)
     exc.add_argument("--out", type=Path, default=RESULTS / "paper_excursions.json")
+    tch = sub.add_parser(
+        "touch",
+        help="who joins the touch: Binance against the simulator, and where live orders rest",
+    )
+    tch.add_argument("--seconds", type=float, default=600.0, help="of each synthetic regime")
+    tch.add_argument("--seed", type=int, default=5)
+    tch.add_argument(
+        "--without-joiners",
+        dest="joiners",
+        action="store_false",
+        help="the simulator's books as they were before makers joined the touch",
+    )
+    tch.add_argument("--live-regimes", default="calm,trending", help="'' for none")
+    tch.add_argument("--live-seed", type=int, default=7)
+    tch.add_argument("--live-seconds", type=float, default=60.0)
+    tch.add_argument("--out", type=Path, default=RESULTS / "paper_touch.json")
     uns = sub.add_parser(
         "unseen", help="live fills of never-exposed orders: what the public trades showed"
     )
@@ -621,6 +822,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         cmd_record(args)
     elif args.command == "excursions":
         cmd_excursions(args)
+    elif args.command == "touch":
+        cmd_touch(args)
     else:
         cmd_fit(args)
 

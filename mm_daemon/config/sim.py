@@ -49,25 +49,25 @@ class PaperConfig(_Model):
         default=1.0, description="power: the exponent n (1: in proportion to the sizes)."
     )
     exposure_rate_multiplier: NonNegativeFloat = Field(
-        default=0.554,
+        default=0.444,
         description=(
             "exposure: aggressive orders reaching an exposed quote per aggressive order "
             "observed on that side of the market, for a quote just past fair value."
         ),
     )
     exposure_rate_multiplier_per_bps: NonNegativeFloat = Field(
-        default=110.9,
+        default=204.8,
         description="exposure: added to exposure_rate_multiplier per bps past fair value.",
     )
     exposure_size_multiplier: NonNegativeFloat = Field(
-        default=0.299,
+        default=4.232,
         description=(
             "exposure: size taken by each arrival at an exposed quote, as a multiple of an "
             "observed aggressive order's size (drawn from the recent ones), just past fair value."
         ),
     )
     exposure_size_multiplier_per_bps: NonNegativeFloat = Field(
-        default=97.3,
+        default=156.0,
         description="exposure: added to exposure_size_multiplier per bps past fair value.",
     )
     exposure_onset_window_seconds: NonNegativeFloat = Field(
@@ -79,7 +79,7 @@ class PaperConfig(_Model):
         ),
     )
     exposure_onset_shape: PositiveFloat = Field(
-        default=12.98,
+        default=11.68,
         description=(
             "exposure: the moment the market moved through a quote is drawn at a fraction x of "
             "the onset window with probability 1 - (1 - x)^shape of being before x (1: uniform; "

@@ -38,6 +38,10 @@ book per (venue, symbol). The model, per step of `step_ns`:
   background orders are cancelled at a constant hazard; new ones are added at exponentially
   distributed distances from the touch with sizes growing with distance; when the touch moves
   away from the fair price, the order at the old touch is requoted at the new one.
+- Short-lived makers join the touch (its best price, never beyond the background's own touch)
+  at `join_rate_per_s` a side and leave after an exponential life of `join_life_s`: Binance's
+  touch is joined several times a second and holds about 2 BTC, most of it from orders that
+  come and go (see `VenueFlowParams.join_rate_per_s`). A withdrawn joiner is not requoted.
 All of it goes through `MatchingEngine` with the background account, so client orders resting
 in the same book are filled by this flow in queue order.
 
@@ -123,6 +127,8 @@ class _BookState:
     index: dict[int, int] = field(default_factory=dict)  # order id -> position in `orders`
     where: dict[int, tuple[Side, int]] = field(default_factory=dict)
     by_level: dict[tuple[Side, int], list[int]] = field(default_factory=dict)
+    joiners: list[int] = field(default_factory=list)  # short-lived orders joining the touch
+    joiner_index: dict[int, int] = field(default_factory=dict)  # order id -> position
     seeded: bool = False
     anchor_ticks: float = 0.0  # the fair price the background last requoted at (ticks)
     quoted_basis: float = 0.0  # the basis then
@@ -440,6 +446,37 @@ class SyntheticMarket:
         best_ask = eng.best_ask()
         if (best_ask is None or best_ask[0] > ask1) and rng.random() < flow.refill_prob:
             self._refill(s, eng, side=Side.SELL, target=ask1, best=best_ask, ts=ts, out=out)
+        # 6. Short-lived makers join the touch and leave it.
+        if flow.join_rate_per_s > 0.0:
+            self._join(s, eng, bid1=bid1, ask1=ask1, ts=ts, out=out)
+
+    def _join(
+        self,
+        s: _BookState,
+        eng: MatchingEngine,
+        *,
+        bid1: int,
+        ask1: int,
+        ts: int,
+        out: list[tuple[BookKey, MatchResult]],
+    ) -> None:
+        """Makers that join the best price of a side (never beyond the background's own touch,
+        which a stale order may be) and cancel after an exponential life."""
+        flow, rng = s.flow, s.rng
+        dt = self._step_s
+        leaving = _poisson(rng, len(s.joiners) * dt / max(flow.join_life_s, dt))
+        for _ in range(leaving):
+            if not s.joiners:
+                break
+            self._cancel(s, eng, s.joiners[rng.randrange(len(s.joiners))], ts, out)
+        for side in (Side.BUY, Side.SELL):
+            for _ in range(_poisson(rng, flow.join_rate_per_s * dt)):
+                best = eng.best_bid() if side is Side.BUY else eng.best_ask()
+                if best is None:
+                    break
+                price = min(best[0], bid1) if side is Side.BUY else max(best[0], ask1)
+                size = flow.join_size_base * math.exp(flow.size_sigma * rng.gauss(0.0, 1.0))
+                self._add(s, eng, side=side, price=price, distance=0, ts=ts, out=out, size=size)
 
     def _refill(
         self,
@@ -524,12 +561,17 @@ class SyntheticMarket:
         distance: int,
         ts: int,
         out: list[tuple[BookKey, MatchResult]],
+        size: float | None = None,
     ) -> None:
+        """A background limit order `distance` ticks behind the touch, sized for that distance;
+        with `size` (base), one that joins the touch and leaves it soon (see `_join`)."""
         if price <= 0:
             return
-        flow = s.flow
-        median = flow.touch_size_base * (1.0 + distance / flow.size_growth_ticks)
-        size = median * math.exp(flow.size_sigma * s.rng.gauss(0.0, 1.0))
+        joiner = size is not None
+        if size is None:
+            flow = s.flow
+            median = flow.touch_size_base * (1.0 + distance / flow.size_growth_ticks)
+            size = median * math.exp(flow.size_sigma * s.rng.gauss(0.0, 1.0))
         inst = s.inst
         base_per_lot = inst.lot_size * inst.contract_size_base
         min_lots = math.ceil(inst.min_notional_quote / (price * inst.tick_size) / base_per_lot)
@@ -538,8 +580,12 @@ class SyntheticMarket:
         if not res.ok:
             return
         if eng.is_open(res.order_id):
-            s.index[res.order_id] = len(s.orders)
-            s.orders.append(res.order_id)
+            if joiner:
+                s.joiner_index[res.order_id] = len(s.joiners)
+                s.joiners.append(res.order_id)
+            else:
+                s.index[res.order_id] = len(s.orders)
+                s.orders.append(res.order_id)
             s.where[res.order_id] = (side, price)
             s.by_level.setdefault((side, price), []).append(res.order_id)
         self._record(s, eng, res, out)
@@ -556,7 +602,8 @@ class SyntheticMarket:
     ) -> None:
         """Requote background orders priced through `limit` (bids above it, asks below it):
         each is cancelled and a new one is placed behind the new touch, so a side keeps its
-        depth while the price moves through it."""
+        depth while the price moves through it (a joiner just leaves: joiners come back at the
+        new touch)."""
         stale: list[int] = []
         for price, _size in eng.iter_levels(side):
             if (price <= limit) if side is Side.BUY else (price >= limit):
@@ -564,7 +611,8 @@ class SyntheticMarket:
             stale.extend(s.by_level.get((side, price), ()))
         depth_mean = s.flow.depth_mean_ticks
         for order_id in stale:
-            if self._cancel(s, eng, order_id, ts, out):
+            joiner = order_id in s.joiner_index
+            if self._cancel(s, eng, order_id, ts, out) and not joiner:
                 d = int(s.rng.expovariate(1.0 / depth_mean)) if depth_mean else 0
                 price = limit - d if side is Side.BUY else limit + d
                 self._add(s, eng, side=side, price=price, distance=d, ts=ts, out=out)
@@ -596,13 +644,16 @@ class SyntheticMarket:
             ids.remove(order_id)
             if not ids:
                 del s.by_level[where]
-        # Swap-remove from the flat list (order does not matter; it is sampled at random).
-        orders = s.orders
-        i = s.index.pop(order_id)
+        # Swap-remove from its flat list (order does not matter; it is sampled at random).
+        if order_id in s.index:
+            orders, index = s.orders, s.index
+        else:
+            orders, index = s.joiners, s.joiner_index
+        i = index.pop(order_id)
         last = orders.pop()
         if last != order_id:
             orders[i] = last
-            s.index[last] = i
+            index[last] = i
 
     def _record(
         self,

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 MS = 1_000_000
 S = 1_000_000_000
@@ -135,3 +137,23 @@ def test_the_unseen_command_counts_the_filled_orders_of_a_recording(tmp_path: Pa
     assert rows["all"]["filled_orders"] == len(ORDERS_AT_S)
     assert rows["all"]["repeat_orders"] == 0
     assert rows["all"]["fills"] == 0
+
+
+def test_the_touch_command_compares_the_simulators_touch_with_binances(tmp_path: Path) -> None:
+    from mm_daemon.binance.capture import default_data_dir  # noqa: PLC0415
+
+    out = tmp_path / "touch.json"
+    command = [str(ROOT / "bench" / "calibrate_paper.py"), "touch", "--seconds", "60"]
+    command += ["--live-regimes", "", "--out", str(out)]
+    subprocess.run([sys.executable, *command], check=True, capture_output=True, timeout=300)
+    markets = json.loads(out.read_text())["markets"]
+    calm = markets["simulator calm spot"]
+    # The simulator's calm touch is joined about five times a second a side and holds about
+    # 2 BTC, as the recorded one does; it moves about once a second.
+    assert 3.5 < calm["joins_per_s_side"] < 7.0
+    assert 1.0 < calm["median_touch_base"] < 3.5
+    assert 0.5 < calm["moves_per_s_side"] < 2.5
+    if default_data_dir().is_dir():
+        binance = markets["binance spot BTCUSDT"]
+        assert binance["joins_per_s_side"] == pytest.approx(5.14, abs=0.01)
+        assert binance["median_touch_base"] == pytest.approx(1.99, abs=0.01)

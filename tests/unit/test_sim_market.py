@@ -284,6 +284,73 @@ def test_market_order_intensity_falls_with_distance_of_the_touch() -> None:
     assert counts["far"] / counts["near"] == pytest.approx(math.exp(-2.0), rel=0.3)
 
 
+def _touch_joins_and_size(params: MarketParams, key: BookKey, seconds: int) -> tuple[float, float]:
+    """(times a second a side's touch grew at an unchanged price, median touch size in base),
+    the touch sampled every 50 ms."""
+    instruments = btc_only()
+    engines = build_engines(instruments)
+    market = SyntheticMarket(params, instruments, 5)
+    eng = engines[key]
+    base_per_lot = eng.instrument.lot_size * eng.instrument.contract_size_base
+    samples = []
+    for k in range(1, seconds * 20 + 1):
+        market.advance(engines, k * SECOND // 20)
+        bid, ask = eng.best_bid(), eng.best_ask()
+        assert bid is not None
+        assert ask is not None
+        samples.append((bid, ask))
+    joins = sum(
+        (b1[0] == b0[0] and b1[1] > b0[1]) + (a1[0] == a0[0] and a1[1] > a0[1])
+        for (b0, a0), (b1, a1) in itertools.pairwise(samples)
+    )
+    sizes = [size * base_per_lot for bid, ask in samples for size in (bid[1], ask[1])]
+    return joins / seconds / 2, statistics.median(sizes)
+
+
+@pytest.mark.parametrize(
+    ("key", "recorded_joins", "recorded_touch"), [(SPOT_BTC, 5.14, 1.99), (PERP_BTC, 6.67, 3.13)]
+)
+def test_the_touch_is_joined_and_as_deep_as_binances(
+    key: BookKey, recorded_joins: float, recorded_touch: float
+) -> None:
+    # The recorded BTCUSDT touch, every 50 ms: joined 5.14 (spot) and 6.67 (USD-M) times a
+    # second a side, median size 1.99 and 3.13 BTC.
+    joins, touch = _touch_joins_and_size(MarketParams(), key, 120)
+    assert recorded_joins * 0.7 < joins < recorded_joins * 1.3
+    assert recorded_touch * 0.6 < touch < recorded_touch * 1.5
+    # Without the joining makers the touch is a few background orders, rarely joined.
+    venues = {
+        name: dataclasses.replace(flow, join_rate_per_s=0.0)
+        for name, flow in MarketParams().venues.items()
+    }
+    joins, touch = _touch_joins_and_size(MarketParams(venues=venues), key, 60)
+    assert joins < 1.0
+    assert touch < recorded_touch / 4
+
+
+def test_a_client_order_at_the_touch_is_joined_behind_it() -> None:
+    instruments = btc_only()
+    engines = build_engines(instruments)
+    market = SyntheticMarket(MarketParams(), instruments, 9)
+    market.advance(engines, SECOND)
+    eng = engines[SPOT_BTC]
+    bid = eng.best_bid()
+    assert bid is not None
+    placed = eng.submit("client", Side.BUY, OrderType.LIMIT, 1000, SECOND, price_ticks=bid[0])
+    assert placed.ok
+    level = eng.level_size(Side.BUY, bid[0])
+    grew = 0
+    for k in range(21, 41):  # a second, while the touch stays at our price
+        market.advance(engines, k * SECOND // 20)
+        best = eng.best_bid()
+        if not eng.is_open(placed.order_id) or best is None or best[0] != bid[0]:
+            break
+        # Only new orders make a level grow, and they queue behind ours.
+        previous, level = level, eng.level_size(Side.BUY, bid[0])
+        grew += level > previous
+    assert grew >= 1
+
+
 def test_client_order_at_the_touch_is_filled_by_background_flow_as_maker() -> None:
     instruments = default_instruments()
     engines = build_engines(instruments)
