@@ -10,6 +10,8 @@ Two steps, each reproducible on its own:
     .venv/bin/python bench/calibrate_paper.py excursions
     # and the live fills of the recordings that the public stream does not explain:
     .venv/bin/python bench/calibrate_paper.py unseen
+    # and who joins the touch, on the recorded Binance data and in the simulator:
+    .venv/bin/python bench/calibrate_paper.py touch
 
 `record` runs the daemon live (real orders through ccxt.pro / the WS-API into the simulator's
 book, filled by its matching engine) with the study's strategy, and writes one gzip JSON-lines
@@ -30,6 +32,14 @@ simulator's, each looked at through a book that updates every 100 ms: how often 
 and how often it went beyond both ends of an interval without either showing it (what no paper
 model fed that book can see). It writes bench/results/paper_excursions.json.
 
+`touch` samples the recorded BTCUSDT spot and USD-M touch (real-time bookTicker) and the
+simulator's, without orders of ours, every 50 ms: how often a side's size grew at an unchanged
+price (someone joined it), how often its price moved, its median size and the share of one-tick
+spreads (`--without-joiners`: the simulator's books before makers joined the touch). Then one
+live run per `--live-regimes` with the matching engine wrapped: each of our orders classed by
+where it rested (ahead of every other order of its side, joining the best price, behind it) with
+its fills. It writes bench/results/paper_touch.json.
+
 `unseen` reads the recordings in `--dir`: of the live fills of orders the public book never
 showed past the mid, how many came in an update window where a public trade printed through
 their price, at it, or neither; and how many filled orders followed another of their side in
@@ -47,7 +57,7 @@ import json
 import platform
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -320,32 +330,12 @@ def binance_spot_mids(grid_ns: int) -> list[float] | None:
 
 def simulator_mids(regime: str, seconds: float, seed: int) -> list[float]:
     """The synthetic spot market's mid (no orders of ours) after each of its steps."""
-    from mm_daemon.sim.market import SyntheticMarket  # noqa: PLC0415  only this subcommand
-    from mm_daemon.sim.market_params import (  # noqa: PLC0415  needs the market
-        DEFAULT_ASSETS,
-        SPOT_VENUE,
-        MarketParams,
-        build_engines,
-        default_instruments,
-    )
+    from mm_daemon.sim.market_params import SPOT_VENUE  # noqa: PLC0415  only this subcommand
 
-    # BTC alone, as the benchmarks run the simulator.
-    btc = [i for i in default_instruments() if i.venue == SPOT_VENUE and i.base == "BTC"]
-    engines = build_engines(btc)
-    params = MarketParams(
-        regime=regime,  # type: ignore[arg-type]  # a regime name from the command line
-        assets=tuple(a for a in DEFAULT_ASSETS if a.base == "BTC"),
-    )
-    market = SyntheticMarket(params, btc, seed)
-    engine = engines[(SPOT_VENUE, btc[0].exchange_symbol)]
-    step = market.params.step_ns
-    mids = []
-    for k in range(1, round(seconds * 1e9 / step) + 1):
-        market.advance(engines, k * step)
-        bid, ask = engine.best_bid(), engine.best_ask()
-        if bid is not None and ask is not None:
-            mids.append((bid[0] + ask[0]) / 2.0)
-    return mids
+    return [
+        (bid[0] + ask[0]) / 2.0
+        for bid, ask, _ in simulator_touches(regime, seconds, seed, SPOT_VENUE)
+    ]
 
 
 def cmd_excursions(args: argparse.Namespace) -> None:
@@ -431,12 +421,13 @@ def binance_touch(venue: str) -> list[tuple[int, float, int, float]] | None:
     return samples
 
 
-def simulator_touch(
+def simulator_touches(
     regime: str, seconds: float, seed: int, venue: str, *, joiners: bool = True
-) -> list[tuple[int, float, int, float]]:
-    """A synthetic BTC book's touch (no orders of ours) after each of the market's steps;
-    without `joiners`, as the simulator was before its touch was joined."""
-    from mm_daemon.sim.market import SyntheticMarket  # noqa: PLC0415  only this subcommand
+) -> Iterator[tuple[tuple[int, int], tuple[int, int], float]]:
+    """A synthetic BTC book's best bid and ask (ticks, lots; no orders of ours) after each of
+    the market's steps, with its base per lot; without `joiners`, as the simulator was before
+    its touch was joined. BTC alone, as the benchmarks run the simulator."""
+    from mm_daemon.sim.market import SyntheticMarket  # noqa: PLC0415  only these subcommands
     from mm_daemon.sim.market_params import (  # noqa: PLC0415  needs the market
         DEFAULT_ASSETS,
         MarketParams,
@@ -457,13 +448,22 @@ def simulator_touch(
     (inst,) = [i for i in btc if i.venue == venue]
     engine = engines[(venue, inst.exchange_symbol)]
     base_per_lot = inst.lot_size * inst.contract_size_base
-    samples = []
-    for k in range(1, round(seconds * 1e9 / market.params.step_ns) + 1):
-        market.advance(engines, k * market.params.step_ns)
+    step = market.params.step_ns
+    for k in range(1, round(seconds * 1e9 / step) + 1):
+        market.advance(engines, k * step)
         bid, ask = engine.best_bid(), engine.best_ask()
         if bid is not None and ask is not None:
-            samples.append((bid[0], bid[1] * base_per_lot, ask[0], ask[1] * base_per_lot))
-    return samples
+            yield bid, ask, base_per_lot
+
+
+def simulator_touch(
+    regime: str, seconds: float, seed: int, venue: str, *, joiners: bool = True
+) -> list[tuple[int, float, int, float]]:
+    """`simulator_touches` as (bid, bid size, ask, ask size), sizes in base."""
+    return [
+        (bid[0], bid[1] * per_lot, ask[0], ask[1] * per_lot)
+        for bid, ask, per_lot in simulator_touches(regime, seconds, seed, venue, joiners=joiners)
+    ]
 
 
 def live_touch_positions(regime: str, seed: int, seconds: float) -> dict[str, dict[str, int]]:

@@ -229,7 +229,7 @@ class MarketParams:
     # 100 ms, the mid changed in 11.3 % of intervals and went past both ends of an interval
     # and back in 0.27 % of intervals and sides. A touch that followed the fair price at every
     # 50 ms step changed in 99.8 % and made such excursions in 25 % (calm). At 0.8 bps: 11.4 %
-    # and 0.09 % in calm markets, 46 % and 1.1 % in volatile ones (`bench/calibrate_paper.py
+    # and 0.12 % in calm markets, 46 % and 1.3 % in volatile ones (`bench/calibrate_paper.py
     # excursions`, `bench/results/paper_excursions.json`).
     requote_bps: float = 0.8
     venues: Mapping[str, VenueFlowParams] = field(default_factory=_default_venues)
