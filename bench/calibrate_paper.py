@@ -305,27 +305,10 @@ def excursion_figures(mids: Sequence[float], every: int) -> dict[str, float]:
 
 
 def binance_spot_mids(grid_ns: int) -> list[float] | None:
-    """The recorded BTCUSDT spot mid (real-time bookTicker) on a grid; None without the data."""
-    from mm_daemon.binance.capture import default_data_dir, read_capture  # noqa: PLC0415
-
-    data = default_data_dir()
-    if not data.is_dir():
-        return None
-    files = [data / "spot" / "btcusdt_20240808.gz", data / "spot" / "btcusdt_20240809.gz"]
-    mids: list[float] = []
-    t_next: int | None = None
-    mid = 0.0
-    for ts, raw in read_capture(*files):
-        if b"bookTicker" not in raw[:64]:
-            continue
-        payload = json.loads(raw)["data"]
-        while t_next is not None and t_next < ts:
-            mids.append(mid)
-            t_next += grid_ns
-        mid = (float(payload["b"]) + float(payload["a"])) * 50.0  # ticks of 0.01
-        if t_next is None:
-            t_next = ts
-    return mids
+    """The recorded BTCUSDT spot mid (real-time bookTicker, ticks) on a grid; None without the
+    data."""
+    touches = binance_touch("spot", grid_ns)
+    return None if touches is None else [(bid + ask) / 2.0 for bid, _, ask, _ in touches]
 
 
 def simulator_mids(regime: str, seconds: float, seed: int) -> list[float]:
@@ -396,8 +379,11 @@ RECORDED_TOUCH = {
 }
 
 
-def binance_touch(venue: str) -> list[tuple[int, float, int, float]] | None:
-    """A recorded BTCUSDT touch (real-time bookTicker) every 50 ms; None without the data."""
+def binance_touch(
+    venue: str, grid_ns: int = TOUCH_GRID_NS
+) -> list[tuple[int, float, int, float]] | None:
+    """A recorded BTCUSDT touch (real-time bookTicker; prices in ticks, sizes in base) on a
+    grid; None without the data."""
     from mm_daemon.binance.capture import default_data_dir, read_capture  # noqa: PLC0415
 
     data = default_data_dir()
@@ -413,7 +399,7 @@ def binance_touch(venue: str) -> list[tuple[int, float, int, float]] | None:
         p = json.loads(raw)["data"]
         while t_next is not None and t_next < ts:
             samples.append(touch)
-            t_next += TOUCH_GRID_NS
+            t_next += grid_ns
         bid, ask = round(float(p["b"]) * per_unit), round(float(p["a"]) * per_unit)
         touch = (bid, float(p["B"]), ask, float(p["A"]))
         if t_next is None:
