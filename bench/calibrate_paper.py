@@ -71,6 +71,7 @@ from mm_daemon.core.types import (
     BookDelta,
     BookSnapshot,
     Fill,
+    InstrumentKind,
     OrderRequest,
     OrderUpdate,
     Side,
@@ -452,6 +453,9 @@ def simulator_touch(
     ]
 
 
+TOUCH_CLASSES = ("ahead", "joined", "behind")  # where a live order rested, see below
+
+
 def live_touch_positions(regime: str, seed: int, seconds: float) -> dict[str, dict[str, int]]:
     """One live run; each of our orders classed where it rested in the simulator's book (ahead
     of every other order on its side, joining the best price, or behind it), with its fills."""
@@ -464,7 +468,7 @@ def live_touch_positions(regime: str, seed: int, seconds: float) -> dict[str, di
     # The engine's own hooks, wrapped for this measurement only: where a client order entered
     # its queue is known nowhere else.
     def tapped_rest(engine: MatchingEngine, order: Any) -> None:
-        if order.account is not None and engine.instrument.kind.value == "spot":
+        if order.account is not None and engine.instrument.kind is InstrumentKind.SPOT:
             best = engine.best_bid() if order.side is Side.BUY else engine.best_ask()
             better = best is None or (order.price - best[0]) * int(order.side) > 0
             c = "ahead" if better else "joined" if order.price == best[0] else "behind"
@@ -491,9 +495,6 @@ def live_touch_positions(regime: str, seed: int, seconds: float) -> dict[str, di
         MatchingEngine._rest = rest  # type: ignore[method-assign]
         MatchingEngine.apply_fill = apply_fill  # type: ignore[method-assign]
     return out
-
-
-TOUCH_CLASSES = ("ahead", "joined", "behind")
 
 
 def cmd_touch(args: argparse.Namespace) -> None:

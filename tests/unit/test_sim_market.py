@@ -328,22 +328,32 @@ def test_the_touch_is_joined_and_as_deep_as_binances(
     assert touch < recorded_touch / 4
 
 
-def test_a_client_order_at_the_touch_is_joined_behind_it() -> None:
-    instruments = btc_only()
+def _client_bid_at_the_touch(
+    instruments: list[Instrument], key: BookKey, lots: int
+) -> tuple[SyntheticMarket, dict[BookKey, MatchingEngine], tuple[int, int], int]:
+    """The market after a second (seed 9) with a client bid at the best bid of `key`: the
+    market, its engines, that best bid and the order's id."""
     engines = build_engines(instruments)
     market = SyntheticMarket(MarketParams(), instruments, 9)
     market.advance(engines, SECOND)
-    eng = engines[SPOT_BTC]
-    bid = eng.best_bid()
+    bid = engines[key].best_bid()
     assert bid is not None
-    placed = eng.submit("client", Side.BUY, OrderType.LIMIT, 1000, SECOND, price_ticks=bid[0])
+    placed = engines[key].submit(
+        "client", Side.BUY, OrderType.LIMIT, lots, SECOND, price_ticks=bid[0]
+    )
     assert placed.ok
+    return market, engines, bid, placed.order_id
+
+
+def test_a_client_order_at_the_touch_is_joined_behind_it() -> None:
+    market, engines, bid, order_id = _client_bid_at_the_touch(btc_only(), SPOT_BTC, 1000)
+    eng = engines[SPOT_BTC]
     level = eng.level_size(Side.BUY, bid[0])
     grew = 0
     for k in range(21, 41):  # a second, while the touch stays at our price
         market.advance(engines, k * SECOND // 20)
         best = eng.best_bid()
-        if not eng.is_open(placed.order_id) or best is None or best[0] != bid[0]:
+        if not eng.is_open(order_id) or best is None or best[0] != bid[0]:
             break
         # Only new orders make a level grow, and they queue behind ours.
         previous, level = level, eng.level_size(Side.BUY, bid[0])
@@ -352,20 +362,12 @@ def test_a_client_order_at_the_touch_is_joined_behind_it() -> None:
 
 
 def test_client_order_at_the_touch_is_filled_by_background_flow_as_maker() -> None:
-    instruments = default_instruments()
-    engines = build_engines(instruments)
-    market = SyntheticMarket(MarketParams(), instruments, 9)
-    market.advance(engines, SECOND)
-    eng = engines[PERP_BTC]
-    bid = eng.best_bid()
-    assert bid is not None
-    placed = eng.submit("client", Side.BUY, OrderType.LIMIT, 5, SECOND, price_ticks=bid[0])
-    assert placed.ok
+    market, engines, _bid, order_id = _client_bid_at_the_touch(default_instruments(), PERP_BTC, 5)
     fills = []
     for k in range(2, 120):
         for key, res in market.advance(engines, k * SECOND):
             if key == PERP_BTC:
-                fills += [r for r in res.reports if r.order_id == placed.order_id and r.last_lots]
+                fills += [r for r in res.reports if r.order_id == order_id and r.last_lots]
         if fills and fills[-1].cum_lots == 5:
             break
     assert fills
