@@ -22,8 +22,9 @@ arrived, the orders sent (place, replace, cancel, with send times) and the venue
 in docs/paper-vs-live.md (7, 8, 9).
 
 `fit` reads every recording in `--dir`, runs the paper venue over each (the public market,
-the same orders: `mm_daemon.venues.paper_calibration`), searches the exposure parameters whose
-paper fills match the live ones, compares the queue probability functions, prints the table per
+the same orders: `mm_daemon.venues.paper_calibration`), chooses the queue probability function
+on the orders queue position alone decides, searches the exposure parameters whose paper fills
+match the live ones with it, prints the table per
 exposure-depth bucket and writes `--out` (default bench/results/paper_calibration.json) with
 the fitted values. The defaults of `paper.*` in mm_daemon/config/sim.py are these values.
 
@@ -97,6 +98,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_DIR = RESULTS / "paper_calibration"
 PROBABILITIES = {
     "fixed 0.5": QueueProbability("fixed", fixed_share_ahead=0.5),
+    "power 0.5": QueueProbability("power", power_exponent=0.5),
+    "power 0.75": QueueProbability("power", power_exponent=0.75),
     "power 1": QueueProbability("power", power_exponent=1.0),
     "power 2": QueueProbability("power", power_exponent=2.0),
     "power 3": QueueProbability("power", power_exponent=3.0),
@@ -665,7 +668,9 @@ def cmd_fit(args: argparse.Namespace) -> None:
     e = result.exposure
     print(bucket_table("\nqueue model (fixed 0.5, no exposure)", queue_buckets))
     print(bucket_table("\nexposure model, fitted", result.buckets))
-    print("\nqueue probability functions (error on the never-exposed orders, fitted exposure):")
+    print(
+        "\nqueue probability functions (error on the never-exposed orders, summed over recordings):"
+    )
     for name, value in result.probability_scores.items():
         print(f"  {name:<10} {value:.4f}")
     onset = result.onset

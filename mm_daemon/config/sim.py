@@ -33,7 +33,7 @@ class PaperConfig(_Model):
         ),
     )
     queue_position: QueuePosition = Field(
-        default=QueuePosition.FIXED,
+        default=QueuePosition.POWER,
         description=(
             "How a size decrease at our price that no trade explains is split between the queue "
             "ahead of us and behind: fixed (size_decrease_queue_share ahead), power (share ahead "
@@ -46,28 +46,31 @@ class PaperConfig(_Model):
         description="fixed: share of a level's size decrease assumed to come from ahead of us.",
     )
     queue_power_exponent: PositiveFloat = Field(
-        default=1.0, description="power: the exponent n (1: in proportion to the sizes)."
+        default=0.75,
+        description=(
+            "power: the exponent n (1: in proportion to the sizes; below 1: nearer an even split)."
+        ),
     )
     exposure_rate_multiplier: NonNegativeFloat = Field(
-        default=0.444,
+        default=0.196,
         description=(
             "exposure: aggressive orders reaching an exposed quote per aggressive order "
             "observed on that side of the market, for a quote just past fair value."
         ),
     )
     exposure_rate_multiplier_per_bps: NonNegativeFloat = Field(
-        default=204.8,
+        default=117.7,
         description="exposure: added to exposure_rate_multiplier per bps past fair value.",
     )
     exposure_size_multiplier: NonNegativeFloat = Field(
-        default=4.232,
+        default=1.699,
         description=(
             "exposure: size taken by each arrival at an exposed quote, as a multiple of an "
             "observed aggressive order's size (drawn from the recent ones), just past fair value."
         ),
     )
     exposure_size_multiplier_per_bps: NonNegativeFloat = Field(
-        default=156.0,
+        default=141.6,
         description="exposure: added to exposure_size_multiplier per bps past fair value.",
     )
     exposure_onset_window_seconds: NonNegativeFloat = Field(

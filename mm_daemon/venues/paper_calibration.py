@@ -6,8 +6,11 @@ answered (acknowledgements and fills, with the venue's times). From it, `counter
 what the paper venue would have filled of the same orders in the same market:
 
 - the market is the public one: our own resting orders are taken out of the book (each level
-  less what we had resting there at the update's venue time) and our own fills out of the
-  trades;
+  less what we had resting there at the update's venue time). Our own fills stay in the trades
+  as public prints: without our order, the aggressor that filled it would have traded with the
+  orders behind it at that price. (Taking them out left paper only the prints after live had
+  filled; at the front of a queue there were none, and the queue rules that fill the most
+  looked best.) `Recording.own_trade_ids` names them, for what asks what others printed;
 - each order that rested live rests on paper when it rested at the venue, and is cancelled
   when its cancel took effect there (the venue's times, on our clock): the paper venue gets
   the orders with the latencies they had, so what is fitted is the venue's fill process, not
@@ -18,12 +21,13 @@ what the paper venue would have filled of the same orders in the same market:
   caused), plus the usual cancel latency (measured: from sending a cancel to it taking
   effect).
 
-`fit` then searches the exposure parameters that make the paper fills of those orders match
-the live ones: the number of fills and the volume, per bucket of how far past fair value the
-public book showed each order (three depths), pooled over the recordings. Orders it never
-showed exposed are reported but not fitted: the queue probability functions are compared on
-them instead (they are the ones queue position decides). The draws are averaged over several
-seeds, the same ones for every candidate, so the comparison between candidates is not noise.
+`fit` first chooses the queue probability function on the orders the public book never showed
+past fair value (queue position alone decides them), by its error on each recording summed.
+It then searches, with that function, the exposure parameters that make the paper fills of the
+other orders match the live ones: the number of fills and the volume, per bucket of how far
+past fair value the public book showed each order (three depths), pooled over the recordings.
+The draws are averaged over several seeds, the same ones for every candidate, so the
+comparison between candidates is not noise.
 
 `fit_onset_shape` fits where within a book update's window the market crossed a quote: of the
 live post-only orders that the next public update shows crossed, the venue refused the ones that
@@ -119,6 +123,7 @@ class Recording:
     # (how far into the window between the updates around its arrival it arrived, 0..1;
     # whether the venue refused it).
     crossed_arrivals: tuple[tuple[float, bool], ...] = ()
+    own_trade_ids: frozenset[str] = frozenset()  # ids of the public trades that were our fills
 
     def mid_at(self, ts_ns: int) -> float | None:
         """The public mid as of `ts_ns` (the last update at or before it)."""
@@ -210,6 +215,7 @@ def recording_from_rows(rows: Iterable[Mapping[str, Any]], name: str) -> Recordi
     offset = min(trade_lags) if trade_lags else 0
     rested = [o for o in orders.values() if o.rest_e is not None and not o.rejected]
     market, book_times, mids, touches = _public_market(body, inst, rested)
+    own_trade_ids = frozenset(str(r["tid"]) for r in body if r["k"] == "fill")
     # Live post-only rejects, and how many of them the next public book update shows crossed.
     rejects = crossed_next = 0
     for o in orders.values():
@@ -287,6 +293,7 @@ def recording_from_rows(rows: Iterable[Mapping[str, Any]], name: str) -> Recordi
         tuple(book_times),
         tuple(mids),
         tuple(crossed_arrivals),
+        own_trade_ids,
     )
 
 
@@ -306,9 +313,8 @@ def _public_market(
     list[float | None],
     list[tuple[int | None, int | None]],
 ]:
-    """The public events (our orders out of the book, our fills out of the trades), with the
-    local times of the book updates and the public mid and touch after each."""
-    our_trade_ids = {str(r["tid"]) for r in body if r["k"] == "fill"}
+    """The public events (our orders out of the book; the trades as printed, our fills among
+    them), with the local times of the book updates and the public mid and touch after each."""
     # Our resting lots per level as a function of venue time: +size at rest, -lots at each
     # fill, -remainder at the cancel; swept in venue time as the book updates come.
     changes: list[tuple[int, Side, int, int]] = []
@@ -335,8 +341,6 @@ def _public_market(
         kind = r["k"]
         t = int(r["t"])
         if kind == "trade":
-            if str(r.get("id")) in our_trade_ids:
-                continue
             aggressor = Side(r["s"])
             event: MarketEvent = Trade(
                 inst.venue, inst.symbol, int(r["e"]), t, int(r["id"]), r["p"], r["q"], aggressor
@@ -541,7 +545,10 @@ class UnseenFills:
 def unseen_fills(recording: Recording) -> UnseenFills:
     """See `UnseenFills`; windows run from one public book update to the next."""
     times = recording.mid_times
-    trades = [(t, e) for t, e in recording.market if isinstance(e, Trade)]
+    own = recording.own_trade_ids
+    trades = [
+        (t, e) for t, e in recording.market if isinstance(e, Trade) and str(e.trade_id) not in own
+    ]
     trade_times = [t for t, _ in trades]
 
     def window(ts_ns: int) -> tuple[int, int, int]:
@@ -710,8 +717,8 @@ class FitResult:
     objective: float
     buckets: list[BucketFigures]
     evaluations: int
-    # Of each queue probability, with the fitted exposure: its error on the orders the public
-    # book never showed exposed (the ones the queue rules fill), as `not_exposed_error`.
+    # Of each queue probability: its error on the orders the public book never showed exposed
+    # (the ones the queue rules fill), `not_exposed_error` summed over the recordings.
     probability_scores: dict[str, float]
     onset: OnsetFit | None = None
 
@@ -801,12 +808,24 @@ def fit(
     iterations: int = 60,
     progress: Callable[[int, float, ExposureParams], None] | None = None,
 ) -> FitResult:
-    """Search the exposure parameters (Nelder-Mead on their logarithms), then compare the
-    queue probability functions with them; see the module doc."""
+    """Choose the queue probability function, then search the exposure parameters with it
+    (Nelder-Mead on their logarithms); see the module doc.
+
+    The function is chosen on the orders the public book never showed exposed, which the
+    queue rules alone fill (the exposure model does not reach them), by their error summed
+    over the recordings: one market's surplus must not pass for another's shortfall."""
     onset = fit_onset_shape(recordings)
     base = replace(start or ExposureParams(), onset_shape=onset.shape)
     probabilities = probabilities or {"fixed": QueueProbability()}
-    first_probability = next(iter(probabilities.values()))
+    scores: dict[str, float] = {}
+    chosen, chosen_error = next(iter(probabilities.values())), math.inf
+    for name, probability in probabilities.items():
+        scores[name] = sum(
+            not_exposed_error(score([rec], probability, base, seeds)[1]) for rec in recordings
+        )
+        # A tie keeps the earlier one: the first is the established rule.
+        if scores[name] < chosen_error - 1e-9:
+            chosen, chosen_error = probability, scores[name]
     evaluations = 0
     floor = 1e-3  # the logarithm of a parameter can reach 0.001 (effectively off), not 0
 
@@ -825,7 +844,7 @@ def fit(
     def objective(x: Sequence[float]) -> float:
         nonlocal evaluations
         evaluations += 1
-        value, _ = score(recordings, first_probability, params_of(x), seeds)
+        value, _ = score(recordings, chosen, params_of(x), seeds)
         if progress is not None:
             progress(evaluations, value, params_of(x))
         return value
@@ -845,14 +864,6 @@ def fit(
     x0 = min(grid, key=objective)
     best = _nelder_mead(objective, x0, step=1.0, iterations=iterations)
     fitted = params_of(best)
-    scores: dict[str, float] = {}
-    chosen, chosen_error = first_probability, math.inf
-    for name, probability in probabilities.items():
-        _, buckets = score(recordings, probability, fitted, seeds)
-        scores[name] = not_exposed_error(buckets)
-        # A tie keeps the earlier one: the first is the established rule.
-        if scores[name] < chosen_error - 1e-9:
-            chosen, chosen_error = probability, scores[name]
     value, buckets = score(recordings, chosen, fitted, seeds)
     return FitResult(chosen, fitted, value, buckets, evaluations, scores, onset)
 

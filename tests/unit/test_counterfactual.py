@@ -1,0 +1,72 @@
+"""The paper venue run over a live recording: what the public market shows it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mm_daemon.core.queue import QueueProbability
+from mm_daemon.venues.paper_calibration import (
+    counterfactual,
+    not_exposed_error,
+    recording_from_rows,
+    score,
+    unseen_fills,
+)
+
+MS = 1_000_000
+INSTRUMENT = {
+    "venue": "sim-spot",
+    "symbol": "X/USDT",
+    "exchange_symbol": "XUSDT",
+    "kind": "spot",
+    "base": "X",
+    "quote": "USDT",
+    "tick_size": 0.01,
+    "lot_size": 0.001,
+}
+
+
+def front_of_the_queue(*, behind_lots: int) -> list[dict[str, Any]]:
+    """Our 20-lot bid improves the book to 99.99 (the public bids are at 99.98); `behind_lots`
+    of others join it; a 20-lot sell then prints at 99.99 and fills our bid in full (its trade
+    is on the public stream too, as the venue printed it). The public book never shows our
+    bid past the mid."""
+    rows: list[dict[str, Any]] = [{"k": "meta", "instrument": INSTRUMENT}]
+    rows.append({"k": "book", "t": 0, "e": 0, "snap": True, "b": [[9998, 50]], "a": [[10001, 50]]})
+    rows.append({"k": "place", "t": 100 * MS, "id": "b0", "s": 1, "p": 9999, "q": 20})
+    rested = 101 * MS
+    opened = {"k": "upd", "t": rested, "e": rested, "id": "b0", "s": 1, "p": 9999}
+    rows.append({**opened, "st": "open", "q": 20, "f": 0})
+    # The venue's book: ours and the joiners' at 99.99.
+    joined = {"k": "book", "t": 200 * MS, "e": 200 * MS, "snap": False}
+    rows.append({**joined, "b": [[9999, 20 + behind_lots]], "a": []})
+    at = 300 * MS
+    rows.append({"k": "trade", "t": at, "e": at, "id": 77, "p": 9999, "q": 20, "s": -1})
+    fill = {"k": "fill", "t": at, "e": at, "id": "b0", "tid": 77, "s": 1, "p": 9999, "q": 20}
+    rows.append(fill)
+    rows.append({**opened, "t": at, "e": at, "st": "filled", "q": 20, "f": 20})
+    after = {"k": "book", "t": 400 * MS, "e": 400 * MS, "snap": False, "a": []}
+    rows.append({**after, "b": [[9999, behind_lots]]})
+    rows.append({**after, "t": 2_000 * MS, "e": 2_000 * MS, "b": [[9999, behind_lots]]})
+    return rows
+
+
+def test_an_order_at_the_front_that_live_filled_fills_on_paper_from_its_own_print() -> None:
+    # Without our bid, the sell would have traded with the orders behind it at 99.99: the
+    # print stays in the public market and the paper bid, first in the queue, takes it.
+    recording = recording_from_rows(front_of_the_queue(behind_lots=30), "front")
+    (order,) = recording.orders
+    assert order.live_filled_lots == 20
+    assert order.max_depth_bps <= 0.0
+    outcome = counterfactual(recording, QueueProbability(), None)
+    assert outcome.filled["b0"] == (1, 20)
+    _, buckets = score([recording], QueueProbability(), None)
+    assert not_exposed_error(buckets) < 1e-9
+
+
+def test_our_own_print_is_not_counted_as_one_the_public_showed_at_our_price() -> None:
+    recording = recording_from_rows(front_of_the_queue(behind_lots=30), "front")
+    assert recording.own_trade_ids == frozenset({"77"})
+    seen = unseen_fills(recording)
+    # The only print at 99.99 in the fill's window is the fill itself.
+    assert (seen.print_through, seen.print_at, seen.no_print) == (0, 0, 1)
