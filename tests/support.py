@@ -5,6 +5,8 @@
 - `poll(probe)`: the same, blocking, for tests that drive other processes.
 - `sample(registry, name, **labels)`: a metric's value as Prometheus exposes it.
 - `ExecutionRecorder`: an execution sink that keeps every event and waits for one.
+- `RECORDING_INSTRUMENT`: the instrument of the small live recordings the calibration tests
+  write (a 0.01 tick, 0.001 lot spot market).
 """
 
 from __future__ import annotations
@@ -21,6 +23,17 @@ from prometheus_client import CollectorRegistry
 from mm_daemon.core.types import ExecutionEvent, Fill, OrderStatus, OrderUpdate
 
 T = TypeVar("T")
+
+RECORDING_INSTRUMENT = {
+    "venue": "sim-spot",
+    "symbol": "X/USDT",
+    "exchange_symbol": "XUSDT",
+    "kind": "spot",
+    "base": "X",
+    "quote": "USDT",
+    "tick_size": 0.01,
+    "lot_size": 0.001,
+}
 
 
 async def eventually(

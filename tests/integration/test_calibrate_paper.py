@@ -11,19 +11,11 @@ from typing import Any
 
 import pytest
 
+from tests.support import RECORDING_INSTRUMENT
+
 ROOT = Path(__file__).resolve().parents[2]
 MS = 1_000_000
 S = 1_000_000_000
-INSTRUMENT = {
-    "venue": "sim-spot",
-    "symbol": "X/USDT",
-    "exchange_symbol": "XUSDT",
-    "kind": "spot",
-    "base": "X",
-    "quote": "USDT",
-    "tick_size": 0.01,
-    "lot_size": 0.001,
-}
 ORDERS_AT_S = range(12, 24)  # one bid a second, after 10 s of observed flow
 
 
@@ -32,7 +24,7 @@ def recording(picked_off: bool) -> list[dict[str, Any]]:
     whose touch drops to 99.90 / 99.91 from 200 ms to 500 ms after each of our 20-lot bids at
     99.99 rests. Picked off: each bid fills in full 180 ms after
     it rests (live). Otherwise none fills and each is cancelled after 700 ms."""
-    rows: list[dict[str, Any]] = [{"k": "meta", "instrument": INSTRUMENT}]
+    rows: list[dict[str, Any]] = [{"k": "meta", "instrument": RECORDING_INSTRUMENT}]
     moved = [(s * S + 200 * MS, s * S + 500 * MS) for s in ORDERS_AT_S]
     for k in range(250):  # a book update every 100 ms for 25 s
         t = k * 100 * MS

@@ -12,18 +12,9 @@ from mm_daemon.venues.paper_calibration import (
     score,
     unseen_fills,
 )
+from tests.support import RECORDING_INSTRUMENT
 
 MS = 1_000_000
-INSTRUMENT = {
-    "venue": "sim-spot",
-    "symbol": "X/USDT",
-    "exchange_symbol": "XUSDT",
-    "kind": "spot",
-    "base": "X",
-    "quote": "USDT",
-    "tick_size": 0.01,
-    "lot_size": 0.001,
-}
 
 
 def front_of_the_queue(*, behind_lots: int) -> list[dict[str, Any]]:
@@ -31,7 +22,7 @@ def front_of_the_queue(*, behind_lots: int) -> list[dict[str, Any]]:
     of others join it; a 20-lot sell then prints at 99.99 and fills our bid in full (its trade
     is on the public stream too, as the venue printed it). The public book never shows our
     bid past the mid."""
-    rows: list[dict[str, Any]] = [{"k": "meta", "instrument": INSTRUMENT}]
+    rows: list[dict[str, Any]] = [{"k": "meta", "instrument": RECORDING_INSTRUMENT}]
     rows.append({"k": "book", "t": 0, "e": 0, "snap": True, "b": [[9998, 50]], "a": [[10001, 50]]})
     rows.append({"k": "place", "t": 100 * MS, "id": "b0", "s": 1, "p": 9999, "q": 20})
     rested = 101 * MS
