@@ -23,9 +23,9 @@ in docs/paper-vs-live.md (7, 8, 9).
 
 `fit` reads every recording in `--dir`, runs the paper venue over each (the public market,
 the same orders: `mm_daemon.venues.paper_calibration`), chooses the queue probability function
-on the orders queue position alone decides, searches the exposure parameters whose paper fills
-match the live ones with it, prints the table per
-exposure-depth bucket and writes `--out` (default bench/results/paper_calibration.json) with
+on the orders the public book never showed past fair value, searches the exposure parameters
+whose paper fills match the live ones with it, prints the table per exposure-depth bucket and
+writes `--out` (default bench/results/paper_calibration.json) with
 the fitted values. The defaults of `paper.*` in mm_daemon/config/sim.py are these values.
 
 `excursions` compares the recorded Binance spot mid (its real-time bookTicker) with the

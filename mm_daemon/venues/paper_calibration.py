@@ -10,7 +10,8 @@ what the paper venue would have filled of the same orders in the same market:
   as public prints: without our order, the aggressor that filled it would have traded with the
   orders behind it at that price. (Taking them out left paper only the prints after live had
   filled; at the front of a queue there were none, and the queue rules that fill the most
-  looked best.) `Recording.own_trade_ids` names them, for what asks what others printed;
+  looked best.) `Recording.own_trade_ids` names them, for `unseen_fills`, which asks what
+  others printed;
 - each order that rested live rests on paper when it rested at the venue, and is cancelled
   when its cancel took effect there (the venue's times, on our clock): the paper venue gets
   the orders with the latencies they had, so what is fitted is the venue's fill process, not
@@ -22,7 +23,8 @@ what the paper venue would have filled of the same orders in the same market:
   effect).
 
 `fit` first chooses the queue probability function on the orders the public book never showed
-past fair value (queue position alone decides them), by its error on each recording summed.
+past fair value (queue position decides most of them: only a print through one starts its
+exposure), by its error on each recording summed.
 It then searches, with that function, the exposure parameters that make the paper fills of the
 other orders match the live ones: the number of fills and the volume, per bucket of how far
 past fair value the public book showed each order (three depths), pooled over the recordings.
@@ -812,8 +814,8 @@ def fit(
     (Nelder-Mead on their logarithms); see the module doc.
 
     The function is chosen on the orders the public book never showed exposed, which the
-    queue rules alone fill (the exposure model does not reach them), by their error summed
-    over the recordings: one market's surplus must not pass for another's shortfall."""
+    queue rules fill unless a print goes through them, by their error summed over the
+    recordings: one market's surplus must not pass for another's shortfall."""
     onset = fit_onset_shape(recordings)
     base = replace(start or ExposureParams(), onset_shape=onset.shape)
     probabilities = probabilities or {"fixed": QueueProbability()}
