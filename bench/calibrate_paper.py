@@ -25,8 +25,8 @@ in docs/paper-vs-live.md (7, 8, 9).
 the same orders: `mm_daemon.venues.paper_calibration`), chooses the queue probability function
 on the orders the public book never showed past fair value, searches the exposure parameters
 whose paper fills match the live ones with it, prints the table per exposure-depth bucket and
-writes `--out` (default bench/results/paper_calibration.json) with
-the fitted values. The defaults of `paper.*` in mm_daemon/config/sim.py are these values.
+writes `--out` (default bench/results/paper_calibration.json) with the fitted values. The
+defaults of `paper.*` in mm_daemon/config/sim.py are these values.
 
 `excursions` compares the recorded Binance spot mid (its real-time bookTicker) with the
 simulator's, each looked at through a book that updates every 100 ms: how often the mid moved,

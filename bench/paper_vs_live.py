@@ -39,7 +39,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from study import MODEL_PARAMS, RESULTS, CellSpec, run_cells  # the script beside this one
+from study import (  # the script beside this one
+    MODEL_PARAMS,
+    OLD_QUEUE_MODEL,
+    RESULTS,
+    CellSpec,
+    run_cells,
+)
 
 from mm_daemon.config import parse_config
 from mm_daemon.engine.entry import replay_summary
@@ -54,12 +60,10 @@ SIM_LATENCIES = {
     "cancel_latency_seconds": 0.001,
     "ack_latency_seconds": 0.0003,
 }
-# The queue model as it was: no exposure, a fixed half of each unexplained decrease ahead.
-OLD_QUEUE = {"fill_model": "queue", "queue_position": "fixed", "size_decrease_queue_share": 0.5}
 VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     # label: (mode, fill model, paper section overrides)
     "paper/exposure": ("paper", "exposure", SIM_LATENCIES),
-    "paper/queue": ("paper", "queue", {**OLD_QUEUE, **SIM_LATENCIES}),
+    "paper/queue": ("paper", "queue", SIM_LATENCIES),  # the study's OLD_QUEUE_MODEL
     "paper/touch": ("paper", "touch", SIM_LATENCIES),
     "live/sim": ("live", "exposure", {}),
 }
@@ -230,7 +234,7 @@ def summary_table(summary: dict[str, dict[str, dict[str, float]]], *, md: bool =
 
 RECORDED_MODELS: dict[str, dict[str, Any]] = {
     "paper/exposure": {"fill_model": "exposure"},
-    "paper/queue": OLD_QUEUE,
+    "paper/queue": OLD_QUEUE_MODEL,
     "paper/touch": {"fill_model": "touch"},
 }
 

@@ -54,9 +54,13 @@ MODELS = ("fixed", "linear_skew", "avellaneda_stoikov", "glft")
 SYNTHETIC = ("calm", "trending", "volatile")
 MARKETS = (*SYNTHETIC, "replay", "recorded")
 SEED = 7
-# The queue model's cells were measured with half of each unexplained size decrease ahead of us
-# (the default then); kept so that they reproduce.
-QUEUE_SPLIT = {"queue": {"queue_position": "fixed", "size_decrease_queue_share": 0.5}}
+# The queue model as its cells were measured: half of each unexplained size decrease ahead of us
+# (the default then), kept so that they reproduce; bench/paper_vs_live.py's old queue model.
+OLD_QUEUE_MODEL = {
+    "fill_model": "queue",
+    "queue_position": "fixed",
+    "size_decrease_queue_share": 0.5,
+}
 ORDER_SIZE_BASE = 0.01
 INVENTORY_LIMIT_BASE = 0.05
 HEDGE_THRESHOLD_BASE = 0.02
@@ -147,7 +151,9 @@ def daemon_config_data(spec: CellSpec, sim: SimulatorHandle | None) -> dict[str,
             if spec.hedging
             else {"mode": "off"}
         ),
-        "paper": {"fill_model": spec.fill_model, **QUEUE_SPLIT.get(spec.fill_model, {})},
+        "paper": (
+            dict(OLD_QUEUE_MODEL) if spec.fill_model == "queue" else {"fill_model": spec.fill_model}
+        ),
         "metrics": {"enabled": False},
         "logging": {"level": "error", "format": "json"},
         "state": {"dir": tempfile.mkdtemp(prefix="mmd-study-state-")},  # every run a new book
