@@ -24,12 +24,11 @@ what the paper venue would have filled of the same orders in the same market:
 
 `fit` first chooses the queue probability function on the orders the public book never showed
 past fair value (queue position decides most of them: only a print through one starts its
-exposure), by its error on each recording summed.
-It then searches, with that function, the exposure parameters that make the paper fills of the
-other orders match the live ones: the number of fills and the volume, per bucket of how far
-past fair value the public book showed each order (three depths), pooled over the recordings.
-The draws are averaged over several seeds, the same ones for every candidate, so the
-comparison between candidates is not noise.
+exposure), by its error on each recording summed. It then searches, with that function, the
+exposure parameters that make the paper fills of the other orders match the live ones: the
+number of fills and the volume, per bucket of how far past fair value the public book showed
+each order (three depths), pooled over the recordings. The draws are averaged over several
+seeds, the same ones for every candidate, so the comparison between candidates is not noise.
 
 `fit_onset_shape` fits where within a book update's window the market crossed a quote: of the
 live post-only orders that the next public update shows crossed, the venue refused the ones that
